@@ -1,2 +1,10 @@
 //! quorate: a declarative reconciler for on-premises clusters that run stateful
 //! containers, with fencing and quorum. See `ARCHITECTURE.md` for the code map.
+
+pub mod cli;
+pub mod diag;
+pub mod load;
+pub mod schema;
+pub mod source;
+pub mod spec;
+pub mod validate;

@@ -1,0 +1,184 @@
+//! Diagnostics: what every layer of quorate reports about its input.
+//!
+//! A [`Diagnostic`] names a stable code (`quorate::ref::unknown-bundle`), a message, a
+//! help line saying what to do, and, when it comes from a file, the exact place in that
+//! file. Renderers for people (miette), machines (JSON) and GitHub annotations live in
+//! [`render`].
+
+pub mod render;
+
+use serde::Serialize;
+
+use crate::source::FileId;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The spec set is invalid and must not be applied.
+    Error,
+    /// The spec set is valid but unsafe or suspicious; `--strict` turns it into a failure.
+    Warning,
+}
+
+/// A byte range in one source file, with the 1-based line and column of its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span {
+    /// Byte offset of the first byte.
+    pub offset: usize,
+    /// Length in bytes (0 for a point).
+    pub len: usize,
+    /// 1-based line of the first byte.
+    pub line: u32,
+    /// 1-based column (in characters) of the first byte.
+    pub column: u32,
+}
+
+impl Span {
+    /// A point at the start of a file.
+    pub const START: Span = Span {
+        offset: 0,
+        len: 0,
+        line: 1,
+        column: 1,
+    };
+
+    /// The span of the byte at `offset` in `text`, with line and column computed.
+    pub fn at_offset(text: &[u8], offset: usize, len: usize) -> Span {
+        let offset = offset.min(text.len());
+        let before = &text[..offset];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |p| p + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        Span {
+            offset,
+            len,
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// Where a diagnostic points: a file, and a span in it when one is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    /// The file.
+    pub file: FileId,
+    /// The place in the file; `None` when the finding concerns the whole file.
+    pub span: Option<Span>,
+}
+
+/// A secondary place that explains a diagnostic ("first defined here").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Related {
+    /// Where.
+    pub location: Location,
+    /// What is there.
+    pub label: String,
+}
+
+/// One finding about the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Stable code, `quorate::<layer>::<what>`; documented in the README.
+    pub code: &'static str,
+    /// What is wrong, in one sentence.
+    pub message: String,
+    /// What to do about it.
+    pub help: Option<String>,
+    /// Where it is; `None` for findings about the spec set as a whole.
+    pub location: Option<Location>,
+    /// Other places worth showing.
+    pub related: Vec<Related>,
+}
+
+impl Diagnostic {
+    /// An error with `code` and `message`.
+    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            help: None,
+            location: None,
+            related: Vec::new(),
+        }
+    }
+
+    /// A warning with `code` and `message`.
+    pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, message)
+        }
+    }
+
+    /// Adds the help line.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Points the diagnostic at `location`.
+    pub fn at(mut self, location: Location) -> Self {
+        self.location = Some(location);
+        self
+    }
+
+    /// Points the diagnostic at a whole file.
+    pub fn in_file(self, file: FileId) -> Self {
+        self.at(Location { file, span: None })
+    }
+
+    /// Adds a secondary place.
+    pub fn with_related(mut self, location: Location, label: impl Into<String>) -> Self {
+        self.related.push(Related {
+            location,
+            label: label.into(),
+        });
+        self
+    }
+
+    /// Whether this is an error (as opposed to a warning).
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// Sorts diagnostics into a stable order: by file, position, then code.
+pub fn sort(diags: &mut [Diagnostic]) {
+    diags.sort_by(|a, b| {
+        let key = |d: &Diagnostic| {
+            (
+                d.location.map(|l| l.file),
+                d.location.and_then(|l| l.span).map(|s| s.offset),
+                d.code,
+                d.message.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn span_at_offset_counts_lines_and_characters() {
+        let text = "a: 1\nbé: x\n".as_bytes();
+        let s = Span::at_offset(text, 9, 1);
+        assert_eq!((s.line, s.column), (2, 4));
+        assert_eq!(Span::at_offset(text, 0, 0).line, 1);
+        // Past the end is clamped, never a panic.
+        assert_eq!(Span::at_offset(text, 999, 0).offset, text.len());
+    }
+}

@@ -1,0 +1,354 @@
+//! Rendering diagnostics for people (miette snippets), machines (JSON) and GitHub
+//! Actions annotations.
+//!
+//! Spans registered as secret (an inline password) are masked in every snippet, so no
+//! rendering ever shows them (design invariant 7).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use serde::Serialize;
+
+use super::{Diagnostic, Severity, Span};
+use crate::source::{FileId, Sources};
+
+/// Output format, chosen with `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Snippets with labels and help, for people.
+    Human,
+    /// One JSON array of findings.
+    Json,
+    /// GitHub Actions workflow commands (`::error file=…`).
+    Github,
+}
+
+/// What renderers need besides the diagnostics: the files, and spans never to show.
+pub struct RenderContext<'a> {
+    /// The files diagnostics point into.
+    pub sources: &'a Sources,
+    /// Secret spans to mask.
+    pub redactions: &'a [(FileId, Span)],
+    /// Whether to use colours.
+    pub color: bool,
+}
+
+/// A diagnostic as JSON: `{severity, code, message, file, line, column, help}`.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct JsonDiagnostic<'a> {
+    /// `error` or `warning`.
+    pub severity: Severity,
+    /// Stable code.
+    pub code: &'a str,
+    /// What is wrong.
+    pub message: &'a str,
+    /// File name, or null.
+    pub file: Option<&'a str>,
+    /// 1-based line, or null.
+    pub line: Option<u32>,
+    /// 1-based column, or null.
+    pub column: Option<u32>,
+    /// What to do.
+    pub help: Option<&'a str>,
+}
+
+/// The JSON form of `d`.
+pub fn to_json<'a>(d: &'a Diagnostic, sources: &'a Sources) -> JsonDiagnostic<'a> {
+    let span = d.location.and_then(|l| l.span);
+    JsonDiagnostic {
+        severity: d.severity,
+        code: d.code,
+        message: &d.message,
+        file: d.location.map(|l| sources.name(l.file)),
+        line: span.map(|s| s.line),
+        column: span.map(|s| s.column),
+        help: d.help.as_deref(),
+    }
+}
+
+/// Writes `diags` to `out` in `format`.
+pub fn render(
+    out: &mut dyn Write,
+    format: Format,
+    diags: &[Diagnostic],
+    ctx: &RenderContext<'_>,
+) -> io::Result<()> {
+    match format {
+        Format::Json => {
+            let list: Vec<_> = diags.iter().map(|d| to_json(d, ctx.sources)).collect();
+            serde_json::to_writer_pretty(&mut *out, &list)?;
+            writeln!(out)
+        }
+        Format::Github => {
+            for d in diags {
+                writeln!(out, "{}", github_line(d, ctx.sources))?;
+            }
+            Ok(())
+        }
+        Format::Human => {
+            let mut texts = MaskedTexts::new(ctx);
+            let theme = if ctx.color {
+                GraphicalTheme::unicode()
+            } else {
+                GraphicalTheme::unicode_nocolor()
+            };
+            let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
+            for d in diags {
+                let view = View::new(d, ctx.sources, &mut texts);
+                let mut s = String::new();
+                if handler.render_report(&mut s, &view).is_err() {
+                    s = format!("{}: {}\n", d.code, d.message);
+                }
+                write!(out, "{s}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// One GitHub Actions annotation line.
+pub fn github_line(d: &Diagnostic, sources: &Sources) -> String {
+    let level = match d.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let mut props = Vec::new();
+    if let Some(l) = d.location {
+        props.push(format!("file={}", escape_property(sources.name(l.file))));
+        if let Some(s) = l.span {
+            props.push(format!("line={}", s.line));
+            props.push(format!("col={}", s.column));
+        }
+    }
+    props.push(format!("title={}", escape_property(d.code)));
+    let mut message = d.message.clone();
+    if let Some(h) = &d.help {
+        message.push_str("\nhelp: ");
+        message.push_str(h);
+    }
+    format!("::{level} {}::{}", props.join(","), escape_data(&message))
+}
+
+fn escape_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// File texts with secret spans masked, built once per file.
+struct MaskedTexts<'a> {
+    ctx: &'a RenderContext<'a>,
+    cache: BTreeMap<FileId, Arc<String>>,
+}
+
+impl<'a> MaskedTexts<'a> {
+    fn new(ctx: &'a RenderContext<'a>) -> Self {
+        MaskedTexts {
+            ctx,
+            cache: BTreeMap::new(),
+        }
+    }
+
+    fn get(&mut self, file: FileId) -> Arc<String> {
+        let ctx = self.ctx;
+        self.cache
+            .entry(file)
+            .or_insert_with(|| {
+                let mut bytes = ctx
+                    .sources
+                    .get(file)
+                    .map(|f| f.bytes.clone())
+                    .unwrap_or_default();
+                for (f, span) in ctx.redactions {
+                    if *f == file {
+                        let end = (span.offset + span.len).min(bytes.len());
+                        for b in bytes
+                            .get_mut(span.offset.min(end)..end)
+                            .into_iter()
+                            .flatten()
+                        {
+                            *b = b'*';
+                        }
+                    }
+                }
+                Arc::new(String::from_utf8_lossy(&bytes).into_owned())
+            })
+            .clone()
+    }
+}
+
+/// A diagnostic as miette sees it.
+struct View {
+    d: Diagnostic,
+    source: Option<NamedSource<Arc<String>>>,
+    labels: Vec<LabeledSpan>,
+    others: Vec<View>,
+}
+
+impl View {
+    fn new(d: &Diagnostic, sources: &Sources, texts: &mut MaskedTexts<'_>) -> View {
+        let mut labels = Vec::new();
+        let mut others = Vec::new();
+        let source = d.location.map(|l| {
+            if let Some(s) = l.span {
+                labels.push(LabeledSpan::new_primary_with_span(None, to_source_span(s)));
+            }
+            NamedSource::new(sources.name(l.file), texts.get(l.file))
+        });
+        for r in &d.related {
+            let same_file = d.location.map(|l| l.file) == Some(r.location.file);
+            match r.location.span {
+                Some(s) if same_file => {
+                    labels.push(LabeledSpan::new_with_span(
+                        Some(r.label.clone()),
+                        to_source_span(s),
+                    ));
+                }
+                _ => {
+                    let note = Diagnostic {
+                        severity: Severity::Warning,
+                        code: "",
+                        message: r.label.clone(),
+                        help: None,
+                        location: Some(r.location),
+                        related: Vec::new(),
+                    };
+                    others.push(View::new(&note, sources, texts));
+                }
+            }
+        }
+        View {
+            d: d.clone(),
+            source,
+            labels,
+            others,
+        }
+    }
+}
+
+fn to_source_span(s: Span) -> SourceSpan {
+    SourceSpan::new(s.offset.into(), s.len)
+}
+
+impl fmt::Debug for View {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.d.message)
+    }
+}
+
+impl fmt::Display for View {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.d.message)
+    }
+}
+
+impl std::error::Error for View {}
+
+impl miette::Diagnostic for View {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        (!self.d.code.is_empty()).then(|| Box::new(self.d.code) as Box<dyn fmt::Display>)
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.d.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning if self.d.code.is_empty() => miette::Severity::Advice,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.d
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        (!self.labels.is_empty())
+            .then(|| Box::new(self.labels.iter().cloned()) as Box<dyn Iterator<Item = LabeledSpan>>)
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        (!self.others.is_empty()).then(|| {
+            Box::new(self.others.iter().map(|o| o as &dyn miette::Diagnostic))
+                as Box<dyn Iterator<Item = &'a dyn miette::Diagnostic>>
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Location;
+
+    fn setup() -> (Sources, Diagnostic) {
+        let mut sources = Sources::new();
+        let file = sources.add("specs/fence.yaml", b"password: hunter2\n".to_vec());
+        let span = Span {
+            offset: 10,
+            len: 7,
+            line: 1,
+            column: 11,
+        };
+        let d = Diagnostic::error("quorate::secret::inline", "inline, with: a comma")
+            .with_help("use fromEnv")
+            .at(Location {
+                file,
+                span: Some(span),
+            });
+        (sources, d)
+    }
+
+    #[test]
+    fn human_output_masks_secrets_and_names_the_file() {
+        let (sources, d) = setup();
+        let redactions = [(FileId(0), d.location.unwrap().span.unwrap())];
+        let ctx = RenderContext {
+            sources: &sources,
+            redactions: &redactions,
+            color: false,
+        };
+        let mut out = Vec::new();
+        render(&mut out, Format::Human, &[d], &ctx).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("specs/fence.yaml:1:11"), "{text}");
+        assert!(text.contains("quorate::secret::inline"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("*******"), "{text}");
+    }
+
+    #[test]
+    fn github_lines_escape_properties_and_data() {
+        let (sources, d) = setup();
+        let line = github_line(&d, &sources);
+        assert_eq!(
+            line,
+            "::error file=specs/fence.yaml,line=1,col=11,title=quorate%3A%3Asecret%3A%3Ainline::inline, with: a comma%0Ahelp: use fromEnv"
+        );
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let (sources, d) = setup();
+        let ctx = RenderContext {
+            sources: &sources,
+            redactions: &[],
+            color: false,
+        };
+        let mut out = Vec::new();
+        render(&mut out, Format::Json, &[d], &ctx).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v[0]["severity"], "error");
+        assert_eq!(v[0]["file"], "specs/fence.yaml");
+        assert_eq!(v[0]["line"], 1);
+        assert_eq!(v[0]["column"], 11);
+        assert_eq!(v[0]["help"], "use fromEnv");
+    }
+}

@@ -1,0 +1,389 @@
+//! Loading a spec set: sources to typed documents, with every problem located.
+//!
+//! Pure: [`load`] reads only the in-memory [`Sources`]. It runs the first two validation
+//! layers (YAML, then shape) and assembles the [`SpecSet`]; the third layer (meaning)
+//! is [`crate::validate`]. A document that fails a layer is reported and left out, and
+//! loading goes on, so one run reports the problems of every file.
+
+pub mod de;
+pub mod index;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+
+use de::{ShapeErrorKind, ShapeErrors, from_node};
+pub use index::SpecIndex;
+use yaml::{Node, ParseErrorKind, Value};
+
+use crate::diag::{Diagnostic, Location};
+use crate::source::{FileId, Sources};
+use crate::spec::{
+    API_VERSION, BundleSpec, ClusterSpec, ConstraintSpec, FenceSpec, Kind, Metadata, Name, SpecSet,
+};
+
+/// The result of loading: the spec set, where every document came from, and what was
+/// wrong.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The documents that loaded. When there is no single valid Cluster document its place
+    /// is taken by an empty one and `cluster_ok` is false, so the meaning checks that do
+    /// not need the nodes can still run; such a set is never valid.
+    pub set: SpecSet,
+    /// Whether `set.cluster` is the one Cluster document of the sources.
+    pub cluster_ok: bool,
+    /// Where each document is, for locating later findings.
+    pub index: SpecIndex,
+    /// Problems of the YAML and shape layers.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+const TOP_LEVEL: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
+const KINDS: &[&str] = &["Cluster", "Bundle", "Fence", "Constraint"];
+
+/// Loads every document of every file in `sources`.
+pub fn load(sources: &Sources) -> Loaded {
+    let mut diagnostics = sources.problems.clone();
+    let mut index = SpecIndex::default();
+    let mut clusters: Vec<(Name, ClusterSpec)> = Vec::new();
+    let mut bundles = BTreeMap::new();
+    let mut fences = BTreeMap::new();
+    let mut constraints = BTreeMap::new();
+    for (file, source) in sources.iter() {
+        let docs = match yaml::parse_documents(&source.bytes) {
+            Ok(docs) => docs,
+            Err(e) => {
+                diagnostics.push(parse_diagnostic(file, &e));
+                continue;
+            }
+        };
+        for root in docs {
+            let Some((kind, metadata, usable)) = header(file, &root, &mut diagnostics) else {
+                continue;
+            };
+            let name = metadata.name.clone();
+            if let Some(first) = index.origin(kind, name.as_str()) {
+                let first = Location {
+                    file: first.file,
+                    span: first
+                        .root
+                        .get("metadata")
+                        .and_then(|m| m.get("name"))
+                        .map(|n| n.span),
+                };
+                let here = locate(file, &root, &["metadata", "name"]);
+                diagnostics.push(
+                    Diagnostic::error(
+                        "quorate::set::duplicate-name",
+                        format!("a {kind} named `{name}` is already defined"),
+                    )
+                    .with_help(format!("rename one of the two {kind} documents"))
+                    .at(here)
+                    .with_related(first, "first defined here"),
+                );
+                continue;
+            }
+            let spec = root.get("spec").filter(|_| usable);
+            let diags = &mut diagnostics;
+            match (kind, spec) {
+                (_, None) => {}
+                (Kind::Cluster, Some(n)) => {
+                    if let Some(s) = typed::<ClusterSpec>(file, n, diags) {
+                        clusters.push((name.clone(), s));
+                    }
+                }
+                (Kind::Bundle, Some(n)) => {
+                    if let Some(s) = typed::<BundleSpec>(file, n, diags) {
+                        bundles.insert(name.clone(), s);
+                    }
+                }
+                (Kind::Fence, Some(n)) => {
+                    if let Some(pw) = n.get("ipmi").and_then(|i| i.get("password"))
+                        && !matches!(pw.value, Value::Map(_))
+                    {
+                        index.redact(file, pw.span);
+                    }
+                    if let Some(s) = typed::<FenceSpec>(file, n, diags) {
+                        fences.insert(name.clone(), s);
+                    }
+                }
+                (Kind::Constraint, Some(n)) => {
+                    if let Some(s) = typed::<ConstraintSpec>(file, n, diags) {
+                        constraints.insert(name.clone(), s);
+                    }
+                }
+            }
+            index.insert(kind, name, file, root);
+        }
+    }
+    let cluster = assemble(clusters, &index, &mut diagnostics);
+    let cluster_ok = cluster.is_some();
+    let (cluster_name, cluster) =
+        cluster.unwrap_or_else(|| (Name::from_static("unknown"), ClusterSpec::default()));
+    Loaded {
+        set: SpecSet {
+            cluster_name,
+            cluster,
+            bundles,
+            fences,
+            constraints,
+        },
+        cluster_ok,
+        index,
+        diagnostics,
+    }
+}
+
+/// The one Cluster, or `None` (reported) when there is none, several, or it is invalid.
+fn assemble(
+    clusters: Vec<(Name, ClusterSpec)>,
+    index: &SpecIndex,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<(Name, ClusterSpec)> {
+    let declared = index.names(Kind::Cluster);
+    if declared.len() > 1 {
+        let first = index.locate(Kind::Cluster, declared[0], "metadata.name");
+        for other in &declared[1..] {
+            let mut d = Diagnostic::error(
+                "quorate::set::multiple-clusters",
+                format!("a second Cluster document `{other}`: a spec set describes exactly one cluster"),
+            )
+            .with_help("keep one Cluster document; put each cluster's specs in its own directory or repository");
+            if let Some(l) = index.locate(Kind::Cluster, other, "metadata.name") {
+                d = d.at(l);
+            }
+            if let Some(f) = first {
+                d = d.with_related(f, "the first Cluster");
+            }
+            diags.push(d);
+        }
+        return None;
+    }
+    if declared.is_empty() {
+        diags.push(
+            Diagnostic::error(
+                "quorate::set::no-cluster",
+                "the spec set has no Cluster document",
+            )
+            .with_help("add a document with `kind: Cluster` listing the nodes (see examples/)"),
+        );
+        return None;
+    }
+    clusters.into_iter().next()
+}
+
+/// Checks the fixed part of a document and returns its kind, its metadata, and whether
+/// the rest is usable. A document with a name but a broken header is still recorded, so
+/// references to it do not cascade into more errors; its spec is not used.
+fn header(
+    file: FileId,
+    root: &Node,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<(Kind, Metadata, bool)> {
+    let at = |span| Location {
+        file,
+        span: Some(span),
+    };
+    let Value::Map(entries) = &root.value else {
+        if root.value != Value::Null {
+            diags.push(
+                Diagnostic::error(
+                    "quorate::doc::not-a-mapping",
+                    format!(
+                        "a document must be a mapping, found {}",
+                        root.value.type_name()
+                    ),
+                )
+                .with_help("start each document with `apiVersion: quorate.io/v1alpha1` and `kind:`")
+                .at(at(root.span)),
+            );
+        }
+        return None;
+    };
+    let mut ok = true;
+    for (k, _) in entries {
+        let key = k.as_str().unwrap_or("");
+        if !TOP_LEVEL.contains(&key) {
+            ok = false;
+            let e = de::suggest(key, TOP_LEVEL.iter().copied()).map_or_else(
+                || format!("unknown top-level field `{key}`"),
+                |s| format!("unknown top-level field `{key}` (did you mean `{s}`?)"),
+            );
+            diags.push(
+                Diagnostic::error("quorate::shape::unknown-field", e)
+                    .with_help("a document has only apiVersion, kind, metadata and spec; settings go under spec")
+                    .at(at(k.span)),
+            );
+        }
+    }
+    let missing = |field: &str, help: &str| {
+        Diagnostic::error(
+            "quorate::shape::missing-field",
+            format!("missing required field `{field}`"),
+        )
+        .with_help(help.to_owned())
+        .at(at(root.span))
+    };
+    match root.get("apiVersion") {
+        None => {
+            ok = false;
+            diags.push(missing(
+                "apiVersion",
+                "add `apiVersion: quorate.io/v1alpha1`",
+            ));
+        }
+        Some(v) if v.as_str() != Some(API_VERSION) => {
+            ok = false;
+            diags.push(
+                Diagnostic::error(
+                    "quorate::doc::api-version",
+                    format!("unsupported apiVersion {}", scalar_text(v)),
+                )
+                .with_help(format!(
+                    "this version of quorate reads `apiVersion: {API_VERSION}`"
+                ))
+                .at(at(v.span)),
+            );
+        }
+        Some(_) => {}
+    }
+    let kind = match root.get("kind") {
+        None => {
+            diags.push(missing(
+                "kind",
+                "add `kind:` with one of Cluster, Bundle, Fence, Constraint",
+            ));
+            None
+        }
+        Some(v) => {
+            let k = v.as_str().and_then(Kind::parse);
+            if k.is_none() {
+                let text = scalar_text(v);
+                let hint = v
+                    .as_str()
+                    .and_then(|s| de::suggest(s, KINDS.iter().copied()))
+                    .map_or_else(String::new, |s| format!(" (did you mean `{s}`?)"));
+                diags.push(
+                    Diagnostic::error("quorate::doc::kind", format!("unknown kind {text}{hint}"))
+                        .with_help("kind is one of Cluster, Bundle, Fence, Constraint")
+                        .at(at(v.span)),
+                );
+            }
+            k
+        }
+    };
+    let metadata = match root.get("metadata") {
+        None => {
+            diags.push(missing("metadata", "add `metadata:` with a `name:`"));
+            None
+        }
+        Some(m) => typed::<Metadata>(file, m, diags),
+    };
+    if root.get("spec").is_none() && kind.is_some() {
+        ok = false;
+        diags.push(missing(
+            "spec",
+            "add `spec:` with the settings of this kind (see the README)",
+        ));
+    }
+    let (kind, metadata) = kind.zip(metadata)?;
+    Some((kind, metadata, ok))
+}
+
+fn scalar_text(n: &Node) -> String {
+    match &n.value {
+        Value::Str(s) => format!("`{}`", s.chars().take(60).collect::<String>()),
+        other => other.type_name().to_owned(),
+    }
+}
+
+/// Decodes `node` as `T`, turning shape errors into diagnostics.
+fn typed<'a, T: serde::Deserialize<'a>>(
+    file: FileId,
+    node: &'a Node,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<T> {
+    match from_node::<T>(node) {
+        Ok(v) => Some(v),
+        Err(ShapeErrors(errors)) => {
+            for e in errors {
+                let (code, help) = match &e.kind {
+                    ShapeErrorKind::UnknownField { expected, .. } => (
+                        "quorate::shape::unknown-field",
+                        if expected.is_empty() {
+                            "remove it".to_owned()
+                        } else {
+                            format!("fields allowed here: {}", expected.join(", "))
+                        },
+                    ),
+                    ShapeErrorKind::MissingField(f) => {
+                        ("quorate::shape::missing-field", format!("add `{f}:` here"))
+                    }
+                    ShapeErrorKind::InvalidType => (
+                        "quorate::shape::invalid-type",
+                        "change the value to the expected type (the README lists every field)"
+                            .to_owned(),
+                    ),
+                    ShapeErrorKind::InvalidValue => (
+                        "quorate::shape::invalid-value",
+                        "correct the value as the message says".to_owned(),
+                    ),
+                    ShapeErrorKind::UnknownVariant => (
+                        "quorate::shape::unknown-variant",
+                        "use one of the listed values".to_owned(),
+                    ),
+                };
+                diags.push(
+                    Diagnostic::error(code, e.message)
+                        .with_help(help)
+                        .at(Location {
+                            file,
+                            span: e.span.or(Some(node.span)),
+                        }),
+                );
+            }
+            None
+        }
+    }
+}
+
+fn locate(file: FileId, root: &Node, path: &[&str]) -> Location {
+    let mut node = root;
+    for seg in path {
+        match node.get(seg) {
+            Some(n) => node = n,
+            None => break,
+        }
+    }
+    Location {
+        file,
+        span: Some(node.span),
+    }
+}
+
+fn parse_diagnostic(file: FileId, e: &yaml::ParseError) -> Diagnostic {
+    let (code, help) = match e.kind {
+        ParseErrorKind::Encoding => ("quorate::yaml::encoding", "save the file as UTF-8"),
+        ParseErrorKind::Syntax => (
+            "quorate::yaml::syntax",
+            "fix the YAML syntax at this point (indentation, quotes, brackets)",
+        ),
+        ParseErrorKind::Budget => (
+            "quorate::yaml::budget",
+            "specs are small and shallow; remove the deep nesting, huge values or alias chains",
+        ),
+        ParseErrorKind::DuplicateKey => (
+            "quorate::yaml::duplicate-key",
+            "remove one of the two entries with this key",
+        ),
+        ParseErrorKind::Tag => (
+            "quorate::yaml::tag",
+            "remove the tag: specs use plain YAML values only",
+        ),
+    };
+    Diagnostic::error(code, e.message.clone())
+        .with_help(help)
+        .at(Location {
+            file,
+            span: Some(e.span),
+        })
+}

@@ -1,0 +1,372 @@
+//! YAML text to a tree of [`Node`]s that remember where they came from.
+//!
+//! serde-saphyr does the parsing, with budgets tight enough that hostile input (alias
+//! bombs, deep nesting, huge scalars) is refused early and cheaply. Every node keeps its
+//! span, so any later layer can point at the exact place a problem comes from.
+
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::{Location as YamlLocation, Spanned};
+
+use crate::diag::Span;
+
+/// Longest scalar accepted (bytes). Nothing in a spec needs more.
+pub const MAX_SCALAR_BYTES: usize = 64 * 1024;
+/// Deepest nesting accepted. Specs nest about six levels.
+pub const MAX_DEPTH: usize = 64;
+
+/// A YAML node with its span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// What the node holds.
+    pub value: Value,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// The content of a [`Node`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `~`, `null` or nothing.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A negative integer.
+    Int(i64),
+    /// A non-negative integer.
+    UInt(u64),
+    /// A floating point number.
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping, in document order.
+    Map(Vec<(Node, Node)>),
+}
+
+impl Value {
+    /// A short name of the node's type, for messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) | Value::UInt(_) => "an integer",
+            Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a sequence",
+            Value::Map(_) => "a mapping",
+        }
+    }
+}
+
+impl Node {
+    /// The value under `key` when this node is a mapping with a string key `key`.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.entry(key).map(|(_, v)| v)
+    }
+
+    /// The key node and value under `key`.
+    pub fn entry(&self, key: &str) -> Option<(&Node, &Node)> {
+        match &self.value {
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))
+                .map(|(k, v)| (k, v)),
+            _ => None,
+        }
+    }
+
+    /// The string, when this node is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Why a file could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// What the parser said, without location.
+    pub message: String,
+    /// Where.
+    pub span: Span,
+    /// Which kind of failure, for the diagnostic code.
+    pub kind: ParseErrorKind,
+}
+
+/// The classes of parse failure, each with its own diagnostic code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseErrorKind {
+    /// Not valid UTF-8.
+    Encoding,
+    /// Not valid YAML.
+    Syntax,
+    /// Over a resource budget (aliases, depth, sizes).
+    Budget,
+    /// A key repeated in one mapping.
+    DuplicateKey,
+    /// A tag quorate does not accept (`!!python/object`).
+    Tag,
+}
+
+/// Parses every document in `bytes`.
+pub fn parse_documents(bytes: &[u8]) -> Result<Vec<Node>, ParseError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| ParseError {
+        message: format!(
+            "the file is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ),
+        span: Span::at_offset(bytes, e.valid_up_to(), 1),
+        kind: ParseErrorKind::Encoding,
+    })?;
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: MAX_DEPTH,
+            max_total_scalar_bytes: 8 * 1024 * 1024,
+            max_nodes: 1_000_000,
+            max_events: 2_000_000,
+            max_aliases: 10_000,
+            max_anchors: 10_000,
+            max_documents: 100_000,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 100_000,
+            max_replay_stack_depth: 16,
+        },
+        reject_unsupported_tags: true,
+    };
+    let raw: Vec<Spanned<Raw>> = serde_saphyr::from_multiple_with_options(text, options)
+        .map_err(|e| parse_error(text, &e))?;
+    raw.into_iter()
+        .map(|r| convert(text, r))
+        .collect::<Result<_, _>>()
+}
+
+fn parse_error(text: &str, err: &serde_saphyr::Error) -> ParseError {
+    let inner = err.without_snippet();
+    let formatter = serde_saphyr::DefaultMessageFormatter;
+    let message = serde_saphyr::MessageFormatter::format_message(&formatter, inner).into_owned();
+    let kind = match inner {
+        serde_saphyr::Error::Budget { .. }
+        | serde_saphyr::Error::AliasReplayLimitExceeded { .. }
+        | serde_saphyr::Error::AliasExpansionLimitExceeded { .. }
+        | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. }
+        | serde_saphyr::Error::AliasReplayCounterOverflow { .. } => ParseErrorKind::Budget,
+        serde_saphyr::Error::DuplicateMappingKey { .. } => ParseErrorKind::DuplicateKey,
+        serde_saphyr::Error::UnsupportedTag { .. }
+        | serde_saphyr::Error::TaggedScalarCannotDeserializeIntoString { .. } => {
+            ParseErrorKind::Tag
+        }
+        _ if message.contains("recursion limit") || message.contains(TOO_LONG) => {
+            ParseErrorKind::Budget
+        }
+        _ => ParseErrorKind::Syntax,
+    };
+    let span = err.location().map_or(Span::START, |l| span_of(text, &l, 0));
+    ParseError {
+        message,
+        span,
+        kind,
+    }
+}
+
+fn span_of(text: &str, loc: &YamlLocation, min_len: usize) -> Span {
+    let s = loc.span();
+    let offset = s
+        .byte_offset()
+        .and_then(|o| usize::try_from(o).ok())
+        .unwrap_or(0)
+        .min(text.len());
+    let len = s
+        .byte_len()
+        .and_then(|l| usize::try_from(l).ok())
+        .unwrap_or(0)
+        .max(min_len);
+    if loc.line() == 0 {
+        return Span::at_offset(text.as_bytes(), offset, len);
+    }
+    Span {
+        offset,
+        len,
+        line: u32::try_from(loc.line()).unwrap_or(u32::MAX),
+        column: u32::try_from(loc.column()).unwrap_or(u32::MAX),
+    }
+}
+
+const TOO_LONG: &str = "scalar longer than";
+
+/// The shape serde-saphyr fills in; converted to [`Node`] once spans are known.
+enum Raw {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Spanned<Raw>>),
+    Map(Vec<(Spanned<Raw>, Spanned<Raw>)>),
+}
+
+fn convert(text: &str, raw: Spanned<Raw>) -> Result<Node, ParseError> {
+    let min_len = usize::from(matches!(raw.value, Raw::Map(_) | Raw::Seq(_)));
+    let span = span_of(text, &raw.referenced, min_len);
+    let value = match raw.value {
+        Raw::Null => Value::Null,
+        Raw::Bool(b) => Value::Bool(b),
+        Raw::Int(i) => Value::Int(i),
+        Raw::UInt(u) => Value::UInt(u),
+        Raw::Float(f) => Value::Float(f),
+        Raw::Str(s) => Value::Str(s),
+        Raw::Seq(items) => Value::Seq(
+            items
+                .into_iter()
+                .map(|i| convert(text, i))
+                .collect::<Result<_, _>>()?,
+        ),
+        Raw::Map(entries) => Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| Ok((convert(text, k)?, convert(text, v)?)))
+                .collect::<Result<_, ParseError>>()?,
+        ),
+    };
+    Ok(Node { value, span })
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RawVisitor)
+    }
+}
+
+struct RawVisitor;
+
+impl<'de> Visitor<'de> for RawVisitor {
+    type Value = Raw;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<Raw, E> {
+        Ok(Raw::Null)
+    }
+    fn visit_none<E>(self) -> Result<Raw, E> {
+        Ok(Raw::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Raw, E> {
+        Ok(Raw::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Raw, E> {
+        Ok(if v < 0 {
+            Raw::Int(v)
+        } else {
+            Raw::UInt(v.unsigned_abs())
+        })
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Raw, E> {
+        Ok(Raw::UInt(v))
+    }
+    fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Raw, E> {
+        i64::try_from(v)
+            .map(|v| {
+                if v < 0 {
+                    Raw::Int(v)
+                } else {
+                    Raw::UInt(v.unsigned_abs())
+                }
+            })
+            .or_else(|_| u64::try_from(v).map(Raw::UInt))
+            .map_err(|_| E::custom("integer out of range"))
+    }
+    fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Raw, E> {
+        u64::try_from(v)
+            .map(Raw::UInt)
+            .map_err(|_| E::custom("integer out of range"))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Raw, E> {
+        Ok(Raw::Float(v))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Raw, E> {
+        check_len(v)?;
+        Ok(Raw::Str(v.to_owned()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Raw, E> {
+        check_len(&v)?;
+        Ok(Raw::Str(v))
+    }
+    fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<Raw, E> {
+        Err(E::custom("binary values are not accepted in specs"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Raw, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = a.next_element::<Spanned<Raw>>()? {
+            items.push(item);
+        }
+        Ok(Raw::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Raw, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(k) = a.next_key::<Spanned<Raw>>()? {
+            let v = a.next_value::<Spanned<Raw>>()?;
+            entries.push((k, v));
+        }
+        Ok(Raw::Map(entries))
+    }
+}
+
+fn check_len<E: serde::de::Error>(s: &str) -> Result<(), E> {
+    if s.len() > MAX_SCALAR_BYTES {
+        return Err(E::custom(format!(
+            "{TOO_LONG} {MAX_SCALAR_BYTES} bytes ({} bytes)",
+            s.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Vec<Node>, ParseError> {
+        parse_documents(s.as_bytes())
+    }
+
+    #[test]
+    fn nodes_keep_line_and_column() {
+        let docs = parse("a: 1\nb:\n  c: [x, y]\n---\nd: e\n").unwrap();
+        assert_eq!(docs.len(), 2);
+        let c = docs[0].get("b").unwrap().get("c").unwrap();
+        let Value::Seq(items) = &c.value else {
+            panic!("not a seq")
+        };
+        assert_eq!((items[1].span.line, items[1].span.column), (3, 10));
+        let (k, v) = docs[1].entry("d").unwrap();
+        assert_eq!((k.span.line, v.span.line, v.span.column), (5, 5, 4));
+        assert_eq!(v.as_str(), Some("e"));
+    }
+
+    #[test]
+    fn hostile_input_is_refused_with_its_kind() {
+        let kind = |s: &str| parse(s).unwrap_err().kind;
+        assert_eq!(kind("a: 1\na: 2\n"), ParseErrorKind::DuplicateKey);
+        assert_eq!(kind("a: !!python/object x\n"), ParseErrorKind::Tag);
+        assert_eq!(kind("a: [\n"), ParseErrorKind::Syntax);
+        let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+        assert_eq!(kind(&deep), ParseErrorKind::Budget);
+        let long = format!("a: {}\n", "x".repeat(MAX_SCALAR_BYTES + 1));
+        assert_eq!(kind(&long), ParseErrorKind::Budget);
+        let e = parse_documents(b"a: 1\nb: \xff\n").unwrap_err();
+        assert_eq!(
+            (e.kind, e.span.line, e.span.column),
+            (ParseErrorKind::Encoding, 2, 4)
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! Collecting spec files from the file system: the only I/O in spec loading.
+//!
+//! Directories are walked in name order (so results are deterministic), following
+//! symlinks with loop detection. Only `*.yaml` and `*.yml` regular files are read, each at
+//! most [`MAX_FILE_BYTES`]; anything that cannot be read becomes a diagnostic naming the
+//! file instead of an abort, so one bad file never hides the others' problems.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use walkdir::WalkDir;
+
+use super::{FileId, Sources};
+use crate::diag::Diagnostic;
+
+/// Largest spec file quorate reads. Spec files are small; a larger one is a mistake or an
+/// attack, refused before it is read into memory.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A path given on the command line that does not exist or cannot be opened at all.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {path}: {source}")]
+pub struct PathError {
+    /// The path as given.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Whether `path` names a spec file by its extension.
+pub fn is_spec_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}
+
+/// Reads every spec file under each of `roots` (files or directories).
+///
+/// Fails only when a root itself does not exist; problems with files inside become
+/// diagnostics in [`Sources::problems`].
+pub fn read_paths(roots: &[PathBuf]) -> Result<Sources, PathError> {
+    let mut sources = Sources::new();
+    for root in roots {
+        std::fs::metadata(root).map_err(|source| PathError {
+            path: root.clone(),
+            source,
+        })?;
+        read_root(root, &mut sources);
+    }
+    Ok(sources)
+}
+
+fn read_root(root: &Path, sources: &mut Sources) {
+    let walk = WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    for entry in walk {
+        match entry {
+            Ok(entry) => {
+                let path = entry.path();
+                if entry.file_type().is_dir() || !(entry.depth() == 0 || is_spec_file(path)) {
+                    continue;
+                }
+                read_file(path, entry.file_type().is_file(), sources);
+            }
+            Err(err) => {
+                let name = err
+                    .path()
+                    .map_or_else(|| root.display().to_string(), |p| p.display().to_string());
+                let (message, help) = if err.loop_ancestor().is_some() {
+                    (
+                        format!("symlink loop at {name}"),
+                        "remove the link that points back into its own parent directory",
+                    )
+                } else {
+                    (
+                        format!("cannot read {name}: {}", io_reason(&err)),
+                        "check the path exists and is readable by quorate",
+                    )
+                };
+                let id = sources.add(name, Vec::new());
+                sources.problems.push(
+                    Diagnostic::error("quorate::file::unreadable", message)
+                        .with_help(help)
+                        .in_file(id),
+                );
+            }
+        }
+    }
+}
+
+fn io_reason(err: &walkdir::Error) -> String {
+    err.io_error()
+        .map_or_else(|| err.to_string(), std::io::Error::to_string)
+}
+
+fn read_file(path: &Path, is_regular: bool, sources: &mut Sources) -> Option<FileId> {
+    let name = path.display().to_string();
+    let fail = |sources: &mut Sources, code, message: String, help: &str| {
+        let id = sources.add(name.clone(), Vec::new());
+        sources
+            .problems
+            .push(Diagnostic::error(code, message).with_help(help).in_file(id));
+        None
+    };
+    if !is_regular {
+        return fail(
+            sources,
+            "quorate::file::not-regular",
+            format!("{name} is not a regular file"),
+            "spec files must be plain files; remove the device, socket or pipe",
+        );
+    }
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            return fail(
+                sources,
+                "quorate::file::unreadable",
+                format!("cannot read {name}: {e}"),
+                "check the file exists and is readable by quorate",
+            );
+        }
+    };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size > MAX_FILE_BYTES {
+        return fail(
+            sources,
+            "quorate::file::too-large",
+            format!(
+                "{name} is {size} bytes, over the limit of {MAX_FILE_BYTES} bytes per spec file"
+            ),
+            "split the specs into several files",
+        );
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    // Read one byte more than allowed, so a file that grows while read is still caught.
+    match file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes) {
+        Ok(n) if n as u64 > MAX_FILE_BYTES => fail(
+            sources,
+            "quorate::file::too-large",
+            format!("{name} is over the limit of {MAX_FILE_BYTES} bytes per spec file"),
+            "split the specs into several files",
+        ),
+        Ok(_) => Some(sources.add(name, bytes)),
+        Err(e) => fail(
+            sources,
+            "quorate::file::unreadable",
+            format!("cannot read {name}: {e}"),
+            "check the file is readable by quorate",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_yaml_files_are_read_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.yaml"), "b").unwrap();
+        std::fs::write(dir.path().join("a.yml"), "a").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        std::fs::write(dir.path().join(".git/c.yaml"), "c").unwrap();
+        let s = read_paths(&[dir.path().to_path_buf()]).unwrap();
+        let names: Vec<_> = s.iter().map(|(_, f)| f.bytes.clone()).collect();
+        assert_eq!(names, vec![b"a".to_vec(), b"b".to_vec()]);
+        assert!(s.problems.is_empty());
+    }
+
+    #[test]
+    fn a_missing_root_is_an_error() {
+        assert!(read_paths(&[PathBuf::from("/nonexistent/quorate")]).is_err());
+    }
+}

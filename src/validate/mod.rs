@@ -1,0 +1,123 @@
+//! The meaning layer of validation: checks that need the whole spec set.
+//!
+//! Each submodule checks one concern and reports through [`Findings`], which locates
+//! every finding in its document. [`validate`] runs all three layers on a set of sources.
+
+mod network;
+mod placement;
+mod refs;
+mod safety;
+
+use crate::diag::{self, Diagnostic};
+use crate::load::{self, SpecIndex};
+use crate::source::Sources;
+use crate::spec::{Kind, SpecSet};
+
+pub use placement::eligible_nodes;
+
+/// The outcome of validating a spec set.
+#[derive(Debug)]
+pub struct Report {
+    set: SpecSet,
+    cluster_ok: bool,
+    /// Where every document came from.
+    pub index: SpecIndex,
+    /// Every finding, sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Report {
+    /// Number of errors.
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// Number of warnings.
+    pub fn warnings(&self) -> usize {
+        self.diagnostics.len() - self.errors()
+    }
+
+    /// The set, when it has no errors: the only form the planner accepts (invariant 6:
+    /// a spec set that does not validate is never applied).
+    pub fn valid_set(&self) -> Option<&SpecSet> {
+        (self.cluster_ok && self.errors() == 0).then_some(&self.set)
+    }
+
+    /// Takes the set out when it is valid.
+    pub fn into_valid_set(self) -> Option<SpecSet> {
+        (self.cluster_ok && self.errors() == 0).then_some(self.set)
+    }
+}
+
+/// Runs the YAML, shape and meaning layers on `sources`.
+pub fn validate(sources: &Sources) -> Report {
+    let loaded = load::load(sources);
+    let mut diagnostics = loaded.diagnostics;
+    diagnostics.extend(check(&loaded.set, loaded.cluster_ok, &loaded.index));
+    diag::sort(&mut diagnostics);
+    Report {
+        set: loaded.set,
+        cluster_ok: loaded.cluster_ok,
+        index: loaded.index,
+        diagnostics,
+    }
+}
+
+/// Runs the meaning layer on a loaded set. Without a valid cluster (`cluster_ok` false)
+/// only the checks that do not need the nodes run.
+pub fn check(set: &SpecSet, cluster_ok: bool, index: &SpecIndex) -> Vec<Diagnostic> {
+    let mut f = Findings {
+        index,
+        diags: Vec::new(),
+    };
+    refs::check(set, cluster_ok, &mut f);
+    network::check(set, &mut f);
+    safety::fences(set, &mut f);
+    if cluster_ok {
+        placement::check(set, &mut f);
+        safety::cluster(set, &mut f);
+    }
+    f.diags
+}
+
+/// Collects findings, locating each in its document.
+pub(crate) struct Findings<'a> {
+    index: &'a SpecIndex,
+    diags: Vec<Diagnostic>,
+}
+
+impl Findings<'_> {
+    /// Reports `d` at `path` of document `kind`/`name`.
+    pub(crate) fn push(&mut self, d: Diagnostic, kind: Kind, name: &str, path: &str) {
+        let d = match self.index.locate(kind, name, path) {
+            Some(l) => d.at(l),
+            None => d,
+        };
+        self.diags.push(d);
+    }
+
+    /// Reports `d` at `path` of document `kind`/`name`, with a second place explained.
+    pub(crate) fn push_related(
+        &mut self,
+        d: Diagnostic,
+        here: (Kind, &str, &str),
+        there: (Kind, &str, &str, &str),
+    ) {
+        let d = match self.index.locate(there.0, there.1, there.2) {
+            Some(l) => d.with_related(l, there.3),
+            None => d,
+        };
+        self.push(d, here.0, here.1, here.2);
+    }
+
+    /// Whether a document was declared, even if its spec failed to load (so references to
+    /// it are not reported twice).
+    pub(crate) fn declared(&self, kind: Kind, name: &str) -> bool {
+        self.index.declared(kind, name)
+    }
+
+    /// Names declared for `kind`.
+    pub(crate) fn names(&self, kind: Kind) -> Vec<&str> {
+        self.index.names(kind)
+    }
+}

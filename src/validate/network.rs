@@ -1,0 +1,362 @@
+//! The shape of each bundle beyond what types say: addresses, ports, storage, environment.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use super::Findings;
+use crate::diag::Diagnostic;
+use crate::spec::bundle::{BundleSpec, PortMapping};
+use crate::spec::{Kind, Name, SpecSet};
+
+const MOUNT_OPTIONS: &[&str] = &[
+    "rw", "ro", "z", "Z", "noexec", "nosuid", "nodev", "bind", "rbind", "shared", "rshared",
+    "slave", "rslave", "private", "rprivate",
+];
+
+pub(super) fn check(set: &SpecSet, f: &mut Findings) {
+    let mut ranges: Vec<(&Name, u32, u32)> = Vec::new();
+    for (name, b) in &set.bundles {
+        let n = name.as_str();
+        basics(n, b, f);
+        storage(n, b, f);
+        if let Some(net) = &b.network {
+            for (i, p) in net.ports.iter().enumerate() {
+                port(n, i, p, f);
+            }
+            if let Some(start) = net.ip_range_start {
+                if let Some(range) = address_range(set, n, b, start, f) {
+                    ranges.push((name, range.0, range.1));
+                }
+            } else if b.replicas_per_host > 1 && !net.ports.is_empty() {
+                f.push(
+                    Diagnostic::error(
+                        "quorate::network::port-clash",
+                        "several instances on one node would publish the same host ports",
+                    )
+                    .with_help("give the bundle an ipRangeStart so each instance has its own address, or set replicasPerHost: 1"),
+                    Kind::Bundle,
+                    n,
+                    "spec.replicasPerHost",
+                );
+            }
+        }
+    }
+    for (i, a) in ranges.iter().enumerate() {
+        for b in &ranges[i + 1..] {
+            if a.1 <= b.2 && b.1 <= a.2 {
+                f.push_related(
+                    Diagnostic::error(
+                        "quorate::network::ip-overlap",
+                        format!(
+                            "the addresses of `{}` ({}-{}) overlap those of `{}` ({}-{})",
+                            b.0,
+                            Ipv4Addr::from(b.1),
+                            Ipv4Addr::from(b.2),
+                            a.0,
+                            Ipv4Addr::from(a.1),
+                            Ipv4Addr::from(a.2)
+                        ),
+                    )
+                    .with_help(
+                        "move one ipRangeStart so the ranges (start + replicas) do not overlap",
+                    ),
+                    (Kind::Bundle, b.0.as_str(), "spec.network.ipRangeStart"),
+                    (
+                        Kind::Bundle,
+                        a.0.as_str(),
+                        "spec.network.ipRangeStart",
+                        "the other range starts here",
+                    ),
+                );
+            }
+        }
+    }
+    host_port_clashes(set, f);
+}
+
+fn basics(n: &str, b: &BundleSpec, f: &mut Findings) {
+    if b.image.trim().is_empty() {
+        f.push(
+            Diagnostic::error("quorate::bundle::image", "the image is empty")
+                .with_help("name an image, like `docker.io/library/postgres:16`"),
+            Kind::Bundle,
+            n,
+            "spec.image",
+        );
+    }
+    if b.replicas_per_host == 0 {
+        f.push(
+            Diagnostic::error(
+                "quorate::bundle::replicas-per-host",
+                "replicasPerHost must be at least 1",
+            )
+            .with_help("use 1 to allow one instance per node"),
+            Kind::Bundle,
+            n,
+            "spec.replicasPerHost",
+        );
+    }
+    if b.update.max_parallel == 0 {
+        f.push(
+            Diagnostic::error(
+                "quorate::bundle::max-parallel",
+                "update.maxParallel must be at least 1",
+            )
+            .with_help("use 1 to restart one instance at a time"),
+            Kind::Bundle,
+            n,
+            "spec.update.maxParallel",
+        );
+    }
+    if b.command.as_ref().is_some_and(Vec::is_empty) {
+        f.push(
+            Diagnostic::error("quorate::bundle::command", "the command is empty").with_help(
+                "remove `command` to use the image's, or list the program and its arguments",
+            ),
+            Kind::Bundle,
+            n,
+            "spec.command",
+        );
+    }
+    for key in b.env.keys() {
+        let ok = key
+            .bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+            && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+        if !ok {
+            f.push(
+                Diagnostic::error(
+                    "quorate::bundle::env-name",
+                    format!("`{key}` is not a valid environment variable name"),
+                )
+                .with_help("use letters, digits and `_`, not starting with a digit"),
+                Kind::Bundle,
+                n,
+                &format!("spec.env.{key}"),
+            );
+        }
+    }
+    if b.monitor.timeout > b.monitor.interval {
+        f.push(
+            Diagnostic::warning(
+                "quorate::monitor::timeout",
+                format!(
+                    "the monitor timeout ({}) is longer than its interval ({})",
+                    b.monitor.timeout, b.monitor.interval
+                ),
+            )
+            .with_help("checks would overlap; make the timeout shorter than the interval"),
+            Kind::Bundle,
+            n,
+            "spec.monitor.timeout",
+        );
+    }
+}
+
+fn storage(n: &str, b: &BundleSpec, f: &mut Findings) {
+    for (i, s) in b.storage.iter().enumerate() {
+        let at = format!("spec.storage.{i}");
+        if s.source_dir.is_some() == s.source_dir_root.is_some() {
+            f.push(
+                Diagnostic::error("quorate::storage::source", "a storage mapping needs exactly one of `sourceDir` or `sourceDirRoot`")
+                    .with_help("sourceDir: one directory shared by all instances; sourceDirRoot: one directory per instance under it"),
+                Kind::Bundle,
+                n,
+                &at,
+            );
+        }
+        for (path, field) in [
+            (s.source_dir.as_ref(), "sourceDir"),
+            (s.source_dir_root.as_ref(), "sourceDirRoot"),
+            (Some(&s.target_dir), "targetDir"),
+        ] {
+            if path.is_some_and(|p| !p.is_absolute()) {
+                f.push(
+                    Diagnostic::error(
+                        "quorate::storage::relative-path",
+                        format!("`{field}` must be an absolute path"),
+                    )
+                    .with_help("start the path with `/`"),
+                    Kind::Bundle,
+                    n,
+                    &format!("{at}.{field}"),
+                );
+            }
+        }
+        if let Some(opts) = &s.options {
+            let list: Vec<&str> = opts.split(',').map(str::trim).collect();
+            let bad: Vec<&str> = list
+                .iter()
+                .copied()
+                .filter(|o| !MOUNT_OPTIONS.contains(o))
+                .collect();
+            if !bad.is_empty() || (list.contains(&"rw") && list.contains(&"ro")) {
+                f.push(
+                    Diagnostic::error(
+                        "quorate::storage::options",
+                        format!("invalid mount options `{opts}`"),
+                    )
+                    .with_help(format!(
+                        "use `rw` or `ro`, optionally with: {}",
+                        MOUNT_OPTIONS[2..].join(", ")
+                    )),
+                    Kind::Bundle,
+                    n,
+                    &format!("{at}.options"),
+                );
+            }
+        }
+    }
+}
+
+fn port(n: &str, i: usize, p: &PortMapping, f: &mut Findings) {
+    let at = format!("spec.network.ports.{i}");
+    if p.port.is_some() == p.range.is_some() {
+        f.push(
+            Diagnostic::error(
+                "quorate::network::port-mapping",
+                "a port mapping needs exactly one of `port` or `range`",
+            )
+            .with_help("`port: 80` (optionally with internalPort), or `range: 8000-8010`"),
+            Kind::Bundle,
+            n,
+            &at,
+        );
+    }
+    if p.range.is_some() && p.internal_port.is_some() {
+        f.push(
+            Diagnostic::error(
+                "quorate::network::port-mapping",
+                "`internalPort` cannot be combined with `range`",
+            )
+            .with_help("a range is published one to one; remove internalPort"),
+            Kind::Bundle,
+            n,
+            &format!("{at}.internalPort"),
+        );
+    }
+}
+
+/// The instance addresses of a bundle as a `u32` range, after checking them.
+fn address_range(
+    set: &SpecSet,
+    n: &str,
+    b: &BundleSpec,
+    start: Ipv4Addr,
+    f: &mut Findings,
+) -> Option<(u32, u32)> {
+    let path = "spec.network.ipRangeStart";
+    let first = u32::from(start);
+    let Some(last) = first.checked_add(b.replicas.saturating_sub(1)) else {
+        f.push(
+            Diagnostic::error(
+                "quorate::network::ip-range",
+                "the address range runs past 255.255.255.255",
+            )
+            .with_help("choose a lower ipRangeStart"),
+            Kind::Bundle,
+            n,
+            path,
+        );
+        return None;
+    };
+    let net_name = b.network.as_ref().and_then(|x| x.name.as_ref());
+    match net_name.and_then(|nn| set.cluster.networks.iter().find(|x| x.name == *nn)) {
+        Some(net) => {
+            let outside = !net.subnet.contains(start) || !net.subnet.contains(Ipv4Addr::from(last));
+            let reserved = [
+                u32::from(net.subnet.addr),
+                broadcast(net.subnet.addr, net.subnet.prefix),
+            ];
+            if outside
+                || (net.subnet.prefix < 31 && reserved.iter().any(|r| (first..=last).contains(r)))
+            {
+                f.push(
+                    Diagnostic::error(
+                        "quorate::network::ip-range",
+                        format!(
+                            "the addresses {}-{} do not fit in network `{}` ({})",
+                            start,
+                            Ipv4Addr::from(last),
+                            net.name,
+                            net.subnet
+                        ),
+                    )
+                    .with_help("choose an ipRangeStart so every replica's address is a host address of the subnet"),
+                    Kind::Bundle,
+                    n,
+                    path,
+                );
+            }
+        }
+        None if net_name.is_none() => f.push(
+            Diagnostic::error(
+                "quorate::network::needs-network",
+                "ipRangeStart needs a runtime network",
+            )
+            .with_help("set spec.network.name to one of the Cluster's spec.networks"),
+            Kind::Bundle,
+            n,
+            path,
+        ),
+        None => {} // an unknown network is reported by the reference checks
+    }
+    Some((first, last))
+}
+
+fn broadcast(addr: Ipv4Addr, prefix: u8) -> u32 {
+    let host_bits = 32 - u32::from(prefix);
+    let mask = if host_bits == 32 {
+        u32::MAX
+    } else {
+        (1u32 << host_bits) - 1
+    };
+    u32::from(addr) | mask
+}
+
+/// Two bundles without their own addresses publishing the same host port can collide
+/// when placed on the same node.
+fn host_port_clashes(set: &SpecSet, f: &mut Findings) {
+    let mut seen: BTreeMap<u16, &Name> = BTreeMap::new();
+    for (name, b) in &set.bundles {
+        let Some(net) = b.network.as_ref().filter(|n| n.ip_range_start.is_none()) else {
+            continue;
+        };
+        for (i, p) in net.ports.iter().enumerate() {
+            let ports: Vec<u16> = match (p.port, p.range) {
+                (Some(p), _) => vec![p.get()],
+                (None, Some(r)) => (r.first.get()..=r.last.get()).collect(),
+                _ => vec![],
+            };
+            for port in ports {
+                match seen.get(&port) {
+                    Some(other) if *other != name && !kept_apart(set, name, other) => {
+                        f.push_related(
+                            Diagnostic::warning(
+                                "quorate::network::port-clash",
+                                format!("`{name}` and `{other}` both publish host port {port}"),
+                            )
+                            .with_help("they cannot run on the same node; add a -INFINITY colocation between them, or give them ipRangeStart addresses"),
+                            (Kind::Bundle, name.as_str(), &format!("spec.network.ports.{i}")),
+                            (Kind::Bundle, other.as_str(), "spec.network.ports", "also published here"),
+                        );
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.insert(port, name);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether a -INFINITY colocation keeps `a` and `b` off each other's nodes.
+fn kept_apart(set: &SpecSet, a: &Name, b: &Name) -> bool {
+    set.constraints.values().any(|c| {
+        matches!(c, crate::spec::ConstraintSpec::Colocation(c)
+            if c.score.is_neg_infinity()
+                && ((c.bundle == *a && c.with == *b) || (c.bundle == *b && c.with == *a)))
+    })
+}

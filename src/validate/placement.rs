@@ -1,0 +1,195 @@
+//! Whether hard constraints alone make a bundle impossible to place, and whether order
+//! constraints form a cycle.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Findings;
+use crate::diag::Diagnostic;
+use crate::spec::constraint::ConstraintSpec;
+use crate::spec::{Kind, SpecSet};
+
+/// The nodes a bundle may ever run on: every node, minus those a `-INFINITY` location
+/// forbids, narrowed by `INFINITY` colocations to the nodes their targets may run on.
+/// Standby is not counted: it is a passing state, not a constraint.
+pub fn eligible_nodes(set: &SpecSet) -> BTreeMap<&str, BTreeSet<&str>> {
+    let mut eligible: BTreeMap<&str, BTreeSet<&str>> = set
+        .bundles
+        .keys()
+        .map(|b| {
+            let nodes = set
+                .cluster
+                .nodes
+                .iter()
+                .filter(|n| {
+                    !set.constraints.values().any(|c| match c {
+                        ConstraintSpec::Location(l) => {
+                            l.bundle == *b
+                                && l.score.is_neg_infinity()
+                                && (l.node.as_ref() == Some(&n.name)
+                                    || l.rule.as_ref().is_some_and(|r| r.matches(&n.attributes)))
+                        }
+                        _ => false,
+                    })
+                })
+                .map(|n| n.name.as_str())
+                .collect();
+            (b.as_str(), nodes)
+        })
+        .collect();
+    // Narrow along mandatory colocations until nothing changes (bounded by the number of
+    // constraints, since each round removes at least one node or stops).
+    for _ in 0..=set.constraints.len() {
+        let mut changed = false;
+        for c in set.constraints.values() {
+            let ConstraintSpec::Colocation(c) = c else {
+                continue;
+            };
+            if !c.score.is_infinity() {
+                continue;
+            }
+            let Some(with) = eligible.get(c.with.as_str()).cloned() else {
+                continue;
+            };
+            if let Some(mine) = eligible.get_mut(c.bundle.as_str()) {
+                let before = mine.len();
+                mine.retain(|n| with.contains(n));
+                changed |= mine.len() != before;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    eligible
+}
+
+pub(super) fn check(set: &SpecSet, f: &mut Findings) {
+    let eligible = eligible_nodes(set);
+    for (name, b) in &set.bundles {
+        let nodes = eligible.get(name.as_str()).map_or(0, BTreeSet::len);
+        let capacity = u64::try_from(nodes).unwrap_or(u64::MAX) * u64::from(b.replicas_per_host);
+        if u64::from(b.replicas) <= capacity {
+            continue;
+        }
+        let colocated: Vec<&str> = set
+            .constraints
+            .values()
+            .filter_map(|c| match c {
+                ConstraintSpec::Colocation(c) if c.bundle == *name && c.score.is_infinity() => {
+                    Some(c.with.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        let why = if colocated.is_empty() {
+            format!(
+                "{nodes} eligible node(s) × replicasPerHost {}",
+                b.replicas_per_host
+            )
+        } else {
+            format!(
+                "{nodes} eligible node(s) × replicasPerHost {}, counting the INFINITY colocation with {}",
+                b.replicas_per_host,
+                colocated.join(", ")
+            )
+        };
+        f.push(
+            Diagnostic::error(
+                "quorate::placement::unplaceable",
+                format!(
+                    "bundle `{name}` cannot place its {} replica(s): hard constraints leave room for {capacity} ({why})",
+                    b.replicas
+                ),
+            )
+            .with_help("lower replicas, raise replicasPerHost, or relax the -INFINITY locations and INFINITY colocations"),
+            Kind::Bundle,
+            name.as_str(),
+            "spec.replicas",
+        );
+    }
+    order_cycles(set, f);
+}
+
+/// Reports cycles of order constraints: Kahn's algorithm peels off every bundle that is
+/// not on or behind a cycle; from what is left a walk along edges finds a cycle, which is
+/// reported and removed, until nothing is left.
+fn order_cycles(set: &SpecSet, f: &mut Findings) {
+    let mut edges: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new(); // first -> then -> constraint
+    for (cname, c) in &set.constraints {
+        if let ConstraintSpec::Order(o) = c {
+            edges.entry(o.then.as_str()).or_default();
+            edges
+                .entry(o.first.as_str())
+                .or_default()
+                .entry(o.then.as_str())
+                .or_insert(cname.as_str());
+        }
+    }
+    let mut left: BTreeSet<&str> = edges.keys().copied().collect();
+    loop {
+        peel(&edges, &mut left);
+        let Some(&start) = left.iter().next() else {
+            break;
+        };
+        // Every bundle left has a successor that is left, so this walk must repeat.
+        let mut walk = vec![start];
+        let cycle_start = loop {
+            let here = walk[walk.len() - 1];
+            let next = edges[here].keys().copied().find(|n| left.contains(n));
+            let Some(next) = next else { break None };
+            if let Some(pos) = walk.iter().position(|n| *n == next) {
+                break Some(pos);
+            }
+            walk.push(next);
+        };
+        let Some(pos) = cycle_start else {
+            left.remove(start);
+            continue;
+        };
+        let cycle = &walk[pos..];
+        let closing = edges[cycle[cycle.len() - 1]][cycle[0]];
+        let mut names: Vec<&str> = cycle.to_vec();
+        names.push(cycle[0]);
+        f.push(
+            Diagnostic::error(
+                "quorate::order::cycle",
+                format!("order constraints form a cycle: {}", names.join(" → ")),
+            )
+            .with_help("remove or reverse one of the order constraints in the cycle"),
+            Kind::Constraint,
+            closing,
+            "spec.order.then",
+        );
+        for n in cycle {
+            left.remove(n);
+        }
+    }
+}
+
+/// Removes from `left` every bundle with no predecessor left, repeatedly.
+fn peel<'a>(edges: &BTreeMap<&'a str, BTreeMap<&'a str, &'a str>>, left: &mut BTreeSet<&'a str>) {
+    let mut indegree: BTreeMap<&str, usize> = left.iter().map(|n| (*n, 0)).collect();
+    for from in left.iter() {
+        for to in edges[from].keys() {
+            if let Some(d) = indegree.get_mut(to) {
+                *d += 1;
+            }
+        }
+    }
+    let mut ready: Vec<&str> = indegree
+        .iter()
+        .filter(|(_, d)| **d == 0)
+        .map(|(n, _)| *n)
+        .collect();
+    while let Some(n) = ready.pop() {
+        left.remove(n);
+        for to in edges[n].keys() {
+            if let Some(d) = indegree.get_mut(to) {
+                *d -= 1;
+                if *d == 0 && left.contains(to) {
+                    ready.push(to);
+                }
+            }
+        }
+    }
+}

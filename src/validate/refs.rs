@@ -1,0 +1,229 @@
+//! References between documents: nodes, bundles and networks named elsewhere must exist.
+
+use std::collections::BTreeSet;
+
+use super::Findings;
+use crate::diag::Diagnostic;
+use crate::load::de::suggest;
+use crate::spec::constraint::{ConstraintSpec, RuleOperator};
+use crate::spec::{Kind, SpecSet};
+
+pub(super) fn check(set: &SpecSet, cluster_ok: bool, f: &mut Findings) {
+    // Without a valid cluster the nodes and networks are unknown: skip references to them.
+    let node_names: Vec<&str> = set.cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+    let nodes = cluster_ok.then_some(node_names.as_slice());
+    if cluster_ok {
+        cluster(set, f);
+    }
+    fences(set, nodes, f);
+    constraints(set, nodes, f);
+}
+
+/// Unique node and network names, and bundles' networks.
+fn cluster(set: &SpecSet, f: &mut Findings) {
+    let cluster = set.cluster_name.as_str();
+    let mut seen = BTreeSet::new();
+    for (i, node) in set.cluster.nodes.iter().enumerate() {
+        if !seen.insert(node.name.as_str()) {
+            f.push(
+                Diagnostic::error(
+                    "quorate::set::duplicate-name",
+                    format!("node `{}` is listed twice", node.name),
+                )
+                .with_help("give every node a unique name"),
+                Kind::Cluster,
+                cluster,
+                &format!("spec.nodes.{i}.name"),
+            );
+        }
+    }
+    if set.cluster.nodes.is_empty() {
+        f.push(
+            Diagnostic::error("quorate::cluster::no-nodes", "the cluster has no nodes")
+                .with_help("list at least one node under spec.nodes"),
+            Kind::Cluster,
+            cluster,
+            "spec.nodes",
+        );
+    }
+    let mut networks = BTreeSet::new();
+    for (i, net) in set.cluster.networks.iter().enumerate() {
+        if !networks.insert(net.name.as_str()) {
+            f.push(
+                Diagnostic::error(
+                    "quorate::set::duplicate-name",
+                    format!("network `{}` is listed twice", net.name),
+                )
+                .with_help("give every network a unique name"),
+                Kind::Cluster,
+                cluster,
+                &format!("spec.networks.{i}.name"),
+            );
+        }
+    }
+
+    for (name, bundle) in &set.bundles {
+        let Some(net) = bundle.network.as_ref().and_then(|n| n.name.as_ref()) else {
+            continue;
+        };
+        if !networks.contains(net.as_str()) {
+            let known: Vec<&str> = networks.iter().copied().collect();
+            f.push(
+                unknown("network", net.as_str(), &known)
+                    .with_help("declare it under the Cluster's spec.networks, with its subnet"),
+                Kind::Bundle,
+                name.as_str(),
+                "spec.network.name",
+            );
+        }
+    }
+}
+
+/// Fence targets and levels.
+fn fences(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
+    for (name, fence) in &set.fences {
+        if fence.targets.is_empty() {
+            f.push(
+                Diagnostic::error(
+                    "quorate::fence::no-targets",
+                    "the fence device has no targets",
+                )
+                .with_help("list the nodes this device can power off under `targets`"),
+                Kind::Fence,
+                name.as_str(),
+                "spec.targets",
+            );
+        }
+        for (i, t) in fence.targets.iter().enumerate() {
+            if let Some(nodes) = nodes.filter(|n| !n.contains(&t.as_str())) {
+                f.push(
+                    unknown("node", t.as_str(), nodes),
+                    Kind::Fence,
+                    name.as_str(),
+                    &format!("spec.targets.{i}"),
+                );
+            }
+        }
+        if fence.level == 0 {
+            f.push(
+                Diagnostic::error("quorate::fence::level", "fence levels start at 1")
+                    .with_help("use level 1 for the device tried first"),
+                Kind::Fence,
+                name.as_str(),
+                "spec.level",
+            );
+        }
+    }
+}
+
+/// References from constraints to bundles and nodes, and their form.
+fn constraints(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
+    let bundles = f
+        .names(Kind::Bundle)
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    let bundles: Vec<&str> = bundles.iter().map(String::as_str).collect();
+    for (name, c) in &set.constraints {
+        let name = name.as_str();
+        let bundle_ref = |f: &mut Findings, b: &str, path: &str| {
+            if !f.declared(Kind::Bundle, b) {
+                f.push(unknown("bundle", b, &bundles), Kind::Constraint, name, path);
+            }
+        };
+        match c {
+            ConstraintSpec::Location(l) => {
+                bundle_ref(f, l.bundle.as_str(), "spec.location.bundle");
+                if let (Some(n), Some(nodes)) = (&l.node, nodes)
+                    && !nodes.contains(&n.as_str())
+                {
+                    f.push(
+                        unknown("node", n.as_str(), nodes),
+                        Kind::Constraint,
+                        name,
+                        "spec.location.node",
+                    );
+                }
+                if l.node.is_some() == l.rule.is_some() {
+                    f.push(
+                        Diagnostic::error(
+                            "quorate::constraint::target",
+                            "a location constraint needs exactly one of `node` or `rule`",
+                        )
+                        .with_help("name one node, or give a rule matching node attributes"),
+                        Kind::Constraint,
+                        name,
+                        "spec.location",
+                    );
+                }
+                if let Some(rule) = &l.rule {
+                    let needs_value = !matches!(
+                        rule.operator,
+                        RuleOperator::Exists | RuleOperator::NotExists
+                    );
+                    if needs_value != rule.value.is_some() {
+                        let msg = if needs_value {
+                            "this rule operator compares with a `value`; add one"
+                        } else {
+                            "`exists` and `notExists` take no `value`"
+                        };
+                        f.push(
+                            Diagnostic::error("quorate::constraint::rule", msg)
+                                .with_help("see the rule operators in the README"),
+                            Kind::Constraint,
+                            name,
+                            "spec.location.rule",
+                        );
+                    }
+                }
+            }
+            ConstraintSpec::Colocation(c) => {
+                bundle_ref(f, c.bundle.as_str(), "spec.colocation.bundle");
+                bundle_ref(f, c.with.as_str(), "spec.colocation.with");
+                if c.bundle == c.with {
+                    f.push(
+                        self_reference("colocation"),
+                        Kind::Constraint,
+                        name,
+                        "spec.colocation.with",
+                    );
+                }
+            }
+            ConstraintSpec::Order(o) => {
+                bundle_ref(f, o.first.as_str(), "spec.order.first");
+                bundle_ref(f, o.then.as_str(), "spec.order.then");
+                if o.first == o.then {
+                    f.push(
+                        self_reference("order"),
+                        Kind::Constraint,
+                        name,
+                        "spec.order.then",
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn unknown(what: &str, name: &str, known: &[&str]) -> Diagnostic {
+    let code = match what {
+        "node" => "quorate::ref::unknown-node",
+        "bundle" => "quorate::ref::unknown-bundle",
+        _ => "quorate::ref::unknown-network",
+    };
+    let mut d = Diagnostic::error(code, format!("no {what} is named `{name}`"));
+    d = match suggest(name, known.iter().copied()) {
+        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+        None if known.is_empty() => d.with_help(format!("no {what}s are defined")),
+        None => d.with_help(format!("{what}s defined: {}", known.join(", "))),
+    };
+    d
+}
+
+fn self_reference(kind: &str) -> Diagnostic {
+    Diagnostic::error(
+        "quorate::constraint::self",
+        format!("a {kind} constraint between a bundle and itself"),
+    )
+    .with_help("name two different bundles")
+}

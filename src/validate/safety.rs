@@ -1,0 +1,282 @@
+//! Security and high-availability safety: inline secrets, unauthenticated APIs, and the
+//! configurations that quietly remove the protection quorate exists for.
+
+use std::collections::BTreeSet;
+
+use super::Findings;
+use crate::diag::Diagnostic;
+use crate::spec::bundle::Recovery;
+use crate::spec::cluster::NoQuorumPolicy;
+use crate::spec::endpoint::{RuntimeKind, Transport};
+use crate::spec::fence::{IpmiAuthType, IpmiInterface};
+use crate::spec::secret::SecretRef;
+use crate::spec::{Kind, SpecSet};
+
+/// Checks that need the cluster: runtime endpoints, quorum, fencing coverage.
+pub(super) fn cluster(set: &SpecSet, f: &mut Findings) {
+    runtimes(set, f);
+    quorum(set, f);
+    fencing_coverage(set, f);
+}
+
+/// Checks of each fence device on its own: secrets and IPMI security.
+pub(super) fn fences(set: &SpecSet, f: &mut Findings) {
+    for (name, fence) in &set.fences {
+        let n = name.as_str();
+        let ipmi = &fence.ipmi;
+        if ipmi.password == SecretRef::Inline {
+            f.push(
+                Diagnostic::error(
+                    "quorate::secret::inline",
+                    "the BMC password is written inline; specs live in git and must not hold secrets",
+                )
+                .with_help("use `password: {fromEnv: VARIABLE}` or `password: {fromFile: /etc/quorate/bmc-password}`, and change the password: it is in the repository's history"),
+                Kind::Fence,
+                n,
+                "spec.ipmi.password",
+            );
+        }
+        if ipmi.cipher_suite > 17 {
+            f.push(
+                Diagnostic::error("quorate::fence::cipher-suite", format!("cipher suite {} does not exist", ipmi.cipher_suite))
+                    .with_help("IPMI 2.0 cipher suites are 0-17; 3 (AES-CBC-128 with HMAC-SHA1) is the common secure one"),
+                Kind::Fence,
+                n,
+                "spec.ipmi.cipherSuite",
+            );
+        }
+        let insecure = match ipmi.interface {
+            IpmiInterface::Lanplus => {
+                if ipmi.auth_type.is_some() {
+                    f.push(
+                        Diagnostic::error(
+                            "quorate::fence::auth-type",
+                            "`authType` applies only to `interface: lan` (IPMI 1.5)",
+                        )
+                        .with_help(
+                            "remove authType; RMCP+ authentication is chosen by cipherSuite",
+                        ),
+                        Kind::Fence,
+                        n,
+                        "spec.ipmi.authType",
+                    );
+                }
+                (ipmi.cipher_suite == 0).then_some((
+                    "cipher suite 0 sends commands without authentication",
+                    "spec.ipmi.cipherSuite",
+                ))
+            }
+            IpmiInterface::Lan => match ipmi.auth_type {
+                None => {
+                    f.push(
+                        Diagnostic::error(
+                            "quorate::fence::auth-type",
+                            "`interface: lan` (IPMI 1.5) needs an `authType`",
+                        )
+                        .with_help("prefer `interface: lanplus`; otherwise set authType: md5"),
+                        Kind::Fence,
+                        n,
+                        "spec.ipmi.interface",
+                    );
+                    None
+                }
+                Some(IpmiAuthType::None) => Some((
+                    "IPMI 1.5 with authType none sends commands without authentication",
+                    "spec.ipmi.authType",
+                )),
+                Some(IpmiAuthType::Straight) => Some((
+                    "IPMI 1.5 with authType straight sends the password in clear text",
+                    "spec.ipmi.authType",
+                )),
+                Some(_) => {
+                    f.push(
+                        Diagnostic::warning(
+                            "quorate::fence::ipmi15",
+                            "IPMI 1.5 authentication is weak",
+                        )
+                        .with_help("use `interface: lanplus` (IPMI 2.0) if the BMC supports it"),
+                        Kind::Fence,
+                        n,
+                        "spec.ipmi.interface",
+                    );
+                    None
+                }
+            },
+        };
+        match (insecure, ipmi.allow_insecure) {
+            (Some((why, path)), false) => f.push(
+                Diagnostic::error("quorate::fence::insecure", format!("{why}: anyone on the BMC network could power nodes off"))
+                    .with_help("use interface lanplus with cipherSuite 3; set allowInsecure: true only for a lab"),
+                Kind::Fence,
+                n,
+                path,
+            ),
+            (Some((why, path)), true) => f.push(
+                Diagnostic::warning("quorate::fence::insecure", format!("{why} (allowed by allowInsecure)"))
+                    .with_help("acceptable in a lab only"),
+                Kind::Fence,
+                n,
+                path,
+            ),
+            (None, _) => {}
+        }
+    }
+}
+
+fn runtimes(set: &SpecSet, f: &mut Findings) {
+    let cluster = set.cluster_name.as_str();
+    for (i, node) in set.cluster.nodes.iter().enumerate() {
+        let at = |field: &str| format!("spec.nodes.{i}.{field}");
+        let (tcp, ssh) = (
+            matches!(node.runtime.transport, Transport::Tcp { .. }),
+            matches!(node.runtime.transport, Transport::Ssh { .. }),
+        );
+        if node.tls.is_some() && !(tcp && node.runtime.kind == RuntimeKind::Docker) {
+            f.push(
+                Diagnostic::error(
+                    "quorate::runtime::tls",
+                    "`tls` applies only to docker+tcp endpoints",
+                )
+                .with_help("Podman's API has no TLS: reach a remote Podman through podman+ssh"),
+                Kind::Cluster,
+                cluster,
+                &at("tls"),
+            );
+        }
+        if node.ssh.is_some() && !ssh {
+            f.push(
+                Diagnostic::error(
+                    "quorate::runtime::ssh",
+                    "`ssh` applies only to +ssh endpoints",
+                )
+                .with_help(
+                    "remove it, or change the runtime endpoint to podman+ssh:// or docker+ssh://",
+                ),
+                Kind::Cluster,
+                cluster,
+                &at("ssh"),
+            );
+        }
+        if tcp && node.tls.is_none() {
+            if node.insecure {
+                f.push(
+                    Diagnostic::warning(
+                        "quorate::runtime::insecure",
+                        format!("node `{}` exposes its container runtime over plain TCP", node.name),
+                    )
+                    .with_help("anyone who reaches that port is root on the node; keep it to a private lab network"),
+                    Kind::Cluster,
+                    cluster,
+                    &at("insecure"),
+                );
+            } else {
+                f.push(
+                    Diagnostic::error(
+                        "quorate::runtime::unauthenticated",
+                        format!("node `{}`: plain TCP to a container runtime is unauthenticated", node.name),
+                    )
+                    .with_help("use docker+tcp with `tls` client certificates, or podman+ssh; or set `insecure: true` for a private lab network"),
+                    Kind::Cluster,
+                    cluster,
+                    &at("runtime"),
+                );
+            }
+        }
+    }
+}
+
+fn quorum(set: &SpecSet, f: &mut Findings) {
+    let c = &set.cluster;
+    let cluster = set.cluster_name.as_str();
+    let expected = c.expected_votes();
+    let possible = c
+        .nodes
+        .iter()
+        .map(|n| n.votes)
+        .fold(c.quorum.reconciler_votes, u32::saturating_add);
+    if expected == 0 || possible <= expected / 2 {
+        f.push(
+            Diagnostic::error(
+                "quorate::quorum::unreachable",
+                format!("quorum needs more than {} of {expected} expected votes, but all nodes and the reconciler hold only {possible}", expected / 2),
+            )
+            .with_help("lower expectedVotes or give nodes votes"),
+            Kind::Cluster,
+            cluster,
+            "spec.quorum",
+        );
+    }
+    if c.quorum.no_quorum_policy == NoQuorumPolicy::Ignore {
+        f.push(
+            Diagnostic::warning(
+                "quorate::safety::no-quorum-ignore",
+                "noQuorumPolicy: ignore lets a partition without quorum start and fence: two copies of a database can run at once",
+            )
+            .with_help("use freeze (the default) or stop; add a reconcilerVotes tie-breaker for two-node clusters"),
+            Kind::Cluster,
+            cluster,
+            "spec.quorum.noQuorumPolicy",
+        );
+    }
+    let voters = c.nodes.iter().filter(|n| n.votes > 0).count();
+    if voters == 2 && c.quorum.reconciler_votes == 0 {
+        f.push(
+            Diagnostic::warning(
+                "quorate::safety::two-node-tie",
+                "two voting nodes and no tie-breaker: losing either node loses quorum",
+            )
+            .with_help("set quorum.reconcilerVotes: 1 so the reconciler breaks the tie"),
+            Kind::Cluster,
+            cluster,
+            "spec.quorum",
+        );
+    }
+}
+
+fn fencing_coverage(set: &SpecSet, f: &mut Findings) {
+    let cluster = set.cluster_name.as_str();
+    let fenced_bundles: Vec<&str> = set
+        .bundles
+        .iter()
+        .filter(|(_, b)| b.recovery == Recovery::Fence && b.replicas > 0)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !set.cluster.fencing.enabled {
+        if !fenced_bundles.is_empty() {
+            f.push(
+                Diagnostic::warning(
+                    "quorate::safety::fencing-disabled",
+                    format!(
+                        "fencing is disabled while {} use recovery: fence; their instances on a lost node stay down until an operator confirms the node is off",
+                        fenced_bundles.join(", ")
+                    ),
+                )
+                .with_help("enable fencing and add a Fence device per node"),
+                Kind::Cluster,
+                cluster,
+                "spec.fencing.enabled",
+            );
+        }
+        return;
+    }
+    let covered: BTreeSet<&str> = set
+        .fences
+        .values()
+        .flat_map(|fd| fd.targets.iter().map(|t| t.as_str()))
+        .collect();
+    for (i, node) in set.cluster.nodes.iter().enumerate() {
+        let anything_to_fence = !set.fences.is_empty() || !fenced_bundles.is_empty();
+        if anything_to_fence && !covered.contains(node.name.as_str()) {
+            f.push(
+                Diagnostic::warning(
+                    "quorate::safety::node-unfenced",
+                    format!("no fence device covers node `{}`: if it is lost, its instances with recovery: fence cannot be recovered automatically", node.name),
+                )
+                .with_help(format!("add a Fence document with `targets: [{}]`", node.name)),
+                Kind::Cluster,
+                cluster,
+                &format!("spec.nodes.{i}.name"),
+            );
+        }
+    }
+}

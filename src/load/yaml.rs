@@ -13,8 +13,10 @@ use crate::diag::Span;
 
 /// Longest scalar accepted (bytes). Nothing in a spec needs more.
 pub const MAX_SCALAR_BYTES: usize = 64 * 1024;
-/// Deepest nesting accepted. Specs nest about six levels.
-pub const MAX_DEPTH: usize = 64;
+/// Deepest nesting accepted. Specs nest at most about eight levels; parsing recurses per
+/// level, so this bound also keeps the stack small (a 2 MiB thread stack suffices even in
+/// debug builds).
+pub const MAX_DEPTH: usize = 16;
 
 /// A YAML node with its span.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,26 +149,52 @@ pub fn parse_documents(bytes: &[u8]) -> Result<Vec<Node>, ParseError> {
 }
 
 fn parse_error(text: &str, err: &serde_saphyr::Error) -> ParseError {
-    let inner = err.without_snippet();
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach as B;
+    // Look through the wrappers that add snippets and alias context.
+    let mut inner = err;
+    while let E::WithSnippet { error, .. } | E::AliasError { error, .. } = inner {
+        inner = error;
+    }
     let formatter = serde_saphyr::DefaultMessageFormatter;
-    let message = serde_saphyr::MessageFormatter::format_message(&formatter, inner).into_owned();
-    let kind = match inner {
-        serde_saphyr::Error::Budget { .. }
-        | serde_saphyr::Error::AliasReplayLimitExceeded { .. }
-        | serde_saphyr::Error::AliasExpansionLimitExceeded { .. }
-        | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. }
-        | serde_saphyr::Error::AliasReplayCounterOverflow { .. } => ParseErrorKind::Budget,
-        serde_saphyr::Error::DuplicateMappingKey { .. } => ParseErrorKind::DuplicateKey,
-        serde_saphyr::Error::UnsupportedTag { .. }
-        | serde_saphyr::Error::TaggedScalarCannotDeserializeIntoString { .. } => {
-            ParseErrorKind::Tag
+    let parser_message =
+        || serde_saphyr::MessageFormatter::format_message(&formatter, inner).into_owned();
+    let (kind, message) = match inner {
+        E::Budget { breach, .. } => (
+            ParseErrorKind::Budget,
+            match breach {
+                B::Depth { .. } => format!("nesting deeper than {MAX_DEPTH} levels"),
+                B::Aliases { .. } | B::Anchors { .. } => "too many anchors or aliases".to_owned(),
+                B::ScalarBytes { .. } => "the values in this file are too large in total".to_owned(),
+                B::Documents { .. } => "too many documents in one file".to_owned(),
+                _ => "the document is too large (too many values, or aliases that expand to too many)".to_owned(),
+            },
+        ),
+        E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. }
+        | E::AliasReplayCounterOverflow { .. } => (
+            ParseErrorKind::Budget,
+            "aliases expand to too many values (an alias bomb?)".to_owned(),
+        ),
+        E::DuplicateMappingKey { .. } => (ParseErrorKind::DuplicateKey, parser_message()),
+        E::UnsupportedTag { .. } | E::TaggedScalarCannotDeserializeIntoString { .. } => {
+            (ParseErrorKind::Tag, parser_message())
         }
-        _ if message.contains("recursion limit") || message.contains(TOO_LONG) => {
-            ParseErrorKind::Budget
+        _ => {
+            let m = parser_message();
+            let kind = if m.contains("recursion limit") || m.contains(TOO_LONG) {
+                ParseErrorKind::Budget
+            } else {
+                ParseErrorKind::Syntax
+            };
+            (kind, m)
         }
-        _ => ParseErrorKind::Syntax,
     };
-    let span = err.location().map_or(Span::START, |l| span_of(text, &l, 0));
+    let span = inner
+        .location()
+        .or_else(|| err.location())
+        .map_or(Span::START, |l| span_of(text, &l, 0));
     ParseError {
         message,
         span,
@@ -354,6 +382,17 @@ mod tests {
     }
 
     #[test]
+    fn hostile_input_fits_in_a_small_stack() {
+        let deep_block = "- ".repeat(20_000);
+        let deep_flow = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+        let t = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || parse(&deep_block).is_err() && parse(&deep_flow).is_err())
+            .unwrap();
+        assert!(t.join().unwrap());
+    }
+
+    #[test]
     fn hostile_input_is_refused_with_its_kind() {
         let kind = |s: &str| parse(s).unwrap_err().kind;
         assert_eq!(kind("a: 1\na: 2\n"), ParseErrorKind::DuplicateKey);
@@ -361,6 +400,13 @@ mod tests {
         assert_eq!(kind("a: [\n"), ParseErrorKind::Syntax);
         let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
         assert_eq!(kind(&deep), ParseErrorKind::Budget);
+        assert_eq!(kind(&"- ".repeat(20_000)), ParseErrorKind::Budget);
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for c in b'b'..=b'l' {
+            let refs = vec![format!("*{}", (c - 1) as char); 10].join(", ");
+            bomb.push_str(&format!("{0}: &{0} [{refs}]\n", c as char));
+        }
+        assert_eq!(kind(&bomb), ParseErrorKind::Budget);
         let long = format!("a: {}\n", "x".repeat(MAX_SCALAR_BYTES + 1));
         assert_eq!(kind(&long), ParseErrorKind::Budget);
         let e = parse_documents(b"a: 1\nb: \xff\n").unwrap_err();

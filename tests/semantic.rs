@@ -1,0 +1,480 @@
+//! The meaning layer: every kind of semantic finding, located to the line and column.
+//!
+//! Each case starts from a valid three-node spec set, adds or replaces documents, and
+//! checks the exact diagnostics. Expected positions are computed from the fixture text
+//! (the place of a marker string), never written down by hand.
+
+use quorate::diag::Severity;
+use quorate::source::Sources;
+use quorate::validate::validate;
+
+const CLUSTER: &str = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: lab}
+spec:
+  nodes:
+    - {name: n1, runtime: "podman+unix:///run/n1.sock"}
+    - {name: n2, runtime: "podman+unix:///run/n2.sock"}
+    - {name: n3, runtime: "podman+unix:///run/n3.sock"}
+  networks:
+    - {name: net, subnet: 10.1.0.0/24}
+"#;
+
+const FENCES: &str = r#"apiVersion: quorate.io/v1alpha1
+kind: Fence
+metadata: {name: f1}
+spec:
+  targets: [n1, n2, n3]
+  ipmi: {address: 127.0.0.1, username: admin, password: {fromEnv: PW}}
+"#;
+
+const WEB: &str = r#"apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: web}
+spec:
+  image: busybox
+  replicas: 2
+"#;
+
+/// One finding: code, file index, and the marker whose first occurrence (after
+/// `after`, if given) the finding must point at.
+struct Expect {
+    code: &'static str,
+    file: usize,
+    marker: Option<(&'static str, &'static str)>,
+}
+
+fn at(code: &'static str, file: usize, after: &'static str, marker: &'static str) -> Expect {
+    Expect {
+        code,
+        file,
+        marker: Some((after, marker)),
+    }
+}
+
+fn nowhere(code: &'static str) -> Expect {
+    Expect {
+        code,
+        file: 0,
+        marker: None,
+    }
+}
+
+/// 1-based line and column of `marker`'s first occurrence after `after`.
+fn position(text: &str, after: &str, marker: &str) -> (u32, u32) {
+    let start = text
+        .find(after)
+        .unwrap_or_else(|| panic!("no `{after}` in fixture"))
+        + after.len();
+    let offset = start
+        + text[start..]
+            .find(marker)
+            .unwrap_or_else(|| panic!("no `{marker}` after `{after}`"));
+    let line = text[..offset].matches('\n').count() + 1;
+    let col = text[..offset].rsplit('\n').next().unwrap().chars().count() + 1;
+    (line as u32, col as u32)
+}
+
+fn check(files: &[&str], expected: &[Expect]) {
+    let mut sources = Sources::new();
+    for (i, f) in files.iter().enumerate() {
+        sources.add(format!("f{i}.yaml"), f.as_bytes().to_vec());
+    }
+    let report = validate(&sources);
+    let got: Vec<_> = report
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let loc = d
+                .location
+                .map(|l| (l.file.0 as usize, l.span.map(|s| (s.line, s.column))));
+            (d.code, loc, d.message.clone())
+        })
+        .collect();
+    for e in expected {
+        let want = e
+            .marker
+            .map(|(after, m)| (e.file, Some(position(files[e.file], after, m))));
+        assert!(
+            got.iter().any(|(c, loc, _)| *c == e.code && *loc == want),
+            "expected {} at {:?}; got {:#?}",
+            e.code,
+            want,
+            got
+        );
+    }
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "unexpected extra findings: {got:#?}"
+    );
+    let has_error = expected
+        .iter()
+        .any(|e| !e.code.starts_with("quorate::safety") && !e.code.contains("insecure"));
+    assert_eq!(
+        report.valid_set().is_none(),
+        has_error || report.errors() > 0
+    );
+}
+
+#[test]
+fn the_base_set_is_valid() {
+    check(&[CLUSTER, FENCES, WEB], &[]);
+}
+
+#[test]
+fn unknown_references_point_at_the_name() {
+    let doc = r#"apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: c1}
+spec:
+  colocation: {bundle: web, with: dbb, score: 10}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: c2}
+spec:
+  location: {bundle: web, node: n9, score: 10}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Fence
+metadata: {name: f2}
+spec:
+  targets: [n4]
+  ipmi: {address: 127.0.0.1, username: admin, password: {fromEnv: PW}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: app}
+spec:
+  image: busybox
+  network: {name: nett, ipRangeStart: 10.1.0.5}
+"#;
+    check(
+        &[CLUSTER, FENCES, WEB, doc],
+        &[
+            at("quorate::ref::unknown-bundle", 3, "with: ", "dbb"),
+            at("quorate::ref::unknown-node", 3, "node: ", "n9"),
+            at("quorate::ref::unknown-node", 3, "targets: [", "n4"),
+            at("quorate::ref::unknown-network", 3, "name: ", "nett"),
+        ],
+    );
+}
+
+#[test]
+fn order_cycles_are_found() {
+    let order = |name: &str, first: &str, then: &str| {
+        format!(
+            "apiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: {name}}}\nspec:\n  order: {{first: {first}, then: {then}}}\n---\n"
+        )
+    };
+    let bundles = "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: a}\nspec: {image: x}\n---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: b}\nspec: {image: x}\n---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: c}\nspec: {image: x}\n";
+    let text = [
+        order("o1", "a", "b"),
+        order("o2", "b", "c"),
+        order("o3", "c", "a"),
+        order("o4", "web", "a"),
+    ]
+    .concat();
+    check(
+        &[CLUSTER, FENCES, WEB, bundles, &text],
+        &[at("quorate::order::cycle", 4, "first: c, then: ", "a")],
+    );
+}
+
+#[test]
+fn bundles_that_hard_constraints_make_unplaceable() {
+    let doc = r#"apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: db}
+spec:
+  image: postgres
+  replicas: 1
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: app}
+spec:
+  image: app
+  replicas: 1
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: many}
+spec:
+  image: app
+  replicas: 4
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: app-with-db}
+spec:
+  colocation: {bundle: app, with: db, score: INFINITY}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: no-db-n1}
+spec:
+  location: {bundle: db, node: n1, score: -INFINITY}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: no-db-in-racks}
+spec:
+  location:
+    bundle: db
+    rule: {attribute: rack, operator: notExists}
+    score: -INFINITY
+"#;
+    check(
+        &[CLUSTER, FENCES, WEB, doc],
+        &[
+            at(
+                "quorate::placement::unplaceable",
+                3,
+                "name: db}\nspec:\n  image: postgres\n  replicas: ",
+                "1",
+            ),
+            at(
+                "quorate::placement::unplaceable",
+                3,
+                "name: app}\nspec:\n  image: app\n  replicas: ",
+                "1",
+            ),
+            at(
+                "quorate::placement::unplaceable",
+                3,
+                "name: many}\nspec:\n  image: app\n  replicas: ",
+                "4",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn overlapping_and_misplaced_address_ranges() {
+    let doc = r#"apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: a}
+spec:
+  image: x
+  replicas: 3
+  network: {name: net, ipRangeStart: 10.1.0.10}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b}
+spec:
+  image: x
+  network: {name: net, ipRangeStart: 10.1.0.12}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: c}
+spec:
+  image: x
+  network: {name: net, ipRangeStart: 10.2.0.1}
+"#;
+    check(
+        &[CLUSTER, FENCES, WEB, doc],
+        &[
+            at(
+                "quorate::network::ip-overlap",
+                3,
+                "ipRangeStart: ",
+                "10.1.0.12",
+            ),
+            at(
+                "quorate::network::ip-range",
+                3,
+                "ipRangeStart: ",
+                "10.2.0.1",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn insecure_fencing_and_inline_secrets() {
+    let doc = r#"apiVersion: quorate.io/v1alpha1
+kind: Fence
+metadata: {name: f2}
+spec:
+  targets: [n1]
+  level: 2
+  ipmi: {address: bmc, username: admin, password: hunter2, cipherSuite: 0}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Fence
+metadata: {name: f3}
+spec:
+  targets: [n2]
+  level: 2
+  ipmi: {address: bmc, username: admin, password: {fromEnv: X}, interface: lan, authType: straight}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Fence
+metadata: {name: f4}
+spec:
+  targets: [n3]
+  level: 2
+  ipmi: {address: bmc, username: admin, password: {fromEnv: X}, cipherSuite: 0, allowInsecure: true}
+"#;
+    check(
+        &[CLUSTER, FENCES, WEB, doc],
+        &[
+            at("quorate::secret::inline", 3, "password: ", "hunter2"),
+            at("quorate::fence::insecure", 3, "cipherSuite: ", "0"),
+            at("quorate::fence::insecure", 3, "authType: ", "straight"),
+            at(
+                "quorate::fence::insecure",
+                3,
+                "f4}\nspec:\n  targets: [n3]\n  level: 2\n  ipmi: {address: bmc, username: admin, password: {fromEnv: X}, cipherSuite: ",
+                "0",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn duplicate_and_missing_clusters_and_names() {
+    check(
+        &[CLUSTER, FENCES, WEB, WEB],
+        &[at("quorate::set::duplicate-name", 3, "name: ", "web")],
+    );
+    let second = CLUSTER.replace("name: lab", "name: lab2");
+    check(
+        &[CLUSTER, &second],
+        &[at("quorate::set::multiple-clusters", 1, "name: ", "lab2")],
+    );
+    check(&[FENCES, WEB], &[nowhere("quorate::set::no-cluster")]);
+}
+
+#[test]
+fn shape_rules_beyond_types() {
+    let doc = r#"apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: app}
+spec:
+  image: x
+  network:
+    ports:
+      - {port: 80, range: 81-82}
+  storage:
+    - {targetDir: /data}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: self}
+spec:
+  colocation: {bundle: app, with: app, score: 5}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: both}
+spec:
+  location: {bundle: app, node: n1, rule: {attribute: a, operator: exists}, score: 5}
+"#;
+    check(
+        &[CLUSTER, FENCES, WEB, doc],
+        &[
+            at(
+                "quorate::network::port-mapping",
+                3,
+                "ports:\n      - ",
+                "{port",
+            ),
+            at("quorate::storage::source", 3, "storage:\n    - ", "{target"),
+            at("quorate::constraint::self", 3, "with: ", "app"),
+            at(
+                "quorate::constraint::target",
+                3,
+                "\n  location: ",
+                "{bundle",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn unauthenticated_runtime_endpoints() {
+    let cluster = CLUSTER.replace("podman+unix:///run/n3.sock", "podman+tcp://10.0.0.3:8080");
+    check(
+        &[&cluster, FENCES, WEB],
+        &[at(
+            "quorate::runtime::unauthenticated",
+            0,
+            "n3, runtime: ",
+            "\"podman+tcp",
+        )],
+    );
+    let insecure = cluster.replace("8080\"}", "8080\", insecure: true}");
+    check(
+        &[&insecure, FENCES, WEB],
+        &[at("quorate::runtime::insecure", 0, "insecure: ", "true")],
+    );
+}
+
+#[test]
+fn high_availability_warnings() {
+    let cluster = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: pair}
+spec:
+  nodes:
+    - {name: n1, runtime: "podman+unix:///run/n1.sock"}
+    - {name: n2, runtime: "podman+unix:///run/n2.sock"}
+  quorum: {noQuorumPolicy: ignore}
+  fencing: {enabled: false}
+"#;
+    let db = "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: db}\nspec: {image: pg, recovery: fence}\n";
+    check(
+        &[cluster, db],
+        &[
+            at(
+                "quorate::safety::no-quorum-ignore",
+                0,
+                "noQuorumPolicy: ",
+                "ignore",
+            ),
+            at("quorate::safety::two-node-tie", 0, "quorum: ", "{"),
+            at("quorate::safety::fencing-disabled", 0, "enabled: ", "false"),
+        ],
+    );
+    let fenced = cluster.replace("  fencing: {enabled: false}\n", "");
+    let one_fence = FENCES.replace("[n1, n2, n3]", "[n1]");
+    check(
+        &[&fenced, db, &one_fence],
+        &[
+            at(
+                "quorate::safety::no-quorum-ignore",
+                0,
+                "noQuorumPolicy: ",
+                "ignore",
+            ),
+            at("quorate::safety::two-node-tie", 0, "quorum: ", "{"),
+            at("quorate::safety::node-unfenced", 0, "name: ", "n2"),
+        ],
+    );
+}
+
+#[test]
+fn warnings_are_not_errors() {
+    let mut sources = Sources::new();
+    let cluster = CLUSTER.replace(
+        "podman+unix:///run/n3.sock\"}",
+        "podman+tcp://10.0.0.3:8080\", insecure: true}",
+    );
+    sources.add("c.yaml", cluster.into_bytes());
+    sources.add("f.yaml", FENCES.as_bytes().to_vec());
+    let report = validate(&sources);
+    assert_eq!(report.errors(), 0);
+    assert_eq!(report.warnings(), 1);
+    assert!(
+        report
+            .diagnostics
+            .iter()
+            .all(|d| d.severity == Severity::Warning)
+    );
+    assert!(report.valid_set().is_some());
+}

@@ -1,0 +1,402 @@
+//! `quorate validate` and `quorate schema` as a user runs them: examples, formats, exit
+//! codes, and hostile input that must be refused without a panic, a hang or a memory
+//! blow-up.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn quorate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_quorate"))
+}
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// Runs `cmd`, failing the test if it does not finish within `limit` (a hang).
+fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn quorate");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("quorate did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Peak resident memory of all waited-for children so far, in bytes.
+fn children_peak_rss() -> u64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we pass; RUSAGE_CHILDREN is valid.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    assert_eq!(rc, 0);
+    usage.ru_maxrss as u64 * 1024
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+#[test]
+fn every_example_and_the_quickstart_specs_are_valid() {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    assert!(
+        dirs.len() >= 3,
+        "examples/ should hold at least three spec sets"
+    );
+    dirs.push(repo("specs"));
+    for dir in dirs {
+        let out = quorate()
+            .arg("validate")
+            .arg(&dir)
+            .arg("--strict")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{} is not valid:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn example_files_declare_the_schema_and_satisfy_it() {
+    let schemas: Vec<(String, serde_json::Value)> = std::fs::read_dir(repo("schemas"))
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            (p.file_name().unwrap().to_string_lossy().into_owned(), v)
+        })
+        .collect();
+    let mut checked = 0;
+    for dir in [
+        "examples/two-workers",
+        "examples/racks",
+        "examples/lb-pair",
+        "specs",
+    ] {
+        for entry in std::fs::read_dir(repo(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.starts_with("# yaml-language-server: $schema="),
+                "{} must start with the schema line",
+                path.display()
+            );
+            let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+            for doc in docs {
+                let kind = doc["kind"].as_str().unwrap().to_ascii_lowercase();
+                let (_, schema) = schemas
+                    .iter()
+                    .find(|(n, _)| *n == format!("{kind}.json"))
+                    .unwrap();
+                let validator = jsonschema::validator_for(schema).unwrap();
+                let errors: Vec<String> =
+                    validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+                assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} documents checked");
+}
+
+#[test]
+fn the_schemas_directory_equals_the_generated_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = quorate()
+        .arg("schema")
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut generated: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    generated.sort();
+    assert_eq!(
+        generated,
+        [
+            "bundle.json",
+            "cluster.json",
+            "constraint.json",
+            "fence.json",
+            "quorate.json"
+        ]
+    );
+    for name in generated {
+        let want = std::fs::read_to_string(dir.path().join(&name)).unwrap();
+        let have = std::fs::read_to_string(repo("schemas").join(&name)).unwrap_or_default();
+        assert!(
+            have == want,
+            "schemas/{name} is stale: run `cargo run -- schema --out schemas`"
+        );
+    }
+}
+
+#[test]
+fn exit_codes_and_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: web}\nspec:\n  image: x\n  replica: 2\n",
+    )
+    .unwrap();
+    let out = quorate().arg("validate").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("did you mean `replicas`?"), "{text}");
+    assert!(text.contains("bad.yaml:6:3"), "{text}");
+
+    let out = quorate()
+        .args(["validate", "--format", "github"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("unknown-field")).unwrap();
+    assert!(
+        line.starts_with(&format!(
+            "::error file={},line=6,col=3,title=",
+            bad.display()
+        )),
+        "{line}"
+    );
+
+    let out = quorate()
+        .args(["validate", "--format", "json"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let v = json(&out);
+    let first = &v.as_array().unwrap()[0];
+    for key in [
+        "severity", "code", "message", "file", "line", "column", "help",
+    ] {
+        assert!(first.get(key).is_some(), "missing {key} in {first}");
+    }
+
+    let out = quorate()
+        .args(["validate", "/nonexistent/specs"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = quorate()
+        .args(["validate", "--format", "xml", "."])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn strict_turns_warnings_into_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        "apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  nodes: [{name: n1, runtime: 'podman+unix:///s'}]\n  quorum: {noQuorumPolicy: ignore}\n",
+    )
+    .unwrap();
+    let out = quorate().arg("validate").arg(dir.path()).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = quorate()
+        .arg("validate")
+        .arg("--strict")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn an_inline_password_never_appears_in_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("f.yaml"),
+        "apiVersion: quorate.io/v1alpha1\nkind: Fence\nmetadata: {name: f}\nspec:\n  targets: [n1]\n  ipmi:\n    address: bmc\n    username: admin\n    password: Tr0ub4dor&3\n",
+    )
+    .unwrap();
+    for format in ["human", "json", "github"] {
+        let out = quorate()
+            .args(["validate", "--format", format])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let all = [out.stdout, out.stderr].concat();
+        let text = String::from_utf8_lossy(&all);
+        assert!(
+            text.contains("quorate::secret::inline") || text.contains("secret%3A%3Ainline"),
+            "{format}: {text}"
+        );
+        assert!(
+            !text.contains("Tr0ub4dor"),
+            "{format} leaked the password: {text}"
+        );
+    }
+}
+
+/// Writes one hostile file into a fresh directory, validates the directory, and checks
+/// the result: exit 1, a diagnostic with `code` naming the file, in bounded time and memory.
+fn refuses(name: &str, code: &str, write: impl FnOnce(&Path)) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    write(&path);
+    let out = run_bounded(
+        quorate()
+            .args(["validate", "--format", "json"])
+            .arg(dir.path()),
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let hit = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["code"] == code && d["file"].as_str().is_some_and(|f| f.contains(name)));
+    assert!(hit, "{name}: expected {code} naming the file, got {v:#}");
+    let peak = children_peak_rss();
+    assert!(peak < 256 << 20, "{name}: peak memory {} MiB", peak >> 20);
+}
+
+#[test]
+fn an_alias_bomb_is_refused() {
+    refuses("bomb.yaml", "quorate::yaml::budget", |p| {
+        let mut s = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let prev = (b'a' + i - 1) as char;
+            let cur = (b'a' + i) as char;
+            let refs = vec![format!("*{prev}"); 10].join(", ");
+            s.push_str(&format!("{cur}: &{cur} [{refs}]\n"));
+        }
+        std::fs::write(p, s).unwrap();
+    });
+}
+
+#[test]
+fn deep_nesting_is_refused() {
+    refuses("deep.yaml", "quorate::yaml::budget", |p| {
+        std::fs::write(
+            p,
+            format!("a: {}{}\n", "[".repeat(20_000), "]".repeat(20_000)),
+        )
+        .unwrap();
+    });
+    refuses("deep-block.yaml", "quorate::yaml::budget", |p| {
+        std::fs::write(p, format!("{}x\n", "- ".repeat(20_000))).unwrap();
+    });
+}
+
+#[test]
+fn invalid_utf8_is_refused() {
+    refuses("latin1.yaml", "quorate::yaml::encoding", |p| {
+        std::fs::write(
+            p,
+            b"apiVersion: quorate.io/v1alpha1\nkind: Bundle\nname: caf\xe9\n",
+        )
+        .unwrap();
+    });
+}
+
+#[test]
+fn nul_bytes_are_refused() {
+    refuses("nul.yaml", "quorate::yaml::syntax", |p| {
+        std::fs::write(p, b"apiVersion: quorate.io/v1alpha1\nkind: Bun\x00dle\n").unwrap();
+    });
+}
+
+#[test]
+fn a_multi_megabyte_scalar_is_refused() {
+    refuses("huge-scalar.yaml", "quorate::yaml::budget", |p| {
+        std::fs::write(p, format!("image: {}\n", "x".repeat(3 << 20))).unwrap();
+    });
+}
+
+#[test]
+fn custom_tags_are_refused() {
+    refuses("tag.yaml", "quorate::yaml::tag", |p| {
+        std::fs::write(p, "kind: !!python/object:os.system ls\n").unwrap();
+    });
+}
+
+#[test]
+fn duplicate_keys_are_refused() {
+    refuses("dup.yaml", "quorate::yaml::duplicate-key", |p| {
+        std::fs::write(
+            p,
+            "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nkind: Fence\n",
+        )
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_symlink_loop_is_refused() {
+    refuses("loop", "quorate::file::unreadable", |p| {
+        std::fs::create_dir(p).unwrap();
+        std::os::unix::fs::symlink("..", p.join("back")).unwrap();
+    });
+}
+
+#[test]
+fn unreadable_files_are_refused() {
+    refuses("dangling.yaml", "quorate::file::unreadable", |p| {
+        std::os::unix::fs::symlink("/nonexistent/quorate/spec.yaml", p).unwrap();
+    });
+    // Root reads any file whatever its mode; as another user the mode is enforced.
+    if unsafe { libc::geteuid() } != 0 {
+        refuses("secret.yaml", "quorate::file::unreadable", |p| {
+            std::fs::write(p, "a: 1\n").unwrap();
+            std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o000))
+                .unwrap();
+        });
+    }
+    refuses("pipe.yaml", "quorate::file::not-regular", |p| {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    });
+}
+
+#[test]
+fn a_100_megabyte_file_is_refused_without_reading_it() {
+    refuses("big.yaml", "quorate::file::too-large", |p| {
+        let f = std::fs::File::create(p).unwrap();
+        f.set_len(100 << 20).unwrap();
+    });
+}

@@ -15,7 +15,7 @@ use de::{ShapeErrorKind, ShapeErrors, from_node};
 pub use index::SpecIndex;
 use yaml::{Node, ParseErrorKind, Value};
 
-use crate::diag::{Diagnostic, Location};
+use crate::diag::{Diagnostic, Location, Span};
 use crate::source::{FileId, Sources};
 use crate::spec::{
     API_VERSION, BundleSpec, ClusterSpec, ConstraintSpec, FenceSpec, Kind, Metadata, Name, SpecSet,
@@ -40,7 +40,27 @@ pub struct Loaded {
 const TOP_LEVEL: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
 const KINDS: &[&str] = &["Cluster", "Bundle", "Fence", "Constraint"];
 
+/// A document after the YAML and shape layers, before it joins the set.
+struct Decoded {
+    file: FileId,
+    root: Node,
+    kind: Kind,
+    name: Name,
+    spec: Option<TypedSpec>,
+    secret: Option<Span>,
+}
+
+enum TypedSpec {
+    Cluster(ClusterSpec),
+    Bundle(BundleSpec),
+    Fence(FenceSpec),
+    Constraint(ConstraintSpec),
+}
+
 /// Loads every document of every file in `sources`.
+///
+/// Files are parsed and decoded on all cores (each file on its own is pure work); the
+/// results are then joined in file order, so the outcome does not depend on threads.
 pub fn load(sources: &Sources) -> Loaded {
     let mut diagnostics = sources.problems.clone();
     let mut index = SpecIndex::default();
@@ -48,19 +68,21 @@ pub fn load(sources: &Sources) -> Loaded {
     let mut bundles = BTreeMap::new();
     let mut fences = BTreeMap::new();
     let mut constraints = BTreeMap::new();
-    for (file, source) in sources.iter() {
-        let docs = match yaml::parse_documents(&source.bytes) {
-            Ok(docs) => docs,
-            Err(e) => {
-                diagnostics.push(parse_diagnostic(file, &e));
-                continue;
-            }
-        };
-        for root in docs {
-            let Some((kind, metadata, usable)) = header(file, &root, &mut diagnostics) else {
-                continue;
-            };
-            let name = metadata.name.clone();
+    let files: Vec<(FileId, &[u8])> = sources
+        .iter()
+        .map(|(id, f)| (id, f.bytes.as_slice()))
+        .collect();
+    for (docs, diags) in parallel_map(&files, |(file, bytes)| decode_file(*file, bytes)) {
+        diagnostics.extend(diags);
+        for doc in docs {
+            let Decoded {
+                file,
+                root,
+                kind,
+                name,
+                spec,
+                secret,
+            } = doc;
             if let Some(first) = index.origin(kind, name.as_str()) {
                 let first = Location {
                     file: first.file,
@@ -70,46 +92,31 @@ pub fn load(sources: &Sources) -> Loaded {
                         .and_then(|m| m.get("name"))
                         .map(|n| n.span),
                 };
-                let here = locate(file, &root, &["metadata", "name"]);
                 diagnostics.push(
                     Diagnostic::error(
                         "quorate::set::duplicate-name",
                         format!("a {kind} named `{name}` is already defined"),
                     )
                     .with_help(format!("rename one of the two {kind} documents"))
-                    .at(here)
+                    .at(locate(file, &root, &["metadata", "name"]))
                     .with_related(first, "first defined here"),
                 );
                 continue;
             }
-            let spec = root.get("spec").filter(|_| usable);
-            let diags = &mut diagnostics;
-            match (kind, spec) {
-                (_, None) => {}
-                (Kind::Cluster, Some(n)) => {
-                    if let Some(s) = typed::<ClusterSpec>(file, n, diags) {
-                        clusters.push((name.clone(), s));
-                    }
+            if let Some(span) = secret {
+                index.redact(file, span);
+            }
+            match spec {
+                None => {}
+                Some(TypedSpec::Cluster(s)) => clusters.push((name.clone(), s)),
+                Some(TypedSpec::Bundle(s)) => {
+                    bundles.insert(name.clone(), s);
                 }
-                (Kind::Bundle, Some(n)) => {
-                    if let Some(s) = typed::<BundleSpec>(file, n, diags) {
-                        bundles.insert(name.clone(), s);
-                    }
+                Some(TypedSpec::Fence(s)) => {
+                    fences.insert(name.clone(), s);
                 }
-                (Kind::Fence, Some(n)) => {
-                    if let Some(pw) = n.get("ipmi").and_then(|i| i.get("password"))
-                        && !matches!(pw.value, Value::Map(_))
-                    {
-                        index.redact(file, pw.span);
-                    }
-                    if let Some(s) = typed::<FenceSpec>(file, n, diags) {
-                        fences.insert(name.clone(), s);
-                    }
-                }
-                (Kind::Constraint, Some(n)) => {
-                    if let Some(s) = typed::<ConstraintSpec>(file, n, diags) {
-                        constraints.insert(name.clone(), s);
-                    }
+                Some(TypedSpec::Constraint(s)) => {
+                    constraints.insert(name.clone(), s);
                 }
             }
             index.insert(kind, name, file, root);
@@ -131,6 +138,62 @@ pub fn load(sources: &Sources) -> Loaded {
         index,
         diagnostics,
     }
+}
+
+/// The YAML and shape layers for one file.
+fn decode_file(file: FileId, bytes: &[u8]) -> (Vec<Decoded>, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let roots = match yaml::parse_documents(bytes) {
+        Ok(roots) => roots,
+        Err(e) => return (Vec::new(), vec![parse_diagnostic(file, &e)]),
+    };
+    let mut docs = Vec::with_capacity(roots.len());
+    for root in roots {
+        let Some((kind, metadata, usable)) = header(file, &root, &mut diags) else {
+            continue;
+        };
+        let node = root.get("spec").filter(|_| usable);
+        let secret = node
+            .filter(|_| kind == Kind::Fence)
+            .and_then(|n| n.get("ipmi"))
+            .and_then(|i| i.get("password"))
+            .filter(|pw| !matches!(pw.value, Value::Map(_)))
+            .map(|pw| pw.span);
+        let spec = node.and_then(|n| match kind {
+            Kind::Cluster => typed(file, n, &mut diags).map(TypedSpec::Cluster),
+            Kind::Bundle => typed(file, n, &mut diags).map(TypedSpec::Bundle),
+            Kind::Fence => typed(file, n, &mut diags).map(TypedSpec::Fence),
+            Kind::Constraint => typed(file, n, &mut diags).map(TypedSpec::Constraint),
+        });
+        docs.push(Decoded {
+            file,
+            root,
+            kind,
+            name: metadata.name,
+            spec,
+            secret,
+        });
+    }
+    (docs, diags)
+}
+
+/// `f` over `items` on every available core, results in input order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || items.len() < 16 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| scope.spawn(|| c.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
 
 /// The one Cluster, or `None` (reported) when there is none, several, or it is invalid.

@@ -12,23 +12,28 @@ use crate::spec::{Kind, SpecSet};
 /// forbids, narrowed by `INFINITY` colocations to the nodes their targets may run on.
 /// Standby is not counted: it is a passing state, not a constraint.
 pub fn eligible_nodes(set: &SpecSet) -> BTreeMap<&str, BTreeSet<&str>> {
+    let mut bans: BTreeMap<&str, Vec<&crate::spec::constraint::LocationConstraint>> =
+        BTreeMap::new();
+    for c in set.constraints.values() {
+        if let ConstraintSpec::Location(l) = c
+            && l.score.is_neg_infinity()
+        {
+            bans.entry(l.bundle.as_str()).or_default().push(l);
+        }
+    }
     let mut eligible: BTreeMap<&str, BTreeSet<&str>> = set
         .bundles
         .keys()
         .map(|b| {
+            let bans = bans.get(b.as_str()).map(Vec::as_slice).unwrap_or(&[]);
             let nodes = set
                 .cluster
                 .nodes
                 .iter()
                 .filter(|n| {
-                    !set.constraints.values().any(|c| match c {
-                        ConstraintSpec::Location(l) => {
-                            l.bundle == *b
-                                && l.score.is_neg_infinity()
-                                && (l.node.as_ref() == Some(&n.name)
-                                    || l.rule.as_ref().is_some_and(|r| r.matches(&n.attributes)))
-                        }
-                        _ => false,
+                    !bans.iter().any(|l| {
+                        l.node.as_ref() == Some(&n.name)
+                            || l.rule.as_ref().is_some_and(|r| r.matches(&n.attributes))
                     })
                 })
                 .map(|n| n.name.as_str())

@@ -2,3 +2,4 @@
 //! containers, with fencing and quorum. See `ARCHITECTURE.md` for the code map.
 
 pub mod fence;
+pub mod state;

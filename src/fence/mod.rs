@@ -12,6 +12,7 @@
 //! - [`ops`]: the functions the CLI calls (`quorate fence ...`).
 
 pub mod clock;
+pub mod ipmi;
 pub mod log;
 pub mod secret;
 

@@ -14,7 +14,9 @@
 pub mod clock;
 pub mod ipmi;
 pub mod log;
+pub mod ops;
 pub mod secret;
+pub mod topology;
 
 use std::fmt;
 use std::time::Duration;
@@ -24,6 +26,7 @@ use async_trait::async_trait;
 pub use clock::{Clock, SystemClock};
 pub use log::{FenceLog, FenceLogError, MemoryFenceLog};
 pub use secret::{Secret, SecretSource};
+pub use topology::{FenceDevice, FencePolicy, NodeTopology};
 
 /// The power state a fence device reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

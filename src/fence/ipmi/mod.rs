@@ -10,14 +10,16 @@
 //!   authentication: `ipmi-rs` 0.6 rejects every MD5/MD2-authenticated reply (it checks the
 //!   auth code over the length byte too). Against such a BMC the agent says so
 //!   ([`FenceError::Unsupported`]).
-//! - A BMC without RMCP+ makes `ipmi-rs` fall back to IPMI 1.5 silently; on `lanplus` the
-//!   agent detects that and refuses.
+//! - A BMC without RMCP+ makes `ipmi-rs` fall back to IPMI 1.5 silently (and "straight"
+//!   IPMI 1.5 authentication sends the password in clear); on `lanplus` the agent asks the
+//!   BMC first and refuses before using the password, and checks the session after.
 //!
 //! `ipmi-rs` blocks: every session step runs under `spawn_blocking`, every exchange is
 //! bounded by the socket read timeout (`timeout`), and each blocking step is also bounded by
 //! a `tokio::time` guard.
 
 mod config;
+mod preflight;
 mod session;
 
 pub use config::{Interface, IpmiConfig, Privilege, RebootMethod};
@@ -34,9 +36,9 @@ use super::{FenceAgent, FenceError, PowerState};
 /// First pause between power-state polls; doubles up to [`POLL_MAX`].
 const POLL_FIRST: Duration = Duration::from_millis(50);
 const POLL_MAX: Duration = Duration::from_secs(1);
-/// Exchanges in a session activation and privilege raise (ping, capabilities, open
-/// session, RAKP 1 and 3, set privilege), for the `tokio` guard around a blocking step.
-const OPEN_EXCHANGES: u32 = 6;
+/// Exchanges in a session setup (preflight, ping, capabilities, open session, RAKP 1 and 3,
+/// set privilege), for the `tokio` guard around a blocking step.
+const OPEN_EXCHANGES: u32 = 7;
 
 /// A fence agent for one BMC.
 #[derive(Debug, Clone)]

@@ -63,11 +63,15 @@ impl Session {
                 reason: e.to_string(),
             })?;
         let plus = target.interface == Interface::Lanplus;
+        if plus {
+            super::preflight::require_rmcp_plus(&address, target.timeout)?;
+        }
         rmcp.activate(plus, Some(target.username), Some(password.expose()))
             .map_err(|e| activation_error(&address, target.timeout, e))?;
         if plus && !is_rmcp_plus(&rmcp) {
-            // ipmi-rs falls back to IPMI 1.5 silently when the BMC does not offer 2.0:
-            // refuse the downgrade (design invariant 7: no credentials over weak auth).
+            // ipmi-rs falls back to IPMI 1.5 silently when the BMC does not offer 2.0; the
+            // preflight refused that already, this catches a BMC that changed its answer
+            // (design invariant 7: no credentials over weak auth).
             return Err(FenceError::InsecureRefused {
                 what: format!("IPMI 1.5 session: {address} does not offer RMCP+ (lanplus)"),
             });
@@ -213,7 +217,12 @@ fn session_id(rmcp: &Rmcp) -> Option<u32> {
     rest[..end].parse().ok().filter(|&id| id != 0)
 }
 
-fn io_error(address: &str, timeout: Duration, during: &str, e: &std::io::Error) -> FenceError {
+pub(super) fn io_error(
+    address: &str,
+    timeout: Duration,
+    during: &str,
+    e: &std::io::Error,
+) -> FenceError {
     match e.kind() {
         ErrorKind::WouldBlock | ErrorKind::TimedOut => FenceError::Timeout {
             address: address.to_string(),

@@ -3,8 +3,10 @@
 
 pub mod cli;
 pub mod diag;
+pub mod fence;
 pub mod load;
 pub mod schema;
 pub mod source;
 pub mod spec;
+pub mod state;
 pub mod validate;

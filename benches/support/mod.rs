@@ -44,7 +44,7 @@ pub fn fence(shape: &Shape, i: usize) -> String {
 
 /// Bundle document `i`.
 pub fn bundle(shape: &Shape, i: usize) -> String {
-    let recovery = if i % 4 == 0 { "fence" } else { "restart" };
+    let recovery = if i.is_multiple_of(4) { "fence" } else { "restart" };
     format!(
         "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: b{i}}}\nspec:\n  image: registry.example.com/app{i}:1.0\n  replicas: {}\n  replicasPerHost: 2\n  priority: {}\n  network:\n    name: net\n    ipRangeStart: 10.{}.{}.1\n    ports: [{{port: 8080}}]\n  storage:\n    - {{sourceDirRoot: /srv/b{i}, targetDir: /data}}\n  env: {{MODE: prod, INDEX: {i}}}\n  monitor: {{interval: 10s, timeout: 5s, check: {{tcp: {{port: 8080}}}}}}\n  recovery: {recovery}\n",
         shape.replicas,
@@ -60,7 +60,7 @@ pub fn constraints(i: usize) -> Vec<String> {
     let mut docs = vec![format!(
         "apiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: loc{i}}}\nspec:\n  location:\n    bundle: b{i}\n    rule: {{attribute: rack, operator: eq, value: r{}}}\n    score: {}\n",
         i % 10,
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             "-INFINITY".to_owned()
         } else {
             format!("{}", 10 + i % 50)

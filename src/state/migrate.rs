@@ -1,0 +1,67 @@
+//! Schema migrations, keyed by SQLite's `user_version`: migration `i` takes the schema from
+//! version `i` to `i + 1`, in one transaction. Append new migrations; never edit old ones.
+
+use rusqlite::Connection;
+
+use super::StateError;
+
+/// The migrations, in order.
+const MIGRATIONS: &[&str] = &[
+    // 1: fencing history.
+    "CREATE TABLE fence_attempts (
+        id              INTEGER PRIMARY KEY,
+        node            TEXT    NOT NULL,
+        device          TEXT    NOT NULL,
+        level           INTEGER NOT NULL,
+        action          TEXT    NOT NULL,
+        try_number      INTEGER NOT NULL,
+        started_unix_ms INTEGER NOT NULL,
+        duration_us     INTEGER NOT NULL,
+        power_state     TEXT,
+        error_kind      TEXT,
+        cause           TEXT,
+        CHECK ((power_state IS NULL) <> (error_kind IS NULL))
+    );
+    CREATE INDEX fence_attempts_by_node ON fence_attempts (node, started_unix_ms);
+    CREATE TABLE fence_outcomes (
+        id              INTEGER PRIMARY KEY,
+        node            TEXT    NOT NULL,
+        action          TEXT    NOT NULL,
+        started_unix_ms INTEGER NOT NULL,
+        duration_us     INTEGER NOT NULL,
+        level           INTEGER,
+        cause           TEXT,
+        CHECK ((level IS NULL) <> (cause IS NULL))
+    );
+    CREATE INDEX fence_outcomes_by_node ON fence_outcomes (node, started_unix_ms);
+    CREATE TABLE manual_confirmations (
+        id         INTEGER PRIMARY KEY,
+        node       TEXT    NOT NULL,
+        by_whom    TEXT    NOT NULL,
+        at_unix_ms INTEGER NOT NULL,
+        note       TEXT
+    );
+    CREATE INDEX manual_confirmations_by_node ON manual_confirmations (node, at_unix_ms);",
+];
+
+/// The schema version this build writes.
+pub const LATEST: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the schema to [`LATEST`]; refuses a database from a newer build.
+pub fn migrate(conn: &mut Connection) -> Result<(), StateError> {
+    let found: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > LATEST {
+        return Err(StateError::NewerSchema {
+            found,
+            supported: LATEST,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as u32 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "state schema migrated");
+    }
+    Ok(())
+}

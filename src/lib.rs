@@ -5,6 +5,8 @@ pub mod cli;
 pub mod diag;
 pub mod fence;
 pub mod load;
+pub mod observed;
+pub mod plan;
 pub mod schema;
 pub mod source;
 pub mod spec;

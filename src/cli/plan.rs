@@ -1,0 +1,109 @@
+//! `quorate plan`: what the reconciler would do, for reviewers and what-ifs.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::diag::render::{Format as DiagFormat, RenderContext, render as render_diags};
+use crate::observed::{Observed, snapshot};
+use crate::plan::render::{Format, render};
+use crate::plan::{Options, plan};
+use crate::source::Sources;
+use crate::spec::Name;
+
+/// Arguments of `quorate plan`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Spec file or directory.
+    #[arg(long, default_value = ".")]
+    specs: PathBuf,
+    /// Observed-state snapshot (YAML or JSON, as `quorate observe` writes); default: a
+    /// fresh cluster, every node online and empty (with --fail-node: the cluster as this
+    /// plan would leave it, then the nodes fail).
+    #[arg(long)]
+    observed: Option<PathBuf>,
+    /// Treat NODE as lost (what-if); repeatable.
+    #[arg(long = "fail-node", value_name = "NODE")]
+    fail_nodes: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Add the score of every candidate node for every placement.
+    #[arg(long)]
+    explain: bool,
+    /// Exit 0 when there are no changes and 2 when there are (1 stays an error).
+    #[arg(long)]
+    detailed_exitcode: bool,
+}
+
+pub fn run(args: &Args) -> ExitCode {
+    let spec = match super::load_valid_specs(&args.specs) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let mut observed = match &args.observed {
+        // A what-if without a snapshot asks about the cluster as the specs would leave it.
+        None if !args.fail_nodes.is_empty() => {
+            let fresh = Observed::fresh(&spec);
+            let first = plan(&spec, &fresh, &Options::default());
+            crate::plan::apply::expected_state(&spec, &fresh, &first)
+        }
+        None => Observed::fresh(&spec),
+        Some(path) => match read_snapshot(path) {
+            Ok(o) => o,
+            Err(code) => return code,
+        },
+    };
+    for node in &args.fail_nodes {
+        match node
+            .parse::<Name>()
+            .ok()
+            .filter(|n| spec.cluster.node(n.as_str()).is_some())
+        {
+            Some(n) => observed.fail_node(&n),
+            None => {
+                eprintln!("error: --fail-node {node}: no such node in the spec");
+                return ExitCode::from(super::EXIT_USAGE);
+            }
+        }
+    }
+    let options = Options {
+        explain: args.explain,
+        ..Options::default()
+    };
+    let plan = plan(&spec, &observed, &options);
+    let text = render(&plan, args.format, args.explain);
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    if args.detailed_exitcode && plan.changes > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn read_snapshot(path: &PathBuf) -> Result<Observed, ExitCode> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", path.display());
+        ExitCode::from(super::EXIT_USAGE)
+    })?;
+    let mut sources = Sources::new();
+    let file = sources.add(path.display().to_string(), bytes);
+    let bytes = sources
+        .get(file)
+        .map(|f| f.bytes.as_slice())
+        .unwrap_or_default();
+    snapshot::parse(file, bytes).map_err(|diags| {
+        let ctx = RenderContext {
+            sources: &sources,
+            redactions: &[],
+            color: super::color_stderr(),
+        };
+        let _ = render_diags(
+            &mut std::io::stderr().lock(),
+            DiagFormat::Human,
+            &diags,
+            &ctx,
+        );
+        ExitCode::from(1)
+    })
+}

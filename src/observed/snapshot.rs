@@ -1,0 +1,82 @@
+//! The observed-state snapshot file: one YAML or JSON document holding an [`Observed`],
+//! written by `quorate observe` and read by `quorate plan --observed`.
+
+use super::Observed;
+use crate::diag::{Diagnostic, Location};
+use crate::load::de::{ShapeErrors, from_node};
+use crate::load::yaml::parse_documents;
+use crate::source::FileId;
+
+/// Parses a snapshot from `bytes` (file `file` of some [`crate::source::Sources`]),
+/// reporting problems located in the file.
+pub fn parse(file: FileId, bytes: &[u8]) -> Result<Observed, Vec<Diagnostic>> {
+    let at = |span| Location {
+        file,
+        span: Some(span),
+    };
+    let docs = parse_documents(bytes).map_err(|e| {
+        vec![
+            Diagnostic::error("quorate::observed::yaml", e.message)
+                .with_help("an observed-state snapshot is one YAML or JSON document")
+                .at(at(e.span)),
+        ]
+    })?;
+    let [doc] = docs.as_slice() else {
+        return Err(vec![
+            Diagnostic::error(
+                "quorate::observed::documents",
+                format!("expected one document, found {}", docs.len()),
+            )
+            .with_help("write the snapshot as a single document")
+            .in_file(file),
+        ]);
+    };
+    from_node::<Observed>(doc).map_err(|ShapeErrors(errors)| {
+        errors
+            .into_iter()
+            .map(|e| {
+                Diagnostic::error("quorate::observed::shape", e.message)
+                    .with_help("see the snapshot format in the README or schemas/observed.json")
+                    .at(at(e.span.unwrap_or(doc.span)))
+            })
+            .collect()
+    })
+}
+
+/// The snapshot as pretty JSON text (JSON is YAML too, so `parse` reads it back).
+pub fn to_json(observed: &Observed) -> String {
+    // The model is plain data (strings, integers, maps), which always serializes.
+    let mut text = serde_json::to_string_pretty(observed).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observed::{InstanceState, NodeState};
+
+    #[test]
+    fn a_snapshot_parses_and_errors_are_located() {
+        let text = "now: 100\nnodes:\n  worker1:\n    state: lost\n    since: 90\n    instances:\n      - {bundle: db, index: 0, specHash: abc, state: running}\nconfirmations:\n  - {node: worker1, by: alice, at: 95}\n";
+        let o = parse(FileId(0), text.as_bytes()).unwrap();
+        let n = &o.nodes["worker1"];
+        assert_eq!(n.state, NodeState::Lost);
+        assert_eq!(n.instances[0].state, InstanceState::Running);
+        assert!(o.confirmed_off("worker1"));
+
+        let bad = "nodes:\n  worker1:\n    state: gone\n";
+        let d = parse(FileId(0), bad.as_bytes()).unwrap_err();
+        let span = d[0].location.unwrap().span.unwrap();
+        assert_eq!((span.line, span.column), (3, 12));
+        assert!(d[0].message.contains("online"), "{}", d[0].message);
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let text = "{\"now\": 5, \"nodes\": {\"n1\": {\"state\": \"fenced\"}}}";
+        let o = parse(FileId(0), text.as_bytes()).unwrap();
+        let again = parse(FileId(0), to_json(&o).as_bytes()).unwrap();
+        assert_eq!(o, again);
+    }
+}

@@ -1,0 +1,622 @@
+//! What to do with each instance: compare where it runs with where placement wants it,
+//! and turn the difference into actions, or into a reason it has to wait.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Options;
+use super::builder::{Builder, Inst};
+use super::current::{Copy, Current, Whereabouts, live_failures};
+use super::hash::instance_hash;
+use super::model::{QuorumStatus, StepId};
+use super::placement::Placed;
+use crate::observed::{InstanceState, Observed};
+use crate::spec::bundle::{OnFail, Recovery};
+use crate::spec::cluster::NoQuorumPolicy;
+use crate::spec::constraint::{ConstraintSpec, OrderKind};
+use crate::spec::{Name, SpecSet};
+
+/// The state of one planning run.
+pub struct Changes<'a, 'p> {
+    spec: &'a SpecSet,
+    observed: &'p Observed,
+    current: &'p Current<'a>,
+    placed: &'p Placed<'a>,
+    quorum: &'p QuorumStatus,
+    options: &'p Options,
+    b: Builder,
+    /// Fence steps planned, per node.
+    fences: BTreeMap<&'a str, StepId>,
+    /// Why a lost node cannot be fenced now.
+    unfenceable: BTreeMap<&'a str, String>,
+    /// Bundles that will have an instance running after the plan.
+    will_run: BTreeSet<&'a str>,
+}
+
+impl<'a, 'p> Changes<'a, 'p> {
+    pub fn new(
+        spec: &'a SpecSet,
+        observed: &'p Observed,
+        current: &'p Current<'a>,
+        placed: &'p Placed<'a>,
+        quorum: &'p QuorumStatus,
+        options: &'p Options,
+    ) -> Self {
+        Changes {
+            spec,
+            observed,
+            current,
+            placed,
+            quorum,
+            options,
+            b: Builder::default(),
+            fences: BTreeMap::new(),
+            unfenceable: BTreeMap::new(),
+            will_run: BTreeSet::new(),
+        }
+    }
+
+    /// Plans fences, then every bundle in order-constraint order, then leftovers.
+    pub fn run(mut self) -> Builder {
+        self.fence_lost_nodes();
+        for bundle in bundle_order(self.spec) {
+            let Some((name, spec)) = self.spec.bundles.get_key_value(bundle) else {
+                continue;
+            };
+            let waits_for = self.mandatory_first_missing(bundle);
+            let mut restarts_left = spec.update.max_parallel;
+            for index in 0..spec.replicas {
+                let inst = Inst {
+                    bundle: name,
+                    index,
+                };
+                self.instance(inst, waits_for.as_deref(), &mut restarts_left);
+            }
+        }
+        self.leftovers();
+        if !self.quorum.may_act() && self.quorum.policy == NoQuorumPolicy::Stop {
+            self.stop_everything_reachable();
+        }
+        self.b
+    }
+
+    fn no_quorum(&self) -> String {
+        format!(
+            "no quorum ({} of {} votes, noQuorumPolicy {})",
+            self.quorum.present,
+            self.quorum.expected,
+            match self.quorum.policy {
+                NoQuorumPolicy::Freeze => "freeze",
+                NoQuorumPolicy::Stop => "stop",
+                NoQuorumPolicy::Ignore => "ignore",
+            }
+        )
+    }
+
+    /// Invariants 2 and 3: a lost node is fenced only with quorum, fencing enabled and a
+    /// device that covers it; otherwise the reason is kept for the instances it blocks.
+    fn fence_lost_nodes(&mut self) {
+        for node in self.current.lost.iter().copied() {
+            let covered = self
+                .spec
+                .fences
+                .values()
+                .any(|f| f.targets.iter().any(|t| t.as_str() == node));
+            let why_not = if !self.quorum.may_act() {
+                Some(self.no_quorum())
+            } else if !self.spec.cluster.fencing.enabled {
+                Some("fencing is disabled".to_owned())
+            } else if !covered {
+                Some("no fence device covers it".to_owned())
+            } else {
+                None
+            };
+            let Some(name) = self.spec.cluster.node(node).map(|n| &n.name) else {
+                self.unfenceable
+                    .insert(node, "it is not in the spec".to_owned());
+                continue;
+            };
+            match why_not {
+                Some(reason) => {
+                    self.unfenceable.insert(node, reason);
+                }
+                None => {
+                    let reason = format!(
+                        "{node} stopped answering; power it off before recovering its instances"
+                    );
+                    let step = self.b.fence(name, reason);
+                    self.fences.insert(node, step);
+                }
+            }
+        }
+    }
+
+    /// The `first` of a mandatory order into `bundle` that will have nothing running.
+    fn mandatory_first_missing(&self, bundle: &str) -> Option<String> {
+        self.spec.constraints.values().find_map(|c| match c {
+            ConstraintSpec::Order(o)
+                if o.kind == OrderKind::Mandatory
+                    && o.then.as_str() == bundle
+                    && self.spec.bundles.contains_key(o.first.as_str())
+                    && !self.will_run.contains(o.first.as_str()) =>
+            {
+                Some(o.first.to_string())
+            }
+            _ => None,
+        })
+    }
+
+    fn instance(&mut self, inst: Inst<'a>, waits_for: Option<&str>, restarts_left: &mut u32) {
+        let bundle = inst.bundle.as_str();
+        let spec = &self.spec.bundles[bundle];
+        let copies = self.current.of(bundle, inst.index);
+        let desired = self
+            .placed
+            .node
+            .get(&(bundle, inst.index))
+            .copied()
+            .flatten();
+        let running: Vec<&Copy> = copies.iter().filter(|c| c.running()).collect();
+        let keep = running
+            .iter()
+            .find(|c| Some(c.node) == desired)
+            .or(running.first())
+            .copied();
+
+        // Invariant 1: a copy seen on two reachable nodes (a healed partition) is cut to one.
+        for c in &running {
+            if Some(c.node) != keep.map(|k| k.node) {
+                let reason = format!(
+                    "{} also runs on {}: keep one copy",
+                    inst.name(),
+                    keep.map_or("another node", |k| k.node.as_str())
+                );
+                self.stop(c.node, inst, reason);
+            }
+        }
+        // Exited containers that are not restarted in place are removed.
+        let restart_here = keep.is_none()
+            && desired.is_some_and(|d| {
+                copies
+                    .iter()
+                    .any(|c| c.node == d && c.whereabouts == Whereabouts::Reachable)
+            });
+        for c in copies
+            .iter()
+            .filter(|c| c.whereabouts == Whereabouts::Reachable && !c.running())
+        {
+            if !(restart_here && Some(c.node) == desired) {
+                self.stop(
+                    c.node,
+                    inst,
+                    format!("remove the exited container of {}", inst.name()),
+                );
+            }
+        }
+
+        if keep.is_some() || desired.is_some() {
+            self.will_run.insert(
+                self.spec
+                    .bundles
+                    .get_key_value(bundle)
+                    .map_or(bundle, |(k, _)| k.as_str()),
+            );
+        }
+        if let Some(first) = waits_for
+            && keep.is_none()
+        {
+            self.b
+                .block(inst, format!("waits for {first} to run (mandatory order)"));
+            return;
+        }
+
+        let unknown: Vec<&Copy> = copies
+            .iter()
+            .filter(|c| c.whereabouts == Whereabouts::Unknown)
+            .collect();
+        if keep.is_none() && !unknown.is_empty() {
+            return self.recover(inst, spec.recovery, &unknown, desired);
+        }
+
+        let Some(k) = keep else {
+            match desired {
+                None => self.b.block(inst, self.nowhere(inst)),
+                Some(d) if restart_here => {
+                    self.act(
+                        inst,
+                        Act::Restart(d),
+                        format!("{} exited on {d}; start it again", inst.name()),
+                    );
+                }
+                Some(d) => {
+                    let why = match copies.iter().find(|c| c.whereabouts == Whereabouts::Gone) {
+                        Some(c) => format!(
+                            "recover {} from {}, which is confirmed off",
+                            inst.name(),
+                            c.node
+                        ),
+                        None if copies.is_empty() => format!("new instance {}", inst.name()),
+                        None => format!("{} is not running", inst.name()),
+                    };
+                    self.act(inst, Act::Start(d), why);
+                }
+            }
+            return;
+        };
+
+        match desired {
+            None => {
+                let why = self.nowhere(inst);
+                self.stop(k.node, inst, why.clone());
+                self.b.block(inst, why);
+            }
+            Some(d) if d == k.node => {
+                let hash = instance_hash(bundle, spec, inst.index);
+                if k.instance.spec_hash != hash {
+                    if *restarts_left == 0 {
+                        self.b.block(
+                            inst,
+                            format!(
+                                "rolling update: waits its turn (update.maxParallel {})",
+                                spec.update.max_parallel
+                            ),
+                        );
+                    } else {
+                        *restarts_left -= 1;
+                        self.act(inst, Act::Restart(d), "the spec changed (image, command, environment, ports, storage or address)".to_owned());
+                    }
+                } else if k.instance.state == InstanceState::Failed {
+                    self.failed(inst, k, spec.monitor.on_fail);
+                }
+            }
+            Some(d) => {
+                let why = self.why_move(inst, k, d);
+                self.act(
+                    inst,
+                    Act::Move {
+                        from: k.node,
+                        to: d,
+                    },
+                    why,
+                );
+            }
+        }
+    }
+
+    /// Recovery of an instance whose only copy is on a lost node.
+    fn recover(
+        &mut self,
+        inst: Inst<'a>,
+        recovery: Recovery,
+        unknown: &[&Copy<'a>],
+        desired: Option<&'a Name>,
+    ) {
+        let lost = unknown[0].node;
+        let Some(to) = desired else {
+            return self.b.block(
+                inst,
+                format!(
+                    "{} was on lost node {lost}; {}",
+                    inst.name(),
+                    self.nowhere(inst)
+                ),
+            );
+        };
+        match recovery {
+            Recovery::Restart => {
+                let why = format!(
+                    "{lost} is lost; recovery: restart starts {} elsewhere at once",
+                    inst.name()
+                );
+                self.act(
+                    inst,
+                    Act::Recover {
+                        from: lost,
+                        to,
+                        after: Vec::new(),
+                    },
+                    why,
+                );
+            }
+            Recovery::Fence => {
+                // Invariants 1 and 3: start elsewhere only after every node that may still
+                // run a copy is confirmed off.
+                let mut after = Vec::new();
+                for c in unknown {
+                    match self.fences.get(c.node.as_str()) {
+                        Some(step) => after.push(*step),
+                        None => {
+                            let why = self
+                                .unfenceable
+                                .get(c.node.as_str())
+                                .cloned()
+                                .unwrap_or_default();
+                            return self.b.block(
+                                inst,
+                                format!(
+                                    "{} may still run on lost node {}, which cannot be fenced: {why}; after checking it is off, run `quorate fence confirm {}`",
+                                    inst.name(),
+                                    c.node,
+                                    c.node
+                                ),
+                            );
+                        }
+                    }
+                }
+                if self.options.unsafe_skip_fence_dependency {
+                    after.clear();
+                }
+                let why = format!(
+                    "{lost} is lost; start {} elsewhere once {lost} is fenced",
+                    inst.name()
+                );
+                self.act(
+                    inst,
+                    Act::Recover {
+                        from: lost,
+                        to,
+                        after,
+                    },
+                    why,
+                );
+            }
+        }
+    }
+
+    /// A running instance failing its check, handled as its monitor's `onFail` says.
+    fn failed(&mut self, inst: Inst<'a>, k: &Copy<'a>, on_fail: OnFail) {
+        let d = &self.spec.cluster.defaults;
+        let failures = live_failures(
+            k.instance,
+            self.observed.now,
+            d.failure_timeout.get().as_secs(),
+        );
+        match on_fail {
+            OnFail::Ignore => {}
+            OnFail::Block => self.b.block(
+                inst,
+                format!(
+                    "{} fails its check; onFail: block leaves it alone",
+                    inst.name()
+                ),
+            ),
+            OnFail::Stop => {
+                self.stop(
+                    k.node,
+                    inst,
+                    format!("{} fails its check; onFail: stop", inst.name()),
+                );
+                self.b.block(
+                    inst,
+                    "stopped after failing its check (onFail: stop)".to_owned(),
+                );
+            }
+            OnFail::Restart => {
+                let why = format!(
+                    "{} fails its check (failure {failures} of {} before it moves)",
+                    inst.name(),
+                    d.migration_threshold
+                );
+                self.act(inst, Act::Restart(k.node), why);
+            }
+            OnFail::Fence => {
+                let node = k.node.as_str();
+                if !self.quorum.may_act() {
+                    self.b.block(
+                        inst,
+                        format!("fails its check (onFail: fence), but {}", self.no_quorum()),
+                    );
+                } else if !self.fences.contains_key(node) {
+                    let step = self.b.fence(
+                        k.node,
+                        format!("{} fails its check; onFail: fence", inst.name()),
+                    );
+                    self.fences.insert(
+                        self.spec
+                            .cluster
+                            .node(node)
+                            .map_or(node, |n| n.name.as_str()),
+                        step,
+                    );
+                }
+            }
+        }
+    }
+
+    fn why_move(&self, inst: Inst, k: &Copy, to: &Name) -> String {
+        let from = k.node.as_str();
+        let d = &self.spec.cluster.defaults;
+        if !self.current.usable.contains(from) {
+            return format!(
+                "{from} is in standby or not in the spec; move {} to {to}",
+                inst.name()
+            );
+        }
+        let failures = live_failures(
+            k.instance,
+            self.observed.now,
+            d.failure_timeout.get().as_secs(),
+        );
+        if failures >= d.migration_threshold {
+            return format!(
+                "{} failed {failures} times on {from} (migrationThreshold {})",
+                inst.name(),
+                d.migration_threshold
+            );
+        }
+        format!("{to} scores higher than {from} (constraints outweigh stickiness)")
+    }
+
+    fn nowhere(&self, inst: Inst) -> String {
+        let total = self.spec.cluster.nodes.len();
+        let usable = self.current.usable.len();
+        format!(
+            "no node can take {}: {} of {total} nodes are unavailable, the rest are excluded by -INFINITY constraints or replicasPerHost (see `quorate plan --explain`)",
+            inst.name(),
+            total - usable
+        )
+    }
+
+    /// Copies of instances the spec no longer wants: removed bundles, lower replicas.
+    fn leftovers(&mut self) {
+        let spec = self.spec;
+        let current = self.current;
+        for (bundle, index, copies) in current
+            .copies
+            .iter()
+            .flat_map(|(b, m)| m.iter().map(move |(i, c)| (b, i, c)))
+        {
+            let wanted = spec.bundles.get(*bundle).map(|b| *index < b.replicas);
+            if wanted == Some(true) {
+                continue;
+            }
+            let Some(first) = copies.first() else {
+                continue;
+            };
+            let inst = Inst {
+                bundle: &first.instance.bundle,
+                index: *index,
+            };
+            let why = match wanted {
+                None => format!("bundle {bundle} was removed"),
+                Some(_) => format!(
+                    "bundle {bundle} is scaled down to {} replicas",
+                    spec.bundles[*bundle].replicas
+                ),
+            };
+            for c in copies
+                .iter()
+                .filter(|c| c.whereabouts == Whereabouts::Reachable)
+            {
+                self.stop(c.node, inst, why.clone());
+            }
+        }
+    }
+
+    /// `noQuorumPolicy: stop`: whatever runs where we can reach it stops.
+    fn stop_everything_reachable(&mut self) {
+        let stopping: BTreeSet<(String, String)> = self
+            .b
+            .actions
+            .iter()
+            .filter_map(|a| Some((a.instance.clone()?, a.node.as_ref()?.to_string())))
+            .collect();
+        let why = self.no_quorum();
+        let current = self.current;
+        for (index, copies) in current.copies.values().flat_map(|m| m.iter()) {
+            for c in copies.iter().filter(|c| c.running()) {
+                let inst = Inst {
+                    bundle: &c.instance.bundle,
+                    index: *index,
+                };
+                if !stopping.contains(&(inst.name(), c.node.to_string())) {
+                    self.b.stop(c.node, inst, why.clone());
+                }
+            }
+        }
+    }
+
+    fn stop(&mut self, node: &Name, inst: Inst, reason: String) {
+        if self.quorum.may_act() || self.quorum.policy == NoQuorumPolicy::Stop {
+            self.b.stop(node, inst, reason);
+        } else {
+            self.b.block(
+                inst,
+                format!("{}: would stop it on {node} ({reason})", self.no_quorum()),
+            );
+        }
+    }
+
+    /// Starts, restarts and moves: only with quorum (invariant 2).
+    fn act(&mut self, inst: Inst<'a>, act: Act<'a>, reason: String) {
+        if !self.quorum.may_act() {
+            let what = match &act {
+                Act::Start(d) => format!("start it on {d}"),
+                Act::Restart(d) => format!("restart it on {d}"),
+                Act::Move { from, to } => format!("move it from {from} to {to}"),
+                Act::Recover { from, to, .. } => format!("recover it from {from} on {to}"),
+            };
+            return self.b.block(
+                inst,
+                format!("{}: would {what} ({reason})", self.no_quorum()),
+            );
+        }
+        match act {
+            Act::Start(d) => {
+                self.b.start(d, inst, reason, Vec::new());
+            }
+            Act::Restart(d) => {
+                self.b.restart(d, inst, reason);
+            }
+            Act::Move { from, to } => {
+                self.b.relocate(from, to, inst, true, reason, Vec::new());
+            }
+            Act::Recover { from, to, after } => {
+                self.b.relocate(from, to, inst, false, reason, after);
+            }
+        }
+    }
+}
+
+/// A change that needs quorum.
+enum Act<'a> {
+    Start(&'a Name),
+    Restart(&'a Name),
+    Move {
+        from: &'a Name,
+        to: &'a Name,
+    },
+    /// Start on `to` an instance whose copy is on a lost or confirmed-off node `from`,
+    /// after the steps `after` (its fence).
+    Recover {
+        from: &'a Name,
+        to: &'a Name,
+        after: Vec<StepId>,
+    },
+}
+
+/// Bundles in order-constraint order (a `first` before its `then`), otherwise by name.
+fn bundle_order(spec: &SpecSet) -> Vec<&str> {
+    let mut indegree: BTreeMap<&str, usize> =
+        spec.bundles.keys().map(|b| (b.as_str(), 0)).collect();
+    let mut next: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for c in spec.constraints.values() {
+        if let ConstraintSpec::Order(o) = c
+            && spec.bundles.contains_key(o.first.as_str())
+            && let Some(d) = indegree.get_mut(o.then.as_str())
+        {
+            *d += 1;
+            next.entry(o.first.as_str())
+                .or_default()
+                .push(o.then.as_str());
+        }
+    }
+    let mut ready: BTreeSet<&str> = indegree
+        .iter()
+        .filter(|(_, d)| **d == 0)
+        .map(|(b, _)| *b)
+        .collect();
+    let mut out = Vec::with_capacity(indegree.len());
+    while let Some(b) = ready.pop_first() {
+        out.push(b);
+        for t in next.get(b).map(Vec::as_slice).unwrap_or(&[]) {
+            if let Some(d) = indegree.get_mut(t) {
+                *d -= 1;
+                if *d == 0 {
+                    ready.insert(t);
+                }
+            }
+        }
+    }
+    // Validation refuses order cycles; should one get here, its bundles still get planned.
+    if out.len() < spec.bundles.len() {
+        let seen: BTreeSet<&str> = out.iter().copied().collect();
+        let rest: Vec<&str> = spec
+            .bundles
+            .keys()
+            .map(Name::as_str)
+            .filter(|b| !seen.contains(b))
+            .collect();
+        out.extend(rest);
+    }
+    out
+}

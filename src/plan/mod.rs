@@ -1,0 +1,62 @@
+//! The planner: one pure function from spec and observed state to a plan.
+//!
+//! `plan(spec, observed, options)` decides everything the reconciler does: which nodes
+//! to fence, which instances to stop, start, restart or move, in which order, and which
+//! instances must wait, each with a reason. It reads no clock and does no I/O: the same
+//! input gives the same plan, byte for byte. The safety invariants of the design are
+//! decided here:
+//!
+//! 1. an instance with `recovery: fence` never runs on two nodes: a copy on a lost node is
+//!    unknown, and the instance starts elsewhere only after that node's fence step (or a
+//!    manual confirmation); copies seen twice after a partition heals are cut to one;
+//! 2. without quorum nothing is started, moved or fenced (unless `noQuorumPolicy: ignore`);
+//! 3. see 1: recovery depends on the fence step of the lost node;
+//! 4. a move stops the old copy first; the executor fences the node if that stop fails.
+//!
+//! Submodules: [`quorum`], [`current`] (the observed state indexed), [`placement`]
+//! (scores), [`changes`] (what to do per instance), [`order`] (the step graph),
+//! [`render`] (human, JSON and Graphviz output).
+
+pub mod apply;
+mod builder;
+mod changes;
+pub mod current;
+pub mod hash;
+pub mod model;
+mod order;
+pub mod placement;
+pub mod quorum;
+pub mod render;
+
+pub use model::{Action, ActionId, ActionType, Blocked, Plan, QuorumStatus, Step, StepId, StepOp};
+
+use crate::observed::Observed;
+use crate::spec::SpecSet;
+
+/// Planning options.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Record the score of every candidate node for every placement (`--explain`).
+    pub explain: bool,
+    /// Test only: drop the dependency of recoveries on fencing, to prove the simulator
+    /// catches the resulting double start. Never set outside tests.
+    #[doc(hidden)]
+    pub unsafe_skip_fence_dependency: bool,
+}
+
+/// Plans the changes that take the cluster from `observed` to `spec`.
+pub fn plan(spec: &SpecSet, observed: &Observed, options: &Options) -> Plan {
+    let quorum = quorum::status(spec, observed);
+    let current = current::Current::new(spec, observed);
+    let placed = placement::place(spec, observed, &current, options.explain);
+    let built = changes::Changes::new(spec, observed, &current, &placed, &quorum, options).run();
+    let (actions, steps) = order::finish(spec, built.actions, built.steps);
+    Plan {
+        quorum,
+        changes: actions.len(),
+        actions,
+        blocked: built.blocked,
+        steps,
+        placements: placed.explain,
+    }
+}

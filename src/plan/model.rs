@@ -1,0 +1,231 @@
+//! What a plan is: changes (actions) for people, steps for the executor, and the
+//! instances that cannot be handled now (blocked), each with its reason.
+
+use serde::{Serialize, Serializer};
+
+use crate::spec::cluster::NoQuorumPolicy;
+use crate::spec::{Name, Score};
+
+/// The quorum situation a plan was made in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuorumStatus {
+    /// Votes present: online nodes plus the reconciler's own.
+    pub present: u32,
+    /// Votes expected.
+    pub expected: u32,
+    /// Whether `present` is a strict majority of `expected`.
+    pub quorate: bool,
+    /// The cluster's policy without quorum.
+    pub policy: NoQuorumPolicy,
+}
+
+impl QuorumStatus {
+    /// Whether the plan may start, move and fence: quorate, or told to ignore quorum.
+    pub fn may_act(&self) -> bool {
+        self.quorate || self.policy == NoQuorumPolicy::Ignore
+    }
+}
+
+/// Identifier of an action, shown as `a1`, `a2`, ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ActionId(pub u32);
+
+impl Serialize for ActionId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("a{}", self.0))
+    }
+}
+
+impl std::fmt::Display for ActionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a{}", self.0)
+    }
+}
+
+/// Identifier of a step, shown as `s1`, `s2`, ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StepId(pub u32);
+
+impl Serialize for StepId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("s{}", self.0))
+    }
+}
+
+impl std::fmt::Display for StepId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s{}", self.0)
+    }
+}
+
+/// The kinds of change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionType {
+    /// Power a node off through its fence devices and confirm it is off.
+    Fence,
+    /// Stop and remove an instance.
+    Stop,
+    /// Create and start an instance.
+    Start,
+    /// Stop an instance and start it again on the same node (new spec, or a failure).
+    Restart,
+    /// Stop an instance on one node (unless that node is confirmed off) and start it on
+    /// another.
+    Move,
+}
+
+impl ActionType {
+    /// The word used in human output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionType::Fence => "fence",
+            ActionType::Stop => "stop",
+            ActionType::Start => "start",
+            ActionType::Restart => "restart",
+            ActionType::Move => "move",
+        }
+    }
+}
+
+/// One change, as a person reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Action {
+    /// Identifier.
+    pub id: ActionId,
+    /// What kind of change.
+    #[serde(rename = "type")]
+    pub kind: ActionType,
+    /// The node acted on: the fenced node, or where the instance runs afterwards (for a
+    /// stop, where it stops).
+    pub node: Option<Name>,
+    /// For a move, where the instance was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<Name>,
+    /// The bundle, for instance actions.
+    pub bundle: Option<Name>,
+    /// The instance name `<bundle>-<i>`, for instance actions.
+    pub instance: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// Actions that must finish before this one completes.
+    pub after: Vec<ActionId>,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum StepOp {
+    /// Fence `node`.
+    Fence {
+        /// The node.
+        node: Name,
+    },
+    /// Stop and remove instance `index` of `bundle` on `node`.
+    Stop {
+        /// The node.
+        node: Name,
+        /// The bundle.
+        bundle: Name,
+        /// The instance number.
+        index: u32,
+    },
+    /// Create and start instance `index` of `bundle` on `node`.
+    Start {
+        /// The node.
+        node: Name,
+        /// The bundle.
+        bundle: Name,
+        /// The instance number.
+        index: u32,
+    },
+}
+
+/// One primitive operation of an action, as the executor runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    /// Identifier.
+    pub id: StepId,
+    /// The action it belongs to.
+    pub action: ActionId,
+    /// What it does.
+    #[serde(flatten)]
+    pub op: StepOp,
+    /// Steps that must succeed first.
+    pub after: Vec<StepId>,
+}
+
+/// An instance that cannot be started, recovered or changed now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Blocked {
+    /// `<bundle>-<i>`.
+    pub instance: String,
+    /// The bundle.
+    pub bundle: Name,
+    /// Why.
+    pub reason: String,
+}
+
+/// The scores behind one placement, for `--explain`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    /// `<bundle>-<i>`.
+    pub instance: String,
+    /// The node chosen, if any.
+    pub chosen: Option<Name>,
+    /// Every node considered, best first.
+    pub candidates: Vec<Candidate>,
+}
+
+/// One node's score for one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Candidate {
+    /// The node.
+    pub node: Name,
+    /// Total score (`-INFINITY`: not allowed).
+    pub score: Score,
+    /// What the score is made of.
+    pub parts: Vec<ScorePart>,
+}
+
+/// A contribution to a score.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScorePart {
+    /// Where it comes from (`location web-on-r1`, `stickiness`, ...).
+    pub source: String,
+    /// How much.
+    pub score: Score,
+}
+
+/// A complete plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// The quorum situation.
+    pub quorum: QuorumStatus,
+    /// Changes, in an order that respects their dependencies.
+    pub actions: Vec<Action>,
+    /// Instances left as they are, and why.
+    pub blocked: Vec<Blocked>,
+    /// Number of changes.
+    pub changes: usize,
+    /// The primitive steps, with their dependencies, for the executor.
+    pub steps: Vec<Step>,
+    /// Scores of every placement decision.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub placements: Vec<Placement>,
+}
+
+impl Plan {
+    /// The action with `id`.
+    pub fn action(&self, id: ActionId) -> Option<&Action> {
+        self.actions.iter().find(|a| a.id == id)
+    }
+}

@@ -1,0 +1,177 @@
+//! Rendering plans: for people (grouped and counted like `terraform plan`), as JSON, and
+//! as a Graphviz graph of the actions.
+
+use std::fmt::Write;
+
+use super::model::{Action, ActionType, Plan};
+use crate::spec::cluster::NoQuorumPolicy;
+
+/// Output formats of `quorate plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Grouped, counted, with reasons.
+    Human,
+    /// The plan as JSON (documented in the README).
+    Json,
+    /// The action graph in Graphviz `dot`.
+    Dot,
+}
+
+const GROUPS: [(ActionType, &str); 5] = [
+    (ActionType::Fence, "!"),
+    (ActionType::Stop, "-"),
+    (ActionType::Start, "+"),
+    (ActionType::Restart, "~"),
+    (ActionType::Move, ">"),
+];
+
+/// Renders `plan` in `format`; `explain` adds the placement scores to human output.
+pub fn render(plan: &Plan, format: Format, explain: bool) -> String {
+    match format {
+        Format::Human => human(plan, explain),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(plan).unwrap_or_default();
+            s.push('\n');
+            s
+        }
+        Format::Dot => dot(plan),
+    }
+}
+
+fn policy(p: NoQuorumPolicy) -> &'static str {
+    match p {
+        NoQuorumPolicy::Freeze => "freeze",
+        NoQuorumPolicy::Stop => "stop",
+        NoQuorumPolicy::Ignore => "ignore",
+    }
+}
+
+/// The one-line summary: `3 to start, 1 to move, 1 blocked`.
+pub fn summary(plan: &Plan) -> String {
+    let mut parts: Vec<String> = GROUPS
+        .iter()
+        .filter_map(|(kind, _)| {
+            let n = plan.actions.iter().filter(|a| a.kind == *kind).count();
+            (n > 0).then(|| format!("{n} to {}", kind.as_str()))
+        })
+        .collect();
+    if !plan.blocked.is_empty() {
+        parts.push(format!("{} blocked", plan.blocked.len()));
+    }
+    if parts.is_empty() {
+        "no changes".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn human(plan: &Plan, explain: bool) -> String {
+    let mut out = String::new();
+    let q = &plan.quorum;
+    let state = if q.quorate {
+        "quorate".to_owned()
+    } else if q.policy == NoQuorumPolicy::Ignore {
+        "NOT quorate; acting anyway (noQuorumPolicy ignore)".to_owned()
+    } else {
+        format!(
+            "NOT quorate: nothing is started, moved or fenced (noQuorumPolicy {})",
+            policy(q.policy)
+        )
+    };
+    let _ = writeln!(
+        out,
+        "Quorum: {} of {} votes, {state}",
+        q.present, q.expected
+    );
+    for (kind, mark) in GROUPS {
+        let group: Vec<&Action> = plan.actions.iter().filter(|a| a.kind == kind).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{} ({}):", capitalised(kind.as_str()), group.len());
+        for a in group {
+            let what = match (a.kind, &a.instance, &a.node, &a.from) {
+                (ActionType::Fence, _, Some(n), _) => format!("node {n}"),
+                (ActionType::Move, Some(i), Some(to), Some(from)) => format!("{i}  {from} -> {to}"),
+                (_, Some(i), Some(n), _) => format!("{i} on {n}"),
+                _ => String::new(),
+            };
+            let after = if a.after.is_empty() {
+                String::new()
+            } else {
+                let ids: Vec<String> = a.after.iter().map(ToString::to_string).collect();
+                format!(", after {}", ids.join(" "))
+            };
+            let _ = writeln!(out, "  {mark} {what}  [{}{after}]", a.id);
+            let _ = writeln!(out, "      {}", a.reason);
+        }
+    }
+    if !plan.blocked.is_empty() {
+        let _ = writeln!(out, "\nBlocked ({}):", plan.blocked.len());
+        for b in &plan.blocked {
+            let _ = writeln!(out, "  # {}\n      {}", b.instance, b.reason);
+        }
+    }
+    if explain && !plan.placements.is_empty() {
+        let _ = writeln!(out, "\nPlacement scores:");
+        for p in &plan.placements {
+            let chosen = p
+                .chosen
+                .as_ref()
+                .map_or("nowhere".to_owned(), ToString::to_string);
+            let _ = writeln!(out, "  {} -> {chosen}", p.instance);
+            for c in &p.candidates {
+                let parts: Vec<String> = c
+                    .parts
+                    .iter()
+                    .map(|x| format!("{} {}", x.source, x.score))
+                    .collect();
+                let detail = if parts.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", parts.join("; "))
+                };
+                let _ = writeln!(out, "      {:>10}  {}{detail}", c.score.to_string(), c.node);
+            }
+        }
+    }
+    let _ = writeln!(out, "\nPlan: {}.", summary(plan));
+    out
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+}
+
+fn dot(plan: &Plan) -> String {
+    let mut out = String::from(
+        "digraph plan {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
+    );
+    for a in &plan.actions {
+        let target = match (&a.instance, &a.node, &a.from) {
+            (Some(i), Some(to), Some(from)) => format!("{i}\\n{from} -> {to}"),
+            (Some(i), Some(n), None) => format!("{i}\\non {n}"),
+            (None, Some(n), _) => n.to_string(),
+            _ => String::new(),
+        };
+        let style = match a.kind {
+            ActionType::Fence => ", style=filled, fillcolor=\"#f4cccc\"",
+            ActionType::Stop => ", style=filled, fillcolor=\"#eeeeee\"",
+            _ => "",
+        };
+        let _ = writeln!(
+            out,
+            "  {} [label=\"{} {}\\n{target}\"{style}];",
+            a.id,
+            a.id,
+            a.kind.as_str()
+        );
+        for d in &a.after {
+            let _ = writeln!(out, "  {d} -> {};", a.id);
+        }
+    }
+    out.push_str("}\n");
+    out
+}

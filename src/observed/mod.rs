@@ -53,6 +53,31 @@ pub struct ObservedNode {
     /// Names of containers quorate does not manage that clash with an instance name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<String>,
+    /// Failures counted on this node, by instance name. Kept when the container is gone,
+    /// like Pacemaker's fail counts, until the failure timeout expires them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failures: BTreeMap<String, Failures>,
+}
+
+/// Failures of one instance on one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Failures {
+    /// How many.
+    pub count: u32,
+    /// When the last one happened (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<Timestamp>,
+}
+
+impl Failures {
+    /// The failures that still count at `now`; a timeout of zero never expires them.
+    pub fn live(&self, now: Timestamp, timeout_secs: u64) -> u32 {
+        match self.last {
+            Some(at) if timeout_secs > 0 && at.saturating_add(timeout_secs) <= now => 0,
+            _ => self.count,
+        }
+    }
 }
 
 /// Whether a node answers.
@@ -82,16 +107,6 @@ pub struct ObservedInstance {
     /// Container state.
     #[serde(default)]
     pub state: InstanceState,
-    /// Failures counted on this node.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub fail_count: u32,
-    /// When the last failure happened (Unix seconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_failure: Option<Timestamp>,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
 
 impl ObservedInstance {

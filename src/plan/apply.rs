@@ -44,8 +44,6 @@ pub fn expected_state(spec: &SpecSet, observed: &Observed, plan: &Plan) -> Obser
                     index: *index,
                     spec_hash: instance_hash(bundle.as_str(), b, *index),
                     state: InstanceState::Running,
-                    fail_count: 0,
-                    last_failure: None,
                 });
                 n.instances
                     .sort_by(|a, b| (&a.bundle, a.index).cmp(&(&b.bundle, b.index)));

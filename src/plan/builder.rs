@@ -93,11 +93,20 @@ impl Builder {
         self.step(a, Self::start_op(node, inst), after)
     }
 
-    /// Stops `inst` on `node` and starts it there again; returns (stop, start).
-    pub fn restart(&mut self, node: &Name, inst: Inst, reason: String) -> (StepId, StepId) {
+    /// Stops `inst` on `node` and starts it there again after the stop and `after`;
+    /// returns (stop, start).
+    pub fn restart(
+        &mut self,
+        node: &Name,
+        inst: Inst,
+        reason: String,
+        after: Vec<StepId>,
+    ) -> (StepId, StepId) {
         let a = self.action(ActionType::Restart, Some(node), None, Some(inst), reason);
         let stop = self.step(a, Self::stop_op(node, inst), Vec::new());
-        let start = self.step(a, Self::start_op(node, inst), vec![stop]);
+        let mut deps = after;
+        deps.push(stop);
+        let start = self.step(a, Self::start_op(node, inst), deps);
         (stop, start)
     }
 

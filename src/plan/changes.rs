@@ -318,33 +318,6 @@ impl<'a, 'p> Changes<'a, 'p> {
                 );
             }
             Recovery::Fence => {
-                // Invariants 1 and 3: start elsewhere only after every node that may still
-                // run a copy is confirmed off.
-                let mut after = Vec::new();
-                for c in unknown {
-                    match self.fences.get(c.node.as_str()) {
-                        Some(step) => after.push(*step),
-                        None => {
-                            let why = self
-                                .unfenceable
-                                .get(c.node.as_str())
-                                .cloned()
-                                .unwrap_or_default();
-                            return self.b.block(
-                                inst,
-                                format!(
-                                    "{} may still run on lost node {}, which cannot be fenced: {why}; after checking it is off, run `quorate fence confirm {}`",
-                                    inst.name(),
-                                    c.node,
-                                    c.node
-                                ),
-                            );
-                        }
-                    }
-                }
-                if self.options.unsafe_skip_fence_dependency {
-                    after.clear();
-                }
                 let why = format!(
                     "{lost} is lost; start {} elsewhere once {lost} is fenced",
                     inst.name()
@@ -354,7 +327,7 @@ impl<'a, 'p> Changes<'a, 'p> {
                     Act::Recover {
                         from: lost,
                         to,
-                        after,
+                        after: Vec::new(),
                     },
                     why,
                 );
@@ -362,12 +335,46 @@ impl<'a, 'p> Changes<'a, 'p> {
         }
     }
 
+    /// Invariants 1 and 3: before a single-writer instance starts anywhere, every lost
+    /// node that may still run a copy of it must be fenced. Returns those fence steps, or
+    /// why the instance has to wait.
+    fn fence_guard(&self, inst: Inst) -> Result<Vec<StepId>, String> {
+        let mut after = Vec::new();
+        let copies = self.current.of(inst.bundle.as_str(), inst.index);
+        for c in copies
+            .iter()
+            .filter(|c| c.whereabouts == Whereabouts::Unknown)
+        {
+            match self.fences.get(c.node.as_str()) {
+                Some(step) => after.push(*step),
+                None => {
+                    let why = self
+                        .unfenceable
+                        .get(c.node.as_str())
+                        .cloned()
+                        .unwrap_or_default();
+                    return Err(format!(
+                        "{} may still run on lost node {}, which cannot be fenced: {why}; after checking it is off, run `quorate fence confirm {}`",
+                        inst.name(),
+                        c.node,
+                        c.node
+                    ));
+                }
+            }
+        }
+        if self.options.unsafe_skip_fence_dependency {
+            after.clear();
+        }
+        Ok(after)
+    }
+
     /// A running instance failing its check, handled as its monitor's `onFail` says.
     fn failed(&mut self, inst: Inst<'a>, k: &Copy<'a>, on_fail: OnFail) {
         let d = &self.spec.cluster.defaults;
         let failures = live_failures(
-            k.instance,
-            self.observed.now,
+            self.observed,
+            k.node.as_str(),
+            &inst.name(),
             d.failure_timeout.get().as_secs(),
         );
         match on_fail {
@@ -432,8 +439,9 @@ impl<'a, 'p> Changes<'a, 'p> {
             );
         }
         let failures = live_failures(
-            k.instance,
-            self.observed.now,
+            self.observed,
+            k.node.as_str(),
+            &inst.name(),
             d.failure_timeout.get().as_secs(),
         );
         if failures >= d.migration_threshold {
@@ -540,17 +548,34 @@ impl<'a, 'p> Changes<'a, 'p> {
                 format!("{}: would {what} ({reason})", self.no_quorum()),
             );
         }
+        let guard = match self
+            .spec
+            .bundles
+            .get(inst.bundle.as_str())
+            .map(|b| b.recovery)
+        {
+            Some(Recovery::Fence) => match self.fence_guard(inst) {
+                Ok(steps) => steps,
+                Err(why) => return self.b.block(inst, why),
+            },
+            _ => Vec::new(),
+        };
         match act {
             Act::Start(d) => {
-                self.b.start(d, inst, reason, Vec::new());
+                self.b.start(d, inst, reason, guard);
             }
             Act::Restart(d) => {
-                self.b.restart(d, inst, reason);
+                self.b.restart(d, inst, reason, guard);
             }
             Act::Move { from, to } => {
-                self.b.relocate(from, to, inst, true, reason, Vec::new());
+                self.b.relocate(from, to, inst, true, reason, guard);
             }
-            Act::Recover { from, to, after } => {
+            Act::Recover {
+                from,
+                to,
+                mut after,
+            } => {
+                after.extend(guard);
                 self.b.relocate(from, to, inst, false, reason, after);
             }
         }
@@ -565,8 +590,8 @@ enum Act<'a> {
         from: &'a Name,
         to: &'a Name,
     },
-    /// Start on `to` an instance whose copy is on a lost or confirmed-off node `from`,
-    /// after the steps `after` (its fence).
+    /// Start on `to` an instance whose copy is on a lost node `from`, after the steps
+    /// `after` (for single-writer instances the fence guard is added).
     Recover {
         from: &'a Name,
         to: &'a Name,

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::observed::{InstanceState, NodeState, Observed, ObservedInstance, Timestamp};
+use crate::observed::{InstanceState, NodeState, Observed, ObservedInstance};
 use crate::spec::{Name, SpecSet};
 
 /// Where a copy of an instance is, as far as safety is concerned.
@@ -45,6 +45,8 @@ pub struct Current<'a> {
     pub lost: BTreeSet<&'a str>,
     /// Instance names that clash with an unmanaged container, per node.
     pub conflicts: BTreeMap<&'a str, BTreeSet<&'a str>>,
+    /// Nodes with failures recorded, per instance name.
+    pub failed_on: BTreeMap<&'a str, Vec<&'a Name>>,
 }
 
 impl<'a> Current<'a> {
@@ -53,6 +55,7 @@ impl<'a> Current<'a> {
         let mut copies: BTreeMap<&str, BTreeMap<u32, Vec<Copy>>> = BTreeMap::new();
         let mut lost = BTreeSet::new();
         let mut conflicts = BTreeMap::new();
+        let mut failed_on: BTreeMap<&str, Vec<&Name>> = BTreeMap::new();
         for (name, node) in &observed.nodes {
             let whereabouts = match node.state {
                 NodeState::Online => Whereabouts::Reachable,
@@ -74,6 +77,9 @@ impl<'a> Current<'a> {
                         instance,
                         whereabouts,
                     });
+            }
+            for instance in node.failures.keys() {
+                failed_on.entry(instance.as_str()).or_default().push(name);
             }
             if !node.conflicts.is_empty() {
                 conflicts.insert(
@@ -97,6 +103,7 @@ impl<'a> Current<'a> {
             usable,
             lost,
             conflicts,
+            failed_on,
         }
     }
 
@@ -109,11 +116,11 @@ impl<'a> Current<'a> {
     }
 }
 
-/// Failures of `instance` that still count at `now` (a failure timeout of zero never
-/// expires them).
-pub fn live_failures(instance: &ObservedInstance, now: Timestamp, timeout_secs: u64) -> u32 {
-    match instance.last_failure {
-        Some(at) if timeout_secs > 0 && at.saturating_add(timeout_secs) <= now => 0,
-        _ => instance.fail_count,
-    }
+/// Failures of instance `name` on `node` that still count at `observed.now`.
+pub fn live_failures(observed: &Observed, node: &str, name: &str, timeout_secs: u64) -> u32 {
+    observed
+        .nodes
+        .get(node)
+        .and_then(|n| n.failures.get(name))
+        .map_or(0, |f| f.live(observed.now, timeout_secs))
 }

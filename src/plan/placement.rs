@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
-use super::current::{Current, live_failures};
+use super::current::{Current, Whereabouts, live_failures};
 use super::model::{Candidate, Placement, ScorePart};
 use crate::observed::Observed;
 use crate::spec::bundle::instance_name;
@@ -140,26 +140,59 @@ pub fn place<'a>(
             }
         }
         let mut mine = vec![0u32; count];
-        // Instances that run somewhere keep their claim first, so a new instance never
-        // pushes a running one off its node.
-        let (running, new): (Vec<u32>, Vec<u32>) =
-            (0..b.replicas).partition(|i| current.of(bundle, *i).iter().any(|c| c.running()));
-        for index in running.into_iter().chain(new) {
+        // Instances that run somewhere keep their claim first, those on the best nodes
+        // first, so neither a new instance nor a sibling on a worse node pushes a running
+        // instance off its node (which also makes planning again against the result
+        // change nothing).
+        let home = |i: u32| {
+            let copies = current.of(bundle, i);
+            copies
+                .iter()
+                .find(|c| c.running())
+                .or_else(|| {
+                    copies
+                        .iter()
+                        .find(|c| c.whereabouts == Whereabouts::Reachable)
+                })
+                .and_then(|c| nodes.index.get(c.node.as_str()).copied())
+        };
+        let (mut running, new): (Vec<(Score, u32)>, Vec<(Score, u32)>) = (0..b.replicas)
+            .map(|i| (home(i).map_or(Score::NEG_INFINITY, |n| base[n]), i))
+            .partition(|(_, i)| home(*i).is_some());
+        running.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let ordered: Vec<u32> = running.into_iter().chain(new).map(|(_, i)| i).collect();
+        for index in ordered {
             let name = instance_name(bundle, index);
             // Per-instance adjustments: few nodes each.
             let mut extra: BTreeMap<usize, Vec<ScorePart>> = BTreeMap::new();
-            for copy in current.of(bundle, index).iter().filter(|c| c.running()) {
-                let Some(&i) = nodes.index.get(copy.node.as_str()) else {
-                    continue;
-                };
-                let e = extra.entry(i).or_default();
-                e.push(ScorePart {
-                    source: "stickiness".into(),
-                    score: defaults.stickiness,
-                });
-                let failures = live_failures(copy.instance, observed.now, failure_timeout);
-                if failures >= defaults.migration_threshold {
-                    e.push(ScorePart {
+            // Stickiness goes to the node the instance runs on or, when it runs nowhere,
+            // to the node where its exited container is (restart in place first).
+            let copies = current.of(bundle, index);
+            let sticky = copies.iter().any(|c| c.running());
+            for copy in copies
+                .iter()
+                .filter(|c| c.whereabouts == Whereabouts::Reachable && (c.running() || !sticky))
+            {
+                if let Some(&i) = nodes.index.get(copy.node.as_str()) {
+                    extra.entry(i).or_default().push(ScorePart {
+                        source: "stickiness".into(),
+                        score: defaults.stickiness,
+                    });
+                }
+            }
+            // Too many failures on a node ban the instance from it, with or without a
+            // container there, until the failures expire.
+            for node in current
+                .failed_on
+                .get(name.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+            {
+                let failures = live_failures(observed, node.as_str(), &name, failure_timeout);
+                if failures >= defaults.migration_threshold
+                    && let Some(&i) = nodes.index.get(node.as_str())
+                {
+                    extra.entry(i).or_default().push(ScorePart {
                         source: format!(
                             "failed {failures} times (migrationThreshold {})",
                             defaults.migration_threshold
@@ -189,12 +222,16 @@ pub fn place<'a>(
                 }
                 s
             };
+            // Equal scores (INFINITY absorbs stickiness) go to the node the instance is
+            // on, then to the least loaded node, then to the first name.
+            let here = home(index);
+            let rank = |i: usize, s: Score| (s, here == Some(i), std::cmp::Reverse(load[i]));
             let mut best: Option<(Score, usize)> = None;
             for i in 0..count {
                 let s = score_of(i);
                 let better = match best {
                     None => true,
-                    Some((bs, bi)) => s > bs || (s == bs && load[i] < load[bi]),
+                    Some((bs, bi)) => rank(i, s) > rank(bi, bs),
                 };
                 if better {
                     best = Some((s, i));

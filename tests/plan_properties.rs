@@ -1,0 +1,266 @@
+//! Properties of the planner on random clusters, specs and observed states: the safety
+//! invariants, hard constraints, determinism and idempotence.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+use quorate::observed::{
+    Failures, InstanceState, ManualConfirmation, NodeState, Observed, ObservedInstance,
+    ObservedNode,
+};
+use quorate::plan::apply::expected_state;
+use quorate::plan::{Options, Plan, StepId, StepOp, plan};
+use quorate::source::Sources;
+use quorate::spec::bundle::Recovery;
+use quorate::spec::cluster::NoQuorumPolicy;
+use quorate::spec::constraint::ConstraintSpec;
+use quorate::spec::{Name, SpecSet};
+use quorate::validate::validate;
+
+const SCORES: [&str; 6] = ["-INFINITY", "-50", "0", "30", "200", "INFINITY"];
+
+#[derive(Debug, Clone)]
+struct World {
+    spec_text: String,
+    nodes: Vec<(u8, u8, bool)>, // (state 0 online 1 lost 2 fenced, standby?, confirmed?)
+    copies: Vec<(usize, usize, u32, bool, u8, u32)>, // (node, bundle, index, hash ok, state, fails)
+}
+
+fn world() -> impl Strategy<Value = World> {
+    (1usize..=6, 1usize..=4).prop_flat_map(|(n, b)| {
+        (
+            prop::collection::vec((0u32..=2, 0u8..3, prop::bool::weighted(0.1), prop::bool::weighted(0.8)), n),
+            prop::collection::vec((0u32..=3, 1u32..=2, any::<bool>(), 0i32..3), b),
+            (0u32..=1, 0u8..3, prop::bool::weighted(0.85), prop::sample::select(vec![1u32, 100])),
+            prop::collection::vec((0..b, 0..n, any::<bool>(), 0usize..SCORES.len()), 0..5),
+            prop::collection::vec((0..b, 0..b, 0usize..SCORES.len()), 0..3),
+            prop::collection::vec((0..b, 0..b), 0..3),
+            prop::collection::vec((0u8..10, prop::bool::weighted(0.1), prop::bool::weighted(0.3)), n),
+            prop::collection::vec((0..n, 0..b, 0u32..4, prop::bool::weighted(0.7), 0u8..6, 0u32..5), 0..10),
+        )
+            .prop_map(move |(nodes, bundles, cluster, locs, colos, orders, states, copies)| {
+                let (rv, policy, fencing, stickiness) = cluster;
+                let mut t = String::from("apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  nodes:\n");
+                for (i, (votes, rack, standby, _)) in nodes.iter().enumerate() {
+                    t += &format!("    - {{name: n{i}, runtime: 'podman+unix:///n{i}', votes: {votes}, standby: {standby}, attributes: {{rack: r{rack}}}}}\n");
+                }
+                let policy = ["freeze", "stop", "ignore"][policy as usize];
+                t += &format!("  quorum: {{reconcilerVotes: {rv}, noQuorumPolicy: {policy}}}\n  fencing: {{enabled: {fencing}}}\n");
+                t += &format!("  defaults: {{stickiness: {stickiness}, migrationThreshold: 3, failureTimeout: 10m}}\n");
+                let covered: Vec<String> = nodes.iter().enumerate().filter(|(_, x)| x.3).map(|(i, _)| format!("n{i}")).collect();
+                if !covered.is_empty() {
+                    t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Fence\nmetadata: {{name: f}}\nspec:\n  targets: [{}]\n  ipmi: {{address: b, username: u, password: {{fromEnv: P}}}}\n", covered.join(", "));
+                }
+                for (i, (replicas, rph, fence, prio)) in bundles.iter().enumerate() {
+                    let recovery = if *fence { "fence" } else { "restart" };
+                    t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: b{i}}}\nspec: {{image: img{i}, replicas: {replicas}, replicasPerHost: {rph}, recovery: {recovery}, priority: {prio}, update: {{maxParallel: 10}}}}\n");
+                }
+                for (k, (b, node, by_rule, s)) in locs.iter().enumerate() {
+                    let target = if *by_rule { format!("rule: {{attribute: rack, operator: eq, value: r{}}}", node % 3) } else { format!("node: n{node}") };
+                    t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: loc{k}}}\nspec: {{location: {{bundle: b{b}, {target}, score: {}}}}}\n", SCORES[*s]);
+                }
+                for (k, (a, w, s)) in colos.iter().enumerate() {
+                    if a > w {
+                        t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: col{k}}}\nspec: {{colocation: {{bundle: b{a}, with: b{w}, score: {}}}}}\n", SCORES[*s]);
+                    }
+                }
+                for (k, (f, th)) in orders.iter().enumerate() {
+                    if f < th {
+                        t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: ord{k}}}\nspec: {{order: {{first: b{f}, then: b{th}}}}}\n");
+                    }
+                }
+                let nodes = states
+                    .iter()
+                    .map(|(s, standby, confirmed)| (match s { 0..=6 => 0, 7..=8 => 1, _ => 2 }, u8::from(*standby), *confirmed))
+                    .collect();
+                World { spec_text: t, nodes, copies }
+            })
+    })
+}
+
+fn build(w: &World) -> Option<(SpecSet, Observed)> {
+    let mut sources = Sources::new();
+    sources.add("w.yaml", w.spec_text.clone().into_bytes());
+    let spec = validate(&sources).into_valid_set()?;
+    let mut observed = Observed {
+        now: 10_000,
+        ..Observed::default()
+    };
+    for (i, (state, standby, confirmed)) in w.nodes.iter().enumerate() {
+        let name: Name = format!("n{i}").parse().unwrap();
+        let state = [NodeState::Online, NodeState::Lost, NodeState::Fenced][*state as usize];
+        if state == NodeState::Lost && *confirmed {
+            observed.confirmations.push(ManualConfirmation {
+                node: name.clone(),
+                by: "op".into(),
+                at: 9_000,
+            });
+        }
+        observed.nodes.insert(
+            name,
+            ObservedNode {
+                state,
+                since: Some(8_000),
+                standby: *standby == 1,
+                ..ObservedNode::default()
+            },
+        );
+    }
+    for (node, bundle, index, hash_ok, state, fails) in &w.copies {
+        let Some((bname, b)) = spec.bundles.iter().nth(*bundle) else {
+            continue;
+        };
+        let name: Name = format!("n{node}").parse().unwrap();
+        let Some(n) = observed.nodes.get_mut(&name) else {
+            continue;
+        };
+        if n.instances
+            .iter()
+            .any(|i| i.bundle == *bname && i.index == *index)
+        {
+            continue;
+        }
+        let spec_hash = if *hash_ok {
+            quorate::plan::hash::instance_hash(bname.as_str(), b, *index)
+        } else {
+            "old".into()
+        };
+        let state = match state {
+            0..=3 => InstanceState::Running,
+            4 => InstanceState::Failed,
+            _ => InstanceState::Stopped,
+        };
+        n.instances.push(ObservedInstance {
+            bundle: bname.clone(),
+            index: *index,
+            spec_hash,
+            state,
+        });
+        if *fails > 0 {
+            let name = quorate::spec::bundle::instance_name(bname.as_str(), *index);
+            n.failures.insert(
+                name,
+                Failures {
+                    count: *fails,
+                    last: Some(9_500),
+                },
+            );
+        }
+    }
+    Some((spec, observed))
+}
+
+fn ancestors(p: &Plan, step: StepId) -> BTreeSet<StepId> {
+    let by_id: BTreeMap<StepId, &quorate::plan::Step> = p.steps.iter().map(|s| (s.id, s)).collect();
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![step];
+    while let Some(s) = todo.pop() {
+        for d in &by_id[&s].after {
+            if seen.insert(*d) {
+                todo.push(*d);
+            }
+        }
+    }
+    seen
+}
+
+/// Nodes where a copy of `bundle`/`index` may run at the start of the plan.
+fn possibly_running(o: &Observed, bundle: &Name, index: u32) -> Vec<(Name, bool)> {
+    o.nodes
+        .iter()
+        .filter_map(|(name, n)| {
+            let copy = n
+                .instances
+                .iter()
+                .find(|i| i.bundle == *bundle && i.index == index)?;
+            match n.state {
+                NodeState::Online if copy.state != InstanceState::Stopped => {
+                    Some((name.clone(), false))
+                }
+                NodeState::Lost if !o.confirmed_off(name.as_str()) => Some((name.clone(), true)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    // 400 cases by default; PROPTEST_CASES=N runs more.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400),
+        max_global_rejects: 100_000,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_planner_keeps_its_invariants(w in world()) {
+        let built = build(&w);
+        prop_assume!(built.is_some());
+        let (spec, observed) = built.unwrap();
+        let p = plan(&spec, &observed, &Options::default());
+
+        // Determinism, down to the bytes of the JSON.
+        let again = plan(&spec, &observed, &Options::default());
+        prop_assert_eq!(serde_json::to_string(&p).unwrap(), serde_json::to_string(&again).unwrap());
+
+        // Invariant 2: without quorum nothing starts and nothing is fenced.
+        if !p.quorum.quorate && spec.cluster.quorum.no_quorum_policy != NoQuorumPolicy::Ignore {
+            prop_assert!(p.steps.iter().all(|s| matches!(s.op, StepOp::Stop { .. })), "{:#?}", p.steps);
+        }
+
+        // Invariants 1 and 3: a fence-recovery instance starts only after every other
+        // copy that may run is stopped (reachable) or its node fenced (lost).
+        let mut started: BTreeMap<(Name, u32), usize> = BTreeMap::new();
+        for s in &p.steps {
+            let StepOp::Start { node, bundle, index } = &s.op else { continue };
+            *started.entry((bundle.clone(), *index)).or_default() += 1;
+            if spec.bundles[bundle].recovery != Recovery::Fence {
+                continue;
+            }
+            let before = ancestors(&p, s.id);
+            for (other, lost) in possibly_running(&observed, bundle, *index) {
+                if other == *node && !lost {
+                    continue;
+                }
+                let cleared = p.steps.iter().filter(|x| before.contains(&x.id)).any(|x| match &x.op {
+                    StepOp::Fence { node: f } => *f == other,
+                    StepOp::Stop { node: n, bundle: b, index: i } => !lost && *n == other && b == bundle && i == index,
+                    StepOp::Start { .. } => false,
+                });
+                prop_assert!(cleared, "{bundle}-{index} starts on {node} while a copy may run on {other}:\n{:#?}", p);
+            }
+        }
+        prop_assert!(started.values().all(|n| *n == 1), "an instance started twice: {started:?}");
+
+        // Every action and every blocked instance says why.
+        prop_assert!(p.actions.iter().all(|a| !a.reason.is_empty()));
+        prop_assert!(p.blocked.iter().all(|b| !b.reason.is_empty()));
+
+        // Hard constraints hold where the plan leaves instances, when nothing is blocked.
+        let end = expected_state(&spec, &observed, &p);
+        if p.quorum.quorate && p.blocked.is_empty() {
+            let on = |bundle: &str, node: &Name| end.nodes.get(node).is_some_and(|n| n.state == NodeState::Online && n.instances.iter().any(|i| i.bundle.as_str() == bundle && i.state != InstanceState::Stopped));
+            for c in spec.constraints.values() {
+                for (node, spec_node) in spec.cluster.nodes.iter().map(|n| (&n.name, n)) {
+                    match c {
+                        ConstraintSpec::Location(l) if l.score.is_neg_infinity() => {
+                            let hit = l.node.as_ref() == Some(node) || l.rule.as_ref().is_some_and(|r| r.matches(&spec_node.attributes));
+                            prop_assert!(!(hit && on(l.bundle.as_str(), node)), "{} on {node} despite -INFINITY", l.bundle);
+                        }
+                        ConstraintSpec::Colocation(c) if c.score.is_infinity() && on(c.bundle.as_str(), node) => {
+                            prop_assert!(on(c.with.as_str(), node), "{} on {node} without {}", c.bundle, c.with);
+                        }
+                        ConstraintSpec::Colocation(c) if c.score.is_neg_infinity() && on(c.bundle.as_str(), node) => {
+                            prop_assert!(!on(c.with.as_str(), node), "{} on {node} with {}", c.bundle, c.with);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+
+        // Idempotence: planning against the state this plan leaves changes nothing.
+        let p2 = plan(&spec, &end, &Options::default());
+        prop_assert!(p2.actions.is_empty(), "second plan not empty:\nfirst: {:#?}\nsecond: {:#?}", p.actions, p2.actions);
+    }
+}

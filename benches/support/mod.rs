@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cib;
+
 use std::fmt::Write;
 
 /// Sizes of a generated spec set.

@@ -26,8 +26,6 @@ pub struct Changes<'a, 'p> {
     b: Builder,
     /// Fence steps planned, per node.
     fences: BTreeMap<&'a str, StepId>,
-    /// Why a lost node cannot be fenced now.
-    unfenceable: BTreeMap<&'a str, String>,
     /// Bundles that will have an instance running after the plan.
     will_run: BTreeSet<&'a str>,
 }
@@ -50,7 +48,6 @@ impl<'a, 'p> Changes<'a, 'p> {
             options,
             b: Builder::default(),
             fences: BTreeMap::new(),
-            unfenceable: BTreeMap::new(),
             will_run: BTreeSet::new(),
         }
     }
@@ -80,53 +77,23 @@ impl<'a, 'p> Changes<'a, 'p> {
     }
 
     fn no_quorum(&self) -> String {
-        format!(
-            "no quorum ({} of {} votes, noQuorumPolicy {})",
-            self.quorum.present,
-            self.quorum.expected,
-            match self.quorum.policy {
-                NoQuorumPolicy::Freeze => "freeze",
-                NoQuorumPolicy::Stop => "stop",
-                NoQuorumPolicy::Ignore => "ignore",
-            }
-        )
+        self.quorum.lacking()
     }
 
     /// Invariants 2 and 3: a lost node is fenced only with quorum, fencing enabled and a
-    /// device that covers it; otherwise the reason is kept for the instances it blocks.
+    /// device that covers it (`Current::unfenceable` says why not otherwise).
     fn fence_lost_nodes(&mut self) {
         for node in self.current.lost.iter().copied() {
-            let covered = self
-                .spec
-                .fences
-                .values()
-                .any(|f| f.targets.iter().any(|t| t.as_str() == node));
-            let why_not = if !self.quorum.may_act() {
-                Some(self.no_quorum())
-            } else if !self.spec.cluster.fencing.enabled {
-                Some("fencing is disabled".to_owned())
-            } else if !covered {
-                Some("no fence device covers it".to_owned())
-            } else {
-                None
-            };
+            if self.current.unfenceable.contains_key(node) {
+                continue;
+            }
             let Some(name) = self.spec.cluster.node(node).map(|n| &n.name) else {
-                self.unfenceable
-                    .insert(node, "it is not in the spec".to_owned());
                 continue;
             };
-            match why_not {
-                Some(reason) => {
-                    self.unfenceable.insert(node, reason);
-                }
-                None => {
-                    let reason = format!(
-                        "{node} stopped answering; power it off before recovering its instances"
-                    );
-                    let step = self.b.fence(name, reason);
-                    self.fences.insert(node, step);
-                }
-            }
+            let reason =
+                format!("{node} stopped answering; power it off before recovering its instances");
+            let step = self.b.fence(name, reason);
+            self.fences.insert(node, step);
         }
     }
 
@@ -291,6 +258,11 @@ impl<'a, 'p> Changes<'a, 'p> {
         desired: Option<&'a Name>,
     ) {
         let lost = unknown[0].node;
+        if recovery == Recovery::Fence
+            && let Err(why) = self.fence_guard(inst)
+        {
+            return self.b.block(inst, why);
+        }
         let Some(to) = desired else {
             return self.b.block(
                 inst,
@@ -349,6 +321,7 @@ impl<'a, 'p> Changes<'a, 'p> {
                 Some(step) => after.push(*step),
                 None => {
                     let why = self
+                        .current
                         .unfenceable
                         .get(c.node.as_str())
                         .cloned()

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::model::QuorumStatus;
 use crate::observed::{InstanceState, NodeState, Observed, ObservedInstance};
 use crate::spec::{Name, SpecSet};
 
@@ -47,11 +48,14 @@ pub struct Current<'a> {
     pub conflicts: BTreeMap<&'a str, BTreeSet<&'a str>>,
     /// Nodes with failures recorded, per instance name.
     pub failed_on: BTreeMap<&'a str, Vec<&'a Name>>,
+    /// Lost nodes that cannot be fenced now, and why; every other lost node is fenced
+    /// by the plan (invariants 2 and 3).
+    pub unfenceable: BTreeMap<&'a str, String>,
 }
 
 impl<'a> Current<'a> {
-    /// Indexes `observed` against `spec`.
-    pub fn new(spec: &'a SpecSet, observed: &'a Observed) -> Current<'a> {
+    /// Indexes `observed` against `spec`, under `quorum`.
+    pub fn new(spec: &'a SpecSet, observed: &'a Observed, quorum: &QuorumStatus) -> Current<'a> {
         let mut copies: BTreeMap<&str, BTreeMap<u32, Vec<Copy>>> = BTreeMap::new();
         let mut lost = BTreeSet::new();
         let mut conflicts = BTreeMap::new();
@@ -98,13 +102,52 @@ impl<'a> Current<'a> {
             })
             .map(|n| n.name.as_str())
             .collect();
+        let unfenceable = lost
+            .iter()
+            .filter_map(|node| {
+                let covered = spec
+                    .fences
+                    .values()
+                    .any(|f| f.targets.iter().any(|t| t.as_str() == *node));
+                let why = if spec.cluster.node(node).is_none() {
+                    "it is not in the spec".to_owned()
+                } else if !quorum.may_act() {
+                    quorum.lacking()
+                } else if !spec.cluster.fencing.enabled {
+                    "fencing is disabled".to_owned()
+                } else if !covered {
+                    "no fence device covers it".to_owned()
+                } else {
+                    return None;
+                };
+                Some((*node, why))
+            })
+            .collect();
         Current {
             copies,
             usable,
             lost,
             conflicts,
             failed_on,
+            unfenceable,
         }
+    }
+
+    /// Where a single-writer instance must stay because a lost node that cannot be
+    /// fenced may still run a copy of it: the reachable node it runs on, or else the lost
+    /// node (`None` when it is free to be placed). Invariants 1 and 3: it may not start
+    /// anywhere new until that node is fenced or confirmed off.
+    pub fn frozen(&self, bundle: &str, index: u32) -> Option<&'a Name> {
+        let copies = self.of(bundle, index);
+        let stuck = copies.iter().find(|c| {
+            c.whereabouts == Whereabouts::Unknown && self.unfenceable.contains_key(c.node.as_str())
+        })?;
+        Some(
+            copies
+                .iter()
+                .find(|c| c.running())
+                .map_or(stuck.node, |c| c.node),
+        )
     }
 
     /// The copies of instance `index` of `bundle`.

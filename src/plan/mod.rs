@@ -47,7 +47,7 @@ pub struct Options {
 /// Plans the changes that take the cluster from `observed` to `spec`.
 pub fn plan(spec: &SpecSet, observed: &Observed, options: &Options) -> Plan {
     let quorum = quorum::status(spec, observed);
-    let current = current::Current::new(spec, observed);
+    let current = current::Current::new(spec, observed, &quorum);
     let placed = placement::place(spec, observed, &current, options.explain);
     let built = changes::Changes::new(spec, observed, &current, &placed, &quorum, options).run();
     let (actions, steps) = order::finish(spec, built.actions, built.steps);

@@ -25,6 +25,19 @@ impl QuorumStatus {
     pub fn may_act(&self) -> bool {
         self.quorate || self.policy == NoQuorumPolicy::Ignore
     }
+
+    /// `no quorum (1 of 3 votes, noQuorumPolicy freeze)`, for reasons.
+    pub fn lacking(&self) -> String {
+        let policy = match self.policy {
+            NoQuorumPolicy::Freeze => "freeze",
+            NoQuorumPolicy::Stop => "stop",
+            NoQuorumPolicy::Ignore => "ignore",
+        };
+        format!(
+            "no quorum ({} of {} votes, noQuorumPolicy {policy})",
+            self.present, self.expected
+        )
+    }
 }
 
 /// Identifier of an action, shown as `a1`, `a2`, ...

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use super::current::{Current, Whereabouts, live_failures};
 use super::model::{Candidate, Placement, ScorePart};
 use crate::observed::Observed;
-use crate::spec::bundle::instance_name;
+use crate::spec::bundle::{Recovery, instance_name};
 use crate::spec::constraint::{ConstraintSpec, Rule};
 use crate::spec::{Name, Score, SpecSet};
 
@@ -163,6 +163,37 @@ pub fn place<'a>(
         let ordered: Vec<u32> = running.into_iter().chain(new).map(|(_, i)| i).collect();
         for index in ordered {
             let name = instance_name(bundle, index);
+            // A single-writer instance that may still run on a lost node that cannot be
+            // fenced stays where it is: on the reachable node it runs on, or nowhere new.
+            if b.recovery == Recovery::Fence
+                && let Some(stay) = current.frozen(bundle, index)
+            {
+                let at = nodes
+                    .index
+                    .get(stay.as_str())
+                    .copied()
+                    .filter(|i| usable[*i]);
+                if let Some(i) = at {
+                    load[i] += 1;
+                    mine[i] += 1;
+                }
+                out.node.insert((bundle, index), at.map(|i| nodes.names[i]));
+                if explain {
+                    out.explain.push(Placement {
+                        instance: name,
+                        chosen: at.map(|i| nodes.names[i].clone()),
+                        candidates: vec![Candidate {
+                            node: stay.clone(),
+                            score: Score::ZERO,
+                            parts: vec![ScorePart {
+                                source: "stays: a copy may still run on a lost node that cannot be fenced".into(),
+                                score: Score::ZERO,
+                            }],
+                        }],
+                    });
+                }
+                continue;
+            }
             // Per-instance adjustments: few nodes each.
             let mut extra: BTreeMap<usize, Vec<ScorePart>> = BTreeMap::new();
             // Stickiness goes to the node the instance runs on or, when it runs nowhere,

@@ -1,0 +1,522 @@
+//! The Podman driver, through the libpod REST API (`podman-api`).
+//!
+//! Endpoints: `podman+unix://` (local socket), `podman+ssh://` (an SSH tunnel to the
+//! node's socket), `podman+tcp://` (plain, only with `insecure: true`; podman-api's TLS
+//! needs OpenSSL and Podman does not serve TLS itself, so it is not offered).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use podman_api::Podman;
+use podman_api::models;
+use podman_api::opts;
+
+use super::instance::{
+    ContainerState, ContainerStatus, InstanceLabels, InstanceSpec, NetworkSpec, create_dirs, label,
+    path_str, unix_secs,
+};
+use super::ssh::{SshTarget, SshTunnel};
+use super::{
+    Connection, Endpoint, ExecOutcome, Runtime, RuntimeError, RuntimeInfo, RuntimeKind, Transport,
+    check_name_free, managed_id, timed,
+};
+
+/// A node's Podman service.
+pub struct PodmanRuntime {
+    conn: Connection,
+    api: Podman,
+    tunnel: Option<SshTunnel>,
+    ssh: Option<SshTarget>,
+}
+
+impl PodmanRuntime {
+    /// Prepares a driver; nothing is contacted until the first call.
+    pub fn new(conn: Connection) -> Result<PodmanRuntime, RuntimeError> {
+        conn.validate()?;
+        let endpoint = conn.endpoint.to_string();
+        let (api, tunnel, ssh) = match &conn.endpoint.transport {
+            Transport::Unix { path } => (Podman::unix(path), None, None),
+            Transport::Tcp { host, port } => {
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                let api = Podman::tcp(format!("{host}:{port}")).map_err(|e| {
+                    RuntimeError::Unreachable {
+                        endpoint: endpoint.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                (api, None, None)
+            }
+            Transport::Ssh {
+                user,
+                host,
+                port,
+                socket,
+            } => {
+                let target = SshTarget {
+                    user: user.clone(),
+                    host: host.clone(),
+                    port: *port,
+                    identity: conn.ssh_identity.clone(),
+                    endpoint: endpoint.clone(),
+                };
+                let tunnel = SshTunnel::new(target.clone(), socket.clone())?;
+                (
+                    Podman::unix(tunnel.local_socket()),
+                    Some(tunnel),
+                    Some(target),
+                )
+            }
+        };
+        Ok(PodmanRuntime {
+            conn,
+            api,
+            tunnel,
+            ssh,
+        })
+    }
+
+    /// Runs one API call within the connection timeout (after bringing up the tunnel).
+    async fn call<T>(
+        &self,
+        op: &'static str,
+        fut: impl Future<Output = Result<T, podman_api::Error>>,
+    ) -> Result<T, RuntimeError> {
+        self.call_within(op, self.conn.timeout, fut).await
+    }
+
+    async fn call_within<T>(
+        &self,
+        op: &'static str,
+        after: Duration,
+        fut: impl Future<Output = Result<T, podman_api::Error>>,
+    ) -> Result<T, RuntimeError> {
+        timed(&self.conn.endpoint, op, after, async {
+            if let Some(t) = &self.tunnel {
+                t.ensure(after).await?;
+            }
+            fut.await.map_err(|e| self.error(op, e))
+        })
+        .await
+    }
+
+    fn error(&self, op: &'static str, e: podman_api::Error) -> RuntimeError {
+        use podman_api::conn::Error as ConnError;
+        match e {
+            podman_api::Error::Fault { code, message }
+            | podman_api::Error::Error(ConnError::Fault { code, message }) => RuntimeError::Api {
+                op,
+                message: format!("{code}: {message}"),
+            },
+            podman_api::Error::Error(ConnError::Hyper(_) | ConnError::IO(_))
+            | podman_api::Error::IO(_) => RuntimeError::Unreachable {
+                endpoint: self.conn.endpoint.to_string(),
+                reason: e.to_string(),
+            },
+            other => RuntimeError::Api {
+                op,
+                message: other.to_string(),
+            },
+        }
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError> {
+        let img = self.api.images().get(image);
+        if self.call("image exists", img.exists()).await? {
+            return Ok(());
+        }
+        let unavailable = |reason: String| RuntimeError::ImageUnavailable {
+            image: image.to_string(),
+            reason,
+        };
+        let pull_opts = opts::PullOpts::builder()
+            .reference(image)
+            .policy(opts::PullPolicy::Missing)
+            .quiet(true)
+            .build();
+        let pull = async {
+            let images = self.api.images();
+            let mut stream = images.pull(&pull_opts);
+            let mut last_error = None;
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(report) => last_error = report.error.or(last_error),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(last_error)
+        };
+        match self
+            .call_within("pull image", self.conn.pull_timeout, pull)
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(reason)) => return Err(unavailable(reason)),
+            Err(e) if e.is_unreachable() => return Err(e),
+            Err(e) => return Err(unavailable(e.to_string())),
+        }
+        if self.call("image exists", img.exists()).await? {
+            Ok(())
+        } else {
+            Err(unavailable(
+                "pull reported success but the image is absent".into(),
+            ))
+        }
+    }
+
+    fn create_opts(&self, spec: &InstanceSpec) -> opts::ContainerCreateOpts {
+        let name = spec.name();
+        let mut b = opts::ContainerCreateOpts::builder()
+            .name(&name)
+            .image(&spec.image)
+            .labels(spec.labels.to_map())
+            // Design invariant 5: no runtime restart policy, so after a reboot only the
+            // reconciler starts containers and a fenced node cannot resurrect an instance.
+            .restart_policy(opts::ContainerRestartPolicy::No)
+            .env(
+                spec.env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.expose().to_string())),
+            )
+            .portmappings(spec.ports.iter().map(|p| models::PortMapping {
+                container_port: Some(p.container_port),
+                host_ip: p.host_ip.map(|ip| ip.to_string()),
+                host_port: Some(p.host_port),
+                protocol: Some("tcp".into()),
+                range: Some(p.count),
+            }))
+            .mounts(spec.mounts.iter().map(|m| models::ContainerMount {
+                destination: Some(path_str(&m.target)),
+                options: Some(vec![
+                    "rbind".into(),
+                    if m.read_only { "ro" } else { "rw" }.into(),
+                ]),
+                source: Some(path_str(&m.host_path(&name))),
+                _type: Some("bind".into()),
+                uid_mappings: None,
+                gid_mappings: None,
+            }));
+        if !spec.command.is_empty() {
+            b = b.command(&spec.command);
+        }
+        if let Some(net) = &spec.network {
+            b = b
+                .net_namespace(models::Namespace {
+                    nsmode: Some("bridge".into()),
+                    value: None,
+                })
+                .networks([(
+                    net.network.clone(),
+                    models::PerNetworkOptions {
+                        aliases: None,
+                        interface_name: None,
+                        static_ips: net.ip.map(|ip| vec![ip.to_string()]),
+                        static_mac: None,
+                    },
+                )]);
+        }
+        b.build()
+    }
+}
+
+fn state_from_list(c: models::ListContainer) -> ContainerState {
+    let labels = c.labels.unwrap_or_default();
+    ContainerState {
+        id: c.id.unwrap_or_default(),
+        name: c
+            .names
+            .and_then(|n| n.into_iter().next())
+            .unwrap_or_default(),
+        labels: InstanceLabels::from_map(&labels),
+        status: ContainerStatus::parse(c.state.as_deref().unwrap_or("unknown")),
+        exit_code: c.exit_code.map(i64::from),
+        started_at: unix_secs(c.started_at),
+        finished_at: unix_secs(c.exited_at),
+        image: c.image.unwrap_or_default(),
+        restart_policy: None,
+        addresses: Default::default(),
+    }
+}
+
+fn state_from_inspect(c: models::ContainerInspectResponseLibpod) -> ContainerState {
+    let labels: HashMap<String, String> = c
+        .config
+        .as_ref()
+        .and_then(|cfg| cfg.labels.clone())
+        .unwrap_or_default();
+    let config_image = c.config.and_then(|cfg| cfg.image);
+    let state = c.state;
+    let status = state
+        .as_ref()
+        .and_then(|s| s.status.as_deref())
+        .unwrap_or("unknown");
+    let addresses = c
+        .network_settings
+        .and_then(|n| n.networks)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(net, ep)| {
+            let ip: IpAddr = ep.ip_address?.parse().ok()?;
+            Some((net, ip))
+        })
+        .collect();
+    ContainerState {
+        id: c.id.unwrap_or_default(),
+        name: c.name.unwrap_or_default(),
+        labels: InstanceLabels::from_map(&labels),
+        status: ContainerStatus::parse(status),
+        exit_code: state.as_ref().and_then(|s| s.exit_code).map(i64::from),
+        started_at: unix_secs(
+            state
+                .as_ref()
+                .and_then(|s| s.started_at)
+                .map(|t| t.timestamp()),
+        ),
+        finished_at: unix_secs(
+            state
+                .as_ref()
+                .and_then(|s| s.finished_at)
+                .map(|t| t.timestamp()),
+        ),
+        image: c.image_name.or(config_image).unwrap_or_default(),
+        restart_policy: Some(
+            c.host_config
+                .and_then(|h| h.restart_policy)
+                .and_then(|r| r.name)
+                .unwrap_or_default(),
+        ),
+        addresses,
+    }
+}
+
+fn is_status(e: &podman_api::Error, status: u16) -> bool {
+    use podman_api::conn::Error as ConnError;
+    match e {
+        podman_api::Error::Fault { code, .. }
+        | podman_api::Error::Error(ConnError::Fault { code, .. }) => code.as_u16() == status,
+        _ => false,
+    }
+}
+
+/// Maps "404 not found" to `None`.
+async fn optional<T>(
+    fut: impl Future<Output = Result<T, podman_api::Error>>,
+) -> Result<Option<T>, podman_api::Error> {
+    match fut.await {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_status(&e, 404) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Treats "304 not modified" (already started / already stopped) as success.
+async fn idempotent(
+    fut: impl Future<Output = Result<(), podman_api::Error>>,
+) -> Result<(), podman_api::Error> {
+    match fut.await {
+        Err(e) if is_status(&e, 304) => Ok(()),
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Runtime for PodmanRuntime {
+    fn endpoint(&self) -> &Endpoint {
+        &self.conn.endpoint
+    }
+
+    async fn ping(&self) -> Result<RuntimeInfo, RuntimeError> {
+        let info = self.call("ping", self.api.ping()).await?;
+        Ok(RuntimeInfo {
+            kind: RuntimeKind::Podman,
+            version: info.libpod_api_version,
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerState>, RuntimeError> {
+        let opts = opts::ContainerListOpts::builder()
+            .all(true)
+            .filter([opts::ContainerListFilter::LabelKeyVal(
+                label::MANAGED_BY.into(),
+                label::MANAGED_BY_VALUE.into(),
+            )])
+            .build();
+        let list = self
+            .call("list containers", self.api.containers().list(&opts))
+            .await?;
+        Ok(list.into_iter().map(state_from_list).collect())
+    }
+
+    async fn inspect(&self, name: &str) -> Result<Option<ContainerState>, RuntimeError> {
+        let c = self.api.containers().get(name);
+        let found = self
+            .call("inspect container", optional(c.inspect()))
+            .await?;
+        Ok(found.map(state_from_inspect))
+    }
+
+    async fn ensure_network(&self, network: &NetworkSpec) -> Result<(), RuntimeError> {
+        let net = self.api.networks().get(&network.name);
+        if let Some(found) = self
+            .call("inspect network", optional(net.inspect()))
+            .await?
+        {
+            let subnets: Vec<String> = found
+                .subnets
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|s| s.subnet)
+                .collect();
+            return check_subnet(network, &subnets);
+        }
+        let opts = opts::NetworkCreateOpts::builder()
+            .name(&network.name)
+            .driver("bridge")
+            .subnets([models::Subnet {
+                gateway: None,
+                lease_range: None,
+                subnet: Some(network.subnet.to_string()),
+            }])
+            .labels([(label::MANAGED_BY, label::MANAGED_BY_VALUE)])
+            .build();
+        self.call("create network", self.api.networks().create(&opts))
+            .await
+            .map_err(|e| match e {
+                RuntimeError::Api { message, .. } => RuntimeError::Network {
+                    name: network.name.clone(),
+                    reason: message,
+                },
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    async fn create(&self, spec: &InstanceSpec) -> Result<String, RuntimeError> {
+        // Creating starts nothing; the container gets quorate's labels and no restart
+        // policy (design invariant 5), and an existing container of that name, managed
+        // or not, is never replaced here.
+        let name = spec.name();
+        check_name_free(self, &name).await?;
+        self.ensure_image(&spec.image).await?;
+        let dirs = spec.dirs_to_create();
+        match (&self.conn.endpoint.transport, &self.ssh) {
+            (Transport::Unix { .. }, _) => {
+                create_dirs(&dirs)
+                    .await
+                    .map_err(|(path, e)| RuntimeError::Storage {
+                        path,
+                        reason: e.to_string(),
+                    })?
+            }
+            (Transport::Ssh { .. }, Some(ssh)) => {
+                timed(
+                    &self.conn.endpoint,
+                    "mkdir",
+                    self.conn.timeout,
+                    ssh.mkdir_p(&dirs),
+                )
+                .await?
+            }
+            // Plain TCP: no way to create host directories; Podman reports a missing one.
+            _ => {}
+        }
+        let opts = self.create_opts(spec);
+        match self
+            .call("create container", self.api.containers().create(&opts))
+            .await
+        {
+            Ok(created) => Ok(created.id),
+            Err(RuntimeError::Api { op, message }) => {
+                // Lost a race for the name? Report who holds it.
+                check_name_free(self, &name).await?;
+                Err(RuntimeError::Api {
+                    op,
+                    message: spec.redact(&message),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn start(&self, name: &str) -> Result<(), RuntimeError> {
+        // Whether to start is decided by the planner under quorum (invariants 1-3);
+        // here only quorate's own containers are started (checked by labels).
+        let id = managed_id(self, name).await?;
+        let c = self.api.containers().get(id);
+        self.call("start container", idempotent(c.start(None)))
+            .await
+    }
+
+    async fn stop(&self, name: &str, grace: Duration) -> Result<(), RuntimeError> {
+        // Only quorate's containers are stopped; a failed stop is an error the caller
+        // escalates to fencing (design invariant 4).
+        let id = managed_id(self, name).await?;
+        let c = self.api.containers().get(id);
+        let opts = opts::ContainerStopOpts::builder()
+            .timeout(grace.as_secs() as usize)
+            .build();
+        let after = self.conn.timeout + grace;
+        self.call_within("stop container", after, idempotent(c.stop(&opts)))
+            .await
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
+        let id = managed_id(self, name).await?;
+        let c = self.api.containers().get(id);
+        let opts = opts::ContainerDeleteOpts::builder()
+            .force(true)
+            .volumes(true)
+            .build();
+        let gone = self
+            .call("remove container", optional(c.delete(&opts)))
+            .await?;
+        let _ = gone; // already gone counts as removed
+        Ok(())
+    }
+
+    async fn exec(&self, name: &str, command: &[String]) -> Result<ExecOutcome, RuntimeError> {
+        let id = managed_id(self, name).await?;
+        let c = self.api.containers().get(id);
+        let create = opts::ExecCreateOpts::builder()
+            .command(command)
+            .attach_stdout(true)
+            .attach_stderr(true)
+            .build();
+        let run = async {
+            let exec = c.create_exec(&create).await?;
+            let start = opts::ExecStartOpts::builder().build();
+            if let Some(mut output) = exec.start(&start).await? {
+                while let Some(chunk) = output.next().await {
+                    chunk?;
+                }
+            }
+            exec.inspect().await
+        };
+        let info = self.call("exec", run).await?;
+        Ok(ExecOutcome {
+            exit_code: info.get("ExitCode").and_then(|v| v.as_i64()),
+        })
+    }
+}
+
+/// An existing network must have the subnet asked for.
+pub(crate) fn check_subnet(network: &NetworkSpec, found: &[String]) -> Result<(), RuntimeError> {
+    let want = network.subnet;
+    if found
+        .iter()
+        .any(|s| s.parse::<super::Subnet>().ok() == Some(want))
+    {
+        Ok(())
+    } else {
+        Err(RuntimeError::Network {
+            name: network.name.clone(),
+            reason: format!("exists with subnets {found:?}, not {want}"),
+        })
+    }
+}

@@ -170,6 +170,35 @@ impl PodmanRuntime {
         }
     }
 
+    /// Sends a signal; `false` when the container was not running (nothing to signal).
+    async fn signal(&self, id: &str, signal: &str) -> Result<bool, RuntimeError> {
+        let c = self.api.containers().get(id);
+        match self.call("signal container", c.send_signal(signal)).await {
+            Ok(()) => Ok(true),
+            // Podman answers 500 "can only kill running containers" for a stopped one.
+            Err(RuntimeError::Api { op, message }) => match self.inspect(id).await? {
+                Some(s) if s.is_running() => Err(RuntimeError::Api { op, message }),
+                _ => Ok(false),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Polls until the container no longer runs; `false` if it still runs after `within`.
+    async fn wait_stopped(&self, id: &str, within: Duration) -> Result<bool, RuntimeError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match self.inspect(id).await? {
+                Some(c) if c.is_running() || c.status == ContainerStatus::Stopping => {}
+                _ => return Ok(true),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn create_opts(&self, spec: &InstanceSpec) -> opts::ContainerCreateOpts {
         let name = spec.name();
         let mut b = opts::ContainerCreateOpts::builder()
@@ -456,22 +485,32 @@ impl Runtime for PodmanRuntime {
     async fn stop(&self, name: &str, grace: Duration) -> Result<(), RuntimeError> {
         // Only quorate's containers are stopped; a failed stop is an error the caller
         // escalates to fencing (design invariant 4).
+        // The libpod stop call ignores podman-api's timeout parameter (it always waited
+        // the container's default 10 s), so the grace period is kept here: SIGTERM,
+        // wait up to `grace`, then SIGKILL.
         let id = managed_id(self, name).await?;
-        let c = self.api.containers().get(id);
-        let opts = opts::ContainerStopOpts::builder()
-            .timeout(grace.as_secs() as usize)
-            .build();
-        let after = self.conn.timeout + grace;
-        self.call_within("stop container", after, idempotent(c.stop(&opts)))
-            .await
+        if !self.signal(&id, "SIGTERM").await? || self.wait_stopped(&id, grace).await? {
+            return Ok(());
+        }
+        self.signal(&id, "SIGKILL").await?;
+        if self.wait_stopped(&id, self.conn.timeout).await? {
+            Ok(())
+        } else {
+            Err(RuntimeError::Api {
+                op: "stop container",
+                message: format!("`{name}` still runs after SIGKILL"),
+            })
+        }
     }
 
     async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
         let id = managed_id(self, name).await?;
         let c = self.api.containers().get(id);
+        // A running container is killed at once: removal is not a graceful stop.
         let opts = opts::ContainerDeleteOpts::builder()
             .force(true)
             .volumes(true)
+            .timeout(0)
             .build();
         let gone = self
             .call("remove container", optional(c.delete(&opts)))

@@ -136,3 +136,12 @@ fn tls_with_client_certificates() {
     let r = block_on(runtime::connect(insecure).unwrap().ping());
     assert!(r.is_err(), "{r:?}");
 }
+
+#[test]
+fn through_an_ssh_tunnel() {
+    let Some((_serial, svc, _rt)) = setup() else {
+        return;
+    };
+    let Some(ssh) = support::sshd() else { return };
+    block_on(scenarios::over_ssh("docker", &ssh, &svc.socket));
+}

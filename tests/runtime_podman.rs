@@ -80,3 +80,12 @@ fn unreachable_endpoint_errors_within_timeout() {
     let dir = tempfile::tempdir().unwrap();
     block_on(scenarios::unreachable_endpoints("podman", dir.path()));
 }
+
+#[test]
+fn through_an_ssh_tunnel() {
+    let Some((_serial, svc, _rt)) = setup() else {
+        return;
+    };
+    let Some(ssh) = support::sshd() else { return };
+    block_on(scenarios::over_ssh("podman", &ssh, &svc.socket));
+}

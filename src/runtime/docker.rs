@@ -58,6 +58,7 @@ impl DockerRuntime {
                     host: host.clone(),
                     port: *port,
                     identity: conn.ssh_identity.clone(),
+                    known_hosts: conn.ssh_known_hosts.clone(),
                     endpoint: conn.endpoint.to_string(),
                 },
                 socket.clone(),
@@ -181,6 +182,7 @@ impl DockerRuntime {
         if self.call("inspect image", present).await? {
             return Ok(());
         }
+        tracing::info!(image, "image absent, pulling");
         let unavailable = |reason: String| RuntimeError::ImageUnavailable {
             image: image.to_string(),
             reason,
@@ -425,6 +427,7 @@ impl Runtime for DockerRuntime {
         Ok(found.map(state_from_inspect))
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(runtime = "docker", endpoint = %self.conn.endpoint, network = %network.name))]
     async fn ensure_network(&self, network: &NetworkSpec) -> Result<(), RuntimeError> {
         let name = network.name.as_str();
         let found = self
@@ -474,6 +477,7 @@ impl Runtime for DockerRuntime {
         Ok(())
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(runtime = "docker", endpoint = %self.conn.endpoint, instance = %spec.name(), image = %spec.image))]
     async fn create(&self, spec: &InstanceSpec) -> Result<String, RuntimeError> {
         // Creating starts nothing; the container gets quorate's labels and no restart
         // policy (design invariant 5), and an existing container of that name, managed
@@ -492,7 +496,10 @@ impl Runtime for DockerRuntime {
             })
             .await;
         match created {
-            Ok(c) => Ok(c.id),
+            Ok(c) => {
+                tracing::info!(id = %c.id, "container created");
+                Ok(c.id)
+            }
             Err(RuntimeError::Api { op, message }) => {
                 // Lost a race for the name? Report who holds it.
                 check_name_free(self, &name).await?;
@@ -505,6 +512,7 @@ impl Runtime for DockerRuntime {
         }
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(runtime = "docker", endpoint = %self.conn.endpoint, instance = %name))]
     async fn start(&self, name: &str) -> Result<(), RuntimeError> {
         // Whether to start is decided by the planner under quorum (invariants 1-3);
         // here only quorate's own containers are started (checked by labels).
@@ -515,6 +523,7 @@ impl Runtime for DockerRuntime {
         .await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(runtime = "docker", endpoint = %self.conn.endpoint, instance = %name, grace = ?grace))]
     async fn stop(&self, name: &str, grace: Duration) -> Result<(), RuntimeError> {
         // Only quorate's containers are stopped; a failed stop is an error the caller
         // escalates to fencing (design invariant 4).
@@ -530,6 +539,7 @@ impl Runtime for DockerRuntime {
         .await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(runtime = "docker", endpoint = %self.conn.endpoint, instance = %name))]
     async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
         let id = managed_id(self, name).await?;
         let opts = qp::RemoveContainerOptions {

@@ -5,7 +5,7 @@
 //! to the node's socket. Plain TCP is refused unless the node says `insecure: true`.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Which container runtime an endpoint speaks to.
@@ -236,6 +236,9 @@ pub struct Connection {
     pub tls: Option<TlsFiles>,
     /// SSH identity file for ssh endpoints (else ssh's own defaults and agent).
     pub ssh_identity: Option<PathBuf>,
+    /// A known_hosts file pinning the node's SSH host key (else ssh's own files).
+    /// The host key is always checked: unknown or changed keys are refused.
+    pub ssh_known_hosts: Option<PathBuf>,
     /// Upper bound on every API call (pulls use `pull_timeout`).
     pub timeout: Duration,
     /// Upper bound on pulling a missing image.
@@ -250,6 +253,7 @@ impl Connection {
             insecure: false,
             tls: None,
             ssh_identity: None,
+            ssh_known_hosts: None,
             timeout: Duration::from_secs(10),
             pull_timeout: Duration::from_secs(300),
         }
@@ -286,11 +290,6 @@ impl Connection {
             }
             _ => Ok(()),
         }
-    }
-
-    /// The SSH identity file, if one is configured.
-    pub fn ssh_identity(&self) -> Option<&Path> {
-        self.ssh_identity.as_deref()
     }
 }
 

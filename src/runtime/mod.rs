@@ -9,11 +9,30 @@
 //! - containers are created with no restart policy (design invariant 5);
 //! - a container without quorate's `managed-by` label is never stopped, removed, started
 //!   or replaced, even when its name clashes: that is [`RuntimeError::Conflict`].
+//!
+//! # The runtime network (stable instance addresses)
+//! A bundle with `ipRangeStart` gets one address per instance (`start + i`, computed by
+//! the caller) on a named runtime network. Before creating such instances on a node, the
+//! caller runs [`Runtime::ensure_network`] with a [`NetworkSpec`] (network name and the
+//! subnet that contains the range, e.g. from the cluster's settings). quorate itself
+//! creates the network when it is missing: a `bridge` network with exactly that subnet
+//! (the runtime picks the gateway, the first address) and quorate's `managed-by` label.
+//! If a network of that name exists with another subnet, that is a
+//! [`RuntimeError::Network`] and nothing is changed. quorate never removes networks.
+//! The instance then joins it with its fixed address ([`NetworkAttachment`]); ports are
+//! still published on the node's own addresses.
+//!
+//! # Storage directories
+//! Per-instance directories (`<root>/<bundle>-<i>`) are created when missing: by quorate
+//! for local Unix endpoints, over SSH (`mkdir -p`) for `podman+ssh`, and by dockerd itself
+//! for Docker (`Binds` create missing host paths). Over plain `podman+tcp` they cannot be
+//! created remotely and must exist.
 
 pub mod docker;
 pub mod endpoint;
 pub mod health;
 pub mod instance;
+mod observe;
 pub mod podman;
 mod ssh;
 
@@ -22,7 +41,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::stream::{self, StreamExt};
 
 pub use endpoint::{Connection, Endpoint, EndpointError, RuntimeKind, TlsFiles, Transport};
 pub use health::{FailureRecord, HealthCheck, HealthResult, Monitor};
@@ -30,6 +48,7 @@ pub use instance::{
     ContainerState, ContainerStatus, EnvValue, InstanceLabels, InstanceSpec, MountSource,
     MountSpec, NetworkAttachment, NetworkSpec, PortSpec, SecretValue, Subnet,
 };
+pub use observe::{Observer, observe};
 
 /// What can go wrong talking to a runtime.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -183,25 +202,6 @@ pub trait Runtime: Send + Sync {
     async fn check_health(&self, name: &str, monitor: &Monitor) -> HealthResult {
         health::check(self, name, monitor).await
     }
-}
-
-/// Observes a node: lists quorate's containers, then inspects each (a few at a time).
-/// Containers that vanish between the two calls are left out.
-pub async fn observe(rt: &dyn Runtime) -> Result<Vec<ContainerState>, RuntimeError> {
-    let listed = rt.list().await?;
-    let inspected: Vec<Result<Option<ContainerState>, RuntimeError>> = stream::iter(listed)
-        .map(|c| async move { rt.inspect(&c.id).await })
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    let mut out = Vec::with_capacity(inspected.len());
-    for r in inspected {
-        if let Some(c) = r? {
-            out.push(c);
-        }
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
 }
 
 /// Opens a driver for a connection (nothing is contacted until the first call).

@@ -64,6 +64,7 @@ impl PodmanRuntime {
                     host: host.clone(),
                     port: *port,
                     identity: conn.ssh_identity.clone(),
+                    known_hosts: conn.ssh_known_hosts.clone(),
                     endpoint: endpoint.clone(),
                 };
                 let tunnel = SshTunnel::new(target.clone(), socket.clone())?;
@@ -131,6 +132,7 @@ impl PodmanRuntime {
         if self.call("image exists", img.exists()).await? {
             return Ok(());
         }
+        tracing::info!(image, "image absent, pulling");
         let unavailable = |reason: String| RuntimeError::ImageUnavailable {
             image: image.to_string(),
             reason,
@@ -390,6 +392,7 @@ impl Runtime for PodmanRuntime {
         Ok(found.map(state_from_inspect))
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(runtime = "podman", endpoint = %self.conn.endpoint, network = %network.name))]
     async fn ensure_network(&self, network: &NetworkSpec) -> Result<(), RuntimeError> {
         let net = self.api.networks().get(&network.name);
         if let Some(found) = self
@@ -426,6 +429,7 @@ impl Runtime for PodmanRuntime {
         Ok(())
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(runtime = "podman", endpoint = %self.conn.endpoint, instance = %spec.name(), image = %spec.image))]
     async fn create(&self, spec: &InstanceSpec) -> Result<String, RuntimeError> {
         // Creating starts nothing; the container gets quorate's labels and no restart
         // policy (design invariant 5), and an existing container of that name, managed
@@ -436,12 +440,15 @@ impl Runtime for PodmanRuntime {
         let dirs = spec.dirs_to_create();
         match (&self.conn.endpoint.transport, &self.ssh) {
             (Transport::Unix { .. }, _) => {
-                create_dirs(&dirs)
-                    .await
-                    .map_err(|(path, e)| RuntimeError::Storage {
-                        path,
-                        reason: e.to_string(),
-                    })?
+                let local = async {
+                    create_dirs(&dirs)
+                        .await
+                        .map_err(|(path, e)| RuntimeError::Storage {
+                            path,
+                            reason: e.to_string(),
+                        })
+                };
+                timed(&self.conn.endpoint, "mkdir", self.conn.timeout, local).await?
             }
             (Transport::Ssh { .. }, Some(ssh)) => {
                 timed(
@@ -460,7 +467,10 @@ impl Runtime for PodmanRuntime {
             .call("create container", self.api.containers().create(&opts))
             .await
         {
-            Ok(created) => Ok(created.id),
+            Ok(created) => {
+                tracing::info!(id = %created.id, "container created");
+                Ok(created.id)
+            }
             Err(RuntimeError::Api { op, message }) => {
                 // Lost a race for the name? Report who holds it.
                 check_name_free(self, &name).await?;
@@ -473,6 +483,7 @@ impl Runtime for PodmanRuntime {
         }
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(runtime = "podman", endpoint = %self.conn.endpoint, instance = %name))]
     async fn start(&self, name: &str) -> Result<(), RuntimeError> {
         // Whether to start is decided by the planner under quorum (invariants 1-3);
         // here only quorate's own containers are started (checked by labels).
@@ -482,6 +493,7 @@ impl Runtime for PodmanRuntime {
             .await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(runtime = "podman", endpoint = %self.conn.endpoint, instance = %name, grace = ?grace))]
     async fn stop(&self, name: &str, grace: Duration) -> Result<(), RuntimeError> {
         // Only quorate's containers are stopped; a failed stop is an error the caller
         // escalates to fencing (design invariant 4).
@@ -492,6 +504,7 @@ impl Runtime for PodmanRuntime {
         if !self.signal(&id, "SIGTERM").await? || self.wait_stopped(&id, grace).await? {
             return Ok(());
         }
+        tracing::warn!("still running after the grace period, sending SIGKILL");
         self.signal(&id, "SIGKILL").await?;
         if self.wait_stopped(&id, self.conn.timeout).await? {
             Ok(())
@@ -503,6 +516,7 @@ impl Runtime for PodmanRuntime {
         }
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(runtime = "podman", endpoint = %self.conn.endpoint, instance = %name))]
     async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
         let id = managed_id(self, name).await?;
         let c = self.api.containers().get(id);

@@ -21,6 +21,7 @@ pub(crate) struct SshTarget {
     pub host: String,
     pub port: u16,
     pub identity: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
     /// The endpoint as text, for errors.
     pub endpoint: String,
 }
@@ -28,7 +29,19 @@ pub(crate) struct SshTarget {
 impl SshTarget {
     fn base_command(&self) -> Command {
         let mut c = Command::new("ssh");
-        c.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]);
+        c.args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "LogLevel=ERROR",
+        ]);
+        c.args(["-o", "StrictHostKeyChecking=yes"]);
+        if let Some(kh) = &self.known_hosts {
+            c.arg("-o")
+                .arg(format!("UserKnownHostsFile={}", kh.display()));
+        }
         c.args(["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]);
         if let Some(id) = &self.identity {
             c.arg("-i").arg(id).args(["-o", "IdentitiesOnly=yes"]);

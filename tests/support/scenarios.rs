@@ -423,3 +423,71 @@ pub async fn unreachable_endpoints(scheme: &str, dir: &Path) {
     assert!(matches!(r, HealthResult::Unobservable { .. }), "{r:?}");
     holder.abort();
 }
+
+/// The driver through an SSH tunnel to `socket`: it works end to end (including creating
+/// a per-instance directory on the node over SSH), and a key the server does not accept
+/// or an unknown host key make the node unreachable instead.
+pub async fn over_ssh(scheme: &str, ssh: &super::SshServer, socket: &Path) {
+    let url = format!(
+        "{scheme}+ssh://root@127.0.0.1:{}{}",
+        ssh.port,
+        socket.display()
+    );
+    let mut conn = Connection::parse(&url).unwrap();
+    conn.ssh_identity = Some(ssh.identity.clone());
+    conn.ssh_known_hosts = Some(ssh.known_hosts.clone());
+    conn.timeout = Duration::from_secs(20);
+    let rt = runtime::connect(conn.clone()).unwrap();
+    assert!(!rt.ping().await.unwrap().version.is_empty());
+
+    let root = ssh.dir().join("instances");
+    let mut s = spec("remote", 2, &["sleep", "1000"]);
+    s.mounts = vec![MountSpec {
+        source: MountSource::PerInstance(root.clone()),
+        target: "/data".into(),
+        read_only: false,
+    }];
+    rt.run(&s).await.unwrap();
+    assert!(root.join("remote-2").is_dir());
+    let listed = rt.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "remote-2");
+    let exec = rt
+        .exec("remote-2", &cmd(&["touch", "/data/over-ssh"]))
+        .await
+        .unwrap();
+    assert_eq!(exec.exit_code, Some(0));
+    assert!(root.join("remote-2/over-ssh").exists());
+    rt.remove("remote-2").await.unwrap();
+    drop(rt);
+
+    // A key the server does not know.
+    let stranger = ssh.dir().join("stranger");
+    super::run(
+        std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&stranger),
+    )
+    .unwrap();
+    let mut bad_key = conn.clone();
+    bad_key.ssh_identity = Some(stranger.clone());
+    let e = runtime::connect(bad_key).unwrap().ping().await.unwrap_err();
+    assert!(e.is_unreachable(), "{e}");
+
+    // A host key that is not the pinned one.
+    let other_hosts = ssh.dir().join("other_known_hosts");
+    let stranger_pub = std::fs::read_to_string(stranger.with_extension("pub")).unwrap();
+    std::fs::write(
+        &other_hosts,
+        format!("[127.0.0.1]:{} {stranger_pub}", ssh.port),
+    )
+    .unwrap();
+    let mut bad_host = conn;
+    bad_host.ssh_known_hosts = Some(other_hosts);
+    let e = runtime::connect(bad_host)
+        .unwrap()
+        .ping()
+        .await
+        .unwrap_err();
+    assert!(e.is_unreachable(), "{e}");
+}

@@ -35,6 +35,7 @@ pub mod instance;
 mod observe;
 pub mod podman;
 mod ssh;
+pub mod state;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -45,10 +46,11 @@ use async_trait::async_trait;
 pub use endpoint::{Connection, Endpoint, EndpointError, RuntimeKind, TlsFiles, Transport};
 pub use health::{FailureRecord, HealthCheck, HealthResult, Monitor};
 pub use instance::{
-    ContainerState, ContainerStatus, EnvValue, InstanceLabels, InstanceSpec, MountSource,
-    MountSpec, NetworkAttachment, NetworkSpec, PortSpec, SecretValue, Subnet,
+    EnvValue, InstanceLabels, InstanceSpec, MountSource, MountSpec, NetworkAttachment, NetworkSpec,
+    PortSpec, SecretValue, Subnet,
 };
 pub use observe::{Observer, observe};
+pub use state::{ContainerState, ContainerStatus};
 
 /// What can go wrong talking to a runtime.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -253,6 +255,19 @@ pub(crate) async fn check_name_free<R: Runtime + ?Sized>(
         None => Ok(()),
         Some(c) if c.labels.is_some() => Err(RuntimeError::AlreadyExists { name: name.into() }),
         Some(_) => Err(RuntimeError::Conflict { name: name.into() }),
+    }
+}
+
+/// An existing network must have the subnet asked for.
+pub(crate) fn check_subnet(network: &NetworkSpec, found: &[String]) -> Result<(), RuntimeError> {
+    let want = network.subnet;
+    if found.iter().any(|s| s.parse::<Subnet>().ok() == Some(want)) {
+        Ok(())
+    } else {
+        Err(RuntimeError::Network {
+            name: network.name.clone(),
+            reason: format!("exists with subnets {found:?}, not {want}"),
+        })
     }
 }
 

@@ -6,7 +6,9 @@ mod support;
 
 use std::sync::MutexGuard;
 
-use quorate::runtime::Runtime;
+use std::time::Duration;
+
+use quorate::runtime::{self, Connection, EndpointError, Runtime, RuntimeError};
 use support::scenarios::{self, block_on, connect};
 use support::{PodmanService, TEST_IMAGE};
 
@@ -88,4 +90,34 @@ fn through_an_ssh_tunnel() {
     };
     let Some(ssh) = support::sshd() else { return };
     block_on(scenarios::over_ssh("podman", &ssh, &svc.socket));
+}
+
+#[test]
+fn plain_tcp_only_when_insecure() {
+    let Some((_serial, mut svc, _rt)) = setup() else {
+        return;
+    };
+    let port = match svc.serve_tcp() {
+        Ok(p) => p,
+        Err(e) => return support::unavailable("podman service on tcp", e).unwrap_or(()),
+    };
+    let url = format!("podman+tcp://127.0.0.1:{port}");
+    let mut conn = Connection::parse(&url).unwrap();
+    assert!(matches!(
+        runtime::connect(conn.clone()).err(),
+        Some(RuntimeError::Endpoint(
+            EndpointError::InsecureRefused { .. }
+        ))
+    ));
+    conn.insecure = true;
+    conn.timeout = Duration::from_secs(20);
+    let rt = runtime::connect(conn).unwrap();
+    block_on(async {
+        assert!(!rt.ping().await.unwrap().version.is_empty());
+        rt.run(&scenarios::spec("tcp", 0, &["sleep", "1000"]))
+            .await
+            .unwrap();
+        assert_eq!(rt.list().await.unwrap().len(), 1);
+        rt.remove("tcp-0").await.unwrap();
+    });
 }

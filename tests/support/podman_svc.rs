@@ -23,6 +23,8 @@ pub struct PodmanService {
     child: Child,
     /// The API socket.
     pub socket: PathBuf,
+    /// More services on the same storage (see [`PodmanService::serve_tcp`]).
+    extra: Vec<Child>,
     dir: TempDir,
 }
 
@@ -48,7 +50,34 @@ impl PodmanService {
             unmount_under(dir.path());
             return Err(format!("podman system service: {e}"));
         }
-        Ok(PodmanService { child, socket, dir })
+        Ok(PodmanService {
+            child,
+            socket,
+            extra: Vec::new(),
+            dir,
+        })
+    }
+
+    /// Also serves the same storage over plain TCP on 127.0.0.1 (what an `insecure`
+    /// node looks like); returns the port.
+    pub fn serve_tcp(&mut self) -> Result<u16, String> {
+        let port = super::free_port();
+        let log = self.dir.path().join("service-tcp.log");
+        let mut cmd = Command::new("podman");
+        Self::globals(&mut cmd, self.dir.path());
+        cmd.args(["system", "service", "--time=0"])
+            .arg(format!("tcp://127.0.0.1:{port}"));
+        let mut child = spawn_group(&mut cmd, &log)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if std::time::Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+                stop_group(&mut child, Duration::from_secs(2));
+                return Err(format!("podman service on tcp port {port} did not start"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.extra.push(child);
+        Ok(port)
     }
 
     fn globals(cmd: &mut Command, dir: &Path) {
@@ -92,6 +121,9 @@ impl Drop for PodmanService {
     fn drop(&mut self) {
         let _ = self.cli(["rm", "-af", "-t", "0"]).output();
         let _ = self.cli(["network", "prune", "-f"]).output();
+        for child in &mut self.extra {
+            stop_group(child, Duration::from_secs(5));
+        }
         stop_group(&mut self.child, Duration::from_secs(5));
         // conmon of exec sessions lingers (--exit-delay 300) outside our process group.
         kill_referencing(self.dir.path());

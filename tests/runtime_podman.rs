@@ -5,7 +5,6 @@
 mod support;
 
 use std::sync::MutexGuard;
-
 use std::time::Duration;
 
 use quorate::runtime::{self, Connection, EndpointError, Runtime, RuntimeError};

@@ -1,6 +1,7 @@
 //! Observing one node with 200 managed running containers, for Podman and Docker,
 //! against real services started here: a full observation (list + inspect of each), an
-//! `Observer` pass when nothing changed (list, cached inspects), and the list call alone.
+//! `Observer` pass when nothing changed (list, cached inspects), and the list call alone;
+//! the peer, measured in the same run, is the runtime's own CLI (`ps` + one `inspect`).
 //! Goal: under 200 ms per observation.
 //!
 //! Run: `cargo bench --bench observe` (set `QUORATE_BENCH_CONTAINERS` to change 200,
@@ -9,9 +10,11 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
+use quorate::runtime::instance::label;
 use quorate::runtime::{self, Runtime};
 use support::scenarios::{block_on, connect, spec};
 
@@ -31,7 +34,26 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn bench(kind: &str, rt: &dyn Runtime, containers: usize, runs: usize) {
+/// The peer: the runtime's own CLI listing the same containers and inspecting them all
+/// in one `inspect` call, as an operator's script would.
+fn cli_observe(cli: &dyn Fn(&[&str]) -> Command, containers: usize) {
+    let filter = format!("label={}={}", label::MANAGED_BY, label::MANAGED_BY_VALUE);
+    let ids = support::run(&mut cli(&["ps", "-aq", "--no-trunc", "--filter", &filter])).unwrap();
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    assert_eq!(ids.len(), containers);
+    let mut args = vec!["inspect"];
+    args.extend(ids);
+    let out = support::run(&mut cli(&args)).unwrap();
+    assert!(out.len() > containers * 100);
+}
+
+async fn bench(
+    kind: &str,
+    rt: &dyn Runtime,
+    cli: &dyn Fn(&[&str]) -> Command,
+    containers: usize,
+    runs: usize,
+) {
     let setup = Instant::now();
     let started: Vec<_> = stream::iter(0..containers)
         .map(|i| async move {
@@ -57,6 +79,7 @@ async fn bench(kind: &str, rt: &dyn Runtime, containers: usize, runs: usize) {
         runtime::observe(rt).await.unwrap();
     }
     let mut observe = Vec::new();
+    let mut peer = Vec::new();
     let mut steady = Vec::new();
     let mut list = Vec::new();
     let mut observer = runtime::Observer::new();
@@ -71,6 +94,9 @@ async fn bench(kind: &str, rt: &dyn Runtime, containers: usize, runs: usize) {
                 .all(|c| c.is_running() && c.restart_policy.is_some())
         );
         let t = Instant::now();
+        cli_observe(cli, containers);
+        peer.push(t.elapsed());
+        let t = Instant::now();
         let cached = observer.observe(rt).await.unwrap();
         steady.push(t.elapsed());
         assert_eq!(cached, seen);
@@ -82,13 +108,17 @@ async fn bench(kind: &str, rt: &dyn Runtime, containers: usize, runs: usize) {
         observe.iter().min().copied().unwrap_or_default(),
         observe.iter().max().copied().unwrap_or_default(),
     );
+    let (observe, peer) = (median(observe), median(peer));
     println!(
         "{kind:6} observe {containers} containers (list + {containers} inspects): median {:.1} ms \
-         (min {:.1}, max {:.1}, {runs} runs); Observer steady pass (list, nothing \
-         changed): median {:.1} ms; list alone: median {:.1} ms",
-        ms(median(observe)),
+         (min {:.1}, max {:.1}, {runs} runs) = {:.2}x the {kind} CLI (ps + one inspect of all: \
+         median {:.1} ms); Observer steady pass (list, nothing changed): median {:.1} ms; \
+         list alone: median {:.1} ms",
+        ms(observe),
         ms(lo),
         ms(hi),
+        observe.as_secs_f64() / peer.as_secs_f64(),
+        ms(peer),
         ms(median(steady)),
         ms(median(list)),
     );
@@ -108,12 +138,14 @@ fn main() {
         && let Some(svc) = support::podman()
     {
         let rt = connect(&svc.url());
-        block_on(bench("podman", &*rt, containers, runs));
+        let cli = |args: &[&str]| svc.cli(args);
+        block_on(bench("podman", &*rt, &cli, containers, runs));
     }
     if wanted("docker")
         && let Some(svc) = support::docker()
     {
         let rt = connect(&svc.url());
-        block_on(bench("docker", &*rt, containers, runs));
+        let cli = |args: &[&str]| svc.cli(args);
+        block_on(bench("docker", &*rt, &cli, containers, runs));
     }
 }

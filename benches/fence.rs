@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use quorate::fence::ipmi::{IpmiAgent, IpmiConfig};
 use quorate::fence::ops::fence_node;
 use quorate::fence::{
-    FenceAction, FenceAgent, FenceDevice, FencePolicy, NodeTopology, PowerState, SecretSource,
-    SystemClock,
+    FenceAction, FenceAgent, FenceDevice, FencePolicy, NodeTopology, PowerState, SystemClock,
 };
+use quorate::secret::SecretRef;
 use quorate::state::StateStore;
 use support::ipmi_sim::{IpmiSim, SimOptions, USER};
 
@@ -63,7 +63,7 @@ fn main() {
         return;
     };
     let pw = sim.secret_file("pw", PASSWORD);
-    let mut config = IpmiConfig::new("127.0.0.1", USER, SecretSource::FromFile(pw));
+    let mut config = IpmiConfig::new("127.0.0.1", USER, SecretRef::FromFile(pw));
     config.port = sim.port();
     let agent = IpmiAgent::new(config.clone()).expect("config");
     let topology = NodeTopology {

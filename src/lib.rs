@@ -6,6 +6,7 @@ pub mod diag;
 pub mod fence;
 pub mod load;
 pub mod schema;
+pub mod secret;
 pub mod source;
 pub mod spec;
 pub mod state;

@@ -3,8 +3,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::secret::SecretRef;
 use super::values::{Duration, Name, Port};
+use crate::secret::SecretRef;
 
 /// The spec of a `Fence` device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -9,7 +9,7 @@ use crate::spec::bundle::Recovery;
 use crate::spec::cluster::NoQuorumPolicy;
 use crate::spec::endpoint::{RuntimeKind, Transport};
 use crate::spec::fence::{IpmiAuthType, IpmiInterface};
-use crate::spec::secret::SecretRef;
+use crate::secret::SecretRef;
 use crate::spec::{Kind, SpecSet};
 
 /// Checks that need the cluster: runtime endpoints, quorum, fencing coverage.

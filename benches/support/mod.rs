@@ -44,7 +44,11 @@ pub fn fence(shape: &Shape, i: usize) -> String {
 
 /// Bundle document `i`.
 pub fn bundle(shape: &Shape, i: usize) -> String {
-    let recovery = if i.is_multiple_of(4) { "fence" } else { "restart" };
+    let recovery = if i.is_multiple_of(4) {
+        "fence"
+    } else {
+        "restart"
+    };
     format!(
         "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: b{i}}}\nspec:\n  image: registry.example.com/app{i}:1.0\n  replicas: {}\n  replicasPerHost: 2\n  priority: {}\n  network:\n    name: net\n    ipRangeStart: 10.{}.{}.1\n    ports: [{{port: 8080}}]\n  storage:\n    - {{sourceDirRoot: /srv/b{i}, targetDir: /data}}\n  env: {{MODE: prod, INDEX: {i}}}\n  monitor: {{interval: 10s, timeout: 5s, check: {{tcp: {{port: 8080}}}}}}\n  recovery: {recovery}\n",
         shape.replicas,

@@ -21,7 +21,10 @@ pub struct FenceSpec {
     /// `onoff` (power off, confirm) or `cycle` (power cycle).
     #[serde(default)]
     pub method: FenceMethod,
-    /// Time to wait after a power command before checking the state.
+    /// How long to keep asking the device for the power state after it accepted a power
+    /// command, until it reports the state asked for (polled from the first moment, with
+    /// growing pauses up to 1s). A device that still reports the old state after this
+    /// window has not confirmed, and the try fails.
     #[serde(default = "default_power_wait")]
     pub power_wait: Duration,
     /// Delay before acting; give one side of a two-node cluster a delay so the two
@@ -35,7 +38,7 @@ fn one() -> u32 {
 }
 
 fn default_power_wait() -> Duration {
-    Duration::from_secs(0)
+    Duration::from_secs(20)
 }
 
 /// How to reach a BMC over IPMI.

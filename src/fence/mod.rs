@@ -6,11 +6,13 @@
 //!
 //! - [`FenceAgent`]: one fence device (off, on, reboot, status), each answer confirmed.
 //! - [`ipmi`]: the IPMI agent (RMCP+ through `ipmi-rs`).
+//! - [`from_spec`]: a node's topology and the fence policy, built from a spec set.
 //! - [`topology`]: levels of devices, delays, retries, the attempt records.
 //! - [`log`]: where attempts and manual confirmations are recorded ([`FenceLog`]).
 //! - [`ops`]: the functions the CLI calls (`quorate fence ...`).
 
 pub mod clock;
+pub mod from_spec;
 pub mod ipmi;
 pub mod log;
 pub mod ops;
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, SystemClock, format_unix_ms};
 pub use log::{FenceLog, FenceLogError, MemoryFenceLog};
 pub use topology::{FenceDevice, FencePolicy, NodeTopology};
 

@@ -18,7 +18,9 @@ pub struct FenceSpec {
     pub level: u32,
     /// The IPMI endpoint.
     pub ipmi: IpmiSpec,
-    /// `onoff` (power off, confirm) or `cycle` (power cycle).
+    /// How a `reboot` is done: `onoff` (power off, confirm off, power on, confirm on) or
+    /// `cycle` (one power cycle command, confirm on). A fence (`off`) is the same with
+    /// either: power off, confirm off.
     #[serde(default)]
     pub method: FenceMethod,
     /// How long to keep asking the device for the power state after it accepted a power
@@ -116,13 +118,13 @@ pub enum IpmiPrivilege {
     Administrator,
 }
 
-/// Fence method.
+/// How a device reboots a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FenceMethod {
-    /// Power off, confirm off (then on again only when asked).
+    /// Power off, confirm off, power on, confirm on: the off is observed.
     #[default]
     Onoff,
-    /// Power cycle; counts as fenced once the BMC confirmed the off phase.
+    /// One power cycle command, then confirm on: the off is not observed.
     Cycle,
 }

@@ -79,8 +79,9 @@ pub(super) fn run(args: &Args) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Milliseconds, to the microsecond.
 fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    d.as_micros() as f64 / 1000.0
 }
 
 /// One entry as JSON; `type` is `attempt`, `outcome` or `manual`.
@@ -148,5 +149,7 @@ mod tests {
         assert_eq!(o["atUnixMs"], 1250);
         assert_eq!(o["succeeded"], false);
         assert_eq!(o["level"], Value::Null);
+        assert_eq!(o["durationMs"], 250.0);
+        assert_eq!(ms(Duration::from_nanos(27_133_999)), 27.133);
     }
 }

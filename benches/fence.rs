@@ -1,5 +1,7 @@
 //! Time from "fence off" to "confirmed off" against one `ipmi_sim`, beside `ipmitool chassis
-//! power off` followed by `ipmitool chassis power status`, interleaved in the same run.
+//! power off` followed by `ipmitool chassis power status`, interleaved in the same run. The
+//! `quorate fence` process (start, read and validate the specs, fence, record in SQLite) is
+//! measured the same way, as the operator's peer of the two `ipmitool` processes.
 //!
 //! Run: `cargo bench --bench fence` (`QUORATE_BENCH_N` sets the iterations, default 50).
 //! The node is powered on again (in the simulator's state file) before every iteration.
@@ -13,9 +15,9 @@ use std::time::{Duration, Instant};
 use quorate::fence::ipmi::{IpmiAgent, IpmiConfig};
 use quorate::fence::ops::fence_node;
 use quorate::fence::{
-    FenceAction, FenceAgent, FenceDevice, FencePolicy, NodeTopology, PowerState, SecretSource,
-    SystemClock,
+    FenceAction, FenceAgent, FenceDevice, FencePolicy, NodeTopology, PowerState, SystemClock,
 };
+use quorate::secret::SecretRef;
 use quorate::state::StateStore;
 use support::ipmi_sim::{IpmiSim, SimOptions, USER};
 
@@ -44,6 +46,22 @@ fn ipmitool_off(sim: &IpmiSim) {
     panic!("ipmitool never saw power off");
 }
 
+/// A spec set with one node, `bench`, fenced by the simulator.
+fn specs(sim: &IpmiSim, dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).expect("specs dir");
+    let text = format!(
+        "apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {{name: bench}}\nspec:\n  \
+         nodes:\n    - {{name: bench, runtime: \"podman+unix:///run/bench.sock\"}}\n---\n\
+         apiVersion: quorate.io/v1alpha1\nkind: Fence\nmetadata: {{name: bmc}}\nspec:\n  \
+         targets: [bench]\n  ipmi: {{address: 127.0.0.1, port: {}, username: {USER}, \
+         password: {{fromFile: {}}}}}\n",
+        sim.port(),
+        sim.secret_file("cli-pw", PASSWORD).display()
+    );
+    std::fs::write(dir.join("cluster.yaml"), text).expect("write specs");
+    dir.to_path_buf()
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -63,7 +81,7 @@ fn main() {
         return;
     };
     let pw = sim.secret_file("pw", PASSWORD);
-    let mut config = IpmiConfig::new("127.0.0.1", USER, SecretSource::FromFile(pw));
+    let mut config = IpmiConfig::new("127.0.0.1", USER, SecretRef::FromFile(pw));
     config.port = sim.port();
     let agent = IpmiAgent::new(config.clone()).expect("config");
     let topology = NodeTopology {
@@ -77,6 +95,8 @@ fn main() {
     };
     let state_dir = tempfile::tempdir().expect("temp dir");
     let store = StateStore::open(state_dir.path()).expect("state store");
+    let specs = specs(&sim, &state_dir.path().join("specs"));
+    let cli_state = state_dir.path().join("cli-state");
     let policy = FencePolicy::default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -85,6 +105,7 @@ fn main() {
         .expect("runtime");
 
     let (mut agent_t, mut fence_t, mut tool_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cli_t = Vec::new();
     for i in 0..n + 3 {
         sim.set_power(true);
         let t = Instant::now();
@@ -108,6 +129,23 @@ fn main() {
 
         sim.set_power(true);
         let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_quorate"))
+            .args(["fence", "bench", "--action", "off", "--specs"])
+            .arg(&specs)
+            .arg("--state-dir")
+            .arg(&cli_state)
+            .output()
+            .expect("run quorate");
+        let d_cli = t.elapsed();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(!sim.power_is_on());
+
+        sim.set_power(true);
+        let t = Instant::now();
         ipmitool_off(&sim);
         let d_tool = t.elapsed();
         assert!(!sim.power_is_on());
@@ -115,6 +153,7 @@ fn main() {
         if i >= 3 {
             agent_t.push(d_agent);
             fence_t.push(d_fence);
+            cli_t.push(d_cli);
             tool_t.push(d_tool);
         }
     }
@@ -124,6 +163,7 @@ fn main() {
     for (name, v) in [
         ("quorate IpmiAgent::off", &mut agent_t),
         ("quorate fence_node(off) + SQLite record", &mut fence_t),
+        ("`quorate fence bench --action off` process", &mut cli_t),
         ("ipmitool power off + power status", &mut tool_t),
     ] {
         let m = median(v);

@@ -9,6 +9,7 @@ pub mod observed;
 pub mod plan;
 pub mod runtime;
 pub mod schema;
+pub mod secret;
 pub mod source;
 pub mod spec;
 pub mod state;

@@ -16,8 +16,9 @@ use quorate::fence::ops::{confirm_off, fence_node, history};
 use quorate::fence::topology::FenceResult;
 use quorate::fence::{
     FenceAction, FenceAgent, FenceDevice, FenceError, FenceLog, FencePolicy, NodeTopology,
-    PowerState, SecretSource, SystemClock,
+    PowerState, SystemClock,
 };
+use quorate::secret::SecretRef;
 use quorate::state::StateStore;
 use support::ipmi_sim::{IpmiSim, SimOptions, now_unix_ns};
 
@@ -64,7 +65,7 @@ fn config(sim: &IpmiSim, password: &str) -> IpmiConfig {
     let mut c = IpmiConfig::new(
         "127.0.0.1",
         support::ipmi_sim::USER,
-        SecretSource::FromFile(file),
+        SecretRef::FromFile(file),
     );
     c.port = sim.port();
     c.power_wait = Duration::from_secs(3);
@@ -147,11 +148,7 @@ async fn unreachable_bmc_errors_within_its_timeout() {
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     let pw = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(pw.path(), PASSWORD).unwrap();
-    let mut c = IpmiConfig::new(
-        "127.0.0.1",
-        "admin",
-        SecretSource::FromFile(pw.path().into()),
-    );
+    let mut c = IpmiConfig::new("127.0.0.1", "admin", SecretRef::FromFile(pw.path().into()));
     c.port = silent.local_addr().unwrap().port();
     c.timeout = Duration::from_millis(400);
     let t = Instant::now();

@@ -325,12 +325,76 @@ spec:
         &[
             at("quorate::secret::inline", 3, "password: ", "hunter2"),
             at("quorate::fence::insecure", 3, "cipherSuite: ", "0"),
-            at("quorate::fence::insecure", 3, "authType: ", "straight"),
+            // Cipher suite 0 is also beyond what the IPMI library can do.
             at(
-                "quorate::fence::insecure",
+                "quorate::fence::unsupported-cipher-suite",
                 3,
-                "f4}\nspec:\n  targets: [n3]\n  level: 2\n  ipmi: {address: bmc, username: admin, password: {fromEnv: X}, cipherSuite: ",
+                "cipherSuite: ",
                 "0",
+            ),
+            at("quorate::fence::insecure", 3, "authType: ", "straight"),
+            at("quorate::fence::insecure", 3, F4_SUITE, "0"),
+            at("quorate::fence::unsupported-cipher-suite", 3, F4_SUITE, "0"),
+        ],
+    );
+}
+
+const F4_SUITE: &str = "f4}\nspec:\n  targets: [n3]\n  level: 2\n  ipmi: {address: bmc, username: admin, password: {fromEnv: X}, cipherSuite: ";
+
+#[test]
+fn what_the_ipmi_library_cannot_do() {
+    let doc = r#"apiVersion: quorate.io/v1alpha1
+kind: Fence
+metadata: {name: f5}
+spec:
+  targets: [n1]
+  level: 2
+  ipmi: {address: bmc, username: admin, password: {fromEnv: X}, cipherSuite: 17}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Fence
+metadata: {name: f6}
+spec:
+  targets: [n2]
+  level: 2
+  ipmi: {address: bmc, username: admin, password: {fromEnv: X}, interface: lan, authType: md5}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Fence
+metadata: {name: f7}
+spec:
+  targets: [n3]
+  level: 2
+  ipmi: {address: bmc, username: admin, password: {fromEnv: X}, interface: lan, authType: md2, allowInsecure: true}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Fence
+metadata: {name: f8}
+spec:
+  targets: [n3]
+  level: 3
+  ipmi: {address: bmc, username: admin, password: {fromEnv: X}, cipherSuite: 3}
+"#;
+    check(
+        &[CLUSTER, FENCES, WEB, doc],
+        &[
+            at(
+                "quorate::fence::unsupported-cipher-suite",
+                3,
+                "cipherSuite: ",
+                "17",
+            ),
+            at(
+                "quorate::fence::unsupported-auth-type",
+                3,
+                "authType: ",
+                "md5",
+            ),
+            at(
+                "quorate::fence::unsupported-auth-type",
+                3,
+                "authType: ",
+                "md2",
             ),
         ],
     );

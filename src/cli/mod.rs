@@ -1,10 +1,12 @@
 //! The `quorate` command line: parsing, dispatch and exit codes.
 
+mod fence;
 mod plan;
 mod schema;
 mod validate;
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -26,19 +28,55 @@ enum Command {
     Plan(plan::Args),
     /// Write the JSON Schema of each kind, plus one combined schema, to a directory.
     Schema(schema::Args),
+    /// Fence a node through its fence devices, confirm one off by hand, or show the history
+    /// (exit 0 confirmed, 1 failed or invalid specs, 2 could not run).
+    Fence(fence::Args),
 }
 
-/// Exit code: the command could not run (bad flag, unreadable path).
+/// Exit code: the command ran and found a failure (invalid specs, a fence not confirmed).
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Exit code: the command could not run (bad flag, unreadable path, unusable state dir).
 pub const EXIT_USAGE: u8 = 2;
+
+/// `--state-dir`, shared by every command that reads or writes the state store.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct StateDirArg {
+    /// Directory holding the state database (state.db).
+    #[arg(long = "state-dir", value_name = "DIR", default_value = crate::state::DEFAULT_DIR)]
+    pub dir: PathBuf,
+}
+
+/// `--specs`, shared by every command that reads a spec set.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SpecsArg {
+    /// Spec files or directories (searched for *.yaml and *.yml); repeatable.
+    #[arg(long = "specs", value_name = "PATH", default_value = ".")]
+    pub paths: Vec<PathBuf>,
+}
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing();
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::Fence(args) => fence::run(args),
     }
+}
+
+/// Logs go to stderr; `RUST_LOG` chooses what (errors only by default: commands print
+/// their own reports).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color_stderr())
+        .try_init();
 }
 
 /// Whether to colour output written to stdout.
@@ -49,35 +87,4 @@ pub(crate) fn color_stdout() -> bool {
 /// Whether to colour output written to stderr.
 pub(crate) fn color_stderr() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
-}
-
-/// Reads and validates the specs at `path`. On errors (or an unreadable path) prints
-/// the diagnostics to stderr, as `validate` would, and returns the exit code to use:
-/// invariant 6, a spec set that does not validate is never used.
-pub(crate) fn load_valid_specs(path: &std::path::Path) -> Result<crate::spec::SpecSet, ExitCode> {
-    use crate::diag::render::{Format, RenderContext, render};
-    let sources = crate::source::fs::read_paths(&[path.to_path_buf()]).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(EXIT_USAGE)
-    })?;
-    let report = crate::validate::validate(&sources);
-    if report.errors() > 0 || report.valid_set().is_none() {
-        let ctx = RenderContext {
-            sources: &sources,
-            redactions: report.index.redactions(),
-            color: color_stderr(),
-        };
-        let _ = render(
-            &mut std::io::stderr().lock(),
-            Format::Human,
-            &report.diagnostics,
-            &ctx,
-        );
-        eprintln!(
-            "error: the specs in {} are invalid; nothing was planned",
-            path.display()
-        );
-        return Err(ExitCode::from(1));
-    }
-    report.into_valid_set().ok_or(ExitCode::from(1))
 }

@@ -14,9 +14,8 @@ use crate::spec::Name;
 /// Arguments of `quorate plan`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Spec file or directory.
-    #[arg(long, default_value = ".")]
-    specs: PathBuf,
+    #[command(flatten)]
+    specs: super::SpecsArg,
     /// Observed-state snapshot (YAML or JSON, as `quorate observe` writes); default: a
     /// fresh cluster, every node online and empty (with --fail-node: the cluster as this
     /// plan would leave it, then the nodes fail).
@@ -37,7 +36,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    let spec = match super::load_valid_specs(&args.specs) {
+    let spec = match super::validate::load_valid(&args.specs.paths) {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use crate::diag::render::{Format, RenderContext, render};
 use crate::source;
+use crate::spec::SpecSet;
 use crate::validate::validate;
 
 /// Arguments of `quorate validate`.
@@ -58,5 +59,44 @@ pub fn run(args: &Args) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Reads and validates the spec set at `paths` for a command that acts on it. Findings
+/// (errors, and warnings of a valid set) are rendered to stderr as `validate` renders
+/// them. A set with errors is refused with exit 1 (design invariant 6: a spec set that
+/// does not validate is never acted on); an unreadable path is exit 2.
+pub(crate) fn load_valid(paths: &[PathBuf]) -> Result<SpecSet, ExitCode> {
+    let sources = match source::fs::read_paths(paths) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(ExitCode::from(super::EXIT_USAGE));
+        }
+    };
+    let report = validate(&sources);
+    if !report.diagnostics.is_empty() {
+        let ctx = RenderContext {
+            sources: &sources,
+            redactions: report.index.redactions(),
+            color: super::color_stderr(),
+        };
+        let _ = render(
+            &mut std::io::stderr().lock(),
+            Format::Human,
+            &report.diagnostics,
+            &ctx,
+        );
+    }
+    let (errors, warnings) = (report.errors(), report.warnings());
+    match report.into_valid_set() {
+        Some(set) => Ok(set),
+        None => {
+            eprintln!(
+                "error: the specs are invalid ({errors} error(s), {warnings} warning(s)); \
+                 run `quorate validate` on them"
+            );
+            Err(ExitCode::from(super::EXIT_FAILURE))
+        }
     }
 }

@@ -109,7 +109,7 @@ pub(crate) fn millis(d: Duration) -> i64 {
 
 impl fmt::Display for HistoryEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = self.at_unix_ms();
+        let at = super::clock::format_unix_ms(self.at_unix_ms());
         match self {
             HistoryEntry::Attempt(a) => {
                 write!(

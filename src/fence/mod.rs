@@ -6,16 +6,16 @@
 //!
 //! - [`FenceAgent`]: one fence device (off, on, reboot, status), each answer confirmed.
 //! - [`ipmi`]: the IPMI agent (RMCP+ through `ipmi-rs`).
-//! - [`secret`]: BMC credentials, read only at use, redacted everywhere.
+//! - [`from_spec`]: a node's topology and the fence policy, built from a spec set.
 //! - [`topology`]: levels of devices, delays, retries, the attempt records.
 //! - [`log`]: where attempts and manual confirmations are recorded ([`FenceLog`]).
 //! - [`ops`]: the functions the CLI calls (`quorate fence ...`).
 
 pub mod clock;
+pub mod from_spec;
 pub mod ipmi;
 pub mod log;
 pub mod ops;
-pub mod secret;
 pub mod topology;
 
 use std::fmt;
@@ -23,9 +23,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, SystemClock, format_unix_ms};
 pub use log::{FenceLog, FenceLogError, MemoryFenceLog};
-pub use secret::{Secret, SecretSource};
 pub use topology::{FenceDevice, FencePolicy, NodeTopology};
 
 /// The power state a fence device reported.
@@ -161,14 +160,9 @@ pub enum FenceError {
         /// What is not supported.
         what: String,
     },
-    /// The credentials could not be read from their source.
-    #[error("cannot read the password from {source_name}: {reason}")]
-    Credentials {
-        /// The source, e.g. `env BMC_PASS` or `file /etc/quorate/bmc1`.
-        source_name: String,
-        /// Why it could not be read (never the value).
-        reason: String,
-    },
+    /// The password could not be read from its reference (or was written inline).
+    #[error("BMC password: {0}")]
+    Credentials(#[from] crate::secret::SecretError),
     /// The device configuration is invalid.
     #[error("invalid fence configuration: {0}")]
     Config(String),
@@ -200,7 +194,7 @@ impl FenceError {
             FenceError::Protocol { .. } => "protocol",
             FenceError::InsecureRefused { .. } => "insecure-refused",
             FenceError::Unsupported { .. } => "unsupported",
-            FenceError::Credentials { .. } => "credentials",
+            FenceError::Credentials(_) => "credentials",
             FenceError::Config(_) => "config",
             FenceError::Deadline(_) => "deadline",
         }

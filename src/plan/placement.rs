@@ -156,7 +156,8 @@ pub fn place<'a>(
                 })
                 .and_then(|c| nodes.index.get(c.node.as_str()).copied())
         };
-        let (mut running, new): (Vec<(Score, u32)>, Vec<(Score, u32)>) = (0..b.replicas)
+        type Ranked = Vec<(Score, u32)>;
+        let (mut running, new): (Ranked, Ranked) = (0..b.replicas)
             .map(|i| (home(i).map_or(Score::NEG_INFINITY, |n| base[n]), i))
             .partition(|(_, i)| home(*i).is_some());
         running.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));

@@ -11,8 +11,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::secret::SecretRef;
 use super::values::{Duration, Name, Port, PortRange};
+use crate::secret::SecretRef;
 
 /// The spec of a `Bundle`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -3,8 +3,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::secret::SecretRef;
 use super::values::{Duration, Name, Port};
+use crate::secret::SecretRef;
 
 /// The spec of a `Fence` device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -18,10 +18,15 @@ pub struct FenceSpec {
     pub level: u32,
     /// The IPMI endpoint.
     pub ipmi: IpmiSpec,
-    /// `onoff` (power off, confirm) or `cycle` (power cycle).
+    /// How a `reboot` is done: `onoff` (power off, confirm off, power on, confirm on) or
+    /// `cycle` (one power cycle command, confirm on). A fence (`off`) is the same with
+    /// either: power off, confirm off.
     #[serde(default)]
     pub method: FenceMethod,
-    /// Time to wait after a power command before checking the state.
+    /// How long to keep asking the device for the power state after it accepted a power
+    /// command, until it reports the state asked for (polled from the first moment, with
+    /// growing pauses up to 1s). A device that still reports the old state after this
+    /// window has not confirmed, and the try fails.
     #[serde(default = "default_power_wait")]
     pub power_wait: Duration,
     /// Delay before acting; give one side of a two-node cluster a delay so the two
@@ -35,7 +40,7 @@ fn one() -> u32 {
 }
 
 fn default_power_wait() -> Duration {
-    Duration::from_secs(0)
+    Duration::from_secs(20)
 }
 
 /// How to reach a BMC over IPMI.
@@ -113,13 +118,13 @@ pub enum IpmiPrivilege {
     Administrator,
 }
 
-/// Fence method.
+/// How a device reboots a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FenceMethod {
-    /// Power off, confirm off (then on again only when asked).
+    /// Power off, confirm off, power on, confirm on: the off is observed.
     #[default]
     Onoff,
-    /// Power cycle; counts as fenced once the BMC confirmed the off phase.
+    /// One power cycle command, then confirm on: the off is not observed.
     Cycle,
 }

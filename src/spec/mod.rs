@@ -9,7 +9,6 @@ pub mod cluster;
 pub mod constraint;
 pub mod endpoint;
 pub mod fence;
-pub mod secret;
 pub mod values;
 
 use std::collections::BTreeMap;
@@ -17,6 +16,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::secret::SecretRef;
 pub use bundle::BundleSpec;
 pub use cluster::ClusterSpec;
 pub use constraint::ConstraintSpec;

@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+/// The state directory used when none is given (`--state-dir`): the one place that names it.
+pub const DEFAULT_DIR: &str = "/var/lib/quorate";
+
 /// The database file name inside the state directory.
 pub const DB_FILE: &str = "state.db";
 

@@ -5,11 +5,11 @@ use std::collections::BTreeSet;
 
 use super::Findings;
 use crate::diag::Diagnostic;
+use crate::secret::SecretRef;
 use crate::spec::bundle::Recovery;
 use crate::spec::cluster::NoQuorumPolicy;
 use crate::spec::endpoint::{RuntimeKind, Transport};
 use crate::spec::fence::{IpmiAuthType, IpmiInterface};
-use crate::spec::secret::SecretRef;
 use crate::spec::{Kind, SpecSet};
 
 /// Checks that need the cluster: runtime endpoints, quorum, fencing coverage.
@@ -40,6 +40,19 @@ pub(super) fn fences(set: &SpecSet, f: &mut Findings) {
             f.push(
                 Diagnostic::error("quorate::fence::cipher-suite", format!("cipher suite {} does not exist", ipmi.cipher_suite))
                     .with_help("IPMI 2.0 cipher suites are 0-17; 3 (AES-CBC-128 with HMAC-SHA1) is the common secure one"),
+                Kind::Fence,
+                n,
+                "spec.ipmi.cipherSuite",
+            );
+        } else if ipmi.cipher_suite != 3 && ipmi.interface == IpmiInterface::Lanplus {
+            // What the IPMI library can do (ipmi-rs 0.6 proposes suite 3 only); the agent
+            // refuses the same at run time.
+            f.push(
+                Diagnostic::error(
+                    "quorate::fence::unsupported-cipher-suite",
+                    format!("cipher suite {} is not supported: quorate's IPMI library speaks only cipher suite 3", ipmi.cipher_suite),
+                )
+                .with_help("use cipherSuite: 3 (RAKP-HMAC-SHA1, HMAC-SHA1-96, AES-CBC-128) and enable it on the BMC; ipmitool's -C 3"),
                 Kind::Fence,
                 n,
                 "spec.ipmi.cipherSuite",
@@ -88,16 +101,23 @@ pub(super) fn fences(set: &SpecSet, f: &mut Findings) {
                     "IPMI 1.5 with authType straight sends the password in clear text",
                     "spec.ipmi.authType",
                 )),
-                Some(_) => {
+                Some(auth @ (IpmiAuthType::Md5 | IpmiAuthType::Md2)) => {
+                    // ipmi-rs 0.6 rejects every MD5/MD2-authenticated IPMI 1.5 reply, so
+                    // such a device could never fence.
+                    let name = if auth == IpmiAuthType::Md5 {
+                        "md5"
+                    } else {
+                        "md2"
+                    };
                     f.push(
-                        Diagnostic::warning(
-                            "quorate::fence::ipmi15",
-                            "IPMI 1.5 authentication is weak",
+                        Diagnostic::error(
+                            "quorate::fence::unsupported-auth-type",
+                            format!("IPMI 1.5 with authType {name} is not supported: quorate's IPMI library cannot verify {} replies", name.to_uppercase()),
                         )
-                        .with_help("use `interface: lanplus` (IPMI 2.0) if the BMC supports it"),
+                        .with_help("use `interface: lanplus` with cipherSuite 3 (IPMI 2.0); nearly every BMC offers it"),
                         Kind::Fence,
                         n,
-                        "spec.ipmi.interface",
+                        "spec.ipmi.authType",
                     );
                     None
                 }

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use crate::fence::{FenceError, SecretSource};
+use crate::fence::FenceError;
+use crate::secret::{SecretError, SecretRef};
 
 /// How the agent reaches the BMC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +58,7 @@ pub struct IpmiConfig {
     /// BMC user name.
     pub username: String,
     /// Where the password is read from, at use.
-    pub password: SecretSource,
+    pub password: SecretRef,
     /// RMCP+ cipher suite; only 3 is supported.
     pub cipher_suite: u8,
     /// Session privilege to raise to.
@@ -81,7 +82,7 @@ impl IpmiConfig {
     pub fn new(
         address: impl Into<String>,
         username: impl Into<String>,
-        password: SecretSource,
+        password: SecretRef,
     ) -> Self {
         IpmiConfig {
             address: address.into(),
@@ -109,6 +110,9 @@ impl IpmiConfig {
                 "the BMC user name is longer than 16 bytes".into(),
             ));
         }
+        if self.password == SecretRef::Inline {
+            return Err(FenceError::Credentials(SecretError::Inline));
+        }
         if self.timeout.is_zero() {
             return Err(FenceError::Config("the exchange timeout is zero".into()));
         }
@@ -135,7 +139,17 @@ mod tests {
     use super::*;
 
     fn config() -> IpmiConfig {
-        IpmiConfig::new("127.0.0.1", "admin", SecretSource::FromEnv("X".into()))
+        IpmiConfig::new("127.0.0.1", "admin", SecretRef::FromEnv("X".into()))
+    }
+
+    #[test]
+    fn inline_password_is_refused() {
+        let mut c = config();
+        c.password = SecretRef::Inline;
+        assert!(matches!(
+            c.validate(),
+            Err(FenceError::Credentials(SecretError::Inline))
+        ));
     }
 
     #[test]

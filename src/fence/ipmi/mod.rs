@@ -254,18 +254,18 @@ impl FenceAgent for IpmiAgent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fence::SecretSource;
+    use crate::secret::SecretRef;
 
     #[test]
     fn describe_names_no_secret_source_value() {
-        let c = IpmiConfig::new("127.0.0.1", "admin", SecretSource::FromEnv("X".into()));
+        let c = IpmiConfig::new("127.0.0.1", "admin", SecretRef::FromEnv("X".into()));
         let a = IpmiAgent::new(c).unwrap();
         assert_eq!(a.describe(), "ipmi lanplus 127.0.0.1:623 user admin");
     }
 
     #[test]
     fn insecure_config_gives_no_agent() {
-        let mut c = IpmiConfig::new("127.0.0.1", "admin", SecretSource::FromEnv("X".into()));
+        let mut c = IpmiConfig::new("127.0.0.1", "admin", SecretRef::FromEnv("X".into()));
         c.interface = Interface::Lan;
         assert!(matches!(
             IpmiAgent::new(c),

@@ -18,7 +18,8 @@ use ipmi_rs::rmcp::{
 use zeroize::Zeroizing;
 
 use super::{Interface, Privilege};
-use crate::fence::{FenceError, PowerState, Secret};
+use crate::fence::{FenceError, PowerState};
+use crate::secret::Secret;
 
 const NETFN_CHASSIS: u8 = 0x00;
 const NETFN_APP: u8 = 0x06;

@@ -398,13 +398,7 @@ fn a_mandatory_order_blocks_then_until_first_can_run() {
 #[test]
 fn symmetrical_orders_stop_then_before_first() {
     let order = "apiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {name: o}\nspec: {order: {first: db, then: web}}\n";
-    let s = spec(&[
-        order
-            .replace("first: db, then: web", "first: db, then: web")
-            .as_str(),
-        DB,
-        WEB,
-    ]);
+    let s = spec(&[order, DB, WEB]);
     let none = spec(&[]);
     let (hd, hw) = (hash(&s, "db", 0), hash(&s, "web", 0));
     let o = observed(&format!(

@@ -7,6 +7,7 @@ pub mod fence;
 pub mod load;
 pub mod observed;
 pub mod plan;
+pub mod reconcile;
 pub mod runtime;
 pub mod schema;
 pub mod secret;

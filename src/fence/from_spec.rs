@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::ipmi::{Interface, IpmiAgent, IpmiConfig, Privilege, RebootMethod};
-use super::{FenceDevice, FenceError, FencePolicy, NodeTopology};
+use super::{FenceAgent, FenceDevice, FenceError, FencePolicy, NodeTopology};
 use crate::spec::fence::{FenceMethod, IpmiInterface, IpmiPrivilege};
 use crate::spec::{FenceSpec, SpecSet};
 
@@ -78,6 +78,18 @@ pub fn ipmi_config(spec: &FenceSpec) -> IpmiConfig {
 /// IPMI agent at its `level` with its `delay`. Devices of one level keep the documents'
 /// name order.
 pub fn node_topology(set: &SpecSet, node: &str) -> Result<NodeTopology, TopologyError> {
+    node_topology_with(set, node, |_, spec| {
+        IpmiAgent::new(ipmi_config(spec)).map(|a| Box::new(a) as Box<dyn FenceAgent>)
+    })
+}
+
+/// [`node_topology`] with the agents made by `agent(name, spec)` (a simulation passes its
+/// in-memory BMCs here).
+pub fn node_topology_with(
+    set: &SpecSet,
+    node: &str,
+    agent: impl Fn(&str, &FenceSpec) -> Result<Box<dyn FenceAgent>, FenceError>,
+) -> Result<NodeTopology, TopologyError> {
     if !set.cluster.nodes.iter().any(|n| n.name.as_str() == node) {
         let known: Vec<&str> = set.cluster.nodes.iter().map(|n| n.name.as_str()).collect();
         return Err(TopologyError::UnknownNode {
@@ -90,7 +102,7 @@ pub fn node_topology(set: &SpecSet, node: &str) -> Result<NodeTopology, Topology
         if !spec.targets.iter().any(|t| t.as_str() == node) {
             continue;
         }
-        let agent = IpmiAgent::new(ipmi_config(spec)).map_err(|source| TopologyError::Device {
+        let agent = agent(name.as_str(), spec).map_err(|source| TopologyError::Device {
             device: name.to_string(),
             source,
         })?;
@@ -98,7 +110,7 @@ pub fn node_topology(set: &SpecSet, node: &str) -> Result<NodeTopology, Topology
             name: name.to_string(),
             level: spec.level,
             delay: spec.delay.get(),
-            agent: Box::new(agent),
+            agent,
         });
     }
     if devices.is_empty() {

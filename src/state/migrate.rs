@@ -42,6 +42,26 @@ const MIGRATIONS: &[&str] = &[
         note       TEXT
     );
     CREATE INDEX manual_confirmations_by_node ON manual_confirmations (node, at_unix_ms);",
+    // 2: the reconciler's journal, what may run on each node, fail counts.
+    "CREATE TABLE passes (
+        id               INTEGER PRIMARY KEY,
+        started_unix_ms  INTEGER NOT NULL,
+        finished_unix_ms INTEGER NOT NULL,
+        commit_id        TEXT    NOT NULL,
+        outcome          TEXT    NOT NULL,
+        record           TEXT    NOT NULL
+    );
+    CREATE TABLE node_contents (
+        node      TEXT PRIMARY KEY,
+        instances TEXT NOT NULL
+    );
+    CREATE TABLE failures (
+        node           TEXT    NOT NULL,
+        instance       TEXT    NOT NULL,
+        count          INTEGER NOT NULL,
+        last_unix      INTEGER,
+        PRIMARY KEY (node, instance)
+    );",
 ];
 
 /// The schema version this build writes.

@@ -7,6 +7,7 @@
 //! ever stored here (design invariant 7).
 
 mod fence_log;
+mod journal;
 mod migrate;
 
 use std::path::{Path, PathBuf};

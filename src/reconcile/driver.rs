@@ -1,0 +1,145 @@
+//! When passes happen: a new commit, a node that stops or starts answering, a monitor
+//! failure, an operator's request, the recheck interval, or the follow-up a pass asks
+//! for. Triggers that arrive together are merged into one pass (debounce).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use super::store::PassRecord;
+use super::{Desired, Reconciler};
+use crate::observed::Observed;
+
+/// Something that asks for a pass.
+pub enum Trigger {
+    /// A new validated spec to put in force.
+    Adopt(Desired),
+    /// A pass for a reason (an operator request, a webhook, a test).
+    Pass(String),
+}
+
+/// What the rest of the process (the HTTP server, metrics) may read about the loop.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    /// The commit in force.
+    pub commit: String,
+    /// When it was adopted (Unix ms).
+    pub adopted_unix_ms: i64,
+    /// The last pass that planned.
+    pub last_pass: Option<PassRecord>,
+    /// The state it observed.
+    pub observed: Option<Observed>,
+    /// Passes run since start.
+    pub passes: u64,
+    /// Steps by `kind/result` (`start/ok`, `fence/failed`), since start.
+    pub steps: BTreeMap<String, u64>,
+}
+
+/// Shared, readable status.
+pub type SharedStatus = Arc<RwLock<Status>>;
+
+const DEBOUNCE: Duration = Duration::from_millis(100);
+const MONITOR_TICK: Duration = Duration::from_millis(500);
+
+/// Runs `r` until `triggers` closes.
+pub async fn run(mut r: Reconciler, mut triggers: mpsc::Receiver<Trigger>, status: SharedStatus) {
+    let probe_every = r
+        .desired()
+        .spec
+        .cluster
+        .membership
+        .probe_interval
+        .get()
+        .max(Duration::from_millis(100));
+    let mut probe_at = Instant::now();
+    let mut monitor_at = Instant::now() + MONITOR_TICK;
+    let mut pass_at = Some(Instant::now());
+    let mut reason = String::from("start");
+    publish_commit(&r, &status);
+    loop {
+        let recheck = r
+            .desired()
+            .spec
+            .cluster
+            .defaults
+            .recheck_interval
+            .get()
+            .max(Duration::from_secs(1));
+        let next_pass = pass_at.unwrap_or_else(|| Instant::now() + recheck);
+        tokio::select! {
+            // In a fixed order, so a simulation with the same seed runs the same way.
+            biased;
+            t = triggers.recv() => match t {
+                None => break,
+                Some(Trigger::Adopt(d)) => {
+                    match r.adopt(d).await {
+                        Ok(()) => publish_commit(&r, &status),
+                        Err(e) => tracing::error!(error = %e, "cannot adopt the new spec; the old one stays in force"),
+                    }
+                    soon(&mut pass_at, &mut reason, "new commit");
+                }
+                Some(Trigger::Pass(why)) => soon(&mut pass_at, &mut reason, &why),
+            },
+            _ = sleep_until(probe_at) => {
+                if r.probe().await {
+                    soon(&mut pass_at, &mut reason, "membership changed");
+                }
+                probe_at = Instant::now() + probe_every;
+            }
+            _ = sleep_until(monitor_at) => {
+                if r.monitor().await {
+                    soon(&mut pass_at, &mut reason, "monitor");
+                }
+                monitor_at = Instant::now() + MONITOR_TICK;
+            }
+            _ = sleep_until(next_pass) => {
+                let why = if pass_at.is_some() { std::mem::take(&mut reason) } else { "recheck".to_owned() };
+                let report = r.pass(&why).await;
+                pass_at = report.again_at;
+                if pass_at.is_some() {
+                    reason = "follow-up".into();
+                }
+                publish_pass(&r, &status, report.record);
+            }
+        }
+    }
+}
+
+/// Schedules a pass after the debounce delay (keeping an earlier one).
+fn soon(pass_at: &mut Option<Instant>, reason: &mut String, why: &str) {
+    let at = Instant::now() + DEBOUNCE;
+    if pass_at.is_none_or(|p| p > at) {
+        *pass_at = Some(at);
+    }
+    if reason.is_empty() || reason == "follow-up" {
+        *reason = why.to_owned();
+    } else if !reason.contains(why) {
+        reason.push_str(", ");
+        reason.push_str(why);
+    }
+}
+
+fn publish_commit(r: &Reconciler, status: &SharedStatus) {
+    if let Ok(mut s) = status.write() {
+        s.commit = r.desired().commit.clone();
+        s.adopted_unix_ms = r.env.clock().now_unix_ms();
+    }
+}
+
+fn publish_pass(r: &Reconciler, status: &SharedStatus, record: PassRecord) {
+    if let Ok(mut s) = status.write() {
+        s.passes += 1;
+        for step in &record.results {
+            let kind = step.what.split_whitespace().next().unwrap_or("step");
+            let result = step.result.split(':').next().unwrap_or("?");
+            *s.steps.entry(format!("{kind}/{result}")).or_default() += 1;
+        }
+        s.observed = r.last_observed().cloned();
+        if !record.outcome.starts_with("waiting") {
+            s.last_pass = Some(record);
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Carrying out a plan: its steps in dependency order, a few at a time, each with a
+//! time limit. A failed step ends the transition: nothing that depends on it runs, the
+//! steps already running finish, and the next pass starts from what is observed then.
+//!
+//! Safety, step by step:
+//! - every start and fence first checks quorum again, on fresh probes (invariant 2);
+//! - a start writes "this instance may be on that node" to the store before creating
+//!   anything, so a crash never hides a copy (invariant 1);
+//! - a failed stop fences the node; only a confirmed fence counts as the stop
+//!   (invariant 4);
+//! - containers are created with no restart policy by the drivers (invariant 5);
+//! - a container without quorate's labels is never touched (the drivers refuse).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::env::Environment;
+use super::gate::QuorumGate;
+use super::store::{StepResult, Store};
+use crate::fence::FenceAction;
+use crate::fence::from_spec::{fence_policy, node_topology_with};
+use crate::fence::topology::run_fence;
+use crate::observed::{InstanceState, ObservedInstance};
+use crate::plan::hash::instance_hash;
+use crate::plan::{Plan, Step, StepId, StepOp};
+use crate::runtime::{Runtime, RuntimeError};
+use crate::spec::bundle::instance_name;
+use crate::spec::{Name, SpecSet};
+
+/// What the executor needs.
+#[derive(Clone)]
+pub struct Executor {
+    /// The edges.
+    pub env: Arc<dyn Environment>,
+    /// Durable state.
+    pub store: Arc<dyn Store>,
+    /// The spec being applied.
+    pub spec: Arc<SpecSet>,
+    /// Its commit.
+    pub commit: String,
+    /// Runtime drivers by node.
+    pub runtimes: BTreeMap<Name, Arc<dyn Runtime>>,
+    /// Quorum, re-checked before starts and fences.
+    pub gate: Arc<QuorumGate>,
+    /// Steps run at once.
+    pub parallelism: usize,
+    /// Clashes met while starting (unmanaged containers holding an instance's name).
+    pub conflicts: Arc<Mutex<BTreeMap<Name, BTreeSet<String>>>>,
+}
+
+/// The result of carrying out a plan.
+pub struct Outcome {
+    /// What each step did, in the order they finished.
+    pub results: Vec<StepResult>,
+    /// Whether a step failed (the transition was cut short).
+    pub aborted: bool,
+}
+
+impl Executor {
+    /// Runs the steps of `plan`.
+    pub async fn run(&self, plan: &Plan) -> Outcome {
+        let steps: BTreeMap<StepId, &Step> = plan.steps.iter().map(|s| (s.id, s)).collect();
+        let mut done: BTreeSet<StepId> = BTreeSet::new();
+        let mut started: BTreeSet<StepId> = BTreeSet::new();
+        let mut results = Vec::new();
+        let mut failed = false;
+        let mut running: JoinSet<(StepId, Result<String, String>, Duration)> = JoinSet::new();
+        loop {
+            if !failed {
+                let ready: Vec<&Step> = steps
+                    .values()
+                    .filter(|s| {
+                        !started.contains(&s.id) && s.after.iter().all(|d| done.contains(d))
+                    })
+                    .copied()
+                    .collect();
+                for step in ready {
+                    if running.len() >= self.parallelism.max(1) {
+                        break;
+                    }
+                    started.insert(step.id);
+                    let this = self.clone();
+                    let step = step.clone();
+                    let span = tracing::info_span!("step", id = %step.id, action = %step.action, op = %describe(&step.op));
+                    running.spawn(
+                        async move {
+                            let t = Instant::now();
+                            let r = this.step(&step).await;
+                            match &r {
+                                Ok(m) => tracing::info!(result = %m, "step done"),
+                                Err(e) => tracing::warn!(error = %e, "step failed"),
+                            }
+                            (step.id, r, t.elapsed())
+                        }
+                        .instrument(span),
+                    );
+                }
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let (id, result, took) = match joined {
+                Ok(r) => r,
+                Err(e) => {
+                    failed = true;
+                    results.push(StepResult {
+                        step: "?".into(),
+                        what: "a step task".into(),
+                        result: format!("failed: {e}"),
+                        millis: 0,
+                    });
+                    continue;
+                }
+            };
+            let what = steps.get(&id).map(|s| describe(&s.op)).unwrap_or_default();
+            let result = match result {
+                Ok(m) => {
+                    done.insert(id);
+                    if m.is_empty() {
+                        "ok".to_owned()
+                    } else {
+                        format!("ok: {m}")
+                    }
+                }
+                Err(e) => {
+                    failed = true;
+                    format!("failed: {e}")
+                }
+            };
+            results.push(StepResult {
+                step: id.to_string(),
+                what,
+                result,
+                millis: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+        for s in steps.values().filter(|s| !started.contains(&s.id)) {
+            results.push(StepResult {
+                step: s.id.to_string(),
+                what: describe(&s.op),
+                result: "skipped: the transition was aborted".into(),
+                millis: 0,
+            });
+        }
+        Outcome {
+            results,
+            aborted: failed,
+        }
+    }
+
+    async fn step(&self, step: &Step) -> Result<String, String> {
+        match &step.op {
+            StepOp::Fence { node } => self.fence(node).await,
+            StepOp::Stop {
+                node,
+                bundle,
+                index,
+            } => self.stop(node, bundle, *index).await,
+            StepOp::Start {
+                node,
+                bundle,
+                index,
+            } => self.start(node, bundle, *index).await,
+        }
+    }
+
+    fn runtime(&self, node: &Name) -> Result<&Arc<dyn Runtime>, String> {
+        self.runtimes
+            .get(node)
+            .ok_or_else(|| format!("no runtime driver for {node}"))
+    }
+
+    /// Invariants 2 and 3: fences only with quorum, and succeeds only when a whole level
+    /// of devices confirmed the node off.
+    async fn fence(&self, node: &Name) -> Result<String, String> {
+        self.gate.check().await?;
+        let env = self.env.clone();
+        let topology = node_topology_with(&self.spec, node.as_str(), |name, spec| {
+            env.fence_agent(name, spec)
+        })
+        .map_err(|e| e.to_string())?;
+        let policy = fence_policy(&self.spec);
+        let limit = policy.timeout + Duration::from_secs(10);
+        let report = tokio::time::timeout(
+            limit,
+            run_fence(
+                &topology,
+                FenceAction::Off,
+                &policy,
+                self.env.clock(),
+                self.store.as_ref(),
+            ),
+        )
+        .await
+        .map_err(|_| format!("fencing {node} did not finish within {limit:?}"))?;
+        if report.succeeded() {
+            Ok(format!("{node} confirmed off"))
+        } else {
+            Err(format!("fencing {node} failed: {:?}", report.result))
+        }
+    }
+
+    /// Stops and removes the container. Invariant 4: if that fails, the node is fenced,
+    /// and only a confirmed fence lets dependent steps go on.
+    async fn stop(&self, node: &Name, bundle: &Name, index: u32) -> Result<String, String> {
+        let name = instance_name(bundle.as_str(), index);
+        let grace = self
+            .spec
+            .bundles
+            .get(bundle)
+            .map_or(Duration::from_secs(10), |b| b.stop_timeout.get());
+        let rt = self.runtime(node)?.clone();
+        let attempt = async {
+            match rt.stop(&name, grace).await {
+                Ok(()) | Err(RuntimeError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            match rt.remove(&name).await {
+                Ok(()) | Err(RuntimeError::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+        let limit = grace + Duration::from_secs(30);
+        let why = match tokio::time::timeout(limit, attempt).await {
+            Ok(Ok(())) => return Ok(String::new()),
+            // Never touch someone else's container, and never fence over it.
+            Ok(Err(e @ RuntimeError::Conflict { .. })) => return Err(e.to_string()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("stop of {name} on {node} did not finish within {limit:?}"),
+        };
+        tracing::warn!(%node, instance = %name, %why, "stop failed; fencing the node (invariant 4)");
+        self.fence(node)
+            .await
+            .map(|m| format!("stop failed ({why}); {m}"))
+            .map_err(|e| format!("stop failed ({why}) and {e}"))
+    }
+
+    /// Creates and starts the container, after checking quorum and writing the intent.
+    async fn start(&self, node: &Name, bundle: &Name, index: u32) -> Result<String, String> {
+        self.gate.check().await?;
+        let spec = self
+            .spec
+            .bundles
+            .get(bundle)
+            .ok_or_else(|| format!("no bundle {bundle}"))?;
+        let rt = self.runtime(node)?.clone();
+        let name = instance_name(bundle.as_str(), index);
+        let intent = ObservedInstance {
+            bundle: bundle.clone(),
+            index,
+            spec_hash: instance_hash(bundle.as_str(), spec, index),
+            state: InstanceState::Running,
+        };
+        self.store
+            .add_content(node.as_str(), &intent)
+            .await
+            .map_err(|e| format!("cannot record the start of {name} on {node}: {e}"))?;
+        let instance = self
+            .env
+            .instance(&self.spec, bundle.as_str(), index, &self.commit)?;
+        let network = self.env.network(&self.spec, bundle.as_str());
+        let work = async {
+            if let Some(net) = &network {
+                rt.ensure_network(net).await?;
+            }
+            match rt.create(&instance).await {
+                Ok(_) => {}
+                Err(RuntimeError::AlreadyExists { .. }) => {
+                    // Ours, left over: running means it is already there; else replace it.
+                    if rt.inspect(&name).await?.is_some_and(|c| c.is_running()) {
+                        return Ok(());
+                    }
+                    rt.remove(&name).await?;
+                    rt.create(&instance).await?;
+                }
+                Err(e) => return Err(e),
+            }
+            rt.start(&name).await
+        };
+        match tokio::time::timeout(Duration::from_secs(180), work).await {
+            Ok(Ok(())) => Ok(String::new()),
+            Ok(Err(RuntimeError::Conflict { name })) => {
+                self.conflicts
+                    .lock()
+                    .await
+                    .entry(node.clone())
+                    .or_default()
+                    .insert(name.clone());
+                Err(format!(
+                    "an unmanaged container named {name} is on {node}; left untouched"
+                ))
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "start of {name} on {node} did not finish within 180s"
+            )),
+        }
+    }
+}
+
+/// `start db-0 on worker2`.
+pub fn describe(op: &StepOp) -> String {
+    match op {
+        StepOp::Fence { node } => format!("fence {node}"),
+        StepOp::Stop {
+            node,
+            bundle,
+            index,
+        } => format!("stop {} on {node}", instance_name(bundle.as_str(), *index)),
+        StepOp::Start {
+            node,
+            bundle,
+            index,
+        } => format!("start {} on {node}", instance_name(bundle.as_str(), *index)),
+    }
+}

@@ -1,0 +1,387 @@
+//! The reconciler: observe, plan, check quorum, carry out, record; again and again.
+//!
+//! A [`Reconciler`] owns one cluster's runtime drivers, membership and monitors. Each
+//! [`Reconciler::pass`] is level-triggered: it starts from what it observes now, so a
+//! crash or an aborted transition is repaired by the next pass. [`driver::run`] decides
+//! when passes happen (new commit, membership or monitor change, recheck interval,
+//! operator request, all debounced).
+//!
+//! Safety lives in the planner (what to do) and in [`execute`] (doing it): see their
+//! module docs for which invariant each step keeps.
+
+pub mod driver;
+pub mod env;
+pub mod execute;
+pub mod gate;
+pub mod membership;
+pub mod monitor;
+pub mod observe;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use env::Environment;
+use execute::Executor;
+use gate::QuorumGate;
+use membership::Membership;
+use monitor::Monitors;
+use store::{PassRecord, Store};
+
+use crate::observed::{NodeState, Observed};
+use crate::plan::{self, Plan};
+use crate::runtime::Runtime;
+use crate::spec::{Name, SpecSet};
+
+/// The spec in force and the commit it came from.
+#[derive(Clone)]
+pub struct Desired {
+    /// A validated spec set (invariant 6: nothing else is ever adopted).
+    pub spec: Arc<SpecSet>,
+    /// Its commit (or a label such as `apply:<dir>`).
+    pub commit: String,
+}
+
+/// Tuning that is not part of the spec.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Steps run at once.
+    pub parallelism: usize,
+    /// Bound on listing one node.
+    pub list_timeout: Duration,
+    /// Planner options (the simulation's unsafe switch lives there).
+    pub plan: plan::Options,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            parallelism: 4,
+            list_timeout: Duration::from_secs(3),
+            plan: plan::Options::default(),
+        }
+    }
+}
+
+/// What a pass did, and when the next one is needed.
+pub struct PassReport {
+    /// The journal record.
+    pub record: PassRecord,
+    /// The plan it made (none when it waited for membership).
+    pub plan: Option<Plan>,
+    /// Run another pass at this time at the latest.
+    pub again_at: Option<Instant>,
+}
+
+/// One cluster's reconciler.
+pub struct Reconciler {
+    env: Arc<dyn Environment>,
+    store: Arc<dyn Store>,
+    desired: Desired,
+    options: Options,
+    membership: Arc<Mutex<Membership>>,
+    runtimes: BTreeMap<Name, Arc<dyn Runtime>>,
+    failing: BTreeMap<Name, BTreeSet<String>>,
+    conflicts: Arc<Mutex<BTreeMap<Name, BTreeSet<String>>>>,
+    monitors: Monitors,
+    last_observed: Option<Observed>,
+    aborts: u32,
+}
+
+impl Reconciler {
+    /// A reconciler for `desired`, talking through `env`, keeping state in `store`.
+    pub fn new(
+        env: Arc<dyn Environment>,
+        store: Arc<dyn Store>,
+        desired: Desired,
+        options: Options,
+    ) -> Result<Reconciler, String> {
+        let now_ms = env.clock().now_unix_ms();
+        let membership = Membership::new(
+            &desired.spec,
+            Instant::now(),
+            u64::try_from(now_ms / 1000).unwrap_or(0),
+        );
+        let mut r = Reconciler {
+            env,
+            store,
+            desired: desired.clone(),
+            options,
+            membership: Arc::new(Mutex::new(membership)),
+            runtimes: BTreeMap::new(),
+            failing: BTreeMap::new(),
+            conflicts: Arc::new(Mutex::new(BTreeMap::new())),
+            monitors: Monitors::default(),
+            last_observed: None,
+            aborts: 0,
+        };
+        r.connect(&desired.spec)?;
+        Ok(r)
+    }
+
+    fn connect(&mut self, spec: &SpecSet) -> Result<(), String> {
+        let mut runtimes = BTreeMap::new();
+        for node in &spec.cluster.nodes {
+            let rt = self
+                .env
+                .runtime(node)
+                .map_err(|e| format!("node {}: {e}", node.name))?;
+            runtimes.insert(node.name.clone(), rt);
+        }
+        self.runtimes = runtimes;
+        Ok(())
+    }
+
+    /// Adopts a new validated spec; the next pass plans against it.
+    pub async fn adopt(&mut self, desired: Desired) -> Result<(), String> {
+        self.connect(&desired.spec)?;
+        let now_ms = self.env.clock().now_unix_ms();
+        self.membership.lock().await.respec(
+            &desired.spec,
+            Instant::now(),
+            u64::try_from(now_ms / 1000).unwrap_or(0),
+        );
+        self.desired = desired;
+        Ok(())
+    }
+
+    /// The spec in force.
+    pub fn desired(&self) -> &Desired {
+        &self.desired
+    }
+
+    /// The state observed by the last pass.
+    pub fn last_observed(&self) -> Option<&Observed> {
+        self.last_observed.as_ref()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Pings every node; returns whether any node's liveness changed.
+    pub async fn probe(&mut self) -> bool {
+        let timeout = self
+            .desired
+            .spec
+            .cluster
+            .membership
+            .probe_interval
+            .get()
+            .max(Duration::from_millis(200));
+        let answers = futures_util::future::join_all(self.runtimes.iter().map(|(name, rt)| {
+            let rt = rt.clone();
+            async move {
+                (
+                    name.clone(),
+                    matches!(tokio::time::timeout(timeout, rt.ping()).await, Ok(Ok(_))),
+                )
+            }
+        }))
+        .await;
+        let now = Instant::now();
+        let wall = self.env.clock().now_unix_ms();
+        let mut m = self.membership.lock().await;
+        let mut changed = false;
+        for (name, ok) in answers {
+            changed |= m.probe(name.as_str(), ok, now, wall);
+        }
+        changed
+    }
+
+    /// Runs due monitors; returns whether a failure (or a recovery) was seen.
+    pub async fn monitor(&mut self) -> bool {
+        let Some(observed) = self.last_observed.clone() else {
+            return false;
+        };
+        let results = self
+            .monitors
+            .run_due(
+                &self.desired.spec,
+                &observed,
+                &self.runtimes,
+                self.store.as_ref(),
+            )
+            .await;
+        let mut changed = false;
+        for (node, r) in results {
+            let failing = self.failing.entry(node).or_default();
+            for (instance, bad) in r {
+                changed |= if bad {
+                    failing.insert(instance)
+                } else {
+                    failing.remove(&instance)
+                };
+            }
+        }
+        changed
+    }
+
+    /// One level-triggered pass: observe, plan, carry out, record.
+    pub async fn pass(&mut self, trigger: &str) -> PassReport {
+        let span = tracing::info_span!("pass", commit = %short(&self.desired.commit), trigger);
+        self.pass_inner(trigger).instrument(span).await
+    }
+
+    async fn pass_inner(&mut self, trigger: &str) -> PassReport {
+        let started = self.env.clock().now_unix_ms();
+        let spec = self.desired.spec.clone();
+        let conflicts = self.conflicts.lock().await.clone();
+        let observation = {
+            let mut m = self.membership.lock().await;
+            observe::observe(
+                &spec,
+                &self.runtimes,
+                &mut m,
+                self.store.as_ref(),
+                &self.failing,
+                &conflicts,
+                self.options.list_timeout,
+                started,
+            )
+            .await
+        };
+        let mut record = PassRecord {
+            id: 0,
+            started_unix_ms: started,
+            finished_unix_ms: started,
+            commit: self.desired.commit.clone(),
+            trigger: trigger.to_owned(),
+            outcome: String::new(),
+            observed: serde_json::to_value(&observation.observed).unwrap_or_default(),
+            plan: serde_json::Value::Null,
+            results: Vec::new(),
+        };
+        self.forget_stale_monitors(&observation.observed);
+        self.last_observed = Some(observation.observed.clone());
+        if !observation.suspect.is_empty() {
+            // Membership first: decide nothing while a node may just be slow.
+            let m = self.membership.lock().await;
+            let at = observation
+                .suspect
+                .iter()
+                .filter_map(|n| m.lost_at(n.as_str()))
+                .min();
+            record.outcome = format!("waiting: {} not answering", join(&observation.suspect));
+            tracing::info!(outcome = %record.outcome, "pass");
+            return PassReport {
+                record,
+                plan: None,
+                again_at: at.or(Some(Instant::now() + Duration::from_millis(500))),
+            };
+        }
+        let plan = plan::plan(&spec, &observation.observed, &self.options.plan);
+        record.plan = plan_summary(&plan);
+        let mut again_at = None;
+        if plan.steps.is_empty() {
+            record.outcome = if plan.blocked.is_empty() {
+                "converged".into()
+            } else {
+                format!("blocked: {}", plan.blocked.len())
+            };
+            self.aborts = 0;
+        } else {
+            tracing::info!(changes = plan.changes, summary = %plan::render::summary(&plan), "carrying out the plan");
+            let gate = QuorumGate::new(
+                spec.clone(),
+                self.runtimes.clone(),
+                self.membership.clone(),
+                clock_arc(&self.env),
+                spec.cluster.membership.probe_interval.get(),
+                spec.cluster
+                    .membership
+                    .probe_interval
+                    .get()
+                    .max(Duration::from_millis(200)),
+            );
+            let executor = Executor {
+                env: self.env.clone(),
+                store: self.store.clone(),
+                spec: spec.clone(),
+                commit: self.desired.commit.clone(),
+                runtimes: self.runtimes.clone(),
+                gate: Arc::new(gate),
+                parallelism: self.options.parallelism,
+                conflicts: self.conflicts.clone(),
+            };
+            let outcome = executor.run(&plan).await;
+            record.results = outcome.results;
+            if outcome.aborted {
+                self.aborts = self.aborts.saturating_add(1);
+                record.outcome = "aborted".into();
+                // Back off while the same thing keeps failing: 0.5 s, 1 s, 2 s ... 30 s.
+                let backoff =
+                    Duration::from_millis(500) * 2u32.saturating_pow(self.aborts.min(6) - 1);
+                again_at = Some(Instant::now() + backoff.min(Duration::from_secs(30)));
+            } else {
+                self.aborts = 0;
+                record.outcome = "acted".into();
+                again_at = Some(Instant::now());
+            }
+        }
+        record.finished_unix_ms = self.env.clock().now_unix_ms();
+        match self.store.record_pass(&record).await {
+            Ok(id) => record.id = id,
+            Err(e) => tracing::warn!(error = %e, "could not record the pass"),
+        }
+        tracing::info!(outcome = %record.outcome, "pass");
+        PassReport {
+            record,
+            plan: Some(plan),
+            again_at,
+        }
+    }
+
+    fn forget_stale_monitors(&mut self, observed: &Observed) {
+        let running: BTreeSet<(Name, String)> = observed
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.state == NodeState::Online)
+            .flat_map(|(node, n)| n.instances.iter().map(move |i| (node.clone(), i.name())))
+            .collect();
+        self.monitors.retain(&running);
+        for (node, set) in &mut self.failing {
+            set.retain(|i| running.contains(&(node.clone(), i.clone())));
+        }
+    }
+}
+
+fn clock_arc(env: &Arc<dyn Environment>) -> Arc<dyn crate::fence::Clock> {
+    Arc::new(EnvClock(env.clone()))
+}
+
+struct EnvClock(Arc<dyn Environment>);
+
+impl crate::fence::Clock for EnvClock {
+    fn now_unix_ms(&self) -> i64 {
+        self.0.clock().now_unix_ms()
+    }
+}
+
+fn plan_summary(plan: &Plan) -> serde_json::Value {
+    serde_json::json!({
+        "quorum": plan.quorum,
+        "actions": plan.actions,
+        "blocked": plan.blocked,
+        "changes": plan.changes,
+    })
+}
+
+fn join(names: &[Name]) -> String {
+    names
+        .iter()
+        .map(Name::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The first 12 characters of a commit id.
+pub fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}

@@ -1,0 +1,221 @@
+//! The reconciler's state in SQLite: [`Store`] for [`StateStore`] (journal of passes,
+//! what may run on each node, fail counts). Each write is its own transaction, durable
+//! when it returns (WAL, synchronous FULL), so `kill -9` loses nothing written.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+
+use super::{StateError, StateStore};
+use crate::fence::FenceLogError;
+use crate::observed::{Failures, ObservedInstance};
+use crate::reconcile::store::{PassRecord, Store};
+
+/// Passes kept in the journal; older ones are dropped.
+pub const KEEP_PASSES: i64 = 10_000;
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StateError> {
+    serde_json::to_string(v).map_err(|e| StateError::Corrupt(e.to_string()))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StateError> {
+    serde_json::from_str(s).map_err(|e| StateError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl Store for StateStore {
+    async fn contents(&self, node: &str) -> Result<Option<Vec<ObservedInstance>>, FenceLogError> {
+        let node = node.to_owned();
+        Ok(self
+            .blocking(move |c| {
+                let text: Option<String> = c
+                    .query_row(
+                        "SELECT instances FROM node_contents WHERE node = ?1",
+                        [&node],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                text.map(|t| parse(&t)).transpose()
+            })
+            .await?)
+    }
+
+    async fn set_contents(
+        &self,
+        node: &str,
+        instances: &[ObservedInstance],
+    ) -> Result<(), FenceLogError> {
+        let (node, text) = (node.to_owned(), json(&instances)?);
+        Ok(self
+            .blocking(move |c| {
+                c.execute(
+                    "INSERT INTO node_contents (node, instances) VALUES (?1, ?2)
+                     ON CONFLICT (node) DO UPDATE SET instances = excluded.instances",
+                    params![node, text],
+                )?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn add_content(
+        &self,
+        node: &str,
+        instance: &ObservedInstance,
+    ) -> Result<(), FenceLogError> {
+        let (node, instance) = (node.to_owned(), instance.clone());
+        Ok(self
+            .blocking(move |c| {
+                let tx = c.transaction()?;
+                let text: Option<String> = tx
+                    .query_row(
+                        "SELECT instances FROM node_contents WHERE node = ?1",
+                        [&node],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let mut list: Vec<ObservedInstance> =
+                    text.map(|t| parse(&t)).transpose()?.unwrap_or_default();
+                list.retain(|i| !(i.bundle == instance.bundle && i.index == instance.index));
+                list.push(instance);
+                tx.execute(
+                    "INSERT INTO node_contents (node, instances) VALUES (?1, ?2)
+                     ON CONFLICT (node) DO UPDATE SET instances = excluded.instances",
+                    params![node, json(&list)?],
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn failures(&self) -> Result<BTreeMap<(String, String), Failures>, FenceLogError> {
+        Ok(self
+            .blocking(|c| {
+                let mut stmt =
+                    c.prepare("SELECT node, instance, count, last_unix FROM failures")?;
+                let rows = stmt.query_map([], |r| {
+                    Ok((
+                        (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                        Failures {
+                            count: u32::try_from(r.get::<_, i64>(2)?).unwrap_or(u32::MAX),
+                            last: r
+                                .get::<_, Option<i64>>(3)?
+                                .map(|v| u64::try_from(v).unwrap_or(0)),
+                        },
+                    ))
+                })?;
+                Ok(rows.collect::<Result<BTreeMap<_, _>, _>>()?)
+            })
+            .await?)
+    }
+
+    async fn record_failure(
+        &self,
+        node: &str,
+        instance: &str,
+        at: u64,
+    ) -> Result<(), FenceLogError> {
+        let (node, instance) = (node.to_owned(), instance.to_owned());
+        let at = i64::try_from(at).unwrap_or(i64::MAX);
+        Ok(self
+            .blocking(move |c| {
+                c.execute(
+                    "INSERT INTO failures (node, instance, count, last_unix) VALUES (?1, ?2, 1, ?3)
+                     ON CONFLICT (node, instance) DO UPDATE SET count = count + 1, last_unix = excluded.last_unix",
+                    params![node, instance, at],
+                )?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn record_pass(&self, pass: &PassRecord) -> Result<u64, FenceLogError> {
+        let pass = pass.clone();
+        Ok(self
+            .blocking(move |c| {
+                let tx = c.transaction()?;
+                tx.execute(
+                    "INSERT INTO passes (started_unix_ms, finished_unix_ms, commit_id, outcome, record)
+                     VALUES (?1, ?2, ?3, ?4, '')",
+                    params![pass.started_unix_ms, pass.finished_unix_ms, pass.commit, pass.outcome],
+                )?;
+                let id = tx.last_insert_rowid();
+                let mut stored = pass;
+                stored.id = u64::try_from(id).unwrap_or(0);
+                tx.execute("UPDATE passes SET record = ?1 WHERE id = ?2", params![json(&stored)?, id])?;
+                tx.execute("DELETE FROM passes WHERE id <= ?1", [id - KEEP_PASSES])?;
+                tx.commit()?;
+                Ok(stored.id)
+            })
+            .await?)
+    }
+
+    async fn passes(&self, limit: usize) -> Result<Vec<PassRecord>, FenceLogError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self
+            .blocking(move |c| {
+                let mut stmt = c.prepare("SELECT record FROM passes ORDER BY id DESC LIMIT ?1")?;
+                let rows = stmt.query_map([limit], |r| r.get::<_, String>(0))?;
+                rows.map(|r| r.map_err(StateError::from).and_then(|t| parse(&t)))
+                    .collect()
+            })
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observed::InstanceState;
+
+    fn instance(bundle: &str, index: u32) -> ObservedInstance {
+        ObservedInstance {
+            bundle: bundle.parse().unwrap(),
+            index,
+            spec_hash: "h".into(),
+            state: InstanceState::Running,
+        }
+    }
+
+    #[tokio::test]
+    async fn contents_failures_and_passes_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = StateStore::open(dir.path()).unwrap();
+            assert_eq!(s.contents("n1").await.unwrap(), None);
+            s.set_contents("n1", &[instance("web", 0)]).await.unwrap();
+            s.add_content("n1", &instance("db", 0)).await.unwrap();
+            s.add_content("n1", &instance("db", 0)).await.unwrap();
+            s.record_failure("n1", "db-0", 100).await.unwrap();
+            s.record_failure("n1", "db-0", 200).await.unwrap();
+            let rec = PassRecord {
+                id: 0,
+                started_unix_ms: 1,
+                finished_unix_ms: 2,
+                commit: "abc".into(),
+                trigger: "test".into(),
+                outcome: "converged".into(),
+                observed: serde_json::json!({}),
+                plan: serde_json::json!(null),
+                results: vec![],
+            };
+            assert_eq!(s.record_pass(&rec).await.unwrap(), 1);
+            assert_eq!(s.record_pass(&rec).await.unwrap(), 2);
+        }
+        let s = StateStore::open(dir.path()).unwrap();
+        let c = s.contents("n1").await.unwrap().unwrap();
+        assert_eq!(c.len(), 2);
+        let f = s.failures().await.unwrap();
+        assert_eq!(
+            f[&("n1".to_owned(), "db-0".to_owned())],
+            Failures {
+                count: 2,
+                last: Some(200)
+            }
+        );
+        let p = s.passes(10).await.unwrap();
+        assert_eq!(p.iter().map(|r| r.id).collect::<Vec<_>>(), [2, 1]);
+    }
+}

@@ -11,6 +11,8 @@ pub mod reconcile;
 pub mod runtime;
 pub mod schema;
 pub mod secret;
+pub mod server;
+pub mod status;
 pub mod source;
 pub mod spec;
 pub mod state;

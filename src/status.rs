@@ -1,0 +1,198 @@
+//! The cluster's status, like `crm_mon`: quorum, nodes and what runs on them, blocked
+//! instances and why, the last pass, the commit in force. Built from the reconciler's
+//! journal, so the same view comes from a running server or from a state directory.
+
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::observed::{InstanceState, NodeState, Observed};
+use crate::reconcile::store::PassRecord;
+
+/// What `quorate status` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusView {
+    /// The commit in force.
+    pub commit: String,
+    /// Quorum at the last pass (`present`, `expected`, `quorate`).
+    pub quorum: Option<serde_json::Value>,
+    /// Nodes and their instances.
+    pub nodes: Vec<NodeView>,
+    /// Instances left as they are, with the reason.
+    pub blocked: Vec<BlockedView>,
+    /// The last pass.
+    pub last_pass: Option<PassView>,
+    /// Commits that were refused, newest first.
+    pub rejected: Vec<RejectedView>,
+}
+
+/// A node in the status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    /// Name.
+    pub name: String,
+    /// `online`, `lost` or `fenced`.
+    pub state: String,
+    /// Since when (Unix s).
+    pub since: Option<u64>,
+    /// `<bundle>-<i>` with its state (`running`, `failed`, `stopped`).
+    pub instances: Vec<(String, String)>,
+}
+
+/// A blocked instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockedView {
+    /// `<bundle>-<i>`.
+    pub instance: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The last pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PassView {
+    /// Journal id.
+    pub id: u64,
+    /// When it ended (Unix ms).
+    pub finished_unix_ms: i64,
+    /// What started it.
+    pub trigger: String,
+    /// What came of it.
+    pub outcome: String,
+    /// Changes it planned.
+    pub changes: u64,
+    /// Steps that failed, with why.
+    pub failures: Vec<String>,
+}
+
+/// A refused commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedView {
+    /// Commit id.
+    pub commit: String,
+    /// When it was seen (Unix ms).
+    pub at_unix_ms: i64,
+    /// Its first diagnostics (`file:line:col: code: message`).
+    pub problems: Vec<String>,
+}
+
+impl StatusView {
+    /// The view of the last pass in `record`.
+    pub fn from_pass(commit: &str, record: Option<&PassRecord>) -> StatusView {
+        let mut view = StatusView {
+            commit: commit.to_owned(),
+            ..StatusView::default()
+        };
+        let Some(r) = record else { return view };
+        if let Ok(observed) = serde_json::from_value::<Observed>(r.observed.clone()) {
+            view.nodes = observed
+                .nodes
+                .iter()
+                .map(|(name, n)| NodeView {
+                    name: name.to_string(),
+                    state: match n.state {
+                        NodeState::Online => "online",
+                        NodeState::Lost => "lost",
+                        NodeState::Fenced => "fenced",
+                    }
+                    .to_owned(),
+                    since: n.since,
+                    instances: n
+                        .instances
+                        .iter()
+                        .map(|i| {
+                            let s = match i.state {
+                                InstanceState::Running => "running",
+                                InstanceState::Failed => "failed",
+                                InstanceState::Stopped => "stopped",
+                            };
+                            (i.name(), s.to_owned())
+                        })
+                        .collect(),
+                })
+                .collect();
+        }
+        view.quorum = r.plan.get("quorum").cloned();
+        view.blocked = r
+            .plan
+            .get("blocked")
+            .and_then(|b| serde_json::from_value::<Vec<BlockedView>>(b.clone()).ok())
+            .unwrap_or_default();
+        view.last_pass = Some(PassView {
+            id: r.id,
+            finished_unix_ms: r.finished_unix_ms,
+            trigger: r.trigger.clone(),
+            outcome: r.outcome.clone(),
+            changes: r.plan.get("changes").and_then(serde_json::Value::as_u64).unwrap_or(0),
+            failures: r
+                .results
+                .iter()
+                .filter(|s| s.result.starts_with("failed"))
+                .map(|s| format!("{}: {}", s.what, s.result))
+                .collect(),
+        });
+        view
+    }
+
+    /// The view for people.
+    pub fn human(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "Commit in force: {}", if self.commit.is_empty() { "(none yet)" } else { &self.commit });
+        match &self.quorum {
+            Some(q) => {
+                let quorate = q.get("quorate").and_then(serde_json::Value::as_bool).unwrap_or(false);
+                let _ = writeln!(
+                    out,
+                    "Quorum: {} of {} votes, {}",
+                    q.get("present").unwrap_or(&serde_json::Value::Null),
+                    q.get("expected").unwrap_or(&serde_json::Value::Null),
+                    if quorate { "quorate" } else { "NOT quorate" }
+                );
+            }
+            None => out.push_str("Quorum: unknown (no pass has planned yet)\n"),
+        }
+        out.push_str("\nNodes:\n");
+        for n in &self.nodes {
+            let since = n.since.map(|s| format!(" since {}", crate::fence::format_unix_ms(i64::try_from(s).unwrap_or(0) * 1000))).unwrap_or_default();
+            let _ = writeln!(out, "  {} {}{since}", n.name, n.state);
+            for (i, s) in &n.instances {
+                let _ = writeln!(out, "      {i} {s}");
+            }
+        }
+        if !self.blocked.is_empty() {
+            let _ = writeln!(out, "\nBlocked ({}):", self.blocked.len());
+            for b in &self.blocked {
+                let _ = writeln!(out, "  {}: {}", b.instance, b.reason);
+            }
+        }
+        if let Some(p) = &self.last_pass {
+            let _ = writeln!(
+                out,
+                "\nLast pass #{} at {} ({}): {}, {} change(s)",
+                p.id,
+                crate::fence::format_unix_ms(p.finished_unix_ms),
+                p.trigger,
+                p.outcome,
+                p.changes
+            );
+            for f in &p.failures {
+                let _ = writeln!(out, "  ! {f}");
+            }
+        }
+        if !self.rejected.is_empty() {
+            let _ = writeln!(out, "\nRejected commits:");
+            for r in &self.rejected {
+                let _ = writeln!(out, "  {} at {}", crate::reconcile::short(&r.commit), crate::fence::format_unix_ms(r.at_unix_ms));
+                for p in r.problems.iter().take(5) {
+                    let _ = writeln!(out, "      {p}");
+                }
+            }
+        }
+        out
+    }
+}

@@ -128,7 +128,11 @@ impl StatusView {
             finished_unix_ms: r.finished_unix_ms,
             trigger: r.trigger.clone(),
             outcome: r.outcome.clone(),
-            changes: r.plan.get("changes").and_then(serde_json::Value::as_u64).unwrap_or(0),
+            changes: r
+                .plan
+                .get("changes")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
             failures: r
                 .results
                 .iter()
@@ -142,10 +146,21 @@ impl StatusView {
     /// The view for people.
     pub fn human(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "Commit in force: {}", if self.commit.is_empty() { "(none yet)" } else { &self.commit });
+        let _ = writeln!(
+            out,
+            "Commit in force: {}",
+            if self.commit.is_empty() {
+                "(none yet)"
+            } else {
+                &self.commit
+            }
+        );
         match &self.quorum {
             Some(q) => {
-                let quorate = q.get("quorate").and_then(serde_json::Value::as_bool).unwrap_or(false);
+                let quorate = q
+                    .get("quorate")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false);
                 let _ = writeln!(
                     out,
                     "Quorum: {} of {} votes, {}",
@@ -158,7 +173,15 @@ impl StatusView {
         }
         out.push_str("\nNodes:\n");
         for n in &self.nodes {
-            let since = n.since.map(|s| format!(" since {}", crate::fence::format_unix_ms(i64::try_from(s).unwrap_or(0) * 1000))).unwrap_or_default();
+            let since = n
+                .since
+                .map(|s| {
+                    format!(
+                        " since {}",
+                        crate::fence::format_unix_ms(i64::try_from(s).unwrap_or(0) * 1000)
+                    )
+                })
+                .unwrap_or_default();
             let _ = writeln!(out, "  {} {}{since}", n.name, n.state);
             for (i, s) in &n.instances {
                 let _ = writeln!(out, "      {i} {s}");
@@ -187,7 +210,12 @@ impl StatusView {
         if !self.rejected.is_empty() {
             let _ = writeln!(out, "\nRejected commits:");
             for r in &self.rejected {
-                let _ = writeln!(out, "  {} at {}", crate::reconcile::short(&r.commit), crate::fence::format_unix_ms(r.at_unix_ms));
+                let _ = writeln!(
+                    out,
+                    "  {} at {}",
+                    crate::reconcile::short(&r.commit),
+                    crate::fence::format_unix_ms(r.at_unix_ms)
+                );
                 for p in r.problems.iter().take(5) {
                     let _ = writeln!(out, "      {p}");
                 }

@@ -212,7 +212,10 @@ impl<'a, 'p> Changes<'a, 'p> {
 
         match desired {
             None => {
-                let why = self.nowhere(inst);
+                let why = match self.fence_guard(inst) {
+                    Err(frozen) => format!("it may not stay on {}, and {frozen}", k.node),
+                    Ok(_) => self.nowhere(inst),
+                };
                 self.stop(k.node, inst, why.clone());
                 self.b.block(inst, why);
             }

@@ -165,15 +165,14 @@ pub fn place<'a>(
         for index in ordered {
             let name = instance_name(bundle, index);
             // A single-writer instance that may still run on a lost node that cannot be
-            // fenced stays where it is: on the reachable node it runs on, or nowhere new.
+            // fenced stays where it is: on the reachable node it runs on (if that node may
+            // still host it), or nowhere new.
             if b.recovery == Recovery::Fence
                 && let Some(stay) = current.frozen(bundle, index)
             {
-                let at = nodes
-                    .index
-                    .get(stay.as_str())
-                    .copied()
-                    .filter(|i| usable[*i]);
+                let at = nodes.index.get(stay.as_str()).copied().filter(|i| {
+                    usable[*i] && !base[*i].is_neg_infinity() && mine[*i] < b.replicas_per_host
+                });
                 if let Some(i) = at {
                     load[i] += 1;
                     mine[i] += 1;

@@ -86,14 +86,24 @@ async fn metrics(State(st): State<ServerState>) -> Response {
     out.push_str("# HELP quorate_steps_total Plan steps carried out, by kind and result.\n# TYPE quorate_steps_total counter\n");
     for (key, n) in &s.steps {
         let (kind, result) = key.split_once('/').unwrap_or((key, ""));
-        out.push_str(&format!("quorate_steps_total{{kind=\"{kind}\",result=\"{result}\"}} {n}\n"));
+        out.push_str(&format!(
+            "quorate_steps_total{{kind=\"{kind}\",result=\"{result}\"}} {n}\n"
+        ));
     }
-    let fences: u64 = s.steps.iter().filter(|(k, _)| k.starts_with("fence/")).map(|(_, n)| n).sum();
+    let fences: u64 = s
+        .steps
+        .iter()
+        .filter(|(k, _)| k.starts_with("fence/"))
+        .map(|(_, n)| n)
+        .sum();
     out.push_str("# HELP quorate_fence_attempts_total Fence steps run since start.\n# TYPE quorate_fence_attempts_total counter\n");
     out.push_str(&format!("quorate_fence_attempts_total {fences}\n"));
     if let Some(q) = s.last_pass.as_ref().and_then(|p| p.plan.get("quorum")) {
         let n = |k: &str| q.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
-        let quorate = q.get("quorate").and_then(serde_json::Value::as_bool).unwrap_or(false);
+        let quorate = q
+            .get("quorate")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
         out.push_str("# HELP quorate_quorum_votes Votes present and expected at the last pass.\n# TYPE quorate_quorum_votes gauge\n");
         out.push_str(&format!("quorate_quorum_votes{{kind=\"present\"}} {}\nquorate_quorum_votes{{kind=\"expected\"}} {}\n", n("present"), n("expected")));
         out.push_str("# HELP quorate_quorate Whether the last pass had quorum.\n# TYPE quorate_quorate gauge\n");
@@ -130,10 +140,21 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 async fn reconcile(State(st): State<ServerState>, headers: HeaderMap) -> Response {
     if !authorized(&headers, st.token.as_deref()) {
-        return (StatusCode::UNAUTHORIZED, "a valid bearer token is required\n").into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required\n",
+        )
+            .into_response();
     }
-    match st.triggers.try_send(Trigger::Pass("operator request".into())) {
+    match st
+        .triggers
+        .try_send(Trigger::Pass("operator request".into()))
+    {
         Ok(()) => (StatusCode::ACCEPTED, "a pass is scheduled\n").into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the reconciler is busy; try again\n").into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the reconciler is busy; try again\n",
+        )
+            .into_response(),
     }
 }

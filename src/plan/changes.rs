@@ -12,7 +12,7 @@ use super::placement::Placed;
 use crate::observed::{InstanceState, Observed};
 use crate::spec::bundle::{OnFail, Recovery};
 use crate::spec::cluster::NoQuorumPolicy;
-use crate::spec::constraint::{ConstraintSpec, OrderKind};
+use crate::spec::constraint::ConstraintSpec;
 use crate::spec::{Name, SpecSet};
 
 /// The state of one planning run.
@@ -26,8 +26,6 @@ pub struct Changes<'a, 'p> {
     b: Builder,
     /// Fence steps planned, per node.
     fences: BTreeMap<&'a str, StepId>,
-    /// Bundles that will have an instance running after the plan.
-    will_run: BTreeSet<&'a str>,
 }
 
 impl<'a, 'p> Changes<'a, 'p> {
@@ -48,7 +46,6 @@ impl<'a, 'p> Changes<'a, 'p> {
             options,
             b: Builder::default(),
             fences: BTreeMap::new(),
-            will_run: BTreeSet::new(),
         }
     }
 
@@ -59,14 +56,14 @@ impl<'a, 'p> Changes<'a, 'p> {
             let Some((name, spec)) = self.spec.bundles.get_key_value(bundle) else {
                 continue;
             };
-            let waits_for = self.mandatory_first_missing(bundle);
+            let waits_for = self.placed.starved.get(bundle).copied();
             let mut restarts_left = spec.update.max_parallel;
             for index in 0..spec.replicas {
                 let inst = Inst {
                     bundle: name,
                     index,
                 };
-                self.instance(inst, waits_for.as_deref(), &mut restarts_left);
+                self.instance(inst, waits_for, &mut restarts_left);
             }
         }
         self.leftovers();
@@ -97,21 +94,6 @@ impl<'a, 'p> Changes<'a, 'p> {
         }
     }
 
-    /// The `first` of a mandatory order into `bundle` that will have nothing running.
-    fn mandatory_first_missing(&self, bundle: &str) -> Option<String> {
-        self.spec.constraints.values().find_map(|c| match c {
-            ConstraintSpec::Order(o)
-                if o.kind == OrderKind::Mandatory
-                    && o.then.as_str() == bundle
-                    && self.spec.bundles.contains_key(o.first.as_str())
-                    && !self.will_run.contains(o.first.as_str()) =>
-            {
-                Some(o.first.to_string())
-            }
-            _ => None,
-        })
-    }
-
     fn instance(&mut self, inst: Inst<'a>, waits_for: Option<&str>, restarts_left: &mut u32) {
         let bundle = inst.bundle.as_str();
         let spec = &self.spec.bundles[bundle];
@@ -140,17 +122,17 @@ impl<'a, 'p> Changes<'a, 'p> {
                 self.stop(c.node, inst, reason);
             }
         }
-        // Exited containers that are not restarted in place are removed.
+        // Exited containers that are not restarted in place are removed (housekeeping
+        // that waits for quorum like everything but stopping what runs).
         let restart_here = keep.is_none()
             && desired.is_some_and(|d| {
                 copies
                     .iter()
                     .any(|c| c.node == d && c.whereabouts == Whereabouts::Reachable)
             });
-        for c in copies
-            .iter()
-            .filter(|c| c.whereabouts == Whereabouts::Reachable && !c.running())
-        {
+        for c in copies.iter().filter(|c| {
+            c.whereabouts == Whereabouts::Reachable && !c.running() && self.quorum.may_act()
+        }) {
             if !(restart_here && Some(c.node) == desired) {
                 self.stop(
                     c.node,
@@ -160,14 +142,6 @@ impl<'a, 'p> Changes<'a, 'p> {
             }
         }
 
-        if keep.is_some() || desired.is_some() {
-            self.will_run.insert(
-                self.spec
-                    .bundles
-                    .get_key_value(bundle)
-                    .map_or(bundle, |(k, _)| k.as_str()),
-            );
-        }
         if let Some(first) = waits_for
             && keep.is_none()
         {
@@ -467,10 +441,9 @@ impl<'a, 'p> Changes<'a, 'p> {
                     spec.bundles[*bundle].replicas
                 ),
             };
-            for c in copies
-                .iter()
-                .filter(|c| c.whereabouts == Whereabouts::Reachable)
-            {
+            for c in copies.iter().filter(|c| {
+                c.whereabouts == Whereabouts::Reachable && (c.running() || self.quorum.may_act())
+            }) {
                 self.stop(c.node, inst, why.clone());
             }
         }

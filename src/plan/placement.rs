@@ -17,7 +17,7 @@ use super::current::{Current, Whereabouts, live_failures};
 use super::model::{Candidate, Placement, ScorePart};
 use crate::observed::Observed;
 use crate::spec::bundle::{Recovery, instance_name};
-use crate::spec::constraint::{ConstraintSpec, Rule};
+use crate::spec::constraint::{ConstraintSpec, OrderKind, Rule};
 use crate::spec::{Name, Score, SpecSet};
 
 /// The outcome of placement.
@@ -26,6 +26,9 @@ pub struct Placed<'a> {
     pub node: BTreeMap<(&'a str, u32), Option<&'a Name>>,
     /// The scores behind each decision (only when asked for).
     pub explain: Vec<Placement>,
+    /// Bundles that place no new instance because the `first` of a mandatory order into
+    /// them runs nowhere, with that `first`.
+    pub starved: BTreeMap<&'a str, &'a str>,
 }
 
 /// The nodes, in name order, addressed by index.
@@ -42,6 +45,48 @@ pub fn place<'a>(
     observed: &Observed,
     current: &Current<'a>,
     explain: bool,
+) -> Placed<'a> {
+    // A bundle whose mandatory `first` runs nowhere places no new instances; finding
+    // out can starve another bundle in turn, so repeat until nothing changes (at most
+    // once per bundle).
+    let mut starved = BTreeMap::new();
+    loop {
+        let mut placed = place_once(spec, observed, current, explain, &starved);
+        let next = starved_bundles(spec, &placed);
+        if next == starved {
+            placed.starved = starved;
+            return placed;
+        }
+        starved = next;
+    }
+}
+
+/// Bundles `then` of a mandatory order whose `first` has no instance placed, with that
+/// `first`.
+fn starved_bundles<'a>(spec: &'a SpecSet, placed: &Placed<'a>) -> BTreeMap<&'a str, &'a str> {
+    let runs = |b: &str| placed.node.iter().any(|((x, _), n)| *x == b && n.is_some());
+    spec.constraints
+        .values()
+        .filter_map(|c| match c {
+            ConstraintSpec::Order(o)
+                if o.kind == OrderKind::Mandatory
+                    && spec.bundles.contains_key(o.then.as_str())
+                    && spec.bundles.contains_key(o.first.as_str())
+                    && !runs(o.first.as_str()) =>
+            {
+                Some((o.then.as_str(), o.first.as_str()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn place_once<'a>(
+    spec: &'a SpecSet,
+    observed: &Observed,
+    current: &Current<'a>,
+    explain: bool,
+    starved: &BTreeMap<&'a str, &'a str>,
 ) -> Placed<'a> {
     let mut sorted: Vec<_> = spec.cluster.nodes.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
@@ -79,6 +124,7 @@ pub fn place<'a>(
     let mut out = Placed {
         node: BTreeMap::new(),
         explain: Vec::new(),
+        starved: BTreeMap::new(),
     };
     for bundle in order(spec) {
         let Some(b) = spec.bundles.get(bundle) else {
@@ -164,6 +210,27 @@ pub fn place<'a>(
         let ordered: Vec<u32> = running.into_iter().chain(new).map(|(_, i)| i).collect();
         for index in ordered {
             let name = instance_name(bundle, index);
+            // Waiting for the `first` of a mandatory order: no new slot.
+            if let Some(first) = starved.get(bundle)
+                && !current.of(bundle, index).iter().any(|c| c.running())
+            {
+                out.node.insert((bundle, index), None);
+                if explain {
+                    out.explain.push(Placement {
+                        instance: name,
+                        chosen: None,
+                        candidates: vec![Candidate {
+                            node: Name::from_static("nowhere"),
+                            score: Score::NEG_INFINITY,
+                            parts: vec![ScorePart {
+                                source: format!("waits for {first} (mandatory order)"),
+                                score: Score::NEG_INFINITY,
+                            }],
+                        }],
+                    });
+                }
+                continue;
+            }
             // A single-writer instance that may still run on a lost node that cannot be
             // fenced stays where it is: on the reachable node it runs on (if that node may
             // still host it), or nowhere new.

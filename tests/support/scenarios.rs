@@ -95,10 +95,11 @@ pub async fn lifecycle(rt: &dyn Runtime) {
     assert_eq!(created.id, id);
     assert_eq!(created.status, ContainerStatus::Created);
     assert_eq!(created.labels.as_ref(), Some(&s.labels));
-    let policy = created.restart_policy.clone().unwrap();
-    assert!(
-        policy.is_empty() || policy == "no",
-        "restart policy {policy:?}"
+    assert_eq!(
+        created.has_restart_policy(),
+        Some(false),
+        "restart policy {:?}",
+        created.restart_policy
     );
 
     rt.start("life-0").await.unwrap();

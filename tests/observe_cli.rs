@@ -347,6 +347,8 @@ fn usage_errors_exit_2() {
     let nodes = node_line("n1", "podman+unix:///nonexistent/quorate.sock");
     let (specs, _) = write_specs(dir.path(), &nodes, "");
     let specs = specs.to_str().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"nodes\": {\"n1\": {\"state\": \"asleep\"}}}").unwrap();
     for args in [
         vec!["plan", "--specs", specs, "--live", "--observed", "x.json"],
         vec!["plan", "--specs", specs, "--timeout", "1s"],
@@ -361,6 +363,20 @@ fn usage_errors_exit_2() {
             "1s",
         ],
         vec!["observe", "--specs", "/nonexistent/specs"],
+        vec![
+            "observe",
+            "--specs",
+            specs,
+            "--previous",
+            "/nonexistent/previous.json",
+        ],
+        vec![
+            "observe",
+            "--specs",
+            specs,
+            "--previous",
+            bad.to_str().unwrap(),
+        ],
     ] {
         let o = quorate(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));

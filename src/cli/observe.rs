@@ -2,6 +2,7 @@
 //! snapshot that `quorate plan --observed` reads. `quorate plan --live` runs the same
 //! observation through [`observe_live`].
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use crate::fence::log::OffEvidence;
 use crate::observed::{NodeState, Observed, snapshot};
 use crate::runtime::RuntimeError;
 use crate::runtime::cluster::{NodeObservation, assemble, observe_nodes, off_evidence};
-use crate::spec::{Duration, SpecSet};
+use crate::spec::{Duration, Name, SpecSet};
 use crate::state::{DB_FILE, DEFAULT_DIR, StateStore};
 
 /// How long a node may take to answer when `--timeout` is not given.
@@ -109,7 +110,11 @@ pub(crate) fn observe_live(set: &SpecSet, args: &LiveArgs) -> Result<(Observed, 
         return Err(usage("--timeout must be longer than 0s".into()));
     }
     let previous = match &args.previous {
-        Some(path) => Some(super::plan::read_snapshot(path)?),
+        // A previous snapshot that cannot be read is a usage error here (exit 1 means
+        // "some node did not answer").
+        Some(path) => {
+            Some(super::plan::read_snapshot(path).map_err(|_| ExitCode::from(EXIT_USAGE))?)
+        }
         None => None,
     };
     let store = match args.state_dir() {
@@ -172,7 +177,7 @@ pub(crate) fn observe_live(set: &SpecSet, args: &LiveArgs) -> Result<(Observed, 
 fn describe(
     n: &NodeObservation,
     observed: &Observed,
-    evidence: Option<&std::collections::BTreeMap<crate::spec::Name, OffEvidence>>,
+    evidence: Option<&BTreeMap<Name, OffEvidence>>,
 ) -> String {
     let took = format!("{:.0?}", n.took);
     let off = evidence.and_then(|e| e.get(&n.node));

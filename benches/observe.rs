@@ -1,8 +1,10 @@
 //! Observing one node with 200 managed running containers, for Podman and Docker,
-//! against real services started here: a full observation (list + inspect of each), an
-//! `Observer` pass when nothing changed (list, cached inspects), and the list call alone;
-//! the peer, measured in the same run, is the runtime's own CLI (`ps` + one `inspect`).
-//! Goal: under 200 ms per observation.
+//! against real services started here: a full observation (list + inspect of each), the
+//! planner's observation (`quorate observe`'s path: one list call on a cluster-scoped
+//! connection, then `from_spec::observed_instances`), an `Observer` pass when nothing
+//! changed (list, cached inspects) and one when a container was added (list + 1 inspect),
+//! and the list call alone; the peer, measured in the same run, is the runtime's own CLI
+//! (`ps` + one `inspect`). Goal: under 200 ms per observation.
 //!
 //! Run: `cargo bench --bench observe` (set `QUORATE_BENCH_CONTAINERS` to change 200,
 //! `QUORATE_BENCH_RUNS` to change the 15 measured runs).
@@ -15,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 use quorate::runtime::instance::label;
-use quorate::runtime::{self, Runtime};
-use support::scenarios::{block_on, connect, spec};
+use quorate::runtime::{self, Runtime, from_spec};
+use support::scenarios::{block_on, connect, connect_cluster, spec};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -50,6 +52,7 @@ fn cli_observe(cli: &dyn Fn(&[&str]) -> Command, containers: usize) {
 async fn bench(
     kind: &str,
     rt: &dyn Runtime,
+    scoped: &dyn Runtime,
     cli: &dyn Fn(&[&str]) -> Command,
     containers: usize,
     runs: usize,
@@ -82,9 +85,11 @@ async fn bench(
     let mut peer = Vec::new();
     let mut steady = Vec::new();
     let mut list = Vec::new();
+    let mut planner = Vec::new();
+    let mut grown = Vec::new();
     let mut observer = runtime::Observer::new();
     observer.observe(rt).await.unwrap();
-    for _ in 0..runs {
+    for run in 0..runs {
         let t = Instant::now();
         let seen = runtime::observe(rt).await.unwrap();
         observe.push(t.elapsed());
@@ -103,6 +108,20 @@ async fn bench(
         let t = Instant::now();
         assert_eq!(rt.list().await.unwrap().len(), containers);
         list.push(t.elapsed());
+        let t = Instant::now();
+        let instances = from_spec::observed_instances(&scoped.list().await.unwrap());
+        planner.push(t.elapsed());
+        assert_eq!(instances.len(), containers);
+        // A new container appears: the next Observer pass inspects only that one. It is
+        // removed again (untimed) so every run starts from the same node.
+        let extra = spec("extra", u32::try_from(run).unwrap(), &["sleep", "100000"]);
+        rt.run(&extra).await.unwrap();
+        let t = Instant::now();
+        let seen = observer.observe(rt).await.unwrap();
+        grown.push(t.elapsed());
+        assert_eq!(seen.len(), containers + 1);
+        rt.remove(&extra.name()).await.unwrap();
+        observer.observe(rt).await.unwrap();
     }
     let (lo, hi) = (
         observe.iter().min().copied().unwrap_or_default(),
@@ -112,14 +131,19 @@ async fn bench(
     println!(
         "{kind:6} observe {containers} containers (list + {containers} inspects): median {:.1} ms \
          (min {:.1}, max {:.1}, {runs} runs) = {:.2}x the {kind} CLI (ps + one inspect of all: \
-         median {:.1} ms); Observer steady pass (list, nothing changed): median {:.1} ms; \
-         list alone: median {:.1} ms",
+         median {:.1} ms)\n       planner observation (list on the cluster + observed_instances): \
+         median {:.1} ms = {:.2}x the CLI; Observer pass, nothing changed: median {:.1} ms; \
+         Observer pass, one new container (list + 1 inspect): median {:.1} ms; list alone: \
+         median {:.1} ms",
         ms(observe),
         ms(lo),
         ms(hi),
         observe.as_secs_f64() / peer.as_secs_f64(),
         ms(peer),
+        ms(median(planner.clone())),
+        median(planner).as_secs_f64() / peer.as_secs_f64(),
         ms(median(steady)),
+        ms(median(grown)),
         ms(median(list)),
     );
 }
@@ -138,14 +162,16 @@ fn main() {
         && let Some(svc) = support::podman()
     {
         let rt = connect(&svc.url());
+        let scoped = connect_cluster(&svc.url(), "test-cluster");
         let cli = |args: &[&str]| svc.cli(args);
-        block_on(bench("podman", &*rt, &cli, containers, runs));
+        block_on(bench("podman", &*rt, &*scoped, &cli, containers, runs));
     }
     if wanted("docker")
         && let Some(svc) = support::docker()
     {
         let rt = connect(&svc.url());
+        let scoped = connect_cluster(&svc.url(), "test-cluster");
         let cli = |args: &[&str]| svc.cli(args);
-        block_on(bench("docker", &*rt, &cli, containers, runs));
+        block_on(bench("docker", &*rt, &*scoped, &cli, containers, runs));
     }
 }

@@ -57,6 +57,14 @@ fn unmanaged_container_is_left_alone() {
 }
 
 #[test]
+fn another_clusters_containers_are_not_ours() {
+    let Some((_serial, svc, _rt)) = setup() else {
+        return;
+    };
+    block_on(scenarios::other_cluster(&svc.url()));
+}
+
+#[test]
 fn fixed_address_on_named_network() {
     let Some((_serial, _svc, rt)) = setup() else {
         return;

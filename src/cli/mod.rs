@@ -1,6 +1,7 @@
 //! The `quorate` command line: parsing, dispatch and exit codes.
 
 mod fence;
+mod observe;
 mod plan;
 mod schema;
 mod validate;
@@ -26,6 +27,9 @@ enum Command {
     Validate(validate::Args),
     /// Show what the reconciler would do: fence, stop, start, restart, move, blocked.
     Plan(plan::Args),
+    /// Ask every node what runs there and write the observed-state snapshot (exit 0 every
+    /// node answered, 1 some did not, 2 could not run).
+    Observe(observe::Args),
     /// Write the JSON Schema of each kind, plus one combined schema, to a directory.
     Schema(schema::Args),
     /// Fence a node through its fence devices, confirm one off by hand, or show the history
@@ -62,6 +66,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Observe(args) => observe::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Fence(args) => fence::run(args),
     }

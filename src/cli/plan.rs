@@ -1,7 +1,7 @@
 //! `quorate plan`: what the reconciler would do, for reviewers and what-ifs.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::diag::render::{Format as DiagFormat, RenderContext, render as render_diags};
@@ -19,8 +19,14 @@ pub struct Args {
     /// Observed-state snapshot (YAML or JSON, as `quorate observe` writes); default: a
     /// fresh cluster, every node online and empty (with --fail-node: the cluster as this
     /// plan would leave it, then the nodes fail).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "live")]
     observed: Option<PathBuf>,
+    /// Observe the nodes now (as `quorate observe` does) and plan from what they say.
+    #[arg(long)]
+    live: bool,
+    /// With --live: how to observe.
+    #[command(flatten)]
+    live_args: super::observe::LiveArgs,
     /// Treat NODE as lost (what-if); repeatable.
     #[arg(long = "fail-node", value_name = "NODE")]
     fail_nodes: Vec<String>,
@@ -40,7 +46,15 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if args.live_args.any() && !args.live {
+        eprintln!("error: --timeout, --state-dir and --previous go with --live");
+        return ExitCode::from(super::EXIT_USAGE);
+    }
     let mut observed = match &args.observed {
+        None if args.live => match super::observe::observe_live(&spec, &args.live_args) {
+            Ok((observed, _)) => observed,
+            Err(code) => return code,
+        },
         // A what-if without a snapshot asks about the cluster as the specs would leave it.
         None if !args.fail_nodes.is_empty() => {
             let fresh = Observed::fresh(&spec);
@@ -80,7 +94,8 @@ pub fn run(args: &Args) -> ExitCode {
     }
 }
 
-fn read_snapshot(path: &PathBuf) -> Result<Observed, ExitCode> {
+/// Reads a snapshot file, rendering its problems to stderr (exit 1; unreadable: exit 2).
+pub(super) fn read_snapshot(path: &Path) -> Result<Observed, ExitCode> {
     let bytes = std::fs::read(path).map_err(|e| {
         eprintln!("error: cannot read {}: {e}", path.display());
         ExitCode::from(super::EXIT_USAGE)

@@ -100,9 +100,9 @@ pub async fn check<R: Runtime + ?Sized>(rt: &R, name: &str, monitor: &Monitor) -
         }
         Ok(Ok(Some(s))) => s,
     };
-    if state.labels.is_none() {
+    if !super::is_ours(&state, rt.cluster()) {
         return HealthResult::Failed {
-            reason: "container is not managed by quorate".into(),
+            reason: "container is not managed by quorate for this cluster".into(),
         };
     }
     if state.status != ContainerStatus::Running {

@@ -7,6 +7,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use zeroize::Zeroizing;
+
+pub use crate::spec::bundle::Protocol;
+use crate::spec::values::PortRange;
+
 /// Label keys quorate puts on every container it creates.
 pub mod label {
     /// Always `quorate` on containers quorate manages; nothing else is touched.
@@ -79,14 +84,15 @@ impl InstanceLabels {
     }
 }
 
-/// A secret string: never shown by `Debug` or `Display` (design invariant 7).
+/// A secret string: never shown by `Debug` or `Display` (design invariant 7), and its
+/// memory is zeroed when dropped.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretValue(String);
+pub struct SecretValue(Zeroizing<String>);
 
 impl SecretValue {
     /// Wraps a resolved secret.
     pub fn new(value: impl Into<String>) -> SecretValue {
-        SecretValue(value.into())
+        SecretValue(Zeroizing::new(value.into()))
     }
 
     /// The plain value, for handing to the runtime only.
@@ -127,7 +133,7 @@ impl EnvValue {
 }
 
 /// A published port range: host ports `host_port..host_port+count` go to container ports
-/// `container_port..container_port+count` (TCP).
+/// `container_port..container_port+count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortSpec {
     /// Host address to bind (all addresses when `None`).
@@ -138,35 +144,49 @@ pub struct PortSpec {
     pub container_port: u16,
     /// Number of consecutive ports (at least 1).
     pub count: u16,
+    /// TCP or UDP.
+    pub protocol: Protocol,
 }
 
 impl PortSpec {
-    /// A single port mapping (`port`, with `internalPort` defaulting to `port`).
+    /// A single TCP port mapping (`port`, with `internalPort` defaulting to `port`).
     pub fn single(port: u16, internal_port: Option<u16>) -> PortSpec {
         PortSpec {
             host_ip: None,
             host_port: port,
             container_port: internal_port.unwrap_or(port),
             count: 1,
+            protocol: Protocol::Tcp,
         }
     }
 
-    /// A `range` mapping `"first-last"`: the same ports on host and container.
-    pub fn range(text: &str) -> Result<PortSpec, String> {
-        let (a, b) = text
-            .split_once('-')
-            .ok_or_else(|| format!("port range `{text}` is not `first-last`"))?;
-        let first: u16 = a.trim().parse().map_err(|_| format!("bad port `{a}`"))?;
-        let last: u16 = b.trim().parse().map_err(|_| format!("bad port `{b}`"))?;
-        if first == 0 || last < first {
-            return Err(format!("port range `{text}` is empty or starts at 0"));
-        }
-        Ok(PortSpec {
+    /// A TCP `range` mapping: the same ports on host and container.
+    pub fn from_range(range: PortRange) -> PortSpec {
+        PortSpec {
             host_ip: None,
-            host_port: first,
-            container_port: first,
-            count: last - first + 1,
-        })
+            host_port: range.first.get(),
+            container_port: range.first.get(),
+            count: range.len(),
+            protocol: Protocol::Tcp,
+        }
+    }
+
+    /// A TCP `range` mapping written `"first-last"`.
+    pub fn range(text: &str) -> Result<PortSpec, String> {
+        text.parse().map(PortSpec::from_range)
+    }
+
+    /// The same mapping for `protocol`.
+    pub fn with_protocol(self, protocol: Protocol) -> PortSpec {
+        PortSpec { protocol, ..self }
+    }
+
+    /// The protocol as the runtimes write it: `tcp` or `udp`.
+    pub fn protocol_name(&self) -> &'static str {
+        match self.protocol {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
     }
 
     /// Each (host port, container port) pair.
@@ -198,6 +218,9 @@ pub struct MountSpec {
     pub target: PathBuf,
     /// `ro` when true, `rw` otherwise.
     pub read_only: bool,
+    /// Further mount options from the spec besides `rw`/`ro` (`z`, `nosuid`, `rshared`...),
+    /// handed to the runtime as they are.
+    pub options: Vec<String>,
 }
 
 impl MountSpec {
@@ -395,16 +418,18 @@ mod tests {
             r.pairs().collect::<Vec<_>>(),
             vec![(8000, 8000), (8001, 8001), (8002, 8002)]
         );
+        assert_eq!((r.count, r.protocol_name()), (3, "tcp"));
         assert!(PortSpec::range("9-8").is_err());
         assert!(PortSpec::range("80").is_err());
-        assert_eq!(
-            PortSpec::single(8080, Some(80)).pairs().collect::<Vec<_>>(),
-            vec![(8080, 80)]
-        );
+        assert!(PortSpec::range("0-2").is_err());
+        let udp = PortSpec::single(8080, Some(80)).with_protocol(Protocol::Udp);
+        assert_eq!(udp.pairs().collect::<Vec<_>>(), vec![(8080, 80)]);
+        assert_eq!(udp.protocol_name(), "udp");
         let m = MountSpec {
             source: MountSource::PerInstance("/srv".into()),
             target: "/data".into(),
             read_only: false,
+            options: vec![],
         };
         assert_eq!(m.host_path("db-2"), PathBuf::from("/srv/db-2"));
         assert_eq!(m.dir_to_create("db-2"), Some(PathBuf::from("/srv/db-2")));

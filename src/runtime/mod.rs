@@ -8,7 +8,13 @@
 //! Safety rules kept here, for every implementation:
 //! - containers are created with no restart policy (design invariant 5);
 //! - a container without quorate's `managed-by` label is never stopped, removed, started
-//!   or replaced, even when its name clashes: that is [`RuntimeError::Conflict`].
+//!   or replaced, even when its name clashes: that is [`RuntimeError::Conflict`]. When the
+//!   connection names its cluster ([`Connection::cluster`]), a container labelled with
+//!   another cluster counts as not quorate's in the same way, and `list` leaves it out.
+//!
+//! The endpoint type is the spec's ([`crate::spec::endpoint::Endpoint`]); [`from_spec`]
+//! turns a node, a bundle instance and a network of a spec set into what the drivers take,
+//! and turns what they observe into the planner's model.
 //!
 //! # The runtime network (stable instance addresses)
 //! A bundle with `ipRangeStart` gets one address per instance (`start + i`, computed by
@@ -28,8 +34,10 @@
 //! for Docker (`Binds` create missing host paths). Over plain `podman+tcp` they cannot be
 //! created remotely and must exist.
 
+pub mod cluster;
+mod connection;
 pub mod docker;
-pub mod endpoint;
+pub mod from_spec;
 pub mod health;
 pub mod instance;
 mod observe;
@@ -43,7 +51,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use endpoint::{Connection, Endpoint, EndpointError, RuntimeKind, TlsFiles, Transport};
+pub use crate::spec::endpoint::{Endpoint, RuntimeKind, Transport};
+pub use connection::{Connection, EndpointError, TlsFiles};
 pub use health::{FailureRecord, HealthCheck, HealthResult, Monitor};
 pub use instance::{
     EnvValue, InstanceLabels, InstanceSpec, MountSource, MountSpec, NetworkAttachment, NetworkSpec,
@@ -73,8 +82,11 @@ pub enum RuntimeError {
         /// The timeout that expired.
         after: Duration,
     },
-    /// A container with this name exists but is not quorate's: it is left untouched.
-    #[error("container `{name}` exists but is not managed by quorate; left untouched")]
+    /// A container with this name exists but is not quorate's (or is another cluster's):
+    /// it is left untouched.
+    #[error(
+        "container `{name}` exists but is not managed by quorate for this cluster; left untouched"
+    )]
     Conflict {
         /// Container name.
         name: String,
@@ -160,11 +172,18 @@ pub trait Runtime: Send + Sync {
     /// The endpoint this driver talks to.
     fn endpoint(&self) -> &Endpoint;
 
+    /// The cluster whose containers count as quorate's here ([`Connection::cluster`]);
+    /// `None` when any container with quorate's `managed-by` label does.
+    fn cluster(&self) -> Option<&str> {
+        None
+    }
+
     /// Checks that the runtime answers.
     async fn ping(&self) -> Result<RuntimeInfo, RuntimeError>;
 
-    /// Containers quorate manages on this node (any state), from the list call alone:
-    /// restart policy and addresses are not filled in (see [`Runtime::inspect`]).
+    /// Containers quorate manages on this node (any state; only this cluster's when
+    /// [`Runtime::cluster`] names one), from the list call alone: restart policy and
+    /// addresses are not filled in (see [`Runtime::inspect`]).
     async fn list(&self) -> Result<Vec<ContainerState>, RuntimeError>;
 
     /// Any container by name or ID (managed or not); `None` when there is none.
@@ -231,29 +250,56 @@ pub(crate) async fn timed<T>(
     }
 }
 
-/// The ID of `name` if it is a quorate container; `Conflict` if it is someone else's.
-/// Every stop, remove, start and exec goes through this check first, then acts on the
-/// ID it returned, so a same-named container swapped in later is not touched either.
+/// Whether a container is quorate's for a runtime of `cluster`: it carries quorate's
+/// labels and, when a cluster is given, that cluster's label.
+pub(crate) fn is_ours(c: &ContainerState, cluster: Option<&str>) -> bool {
+    match (&c.labels, cluster) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(l), Some(cluster)) => l.cluster == cluster,
+    }
+}
+
+/// The label filters of a list call: `managed-by`, and the cluster when there is one.
+/// Callers also check [`is_ours`] on what comes back, whatever the runtime did with
+/// several filters.
+pub(crate) fn list_filters(cluster: Option<&str>) -> Vec<(String, String)> {
+    let mut filters = vec![(
+        instance::label::MANAGED_BY.to_string(),
+        instance::label::MANAGED_BY_VALUE.to_string(),
+    )];
+    if let Some(cluster) = cluster {
+        filters.push((instance::label::CLUSTER.to_string(), cluster.to_string()));
+    }
+    filters
+}
+
+/// The ID of `name` if it is a quorate container of this runtime's cluster; `Conflict`
+/// if it is someone else's. Every stop, remove, start and exec goes through this check
+/// first, then acts on the ID it returned, so a same-named container swapped in later is
+/// not touched either.
 pub(crate) async fn managed_id<R: Runtime + ?Sized>(
     rt: &R,
     name: &str,
 ) -> Result<String, RuntimeError> {
     match rt.inspect(name).await? {
         None => Err(RuntimeError::NotFound { name: name.into() }),
-        Some(c) if c.labels.is_some() => Ok(c.id),
+        Some(c) if is_ours(&c, rt.cluster()) => Ok(c.id),
         Some(_) => Err(RuntimeError::Conflict { name: name.into() }),
     }
 }
 
-/// Refuses to create over an existing container: `Conflict` if it is not quorate's,
-/// `AlreadyExists` if it is (the caller decides whether to replace it).
+/// Refuses to create over an existing container: `Conflict` if it is not quorate's (or
+/// another cluster's), `AlreadyExists` if it is (the caller decides whether to replace it).
 pub(crate) async fn check_name_free<R: Runtime + ?Sized>(
     rt: &R,
     name: &str,
 ) -> Result<(), RuntimeError> {
     match rt.inspect(name).await? {
         None => Ok(()),
-        Some(c) if c.labels.is_some() => Err(RuntimeError::AlreadyExists { name: name.into() }),
+        Some(c) if is_ours(&c, rt.cluster()) => {
+            Err(RuntimeError::AlreadyExists { name: name.into() })
+        }
         Some(_) => Err(RuntimeError::Conflict { name: name.into() }),
     }
 }
@@ -277,7 +323,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn timed_maps_expiry() {
-        let ep = Endpoint::parse("podman+unix:///nowhere.sock").unwrap();
+        let ep: Endpoint = "podman+unix:///nowhere.sock".parse().unwrap();
         let r: Result<(), _> = timed(&ep, "ping", Duration::from_secs(2), async {
             tokio::time::sleep(Duration::from_secs(5)).await;
             Ok(())

@@ -186,7 +186,7 @@ mod tests {
     #[tokio::test]
     async fn observer_inspects_only_new_or_changed() {
         let fake = Fake {
-            endpoint: Endpoint::parse("podman+unix:///x.sock").unwrap(),
+            endpoint: "podman+unix:///x.sock".parse().unwrap(),
             containers: Mutex::new(vec![
                 container("1", ContainerStatus::Running),
                 container("2", ContainerStatus::Running),

@@ -75,6 +75,15 @@ impl ContainerState {
     pub fn is_running(&self) -> bool {
         self.status == ContainerStatus::Running
     }
+
+    /// Whether the runtime would restart this container by itself (a restart policy
+    /// other than none, set outside quorate: design invariant 5 forbids it). `None` when
+    /// unknown: the container was listed, not inspected.
+    pub fn has_restart_policy(&self) -> Option<bool> {
+        self.restart_policy
+            .as_deref()
+            .map(|p| !(p.is_empty() || p == "no"))
+    }
 }
 
 /// Unix seconds, treating the runtimes' "zero time" (year 1) and garbage as unknown.
@@ -106,5 +115,31 @@ mod tests {
         assert_eq!(rfc3339_secs(Some("1970-01-01T00:01:00Z")), Some(60));
         assert_eq!(rfc3339_secs(Some("0001-01-01T00:00:00Z")), None);
         assert_eq!(rfc3339_secs(Some("junk")), None);
+    }
+
+    #[test]
+    fn restart_policy_is_known_only_after_inspect() {
+        let mut c = ContainerState {
+            id: "1".into(),
+            name: "a-0".into(),
+            labels: None,
+            status: ContainerStatus::Running,
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+            image: "i".into(),
+            restart_policy: None,
+            addresses: Default::default(),
+        };
+        assert_eq!(c.has_restart_policy(), None);
+        for (policy, set) in [
+            ("", false),
+            ("no", false),
+            ("always", true),
+            ("on-failure", true),
+        ] {
+            c.restart_policy = Some(policy.into());
+            assert_eq!(c.has_restart_policy(), Some(set), "{policy:?}");
+        }
     }
 }

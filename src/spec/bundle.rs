@@ -99,6 +99,19 @@ pub struct PortMapping {
     pub protocol: Protocol,
 }
 
+impl PortMapping {
+    /// What the mapping publishes: first host port, first container port, and how many
+    /// consecutive ports. `None` when it has neither `port` nor `range` (validation
+    /// refuses that); `port` wins when both are given (refused too).
+    pub fn published(&self) -> Option<(u16, u16, u16)> {
+        match (self.port, self.range) {
+            (Some(p), _) => Some((p.get(), self.internal_port.unwrap_or(p).get(), 1)),
+            (None, Some(r)) => Some((r.first.get(), r.first.get(), r.len())),
+            (None, None) => None,
+        }
+    }
+}
+
 /// Transport protocol of a port mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
@@ -136,6 +149,27 @@ impl StorageMapping {
         self.options
             .as_deref()
             .is_some_and(|o| o.split(',').any(|x| x.trim() == "ro"))
+    }
+
+    /// The mount options besides `rw` and `ro`, in the order written.
+    pub fn extra_options(&self) -> Vec<&str> {
+        self.options
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty() && *o != "rw" && *o != "ro")
+            .collect()
+    }
+
+    /// The host directory of instance `instance` (`<bundle>-<i>`): `sourceDir`, or
+    /// `<sourceDirRoot>/<instance>`; `None` when neither is given (validation refuses that).
+    pub fn host_dir(&self, instance: &str) -> Option<PathBuf> {
+        match (&self.source_dir, &self.source_dir_root) {
+            (Some(dir), _) => Some(dir.clone()),
+            (None, Some(root)) => Some(root.join(instance)),
+            (None, None) => None,
+        }
     }
 }
 

@@ -1,6 +1,10 @@
 //! Where a node's container runtime API listens: `podman+unix:///run/podman/podman.sock`,
 //! `podman+tcp://10.0.0.5:8080`, `podman+ssh://root@node1/run/podman/podman.sock`,
 //! `docker+unix:///var/run/docker.sock`, `docker+tcp://node1:2376`, `docker+ssh://root@node1`.
+//!
+//! The one endpoint type of quorate: parsed when the specs load (so a bad URL is reported
+//! at its span in the Cluster document) and handed as it is to the runtime drivers
+//! ([`crate::runtime::Connection`] adds the settings that make it safe to use).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -18,6 +22,15 @@ pub enum RuntimeKind {
     Podman,
     /// The Docker Engine API.
     Docker,
+}
+
+impl fmt::Display for RuntimeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RuntimeKind::Podman => "podman",
+            RuntimeKind::Docker => "docker",
+        })
+    }
 }
 
 /// How the API is reached.
@@ -125,7 +138,11 @@ fn host_port(s: &str, default_port: Option<u16>) -> Result<(String, u16), String
         let (h, p) = rest
             .split_once(']')
             .ok_or("unclosed `[` in an IPv6 address")?;
-        (h, p.strip_prefix(':'))
+        match p.strip_prefix(':') {
+            Some(port) => (h, Some(port)),
+            None if p.is_empty() => (h, None),
+            None => return Err(format!("unexpected `{p}` after `]`")),
+        }
     } else {
         match s.rsplit_once(':') {
             Some((h, p)) => (h, Some(p)),
@@ -149,10 +166,7 @@ fn host_port(s: &str, default_port: Option<u16>) -> Result<(String, u16), String
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.kind {
-            RuntimeKind::Podman => "podman",
-            RuntimeKind::Docker => "docker",
-        };
+        let kind = self.kind;
         let bracket = |h: &str| {
             if h.contains(':') {
                 format!("[{h}]")
@@ -224,6 +238,54 @@ mod tests {
         let e: Endpoint = "docker+ssh://core@n2".parse().unwrap();
         assert_eq!(e.to_string(), "docker+ssh://core@n2:22/var/run/docker.sock");
         assert!(e.is_remote());
+        assert!(!"podman+unix:///s".parse::<Endpoint>().unwrap().is_remote());
+    }
+
+    #[test]
+    fn endpoints_parse_into_their_parts() {
+        let e: Endpoint = "podman+unix:///run/podman/podman.sock".parse().unwrap();
+        assert_eq!(e.kind, RuntimeKind::Podman);
+        assert_eq!(
+            e.transport,
+            Transport::Unix("/run/podman/podman.sock".into())
+        );
+        let e: Endpoint = "docker+tcp://10.0.0.1:2376/".parse().unwrap();
+        assert_eq!(e.kind, RuntimeKind::Docker);
+        assert_eq!(
+            e.transport,
+            Transport::Tcp {
+                host: "10.0.0.1".into(),
+                port: 2376
+            }
+        );
+        let e: Endpoint = "podman+ssh://core@node1:2222/run/user/1000/podman/podman.sock"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            e.transport,
+            Transport::Ssh {
+                user: Some("core".into()),
+                host: "node1".into(),
+                port: 2222,
+                socket: "/run/user/1000/podman/podman.sock".into()
+            }
+        );
+        // An IPv6 host without a port gets SSH's port and the runtime's default socket.
+        let e: Endpoint = "podman+ssh://[fe80::1]".parse().unwrap();
+        assert_eq!(
+            e.transport,
+            Transport::Ssh {
+                user: None,
+                host: "fe80::1".into(),
+                port: 22,
+                socket: "/run/podman/podman.sock".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "podman+ssh://[fe80::1]:22/run/podman/podman.sock"
+        );
+        assert_eq!(RuntimeKind::Docker.to_string(), "docker");
     }
 
     #[test]
@@ -236,6 +298,11 @@ mod tests {
             "podman+tcp://:80",
             "podman+tcp://h:0",
             "podman+http://h:1",
+            "docker+tcp://host:99999",
+            "docker+tcp://[::1]x:2376",
+            "podman+ssh://[::1]junk/run/podman.sock",
+            "podman+ssh://@host/s",
+            "podman+ssh://[::1/s",
         ] {
             let e = s.parse::<Endpoint>().unwrap_err();
             assert!(e.contains("invalid runtime endpoint"), "{s}: {e}");

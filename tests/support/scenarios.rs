@@ -30,6 +30,13 @@ pub fn connect(url: &str) -> Box<dyn Runtime> {
     runtime::connect(c).unwrap()
 }
 
+/// Connects to `url` counting only containers of `cluster` as quorate's.
+pub fn connect_cluster(url: &str, cluster: &str) -> Box<dyn Runtime> {
+    let mut c = Connection::parse(url).unwrap().for_cluster(cluster);
+    c.timeout = Duration::from_secs(20);
+    runtime::connect(c).unwrap()
+}
+
 /// An instance spec for the test image.
 pub fn spec(bundle: &str, index: u32, command: &[&str]) -> InstanceSpec {
     InstanceSpec {
@@ -88,10 +95,11 @@ pub async fn lifecycle(rt: &dyn Runtime) {
     assert_eq!(created.id, id);
     assert_eq!(created.status, ContainerStatus::Created);
     assert_eq!(created.labels.as_ref(), Some(&s.labels));
-    let policy = created.restart_policy.clone().unwrap();
-    assert!(
-        policy.is_empty() || policy == "no",
-        "restart policy {policy:?}"
+    assert_eq!(
+        created.has_restart_policy(),
+        Some(false),
+        "restart policy {:?}",
+        created.restart_policy
     );
 
     rt.start("life-0").await.unwrap();
@@ -156,11 +164,13 @@ pub async fn ports_storage_env(rt: &dyn Runtime, dir: &Path) {
             source: MountSource::PerInstance(root.clone()),
             target: "/data".into(),
             read_only: false,
+            options: vec![],
         },
         MountSpec {
             source: MountSource::Fixed(fixed.clone()),
             target: "/ro".into(),
             read_only: true,
+            options: vec![],
         },
     ];
     s.env = vec![
@@ -332,6 +342,53 @@ pub async fn unmanaged_conflict(rt: &dyn Runtime, make_unmanaged: impl Fn(&str))
     assert!(runtime::observe(rt).await.unwrap().is_empty());
 }
 
+/// With the cluster named on the connection, another cluster's containers on the same
+/// runtime are neither listed nor touched, even with a clashing name.
+pub async fn other_cluster(url: &str) {
+    let ours = connect_cluster(url, "test-cluster");
+    let theirs = connect_cluster(url, "other-cluster");
+    let mut foreign = spec("shared", 0, &["sleep", "1000"]);
+    foreign.labels.cluster = "other-cluster".into();
+    theirs.run(&foreign).await.unwrap();
+    ours.run(&spec("mine", 0, &["sleep", "1000"]))
+        .await
+        .unwrap();
+
+    let names = |cs: Vec<runtime::ContainerState>| -> Vec<String> {
+        let mut n: Vec<String> = cs.into_iter().map(|c| c.name).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(ours.list().await.unwrap()), ["mine-0"]);
+    assert_eq!(names(theirs.list().await.unwrap()), ["shared-0"]);
+    let unscoped = connect(url);
+    assert_eq!(
+        names(unscoped.list().await.unwrap()),
+        ["mine-0", "shared-0"]
+    );
+
+    let conflict = |r: Result<(), RuntimeError>| matches!(r, Err(RuntimeError::Conflict { ref name }) if name == "shared-0");
+    assert!(conflict(
+        ours.create(&spec("shared", 0, &["true"])).await.map(|_| ())
+    ));
+    assert!(conflict(ours.stop("shared-0", Duration::ZERO).await));
+    assert!(conflict(ours.start("shared-0").await));
+    assert!(conflict(ours.remove("shared-0").await));
+    assert!(conflict(
+        ours.exec("shared-0", &cmd(&["true"])).await.map(|_| ())
+    ));
+    let r = ours.check_health("shared-0", &monitor(None)).await;
+    assert!(matches!(r, HealthResult::Failed { .. }), "{r:?}");
+    let still = theirs.inspect("shared-0").await.unwrap().unwrap();
+    assert!(
+        still.is_running(),
+        "the other cluster's container still runs"
+    );
+
+    theirs.remove("shared-0").await.unwrap();
+    ours.remove("mine-0").await.unwrap();
+}
+
 /// A named network with a subnet; an instance with a fixed address answers on it.
 pub async fn fixed_ip_network(rt: &dyn Runtime, subnet: &str, ip: &str) {
     let net = NetworkSpec {
@@ -446,6 +503,7 @@ pub async fn over_ssh(scheme: &str, ssh: &super::SshServer, socket: &Path) {
         source: MountSource::PerInstance(root.clone()),
         target: "/data".into(),
         read_only: false,
+        options: vec![],
     }];
     rt.run(&s).await.unwrap();
     assert!(root.join("remote-2").is_dir());

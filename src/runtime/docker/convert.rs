@@ -19,7 +19,7 @@ pub(super) fn create_body(spec: &InstanceSpec) -> ContainerCreateBody {
     for p in &spec.ports {
         for (host, cont) in p.pairs() {
             port_bindings
-                .entry(format!("{cont}/tcp"))
+                .entry(format!("{cont}/{}", p.protocol_name()))
                 .or_default()
                 .get_or_insert_with(Vec::new)
                 .push(PortBinding {
@@ -32,11 +32,19 @@ pub(super) fn create_body(spec: &InstanceSpec) -> ContainerCreateBody {
         .mounts
         .iter()
         .map(|m| {
-            let mode = if m.read_only { "ro" } else { "rw" };
+            // Docker binds are always recursive: `bind`/`rbind` have no word in its mode.
+            let mut mode = vec![if m.read_only { "ro" } else { "rw" }];
+            mode.extend(
+                m.options
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|o| *o != "bind" && *o != "rbind"),
+            );
             format!(
-                "{}:{}:{mode}",
+                "{}:{}:{}",
                 path_str(&m.host_path(&name)),
-                path_str(&m.target)
+                path_str(&m.target),
+                mode.join(",")
             )
         })
         .collect();
@@ -174,11 +182,13 @@ mod tests {
             ports: vec![
                 PortSpec::single(8080, Some(80)),
                 PortSpec::range("9000-9001").unwrap(),
+                PortSpec::single(53, None).with_protocol(crate::spec::bundle::Protocol::Udp),
             ],
             mounts: vec![MountSpec {
                 source: MountSource::PerInstance("/srv".into()),
                 target: "/data".into(),
                 read_only: true,
+                options: vec!["rbind".into(), "Z".into()],
             }],
             network: Some(NetworkAttachment {
                 network: "qnet".into(),
@@ -187,9 +197,13 @@ mod tests {
         };
         let b = create_body(&spec);
         let hc = b.host_config.unwrap();
-        assert_eq!(hc.binds.unwrap(), vec!["/srv/web-1:/data:ro"]);
+        assert_eq!(hc.binds.unwrap(), vec!["/srv/web-1:/data:ro,Z"]);
         let pb = hc.port_bindings.unwrap();
-        assert_eq!(pb.len(), 3);
+        assert_eq!(pb.len(), 4);
+        assert_eq!(
+            pb["53/udp"].as_ref().unwrap()[0].host_port.as_deref(),
+            Some("53")
+        );
         assert_eq!(
             pb["80/tcp"].as_ref().unwrap()[0].host_port.as_deref(),
             Some("8080")

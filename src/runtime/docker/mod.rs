@@ -22,7 +22,7 @@ use super::ssh::{SshTarget, SshTunnel};
 use super::state::ContainerState;
 use super::{
     Connection, Endpoint, ExecOutcome, Runtime, RuntimeError, RuntimeInfo, RuntimeKind, Transport,
-    check_name_free, check_subnet, managed_id, timed,
+    check_name_free, check_subnet, is_ours, list_filters, managed_id, timed,
 };
 
 mod convert;
@@ -84,9 +84,7 @@ impl DockerRuntime {
             .max(1);
         let version = bollard::API_DEFAULT_VERSION;
         match (&self.conn.endpoint.transport, &self.tunnel) {
-            (Transport::Unix { path }, _) => {
-                Docker::connect_with_unix(&path_str(path), secs, version)
-            }
+            (Transport::Unix(path), _) => Docker::connect_with_unix(&path_str(path), secs, version),
             (Transport::Ssh { .. }, Some(t)) => {
                 Docker::connect_with_unix(&path_str(&t.local_socket()), secs, version)
             }
@@ -248,6 +246,10 @@ impl Runtime for DockerRuntime {
         &self.conn.endpoint
     }
 
+    fn cluster(&self) -> Option<&str> {
+        self.conn.cluster.as_deref()
+    }
+
     async fn ping(&self) -> Result<RuntimeInfo, RuntimeError> {
         let v = self
             .call("ping", |d| async move { d.version().await })
@@ -259,12 +261,15 @@ impl Runtime for DockerRuntime {
     }
 
     async fn list(&self) -> Result<Vec<ContainerState>, RuntimeError> {
+        let cluster = self.cluster();
+        // Docker requires every label filter to match.
+        let labels = list_filters(cluster)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let opts = qp::ListContainersOptions {
             all: true,
-            filters: Some(HashMap::from([(
-                "label".to_string(),
-                vec![format!("{}={}", label::MANAGED_BY, label::MANAGED_BY_VALUE)],
-            )])),
+            filters: Some(HashMap::from([("label".to_string(), labels)])),
             ..Default::default()
         };
         let list = self
@@ -272,7 +277,11 @@ impl Runtime for DockerRuntime {
                 d.list_containers(Some(opts)).await
             })
             .await?;
-        Ok(list.into_iter().map(state_from_summary).collect())
+        Ok(list
+            .into_iter()
+            .map(state_from_summary)
+            .filter(|c| cluster.is_none() || is_ours(c, cluster))
+            .collect())
     }
 
     async fn inspect(&self, name: &str) -> Result<Option<ContainerState>, RuntimeError> {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use podman_api::models;
 use podman_api::opts;
 
-use crate::runtime::instance::{InstanceLabels, InstanceSpec, path_str};
+use crate::runtime::instance::{InstanceLabels, InstanceSpec, MountSpec, path_str};
 use crate::runtime::state::{ContainerState, ContainerStatus, unix_secs};
 
 pub(super) fn create_opts(spec: &InstanceSpec) -> opts::ContainerCreateOpts {
@@ -27,15 +27,12 @@ pub(super) fn create_opts(spec: &InstanceSpec) -> opts::ContainerCreateOpts {
             container_port: Some(p.container_port),
             host_ip: p.host_ip.map(|ip| ip.to_string()),
             host_port: Some(p.host_port),
-            protocol: Some("tcp".into()),
+            protocol: Some(p.protocol_name().into()),
             range: Some(p.count),
         }))
         .mounts(spec.mounts.iter().map(|m| models::ContainerMount {
             destination: Some(path_str(&m.target)),
-            options: Some(vec![
-                "rbind".into(),
-                if m.read_only { "ro" } else { "rw" }.into(),
-            ]),
+            options: Some(mount_options(m)),
             source: Some(path_str(&m.host_path(&name))),
             _type: Some("bind".into()),
             uid_mappings: None,
@@ -61,6 +58,17 @@ pub(super) fn create_opts(spec: &InstanceSpec) -> opts::ContainerCreateOpts {
             )]);
     }
     b.build()
+}
+
+/// `rbind` (unless the spec asks for `bind`), `ro` or `rw`, then the spec's other options.
+fn mount_options(m: &MountSpec) -> Vec<String> {
+    let mut options = Vec::with_capacity(m.options.len() + 2);
+    if !m.options.iter().any(|o| o == "bind" || o == "rbind") {
+        options.push("rbind".to_string());
+    }
+    options.push(if m.read_only { "ro" } else { "rw" }.to_string());
+    options.extend(m.options.iter().cloned());
+    options
 }
 
 pub(super) fn state_from_list(c: models::ListContainer) -> ContainerState {
@@ -130,5 +138,25 @@ pub(super) fn state_from_inspect(c: models::ContainerInspectResponseLibpod) -> C
                 .unwrap_or_default(),
         ),
         addresses,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::instance::MountSource;
+
+    #[test]
+    fn mount_options_keep_the_specs_extras() {
+        let mut m = MountSpec {
+            source: MountSource::Fixed("/srv".into()),
+            target: "/d".into(),
+            read_only: true,
+            options: vec!["z".into(), "nosuid".into()],
+        };
+        assert_eq!(mount_options(&m), ["rbind", "ro", "z", "nosuid"]);
+        m.read_only = false;
+        m.options = vec!["bind".into()];
+        assert_eq!(mount_options(&m), ["rw", "bind"]);
     }
 }

@@ -17,7 +17,7 @@ use super::ssh::{SshTarget, SshTunnel};
 use super::state::{ContainerState, ContainerStatus};
 use super::{
     Connection, Endpoint, ExecOutcome, Runtime, RuntimeError, RuntimeInfo, RuntimeKind, Transport,
-    check_name_free, check_subnet, managed_id, timed,
+    check_name_free, check_subnet, is_ours, list_filters, managed_id, timed,
 };
 
 mod convert;
@@ -37,7 +37,7 @@ impl PodmanRuntime {
         conn.validate()?;
         let endpoint = conn.endpoint.to_string();
         let (api, tunnel, ssh) = match &conn.endpoint.transport {
-            Transport::Unix { path } => (Podman::unix(path), None, None),
+            Transport::Unix(path) => (Podman::unix(path), None, None),
             Transport::Tcp { host, port } => {
                 let host = if host.contains(':') {
                     format!("[{host}]")
@@ -237,6 +237,10 @@ impl Runtime for PodmanRuntime {
         &self.conn.endpoint
     }
 
+    fn cluster(&self) -> Option<&str> {
+        self.conn.cluster.as_deref()
+    }
+
     async fn ping(&self) -> Result<RuntimeInfo, RuntimeError> {
         let info = self.call("ping", self.api.ping()).await?;
         Ok(RuntimeInfo {
@@ -246,17 +250,23 @@ impl Runtime for PodmanRuntime {
     }
 
     async fn list(&self) -> Result<Vec<ContainerState>, RuntimeError> {
+        let cluster = self.cluster();
         let opts = opts::ContainerListOpts::builder()
             .all(true)
-            .filter([opts::ContainerListFilter::LabelKeyVal(
-                label::MANAGED_BY.into(),
-                label::MANAGED_BY_VALUE.into(),
-            )])
+            .filter(
+                list_filters(cluster)
+                    .into_iter()
+                    .map(|(k, v)| opts::ContainerListFilter::LabelKeyVal(k, v)),
+            )
             .build();
         let list = self
             .call("list containers", self.api.containers().list(&opts))
             .await?;
-        Ok(list.into_iter().map(state_from_list).collect())
+        Ok(list
+            .into_iter()
+            .map(state_from_list)
+            .filter(|c| cluster.is_none() || is_ours(c, cluster))
+            .collect())
     }
 
     async fn inspect(&self, name: &str) -> Result<Option<ContainerState>, RuntimeError> {
@@ -314,7 +324,7 @@ impl Runtime for PodmanRuntime {
         self.ensure_image(&spec.image).await?;
         let dirs = spec.dirs_to_create();
         match (&self.conn.endpoint.transport, &self.ssh) {
-            (Transport::Unix { .. }, _) => {
+            (Transport::Unix(_), _) => {
                 let local = async {
                     create_dirs(&dirs)
                         .await

@@ -1,9 +1,11 @@
 //! The `quorate` command line: parsing, dispatch and exit codes.
 
+mod apply;
 mod fence;
 mod observe;
 mod plan;
 mod schema;
+mod status;
 mod validate;
 
 use std::io::IsTerminal;
@@ -19,6 +21,18 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr (`RUST_LOG` chooses what is logged).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per event, with its spans.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -35,6 +49,10 @@ enum Command {
     /// Fence a node through its fence devices, confirm one off by hand, or show the history
     /// (exit 0 confirmed, 1 failed or invalid specs, 2 could not run).
     Fence(fence::Args),
+    /// Reconcile once from spec files: observe, plan, carry out (asks unless --yes).
+    Apply(apply::Args),
+    /// Show quorum, nodes, instances, blocked instances and the last pass.
+    Status(status::Args),
 }
 
 /// Exit code: the command ran and found a failure (invalid specs, a fence not confirmed).
@@ -62,26 +80,40 @@ pub(crate) struct SpecsArg {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // The reconciler reports through its logs; other commands print their own reports.
+    let default = if matches!(cli.command, Command::Apply(_)) {
+        "info"
+    } else {
+        "error"
+    };
+    init_tracing(cli.log_format, default);
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Observe(args) => observe::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Fence(args) => fence::run(args),
+        Command::Apply(args) => apply::run(&args),
+        Command::Status(args) => status::run(&args),
     }
 }
 
 /// Logs go to stderr; `RUST_LOG` chooses what (errors only by default: commands print
 /// their own reports).
-fn init_tracing() {
+fn init_tracing(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(color_stderr())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(color_stderr()).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
 }
 
 /// Whether to colour output written to stdout.

@@ -16,6 +16,7 @@ pub mod gate;
 pub mod membership;
 pub mod monitor;
 pub mod observe;
+pub mod real;
 pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -221,6 +222,35 @@ impl Reconciler {
             }
         }
         changed
+    }
+
+    /// Observes and plans without acting: `None` while a node is suspect (not answering,
+    /// not yet lost), with when to ask again.
+    pub async fn preview(&mut self) -> Result<Plan, Option<Instant>> {
+        let now = self.env.clock().now_unix_ms();
+        let spec = self.desired.spec.clone();
+        let conflicts = self.conflicts.lock().await.clone();
+        let mut m = self.membership.lock().await;
+        let observation = observe::observe(
+            &spec,
+            &self.runtimes,
+            &mut m,
+            self.store.as_ref(),
+            &self.failing,
+            &conflicts,
+            self.options.list_timeout,
+            now,
+        )
+        .await;
+        if observation.suspect.is_empty() {
+            Ok(plan::plan(&spec, &observation.observed, &self.options.plan))
+        } else {
+            Err(observation
+                .suspect
+                .iter()
+                .filter_map(|n| m.lost_at(n.as_str()))
+                .min())
+        }
     }
 
     /// One level-triggered pass: observe, plan, carry out, record.

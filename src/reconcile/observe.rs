@@ -16,6 +16,7 @@ use super::membership::{Liveness, Membership};
 use super::store::Store;
 use crate::fence::log::OffEvidence;
 use crate::observed::{InstanceState, NodeState, Observed, ObservedInstance, ObservedNode};
+use crate::runtime::from_spec::observed_instances;
 use crate::runtime::{ContainerState, Runtime};
 use crate::spec::bundle::Recovery;
 use crate::spec::{Name, SpecSet};
@@ -28,35 +29,25 @@ pub struct Observation {
     pub suspect: Vec<Name>,
 }
 
-/// Instances of `cluster` among `containers`: running ones, unless their monitor fails,
-/// and stopped ones.
+/// Instances of `cluster` among `containers`, with the monitor's verdict: a running
+/// instance whose check fails is `Failed`.
 pub fn instances(
     cluster: &str,
     containers: &[ContainerState],
     failing: &BTreeSet<String>,
 ) -> Vec<ObservedInstance> {
-    let mut out: Vec<ObservedInstance> = containers
+    let ours: Vec<ContainerState> = containers
         .iter()
-        .filter_map(|c| {
-            let l = c.labels.as_ref().filter(|l| l.cluster == cluster)?;
-            let bundle: Name = l.bundle.parse().ok()?;
-            let state = if !c.is_running() {
-                InstanceState::Stopped
-            } else if failing.contains(&l.instance_name()) {
-                InstanceState::Failed
-            } else {
-                InstanceState::Running
-            };
-            Some(ObservedInstance {
-                bundle,
-                index: l.index,
-                spec_hash: l.spec_hash.clone(),
-                state,
-            })
-        })
+        .filter(|c| c.labels.as_ref().is_some_and(|l| l.cluster == cluster))
+        .cloned()
         .collect();
-    out.sort_by(|a, b| (&a.bundle, a.index).cmp(&(&b.bundle, b.index)));
-    out
+    let mut found = observed_instances(&ours);
+    for i in &mut found {
+        if i.state == InstanceState::Running && failing.contains(&i.name()) {
+            i.state = InstanceState::Failed;
+        }
+    }
+    found
 }
 
 /// Lists every node (each within `timeout`), updates `membership`, records exits as

@@ -1,0 +1,138 @@
+//! `quorate apply`: reconcile once from a directory of specs, for bootstrap and tests.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{EXIT_FAILURE, EXIT_USAGE, SpecsArg, StateDirArg};
+use crate::plan::render::{Format, render, summary};
+use crate::reconcile::real::RealEnvironment;
+use crate::reconcile::{Desired, Options, Reconciler};
+use crate::state::StateStore;
+
+/// Arguments of `quorate apply`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit codes: 0 the cluster matches the specs (instances that must wait \
+                        are listed), 1 a step failed or the specs are invalid, 2 could not run."
+)]
+pub struct Args {
+    #[command(flatten)]
+    specs: SpecsArg,
+    #[command(flatten)]
+    state: StateDirArg,
+    /// Carry out the plan without asking.
+    #[arg(long)]
+    yes: bool,
+    /// Bound on each call to a node's runtime.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    timeout: crate::spec::Duration,
+}
+
+/// Passes run at most: each one acts on what the previous one left.
+const MAX_PASSES: usize = 5;
+
+pub fn run(args: &Args) -> ExitCode {
+    let spec = match super::validate::load_valid(&args.specs.paths) {
+        Ok(s) => Arc::new(s),
+        Err(code) => return code,
+    };
+    let store = match StateStore::open(&args.state.dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: state directory {}: {e}", args.state.dir.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let label = args
+        .specs
+        .paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    runtime.block_on(apply(args, spec, store, format!("apply:{label}")))
+}
+
+async fn apply(
+    args: &Args,
+    spec: Arc<crate::spec::SpecSet>,
+    store: StateStore,
+    commit: String,
+) -> ExitCode {
+    let env = Arc::new(RealEnvironment::new(&spec, args.timeout.get()));
+    let desired = Desired { spec, commit };
+    let mut r = match Reconciler::new(env, Arc::new(store), desired, Options::default()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    // Membership first: a node that does not answer is waited for until it is lost.
+    let plan = loop {
+        match r.preview().await {
+            Ok(p) => break p,
+            Err(at) => {
+                eprintln!(
+                    "waiting for nodes that do not answer (they are lost after the dead time)"
+                );
+                tokio::time::sleep_until(
+                    at.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_millis(500)),
+                )
+                .await;
+            }
+        }
+    };
+    print!("{}", render(&plan, Format::Human, false));
+    if plan.steps.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    if !args.yes && !confirmed() {
+        println!("Nothing was changed. Run with --yes to carry out the plan.");
+        return ExitCode::SUCCESS;
+    }
+    for _ in 0..MAX_PASSES {
+        let report = r.pass("apply").await;
+        for s in &report.record.results {
+            println!("  {:<40} {}", s.what, s.result);
+        }
+        if report.record.outcome == "aborted" {
+            eprintln!("error: a step failed; the cluster was left as shown (run again to retry)");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+        match report.plan {
+            Some(p) if p.steps.is_empty() => {
+                println!("Converged: {}.", summary(&p));
+                return ExitCode::SUCCESS;
+            }
+            None => tokio::time::sleep(Duration::from_millis(500)).await,
+            Some(_) => {}
+        }
+    }
+    eprintln!("error: not converged after {MAX_PASSES} passes");
+    ExitCode::from(EXIT_FAILURE)
+}
+
+/// Asks on the terminal; without one (CI, pipes) the answer is no.
+fn confirmed() -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    print!("Carry out this plan? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
+}

@@ -1,0 +1,68 @@
+//! The real environment: Podman and Docker through their APIs, IPMI BMCs, the system
+//! clock, secrets from the environment and files.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::env::Environment;
+use crate::fence::from_spec::ipmi_config;
+use crate::fence::ipmi::IpmiAgent;
+use crate::fence::{Clock, FenceAgent, FenceError, SystemClock};
+use crate::runtime::from_spec::{connection, instance_spec, network_spec};
+use crate::runtime::{InstanceSpec, NetworkSpec, Runtime, RuntimeError, connect};
+use crate::spec::SpecSet;
+use crate::spec::cluster::NodeSpec;
+use crate::spec::fence::FenceSpec;
+
+/// Talks to the real services.
+pub struct RealEnvironment {
+    cluster: String,
+    timeout: Duration,
+    clock: SystemClock,
+}
+
+impl RealEnvironment {
+    /// For the cluster of `spec`; every runtime call is bounded by `timeout`.
+    pub fn new(spec: &SpecSet, timeout: Duration) -> RealEnvironment {
+        RealEnvironment {
+            cluster: spec.cluster_name.to_string(),
+            timeout,
+            clock: SystemClock,
+        }
+    }
+}
+
+impl Environment for RealEnvironment {
+    fn runtime(&self, node: &NodeSpec) -> Result<Arc<dyn Runtime>, RuntimeError> {
+        // Scoped to this cluster: another cluster's containers on a shared node are never
+        // listed, stopped or replaced.
+        let conn = connection(node, self.timeout)?.for_cluster(&self.cluster);
+        Ok(Arc::from(connect(conn)?))
+    }
+
+    fn fence_agent(
+        &self,
+        _name: &str,
+        spec: &FenceSpec,
+    ) -> Result<Box<dyn FenceAgent>, FenceError> {
+        IpmiAgent::new(ipmi_config(spec)).map(|a| Box::new(a) as Box<dyn FenceAgent>)
+    }
+
+    fn instance(
+        &self,
+        set: &SpecSet,
+        bundle: &str,
+        index: u32,
+        commit: &str,
+    ) -> Result<InstanceSpec, String> {
+        instance_spec(set, bundle, index, commit).map_err(|e| e.to_string())
+    }
+
+    fn network(&self, set: &SpecSet, bundle: &str) -> Option<NetworkSpec> {
+        network_spec(set, bundle)
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        &self.clock
+    }
+}

@@ -1,6 +1,7 @@
 //! The `quorate` command line: parsing, dispatch and exit codes.
 
 mod fence;
+mod lab;
 mod plan;
 mod schema;
 mod validate;
@@ -31,6 +32,9 @@ enum Command {
     /// Fence a node through its fence devices, confirm one off by hand, or show the history
     /// (exit 0 confirmed, 1 failed or invalid specs, 2 could not run).
     Fence(fence::Args),
+    /// A cluster on this machine to try quorate on: nodes in network namespaces with their
+    /// own Podman, a BMC per node, specs in a git repo (needs root).
+    Lab(lab::Args),
 }
 
 /// Exit code: the command ran and found a failure (invalid specs, a fence not confirmed).
@@ -64,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Fence(args) => fence::run(args),
+        Command::Lab(args) => lab::run(args),
     }
 }
 

@@ -68,7 +68,10 @@ fn lab_specs_follow_the_shape_asked_for() {
         .unwrap();
     assert!(status.success());
     let all: String = files(out.path()).into_values().collect();
-    assert!(all.contains("runtime: podman+tcp://10.1.2.15:8080"), "{all}");
+    assert!(
+        all.contains("runtime: podman+tcp://10.1.2.15:8080"),
+        "{all}"
+    );
     assert!(all.contains("address: 127.1.2.15"));
     assert!(all.contains("fromFile: /srv/lab/bmc-password"));
     assert!(all.contains("  name: other\n"));

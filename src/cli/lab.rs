@@ -149,6 +149,23 @@ struct ChassisArgs {
     args: Vec<String>,
 }
 
+/// `println!` that ignores a closed stdout (`quorate lab status | head`) instead of
+/// panicking.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `print!`, likewise.
+macro_rules! say_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
 }
@@ -202,14 +219,14 @@ async fn up(a: &UpArgs) -> Result<ExitCode, LabError> {
     let quorate = std::env::current_exe().map_err(|e| LabError::Missing(e.to_string()))?;
     let started = std::time::Instant::now();
     let lab = Lab::up(&cfg, &quorate).await?;
-    println!(
+    say!(
         "lab {} is up in {:.1}s ({} nodes)",
         cfg.name,
         started.elapsed().as_secs_f64(),
         cfg.nodes
     );
     for n in lab.nodes() {
-        println!(
+        say!(
             "  {:<9} {}  podman {}  bmc {}:{}",
             n.name,
             n.netns,
@@ -218,7 +235,7 @@ async fn up(a: &UpArgs) -> Result<ExitCode, LabError> {
             config::BMC_PORT
         );
     }
-    println!("{}", next_steps(&lab));
+    say!("{}", next_steps(&lab));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -252,13 +269,13 @@ async fn down(a: &DirArg) -> Result<ExitCode, LabError> {
     let dir = absolute(&a.dir);
     let report = Lab::down(&dir).await?;
     if !report.found {
-        println!("no lab in {}: nothing to remove", dir.display());
+        say!("no lab in {}: nothing to remove", dir.display());
         return Ok(ExitCode::SUCCESS);
     }
     for p in &report.problems {
         eprintln!("problem: {p}");
     }
-    println!(
+    say!(
         "lab in {} removed ({} processes stopped){}",
         dir.display(),
         report.killed,
@@ -284,9 +301,9 @@ async fn cable(a: &NodeArgs, up: bool) -> Result<ExitCode, LabError> {
     };
     let what = if up { "back in" } else { "pulled" };
     if present {
-        println!("{}: cable {what}", a.node);
+        say!("{}: cable {what}", a.node);
     } else {
-        println!(
+        say!(
             "{}: powered off; its cable is {what} when it powers on",
             a.node
         );
@@ -297,9 +314,18 @@ async fn cable(a: &NodeArgs, up: bool) -> Result<ExitCode, LabError> {
 async fn power(a: &PowerArgs) -> Result<ExitCode, LabError> {
     let lab = Lab::open(&absolute(&a.dir.dir))?;
     let state = lab.power(&a.node, a.state == Power::On).await?;
-    println!("{}: the BMC confirms power {state}", a.node);
+    say!("{}: the BMC confirms power {state}", a.node);
     if a.state == Power::On {
-        println!("{}: Podman answers; its containers stay stopped", a.node);
+        let node = lab.node(&a.node)?;
+        if crate::lab::node::is_cut(lab.config(), &node) {
+            say!(
+                "{}: its cable is cut: Podman is reachable after `quorate lab heal {}`",
+                a.node,
+                a.node
+            );
+        } else {
+            say!("{}: Podman answers; its containers stay stopped", a.node);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -308,11 +334,11 @@ async fn show_status(a: &StatusArgs) -> Result<ExitCode, LabError> {
     let lab = Lab::open(&absolute(&a.dir.dir))?;
     let nodes = lab.status().await;
     match a.format {
-        Format::Human => print!("{}", status::render(lab.config(), &nodes)),
+        Format::Human => say_raw!("{}", status::render(lab.config(), &nodes)),
         Format::Json => {
             let text =
                 serde_json::to_string_pretty(&nodes).map_err(|e| LabError::State(e.to_string()))?;
-            println!("{text}");
+            say!("{text}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -324,7 +350,7 @@ fn write_specs(a: &SpecsArgs) -> Result<ExitCode, LabError> {
     for (name, text) in specs::render(&cfg) {
         let path = a.out.join(&name);
         std::fs::write(&path, text).map_err(|e| LabError::io(&path, e))?;
-        println!("wrote {}", path.display());
+        say!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -333,6 +359,6 @@ async fn chassis(a: &ChassisArgs) -> Result<ExitCode, LabError> {
     let lab = Lab::open(&absolute(&a.dir.dir))?;
     let node = lab.node(&a.node)?;
     let out = bmc::chassis(lab.config(), &node, &a.args).await?;
-    print!("{out}");
+    say_raw!("{out}");
     Ok(ExitCode::SUCCESS)
 }

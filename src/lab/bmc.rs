@@ -188,6 +188,11 @@ pub fn agent(cfg: &LabConfig, node: &LabNode) -> Result<IpmiAgent, LabError> {
 /// Answers one `chassis_control` call for `node`: `get power` and `set power 0|1` (also
 /// `set reset 1`, a power cycle, and `set boot X`, accepted and ignored). Returns what to
 /// print.
+///
+/// Safety: `get power` reports off only after `set power 0` finished killing everything
+/// of the node (the call is synchronous), so a fence that sees "off" may start the node's
+/// instances elsewhere (invariants 1 and 3). `set power 1` starts the node's Podman only;
+/// its containers have no restart policy and stay stopped (invariant 5).
 pub async fn chassis(cfg: &LabConfig, node: &LabNode, args: &[String]) -> Result<String, LabError> {
     let bad = |why: &str| Err(LabError::Config(format!("chassis control {args:?}: {why}")));
     match args.split_first() {

@@ -163,6 +163,7 @@ impl Lab {
     /// Builds the lab `cfg` describes. `quorate` is the binary the BMCs' chassis scripts
     /// run (`std::env::current_exe()` for the CLI). On failure, whatever was made is
     /// removed again.
+    #[tracing::instrument(name = "lab.up", skip_all, fields(lab = %cfg.name, nodes = cfg.nodes))]
     pub async fn up(cfg: &LabConfig, quorate: &Path) -> Result<Lab, LabError> {
         cfg.validate()?;
         // SAFETY: geteuid(2) has no preconditions and touches no memory.
@@ -205,6 +206,7 @@ impl Lab {
         match lab.build().await {
             Ok(()) => Ok(lab),
             Err(e) => {
+                tracing::warn!(error = %e, "lab up failed; removing what was made");
                 let _ = Lab::down(&cfg.dir).await;
                 Err(e)
             }
@@ -262,6 +264,7 @@ impl Lab {
     /// Removes the lab in `dir`: its BMCs first (so nothing powers a node back on), then
     /// every node's processes, cable and namespace, the bridge, and the files. A directory
     /// without a lab is left alone, so a second `down` succeeds and does nothing.
+    #[tracing::instrument(name = "lab.down", skip_all, fields(dir = %dir.display()))]
     pub async fn down(dir: &Path) -> Result<DownReport, LabError> {
         let Some(state) = LabState::load(dir)? else {
             return Ok(DownReport::default());
@@ -356,6 +359,7 @@ impl Lab {
         self.set_cable(node, true).await
     }
 
+    #[tracing::instrument(name = "lab.cable", skip(self))]
     async fn set_cable(&self, name: &str, up: bool) -> Result<bool, LabError> {
         let n = self.node(name)?;
         node::mark_cut(self.config(), &n, !up)?;
@@ -368,7 +372,14 @@ impl Lab {
 
     /// Powers `node` off or on through its BMC (quorate's IPMI agent, as a fence would),
     /// and returns the power state the BMC confirmed. After an `on`, waits until the
-    /// node's Podman answers (its containers stay stopped: invariant 5).
+    /// node's Podman answers (unless its cable is cut; its containers stay stopped:
+    /// invariant 5).
+    ///
+    /// Safety: this is the lab's stand-in for a power failure or a hand on the power
+    /// button, not a fence: nothing is recorded, so the reconciler still has to fence a
+    /// node it lost this way before it starts that node's instances elsewhere
+    /// (invariant 3). Powering on starts no container (invariant 5).
+    #[tracing::instrument(name = "lab.power", skip(self))]
     pub async fn power(&self, node: &str, on: bool) -> Result<PowerState, LabError> {
         let n = self.node(node)?;
         let agent = bmc::agent(self.config(), &n)?;
@@ -377,7 +388,8 @@ impl Lab {
         } else {
             agent.off().await?
         };
-        if on {
+        // Through a pulled cable Podman cannot be asked; `heal` lets it be reached.
+        if on && !node::is_cut(self.config(), &n) {
             node::wait_ready(self.config(), &n, node::START_TIMEOUT).await?;
         }
         Ok(state)

@@ -6,8 +6,9 @@
 //! private mount namespace (`unshare --mount`) with fresh tmpfs on the directories a
 //! rootful Podman shares machine-wide: `/run/containers` (netavark's IP allocations and
 //! aardvark-dns), `/run/netns` (container namespaces), `/run/runc` (runc's state),
-//! `/run/libpod` and `/dev/shm` (the lock segment), plus the node's runroot and tmpdir.
-//! So nodes do not see each other's allocations or locks, and what a real machine loses on
+//! `/run/libpod` and `/dev/shm` (the lock segment). The node's runroot and tmpdir are
+//! Podman's rootful defaults under those (`/run/containers/storage`, `/run/libpod`), so
+//! they are private too (and short: Podman refuses a runroot over 50 characters). So nodes do not see each other's allocations or locks, and what a real machine loses on
 //! power loss (everything under /run) is lost here too: after a power cycle Podman finds
 //! its containers created but not running, as after a reboot (invariant 5: no restart
 //! policy brings them back; only the reconciler starts them).
@@ -25,13 +26,18 @@ use crate::runtime::{self, Connection, Endpoint, RuntimeInfo};
 /// Directories a rootful Podman shares machine-wide, replaced per node by a fresh tmpfs.
 const PRIVATE_RUN_DIRS: &[&str] = &["/run/containers", "/run/netns", "/run/runc", "/run/libpod"];
 
+/// The node's runroot, on its private `/run/containers`.
+const RUNROOT: &str = "/run/containers/storage";
+
+/// The node's tmpdir, its private `/run/libpod`.
+const TMPDIR: &str = "/run/libpod";
+
 /// How long a Podman service may take to answer after it is started.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The files of one node.
 struct Paths {
     root: PathBuf,
-    volatile: PathBuf,
     networks: PathBuf,
     pidfile: PathBuf,
     log: PathBuf,
@@ -43,7 +49,6 @@ fn paths(cfg: &LabConfig, node: &LabNode) -> Paths {
     let d = cfg.node_dir(node);
     Paths {
         root: d.join("root"),
-        volatile: d.join("volatile"),
         networks: d.join("networks"),
         pidfile: d.join("podman.pid"),
         log: d.join("podman.log"),
@@ -55,22 +60,20 @@ fn paths(cfg: &LabConfig, node: &LabNode) -> Paths {
 /// Creates the node's directories (storage persists across power cycles, like a disk).
 pub(crate) fn prepare(cfg: &LabConfig, node: &LabNode) -> Result<(), LabError> {
     let p = paths(cfg, node);
-    for d in [&p.root, &p.volatile, &p.networks] {
+    for d in [&p.root, &p.networks] {
         std::fs::create_dir_all(d).map_err(|e| LabError::io(d, e))?;
     }
     Ok(())
 }
 
 /// The shell run inside the node's namespaces before `exec podman ...`: private tmpfs
-/// mounts, then the pid file. Arguments: `$1` pid file, `$2` volatile dir, then podman's
-/// command line.
+/// mounts, then the pid file. Arguments: `$1` pid file, then podman's command line.
 fn service_script() -> String {
     let dirs = PRIVATE_RUN_DIRS.join(" ");
     format!(
-        "pidfile=$1; volatile=$2; shift 2\n\
+        "pidfile=$1; shift\n\
          for d in {dirs}; do mkdir -p \"$d\"; mount -t tmpfs -o mode=0755 quorate-lab \"$d\"; done\n\
          mount -t tmpfs -o mode=1777 quorate-lab /dev/shm\n\
-         mount -t tmpfs -o mode=0700 quorate-lab \"$volatile\"\n\
          echo $$ > \"$pidfile\"\n\
          exec \"$@\"\n"
     )
@@ -84,14 +87,10 @@ fn service_command(cfg: &LabConfig, node: &LabNode) -> Cmd {
         .args(["unshare", "--mount", "--propagation", "private"])
         .args(["sh", "-ec", &service_script(), "sh"])
         .arg(&p.pidfile)
-        .arg(&p.volatile)
         .arg("podman")
         .arg("--root")
         .arg(&p.root)
-        .arg("--runroot")
-        .arg(p.volatile.join("runroot"))
-        .arg("--tmpdir")
-        .arg(p.volatile.join("tmp"))
+        .args(["--runroot", RUNROOT, "--tmpdir", TMPDIR])
         .arg("--network-config-dir")
         .arg(&p.networks)
         .args(["system", "service", "--time=0"])
@@ -102,6 +101,7 @@ fn service_command(cfg: &LabConfig, node: &LabNode) -> Cmd {
 /// Powers the node on: namespace and cable (left down if the cable is cut), then the
 /// Podman service, started and not waited for. Its containers are not started
 /// (invariant 5).
+#[tracing::instrument(name = "lab.power_on", skip_all, fields(node = %node.name))]
 pub(crate) async fn power_on(cfg: &LabConfig, node: &LabNode) -> Result<(), LabError> {
     let p = paths(cfg, node);
     if net::netns_exists(&node.netns) {
@@ -111,6 +111,7 @@ pub(crate) async fn power_on(cfg: &LabConfig, node: &LabNode) -> Result<(), LabE
     net::create_node(cfg, node, p.cut.exists()).await?;
     let _ = std::fs::remove_file(&p.pidfile);
     service_command(cfg, node).spawn_daemon(&p.log).await?;
+    tracing::info!(cut = p.cut.exists(), "powered on; Podman starting");
     write_power(cfg, node, true)
 }
 
@@ -118,6 +119,7 @@ pub(crate) async fn power_on(cfg: &LabConfig, node: &LabNode) -> Result<(), LabE
 /// process and everything else in its namespace, then its cable and namespace are
 /// removed. Nothing of the node survives, so an instance it ran cannot write on
 /// (invariant 1 relies on this when a fence confirms the node off).
+#[tracing::instrument(name = "lab.power_off", skip_all, fields(node = %node.name))]
 pub(crate) async fn power_off(cfg: &LabConfig, node: &LabNode) -> Result<usize, LabError> {
     let sel = Selector {
         netns: procs::netns_inode(&node.netns),
@@ -125,6 +127,7 @@ pub(crate) async fn power_off(cfg: &LabConfig, node: &LabNode) -> Result<usize, 
     };
     let killed = procs::kill_all(&sel, Duration::from_secs(10)).await?;
     net::delete_node(node).await?;
+    tracing::info!(killed, "powered off");
     write_power(cfg, node, false)?;
     Ok(killed)
 }

@@ -25,10 +25,14 @@ pub struct NodeStatus {
     pub cut: bool,
     /// The Podman service's pid, when it runs.
     pub podman_pid: Option<u32>,
-    /// `Ok(version)` when its Podman answers, else why not.
-    pub podman: Result<String, String>,
-    /// `Ok("on"|"off")` as the BMC reports it over IPMI, else why not.
-    pub bmc: Result<String, String>,
+    /// Podman's version when it answers.
+    pub podman_version: Option<String>,
+    /// Why Podman did not answer.
+    pub podman_error: Option<String>,
+    /// `on` or `off`, as the BMC reports it over IPMI.
+    pub bmc_power: Option<String>,
+    /// Why the BMC did not answer.
+    pub bmc_error: Option<String>,
 }
 
 /// Asks every node at once.
@@ -54,8 +58,10 @@ async fn one(cfg: &LabConfig, n: LabNode) -> NodeStatus {
         link: net::link_state(&n.veth),
         cut: node::is_cut(cfg, &n),
         podman_pid: node::service_pid(cfg, &n),
-        podman,
-        bmc,
+        podman_version: podman.as_ref().ok().cloned(),
+        podman_error: podman.err(),
+        bmc_power: bmc.as_ref().ok().cloned(),
+        bmc_error: bmc.err(),
         node: n,
     }
 }
@@ -84,16 +90,17 @@ pub fn render(cfg: &LabConfig, nodes: &[NodeStatus]) -> String {
             (link, _) => format!("{link} ({})", n.veth),
         };
         let _ = writeln!(out, "  cable      {cable}");
-        let podman = match (&s.podman, s.podman_pid) {
-            (Ok(v), Some(pid)) => format!("answers, Podman {v}, pid {pid}"),
-            (Ok(v), None) => format!("answers, Podman {v}"),
-            (Err(e), Some(pid)) => format!("no answer (pid {pid} runs): {e}"),
-            (Err(e), None) => format!("no answer, not running: {e}"),
+        let error = s.podman_error.as_deref().unwrap_or("");
+        let podman = match (&s.podman_version, s.podman_pid) {
+            (Some(v), Some(pid)) => format!("answers, Podman {v}, pid {pid}"),
+            (Some(v), None) => format!("answers, Podman {v}"),
+            (None, Some(pid)) => format!("no answer (pid {pid} runs): {error}"),
+            (None, None) => format!("no answer, not running: {error}"),
         };
         let _ = writeln!(out, "  podman     {}  {podman}", n.runtime);
-        let bmc = match &s.bmc {
-            Ok(p) => format!("power {p}"),
-            Err(e) => format!("no answer: {e}"),
+        let bmc = match (&s.bmc_power, &s.bmc_error) {
+            (Some(p), _) => format!("power {p}"),
+            (None, e) => format!("no answer: {}", e.as_deref().unwrap_or("")),
         };
         let _ = writeln!(out, "  bmc        {}:{BMC_PORT}  {bmc}", n.bmc_address);
     }
@@ -114,16 +121,18 @@ mod tests {
             link: LinkState::Down,
             cut: true,
             podman_pid: Some(7),
-            podman: Err("node unreachable".into()),
-            bmc: Ok("on".into()),
+            podman_version: None,
+            podman_error: Some("node unreachable".into()),
+            bmc_power: Some("on".into()),
+            bmc_error: None,
         };
         let off = NodeStatus {
             netns: false,
             link: LinkState::Absent,
             cut: false,
             podman_pid: None,
-            podman: Err("refused".into()),
-            bmc: Ok("off".into()),
+            podman_error: Some("refused".into()),
+            bmc_power: Some("off".into()),
             ..up.clone()
         };
         let text = render(&cfg, &[up, off]);

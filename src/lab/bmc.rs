@@ -4,7 +4,7 @@
 //!
 //! Its `chassis_control` program is a two-line script that runs `quorate lab chassis`:
 //! `get power` prints the node's power file, `set power 0` kills the node (see
-//! [`super::node::power_off`]) and `set power 1` brings it back. `ipmi_sim` runs the
+//! `node::power_off`) and `set power 1` brings it back. `ipmi_sim` runs the
 //! script synchronously, so the BMC confirms "off" only once nothing of the node is left.
 
 use std::net::Ipv4Addr;

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod diag;
 pub mod fence;
+pub mod lab;
 pub mod load;
 pub mod observed;
 pub mod plan;

@@ -63,7 +63,6 @@ fn every_example_and_the_quickstart_specs_are_valid() {
         dirs.len() >= 3,
         "examples/ should hold at least three spec sets"
     );
-    dirs.push(repo("specs"));
     for dir in dirs {
         let out = quorate()
             .arg("validate")
@@ -78,6 +77,23 @@ fn every_example_and_the_quickstart_specs_are_valid() {
             String::from_utf8_lossy(&out.stdout)
         );
     }
+    // specs/ is the lab's spec set: valid, and warned only about its nodes' plain-TCP
+    // runtimes (`insecure: true`, what a lab on a private bridge uses).
+    let out = quorate()
+        .arg("validate")
+        .arg(repo("specs"))
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "specs/ is not valid");
+    let findings = json(&out);
+    let codes: Vec<&str> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, vec!["quorate::runtime::insecure"; 3], "{findings}");
 }
 
 #[test]

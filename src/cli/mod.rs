@@ -2,6 +2,7 @@
 
 mod apply;
 mod fence;
+mod lab;
 mod observe;
 mod plan;
 mod schema;
@@ -53,6 +54,9 @@ enum Command {
     Apply(apply::Args),
     /// Show quorum, nodes, instances, blocked instances and the last pass.
     Status(status::Args),
+    /// A cluster on this machine to try quorate on: nodes in network namespaces with their
+    /// own Podman, a BMC per node, specs in a git repo (needs root).
+    Lab(lab::Args),
 }
 
 /// Exit code: the command ran and found a failure (invalid specs, a fence not confirmed).
@@ -95,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Fence(args) => fence::run(args),
         Command::Apply(args) => apply::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Lab(args) => lab::run(args),
     }
 }
 

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 mod docker_svc;
 pub mod ipmi_sim;
+pub mod lab;
 mod podman_svc;
 pub mod scenarios;
 mod ssh_svc;

@@ -77,6 +77,7 @@ fn database(storage: &Path) -> InstanceSpec {
         source: MountSource::Fixed(storage.to_owned()),
         target: "/data".into(),
         read_only: false,
+        options: Vec::new(),
     }];
     spec.network = Some(NetworkAttachment {
         network: "lab".into(),

@@ -163,7 +163,9 @@ pub fn is_cut(cfg: &LabConfig, node: &LabNode) -> bool {
 
 /// A connection to the node's Podman API (plain TCP on the lab's private network).
 pub fn connection(node: &LabNode, timeout: Duration) -> Result<Connection, LabError> {
-    let endpoint = Endpoint::parse(&node.runtime)
+    let endpoint: Endpoint = node
+        .runtime
+        .parse()
         .map_err(|e| LabError::Config(format!("{}: {e}", node.runtime)))?;
     let mut conn = Connection::new(endpoint);
     conn.insecure = true;

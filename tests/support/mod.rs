@@ -16,6 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 mod docker_svc;
+pub mod git_repos;
 pub mod ipmi_sim;
 mod podman_svc;
 pub mod scenarios;

@@ -2,6 +2,7 @@
 
 mod fence;
 mod plan;
+mod pre_receive;
 mod schema;
 mod validate;
 

@@ -5,6 +5,7 @@ mod fence;
 mod lab;
 mod observe;
 mod plan;
+mod pre_receive;
 mod schema;
 mod status;
 mod validate;

@@ -21,9 +21,27 @@ pub struct Args {
     /// Fail on warnings too.
     #[arg(long)]
     strict: bool,
+    /// Run as a git pre-receive hook: read `old new ref` lines on stdin and validate the
+    /// tree of each pushed branch tip in the repository the hook runs in (exit 1 refuses
+    /// the push).
+    #[arg(long)]
+    pre_receive: bool,
+    /// With --pre-receive: the subdirectory of the tree that holds the specs.
+    #[arg(long = "path", value_name = "SUBDIR", requires = "pre_receive", value_parser = super::pre_receive::subdir_arg)]
+    subdir: Option<PathBuf>,
+    /// With --pre-receive: check only this branch (repeatable; default: every branch).
+    #[arg(long = "branch", value_name = "NAME", requires = "pre_receive")]
+    branches: Vec<String>,
 }
 
 pub fn run(args: &Args) -> ExitCode {
+    if args.pre_receive {
+        return super::pre_receive::run(&super::pre_receive::Options {
+            subdir: args.subdir.as_deref(),
+            branches: &args.branches,
+            strict: args.strict,
+        });
+    }
     let sources = match source::fs::read_paths(&args.paths) {
         Ok(s) => s,
         Err(e) => {

@@ -1,9 +1,13 @@
 //! The files a spec set is read from, held in memory.
 //!
 //! Loading and validation work on [`Sources`] only, so they are pure: the same bytes give
-//! the same result whether they came from a directory ([`fs`]) or a git commit.
+//! the same result whether they came from a directory ([`fs`]) or a git commit ([`git`]).
+//! [`watch`] notices new commits and [`webhook`] lets a forge announce them.
 
 pub mod fs;
+pub mod git;
+pub mod watch;
+pub mod webhook;
 
 use crate::diag::Diagnostic;
 

@@ -62,6 +62,24 @@ const MIGRATIONS: &[&str] = &[
         last_unix      INTEGER,
         PRIMARY KEY (node, instance)
     );",
+    // 3: the commit in force and the commits refused.
+    "CREATE TABLE applied_commits (
+        id          INTEGER PRIMARY KEY,
+        commit_id   TEXT    NOT NULL,
+        summary     TEXT    NOT NULL,
+        author      TEXT    NOT NULL,
+        commit_time INTEGER NOT NULL,
+        at_unix_ms  INTEGER NOT NULL
+    );
+    CREATE TABLE rejected_commits (
+        commit_id   TEXT    PRIMARY KEY,
+        summary     TEXT    NOT NULL,
+        author      TEXT    NOT NULL,
+        commit_time INTEGER NOT NULL,
+        at_unix_ms  INTEGER NOT NULL,
+        diagnostics TEXT    NOT NULL
+    );
+    CREATE INDEX rejected_commits_by_time ON rejected_commits (at_unix_ms);",
 ];
 
 /// The schema version this build writes.

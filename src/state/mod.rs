@@ -1,11 +1,12 @@
 //! The reconciler's durable state: one SQLite database, `state.db`, in the state directory.
 //!
-//! For now it holds the fencing history (it implements
-//! [`FenceLog`](crate::fence::FenceLog)); the applied commit and the action journal will join
-//! it as further migrations. Writes are durable when they return (WAL, `synchronous=FULL`),
+//! It holds the fencing history (it implements [`FenceLog`](crate::fence::FenceLog)), the
+//! reconciler's journal, and the commits: the one in force and those refused
+//! ([`AppliedCommit`], [`RejectedCommit`]). Writes are durable when they return (WAL, `synchronous=FULL`),
 //! so a recorded fence survives a crash of the reconciler or of its host. Nothing secret is
 //! ever stored here (design invariant 7).
 
+mod commits;
 mod fence_log;
 mod journal;
 mod migrate;
@@ -15,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
+
+pub use commits::{AppliedCommit, KEEP_COMMITS, RejectedCommit, StoredDiagnostic};
 
 /// The state directory used when none is given (`--state-dir`): the one place that names it.
 pub const DEFAULT_DIR: &str = "/var/lib/quorate";

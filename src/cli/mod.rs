@@ -26,7 +26,8 @@ enum Command {
     Validate(validate::Args),
     /// Show what the reconciler would do: fence, stop, start, restart, move, blocked.
     Plan(plan::Args),
-    /// Write the JSON Schema of each kind, plus one combined schema, to a directory.
+    /// Write the JSON Schema of each kind, one combined schema, and the schema of the
+    /// observed-state snapshot to a directory.
     Schema(schema::Args),
     /// Fence a node through its fence devices, confirm one off by hand, or show the history
     /// (exit 0 confirmed, 1 failed or invalid specs, 2 could not run).

@@ -2,27 +2,94 @@
 //! equivalent CIB in the same run.
 //!
 //! `cargo bench --bench plan` (or `scripts/bench-plan`, which installs
-//! pacemaker-cli-utils first). Prints, per size: quorate's median planning time for a
-//! fresh cluster and for a converged cluster that just lost a node, its peak memory, and
-//! `crm_simulate -S` on the same cluster with the ratio.
+//! pacemaker-cli-utils first); `cargo bench --bench plan -- small` or `-- large` runs one
+//! size. Per size it prints:
+//! - quorate's planner in process: median time, and the peak of heap memory allocated
+//!   while planning, for a fresh cluster (nothing runs yet) and for the converged
+//!   cluster (as the fresh plan leaves it) that just lost a node;
+//! - the same two cases as whole processes, `quorate plan` (read and validate the specs
+//!   and the snapshot, plan, print the JSON plan), with peak RSS;
+//! - `crm_simulate` on the equivalent CIB (see `support/cib.rs`): `-R` (compute the
+//!   transition: what `quorate plan` does) fresh, and with `--node-fail` on the CIB of
+//!   the same converged placement; `-S` (compute and simulate carrying it out) with
+//!   `--node-fail`, and fresh for the small size; each with peak RSS, what it planned,
+//!   and its ratio to the `quorate plan` process.
+//!
+//! `PLAN_BENCH_KEEP=DIR` keeps the generated CIBs and snapshot in DIR.
 
 mod support;
 
-use std::process::Command;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use quorate::observed::Observed;
+use quorate::observed::{Observed, snapshot};
 use quorate::plan::apply::expected_state;
-use quorate::plan::{Options, plan};
+use quorate::plan::{Options, Plan, plan};
 use quorate::source::Sources;
 use quorate::spec::SpecSet;
 use quorate::validate::validate;
-use support::{Shape, cib::cib, documents, median};
+use support::cib::{cib, converged};
+use support::{Shape, documents, median};
 
-fn spec_for(shape: &Shape) -> SpecSet {
+/// The system allocator, counting the bytes in use and their peak.
+struct Counting;
+
+static IN_USE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only counters are
+// added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as the caller promised for `layout`.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = IN_USE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `alloc` with `layout`.
+        unsafe { System.dealloc(ptr, layout) };
+        IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as the caller promised for `ptr`, `layout` and `new_size`.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                let grow = new_size - layout.size();
+                let now = IN_USE.fetch_add(grow, Ordering::Relaxed) + grow;
+                PEAK.fetch_max(now, Ordering::Relaxed);
+            } else {
+                IN_USE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f`, returning its result and the peak heap memory it added, in MiB.
+fn peak_heap<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let base = IN_USE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let out = f();
+    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    (out, peak as f64 / (1024.0 * 1024.0))
+}
+
+fn spec_for(docs: &[String]) -> SpecSet {
     let mut sources = Sources::new();
-    for (i, doc) in documents(shape, 10).into_iter().enumerate() {
-        sources.add(format!("doc{i}.yaml"), doc.into_bytes());
+    for (i, doc) in docs.iter().enumerate() {
+        sources.add(format!("doc{i}.yaml"), doc.clone().into_bytes());
     }
     let report = validate(&sources);
     assert_eq!(
@@ -32,22 +99,6 @@ fn spec_for(shape: &Shape) -> SpecSet {
         report.diagnostics.first()
     );
     report.into_valid_set().expect("valid")
-}
-
-/// Peak resident memory since the last reset, in MiB (Linux).
-fn peak_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
-}
-
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 fn time<F: FnMut()>(runs: usize, mut f: F) -> Duration {
@@ -62,75 +113,321 @@ fn time<F: FnMut()>(runs: usize, mut f: F) -> Duration {
     )
 }
 
-fn crm_simulate(spec: &SpecSet, runs: usize) -> Option<Duration> {
-    let dir = tempfile::tempdir().ok()?;
-    let path = dir.path().join("cib.xml");
-    std::fs::write(&path, cib(spec)).ok()?;
-    let mut samples = Vec::new();
-    for _ in 0..runs {
-        let t = Instant::now();
-        let out = Command::new("crm_simulate")
-            .arg("-x")
-            .arg(&path)
-            .arg("-S")
-            .arg("-Q")
-            .output()
-            .ok()?;
-        samples.push(t.elapsed());
-        if !out.status.success() {
-            eprintln!(
-                "crm_simulate failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return None;
-        }
+/// One measured run of a command.
+struct Run {
+    time: Duration,
+    peak_mib: f64,
+    /// What a `crm_simulate` transition summary holds, counted by kind.
+    summary: Option<String>,
+}
+
+/// Runs `cmd` with its output in a file, returning its wall time, its peak RSS and a
+/// count of the transition summary in its output, or why it failed.
+fn measure(cmd: &mut Command) -> Result<Run, String> {
+    let out = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    let err = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.reopen().map_err(|e| e.to_string())?)
+        .stderr(err.reopen().map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| format!("{:?}: {e}", cmd.get_program()))?;
+    let pid = i32::try_from(child.id()).map_err(|e| e.to_string())?;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, writing into locals we own; `child` is not
+    // waited on again.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let time = t.elapsed();
+    if rc != pid {
+        return Err(format!("wait4 failed for {:?}", cmd.get_program()));
     }
-    Some(median(samples))
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let text = std::fs::read_to_string(err.path()).unwrap_or_default();
+        return Err(format!(
+            "{:?} failed (wait status {status}): {}",
+            cmd.get_program(),
+            text.lines().take(5).collect::<Vec<_>>().join("\n")
+        ));
+    }
+    let text = std::fs::read_to_string(out.path()).unwrap_or_default();
+    Ok(Run {
+        time,
+        peak_mib: usage.ru_maxrss as f64 / 1024.0,
+        summary: transition_summary(&text),
+    })
+}
+
+/// The median time and the largest peak of `runs` runs of `cmd()`, with the summary of
+/// the last.
+fn measure_runs(runs: usize, mut cmd: impl FnMut() -> Command) -> Result<Run, String> {
+    let mut times = Vec::new();
+    let mut peak: f64 = 0.0;
+    let mut summary = None;
+    for _ in 0..runs {
+        let r = measure(&mut cmd())?;
+        times.push(r.time);
+        peak = peak.max(r.peak_mib);
+        summary = r.summary;
+    }
+    Ok(Run {
+        time: median(times),
+        peak_mib: peak,
+        summary,
+    })
+}
+
+/// `3 Fence, 12 Move` from the "Transition Summary" of `crm_simulate` output, or `None`
+/// when there is none (`-Q`).
+fn transition_summary(text: &str) -> Option<String> {
+    let (_, rest) = text.split_once("Transition Summary:")?;
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for line in rest.lines().skip(1) {
+        let Some(item) = line.trim_start().strip_prefix("* ") else {
+            break;
+        };
+        let kind = item.split_whitespace().next().unwrap_or("?");
+        *counts.entry(kind).or_default() += 1;
+    }
+    if counts.is_empty() {
+        return Some("no actions".to_owned());
+    }
+    Some(
+        counts
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+/// `1 fence, 9 move, 2 blocked` for a quorate plan.
+fn plan_summary(p: &Plan) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in &p.actions {
+        *counts.entry(a.kind.as_str()).or_default() += 1;
+    }
+    let mut parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    parts.push(format!("{} blocked", p.blocked.len()));
+    parts.join(", ")
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+struct Size {
+    name: &'static str,
+    nodes: usize,
+    instances: usize,
+    runs: usize,
+    process_runs: usize,
+    pcmk_runs: usize,
 }
 
 fn main() {
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    for (nodes, instances, runs, pcmk_runs) in [(50, 1_000, 9, 3), (1_000, 10_000, 5, 1)] {
-        let shape = Shape {
-            nodes,
-            bundles: instances / 2,
-            replicas: 2,
-        };
-        let spec = spec_for(&shape);
-        let fresh = Observed::fresh(&spec);
-        let options = Options::default();
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let sizes = [
+        Size {
+            name: "small",
+            nodes: 50,
+            instances: 1_000,
+            runs: 15,
+            process_runs: 5,
+            pcmk_runs: 3,
+        },
+        Size {
+            name: "large",
+            nodes: 1_000,
+            instances: 10_000,
+            runs: 7,
+            process_runs: 3,
+            pcmk_runs: 1,
+        },
+    ];
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "{} cores, load average at start: {}",
+        std::thread::available_parallelism().map_or(1, usize::from),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    for size in sizes
+        .iter()
+        .filter(|s| wanted.is_empty() || wanted.iter().any(|w| w == s.name))
+    {
+        run_size(size);
+    }
+}
 
-        reset_peak();
-        let base = peak_mib();
-        let first = plan(&spec, &fresh, &options);
-        let peak = peak_mib() - base;
-        let t_fresh = time(runs, || {
-            std::hint::black_box(plan(&spec, &fresh, &options));
-        });
-        let mut lost = expected_state(&spec, &fresh, &first);
-        let victim = spec.cluster.nodes[0].name.clone();
-        lost.fail_node(&victim);
-        let t_lost = time(runs, || {
-            std::hint::black_box(plan(&spec, &lost, &options));
-        });
-        let failover = plan(&spec, &lost, &options);
+fn run_size(size: &Size) {
+    let shape = Shape {
+        nodes: size.nodes,
+        bundles: size.instances / 2,
+        replicas: 2,
+    };
+    let docs = documents(&shape, 10);
+    let spec = spec_for(&docs);
+    let fresh = Observed::fresh(&spec);
+    let options = Options::default();
 
-        println!(
-            "plan {nodes} nodes x {instances} instances ({} constraints): fresh {:.1} ms ({} actions), node lost {:.1} ms ({} actions), peak +{:.0} MiB",
-            spec.constraints.len(),
-            ms(t_fresh),
-            first.changes,
-            ms(t_lost),
-            failover.changes,
-            peak
-        );
-        match crm_simulate(&spec, pcmk_runs) {
-            Some(p) => println!(
-                "  crm_simulate -S on the equivalent CIB: {:.1} ms; quorate is {:.1}x faster",
-                ms(p),
-                p.as_secs_f64() / t_fresh.as_secs_f64()
-            ),
-            None => println!("  crm_simulate not available (apt-get install pacemaker-cli-utils)"),
+    // In process.
+    let (first, heap_fresh) = peak_heap(|| plan(&spec, &fresh, &options));
+    let t_fresh = time(size.runs, || {
+        std::hint::black_box(plan(&spec, &fresh, &options));
+    });
+    let settled = expected_state(&spec, &fresh, &first);
+    let victim = spec.cluster.nodes[0].name.clone();
+    let mut lost = settled.clone();
+    lost.fail_node(&victim);
+    let (failover, heap_lost) = peak_heap(|| plan(&spec, &lost, &options));
+    let t_lost = time(size.runs, || {
+        std::hint::black_box(plan(&spec, &lost, &options));
+    });
+    println!(
+        "\n{} nodes x {} instances ({} bundles, {} constraints, {} fence devices)",
+        size.nodes,
+        size.instances,
+        spec.bundles.len(),
+        spec.constraints.len(),
+        spec.fences.len()
+    );
+    println!(
+        "  quorate plan() in process, fresh: {} ({heap_fresh:.1} MiB heap peak; {})",
+        ms(t_fresh),
+        plan_summary(&first)
+    );
+    println!(
+        "  quorate plan() in process, {victim} lost: {} ({heap_lost:.1} MiB heap peak; {})",
+        ms(t_lost),
+        plan_summary(&failover)
+    );
+
+    // Whole processes, from files.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).expect("mkdir");
+    for (i, chunk) in docs.chunks(10).enumerate() {
+        std::fs::write(specs.join(format!("f{i:05}.yaml")), chunk.join("---\n")).expect("write");
+    }
+    let snap = dir.path().join("observed.json");
+    std::fs::write(&snap, snapshot::to_json(&lost)).expect("write snapshot");
+    let quorate_plan = |observed: Option<&Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_quorate"));
+        c.arg("plan").arg("--specs").arg(&specs);
+        c.args(["--format", "json"]);
+        if let Some(s) = observed {
+            c.arg("--observed").arg(s);
         }
+        c
+    };
+    let q_fresh = measure_runs(size.process_runs, || quorate_plan(None));
+    let q_lost = measure_runs(size.process_runs, || quorate_plan(Some(&snap)));
+    let (q_fresh, q_lost) = match (q_fresh, q_lost) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => panic!("quorate plan failed: {e}"),
+    };
+    println!(
+        "  quorate plan process, fresh: {} ({:.0} MiB peak RSS)",
+        ms(q_fresh.time),
+        q_fresh.peak_mib
+    );
+    println!(
+        "  quorate plan process, {victim} lost: {} ({:.0} MiB peak RSS)",
+        ms(q_lost.time),
+        q_lost.peak_mib
+    );
+
+    // Pacemaker on the equivalent CIB: fresh, and converged on quorate's placement.
+    let fresh_cib = dir.path().join("fresh.xml");
+    let converged_cib = dir.path().join("converged.xml");
+    std::fs::write(&fresh_cib, cib(&spec)).expect("write cib");
+    std::fs::write(&converged_cib, converged(&spec, &settled)).expect("write cib");
+    if let Some(keep) = std::env::var_os("PLAN_BENCH_KEEP") {
+        // Keep the inputs for a look (`crm_verify -x DIR/small.xml -V`).
+        let keep = Path::new(&keep);
+        let _ = std::fs::create_dir_all(keep);
+        let _ = std::fs::copy(&fresh_cib, keep.join(format!("{}.xml", size.name)));
+        let _ = std::fs::copy(
+            &converged_cib,
+            keep.join(format!("{}-converged.xml", size.name)),
+        );
+        let _ = std::fs::copy(&snap, keep.join(format!("{}-observed.json", size.name)));
+    }
+    if Command::new("crm_simulate")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        println!(
+            "  crm_simulate: not installed (apt-get install pacemaker-cli-utils, or scripts/bench-plan)"
+        );
+        return;
+    }
+    let crm = |cib: &Path, op: &str, fail: bool| {
+        let mut c = Command::new("crm_simulate");
+        c.arg("-x").arg(cib).arg(op);
+        if op == "-S" {
+            c.arg("-Q");
+        }
+        if fail {
+            c.arg("--node-fail").arg(victim.as_str());
+        }
+        c
+    };
+    let report = |what: &str, r: Result<Run, String>, quorate: Duration| match r {
+        Ok(r) => println!(
+            "  crm_simulate {what}: {} ({:.0} MiB peak RSS{}); {:.1}x the quorate plan process",
+            ms(r.time),
+            r.peak_mib,
+            r.summary
+                .map_or(String::new(), |s| format!(", {s}")),
+            r.time.as_secs_f64() / quorate.as_secs_f64()
+        ),
+        Err(e) => println!("  crm_simulate {what}: failed: {e}"),
+    };
+    // Does Pacemaker accept quorate's placement as it is? (Untimed.)
+    if let Ok(r) = measure(&mut crm(&converged_cib, "-R", false)) {
+        println!(
+            "  crm_simulate -R on the converged CIB, no failure: {}",
+            r.summary.unwrap_or_default()
+        );
+    }
+    report(
+        "-R fresh        ",
+        measure_runs(size.pcmk_runs, || crm(&fresh_cib, "-R", false)),
+        q_fresh.time,
+    );
+    report(
+        &format!("-R {victim} fails"),
+        measure_runs(size.pcmk_runs, || crm(&converged_cib, "-R", true)),
+        q_lost.time,
+    );
+    report(
+        &format!("-S {victim} fails"),
+        measure_runs(size.pcmk_runs, || crm(&converged_cib, "-S", true)),
+        q_lost.time,
+    );
+    if size.nodes <= 50 || std::env::var_os("PLAN_BENCH_SLOW").is_some() {
+        report(
+            "-S fresh        ",
+            measure_runs(1, || crm(&fresh_cib, "-S", false)),
+            q_fresh.time,
+        );
+    } else {
+        println!(
+            "  crm_simulate -S fresh: skipped (it simulates every action on the CIB, hours at this size; PLAN_BENCH_SLOW=1 runs it)"
+        );
     }
 }

@@ -1,17 +1,18 @@
-//! JSON Schemas of the spec documents, generated from the Rust types, for editors
-//! (`# yaml-language-server: $schema=…`) and other tools.
+//! JSON Schemas of the spec documents and of the observed-state snapshot, generated from
+//! the Rust types, for editors (`# yaml-language-server: $schema=…`) and other tools.
 
 use std::collections::BTreeMap;
 
 use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
+use crate::observed::Observed;
 use crate::spec::{
     API_VERSION, BundleSpec, ClusterSpec, ConstraintSpec, Document, FenceSpec, Kind,
 };
 
-/// Every schema quorate publishes, by file name: one per kind, plus `quorate.json`
-/// accepting any document.
+/// Every schema quorate publishes, by file name: one per kind, `quorate.json` accepting
+/// any spec document, and `observed.json` for the observed-state snapshot.
 pub fn all() -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     let mut refs = Vec::new();
@@ -29,6 +30,7 @@ pub fn all() -> BTreeMap<String, Value> {
         }));
         out.insert(file, schema);
     }
+    out.insert("observed.json".to_owned(), observed());
     out.insert(
         "quorate.json".to_owned(),
         json!({
@@ -60,6 +62,17 @@ fn document<S: schemars::JsonSchema>(kind: Kind) -> Value {
             props.insert("apiVersion".into(), json!({"const": API_VERSION}));
             props.insert("kind".into(), json!({"const": kind.as_str()}));
         }
+    }
+    v
+}
+
+/// The schema of the snapshot file `quorate plan --observed` reads.
+fn observed() -> Value {
+    let generator = SchemaSettings::draft2020_12().into_generator();
+    let mut v = generator.into_root_schema_for::<Observed>().to_value();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("$id".into(), json!("observed.json"));
+        obj.insert("title".into(), json!("quorate observed-state snapshot"));
     }
     v
 }

@@ -161,6 +161,7 @@ fn the_schemas_directory_equals_the_generated_schemas() {
             "cluster.json",
             "constraint.json",
             "fence.json",
+            "observed.json",
             "quorate.json"
         ]
     );

@@ -46,7 +46,8 @@ enum Command {
     /// Ask every node what runs there and write the observed-state snapshot (exit 0 every
     /// node answered, 1 some did not, 2 could not run).
     Observe(observe::Args),
-    /// Write the JSON Schema of each kind, plus one combined schema, to a directory.
+    /// Write the JSON Schema of each kind, one combined schema, and the schema of the
+    /// observed-state snapshot to a directory.
     Schema(schema::Args),
     /// Fence a node through its fence devices, confirm one off by hand, or show the history
     /// (exit 0 confirmed, 1 failed or invalid specs, 2 could not run).

@@ -143,7 +143,7 @@ pub(crate) async fn create_node(
     Cmd::new("ip").args(["netns", "add", ns]).run().await?;
     Cmd::new("ip")
         .args(["link", "add", &node.veth, "type", "veth"])
-        .args(["peer", "name", "eth0", "netns", ns])
+        .args(["peer", "name", "eth0", "address", &node_mac(node), "netns", ns])
         .run()
         .await?;
     Cmd::new("ip")
@@ -162,6 +162,13 @@ pub(crate) async fn create_node(
             .await?;
     }
     set_link(&node.veth, !cut).await
+}
+
+/// The node's MAC address, fixed by its data address (locally administered `02:…`), so
+/// a power cycle keeps it as a real NIC does and the host's neighbour cache stays right.
+pub(crate) fn node_mac(node: &LabNode) -> String {
+    let [a, b, c, d] = node.address.octets();
+    format!("02:51:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
 }
 
 /// Removes the node's cable and namespace (whatever of them exists).

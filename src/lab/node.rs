@@ -199,17 +199,42 @@ pub(crate) async fn wait_ready(
     };
     let pid = pid.map_err(|_| fail("it never started"))?;
     loop {
-        if let Ok(info) = ping(node, Duration::from_millis(500)).await {
-            return Ok(info);
-        }
+        let error = match ping(node, Duration::from_millis(500)).await {
+            Ok(info) => return Ok(info),
+            Err(e) => e,
+        };
         if !procs::alive(pid) {
             return Err(fail("it exited"));
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(fail("no answer"));
+            let mut e = fail("no answer");
+            if let LabError::Timeout { detail, .. } = &mut e {
+                detail.push_str(&format!("\nlast error: {error}\n{}", diagnose(node)));
+            }
+            return Err(e);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// What the host sees of the node's network, for an error message: its neighbour entry,
+/// its cable, and the sockets listening in its namespace.
+fn diagnose(node: &LabNode) -> String {
+    let run = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_else(|e| format!("({program}: {e})"))
+    };
+    let addr = node.address.to_string();
+    let netns = format!("--net=/run/netns/{}", node.netns);
+    format!(
+        "neighbour: {}\ncable: {}\nlistening: {}",
+        run("ip", &["neigh", "show", &addr]),
+        run("ip", &["-br", "link", "show", &node.veth]),
+        run("nsenter", &[&netns, "ss", "-Hltn"]),
+    )
 }
 
 /// The Podman service's pid, when it runs.

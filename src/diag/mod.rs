@@ -88,7 +88,7 @@ pub struct Related {
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
-    /// Stable code, `quorate::<layer>::<what>`; documented in the README.
+    /// Stable code, `quorate::<layer>::<what>`; documented in docs/validate.md.
     pub code: &'static str,
     /// What is wrong, in one sentence.
     pub message: String,

@@ -11,7 +11,7 @@ use crate::spec::cluster::NoQuorumPolicy;
 pub enum Format {
     /// Grouped, counted, with reasons.
     Human,
-    /// The plan as JSON (documented in the README).
+    /// The plan as JSON (documented in docs/planning.md).
     Json,
     /// The action graph in Graphviz `dot`.
     Dot,

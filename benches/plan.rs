@@ -259,7 +259,10 @@ fn main() {
     println!(
         "{} cores, load average at start: {}",
         std::thread::available_parallelism().map_or(1, usize::from),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     for size in sizes
         .iter()
@@ -391,8 +394,7 @@ fn run_size(size: &Size) {
             "  crm_simulate {what}: {} ({:.0} MiB peak RSS{}); {:.1}x the quorate plan process",
             ms(r.time),
             r.peak_mib,
-            r.summary
-                .map_or(String::new(), |s| format!(", {s}")),
+            r.summary.map_or(String::new(), |s| format!(", {s}")),
             r.time.as_secs_f64() / quorate.as_secs_f64()
         ),
         Err(e) => println!("  crm_simulate {what}: failed: {e}"),

@@ -70,8 +70,8 @@ fn run(label: &str, files: Vec<(String, String)>, rt: &tokio::runtime::Runtime) 
     let (mut push, mut total, mut after_push) = (Vec::new(), Vec::new(), Vec::new());
     let mut plan_changes = 0;
     rt.block_on(async {
-        let src = GitSource::open(bare.to_str().expect("utf-8"), "main", None, &state)
-            .expect("open");
+        let src =
+            GitSource::open(bare.to_str().expect("utf-8"), "main", None, &state).expect("open");
         let options = WatchOptions {
             poll_interval: Duration::from_secs(3600),
             ..WatchOptions::default()
@@ -83,7 +83,10 @@ fn run(label: &str, files: Vec<(String, String)>, rt: &tokio::runtime::Runtime) 
             let mut text = files[0].1.clone();
             text.push_str(&format!("# round {round}\n"));
             std::fs::write(work.join(first), text).expect("write");
-            git(&work, &["commit", "-q", "-a", "-m", &format!("round {round}")]);
+            git(
+                &work,
+                &["commit", "-q", "-a", "-m", &format!("round {round}")],
+            );
             let t0 = Instant::now();
             let out = tokio::process::Command::new("git")
                 .args(["push", "-q", "origin", "main"])
@@ -122,21 +125,30 @@ fn run(label: &str, files: Vec<(String, String)>, rt: &tokio::runtime::Runtime) 
     );
 
     // Fetch alone: quorate's libgit2 fetch beside `git fetch` into a plain clone.
-    git(dir.path(), &["clone", "-q", "--bare", "origin.git", "peer.git"]);
+    git(
+        dir.path(),
+        &["clone", "-q", "--bare", "origin.git", "peer.git"],
+    );
     let peer = dir.path().join("peer.git");
     let fresh = dir.path().join("fetch-state");
-    let mut src = GitSource::open(bare.to_str().expect("utf-8"), "main", None, &fresh)
-        .expect("open");
+    let mut src =
+        GitSource::open(bare.to_str().expect("utf-8"), "main", None, &fresh).expect("open");
     src.fetch().expect("fetch");
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        git(&work, &["commit", "-q", "--allow-empty", "-m", &format!("f{round}")]);
+        git(
+            &work,
+            &["commit", "-q", "--allow-empty", "-m", &format!("f{round}")],
+        );
         git(&work, &["push", "-q", "origin", "main"]);
         let t = Instant::now();
         assert!(src.fetch().expect("fetch").is_some());
         ours.push(t.elapsed());
         let t = Instant::now();
-        git(&peer, &["fetch", "-q", "origin", "+refs/heads/main:refs/heads/main"]);
+        git(
+            &peer,
+            &["fetch", "-q", "origin", "+refs/heads/main:refs/heads/main"],
+        );
         theirs.push(t.elapsed());
     }
     let (ours, theirs) = (median(ours), median(theirs));

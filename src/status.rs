@@ -81,6 +81,16 @@ pub struct RejectedView {
     pub problems: Vec<String>,
 }
 
+impl From<&crate::state::RejectedCommit> for RejectedView {
+    fn from(r: &crate::state::RejectedCommit) -> RejectedView {
+        RejectedView {
+            commit: r.commit.id.clone(),
+            at_unix_ms: r.at_unix_ms,
+            problems: r.problems(),
+        }
+    }
+}
+
 impl StatusView {
     /// The view of the last pass in `record`.
     pub fn from_pass(commit: &str, record: Option<&PassRecord>) -> StatusView {

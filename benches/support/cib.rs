@@ -187,7 +187,7 @@ fn crm_config(spec: &SpecSet, x: &mut String) {
         NoQuorumPolicy::Stop => "stop",
         NoQuorumPolicy::Ignore => "ignore",
     };
-    let _ = write!(
+    let _ = writeln!(
         x,
         "<crm_config><cluster_property_set id=\"options\">\
 <nvpair id=\"opt-stonith\" name=\"stonith-enabled\" value=\"{}\"/>\
@@ -195,18 +195,18 @@ fn crm_config(spec: &SpecSet, x: &mut String) {
 <nvpair id=\"opt-quorum\" name=\"no-quorum-policy\" value=\"{policy}\"/>\
 <nvpair id=\"opt-probes\" name=\"enable-startup-probes\" value=\"false\"/>\
 <nvpair id=\"opt-recheck\" name=\"cluster-recheck-interval\" value=\"{}\"/>\
-</cluster_property_set></crm_config>\n",
+</cluster_property_set></crm_config>",
         c.fencing.enabled,
         secs(c.fencing.timeout),
         secs(c.defaults.recheck_interval),
     );
-    let _ = write!(
+    let _ = writeln!(
         x,
         "<rsc_defaults><meta_attributes id=\"rsc-defaults\">\
 <nvpair id=\"rsc-stickiness\" name=\"resource-stickiness\" value=\"{}\"/>\
 <nvpair id=\"rsc-migration\" name=\"migration-threshold\" value=\"{}\"/>\
 <nvpair id=\"rsc-failure-timeout\" name=\"failure-timeout\" value=\"{}\"/>\
-</meta_attributes></rsc_defaults>\n",
+</meta_attributes></rsc_defaults>",
         c.defaults.stickiness,
         c.defaults.migration_threshold,
         secs(c.defaults.failure_timeout),

@@ -6,6 +6,7 @@ mod lab;
 mod observe;
 mod plan;
 mod pre_receive;
+mod run;
 mod schema;
 mod status;
 mod validate;
@@ -52,6 +53,9 @@ enum Command {
     /// Fence a node through its fence devices, confirm one off by hand, or show the history
     /// (exit 0 confirmed, 1 failed or invalid specs, 2 could not run).
     Fence(fence::Args),
+    /// Follow a git repository and keep the cluster converged: the reconciler (exit 0
+    /// stopped by a signal, 2 could not start).
+    Run(run::Args),
     /// Reconcile once from spec files: observe, plan, carry out (asks unless --yes).
     Apply(apply::Args),
     /// Show quorum, nodes, instances, blocked instances and the last pass.
@@ -87,7 +91,7 @@ pub(crate) struct SpecsArg {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The reconciler reports through its logs; other commands print their own reports.
-    let default = if matches!(cli.command, Command::Apply(_)) {
+    let default = if matches!(cli.command, Command::Apply(_) | Command::Run(_)) {
         "info"
     } else {
         "error"
@@ -99,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Observe(args) => observe::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Fence(args) => fence::run(args),
+        Command::Run(args) => run::run(&args),
         Command::Apply(args) => apply::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Lab(args) => lab::run(args),

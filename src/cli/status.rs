@@ -87,8 +87,23 @@ async fn from_state_dir(dir: &std::path::Path) -> Result<StatusView, (u8, String
         .passes(1)
         .await
         .map_err(|e| (EXIT_USAGE, e.to_string()))?;
-    let commit = last.first().map(|p| p.commit.clone()).unwrap_or_default();
-    Ok(StatusView::from_pass(&commit, last.first()))
+    let applied = store
+        .last_applied()
+        .await
+        .map_err(|e| (EXIT_USAGE, e.to_string()))?;
+    let commit = match applied {
+        Some(a) => a.commit.id,
+        None => last.first().map(|p| p.commit.clone()).unwrap_or_default(),
+    };
+    let mut view = StatusView::from_pass(&commit, last.first());
+    view.rejected = store
+        .rejected(10)
+        .await
+        .map_err(|e| (EXIT_USAGE, e.to_string()))?
+        .iter()
+        .map(Into::into)
+        .collect();
+    Ok(view)
 }
 
 /// `GET <url>/status` over plain HTTP (the server listens on a management address).

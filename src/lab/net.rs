@@ -143,7 +143,15 @@ pub(crate) async fn create_node(
     Cmd::new("ip").args(["netns", "add", ns]).run().await?;
     Cmd::new("ip")
         .args(["link", "add", &node.veth, "type", "veth"])
-        .args(["peer", "name", "eth0", "address", &node_mac(node), "netns", ns])
+        .args([
+            "peer",
+            "name",
+            "eth0",
+            "address",
+            &node_mac(node),
+            "netns",
+            ns,
+        ])
         .run()
         .await?;
     Cmd::new("ip")

@@ -36,7 +36,9 @@ pub fn parse(file: FileId, bytes: &[u8]) -> Result<Observed, Vec<Diagnostic>> {
             .into_iter()
             .map(|e| {
                 Diagnostic::error("quorate::observed::shape", e.message)
-                    .with_help("see the snapshot format in docs/planning.md or schemas/observed.json")
+                    .with_help(
+                        "see the snapshot format in docs/planning.md or schemas/observed.json",
+                    )
                     .at(at(e.span.unwrap_or(doc.span)))
             })
             .collect()

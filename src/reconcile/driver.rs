@@ -36,6 +36,8 @@ pub struct Status {
     pub passes: u64,
     /// Steps by `kind/result` (`start/ok`, `fence/failed`), since start.
     pub steps: BTreeMap<String, u64>,
+    /// The latest commits refused by validation, newest first (kept by `quorate run`).
+    pub rejected: Vec<crate::status::RejectedView>,
 }
 
 /// Shared, readable status.
@@ -70,7 +72,9 @@ pub async fn run(mut r: Reconciler, mut triggers: mpsc::Receiver<Trigger>, statu
             .max(Duration::from_secs(1));
         let next_pass = pass_at.unwrap_or_else(|| Instant::now() + recheck);
         tokio::select! {
-            // In a fixed order, so a simulation with the same seed runs the same way.
+            // In a fixed order, so a simulation with the same seed runs the same way. A
+            // due pass goes before probes: a probe of a silent node takes its whole
+            // timeout, and back-to-back probes must not starve the pass.
             biased;
             t = triggers.recv() => match t {
                 None => break,
@@ -83,18 +87,6 @@ pub async fn run(mut r: Reconciler, mut triggers: mpsc::Receiver<Trigger>, statu
                 }
                 Some(Trigger::Pass(why)) => soon(&mut pass_at, &mut reason, &why),
             },
-            _ = sleep_until(probe_at) => {
-                if r.probe().await {
-                    soon(&mut pass_at, &mut reason, "membership changed");
-                }
-                probe_at = Instant::now() + probe_every;
-            }
-            _ = sleep_until(monitor_at) => {
-                if r.monitor().await {
-                    soon(&mut pass_at, &mut reason, "monitor");
-                }
-                monitor_at = Instant::now() + MONITOR_TICK;
-            }
             _ = sleep_until(next_pass) => {
                 let why = if pass_at.is_some() { std::mem::take(&mut reason) } else { "recheck".to_owned() };
                 let report = r.pass(&why).await;
@@ -103,6 +95,20 @@ pub async fn run(mut r: Reconciler, mut triggers: mpsc::Receiver<Trigger>, statu
                     reason = "follow-up".into();
                 }
                 publish_pass(&r, &status, report.record);
+            }
+            _ = sleep_until(probe_at) => {
+                if r.probe().await {
+                    soon(&mut pass_at, &mut reason, "membership changed");
+                }
+                // At a fixed rate: a probe that waited for its timeout does not push
+                // the next one back (missed ticks are skipped, not bunched).
+                probe_at = (probe_at + probe_every).max(Instant::now());
+            }
+            _ = sleep_until(monitor_at) => {
+                if r.monitor().await {
+                    soon(&mut pass_at, &mut reason, "monitor");
+                }
+                monitor_at = Instant::now() + MONITOR_TICK;
             }
         }
     }

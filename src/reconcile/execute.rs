@@ -200,9 +200,26 @@ impl Executor {
         .await
         .map_err(|_| format!("fencing {node} did not finish within {limit:?}"))?;
         if report.succeeded() {
+            self.powered_off(node).await;
             Ok(format!("{node} confirmed off"))
         } else {
             Err(format!("fencing {node} failed: {:?}", report.result))
+        }
+    }
+
+    /// A confirmed power-off stopped every container of `node`: its contents say so, so
+    /// that when it comes back its exited containers are not counted as failures of the
+    /// instances (the node failed, not them; Pacemaker likewise forgets a fenced node's
+    /// fail counts). A failed write only costs a spurious fail count.
+    async fn powered_off(&self, node: &Name) {
+        let Ok(Some(mut contents)) = self.store.contents(node.as_str()).await else {
+            return;
+        };
+        for i in &mut contents {
+            i.state = InstanceState::Stopped;
+        }
+        if let Err(e) = self.store.set_contents(node.as_str(), &contents).await {
+            tracing::warn!(%node, error = %e, "cannot record the fenced node's containers as stopped");
         }
     }
 

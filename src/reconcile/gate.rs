@@ -8,10 +8,13 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::membership::{Liveness, Membership};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use super::membership::Membership;
 use crate::fence::Clock;
 use crate::observed::{NodeState, Observed, ObservedNode};
-use crate::plan::quorum;
+use crate::plan::{QuorumStatus, quorum};
 use crate::runtime::Runtime;
 use crate::spec::{Name, SpecSet};
 
@@ -61,41 +64,67 @@ impl QuorumGate {
         result
     }
 
+    /// Pings every node at once and decides as soon as the answers so far make a
+    /// majority: a node that does not answer costs the probe timeout only when the
+    /// decision needs it. Only nodes that answered now count (invariant 2).
     async fn probe(&self) -> Result<(), String> {
-        let answers = futures_util::future::join_all(self.runtimes.iter().map(|(name, rt)| {
-            let rt = rt.clone();
-            async move {
-                let ok = matches!(
-                    tokio::time::timeout(self.probe_timeout, rt.ping()).await,
-                    Ok(Ok(_))
-                );
-                (name.clone(), ok)
+        let mut pending: FuturesUnordered<_> = self
+            .runtimes
+            .iter()
+            .map(|(name, rt)| {
+                let rt = rt.clone();
+                async move {
+                    let ok = matches!(
+                        tokio::time::timeout(self.probe_timeout, rt.ping()).await,
+                        Ok(Ok(_))
+                    );
+                    (name.clone(), ok)
+                }
+            })
+            .collect();
+        let mut answers = BTreeMap::new();
+        let mut q = self.quorum(&answers);
+        while let Some((name, ok)) = pending.next().await {
+            answers.insert(name, ok);
+            q = self.quorum(&answers);
+            if q.may_act() {
+                break;
             }
-        }))
-        .await;
+        }
         let now = Instant::now();
         let wall = self.clock.now_unix_ms();
         let mut membership = self.membership.lock().await;
-        let mut observed = Observed::default();
-        for (name, ok) in answers {
-            membership.probe(name.as_str(), ok, now, wall);
-            let state = match membership.liveness(name.as_str(), now) {
-                Liveness::Online => NodeState::Online,
-                Liveness::Suspect | Liveness::Lost => NodeState::Lost,
-            };
-            observed.nodes.insert(
-                name,
-                ObservedNode {
-                    state,
-                    ..ObservedNode::default()
-                },
-            );
+        for (name, ok) in &answers {
+            membership.probe(name.as_str(), *ok, now, wall);
         }
-        let q = quorum::status(&self.spec, &observed);
         if q.may_act() {
             Ok(())
         } else {
             Err(format!("quorum lost before acting: {}", q.lacking()))
         }
+    }
+
+    /// Quorum counting as online only the nodes in `answers` that answered.
+    fn quorum(&self, answers: &BTreeMap<Name, bool>) -> QuorumStatus {
+        let observed = Observed {
+            nodes: self
+                .runtimes
+                .keys()
+                .map(|name| {
+                    let state = if answers.get(name) == Some(&true) {
+                        NodeState::Online
+                    } else {
+                        NodeState::Lost
+                    };
+                    let node = ObservedNode {
+                        state,
+                        ..ObservedNode::default()
+                    };
+                    (name.clone(), node)
+                })
+                .collect(),
+            ..Observed::default()
+        };
+        quorum::status(&self.spec, &observed)
     }
 }

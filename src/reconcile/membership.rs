@@ -94,8 +94,10 @@ impl Membership {
             }
             n.reachable = true;
         } else if n.reachable {
+            // The dead time counts from the last answer, not from this failed probe
+            // (which may itself have waited for its timeout).
             n.reachable = false;
-            n.silent_since = now;
+            n.silent_since = n.last_seen.unwrap_or(now);
             n.since_unix = u64::try_from(now_unix_ms / 1000).unwrap_or(0);
         }
         before != self.liveness(node, now)
@@ -109,6 +111,13 @@ impl Membership {
             Some(n) if now.duration_since(n.silent_since) >= self.dead_time => Liveness::Lost,
             Some(_) => Liveness::Suspect,
         }
+    }
+
+    /// Whether `node` answered once and has stopped answering since.
+    pub fn stopped_answering(&self, node: &str) -> bool {
+        self.nodes
+            .get(node)
+            .is_some_and(|n| !n.reachable && n.last_seen.is_some())
     }
 
     /// When the node becomes lost if it stays silent (for scheduling the next pass).
@@ -156,12 +165,17 @@ mod tests {
         let t1 = t0 + Duration::from_secs(1);
         assert!(m.probe("a", false, t1, 1_001_000));
         assert_eq!(m.liveness("a", t1), Liveness::Suspect);
+        // Lost the dead time after its last answer (t0), not after the failed probe.
         assert_eq!(
-            m.liveness("a", t1 + Duration::from_millis(1999)),
+            m.liveness("a", t0 + Duration::from_millis(1999)),
             Liveness::Suspect
         );
-        assert_eq!(m.liveness("a", t1 + Duration::from_secs(2)), Liveness::Lost);
-        assert_eq!(m.lost_at("a"), Some(t1 + Duration::from_secs(2)));
+        assert_eq!(m.liveness("a", t0 + Duration::from_secs(2)), Liveness::Lost);
+        assert_eq!(m.lost_at("a"), Some(t0 + Duration::from_secs(2)));
+        assert!(!m.probe("a", false, t1 + Duration::from_millis(500), 1_001_500));
+        assert!(m.stopped_answering("a"));
+        assert!(m.probe("a", true, t1 + Duration::from_secs(1), 1_002_000));
+        assert!(!m.stopped_answering("a"));
         assert_eq!(m.last_seen_unix_ms("a"), Some(1_000_000));
         // A node never seen is lost after the dead time from the start.
         let m2 = Membership::new(&spec(), t0, 1000);

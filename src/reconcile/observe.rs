@@ -50,7 +50,8 @@ pub fn instances(
     found
 }
 
-/// Lists every node (each within `timeout`), updates `membership`, records exits as
+/// Lists every node (each within `timeout`, or the probe interval for a node that does
+/// not answer the probes), updates `membership`, records exits as
 /// failures and contents in `store`, and assembles the observed state.
 #[allow(clippy::too_many_arguments)]
 pub async fn observe(
@@ -63,8 +64,23 @@ pub async fn observe(
     timeout: Duration,
     now_unix_ms: i64,
 ) -> Observation {
+    // A node that stopped answering the probes gets the probe's short timeout: it may be
+    // back, but waiting the full timeout on every pass while it is down would delay the
+    // fencing and recovery of everything else.
+    let probe_timeout = spec
+        .cluster
+        .membership
+        .probe_interval
+        .get()
+        .max(Duration::from_millis(200))
+        .min(timeout);
     let listings = futures_util::future::join_all(spec.cluster.nodes.iter().map(|n| {
         let rt = runtimes.get(&n.name).cloned();
+        let timeout = if membership.stopped_answering(n.name.as_str()) {
+            probe_timeout
+        } else {
+            timeout
+        };
         async move {
             let result = match rt {
                 Some(rt) => tokio::time::timeout(timeout, rt.list())

@@ -57,6 +57,7 @@ pub fn view(status: &SharedStatus) -> StatusView {
         );
         v.nodes = fresh.nodes;
     }
+    v.rejected = s.rejected;
     v
 }
 

@@ -174,9 +174,9 @@ mod tests {
         assert_eq!(m.lost_at("a"), Some(t0 + Duration::from_secs(2)));
         assert!(!m.probe("a", false, t1 + Duration::from_millis(500), 1_001_500));
         assert!(m.stopped_answering("a"));
+        assert_eq!(m.last_seen_unix_ms("a"), Some(1_000_000));
         assert!(m.probe("a", true, t1 + Duration::from_secs(1), 1_002_000));
         assert!(!m.stopped_answering("a"));
-        assert_eq!(m.last_seen_unix_ms("a"), Some(1_000_000));
         // A node never seen is lost after the dead time from the start.
         let m2 = Membership::new(&spec(), t0, 1000);
         assert_eq!(

@@ -1,0 +1,331 @@
+//! `quorate run` end to end: a real bare repository pushed to with the `git` command line,
+//! a real Podman service, and the reconciler as a separate process.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use support::git_repos::{Repos, git_ok};
+use support::{PodmanService, TEST_IMAGE};
+
+const TOKEN: &str = "operator-token-0123456789";
+const HOOK_SECRET: &str = "hook-secret-abcdef";
+
+/// One spec file: a one-node cluster on the test's Podman, and a bundle `app` of
+/// `replicas` instances that append their host name to `starts` in `data`, then sleep.
+fn specs(svc: &PodmanService, data: &Path, replicas: u32) -> String {
+    format!(
+        "apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {{name: gitops}}
+spec:
+  nodes: [{{name: n1, runtime: '{url}'}}]
+  quorum: {{reconcilerVotes: 0}}
+  fencing: {{enabled: false}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {{name: app}}
+spec:
+  image: {TEST_IMAGE}
+  replicas: {replicas}
+  replicasPerHost: 20
+  recovery: restart
+  stopTimeout: 1s
+  storage: [{{sourceDir: {data}, targetDir: /data}}]
+  command: [sh, -c, 'echo $HOSTNAME >> /data/starts; exec sleep 1000']
+",
+        url = svc.url(),
+        data = data.display(),
+    )
+}
+
+struct Run {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Run {
+    /// Starts `quorate run` on the repository and waits for its "listening on" line.
+    fn start(repos: &Repos) -> Run {
+        let dir = repos.dir.path();
+        std::fs::write(dir.join("token"), TOKEN).unwrap();
+        std::fs::write(dir.join("hook-secret"), HOOK_SECRET).unwrap();
+        let log = dir.join("run.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_quorate"))
+            .args(["run", "--repo"])
+            .arg(repos.bare())
+            .args(["--branch", "main", "--path", "specs", "--state-dir"])
+            .arg(repos.state())
+            .args(["--listen", "127.0.0.1:0", "--token-file"])
+            .arg(dir.join("token"))
+            .arg("--webhook-secret-file")
+            .arg(dir.join("hook-secret"))
+            .args(["--poll-interval", "1m"])
+            .env("RUST_LOG", "quorate=info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("no address in {line:?}: {}", read(&log)))
+            .to_owned();
+        Run { child, addr, log }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `quorate status --server … --format json`.
+    fn status(&self) -> serde_json::Value {
+        let out = quorate(&["status", "--server", &self.url(), "--format", "json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn post(&self, path: &str, headers: &[(&str, String)], body: &str) -> u16 {
+        http_post(&self.addr, path, headers, body)
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn quorate(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_quorate"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// Plain HTTP/1.1 POST; returns the status code.
+fn http_post(addr: &str, path: &str, headers: &[(&str, String)], body: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Names of the running (or all) containers of the test's Podman.
+fn containers(svc: &PodmanService, all: bool) -> Vec<String> {
+    let mut args = vec!["ps", "--format", "{{.Names}}"];
+    if all {
+        args.push("-a");
+    }
+    let out = support::run(&mut svc.cli(args)).unwrap_or_default();
+    let mut names: Vec<String> = out.lines().map(str::to_owned).collect();
+    names.sort();
+    names
+}
+
+fn app(n: u32) -> Vec<String> {
+    let mut v: Vec<String> = (0..n).map(|i| format!("app-{i}")).collect();
+    v.sort();
+    v
+}
+
+fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn hmac_hex(body: &str) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+    m.update(body.as_bytes());
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn setup() -> Option<(PodmanService, Repos, PathBuf)> {
+    let svc = support::podman()?;
+    let repos = Repos::new();
+    let data = repos.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    Some((svc, repos, data))
+}
+
+#[test]
+fn pushes_change_the_cluster_and_invalid_commits_change_nothing() {
+    let Some((svc, repos, data)) = setup() else {
+        return;
+    };
+    repos.write("specs/cluster.yaml", &specs(&svc, &data, 1));
+    let first = repos.commit("one app");
+    assert!(repos.push().status.success());
+    let run = Run::start(&repos);
+
+    // The commit in force starts its container.
+    wait_for("app-0 running", Duration::from_secs(30), || {
+        (containers(&svc, false) == app(1)).then_some(())
+    });
+    assert_eq!(run.status()["commit"], first.as_str());
+
+    // A pushed change is seen at once (the refs are watched) and carried out.
+    repos.write("specs/cluster.yaml", &specs(&svc, &data, 3));
+    let second = repos.commit("three apps");
+    assert!(repos.push().status.success());
+    wait_for("three apps running", Duration::from_secs(30), || {
+        (containers(&svc, false) == app(3)).then_some(())
+    });
+    wait_for(
+        "the second commit in force",
+        Duration::from_secs(10),
+        || (run.status()["commit"] == second.as_str()).then_some(()),
+    );
+
+    // An invalid commit (pushed without the hook) is rejected: nothing changes, the
+    // status shows it with its findings, and the previous commit stays in force.
+    let broken = specs(&svc, &data, 1).replace("replicas: 1", "replicas: -1\n  replikas: 1");
+    repos.write("specs/cluster.yaml", &broken);
+    let bad = repos.commit("broken");
+    assert!(repos.push().status.success());
+    let status = wait_for("the rejection", Duration::from_secs(10), || {
+        let s = run.status();
+        let seen = s["rejected"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["commit"] == bad.as_str()));
+        seen.then_some(s)
+    });
+    assert_eq!(status["commit"], second.as_str());
+    let problems = status["rejected"][0]["problems"].to_string();
+    assert!(problems.contains("specs/cluster.yaml:"), "{problems}");
+    assert!(problems.contains("replikas"), "{problems}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(containers(&svc, false), app(3));
+    // The same from the state directory, read while the reconciler runs.
+    let offline = quorate(&["status", "--state-dir", repos.state().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&offline.stdout);
+    assert!(text.contains(&bad[..12]), "{text}");
+    assert!(text.contains(&second), "{text}");
+
+    // The next good commit is put in force again.
+    repos.write("specs/cluster.yaml", &specs(&svc, &data, 2));
+    let third = repos.commit("two apps");
+    assert!(repos.push().status.success());
+    wait_for("two apps running", Duration::from_secs(30), || {
+        (containers(&svc, false) == app(2)).then_some(())
+    });
+    wait_for("the third commit in force", Duration::from_secs(10), || {
+        (run.status()["commit"] == third.as_str()).then_some(())
+    });
+    assert_ne!(first, third);
+
+    // Operator requests need the token; webhooks need the signature.
+    assert_eq!(run.post("/v1/reconcile", &[], ""), 401);
+    let bearer = [("Authorization", "Bearer wrong".to_owned())];
+    assert_eq!(run.post("/v1/reconcile", &bearer, ""), 401);
+    let bearer = [("Authorization", format!("Bearer {TOKEN}"))];
+    assert_eq!(run.post("/v1/reconcile", &bearer, ""), 202);
+    let body = r#"{"ref":"refs/heads/main","after":"0000000000000000000000000000000000000000"}"#;
+    let event = ("X-GitHub-Event", "push".to_owned());
+    let good = ("X-Hub-Signature-256", format!("sha256={}", hmac_hex(body)));
+    let forged = (
+        "X-Hub-Signature-256",
+        format!("sha256={}", hmac_hex("another body")),
+    );
+    assert_eq!(run.post("/hooks/git", &[event.clone(), forged], body), 401);
+    assert_eq!(run.post("/hooks/git", &[event.clone()], body), 401);
+    assert_eq!(run.post("/hooks/git", &[event, good], body), 202);
+
+    // Secrets never reach the log.
+    let log = read(&run.log);
+    assert!(!log.contains(TOKEN) && !log.contains(HOOK_SECRET), "{log}");
+
+    // SIGTERM: the pass under way finishes and the process exits 0.
+    let mut run = run;
+    let pid = i32::try_from(run.child.id()).unwrap();
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let code = wait_for("exit after SIGTERM", Duration::from_secs(30), || {
+        run.child.try_wait().unwrap()
+    });
+    assert!(code.success(), "{code:?}: {}", read(&run.log));
+}
+
+#[test]
+fn kill_9_in_a_transition_then_restart_converges_with_no_instance_started_twice() {
+    let Some((svc, repos, data)) = setup() else {
+        return;
+    };
+    const N: u32 = 10;
+    repos.write("specs/cluster.yaml", &specs(&svc, &data, N));
+    repos.commit("ten apps");
+    assert!(repos.push().status.success());
+
+    // Killed as soon as the first container exists: in the middle of the transition.
+    let mut run = Run::start(&repos);
+    wait_for("a first container", Duration::from_secs(30), || {
+        (!containers(&svc, true).is_empty()).then_some(())
+    });
+    run.child.kill().unwrap();
+    run.child.wait().unwrap();
+    let running_at_kill = containers(&svc, false).len();
+    eprintln!("killed with {running_at_kill} of {N} running");
+    assert!(
+        running_at_kill < N as usize,
+        "the kill came after the transition ({running_at_kill} running)"
+    );
+
+    // Restarted on the same state directory, it finishes the job.
+    let run = Run::start(&repos);
+    wait_for("all apps running", Duration::from_secs(60), || {
+        (containers(&svc, false) == app(N)).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(containers(&svc, true), app(N), "no extra containers");
+    // Every container was started exactly once: one line per container in `starts`.
+    let starts = read(&data.join("starts"));
+    let mut lines: Vec<&str> = starts.lines().collect();
+    lines.sort_unstable();
+    let before = lines.len();
+    lines.dedup();
+    assert_eq!(before, lines.len(), "a container started twice:\n{starts}");
+    assert_eq!(lines.len(), N as usize, "{starts}");
+    let s = run.status();
+    assert_eq!(s["lastPass"]["outcome"], "converged", "{s}");
+    git_ok(&repos.work(), &["status"]);
+}

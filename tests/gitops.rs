@@ -268,7 +268,10 @@ fn pushes_change_the_cluster_and_invalid_commits_change_nothing() {
         format!("sha256={}", hmac_hex("another body")),
     );
     assert_eq!(run.post("/hooks/git", &[event.clone(), forged], body), 401);
-    assert_eq!(run.post("/hooks/git", std::slice::from_ref(&event), body), 401);
+    assert_eq!(
+        run.post("/hooks/git", std::slice::from_ref(&event), body),
+        401
+    );
     assert_eq!(run.post("/hooks/git", &[event, good], body), 202);
 
     // Secrets never reach the log.

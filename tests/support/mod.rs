@@ -19,6 +19,7 @@ mod docker_svc;
 pub mod git_repos;
 pub mod ipmi_sim;
 pub mod lab;
+pub mod lab_run;
 mod podman_svc;
 pub mod scenarios;
 mod ssh_svc;

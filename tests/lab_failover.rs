@@ -1,0 +1,408 @@
+//! Failover end to end: a three-node `quorate lab` (network namespaces with their own
+//! Podman, an `ipmi_sim` BMC per node), the lab's specs in its git repository, and
+//! `quorate run` as a separate process. A watcher asks every node's Podman, from inside
+//! the node's own network namespace (so a cut cable does not hide it), every 100 ms
+//! throughout, and records the moment two database instances run at once (invariant 1).
+//!
+//! Scenarios, in one lab: a cut cable, a power loss, the reconciler cut off from two of
+//! three nodes (no quorum), an unreachable BMC, a fenced node powered on again, and a
+//! pushed spec change restarting instances in constraint order.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use quorate::lab::LabNode;
+use quorate::runtime::instance::label;
+use serde_json::Value;
+use support::lab::{TestLab, quorate, text};
+use support::lab_run::{Reconciler, db_answers, db_node};
+
+/// `GET path` on `node`'s Podman, from inside the node's network namespace (in a thread
+/// of its own, which `setns` moves there), so a cut cable does not hide the node. `None`:
+/// the node is off or its Podman does not answer.
+fn podman_get(node: &LabNode, path: &str) -> Option<Value> {
+    let netns = Path::new("/run/netns").join(&node.netns);
+    let addr = SocketAddr::from((node.address, 8080));
+    let req = format!("GET /v4.0.0/libpod{path} HTTP/1.0\r\nHost: node\r\n\r\n");
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(netns).ok()?;
+        // SAFETY: setns(2) on a namespace file we hold open; it moves only this thread.
+        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return None;
+        }
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(req.as_bytes()).ok()?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).ok()?;
+        let (_, body) = buf.split_once("\r\n\r\n")?;
+        serde_json::from_str(body).ok()
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
+/// The containers of `cluster` on `node`: (name, running).
+fn list_in_namespace(node: &LabNode, cluster: &str) -> Option<Vec<(String, bool)>> {
+    let list = podman_get(node, "/containers/json?all=true")?;
+    Some(
+        list.as_array()?
+            .iter()
+            .filter(|c| c["Labels"][label::CLUSTER] == cluster)
+            .map(|c| {
+                let name = c["Names"][0].as_str().unwrap_or("").to_owned();
+                (name, c["State"] == "running")
+            })
+            .collect(),
+    )
+}
+
+/// When the container `name` on `node` last started.
+fn started_at(node: &LabNode, name: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    let c = podman_get(node, &format!("/containers/{name}/json"))?;
+    chrono::DateTime::parse_from_rfc3339(c["State"]["StartedAt"].as_str()?).ok()
+}
+
+/// Whether `db-0` runs on `node`.
+fn db_runs_on(node: &LabNode, cluster: &str) -> bool {
+    list_in_namespace(node, cluster).is_some_and(|l| l.iter().any(|(n, r)| n == "db-0" && *r))
+}
+
+/// Polls every node until stopped; records each moment two `db-0` run at once.
+struct Watcher {
+    stop: Arc<AtomicBool>,
+    violations: Arc<Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watcher {
+    fn start(nodes: Vec<LabNode>, cluster: String) -> Watcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let (s, v) = (stop.clone(), violations.clone());
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            while !s.load(Ordering::Relaxed) {
+                let running: Vec<&str> = nodes
+                    .iter()
+                    .filter(|n| db_runs_on(n, &cluster))
+                    .map(|n| n.name.as_str())
+                    .collect();
+                if running.len() > 1 {
+                    v.lock()
+                        .unwrap()
+                        .push(format!("{:?}: db-0 runs on {running:?}", started.elapsed()));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Watcher {
+            stop,
+            violations,
+            thread: Some(thread),
+        }
+    }
+
+    /// Fails the test if two databases were ever seen at once.
+    fn check(&self) {
+        let v = self.violations.lock().unwrap();
+        assert!(v.is_empty(), "two databases at once: {v:?}");
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn wait_for<T>(what: &str, within: Duration, w: &Watcher, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        w.check();
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn lab(t: &TestLab, args: &[&str]) {
+    let out = t.cmd(args);
+    assert!(out.status.success(), "lab {args:?}: {}", text(&out));
+}
+
+/// The reconciler's fence history for `node`.
+fn history(t: &TestLab, node: &str) -> Vec<Value> {
+    let state = t.lab.config().reconciler_state_dir();
+    let state = state.to_string_lossy();
+    let out = quorate(&[
+        "fence",
+        "history",
+        "--state-dir",
+        &state,
+        "--node",
+        node,
+        "--format",
+        "json",
+    ]);
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// Fence outcomes recorded for `node`: (succeeded, failed).
+fn fences(t: &TestLab, node: &str) -> (usize, usize) {
+    let all = history(t, node);
+    let outcomes = all
+        .iter()
+        .filter(|e| e["type"] == "outcome" && e["action"] == "off");
+    let ok = outcomes.clone().filter(|e| e["succeeded"] == true).count();
+    (ok, outcomes.count() - ok)
+}
+
+/// Fence attempts on `node` that got no answer or an error.
+fn failed_attempts(t: &TestLab, node: &str) -> usize {
+    history(t, node)
+        .iter()
+        .filter(|e| e["type"] == "attempt" && !e["error"].is_null())
+        .count()
+}
+
+/// Waits until the database answers on a node other than `old`; returns it.
+fn db_moves_from(t: &TestLab, r: &Reconciler, w: &Watcher, old: &str) -> String {
+    wait_for(
+        "the database on another node",
+        Duration::from_secs(30),
+        w,
+        || db_node(&r.status()).filter(|n| n != old && db_answers(t, n)),
+    )
+}
+
+/// Puts `node` back: cable in, powered on, online in the reconciler's status.
+fn restore(t: &TestLab, r: &Reconciler, w: &Watcher, node: &str) {
+    lab(t, &["heal", node]);
+    lab(t, &["power", node, "on"]);
+    wait_for("the node back online", Duration::from_secs(30), w, || {
+        let s = r.status();
+        let online = s["nodes"].as_array().is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n["name"] == node && n["state"] == "online")
+        });
+        (online && s["lastPass"]["outcome"] == "converged").then_some(())
+    });
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Ada")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.org")
+        .env("GIT_COMMITTER_NAME", "Ada")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.org")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", text(&out));
+}
+
+#[test]
+fn the_database_fails_over_safely() {
+    let Some(t) = TestLab::up(3) else {
+        return;
+    };
+    let r = Reconciler::start(&t);
+    let w = Watcher::start(t.lab.nodes(), t.name.clone());
+    let first = wait_for("the database up", Duration::from_secs(60), &w, || {
+        let s = r.status();
+        db_node(&s).filter(|n| s["lastPass"]["outcome"] == "converged" && db_answers(&t, n))
+    });
+
+    // The watcher's view agrees with the reconciler's (so its silence means something).
+    assert!(db_runs_on(&t.lab.node(&first).unwrap(), &t.name));
+
+    // 1. A cut cable: fenced through IPMI, the database serves on another node.
+    let started = Instant::now();
+    lab(&t, &["cut", &first]);
+    let second = db_moves_from(&t, &r, &w, &first);
+    eprintln!(
+        "1. cut {first}: database on {second} after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(fences(&t, &first), (1, 0));
+    restore(&t, &r, &w, &first);
+
+    // 2. A power loss: the same.
+    let started = Instant::now();
+    lab(&t, &["power", &second, "off"]);
+    let third = db_moves_from(&t, &r, &w, &second);
+    eprintln!(
+        "2. power off {second}: database on {third} after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(fences(&t, &second), (1, 0));
+    restore(&t, &r, &w, &second);
+
+    // 3. Cut off from two of three nodes: no quorum, so no fence and no start; the
+    // database stays where it runs. After healing, convergence.
+    let others: Vec<String> = t
+        .lab
+        .nodes()
+        .into_iter()
+        .map(|n| n.name)
+        .filter(|n| *n != third)
+        .collect();
+    let before: BTreeMap<String, (usize, usize)> = t
+        .lab
+        .nodes()
+        .iter()
+        .map(|n| (n.name.clone(), fences(&t, &n.name)))
+        .collect();
+    lab(&t, &["cut", &third]);
+    lab(&t, &["cut", &others[0]]);
+    wait_for("quorum lost", Duration::from_secs(15), &w, || {
+        (r.status()["quorum"]["quorate"] == false).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(db_runs_on(&t.lab.node(&third).unwrap(), &t.name));
+    for n in t.lab.nodes() {
+        assert_eq!(
+            fences(&t, &n.name),
+            before[&n.name],
+            "no fence without quorum"
+        );
+    }
+    lab(&t, &["heal", &third]);
+    lab(&t, &["heal", &others[0]]);
+    wait_for(
+        "convergence after healing",
+        Duration::from_secs(30),
+        &w,
+        || {
+            let s = r.status();
+            let db = db_node(&s)?;
+            (s["lastPass"]["outcome"] == "converged" && db_answers(&t, &db)).then_some(())
+        },
+    );
+
+    // 4. The lost node's BMC does not answer: the database stays down (never twice);
+    // when the BMC answers again, the fence completes and the database recovers.
+    let lost = db_node(&r.status()).unwrap();
+    let bmc_pid: i32 = std::fs::read_to_string(
+        t.lab
+            .config()
+            .bmc_dir(&t.lab.node(&lost).unwrap())
+            .join("sim.pid"),
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    // SAFETY: signals to the lab's own ipmi_sim process.
+    unsafe { libc::kill(bmc_pid, libc::SIGSTOP) };
+    lab(&t, &["cut", &lost]);
+    wait_for(
+        "a failed fence attempt",
+        Duration::from_secs(60),
+        &w,
+        || (failed_attempts(&t, &lost) > 0).then_some(()),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    for n in t.lab.nodes().iter().filter(|n| n.name != lost) {
+        assert!(
+            !db_runs_on(n, &t.name),
+            "the database started on {}",
+            n.name
+        );
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(bmc_pid, libc::SIGCONT) };
+    let after_bmc = db_moves_from(&t, &r, &w, &lost);
+    eprintln!("4. {lost}'s BMC back: database on {after_bmc}");
+    assert!(fences(&t, &lost).0 > 0);
+    assert!(failed_attempts(&t, &lost) > 0);
+
+    // 5. The fenced node powered on again: its old database container stays stopped;
+    // only the reconciler's plan starts anything.
+    lab(&t, &["heal", &lost]);
+    lab(&t, &["power", &lost, "on"]);
+    let node = t.lab.node(&lost).unwrap();
+    let back_at = Instant::now();
+    while back_at.elapsed() < Duration::from_secs(4) {
+        w.check();
+        assert!(
+            !db_runs_on(&node, &t.name),
+            "the old database restarted on {lost}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    restore(&t, &r, &w, &lost);
+
+    // 6. A pushed change to both bundles restarts them in constraint order: the
+    // database (first) starts before the web tier (then).
+    let running = |t: &TestLab| {
+        let mut at = BTreeMap::new();
+        for n in t.lab.nodes() {
+            for (name, up) in list_in_namespace(&n, &t.name).unwrap_or_default() {
+                if let Some(when) = up.then(|| started_at(&n, &name)).flatten() {
+                    at.insert(name, when);
+                }
+            }
+        }
+        at
+    };
+    let before = running(&t);
+    assert_eq!(before.len(), 3, "{before:?}");
+    let work = t.lab.config().repo_work();
+    let bundles = work.join("specs/bundles.yaml");
+    let text = std::fs::read_to_string(&bundles).unwrap();
+    let changed = text
+        .replace(
+            "  replicas: 1\n",
+            "  replicas: 1\n  env: {GENERATION: \"2\"}\n",
+        )
+        .replace(
+            "  replicas: 2\n",
+            "  replicas: 2\n  env: {GENERATION: \"2\"}\n",
+        );
+    assert_ne!(text, changed);
+    std::fs::write(&bundles, changed).unwrap();
+    git(&work, &["commit", "-q", "-am", "generation 2"]);
+    git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    let after = wait_for(
+        "every instance restarted",
+        Duration::from_secs(60),
+        &w,
+        || {
+            let now = running(&t);
+            let restarted = now.len() == 3
+                && now
+                    .iter()
+                    .all(|(name, at)| before.get(name).is_some_and(|b| at > b));
+            restarted.then_some(now)
+        },
+    );
+    for web in ["web-0", "web-1"] {
+        assert!(
+            after[web] > after["db-0"],
+            "{web} started before db-0: {after:?}"
+        );
+    }
+    w.check();
+    drop(w);
+    drop(r);
+}

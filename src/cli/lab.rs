@@ -250,14 +250,14 @@ fn next_steps(lab: &Lab) -> String {
     };
     format!(
         "specs: {specs} (git: {repo}, branch main)\n\
-         state: use --state-dir {state} for quorate run and quorate fence\n\
-         try:\n  \
-         quorate validate {specs}\n  \
-         quorate lab status{flag}\n  \
+         run the reconciler:\n  \
+         quorate run --repo {repo} --path specs --state-dir {state} &\n\
+         then try:\n  \
+         quorate status --server http://127.0.0.1:7777\n  \
          quorate lab cut worker1{flag}      # pull worker1's cable; watch quorate status\n  \
-         quorate lab heal worker1{flag}\n  \
+         quorate lab heal worker1{flag}; quorate lab power worker1 on{flag}\n  \
          quorate lab power worker2 off{flag}\n  \
-         quorate fence worker1 --action status --specs {specs}\n  \
+         quorate fence history --state-dir {state}\n  \
          quorate lab down{flag}",
         specs = lab.specs_dir().display(),
         repo = cfg.repo_bare().display(),

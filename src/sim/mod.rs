@@ -1,0 +1,17 @@
+//! Deterministic simulation of the whole reconcile loop under faults.
+//!
+//! An in-memory world ([`world`]) of nodes, links, BMCs and containers sits behind the
+//! same traits as the real Podman, IPMI and clock ([`drivers`]), so the reconciler under
+//! test is the real [`crate::reconcile`] loop, with its durable store kept across crashes.
+//! Time is virtual (tokio's paused clock) and every random choice comes from one seed
+//! ([`rng`]), so a seed replays a run exactly. [`schedule`] draws the faults; [`run`]
+//! drives a simulation and checks the design invariants: at every start and fence as it
+//! happens, after every 100 ms step, and convergence once the faults end.
+
+pub mod drivers;
+pub mod rng;
+pub mod run;
+pub mod schedule;
+pub mod world;
+
+pub use run::{Config, Outcome, run};

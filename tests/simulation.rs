@@ -109,3 +109,21 @@ fn a_seed_replays_exactly() {
     assert_eq!(a.trace, b.trace);
     assert!(a.trace.len() > 5, "{:?}", a.trace);
 }
+
+#[test]
+fn a_fence_run_that_outlives_quorum_sends_no_power_command() {
+    // Found by a 20,000-seed soak: a BMC that lied kept a fence run retrying while two
+    // nodes lost power; its last attempt powered the node off without quorum. Every power
+    // command now asks the quorum gate first.
+    let out = sim::run(Config {
+        seed: 12_435,
+        unsafe_skip_fence_dependency: false,
+    });
+    assert!(
+        out.violations.is_empty(),
+        "{:#?}\n{}",
+        out.violations,
+        out.trace.join("\n")
+    );
+    assert!(out.trace.iter().any(|l| l.contains("lies: true")));
+}

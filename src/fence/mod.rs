@@ -169,6 +169,9 @@ pub enum FenceError {
     /// The fence ran out of its overall time budget.
     #[error("fence timeout of {0:?} exhausted")]
     Deadline(Duration),
+    /// The reconciler lost quorum before sending a power command (invariant 2).
+    #[error("not sent: {0}")]
+    NoQuorum(String),
 }
 
 impl FenceError {
@@ -197,6 +200,7 @@ impl FenceError {
             FenceError::Credentials(_) => "credentials",
             FenceError::Config(_) => "config",
             FenceError::Deadline(_) => "deadline",
+            FenceError::NoQuorum(_) => "no-quorum",
         }
     }
 }

@@ -21,11 +21,11 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::env::Environment;
-use super::gate::QuorumGate;
+use super::gate::{GatedAgent, QuorumGate};
 use super::store::{StepResult, Store};
-use crate::fence::FenceAction;
 use crate::fence::from_spec::{fence_policy, node_topology_with};
 use crate::fence::topology::run_fence;
+use crate::fence::{FenceAction, FenceAgent};
 use crate::observed::{InstanceState, ObservedInstance};
 use crate::plan::hash::instance_hash;
 use crate::plan::{Plan, Step, StepId, StepOp};
@@ -181,8 +181,11 @@ impl Executor {
     async fn fence(&self, node: &Name) -> Result<String, String> {
         self.gate.check().await?;
         let env = self.env.clone();
+        let gate = self.gate.clone();
+        // Every power command of the run asks the gate again: the run may outlive quorum.
         let topology = node_topology_with(&self.spec, node.as_str(), |name, spec| {
             env.fence_agent(name, spec)
+                .map(|a| Box::new(GatedAgent::new(a, gate.clone())) as Box<dyn FenceAgent>)
         })
         .map_err(|e| e.to_string())?;
         let policy = fence_policy(&self.spec);

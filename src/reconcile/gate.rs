@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
 use super::membership::Membership;
-use crate::fence::Clock;
+use crate::fence::{Clock, FenceAgent, FenceError, PowerState};
 use crate::observed::{NodeState, Observed, ObservedNode};
 use crate::plan::{QuorumStatus, quorum};
 use crate::runtime::Runtime;
@@ -126,5 +126,49 @@ impl QuorumGate {
             ..Observed::default()
         };
         quorum::status(&self.spec, &observed)
+    }
+}
+
+/// A fence device whose every power command first asks the gate (invariant 2): a fence
+/// run retries for up to its timeout, and quorum may be lost in the meantime.
+pub struct GatedAgent {
+    inner: Box<dyn FenceAgent>,
+    gate: Arc<QuorumGate>,
+}
+
+impl GatedAgent {
+    /// `inner`, guarded by `gate`.
+    pub fn new(inner: Box<dyn FenceAgent>, gate: Arc<QuorumGate>) -> GatedAgent {
+        GatedAgent { inner, gate }
+    }
+
+    async fn guard(&self) -> Result<(), FenceError> {
+        self.gate.check().await.map_err(FenceError::NoQuorum)
+    }
+}
+
+#[async_trait::async_trait]
+impl FenceAgent for GatedAgent {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    async fn status(&self) -> Result<PowerState, FenceError> {
+        self.inner.status().await
+    }
+
+    async fn off(&self) -> Result<PowerState, FenceError> {
+        self.guard().await?;
+        self.inner.off().await
+    }
+
+    async fn on(&self) -> Result<PowerState, FenceError> {
+        self.guard().await?;
+        self.inner.on().await
+    }
+
+    async fn reboot(&self) -> Result<PowerState, FenceError> {
+        self.guard().await?;
+        self.inner.reboot().await
     }
 }

@@ -15,7 +15,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use std::time::{Duration, Instant};
 use quorate::lab::LabNode;
 use quorate::runtime::instance::label;
 use serde_json::Value;
+use support::git_repos::git_ok;
 use support::lab::{TestLab, quorate, text};
 use support::lab_run::{Reconciler, db_answers, db_node};
 
@@ -205,21 +205,6 @@ fn restore(t: &TestLab, r: &Reconciler, w: &Watcher, node: &str) {
     });
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Ada")
-        .env("GIT_AUTHOR_EMAIL", "ada@example.org")
-        .env("GIT_COMMITTER_NAME", "Ada")
-        .env("GIT_COMMITTER_EMAIL", "ada@example.org")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", text(&out));
-}
-
 #[test]
 fn the_database_fails_over_safely() {
     let Some(t) = TestLab::up(3) else {
@@ -381,8 +366,8 @@ fn the_database_fails_over_safely() {
         );
     assert_ne!(text, changed);
     std::fs::write(&bundles, changed).unwrap();
-    git(&work, &["commit", "-q", "-am", "generation 2"]);
-    git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    git_ok(&work, &["commit", "-q", "-am", "generation 2"]);
+    git_ok(&work, &["push", "-q", "origin", "HEAD:main"]);
     let after = wait_for(
         "every instance restarted",
         Duration::from_secs(60),

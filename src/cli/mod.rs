@@ -110,6 +110,19 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The multi-threaded async runtime of the commands that talk to a cluster; `Err` is the
+/// exit code after saying why it could not start.
+pub(crate) fn cluster_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(EXIT_USAGE)
+        })
+}
+
 /// Logs go to stderr; `RUST_LOG` chooses what (errors only by default: commands print
 /// their own reports).
 fn init_tracing(format: LogFormat, default: &str) {

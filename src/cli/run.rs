@@ -74,16 +74,9 @@ const SHOWN_REJECTED: usize = 10;
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
 pub fn run(args: &Args) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::cluster_runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(serve(args)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -74,13 +74,6 @@ const SHOWN_REJECTED: usize = 10;
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
 pub fn run(args: &Args) -> ExitCode {
-    // A long-running daemon with a few threads: two malloc arenas instead of one per
-    // thread keep its resident memory small and steady.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt(3) only tunes the allocator; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
     let runtime = match super::cluster_runtime() {
         Ok(r) => r,
         Err(code) => return code,

@@ -23,7 +23,7 @@ use crate::reconcile::{Desired, Options, Reconciler};
 use crate::secret::{Secret, SecretRef};
 use crate::server::{self, ServerState};
 use crate::source::Sources;
-use crate::source::git::{Commit, GitSource};
+use crate::source::git::{Commit, Credentials, GitSource};
 use crate::source::watch::{self, WatchOptions};
 use crate::source::webhook::{self, HookState};
 use crate::state::RejectedCommit;
@@ -60,6 +60,18 @@ pub struct Args {
     /// File holding the webhook secret (without it, `POST /hooks/git` is not served).
     #[arg(long, value_name = "FILE")]
     webhook_secret_file: Option<PathBuf>,
+    /// Private key for an ssh remote (unencrypted, mode 0600); without it, the ssh agent.
+    #[arg(long, value_name = "FILE")]
+    ssh_key: Option<PathBuf>,
+    /// known_hosts file whose keys are the only ones accepted for an ssh remote.
+    #[arg(long, value_name = "FILE")]
+    ssh_known_hosts: Option<PathBuf>,
+    /// File holding the access token for an https remote (read at each fetch).
+    #[arg(long, value_name = "FILE")]
+    git_token_file: Option<PathBuf>,
+    /// User name sent with the token (default: the user in the URL, else `git`).
+    #[arg(long, value_name = "NAME")]
+    git_user: Option<String>,
     /// How often the repository is fetched without being told.
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     poll_interval: crate::spec::Duration,
@@ -104,7 +116,13 @@ async fn serve(args: &Args) -> Result<(), String> {
     let dir = &args.state.dir;
     let store = StateStore::open(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let source = GitSource::open(&args.repo, &args.branch, args.path.as_deref(), dir)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .with_credentials(Credentials {
+            ssh_key: args.ssh_key.clone(),
+            ssh_known_hosts: args.ssh_known_hosts.clone(),
+            https_token: args.git_token_file.clone().map(SecretRef::FromFile),
+            https_user: args.git_user.clone(),
+        });
     let token = match &args.token_file {
         Some(p) => Some(Arc::new(read_secret(p)?)),
         None => None,

@@ -15,7 +15,7 @@
 //!   `--node-fail`, and fresh for the small size; each with peak RSS, what it planned,
 //!   and its ratio to the `quorate plan` process.
 //!
-//! `PLAN_BENCH_KEEP=DIR` keeps the generated CIBs and snapshot in DIR.
+//! `PLAN_BENCH_KEEP=DIR` keeps the generated specs, snapshot and CIBs in DIR.
 
 mod support;
 
@@ -365,6 +365,11 @@ fn run_size(size: &Size) {
             keep.join(format!("{}-converged.xml", size.name)),
         );
         let _ = std::fs::copy(&snap, keep.join(format!("{}-observed.json", size.name)));
+        let kept_specs = keep.join(format!("{}-specs", size.name));
+        let _ = std::fs::create_dir_all(&kept_specs);
+        for entry in std::fs::read_dir(&specs).into_iter().flatten().flatten() {
+            let _ = std::fs::copy(entry.path(), kept_specs.join(entry.file_name()));
+        }
     }
     if Command::new("crm_simulate")
         .arg("--version")

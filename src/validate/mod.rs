@@ -13,8 +13,6 @@ use crate::load::{self, SpecIndex};
 use crate::source::Sources;
 use crate::spec::{Kind, SpecSet};
 
-pub use placement::eligible_nodes;
-
 /// The outcome of validating a spec set.
 #[derive(Debug)]
 pub struct Report {

@@ -138,13 +138,24 @@ mod tests {
         }
     }
 
+    impl Fake {
+        /// The Observer only lists and inspects; any other call is refused, so a test
+        /// that made one would fail on the error.
+        fn refuse(&self, op: &str) -> RuntimeError {
+            RuntimeError::Unreachable {
+                endpoint: self.endpoint.to_string(),
+                reason: format!("{op} is not part of observing"),
+            }
+        }
+    }
+
     #[async_trait]
     impl Runtime for Fake {
         fn endpoint(&self) -> &Endpoint {
             &self.endpoint
         }
         async fn ping(&self) -> Result<RuntimeInfo, RuntimeError> {
-            unimplemented!()
+            Err(self.refuse("ping"))
         }
         async fn list(&self) -> Result<Vec<ContainerState>, RuntimeError> {
             Ok(self.containers.lock().unwrap().clone())
@@ -164,22 +175,22 @@ mod tests {
             }))
         }
         async fn ensure_network(&self, _: &NetworkSpec) -> Result<(), RuntimeError> {
-            unimplemented!()
+            Err(self.refuse("ensure_network"))
         }
         async fn create(&self, _: &InstanceSpec) -> Result<String, RuntimeError> {
-            unimplemented!()
+            Err(self.refuse("create"))
         }
         async fn start(&self, _: &str) -> Result<(), RuntimeError> {
-            unimplemented!()
+            Err(self.refuse("start"))
         }
         async fn stop(&self, _: &str, _: Duration) -> Result<(), RuntimeError> {
-            unimplemented!()
+            Err(self.refuse("stop"))
         }
         async fn remove(&self, _: &str) -> Result<(), RuntimeError> {
-            unimplemented!()
+            Err(self.refuse("remove"))
         }
         async fn exec(&self, _: &str, _: &[String]) -> Result<ExecOutcome, RuntimeError> {
-            unimplemented!()
+            Err(self.refuse("exec"))
         }
     }
 

@@ -52,7 +52,7 @@ pub(super) fn run(args: &Args) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let rt = match super::runtime() {
+    let rt = match crate::cli::cluster_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };

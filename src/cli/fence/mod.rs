@@ -114,18 +114,6 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-/// A runtime for one command: two workers (the IPMI agent blocks on its own threads).
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("error: cannot start the async runtime: {e}");
-            ExitCode::from(EXIT_USAGE)
-        })
-}
-
 /// Opens the state store, or says why not (exit 2).
 fn open_store(state: &StateDirArg) -> Result<StateStore, ExitCode> {
     StateStore::open(&state.dir).map_err(|e| {
@@ -172,7 +160,7 @@ fn fence(node: &str, action: FenceAction, specs: &SpecsArg, state: &StateDirArg)
             Err(code) => return code,
         }
     };
-    let rt = match runtime() {
+    let rt = match super::cluster_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -284,7 +272,7 @@ fn confirm(args: &ConfirmArgs) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let rt = match runtime() {
+    let rt = match super::cluster_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };

@@ -12,7 +12,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::lab::{TestLab, text};
-use support::lab_run::{Reconciler, db_answers, db_node};
+use support::lab_run::{db_answers, db_node, reconciler};
+use support::quorate_run::QuorateRun;
 
 fn until<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
@@ -39,8 +40,8 @@ fn main() {
         println!("failover: skipped (no lab: needs root and the lab's packages)");
         return;
     };
-    let r = Reconciler::start(&t);
-    let settled = |r: &Reconciler| {
+    let r = reconciler(&t);
+    let settled = |r: &QuorateRun| {
         let s = r.status();
         db_node(&s).filter(|n| s["lastPass"]["outcome"] == "converged" && db_answers(&t, n))
     };

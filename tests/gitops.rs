@@ -3,15 +3,17 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use support::git_repos::{Repos, git_ok};
+use support::quorate_run::QuorateRun;
 use support::{PodmanService, TEST_IMAGE};
 
 const TOKEN: &str = "operator-token-0123456789";
@@ -46,66 +48,21 @@ spec:
     )
 }
 
-struct Run {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Run {
-    /// Starts `quorate run` on the repository and waits for its "listening on" line.
-    fn start(repos: &Repos) -> Run {
-        let dir = repos.dir.path();
-        std::fs::write(dir.join("token"), TOKEN).unwrap();
-        std::fs::write(dir.join("hook-secret"), HOOK_SECRET).unwrap();
-        let log = dir.join("run.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_quorate"))
-            .args(["run", "--repo"])
-            .arg(repos.bare())
-            .args(["--branch", "main", "--path", "specs", "--state-dir"])
-            .arg(repos.state())
-            .args(["--listen", "127.0.0.1:0", "--token-file"])
-            .arg(dir.join("token"))
-            .arg("--webhook-secret-file")
-            .arg(dir.join("hook-secret"))
-            .args(["--poll-interval", "1m"])
-            .env("RUST_LOG", "quorate=info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("no address in {line:?}: {}", read(&log)))
-            .to_owned();
-        Run { child, addr, log }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// `quorate status --server … --format json`.
-    fn status(&self) -> serde_json::Value {
-        let out = quorate(&["status", "--server", &self.url(), "--format", "json"]);
-        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn post(&self, path: &str, headers: &[(&str, String)], body: &str) -> u16 {
-        http_post(&self.addr, path, headers, body)
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `quorate run` on the test repository, with an operator token and a webhook secret.
+fn start_run(repos: &Repos) -> QuorateRun {
+    let dir = repos.dir.path();
+    std::fs::write(dir.join("token"), TOKEN).unwrap();
+    std::fs::write(dir.join("hook-secret"), HOOK_SECRET).unwrap();
+    let (token, secret) = (dir.join("token"), dir.join("hook-secret"));
+    let extra: [&OsStr; 6] = [
+        "--token-file".as_ref(),
+        token.as_os_str(),
+        "--webhook-secret-file".as_ref(),
+        secret.as_os_str(),
+        "--poll-interval".as_ref(),
+        "1m".as_ref(),
+    ];
+    QuorateRun::start(&repos.bare(), &repos.state(), &dir.join("run.log"), &extra)
 }
 
 fn quorate(args: &[&str]) -> std::process::Output {
@@ -196,7 +153,7 @@ fn pushes_change_the_cluster_and_invalid_commits_change_nothing() {
     repos.write("specs/cluster.yaml", &specs(&svc, &data, 1));
     let first = repos.commit("one app");
     assert!(repos.push().status.success());
-    let run = Run::start(&repos);
+    let run = start_run(&repos);
 
     // The commit in force starts its container.
     wait_for("app-0 running", Duration::from_secs(30), || {
@@ -255,11 +212,11 @@ fn pushes_change_the_cluster_and_invalid_commits_change_nothing() {
     assert_ne!(first, third);
 
     // Operator requests need the token; webhooks need the signature.
-    assert_eq!(run.post("/v1/reconcile", &[], ""), 401);
+    assert_eq!(http_post(&run.addr, "/v1/reconcile", &[], ""), 401);
     let bearer = [("Authorization", "Bearer wrong".to_owned())];
-    assert_eq!(run.post("/v1/reconcile", &bearer, ""), 401);
+    assert_eq!(http_post(&run.addr, "/v1/reconcile", &bearer, ""), 401);
     let bearer = [("Authorization", format!("Bearer {TOKEN}"))];
-    assert_eq!(run.post("/v1/reconcile", &bearer, ""), 202);
+    assert_eq!(http_post(&run.addr, "/v1/reconcile", &bearer, ""), 202);
     let body = r#"{"ref":"refs/heads/main","after":"0000000000000000000000000000000000000000"}"#;
     let event = ("X-GitHub-Event", "push".to_owned());
     let good = ("X-Hub-Signature-256", format!("sha256={}", hmac_hex(body)));
@@ -267,12 +224,18 @@ fn pushes_change_the_cluster_and_invalid_commits_change_nothing() {
         "X-Hub-Signature-256",
         format!("sha256={}", hmac_hex("another body")),
     );
-    assert_eq!(run.post("/hooks/git", &[event.clone(), forged], body), 401);
     assert_eq!(
-        run.post("/hooks/git", std::slice::from_ref(&event), body),
+        http_post(&run.addr, "/hooks/git", &[event.clone(), forged], body),
         401
     );
-    assert_eq!(run.post("/hooks/git", &[event, good], body), 202);
+    assert_eq!(
+        http_post(&run.addr, "/hooks/git", std::slice::from_ref(&event), body),
+        401
+    );
+    assert_eq!(
+        http_post(&run.addr, "/hooks/git", &[event, good], body),
+        202
+    );
 
     // Secrets never reach the log.
     let log = read(&run.log);
@@ -300,7 +263,7 @@ fn kill_9_in_a_transition_then_restart_converges_with_no_instance_started_twice(
     assert!(repos.push().status.success());
 
     // Killed as soon as the first container exists: in the middle of the transition.
-    let mut run = Run::start(&repos);
+    let mut run = start_run(&repos);
     wait_for("a first container", Duration::from_secs(30), || {
         (!containers(&svc, true).is_empty()).then_some(())
     });
@@ -314,7 +277,7 @@ fn kill_9_in_a_transition_then_restart_converges_with_no_instance_started_twice(
     );
 
     // Restarted on the same state directory, it finishes the job.
-    let run = Run::start(&repos);
+    let run = start_run(&repos);
     wait_for("all apps running", Duration::from_secs(60), || {
         (containers(&svc, false) == app(N)).then_some(())
     });

@@ -24,7 +24,8 @@ use quorate::runtime::instance::label;
 use serde_json::Value;
 use support::git_repos::git_ok;
 use support::lab::{TestLab, quorate, text};
-use support::lab_run::{Reconciler, db_answers, db_node};
+use support::lab_run::{db_answers, db_node, reconciler};
+use support::quorate_run::QuorateRun;
 
 /// `GET path` on `node`'s Podman, from inside the node's network namespace (in a thread
 /// of its own, which `setns` moves there), so a cut cable does not hide the node. `None`:
@@ -182,7 +183,7 @@ fn failed_attempts(t: &TestLab, node: &str) -> usize {
 }
 
 /// Waits until the database answers on a node other than `old`; returns it.
-fn db_moves_from(t: &TestLab, r: &Reconciler, w: &Watcher, old: &str) -> String {
+fn db_moves_from(t: &TestLab, r: &QuorateRun, w: &Watcher, old: &str) -> String {
     wait_for(
         "the database on another node",
         Duration::from_secs(30),
@@ -192,7 +193,7 @@ fn db_moves_from(t: &TestLab, r: &Reconciler, w: &Watcher, old: &str) -> String 
 }
 
 /// Puts `node` back: cable in, powered on, online in the reconciler's status.
-fn restore(t: &TestLab, r: &Reconciler, w: &Watcher, node: &str) {
+fn restore(t: &TestLab, r: &QuorateRun, w: &Watcher, node: &str) {
     lab(t, &["heal", node]);
     lab(t, &["power", node, "on"]);
     wait_for("the node back online", Duration::from_secs(30), w, || {
@@ -210,7 +211,7 @@ fn the_database_fails_over_safely() {
     let Some(t) = TestLab::up(3) else {
         return;
     };
-    let r = Reconciler::start(&t);
+    let r = reconciler(&t);
     let w = Watcher::start(t.lab.nodes(), t.name.clone());
     let first = wait_for("the database up", Duration::from_secs(60), &w, || {
         let s = r.status();

@@ -1,65 +1,25 @@
 //! `quorate run` against a test lab, and the lab database as the reconciler and the
 //! network see it; shared by the failover test and the failover benchmark.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::lab::{TestLab, quorate};
+use super::lab::TestLab;
+use super::quorate_run::QuorateRun;
 
-/// `quorate run` against the lab's repository.
-pub struct Reconciler {
-    /// The process.
-    pub child: Child,
-    /// `http://addr` of its server.
-    pub url: String,
-}
-
-impl Reconciler {
-    /// Starts it on the lab's repository and state directory (log beside the lab dir).
-    pub fn start(t: &TestLab) -> Reconciler {
-        let cfg = t.lab.config();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_quorate"))
-            .args(["run", "--repo"])
-            .arg(cfg.repo_bare())
-            .args(["--branch", "main", "--path", "specs", "--state-dir"])
-            .arg(cfg.reconciler_state_dir())
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "quorate=info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(t.dir.with_extension("run.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_owned();
-        Reconciler {
-            child,
-            url: format!("http://{addr}"),
-        }
-    }
-
-    /// `quorate status --server … --format json`.
-    pub fn status(&self) -> Value {
-        let out = quorate(&["status", "--server", &self.url, "--format", "json"]);
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-    }
-}
-
-impl Drop for Reconciler {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `quorate run` against the lab's repository and state directory (its log beside the
+/// lab directory).
+pub fn reconciler(t: &TestLab) -> QuorateRun {
+    let cfg = t.lab.config();
+    QuorateRun::start(
+        &cfg.repo_bare(),
+        &cfg.reconciler_state_dir(),
+        &t.dir.with_extension("run.log"),
+        &[],
+    )
 }
 
 /// Where `db-0` runs, by the reconciler's status.

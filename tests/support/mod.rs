@@ -21,6 +21,7 @@ pub mod ipmi_sim;
 pub mod lab;
 pub mod lab_run;
 mod podman_svc;
+pub mod quorate_run;
 pub mod scenarios;
 mod ssh_svc;
 

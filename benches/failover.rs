@@ -11,6 +11,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use support::env_usize;
 use support::lab::{TestLab, text};
 use support::lab_run::{db_answers, db_node, reconciler};
 use support::quorate_run::QuorateRun;
@@ -32,10 +33,7 @@ fn lab(t: &TestLab, args: &[&str]) {
 }
 
 fn main() {
-    let rounds: usize = std::env::var("QUORATE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(7);
+    let rounds = env_usize("QUORATE_BENCH_ROUNDS", 7);
     let Some(t) = TestLab::up(3) else {
         println!("failover: skipped (no lab: needs root and the lab's packages)");
         return;

@@ -10,18 +10,11 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::env_usize;
 use support::git_repos::Repos;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::quorate_run::QuorateRun;
 
 /// (utime + stime in clock ticks, VmRSS kB, VmHWM kB, RssAnon kB) of `pid`.
 fn sample(pid: u32) -> (u64, u64, u64, u64) {
@@ -63,40 +56,24 @@ fn main() {
     repos.commit("idle cluster");
     assert!(repos.push().status.success());
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quorate"))
-        .args(["run", "--repo"])
-        .arg(repos.bare())
-        .args(["--path", "specs", "--state-dir"])
-        .arg(repos.state())
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("quorate run");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
-    let url = format!("http://{}", line.trim().trim_start_matches("listening on "));
+    let run = QuorateRun::start(
+        &repos.bare(),
+        &repos.state(),
+        &repos.dir.path().join("run.log"),
+        &[],
+    );
     let converged = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = Command::new(env!("CARGO_BIN_EXE_quorate"))
-            .args(["status", "--server", &url, "--format", "json"])
-            .output()
-            .expect("quorate status");
-        if String::from_utf8_lossy(&out.stdout).contains("\"outcome\": \"converged\"") {
-            break;
-        }
+    while run.status()["lastPass"]["outcome"] != "converged" {
         assert!(Instant::now() < converged, "no converged pass within 60 s");
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(5));
     // SAFETY: sysconf has no preconditions.
     let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100);
-    let (t0, _, _, _) = sample(child.id());
+    let (t0, _, _, _) = sample(run.child.id());
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(seconds as u64));
-    let (t1, rss, hwm, anon) = sample(child.id());
+    let (t1, rss, hwm, anon) = sample(run.child.id());
     let wall = start.elapsed().as_secs_f64();
     let cpu = (t1 - t0) as f64 / hz as f64;
     println!(
@@ -106,6 +83,4 @@ fn main() {
         hwm as f64 / 1024.0,
         anon as f64 / 1024.0
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }

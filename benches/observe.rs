@@ -18,14 +18,8 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use quorate::runtime::instance::label;
 use quorate::runtime::{self, Runtime, from_spec};
+use support::env_usize;
 use support::scenarios::{block_on, connect, connect_cluster, spec};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

@@ -41,6 +41,14 @@ const APPLETS: &[&str] = &[
     "rm", "wget", "id",
 ];
 
+/// An environment variable as a number, or `default` (bench settings).
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A service a test needs could not be started: with `CI` set the test fails, otherwise
 /// it prints why and the caller skips (returns `None`).
 pub fn unavailable<T>(what: &str, why: impl std::fmt::Display) -> Option<T> {

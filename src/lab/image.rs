@@ -8,15 +8,13 @@ use std::time::Duration;
 use super::LabError;
 use super::cmd::Cmd;
 use super::config::{IMAGE, LabConfig, LabNode, PODMAN_PORT};
+use super::prereq::BUSYBOX;
 
 /// Applets linked into the image.
 const APPLETS: &[&str] = &[
     "sh", "sleep", "echo", "cat", "ls", "httpd", "nc", "touch", "test", "true", "false", "mkdir",
     "rm", "wget", "id", "hostname", "date", "ps", "kill",
 ];
-
-/// Where busybox-static installs the binary.
-const BUSYBOX: &[&str] = &["/bin/busybox", "/usr/bin/busybox"];
 
 /// Writes the image's root filesystem as a tar at [`LabConfig::image_tar`].
 pub(crate) async fn build(cfg: &LabConfig) -> Result<PathBuf, LabError> {

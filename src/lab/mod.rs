@@ -21,6 +21,7 @@ mod error;
 pub mod image;
 pub mod net;
 pub mod node;
+mod prereq;
 mod procs;
 pub mod repo;
 pub mod specs;
@@ -39,20 +40,13 @@ use crate::fence::ipmi::IpmiAgent;
 use crate::fence::{FenceAgent, PowerState};
 use crate::runtime::Connection;
 
-/// Programs the lab runs.
-const PROGRAMS: &[(&str, &str)] = &[
-    ("ip", "iproute2"),
-    ("nsenter", "util-linux"),
-    ("unshare", "util-linux"),
-    ("setsid", "util-linux"),
-    ("podman", "podman"),
-    ("ipmi_sim", "openipmi"),
-    ("git", "git"),
-    ("tar", "tar"),
-];
-
 /// The Podman settings for every node's service (the repo's `lab/containers.conf`).
 const CONTAINERS_CONF: &str = include_str!("../../lab/containers.conf");
+/// Podman's default network for every node's service: the project's own bridge and
+/// subnet, never the host's `podman0` (the repo's `lab/quorate-network.json`).
+const DEFAULT_NETWORK: &str = include_str!("../../lab/quorate-network.json");
+/// Its file name in a network config dir (the name `containers.conf` gives it).
+const DEFAULT_NETWORK_FILE: &str = "quorate.json";
 
 /// A lab that is up (or partly up), as recorded in its `lab.json`.
 #[derive(Debug, Clone)]
@@ -71,11 +65,6 @@ pub struct DownReport {
     pub problems: Vec<String>,
 }
 
-fn find_program(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(name).is_file()))
-}
-
 impl Lab {
     /// Builds the lab `cfg` describes. `quorate` is the binary the BMCs' chassis scripts
     /// run (`std::env::current_exe()` for the CLI). On failure, whatever was made is
@@ -87,11 +76,7 @@ impl Lab {
         if unsafe { libc::geteuid() } != 0 {
             return Err(LabError::NotRoot);
         }
-        for (program, package) in PROGRAMS {
-            if !find_program(program) {
-                return Err(LabError::Missing(format!("{program} (package {package})")));
-            }
-        }
+        prereq::check()?;
         let problems = specs::errors(cfg);
         if !problems.is_empty() {
             return Err(LabError::Config(format!(

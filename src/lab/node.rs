@@ -63,7 +63,9 @@ pub(crate) fn prepare(cfg: &LabConfig, node: &LabNode) -> Result<(), LabError> {
     for d in [&p.root, &p.networks] {
         std::fs::create_dir_all(d).map_err(|e| LabError::io(d, e))?;
     }
-    Ok(())
+    let default_network = p.networks.join(super::DEFAULT_NETWORK_FILE);
+    std::fs::write(&default_network, super::DEFAULT_NETWORK)
+        .map_err(|e| LabError::io(&default_network, e))
 }
 
 /// The shell run inside the node's namespaces before `exec podman ...`: private tmpfs

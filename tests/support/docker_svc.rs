@@ -138,7 +138,11 @@ impl DockerService {
             .arg("--exec-root")
             .arg(d.join("exec"))
             .arg("--pidfile")
-            .arg(d.join("docker.pid"));
+            .arg(d.join("docker.pid"))
+            // The project's own subnets, apart from a host dockerd's 172.17.0.0/16 and
+            // Podman's 10.88.0.0/16 (and the Podman services' 10.207.0.0/24).
+            .args(["--bip", "10.209.0.1/24"])
+            .args(["--default-address-pool", "base=10.210.0.0/16,size=24"]);
         let mut child = spawn_group(&mut cmd, &log)?;
         if let Err(e) = wait_ready(&mut child, &socket, Duration::from_secs(60), &log) {
             stop_group(&mut child, Duration::from_secs(10));

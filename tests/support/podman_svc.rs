@@ -17,6 +17,16 @@ pub fn containers_conf() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/containers.conf")
 }
 
+/// Writes the repo's default network (`lab/quorate-network.json`: bridge `quorate0`,
+/// 10.207.0.0/24, apart from the host's `podman0`) into a network config dir.
+pub fn write_default_network(networks: &Path) -> Result<(), String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/quorate-network.json");
+    std::fs::create_dir_all(networks).map_err(|e| e.to_string())?;
+    std::fs::copy(&src, networks.join("quorate.json"))
+        .map(|_| ())
+        .map_err(|e| format!("{}: {e}", src.display()))
+}
+
 /// A `podman system service` with its own storage, run dir, tmp dir and network config
 /// dir under a temp dir, configured by the repo's `lab/containers.conf`.
 pub struct PodmanService {
@@ -38,6 +48,7 @@ impl PodmanService {
             .prefix("quorate-podman-")
             .tempdir()
             .map_err(|e| e.to_string())?;
+        write_default_network(&dir.path().join("networks"))?;
         let socket = dir.path().join("podman.sock");
         let log = dir.path().join("service.log");
         let mut cmd = Command::new("podman");

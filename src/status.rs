@@ -7,7 +7,7 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::observed::{InstanceState, NodeState, Observed};
-use crate::reconcile::store::PassRecord;
+use crate::reconcile::store::{PassOutcome, PassRecord, StepOutcome};
 
 /// What `quorate status` shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -62,7 +62,10 @@ pub struct PassView {
     /// What started it.
     pub trigger: String,
     /// What came of it.
-    pub outcome: String,
+    pub outcome: PassOutcome,
+    /// Its particulars.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
     /// Changes it planned.
     pub changes: u64,
     /// Steps that failed, with why.
@@ -91,6 +94,38 @@ impl From<&crate::state::RejectedCommit> for RejectedView {
     }
 }
 
+impl NodeView {
+    /// Every node of `observed`, in name order.
+    pub fn all(observed: &Observed) -> Vec<NodeView> {
+        observed
+            .nodes
+            .iter()
+            .map(|(name, n)| NodeView {
+                name: name.to_string(),
+                state: match n.state {
+                    NodeState::Online => "online",
+                    NodeState::Lost => "lost",
+                    NodeState::Fenced => "fenced",
+                }
+                .to_owned(),
+                since: n.since,
+                instances: n
+                    .instances
+                    .iter()
+                    .map(|i| {
+                        let s = match i.state {
+                            InstanceState::Running => "running",
+                            InstanceState::Failed => "failed",
+                            InstanceState::Stopped => "stopped",
+                        };
+                        (i.name(), s.to_owned())
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
 impl StatusView {
     /// The view of the last pass in `record`.
     pub fn from_pass(commit: &str, record: Option<&PassRecord>) -> StatusView {
@@ -100,32 +135,7 @@ impl StatusView {
         };
         let Some(r) = record else { return view };
         if let Ok(observed) = serde_json::from_value::<Observed>(r.observed.clone()) {
-            view.nodes = observed
-                .nodes
-                .iter()
-                .map(|(name, n)| NodeView {
-                    name: name.to_string(),
-                    state: match n.state {
-                        NodeState::Online => "online",
-                        NodeState::Lost => "lost",
-                        NodeState::Fenced => "fenced",
-                    }
-                    .to_owned(),
-                    since: n.since,
-                    instances: n
-                        .instances
-                        .iter()
-                        .map(|i| {
-                            let s = match i.state {
-                                InstanceState::Running => "running",
-                                InstanceState::Failed => "failed",
-                                InstanceState::Stopped => "stopped",
-                            };
-                            (i.name(), s.to_owned())
-                        })
-                        .collect(),
-                })
-                .collect();
+            view.nodes = NodeView::all(&observed);
         }
         view.quorum = r.plan.get("quorum").cloned();
         view.blocked = r
@@ -137,7 +147,8 @@ impl StatusView {
             id: r.id,
             finished_unix_ms: r.finished_unix_ms,
             trigger: r.trigger.clone(),
-            outcome: r.outcome.clone(),
+            outcome: r.outcome,
+            detail: r.detail.clone(),
             changes: r
                 .plan
                 .get("changes")
@@ -146,8 +157,8 @@ impl StatusView {
             failures: r
                 .results
                 .iter()
-                .filter(|s| s.result.starts_with("failed"))
-                .map(|s| format!("{}: {}", s.what, s.result))
+                .filter(|s| s.result == StepOutcome::Failed)
+                .map(|s| format!("{}: {}", s.what, s.detail))
                 .collect(),
         });
         view
@@ -204,9 +215,14 @@ impl StatusView {
             }
         }
         if let Some(p) = &self.last_pass {
+            let detail = if p.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", p.detail)
+            };
             let _ = writeln!(
                 out,
-                "\nLast pass #{} at {} ({}): {}, {} change(s)",
+                "\nLast pass #{} at {} ({}): {}{detail}, {} change(s)",
                 p.id,
                 crate::fence::format_unix_ms(p.finished_unix_ms),
                 p.trigger,

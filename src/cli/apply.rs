@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::{EXIT_FAILURE, EXIT_USAGE, SpecsArg, StateDirArg};
 use crate::plan::render::{Format, render, summary};
 use crate::reconcile::real::RealEnvironment;
+use crate::reconcile::store::PassOutcome;
 use crate::reconcile::{Desired, Options, Reconciler};
 use crate::state::StateStore;
 
@@ -100,9 +101,9 @@ async fn apply(
     for _ in 0..MAX_PASSES {
         let report = r.pass("apply").await;
         for s in &report.record.results {
-            println!("  {:<40} {}", s.what, s.result);
+            println!("  {:<40} {s}", s.what);
         }
-        if report.record.outcome == "aborted" {
+        if report.record.outcome == PassOutcome::Aborted {
             eprintln!("error: a step failed; the cluster was left as shown (run again to retry)");
             return ExitCode::from(EXIT_FAILURE);
         }

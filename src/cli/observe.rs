@@ -12,8 +12,9 @@ use super::{EXIT_FAILURE, EXIT_USAGE, SpecsArg};
 use crate::fence::format_unix_ms;
 use crate::fence::log::OffEvidence;
 use crate::observed::{NodeState, Observed, snapshot};
+use crate::reconcile::store::Store;
 use crate::runtime::RuntimeError;
-use crate::runtime::cluster::{NodeObservation, assemble, observe_nodes, off_evidence};
+use crate::runtime::cluster::{Memory, NodeObservation, observe_once};
 use crate::spec::{Duration, Name, SpecSet};
 use crate::state::{DB_FILE, DEFAULT_DIR, StateStore};
 
@@ -129,47 +130,39 @@ pub(crate) fn observe_live(set: &SpecSet, args: &LiveArgs) -> Result<(Observed, 
         .enable_all()
         .build()
         .map_err(|e| usage(format!("cannot start the async runtime: {e}")))?;
-    let (nodes, evidence) = rt.block_on(async {
-        let nodes = observe_nodes(set, timeout.get()).await;
-        let evidence = match &store {
-            Some(store) => Some(off_evidence(set, store).await),
-            None => None,
-        };
-        (nodes, evidence)
-    });
-    let evidence = evidence
-        .transpose()
-        .map_err(|e| usage(format!("cannot read the fence log: {e}")))?;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let memory = Memory {
+        store: store.as_ref().map(|s| s as &dyn Store),
+        previous: previous.as_ref(),
+    };
+    let once = rt
+        .block_on(observe_once(set, timeout.get(), memory, now_ms))
+        .map_err(|e| usage(format!("cannot read the state directory: {e}")))?;
     // Settings the drivers refuse cannot be observed: that is not a lost node.
-    if let Some((n, e)) = nodes.iter().find_map(|n| match &n.result {
+    if let Some((n, e)) = once.nodes.iter().find_map(|n| match &n.result {
         Err(e @ RuntimeError::Endpoint(_)) => Some((n, e)),
         _ => None,
     }) {
         return Err(usage(format!("node {}: {e}", n.node)));
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let observed = assemble(&nodes, evidence.as_ref(), previous.as_ref(), now);
+    let observed = once.assembled.observed;
     let mut err = std::io::stderr().lock();
-    for n in &nodes {
-        let _ = writeln!(err, "{}", describe(n, &observed, evidence.as_ref()));
+    for n in &once.nodes {
+        let _ = writeln!(err, "{}", describe(n, &observed, &once.evidence));
     }
-    let unknown: Vec<&str> = observed
-        .nodes
-        .iter()
-        .filter(|(_, n)| n.state == NodeState::Lost && n.instances.is_empty())
-        .map(|(name, _)| name.as_str())
-        .collect();
-    if !unknown.is_empty() && previous.is_none() {
+    let never_listed: Vec<&str> = once.assembled.assumed.iter().map(Name::as_str).collect();
+    if !never_listed.is_empty() {
         let _ = writeln!(
             err,
-            "note: what ran on {} is unknown; pass --previous with the last snapshot so a \
-             plan keeps guarding those instances",
-            unknown.join(", ")
+            "note: nothing is known of what ran on {}: it may run any single-writer \
+             instance, so a plan fences it before starting one elsewhere; give --state-dir \
+             (the reconciler's) or --previous (the last snapshot) to use what was seen there",
+            never_listed.join(", ")
         );
     }
-    let all = nodes.iter().all(|n| n.result.is_ok());
+    let all = once.nodes.iter().all(|n| n.result.is_ok());
     Ok((observed, all))
 }
 
@@ -177,12 +170,13 @@ pub(crate) fn observe_live(set: &SpecSet, args: &LiveArgs) -> Result<(Observed, 
 fn describe(
     n: &NodeObservation,
     observed: &Observed,
-    evidence: Option<&BTreeMap<Name, OffEvidence>>,
+    evidence: &BTreeMap<Name, OffEvidence>,
 ) -> String {
     let took = format!("{:.0?}", n.took);
-    let off = evidence.and_then(|e| e.get(&n.node));
+    let off = evidence.get(&n.node);
     let seen = observed.nodes.get(&n.node);
     let count = seen.map_or(0, |s| s.instances.len());
+    let fenced = seen.is_some_and(|s| s.state == NodeState::Fenced);
     match (&n.result, off) {
         (Ok(_), None) => format!("{}: online, {count} instance(s) ({took})", n.node),
         (Ok(_), Some(e)) => format!(
@@ -191,8 +185,14 @@ fn describe(
             n.node,
             evidence_text(e)
         ),
-        (Err(e), Some(off)) => format!(
+        (Err(e), Some(off)) if fenced => format!(
             "{}: fenced ({}); it does not answer: {e}",
+            n.node,
+            evidence_text(off)
+        ),
+        (Err(e), Some(off)) => format!(
+            "{}: LOST: {e} ({took}); the fence log's record ({}) is older than its last \
+             answer, so it does not count",
             n.node,
             evidence_text(off)
         ),

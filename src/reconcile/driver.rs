@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use super::store::PassRecord;
+use super::store::{PassOutcome, PassRecord, StepKind, StepOutcome};
 use super::{Desired, Reconciler};
 use crate::observed::Observed;
 
@@ -34,8 +34,10 @@ pub struct Status {
     pub observed: Option<Observed>,
     /// Passes run since start.
     pub passes: u64,
-    /// Steps by `kind/result` (`start/ok`, `fence/failed`), since start.
-    pub steps: BTreeMap<String, u64>,
+    /// Steps by kind and result, since start.
+    pub steps: BTreeMap<(StepKind, StepOutcome), u64>,
+    /// Passes that did nothing because the state store failed, since start.
+    pub store_failures: u64,
     /// The latest commits refused by validation, newest first (kept by `quorate run`).
     pub rejected: Vec<crate::status::RejectedView>,
 }
@@ -139,13 +141,13 @@ fn publish_pass(r: &Reconciler, status: &SharedStatus, record: PassRecord) {
     if let Ok(mut s) = status.write() {
         s.passes += 1;
         for step in &record.results {
-            let kind = step.what.split_whitespace().next().unwrap_or("step");
-            let result = step.result.split(':').next().unwrap_or("?");
-            *s.steps.entry(format!("{kind}/{result}")).or_default() += 1;
+            *s.steps.entry((step.kind, step.result)).or_default() += 1;
         }
         s.observed = r.last_observed().cloned();
-        if !record.outcome.starts_with("waiting") {
-            s.last_pass = Some(record);
+        match record.outcome {
+            PassOutcome::Waiting => {}
+            PassOutcome::StoreFailed => s.store_failures += 1,
+            _ => s.last_pass = Some(record),
         }
     }
 }

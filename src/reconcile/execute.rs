@@ -22,7 +22,7 @@ use tracing::Instrument;
 
 use super::env::Environment;
 use super::gate::{GatedAgent, QuorumGate};
-use super::store::{StepResult, Store};
+use super::store::{StepKind, StepOutcome, StepResult, Store};
 use crate::fence::from_spec::{fence_policy, node_topology_with};
 use crate::fence::topology::run_fence;
 use crate::fence::{FenceAction, FenceAgent};
@@ -71,6 +71,7 @@ impl Executor {
         let mut results = Vec::new();
         let mut failed = false;
         let mut running: JoinSet<(StepId, Result<String, String>, Duration)> = JoinSet::new();
+        let mut tasks: BTreeMap<tokio::task::Id, StepId> = BTreeMap::new();
         loop {
             if !failed {
                 let ready: Vec<&Step> = steps
@@ -85,73 +86,76 @@ impl Executor {
                         break;
                     }
                     started.insert(step.id);
-                    let this = self.clone();
-                    let step = step.clone();
-                    let span = tracing::info_span!("step", id = %step.id, action = %step.action, op = %describe(&step.op));
-                    running.spawn(
-                        async move {
-                            let t = Instant::now();
-                            let r = this.step(&step).await;
-                            match &r {
-                                Ok(m) => tracing::info!(result = %m, "step done"),
-                                Err(e) => tracing::warn!(error = %e, "step failed"),
-                            }
-                            (step.id, r, t.elapsed())
-                        }
-                        .instrument(span),
-                    );
+                    let task = self.spawn(&mut running, step.clone());
+                    tasks.insert(task, step.id);
                 }
             }
-            let Some(joined) = running.join_next().await else {
+            let Some(joined) = running.join_next_with_id().await else {
                 break;
             };
             let (id, result, took) = match joined {
-                Ok(r) => r,
-                Err(e) => {
-                    failed = true;
-                    results.push(StepResult {
-                        step: "?".into(),
-                        what: "a step task".into(),
-                        result: format!("failed: {e}"),
-                        millis: 0,
-                    });
-                    continue;
-                }
+                Ok((_, done)) => done,
+                // The step's task panicked or was cancelled: it did not succeed.
+                Err(e) => match tasks.get(&e.id()) {
+                    Some(id) => (
+                        *id,
+                        Err(format!("the step's task failed: {e}")),
+                        Duration::ZERO,
+                    ),
+                    None => {
+                        failed = true;
+                        continue;
+                    }
+                },
             };
-            let what = steps.get(&id).map(|s| describe(&s.op)).unwrap_or_default();
-            let result = match result {
+            let Some(step) = steps.get(&id) else { continue };
+            let (outcome, detail) = match result {
                 Ok(m) => {
                     done.insert(id);
-                    if m.is_empty() {
-                        "ok".to_owned()
-                    } else {
-                        format!("ok: {m}")
-                    }
+                    (StepOutcome::Ok, m)
                 }
                 Err(e) => {
                     failed = true;
-                    format!("failed: {e}")
+                    (StepOutcome::Failed, e)
                 }
             };
-            results.push(StepResult {
-                step: id.to_string(),
-                what,
-                result,
-                millis: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-            });
+            results.push(result_of(step, outcome, detail, took));
         }
         for s in steps.values().filter(|s| !started.contains(&s.id)) {
-            results.push(StepResult {
-                step: s.id.to_string(),
-                what: describe(&s.op),
-                result: "skipped: the transition was aborted".into(),
-                millis: 0,
-            });
+            results.push(result_of(
+                s,
+                StepOutcome::Skipped,
+                "the transition was aborted".into(),
+                Duration::ZERO,
+            ));
         }
         Outcome {
             results,
             aborted: failed,
         }
+    }
+
+    fn spawn(
+        &self,
+        running: &mut JoinSet<(StepId, Result<String, String>, Duration)>,
+        step: Step,
+    ) -> tokio::task::Id {
+        let this = self.clone();
+        let span = tracing::info_span!("step", id = %step.id, action = %step.action, op = %describe(&step.op));
+        running
+            .spawn(
+                async move {
+                    let t = Instant::now();
+                    let r = this.step(&step).await;
+                    match &r {
+                        Ok(m) => tracing::info!(result = %m, "step done"),
+                        Err(e) => tracing::warn!(error = %e, "step failed"),
+                    }
+                    (step.id, r, t.elapsed())
+                }
+                .instrument(span),
+            )
+            .id()
     }
 
     async fn step(&self, step: &Step) -> Result<String, String> {
@@ -215,7 +219,12 @@ impl Executor {
     /// instances (the node failed, not them; Pacemaker likewise forgets a fenced node's
     /// fail counts). A failed write only costs a spurious fail count.
     async fn powered_off(&self, node: &Name) {
-        let Ok(Some(mut contents)) = self.store.contents(node.as_str()).await else {
+        let Ok(Some(mut contents)) = self
+            .store
+            .remembered(node.as_str())
+            .await
+            .map(|r| r.contents)
+        else {
             return;
         };
         for i in &mut contents {
@@ -277,8 +286,11 @@ impl Executor {
             spec_hash: instance_hash(bundle.as_str(), spec, index),
             state: InstanceState::Running,
         };
+        // Invariant 1, across crashes and restarts: before anything is created, the store
+        // says this instance may run on the node, and that the node is up now, so no fence
+        // record from before this start can later pass for proof that the copy is gone.
         self.store
-            .add_content(node.as_str(), &intent)
+            .intend_start(node.as_str(), &intent, self.env.clock().now_unix_ms())
             .await
             .map_err(|e| format!("cannot record the start of {name} on {node}: {e}"))?;
         let instance = self
@@ -321,6 +333,25 @@ impl Executor {
                 "start of {name} on {node} did not finish within 180s"
             )),
         }
+    }
+}
+
+fn result_of(step: &Step, result: StepOutcome, detail: String, took: Duration) -> StepResult {
+    StepResult {
+        step: step.id.to_string(),
+        kind: kind(&step.op),
+        what: describe(&step.op),
+        result,
+        detail,
+        millis: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+fn kind(op: &StepOp) -> StepKind {
+    match op {
+        StepOp::Fence { .. } => StepKind::Fence,
+        StepOp::Stop { .. } => StepKind::Stop,
+        StepOp::Start { .. } => StepKind::Start,
     }
 }
 

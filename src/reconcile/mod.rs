@@ -32,7 +32,10 @@ use execute::Executor;
 use gate::QuorumGate;
 use membership::Membership;
 use monitor::Monitors;
-use store::{PassRecord, Store};
+use observe::Observation;
+use store::{PassOutcome, PassRecord, Store};
+
+use crate::fence::FenceLogError;
 
 use crate::observed::{NodeState, Observed};
 use crate::plan::{self, Plan};
@@ -90,6 +93,7 @@ pub struct Reconciler {
     failing: BTreeMap<Name, BTreeSet<String>>,
     conflicts: Arc<Mutex<BTreeMap<Name, BTreeSet<String>>>>,
     monitors: Monitors,
+    observer: observe::Observer,
     last_observed: Option<Observed>,
     aborts: u32,
 }
@@ -118,6 +122,7 @@ impl Reconciler {
             failing: BTreeMap::new(),
             conflicts: Arc::new(Mutex::new(BTreeMap::new())),
             monitors: Monitors::default(),
+            observer: observe::Observer::default(),
             last_observed: None,
             aborts: 0,
         };
@@ -224,33 +229,42 @@ impl Reconciler {
         changed
     }
 
-    /// Observes and plans without acting: `None` while a node is suspect (not answering,
-    /// not yet lost), with when to ask again.
+    /// Observes and plans without acting: `Err(Some(at))` while a node is suspect (not
+    /// answering, not yet lost), with when to ask again; `Err(None)` when the store could
+    /// not be read or written.
     pub async fn preview(&mut self) -> Result<Plan, Option<Instant>> {
         let now = self.env.clock().now_unix_ms();
-        let spec = self.desired.spec.clone();
+        let observation = self.observe(now).await.map_err(|_| None)?;
+        if observation.suspect.is_empty() {
+            Ok(plan::plan(
+                &self.desired.spec,
+                &observation.observed,
+                &self.options.plan,
+            ))
+        } else {
+            Err(self.lost_at(&observation.suspect).await)
+        }
+    }
+
+    async fn observe(&mut self, now_unix_ms: i64) -> Result<Observation, FenceLogError> {
         let conflicts = self.conflicts.lock().await.clone();
         let mut m = self.membership.lock().await;
-        let observation = observe::observe(
-            &spec,
-            &self.runtimes,
-            &mut m,
-            self.store.as_ref(),
-            &self.failing,
-            &conflicts,
-            self.options.list_timeout,
-            now,
-        )
-        .await;
-        if observation.suspect.is_empty() {
-            Ok(plan::plan(&spec, &observation.observed, &self.options.plan))
-        } else {
-            Err(observation
-                .suspect
-                .iter()
-                .filter_map(|n| m.lost_at(n.as_str()))
-                .min())
-        }
+        let inputs = observe::Inputs {
+            spec: &self.desired.spec,
+            runtimes: &self.runtimes,
+            failing: &self.failing,
+            conflicts: &conflicts,
+            timeout: self.options.list_timeout,
+        };
+        self.observer
+            .observe(&inputs, &mut m, self.store.as_ref(), now_unix_ms)
+            .await
+    }
+
+    /// When the first of `suspect` becomes lost if it stays silent.
+    async fn lost_at(&self, suspect: &[Name]) -> Option<Instant> {
+        let m = self.membership.lock().await;
+        suspect.iter().filter_map(|n| m.lost_at(n.as_str())).min()
     }
 
     /// One level-triggered pass: observe, plan, carry out, record.
@@ -261,110 +275,113 @@ impl Reconciler {
 
     async fn pass_inner(&mut self, trigger: &str) -> PassReport {
         let started = self.env.clock().now_unix_ms();
-        let spec = self.desired.spec.clone();
-        let conflicts = self.conflicts.lock().await.clone();
-        let observation = {
-            let mut m = self.membership.lock().await;
-            observe::observe(
-                &spec,
-                &self.runtimes,
-                &mut m,
-                self.store.as_ref(),
-                &self.failing,
-                &conflicts,
-                self.options.list_timeout,
-                started,
-            )
-            .await
-        };
         let mut record = PassRecord {
             id: 0,
             started_unix_ms: started,
             finished_unix_ms: started,
             commit: self.desired.commit.clone(),
             trigger: trigger.to_owned(),
-            outcome: String::new(),
-            observed: serde_json::to_value(&observation.observed).unwrap_or_default(),
+            outcome: PassOutcome::Waiting,
+            detail: String::new(),
+            observed: serde_json::Value::Null,
             plan: serde_json::Value::Null,
             results: Vec::new(),
         };
+        let observation = match self.observe(started).await {
+            Ok(o) => o,
+            Err(e) => return self.store_failed(record, &e),
+        };
+        record.observed = serde_json::to_value(&observation.observed).unwrap_or_default();
         self.forget_stale_monitors(&observation.observed);
         self.last_observed = Some(observation.observed.clone());
         if !observation.suspect.is_empty() {
             // Membership first: decide nothing while a node may just be slow.
-            let m = self.membership.lock().await;
-            let at = observation
-                .suspect
-                .iter()
-                .filter_map(|n| m.lost_at(n.as_str()))
-                .min();
-            record.outcome = format!("waiting: {} not answering", join(&observation.suspect));
-            tracing::info!(outcome = %record.outcome, "pass");
+            record.detail = format!("{} not answering", join(&observation.suspect));
+            tracing::info!(outcome = %record.outcome, detail = %record.detail, "pass");
+            let at = self.lost_at(&observation.suspect).await;
             return PassReport {
                 record,
                 plan: None,
                 again_at: at.or(Some(Instant::now() + Duration::from_millis(500))),
             };
         }
+        let spec = self.desired.spec.clone();
         let plan = plan::plan(&spec, &observation.observed, &self.options.plan);
         record.plan = plan_summary(&plan);
-        let mut again_at = None;
-        if plan.steps.is_empty() {
-            record.outcome = if plan.blocked.is_empty() {
-                "converged".into()
+        let again_at = if plan.steps.is_empty() {
+            (record.outcome, record.detail) = if plan.blocked.is_empty() {
+                (PassOutcome::Converged, String::new())
             } else {
-                format!("blocked: {}", plan.blocked.len())
+                (
+                    PassOutcome::Blocked,
+                    format!("{} blocked", plan.blocked.len()),
+                )
             };
             self.aborts = 0;
+            None
         } else {
-            tracing::info!(changes = plan.changes, summary = %plan::render::summary(&plan), "carrying out the plan");
-            let gate = QuorumGate::new(
-                spec.clone(),
-                self.runtimes.clone(),
-                self.membership.clone(),
-                clock_arc(&self.env),
-                spec.cluster.membership.probe_interval.get(),
-                spec.cluster
-                    .membership
-                    .probe_interval
-                    .get()
-                    .max(Duration::from_millis(200)),
-            );
-            let executor = Executor {
-                env: self.env.clone(),
-                store: self.store.clone(),
-                spec: spec.clone(),
-                commit: self.desired.commit.clone(),
-                runtimes: self.runtimes.clone(),
-                gate: Arc::new(gate),
-                parallelism: self.options.parallelism,
-                conflicts: self.conflicts.clone(),
-            };
-            let outcome = executor.run(&plan).await;
-            record.results = outcome.results;
-            if outcome.aborted {
-                self.aborts = self.aborts.saturating_add(1);
-                record.outcome = "aborted".into();
-                // Back off while the same thing keeps failing: 0.5 s, 1 s, 2 s ... 30 s.
-                let backoff =
-                    Duration::from_millis(500) * 2u32.saturating_pow(self.aborts.min(6) - 1);
-                again_at = Some(Instant::now() + backoff.min(Duration::from_secs(30)));
-            } else {
-                self.aborts = 0;
-                record.outcome = "acted".into();
-                again_at = Some(Instant::now());
-            }
-        }
+            self.carry_out(&plan, &mut record).await
+        };
         record.finished_unix_ms = self.env.clock().now_unix_ms();
         match self.store.record_pass(&record).await {
             Ok(id) => record.id = id,
             Err(e) => tracing::warn!(error = %e, "could not record the pass"),
         }
-        tracing::info!(outcome = %record.outcome, "pass");
+        tracing::info!(outcome = %record.outcome, detail = %record.detail, "pass");
         PassReport {
             record,
             plan: Some(plan),
             again_at,
+        }
+    }
+
+    /// A pass that could not read or write the store acts on nothing (invariant 1 rests on
+    /// those records) and tries again after the backoff.
+    fn store_failed(&mut self, mut record: PassRecord, e: &FenceLogError) -> PassReport {
+        tracing::error!(error = %e, "the state store failed; this pass does nothing");
+        record.outcome = PassOutcome::StoreFailed;
+        record.detail = e.to_string();
+        self.aborts = self.aborts.saturating_add(1);
+        PassReport {
+            record,
+            plan: None,
+            again_at: Some(Instant::now() + backoff(self.aborts)),
+        }
+    }
+
+    /// Carries out `plan`; returns when the next pass is due.
+    async fn carry_out(&mut self, plan: &Plan, record: &mut PassRecord) -> Option<Instant> {
+        tracing::info!(changes = plan.changes, summary = %plan::render::summary(plan), "carrying out the plan");
+        let spec = self.desired.spec.clone();
+        let probe = spec.cluster.membership.probe_interval.get();
+        let gate = QuorumGate::new(
+            spec.clone(),
+            self.runtimes.clone(),
+            self.membership.clone(),
+            clock_arc(&self.env),
+            probe,
+            probe.max(Duration::from_millis(200)),
+        );
+        let executor = Executor {
+            env: self.env.clone(),
+            store: self.store.clone(),
+            spec,
+            commit: self.desired.commit.clone(),
+            runtimes: self.runtimes.clone(),
+            gate: Arc::new(gate),
+            parallelism: self.options.parallelism,
+            conflicts: self.conflicts.clone(),
+        };
+        let outcome = executor.run(plan).await;
+        record.results = outcome.results;
+        if outcome.aborted {
+            self.aborts = self.aborts.saturating_add(1);
+            record.outcome = PassOutcome::Aborted;
+            Some(Instant::now() + backoff(self.aborts))
+        } else {
+            self.aborts = 0;
+            record.outcome = PassOutcome::Acted;
+            Some(Instant::now())
         }
     }
 
@@ -380,6 +397,12 @@ impl Reconciler {
             set.retain(|i| running.contains(&(node.clone(), i.clone())));
         }
     }
+}
+
+/// The wait after the `failures`-th pass in a row that failed: 0.5 s, 1 s, 2 s ... 30 s.
+fn backoff(failures: u32) -> Duration {
+    let doubling = 2u32.saturating_pow(failures.clamp(1, 7) - 1);
+    (Duration::from_millis(500) * doubling).min(Duration::from_secs(30))
 }
 
 fn clock_arc(env: &Arc<dyn Environment>) -> Arc<dyn crate::fence::Clock> {

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::fence::{FenceLog, FenceLogError, MemoryFenceLog};
+pub use crate::observed::assemble::Remembered;
 use crate::observed::{Failures, ObservedInstance};
 
 /// One reconcile pass, as recorded.
@@ -27,8 +28,11 @@ pub struct PassRecord {
     pub commit: String,
     /// What started it.
     pub trigger: String,
-    /// `converged`, `acted`, `aborted`, `waiting` (membership not settled) or `failed`.
-    pub outcome: String,
+    /// What came of it.
+    pub outcome: PassOutcome,
+    /// The outcome's particulars (`2 blocked`, `worker1 not answering`, a store error).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
     /// The observed state the pass planned from (JSON of [`crate::observed::Observed`]).
     pub observed: serde_json::Value,
     /// The plan (JSON of [`crate::plan::Plan`], without steps).
@@ -37,38 +41,142 @@ pub struct PassRecord {
     pub results: Vec<StepResult>,
 }
 
+/// What came of a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PassOutcome {
+    /// Nothing to do: the cluster is as the spec says.
+    Converged,
+    /// Nothing to do now, but some instances wait (the plan says why).
+    Blocked,
+    /// Steps were carried out; another pass follows.
+    Acted,
+    /// A step failed: the transition was cut short; the next pass starts afresh.
+    Aborted,
+    /// A node is suspect (silent, not yet lost): nothing was decided.
+    Waiting,
+    /// The store could not be read or written: nothing was done (invariant 1 depends
+    /// on those records).
+    StoreFailed,
+}
+
+impl PassOutcome {
+    /// The word for it (as in JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassOutcome::Converged => "converged",
+            PassOutcome::Blocked => "blocked",
+            PassOutcome::Acted => "acted",
+            PassOutcome::Aborted => "aborted",
+            PassOutcome::Waiting => "waiting",
+            PassOutcome::StoreFailed => "storeFailed",
+        }
+    }
+}
+
+impl std::fmt::Display for PassOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StepKind {
+    /// Power a node off.
+    Fence,
+    /// Stop and remove a container.
+    Stop,
+    /// Create and start a container.
+    Start,
+}
+
+/// What came of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StepOutcome {
+    /// It did what it was asked.
+    Ok,
+    /// It failed: the transition was aborted.
+    Failed,
+    /// It never ran: an earlier step of the transition failed.
+    Skipped,
+}
+
+impl StepKind {
+    /// The word for it (as in JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Fence => "fence",
+            StepKind::Stop => "stop",
+            StepKind::Start => "start",
+        }
+    }
+}
+
+impl StepOutcome {
+    /// The word for it (as in JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepOutcome::Ok => "ok",
+            StepOutcome::Failed => "failed",
+            StepOutcome::Skipped => "skipped",
+        }
+    }
+}
+
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepResult {
     /// Step id (`s3`).
     pub step: String,
+    /// Its kind.
+    pub kind: StepKind,
     /// What it was (`start db-0 on worker2`).
     pub what: String,
-    /// `ok`, `failed: <why>` or `skipped: <why>`.
-    pub result: String,
+    /// What came of it.
+    pub result: StepOutcome,
+    /// The particulars: what a step reported, why it failed or was skipped.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
     /// How long it took (ms).
     pub millis: u64,
+}
+
+impl std::fmt::Display for StepResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.result.as_str())?;
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        Ok(())
+    }
 }
 
 /// The reconciler's durable state.
 #[async_trait]
 pub trait Store: FenceLog {
-    /// What may run on each node: its last listing plus every instance started there
-    /// since (written before the start, so a crash never hides one). `None` for a node
-    /// never listed.
-    async fn contents(&self, node: &str) -> Result<Option<Vec<ObservedInstance>>, FenceLogError>;
+    /// What the store remembers of `node`.
+    async fn remembered(&self, node: &str) -> Result<Remembered, FenceLogError>;
     /// Replaces a node's contents with what a listing found.
     async fn set_contents(
         &self,
         node: &str,
         instances: &[ObservedInstance],
     ) -> Result<(), FenceLogError>;
-    /// Adds an instance about to be started on `node` (write-ahead, invariant 1).
-    async fn add_content(
+    /// Records that `node` answered at `at_unix_ms` (a later time is kept, an earlier one
+    /// ignored): fence evidence older than this no longer proves the node off.
+    async fn mark_seen(&self, node: &str, at_unix_ms: i64) -> Result<(), FenceLogError>;
+    /// Write-ahead of a start (invariant 1), in one durable write: `instance` may run on
+    /// `node` from now on, and the node is up at `at_unix_ms` (so no fence record from
+    /// before the start can later pass for proof that the instance is gone).
+    async fn intend_start(
         &self,
         node: &str,
         instance: &ObservedInstance,
+        at_unix_ms: i64,
     ) -> Result<(), FenceLogError>;
     /// Fail counts per node and instance name.
     async fn failures(&self) -> Result<BTreeMap<(String, String), Failures>, FenceLogError>;
@@ -90,6 +198,7 @@ pub trait Store: FenceLog {
 pub struct MemoryStore {
     fence: MemoryFenceLog,
     contents: Mutex<BTreeMap<String, Vec<ObservedInstance>>>,
+    seen: Mutex<BTreeMap<String, i64>>,
     failures: Mutex<BTreeMap<(String, String), Failures>>,
     passes: Mutex<Vec<PassRecord>>,
 }
@@ -135,13 +244,23 @@ impl FenceLog for MemoryStore {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn contents(&self, node: &str) -> Result<Option<Vec<ObservedInstance>>, FenceLogError> {
-        Ok(self
-            .contents
-            .lock()
-            .map_err(|_| poisoned())?
-            .get(node)
-            .cloned())
+    async fn remembered(&self, node: &str) -> Result<Remembered, FenceLogError> {
+        Ok(Remembered {
+            contents: self
+                .contents
+                .lock()
+                .map_err(|_| poisoned())?
+                .get(node)
+                .cloned(),
+            last_seen_unix_ms: self.seen.lock().map_err(|_| poisoned())?.get(node).copied(),
+        })
+    }
+
+    async fn mark_seen(&self, node: &str, at_unix_ms: i64) -> Result<(), FenceLogError> {
+        let mut seen = self.seen.lock().map_err(|_| poisoned())?;
+        let at = seen.entry(node.to_owned()).or_insert(at_unix_ms);
+        *at = (*at).max(at_unix_ms);
+        Ok(())
     }
 
     async fn set_contents(
@@ -156,11 +275,13 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn add_content(
+    async fn intend_start(
         &self,
         node: &str,
         instance: &ObservedInstance,
+        at_unix_ms: i64,
     ) -> Result<(), FenceLogError> {
+        self.mark_seen(node, at_unix_ms).await?;
         let mut c = self.contents.lock().map_err(|_| poisoned())?;
         let list = c.entry(node.to_owned()).or_default();
         list.retain(|i| !(i.bundle == instance.bundle && i.index == instance.index));

@@ -40,7 +40,6 @@ pub mod docker;
 pub mod from_spec;
 pub mod health;
 pub mod instance;
-mod observe;
 pub mod podman;
 mod ssh;
 pub mod state;
@@ -58,7 +57,6 @@ pub use instance::{
     EnvValue, InstanceLabels, InstanceSpec, MountSource, MountSpec, NetworkAttachment, NetworkSpec,
     PortSpec, SecretValue, Subnet,
 };
-pub use observe::{Observer, observe};
 pub use state::{ContainerState, ContainerStatus};
 
 /// What can go wrong talking to a runtime.

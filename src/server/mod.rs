@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use tokio::sync::mpsc;
 
 use crate::reconcile::driver::{SharedStatus, Trigger};
+use crate::reconcile::store::StepKind;
 use crate::secret::Secret;
 use crate::status::StatusView;
 
@@ -48,31 +49,10 @@ pub fn view(status: &SharedStatus) -> StatusView {
     let mut v = StatusView::from_pass(&s.commit, s.last_pass.as_ref());
     if let Some(obs) = &s.observed {
         // Nodes as observed most recently (also by passes that only waited).
-        let fresh = StatusView::from_pass(
-            &s.commit,
-            Some(&crate::reconcile::store::PassRecord {
-                observed: serde_json::to_value(obs).unwrap_or_default(),
-                ..s.last_pass.clone().unwrap_or_else(empty_pass)
-            }),
-        );
-        v.nodes = fresh.nodes;
+        v.nodes = crate::status::NodeView::all(obs);
     }
     v.rejected = s.rejected;
     v
-}
-
-fn empty_pass() -> crate::reconcile::store::PassRecord {
-    crate::reconcile::store::PassRecord {
-        id: 0,
-        started_unix_ms: 0,
-        finished_unix_ms: 0,
-        commit: String::new(),
-        trigger: String::new(),
-        outcome: String::new(),
-        observed: serde_json::Value::Null,
-        plan: serde_json::Value::Null,
-        results: Vec::new(),
-    }
 }
 
 async fn status(State(st): State<ServerState>) -> Response {
@@ -85,20 +65,26 @@ async fn metrics(State(st): State<ServerState>) -> Response {
     out.push_str("# HELP quorate_passes_total Reconcile passes run since start.\n# TYPE quorate_passes_total counter\n");
     out.push_str(&format!("quorate_passes_total {}\n", s.passes));
     out.push_str("# HELP quorate_steps_total Plan steps carried out, by kind and result.\n# TYPE quorate_steps_total counter\n");
-    for (key, n) in &s.steps {
-        let (kind, result) = key.split_once('/').unwrap_or((key, ""));
+    for ((kind, result), n) in &s.steps {
         out.push_str(&format!(
-            "quorate_steps_total{{kind=\"{kind}\",result=\"{result}\"}} {n}\n"
+            "quorate_steps_total{{kind=\"{}\",result=\"{}\"}} {n}\n",
+            kind.as_str(),
+            result.as_str()
         ));
     }
     let fences: u64 = s
         .steps
         .iter()
-        .filter(|(k, _)| k.starts_with("fence/"))
+        .filter(|((kind, _), _)| *kind == StepKind::Fence)
         .map(|(_, n)| n)
         .sum();
     out.push_str("# HELP quorate_fence_attempts_total Fence steps run since start.\n# TYPE quorate_fence_attempts_total counter\n");
     out.push_str(&format!("quorate_fence_attempts_total {fences}\n"));
+    out.push_str("# HELP quorate_store_failures_total Passes that did nothing because the state store could not be read or written.\n# TYPE quorate_store_failures_total counter\n");
+    out.push_str(&format!(
+        "quorate_store_failures_total {}\n",
+        s.store_failures
+    ));
     if let Some(q) = s.last_pass.as_ref().and_then(|p| p.plan.get("quorum")) {
         let n = |k: &str| q.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
         let quorate = q

@@ -10,7 +10,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{StateError, StateStore};
 use crate::fence::FenceLogError;
 use crate::observed::{Failures, ObservedInstance};
-use crate::reconcile::store::{PassRecord, Store};
+use crate::reconcile::store::{PassRecord, Remembered, Store};
 
 /// Passes kept in the journal; older ones are dropped.
 pub const KEEP_PASSES: i64 = 10_000;
@@ -23,9 +23,19 @@ fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StateError> {
     serde_json::from_str(s).map_err(|e| StateError::Corrupt(e.to_string()))
 }
 
+/// Keeps the later of the stored time and `at` as when `node` was last known up.
+fn seen(c: &rusqlite::Connection, node: &str, at: i64) -> Result<(), rusqlite::Error> {
+    c.execute(
+        "INSERT INTO node_seen (node, at_unix_ms) VALUES (?1, ?2)
+         ON CONFLICT (node) DO UPDATE SET at_unix_ms = max(at_unix_ms, excluded.at_unix_ms)",
+        params![node, at],
+    )?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for StateStore {
-    async fn contents(&self, node: &str) -> Result<Option<Vec<ObservedInstance>>, FenceLogError> {
+    async fn remembered(&self, node: &str) -> Result<Remembered, FenceLogError> {
         let node = node.to_owned();
         Ok(self
             .blocking(move |c| {
@@ -36,8 +46,25 @@ impl Store for StateStore {
                         |r| r.get(0),
                     )
                     .optional()?;
-                text.map(|t| parse(&t)).transpose()
+                let last_seen_unix_ms = c
+                    .query_row(
+                        "SELECT at_unix_ms FROM node_seen WHERE node = ?1",
+                        [&node],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                Ok(Remembered {
+                    contents: text.map(|t| parse(&t)).transpose()?,
+                    last_seen_unix_ms,
+                })
             })
+            .await?)
+    }
+
+    async fn mark_seen(&self, node: &str, at_unix_ms: i64) -> Result<(), FenceLogError> {
+        let node = node.to_owned();
+        Ok(self
+            .blocking(move |c| Ok(seen(c, &node, at_unix_ms)?))
             .await?)
     }
 
@@ -59,15 +86,17 @@ impl Store for StateStore {
             .await?)
     }
 
-    async fn add_content(
+    async fn intend_start(
         &self,
         node: &str,
         instance: &ObservedInstance,
+        at_unix_ms: i64,
     ) -> Result<(), FenceLogError> {
         let (node, instance) = (node.to_owned(), instance.clone());
         Ok(self
             .blocking(move |c| {
                 let tx = c.transaction()?;
+                seen(&tx, &node, at_unix_ms)?;
                 let text: Option<String> = tx
                     .query_row(
                         "SELECT instances FROM node_contents WHERE node = ?1",
@@ -139,7 +168,7 @@ impl Store for StateStore {
                 tx.execute(
                     "INSERT INTO passes (started_unix_ms, finished_unix_ms, commit_id, outcome, record)
                      VALUES (?1, ?2, ?3, ?4, '')",
-                    params![pass.started_unix_ms, pass.finished_unix_ms, pass.commit, pass.outcome],
+                    params![pass.started_unix_ms, pass.finished_unix_ms, pass.commit, pass.outcome.as_str()],
                 )?;
                 let id = tx.last_insert_rowid();
                 let mut stored = pass;
@@ -158,8 +187,14 @@ impl Store for StateStore {
             .blocking(move |c| {
                 let mut stmt = c.prepare("SELECT record FROM passes ORDER BY id DESC LIMIT ?1")?;
                 let rows = stmt.query_map([limit], |r| r.get::<_, String>(0))?;
-                rows.map(|r| r.map_err(StateError::from).and_then(|t| parse(&t)))
-                    .collect()
+                let mut out = Vec::new();
+                for text in rows {
+                    // A record in an older format is history, not state: it is left out.
+                    if let Ok(pass) = serde_json::from_str::<PassRecord>(&text?) {
+                        out.push(pass);
+                    }
+                }
+                Ok(out)
             })
             .await?)
     }
@@ -184,10 +219,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = StateStore::open(dir.path()).unwrap();
-            assert_eq!(s.contents("n1").await.unwrap(), None);
+            assert_eq!(s.remembered("n1").await.unwrap(), Remembered::default());
             s.set_contents("n1", &[instance("web", 0)]).await.unwrap();
-            s.add_content("n1", &instance("db", 0)).await.unwrap();
-            s.add_content("n1", &instance("db", 0)).await.unwrap();
+            s.intend_start("n1", &instance("db", 0), 5_000)
+                .await
+                .unwrap();
+            s.intend_start("n1", &instance("db", 0), 4_000)
+                .await
+                .unwrap();
+            s.mark_seen("n2", 7_000).await.unwrap();
+            s.mark_seen("n2", 6_000).await.unwrap();
             s.record_failure("n1", "db-0", 100).await.unwrap();
             s.record_failure("n1", "db-0", 200).await.unwrap();
             let rec = PassRecord {
@@ -196,7 +237,8 @@ mod tests {
                 finished_unix_ms: 2,
                 commit: "abc".into(),
                 trigger: "test".into(),
-                outcome: "converged".into(),
+                outcome: crate::reconcile::store::PassOutcome::Converged,
+                detail: String::new(),
                 observed: serde_json::json!({}),
                 plan: serde_json::json!(null),
                 results: vec![],
@@ -205,8 +247,15 @@ mod tests {
             assert_eq!(s.record_pass(&rec).await.unwrap(), 2);
         }
         let s = StateStore::open(dir.path()).unwrap();
-        let c = s.contents("n1").await.unwrap().unwrap();
-        assert_eq!(c.len(), 2);
+        let n1 = s.remembered("n1").await.unwrap();
+        assert_eq!(n1.contents.map(|c| c.len()), Some(2));
+        // The later time is kept, whatever order the writes came in.
+        assert_eq!(n1.last_seen_unix_ms, Some(5_000));
+        assert_eq!(
+            s.remembered("n2").await.unwrap().last_seen_unix_ms,
+            Some(7_000)
+        );
+        assert_eq!(s.remembered("n2").await.unwrap().contents, None);
         let f = s.failures().await.unwrap();
         assert_eq!(
             f[&("n1".to_owned(), "db-0".to_owned())],

@@ -80,6 +80,20 @@ const MIGRATIONS: &[&str] = &[
         diagnostics TEXT    NOT NULL
     );
     CREATE INDEX rejected_commits_by_time ON rejected_commits (at_unix_ms);",
+    // 4: when each node was last known to be up (fence evidence older than this is void).
+    // A database from before it knows no such time: every node it has a record of counts
+    // as up at the upgrade, so a fence recorded before it proves nothing (when in doubt,
+    // fence again).
+    "CREATE TABLE node_seen (
+        node       TEXT    PRIMARY KEY,
+        at_unix_ms INTEGER NOT NULL
+    );
+    INSERT INTO node_seen (node, at_unix_ms)
+        SELECT node, CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM (
+            SELECT node FROM node_contents
+            UNION SELECT node FROM fence_outcomes
+            UNION SELECT node FROM manual_confirmations
+        );",
 ];
 
 /// The schema version this build writes.
@@ -102,4 +116,41 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StateError> {
         tracing::info!(version = i + 1, "state schema migrated");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fence::FenceLog;
+    use crate::observed::assemble::proves_off;
+    use crate::reconcile::store::Store;
+
+    #[tokio::test]
+    async fn an_old_fence_record_proves_nothing_after_the_upgrade_that_adds_last_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A database as version 3 left it: node n1 was fenced long ago.
+            let conn = Connection::open(dir.path().join(super::super::DB_FILE)).unwrap();
+            for sql in &MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute(
+                "INSERT INTO fence_outcomes (node, action, started_unix_ms, duration_us, level)
+                 VALUES ('n1', 'off', 1000, 5000, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = crate::state::StateStore::open(dir.path()).unwrap();
+        let evidence = store.off_evidence("n1").await.unwrap().unwrap();
+        let seen = store.remembered("n1").await.unwrap().last_seen_unix_ms;
+        assert!(seen.is_some_and(|s| s > 1_000_000_000_000), "{seen:?}");
+        assert!(!proves_off(&evidence, seen));
+        // A node without any record gets no time.
+        assert_eq!(
+            store.remembered("n2").await.unwrap().last_seen_unix_ms,
+            None
+        );
+    }
 }

@@ -13,6 +13,7 @@ pub mod runtime;
 pub mod schema;
 pub mod secret;
 pub mod server;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod source;
 pub mod spec;

@@ -22,6 +22,7 @@ pub struct Changes<'a, 'p> {
     current: &'p Current<'a>,
     placed: &'p Placed<'a>,
     quorum: &'p QuorumStatus,
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     options: &'p Options,
     b: Builder,
     /// Fence steps planned, per node.
@@ -312,6 +313,7 @@ impl<'a, 'p> Changes<'a, 'p> {
                 }
             }
         }
+        #[cfg(feature = "sim")]
         if self.options.unsafe_skip_fence_dependency {
             after.clear();
         }

@@ -38,9 +38,9 @@ use crate::spec::SpecSet;
 pub struct Options {
     /// Record the score of every candidate node for every placement (`--explain`).
     pub explain: bool,
-    /// Test only: drop the dependency of recoveries on fencing, to prove the simulator
-    /// catches the resulting double start. Never set outside tests.
-    #[doc(hidden)]
+    /// Simulation only: drop the dependency of recoveries on fencing, to prove the
+    /// simulation catches the resulting double start.
+    #[cfg(feature = "sim")]
     pub unsafe_skip_fence_dependency: bool,
 }
 

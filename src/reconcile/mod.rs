@@ -60,6 +60,11 @@ pub struct Options {
     pub list_timeout: Duration,
     /// Planner options (the simulation's unsafe switch lives there).
     pub plan: plan::Options,
+    /// Simulation only: compare fence evidence with what this process saw itself, not
+    /// with the durable last-seen time (the rule before the fix for a restart during a
+    /// node's loss), to prove the simulation catches it.
+    #[cfg(feature = "sim")]
+    pub unsafe_forget_last_seen: bool,
 }
 
 impl Default for Options {
@@ -68,6 +73,8 @@ impl Default for Options {
             parallelism: 4,
             list_timeout: Duration::from_secs(3),
             plan: plan::Options::default(),
+            #[cfg(feature = "sim")]
+            unsafe_forget_last_seen: false,
         }
     }
 }
@@ -112,6 +119,7 @@ impl Reconciler {
             Instant::now(),
             u64::try_from(now_ms / 1000).unwrap_or(0),
         );
+        let observer = observe::Observer::new(&options);
         let mut r = Reconciler {
             env,
             store,
@@ -122,7 +130,7 @@ impl Reconciler {
             failing: BTreeMap::new(),
             conflicts: Arc::new(Mutex::new(BTreeMap::new())),
             monitors: Monitors::default(),
-            observer: observe::Observer::default(),
+            observer,
             last_observed: None,
             aborts: 0,
         };

@@ -34,6 +34,9 @@ pub struct Observer {
     /// Nodes whose return has been recorded in the store since they last answered
     /// after a silence (or since this process started).
     marked: BTreeSet<Name>,
+    /// Simulation only: see `Options::unsafe_forget_last_seen`.
+    #[cfg(feature = "sim")]
+    forget_last_seen: bool,
 }
 
 /// What an observation works from besides membership and the store.
@@ -51,6 +54,16 @@ pub struct Inputs<'a> {
 }
 
 impl Observer {
+    /// An observer for a reconciler with `options`.
+    pub fn new(options: &super::Options) -> Observer {
+        let _ = options;
+        Observer {
+            #[cfg(feature = "sim")]
+            forget_last_seen: options.unsafe_forget_last_seen,
+            ..Observer::default()
+        }
+    }
+
     /// Lists every node (each within `timeout`, or the probe interval for a node that
     /// does not answer the probes), updates `membership`, and assembles the observed
     /// state from the listings and the store. Records in the store each node's new
@@ -73,7 +86,10 @@ impl Observer {
                 (None, Liveness::Lost) => Heard::Lost,
                 (None, Liveness::Suspect | Liveness::Online) => Heard::Suspect,
             };
-            reports.push(report(name, heard, membership, store, inputs).await?);
+            let r = report(name, heard, membership, store, inputs).await?;
+            #[cfg(feature = "sim")]
+            let r = self.forget_if_asked(r, membership);
+            reports.push(r);
         }
         let failures = store.failures().await?;
         let assembled = assemble(spec, reports, &failures, now_unix_ms);
@@ -92,6 +108,15 @@ impl Observer {
             observed: assembled.observed,
             suspect: assembled.suspect,
         })
+    }
+
+    /// Simulation only: the old rule, evidence against what this process saw itself.
+    #[cfg(feature = "sim")]
+    fn forget_if_asked(&self, mut r: NodeReport, membership: &Membership) -> NodeReport {
+        if self.forget_last_seen {
+            r.remembered.last_seen_unix_ms = membership.last_seen_unix_ms(r.node.as_str());
+        }
+        r
     }
 
     /// Records when each node that answers was last known up, the first time it answers

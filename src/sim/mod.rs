@@ -14,4 +14,4 @@ pub mod run;
 pub mod schedule;
 pub mod world;
 
-pub use run::{Config, Outcome, run};
+pub use run::{Bite, Config, Outcome, run};

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tokio::time::Instant;
 
 use super::rng::Rng;
+use super::schedule::Target;
 use crate::runtime::InstanceLabels;
 
 /// How long after a node drops out of sight the reconciler may still count it for quorum
@@ -72,6 +73,8 @@ pub struct World {
     pub rng: Rng,
     /// Single-writer instances running twice now (reported once when they start to).
     doubles: BTreeSet<String>,
+    /// The nodes episodes of the schedule resolved their targets to.
+    marks: BTreeMap<usize, String>,
 }
 
 impl World {
@@ -102,6 +105,26 @@ impl World {
             fail_percent: 0,
             rng: Rng::new(seed ^ 0x5EED),
             doubles: BTreeSet::new(),
+            marks: BTreeMap::new(),
+        }
+    }
+
+    /// The node a fault's target means now (see [`Target`]).
+    pub fn resolve(&mut self, target: &Target) -> Option<String> {
+        match target {
+            Target::Node(n) => Some(n.clone()),
+            Target::Marked(k) => self.marks.get(k).cloned(),
+            Target::Database(k) => {
+                let node = self
+                    .nodes
+                    .iter()
+                    .find(|(_, n)| n.powered && n.containers.get("db-0").is_some_and(|c| c.running))
+                    .or_else(|| self.nodes.iter().next())
+                    .map(|(name, _)| name.clone())?;
+                self.log(format!("(db-0's node #{k} is {node})"));
+                self.marks.insert(*k, node.clone());
+                Some(node)
+            }
         }
     }
 

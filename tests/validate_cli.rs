@@ -417,3 +417,77 @@ fn a_100_megabyte_file_is_refused_without_reading_it() {
         f.set_len(100 << 20).unwrap();
     });
 }
+
+/// Validates one file `b.yaml` holding `text`, in human form.
+fn human(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.yaml"), text).unwrap();
+    let out = quorate()
+        .arg("validate")
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The lines of the human output's snippet for the finding with `code`: from its
+/// `╭─[file:line:col]` header to the end of the snippet.
+fn snippet<'a>(text: &'a str, code: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|l| !l.contains(code))
+        .skip_while(|l| !l.contains("╭─["))
+        .take_while(|l| !l.contains("╰"))
+        .collect()
+}
+
+/// The YAML syntax errors spec authors meet most: the human output names the parser's
+/// line and column and its snippet shows that line, with the mark under the culprit.
+#[test]
+fn yaml_syntax_errors_point_at_the_real_place() {
+    let head = "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata:\n  name: web\nspec:\n";
+    // (body, header location, the snippet's line, column of the mark, help words)
+    let cases = [
+        ("\timage: x\n", "b.yaml:6:1]", "6 │     image: x", 1, "tabs"),
+        (
+            "  image: \"docker.io/x\n  replicas: 2\n",
+            "b.yaml:6:10]",
+            "6 │   image: \"docker.io/x",
+            10,
+            "close the quote",
+        ),
+        (
+            "  image: x: y\n  replicas: 2\n",
+            "b.yaml:6:11]",
+            "6 │   image: x: y",
+            11,
+            "must be quoted",
+        ),
+    ];
+    for (body, at, line, column, help) in cases {
+        let text = human(&format!("{head}{body}"));
+        let snip = snippet(&text, "quorate::yaml::syntax");
+        assert!(snip.first().is_some_and(|h| h.ends_with(at)), "{text}");
+        let i = snip
+            .iter()
+            .position(|l| l.trim_start().starts_with(line))
+            .unwrap_or_else(|| panic!("no line `{line}` in:\n{text}"));
+        // The mark sits under the column (a tab is shown as four spaces), on the next line.
+        let mark = snip.get(i + 1).copied().unwrap_or_default();
+        let gutter = snip[i].find('│').unwrap() + '│'.len_utf8() + 1;
+        let shown: String = body.chars().take(column - 1).collect();
+        let width = shown
+            .chars()
+            .map(|c| if c == '\t' { 4 } else { 1 })
+            .sum::<usize>();
+        let mark_at = mark.char_indices().find(|(_, c)| "─▲┬".contains(*c));
+        let pad = snip[i][..gutter].chars().count() + width;
+        assert_eq!(
+            mark_at.map(|(b, _)| mark[..b].chars().count()),
+            Some(pad),
+            "mark not under column {column}:\n{text}"
+        );
+        assert!(text.contains(help), "help lacks `{help}`:\n{text}");
+    }
+}

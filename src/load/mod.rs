@@ -426,10 +426,7 @@ fn locate(file: FileId, root: &Node, path: &[&str]) -> Location {
 fn parse_diagnostic(file: FileId, e: &yaml::ParseError) -> Diagnostic {
     let (code, help) = match e.kind {
         ParseErrorKind::Encoding => ("quorate::yaml::encoding", "save the file as UTF-8"),
-        ParseErrorKind::Syntax => (
-            "quorate::yaml::syntax",
-            "fix the YAML syntax at this point (indentation, quotes, brackets)",
-        ),
+        ParseErrorKind::Syntax => ("quorate::yaml::syntax", yaml::syntax_help(&e.message)),
         ParseErrorKind::Budget => (
             "quorate::yaml::budget",
             "specs are small and shallow; remove the deep nesting, huge values or alias chains",

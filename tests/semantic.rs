@@ -542,3 +542,62 @@ fn warnings_are_not_errors() {
     );
     assert!(report.valid_set().is_some());
 }
+
+/// Reconciler votes that alone make quorum: cut off from every node, the reconciler
+/// would still be quorate and fence them all. Quorum is present × 2 > expected.
+#[test]
+fn reconciler_votes_that_alone_make_quorum() {
+    let pair = |quorum: &str| {
+        format!(
+            "apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {{name: pair}}\nspec:\n  nodes:\n    - {{name: n1, runtime: \"podman+unix:///run/n1.sock\"}}\n    - {{name: n2, runtime: \"podman+unix:///run/n2.sock\"}}\n  quorum: {quorum}\n"
+        )
+    };
+    let fence = FENCES.replace("[n1, n2, n3]", "[n1, n2]");
+    let majority = |text: &str| {
+        let mut sources = Sources::new();
+        sources.add("c.yaml", text.as_bytes().to_vec());
+        sources.add("f.yaml", fence.as_bytes().to_vec());
+        let report = validate(&sources);
+        let found: Vec<_> = report
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == "quorate::quorum::reconciler-majority")
+            .cloned()
+            .collect();
+        (found, report.valid_set().is_some())
+    };
+    // Derived expected votes: 1 + 1 + 5 = 7, and 5 × 2 > 7.
+    let five = pair("{reconcilerVotes: 5}");
+    check(
+        &[&five, &fence],
+        &[at(
+            "quorate::quorum::reconciler-majority",
+            0,
+            "reconcilerVotes: ",
+            "5",
+        )],
+    );
+    let (found, valid) = majority(&five);
+    assert!(!valid);
+    assert_eq!(found[0].severity, Severity::Error);
+    assert!(found[0].message.contains("fence every node"), "{found:?}");
+    let help = found[0].help.as_deref().unwrap_or_default();
+    assert!(help.contains("reconcilerVotes to at most 2"), "{help}");
+    // Just at the limit: 2 of 4 is not more than half.
+    assert_eq!(majority(&pair("{reconcilerVotes: 2}")), (vec![], true));
+    // The tie-breaker of a pair, and no reconciler vote (warned about, not this error).
+    assert_eq!(majority(&pair("{reconcilerVotes: 1}")), (vec![], true));
+    assert!(majority(&pair("{reconcilerVotes: 0}")).0.is_empty());
+    // An explicit expectedVotes high enough makes it safe: 5 × 2 ≤ 10, and the nodes
+    // and the reconciler together (7) can still make quorum.
+    assert_eq!(
+        majority(&pair("{reconcilerVotes: 5, expectedVotes: 10}")),
+        (vec![], true)
+    );
+    let (found, valid) = majority(&pair("{reconcilerVotes: 5, expectedVotes: 9}"));
+    assert!(!valid);
+    let help = found[0].help.as_deref().unwrap_or_default();
+    assert!(help.contains("expectedVotes to at least 10"), "{help}");
+    // 3 × 2 > 5: a smaller majority is refused too.
+    assert!(!majority(&pair("{reconcilerVotes: 3}")).1);
+}

@@ -108,9 +108,11 @@ fn check(files: &[&str], expected: &[Expect]) {
         expected.len(),
         "unexpected extra findings: {got:#?}"
     );
-    let has_error = expected
-        .iter()
-        .any(|e| !e.code.starts_with("quorate::safety") && !e.code.contains("insecure"));
+    let has_error = expected.iter().any(|e| {
+        !e.code.starts_with("quorate::safety")
+            && !e.code.contains("insecure")
+            && e.code != "quorate::secret::inline-env"
+    });
     assert_eq!(
         report.valid_set().is_none(),
         has_error || report.errors() > 0
@@ -600,4 +602,88 @@ fn reconciler_votes_that_alone_make_quorum() {
     assert!(help.contains("expectedVotes to at least 10"), "{help}");
     // 3 × 2 > 5: a smaller majority is refused too.
     assert!(!majority(&pair("{reconcilerVotes: 3}")).1);
+}
+
+#[test]
+fn subnets_with_host_bits_are_refused() {
+    let cluster = CLUSTER.replace("subnet: 10.1.0.0/24", "subnet: 10.1.0.5/24");
+    check(
+        &[&cluster, FENCES, WEB],
+        &[at(
+            "quorate::network::subnet-host-bits",
+            0,
+            "subnet: ",
+            "10.1.0.5/24",
+        )],
+    );
+    let mut sources = Sources::new();
+    sources.add("c.yaml", cluster.into_bytes());
+    let report = validate(&sources);
+    let d = report
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "quorate::network::subnet-host-bits")
+        .unwrap();
+    assert_eq!(d.severity, Severity::Error);
+    assert_eq!(
+        d.help.as_deref(),
+        Some("write the network address: `subnet: 10.1.0.0/24`")
+    );
+    // A /32 is one address, and its own network.
+    let host = CLUSTER.replace("subnet: 10.1.0.0/24", "subnet: 10.1.0.5/32");
+    check(&[&host, FENCES, WEB], &[]);
+}
+
+#[test]
+fn inline_values_of_secret_looking_variables_are_warned_about() {
+    let doc = r#"apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: db}
+spec:
+  image: postgres
+  env:
+    POSTGRES_DB: shop
+    POSTGRES_PASSWORD: s3cr3t-pw
+    api_token: 12345
+    SIGNING_KEY: {fromEnv: SIGNING_KEY}
+    CLIENT_SECRET: {fromFile: /etc/quorate/secrets/client}
+"#;
+    check(
+        &[CLUSTER, FENCES, WEB, doc],
+        &[
+            at(
+                "quorate::secret::inline-env",
+                3,
+                "POSTGRES_PASSWORD: ",
+                "s3cr3t-pw",
+            ),
+            at("quorate::secret::inline-env", 3, "api_token: ", "12345"),
+        ],
+    );
+    let mut sources = Sources::new();
+    sources.add("b.yaml", doc.as_bytes().to_vec());
+    let report = validate(&sources);
+    let found: Vec<_> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "quorate::secret::inline-env")
+        .collect();
+    assert_eq!(found.len(), 2);
+    for d in found {
+        assert_eq!(d.severity, Severity::Warning);
+        let help = d.help.as_deref().unwrap_or_default();
+        assert!(
+            help.contains("fromFile:") && help.contains("fromEnv:"),
+            "{help}"
+        );
+        let all = format!("{} {help}", d.message);
+        assert!(!all.contains("s3cr3t") && !all.contains("12345"), "{all}");
+    }
+    // Both values are registered as secret, so no snippet shows them.
+    let masked = report.index.redactions();
+    let values: Vec<&str> = masked
+        .iter()
+        .map(|(_, s)| &doc[s.offset..s.offset + s.len])
+        .collect();
+    assert_eq!(values, vec!["s3cr3t-pw", "12345"]);
 }

@@ -491,3 +491,49 @@ fn yaml_syntax_errors_point_at_the_real_place() {
         assert!(text.contains(help), "help lacks `{help}`:\n{text}");
     }
 }
+
+/// An inline value of a variable whose name says it is a secret is a warning, and the
+/// value appears in no output format, not even in the snippet that points at it.
+#[test]
+fn an_inline_secret_env_value_is_warned_about_and_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        "apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  nodes: [{name: n1, runtime: 'podman+unix:///s'}]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: db}\nspec:\n  image: postgres\n  recovery: restart\n  env:\n    DB_PASSWORD: \"c0rrect-h0rse\"\n    Api_Token: >-\n      b4ttery-st4ple\n",
+    )
+    .unwrap();
+    for format in ["human", "json", "github"] {
+        let out = quorate()
+            .args(["validate", "--format", format])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let all = [out.stdout.clone(), out.stderr].concat();
+        let text = String::from_utf8_lossy(&all);
+        assert_eq!(out.status.code(), Some(0), "{format}: {text}");
+        let warnings = text.matches("inline-env").count();
+        assert_eq!(warnings, 2, "{format}: {text}");
+        assert!(
+            text.contains("fromFile") && text.contains("fromEnv"),
+            "{text}"
+        );
+        for secret in ["c0rrect", "b4ttery"] {
+            assert!(!text.contains(secret), "{format} leaked {secret}: {text}");
+        }
+        if format == "human" {
+            assert!(text.contains("b.yaml:8:18"), "{text}");
+            assert!(text.contains("DB_PASSWORD: *"), "{text}");
+        }
+    }
+    let out = quorate()
+        .args(["validate", "--strict"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

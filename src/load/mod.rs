@@ -47,7 +47,6 @@ struct Decoded {
     kind: Kind,
     name: Name,
     spec: Option<TypedSpec>,
-    secret: Option<Span>,
 }
 
 enum TypedSpec {
@@ -72,8 +71,11 @@ pub fn load(sources: &Sources) -> Loaded {
         .iter()
         .map(|(id, f)| (id, f.bytes.as_slice()))
         .collect();
-    for (docs, diags) in parallel_map(&files, |(file, bytes)| decode_file(*file, bytes)) {
+    for (docs, diags, secrets) in parallel_map(&files, |(file, bytes)| decode_file(*file, bytes)) {
         diagnostics.extend(diags);
+        for (file, span) in secrets {
+            index.redact(file, span);
+        }
         for doc in docs {
             let Decoded {
                 file,
@@ -81,7 +83,6 @@ pub fn load(sources: &Sources) -> Loaded {
                 kind,
                 name,
                 spec,
-                secret,
             } = doc;
             if let Some(first) = index.origin(kind, name.as_str()) {
                 let first = Location {
@@ -102,9 +103,6 @@ pub fn load(sources: &Sources) -> Loaded {
                     .with_related(first, "first defined here"),
                 );
                 continue;
-            }
-            if let Some(span) = secret {
-                index.redact(file, span);
             }
             match spec {
                 None => {}
@@ -140,25 +138,27 @@ pub fn load(sources: &Sources) -> Loaded {
     }
 }
 
+/// What one file gave: its documents, its problems, and the spans of inline secrets.
+type DecodedFile = (Vec<Decoded>, Vec<Diagnostic>, Vec<(FileId, Span)>);
+
 /// The YAML and shape layers for one file.
-fn decode_file(file: FileId, bytes: &[u8]) -> (Vec<Decoded>, Vec<Diagnostic>) {
+fn decode_file(file: FileId, bytes: &[u8]) -> DecodedFile {
     let mut diags = Vec::new();
     let roots = match yaml::parse_documents(bytes) {
         Ok(roots) => roots,
-        Err(e) => return (Vec::new(), vec![parse_diagnostic(file, &e)]),
+        Err(e) => return (Vec::new(), vec![parse_diagnostic(file, &e)], Vec::new()),
     };
+    let secrets = roots
+        .iter()
+        .flat_map(inline_secrets)
+        .map(|span| (file, span))
+        .collect();
     let mut docs = Vec::with_capacity(roots.len());
     for root in roots {
         let Some((kind, metadata, usable)) = header(file, &root, &mut diags) else {
             continue;
         };
         let node = root.get("spec").filter(|_| usable);
-        let secret = node
-            .filter(|_| kind == Kind::Fence)
-            .and_then(|n| n.get("ipmi"))
-            .and_then(|i| i.get("password"))
-            .filter(|pw| !matches!(pw.value, Value::Map(_)))
-            .map(|pw| pw.span);
         let spec = node.and_then(|n| match kind {
             Kind::Cluster => typed(file, n, &mut diags).map(TypedSpec::Cluster),
             Kind::Bundle => typed(file, n, &mut diags).map(TypedSpec::Bundle),
@@ -171,10 +171,39 @@ fn decode_file(file: FileId, bytes: &[u8]) -> (Vec<Decoded>, Vec<Diagnostic>) {
             kind,
             name: metadata.name,
             spec,
-            secret,
         });
     }
-    (docs, diags)
+    (docs, diags, secrets)
+}
+
+/// The spans of a document's inline secrets, which no output may show (design invariant
+/// 7): a BMC password that is not a `fromEnv`/`fromFile` reference, and the inline value
+/// of an environment variable whose name says it is a secret. Found by the document's
+/// structure alone, whatever its kind and whether it is otherwise valid, so a snippet of
+/// any finding nearby cannot show them either.
+fn inline_secrets(root: &Node) -> Vec<Span> {
+    let Some(spec) = root.get("spec") else {
+        return Vec::new();
+    };
+    let inline = |n: &&Node| !matches!(n.value, Value::Map(_));
+    let password = spec
+        .get("ipmi")
+        .and_then(|i| i.get("password"))
+        .filter(inline);
+    let env = match spec.get("env").map(|e| &e.value) {
+        Some(Value::Map(entries)) => entries.as_slice(),
+        _ => &[],
+    };
+    let env_values = env
+        .iter()
+        .filter(|(k, _)| k.as_str().is_some_and(crate::secret::is_secret_name))
+        .map(|(_, v)| v)
+        .filter(inline);
+    password
+        .into_iter()
+        .chain(env_values)
+        .map(|n| n.span)
+        .collect()
 }
 
 /// `f` over `items` on every available core, results in input order.

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use super::Findings;
 use crate::diag::Diagnostic;
-use crate::secret::SecretRef;
-use crate::spec::bundle::Recovery;
+use crate::secret::{SecretRef, is_secret_name};
+use crate::spec::bundle::{EnvValue, Recovery};
 use crate::spec::cluster::NoQuorumPolicy;
 use crate::spec::endpoint::{RuntimeKind, Transport};
 use crate::spec::fence::{IpmiAuthType, IpmiInterface};
@@ -139,6 +139,33 @@ pub(super) fn fences(set: &SpecSet, f: &mut Findings) {
                 path,
             ),
             (None, _) => {}
+        }
+    }
+}
+
+/// Environment variables whose name says they hold a secret but whose value is written
+/// inline. Only a warning (the name may mislead), but the value is masked in every output
+/// all the same (`load::inline_secrets`), and never repeated in the finding.
+pub(super) fn env_secrets(set: &SpecSet, f: &mut Findings) {
+    for (name, bundle) in &set.bundles {
+        for (var, value) in &bundle.env {
+            if !matches!(value, EnvValue::Plain(_)) || !is_secret_name(var) {
+                continue;
+            }
+            let file = format!(
+                "/etc/quorate/secrets/{}",
+                var.to_ascii_lowercase().replace('_', "-")
+            );
+            f.push(
+                Diagnostic::warning(
+                    "quorate::secret::inline-env",
+                    format!("`{var}` looks like a secret but its value is written inline; specs live in git and must not hold secrets"),
+                )
+                .with_help(format!("reference it instead, `{var}: {{fromFile: {file}}}` or `{var}: {{fromEnv: {var}}}` (read when the container is created), and change the value: it is in the repository's history")),
+                Kind::Bundle,
+                name.as_str(),
+                &format!("spec.env.{var}"),
+            );
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod yaml;
 
 use std::collections::BTreeMap;
 
-use de::{ShapeErrorKind, ShapeErrors, from_node};
+use de::{MAX_ERRORS, ShapeErrorKind, from_node};
 pub use index::SpecIndex;
 use yaml::{Node, ParseErrorKind, Value};
 
@@ -155,16 +155,21 @@ fn decode_file(file: FileId, bytes: &[u8]) -> DecodedFile {
         .collect();
     let mut docs = Vec::with_capacity(roots.len());
     for root in roots {
-        let Some((kind, metadata, usable)) = header(file, &root, &mut diags) else {
+        let first = diags.len();
+        let decoded = header(file, &root, &mut diags);
+        let spec = decoded.as_ref().and_then(|(kind, _, usable)| {
+            let n = root.get("spec").filter(|_| *usable)?;
+            match kind {
+                Kind::Cluster => typed(file, n, &mut diags).map(TypedSpec::Cluster),
+                Kind::Bundle => typed(file, n, &mut diags).map(TypedSpec::Bundle),
+                Kind::Fence => typed(file, n, &mut diags).map(TypedSpec::Fence),
+                Kind::Constraint => typed(file, n, &mut diags).map(TypedSpec::Constraint),
+            }
+        });
+        cap_document(&mut diags, first);
+        let Some((kind, metadata, _)) = decoded else {
             continue;
         };
-        let node = root.get("spec").filter(|_| usable);
-        let spec = node.and_then(|n| match kind {
-            Kind::Cluster => typed(file, n, &mut diags).map(TypedSpec::Cluster),
-            Kind::Bundle => typed(file, n, &mut diags).map(TypedSpec::Bundle),
-            Kind::Fence => typed(file, n, &mut diags).map(TypedSpec::Fence),
-            Kind::Constraint => typed(file, n, &mut diags).map(TypedSpec::Constraint),
-        });
         docs.push(Decoded {
             file,
             root,
@@ -394,48 +399,85 @@ fn typed<'a, T: serde::Deserialize<'a>>(
     node: &'a Node,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<T> {
-    match from_node::<T>(node) {
-        Ok(v) => Some(v),
-        Err(ShapeErrors(errors)) => {
-            for e in errors {
-                let (code, help) = match &e.kind {
-                    ShapeErrorKind::UnknownField { expected, .. } => (
-                        "quorate::shape::unknown-field",
-                        if expected.is_empty() {
-                            "remove it".to_owned()
-                        } else {
-                            format!("fields allowed here: {}", expected.join(", "))
-                        },
-                    ),
-                    ShapeErrorKind::MissingField(f) => {
-                        ("quorate::shape::missing-field", format!("add `{f}:` here"))
-                    }
-                    ShapeErrorKind::InvalidType => (
-                        "quorate::shape::invalid-type",
-                        "change the value to the expected type (the README lists every field)"
-                            .to_owned(),
-                    ),
-                    ShapeErrorKind::InvalidValue => (
-                        "quorate::shape::invalid-value",
-                        "correct the value as the message says".to_owned(),
-                    ),
-                    ShapeErrorKind::UnknownVariant => (
-                        "quorate::shape::unknown-variant",
-                        "use one of the listed values".to_owned(),
-                    ),
-                };
-                diags.push(
-                    Diagnostic::error(code, e.message)
-                        .with_help(help)
-                        .at(Location {
-                            file,
-                            span: e.span.or(Some(node.span)),
-                        }),
-                );
+    let e = match from_node::<T>(node) {
+        Ok(v) => return Some(v),
+        Err(e) => e,
+    };
+    let at = |span: Option<Span>| Location {
+        file,
+        span: span.or(Some(node.span)),
+    };
+    for x in e.errors {
+        let (code, default_help) = match &x.kind {
+            ShapeErrorKind::UnknownField { expected, .. } => (
+                "quorate::shape::unknown-field",
+                if expected.is_empty() {
+                    "remove it".to_owned()
+                } else {
+                    format!("fields allowed here: {}", expected.join(", "))
+                },
+            ),
+            ShapeErrorKind::MissingField(f) => {
+                ("quorate::shape::missing-field", format!("add `{f}:` here"))
             }
-            None
-        }
+            ShapeErrorKind::InvalidType => (
+                "quorate::shape::invalid-type",
+                "change the value to the expected type (the README lists every field)".to_owned(),
+            ),
+            ShapeErrorKind::InvalidValue => (
+                "quorate::shape::invalid-value",
+                "correct the value as the message says".to_owned(),
+            ),
+            ShapeErrorKind::UnknownVariant => (
+                "quorate::shape::unknown-variant",
+                "use one of the listed values".to_owned(),
+            ),
+        };
+        diags.push(
+            Diagnostic::error(code, x.message)
+                .with_help(x.help.unwrap_or(default_help))
+                .at(at(x.span)),
+        );
     }
+    if e.more {
+        let last = diags.last().and_then(|d| d.location);
+        diags.push(too_many().at(last.unwrap_or(at(None))));
+    }
+    None
+}
+
+const TOO_MANY: &str = "quorate::shape::too-many-problems";
+
+/// The note that a document has more problems than are shown.
+fn too_many() -> Diagnostic {
+    Diagnostic::error(
+        TOO_MANY,
+        format!(
+            "there may be more problems from here on: quorate reports at most {MAX_ERRORS} per document (fewer in a very large one)"
+        ),
+    )
+    .with_help("fix the problems above and validate again")
+}
+
+/// Keeps at most [`MAX_ERRORS`] findings of the document whose findings start at
+/// `first`, and one note when there were more or decoding stopped early, so a hostile
+/// document cannot flood the output.
+fn cap_document(diags: &mut Vec<Diagnostic>, first: usize) {
+    let doc = diags.split_off(first.min(diags.len()));
+    let (notes, mut found): (Vec<_>, Vec<_>) = doc.into_iter().partition(|d| d.code == TOO_MANY);
+    if found.len() > MAX_ERRORS || !notes.is_empty() {
+        let at = found
+            .get(MAX_ERRORS)
+            .or(found.last())
+            .and_then(|d| d.location)
+            .or_else(|| notes.first().and_then(|n| n.location));
+        found.truncate(MAX_ERRORS);
+        found.push(match at {
+            Some(l) => too_many().at(l),
+            None => too_many(),
+        });
+    }
+    diags.extend(found);
 }
 
 fn locate(file: FileId, root: &Node, path: &[&str]) -> Location {

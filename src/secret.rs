@@ -16,6 +16,17 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
+/// The words that make an environment variable's name say it holds a secret.
+pub const SECRET_NAME_WORDS: [&str; 4] = ["PASSWORD", "TOKEN", "SECRET", "KEY"];
+
+/// Whether an environment variable called `name` holds a secret by its name
+/// (`DB_PASSWORD`, `api_token`, `SECRET_KEY_BASE`): one of [`SECRET_NAME_WORDS`] in it,
+/// whatever the case. Its inline value is masked in every output, and validation warns.
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_NAME_WORDS.iter().any(|w| upper.contains(w))
+}
+
 /// Where a secret comes from. Holds the reference, never the value.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum SecretRef {
@@ -221,6 +232,21 @@ impl fmt::Display for Secret {
 mod tests {
     use super::*;
     use crate::load::{de::from_node, yaml::parse_documents};
+
+    #[test]
+    fn secret_names_are_recognised_in_any_case() {
+        for name in [
+            "DB_PASSWORD",
+            "api_token",
+            "SecretKeyBase",
+            "AWS_ACCESS_KEY_ID",
+        ] {
+            assert!(is_secret_name(name), "{name}");
+        }
+        for name in ["POSTGRES_DB", "PASSWD_FILE_PATH", "TOKYO", ""] {
+            assert!(!is_secret_name(name), "{name}");
+        }
+    }
 
     fn parse(s: &str) -> Result<SecretRef, String> {
         let n = parse_documents(s.as_bytes()).unwrap().remove(0);

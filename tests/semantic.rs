@@ -108,9 +108,11 @@ fn check(files: &[&str], expected: &[Expect]) {
         expected.len(),
         "unexpected extra findings: {got:#?}"
     );
-    let has_error = expected
-        .iter()
-        .any(|e| !e.code.starts_with("quorate::safety") && !e.code.contains("insecure"));
+    let has_error = expected.iter().any(|e| {
+        !e.code.starts_with("quorate::safety")
+            && !e.code.contains("insecure")
+            && e.code != "quorate::secret::inline-env"
+    });
     assert_eq!(
         report.valid_set().is_none(),
         has_error || report.errors() > 0
@@ -541,4 +543,147 @@ fn warnings_are_not_errors() {
             .all(|d| d.severity == Severity::Warning)
     );
     assert!(report.valid_set().is_some());
+}
+
+/// Reconciler votes that alone make quorum: cut off from every node, the reconciler
+/// would still be quorate and fence them all. Quorum is present × 2 > expected.
+#[test]
+fn reconciler_votes_that_alone_make_quorum() {
+    let pair = |quorum: &str| {
+        format!(
+            "apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {{name: pair}}\nspec:\n  nodes:\n    - {{name: n1, runtime: \"podman+unix:///run/n1.sock\"}}\n    - {{name: n2, runtime: \"podman+unix:///run/n2.sock\"}}\n  quorum: {quorum}\n"
+        )
+    };
+    let fence = FENCES.replace("[n1, n2, n3]", "[n1, n2]");
+    let majority = |text: &str| {
+        let mut sources = Sources::new();
+        sources.add("c.yaml", text.as_bytes().to_vec());
+        sources.add("f.yaml", fence.as_bytes().to_vec());
+        let report = validate(&sources);
+        let found: Vec<_> = report
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == "quorate::quorum::reconciler-majority")
+            .cloned()
+            .collect();
+        (found, report.valid_set().is_some())
+    };
+    // Derived expected votes: 1 + 1 + 5 = 7, and 5 × 2 > 7.
+    let five = pair("{reconcilerVotes: 5}");
+    check(
+        &[&five, &fence],
+        &[at(
+            "quorate::quorum::reconciler-majority",
+            0,
+            "reconcilerVotes: ",
+            "5",
+        )],
+    );
+    let (found, valid) = majority(&five);
+    assert!(!valid);
+    assert_eq!(found[0].severity, Severity::Error);
+    assert!(found[0].message.contains("fence every node"), "{found:?}");
+    let help = found[0].help.as_deref().unwrap_or_default();
+    assert!(help.contains("reconcilerVotes to at most 2"), "{help}");
+    // Just at the limit: 2 of 4 is not more than half.
+    assert_eq!(majority(&pair("{reconcilerVotes: 2}")), (vec![], true));
+    // The tie-breaker of a pair, and no reconciler vote (warned about, not this error).
+    assert_eq!(majority(&pair("{reconcilerVotes: 1}")), (vec![], true));
+    assert!(majority(&pair("{reconcilerVotes: 0}")).0.is_empty());
+    // An explicit expectedVotes high enough makes it safe: 5 × 2 ≤ 10, and the nodes
+    // and the reconciler together (7) can still make quorum.
+    assert_eq!(
+        majority(&pair("{reconcilerVotes: 5, expectedVotes: 10}")),
+        (vec![], true)
+    );
+    let (found, valid) = majority(&pair("{reconcilerVotes: 5, expectedVotes: 9}"));
+    assert!(!valid);
+    let help = found[0].help.as_deref().unwrap_or_default();
+    assert!(help.contains("expectedVotes to at least 10"), "{help}");
+    // 3 × 2 > 5: a smaller majority is refused too.
+    assert!(!majority(&pair("{reconcilerVotes: 3}")).1);
+}
+
+#[test]
+fn subnets_with_host_bits_are_refused() {
+    let cluster = CLUSTER.replace("subnet: 10.1.0.0/24", "subnet: 10.1.0.5/24");
+    check(
+        &[&cluster, FENCES, WEB],
+        &[at(
+            "quorate::network::subnet-host-bits",
+            0,
+            "subnet: ",
+            "10.1.0.5/24",
+        )],
+    );
+    let mut sources = Sources::new();
+    sources.add("c.yaml", cluster.into_bytes());
+    let report = validate(&sources);
+    let d = report
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "quorate::network::subnet-host-bits")
+        .unwrap();
+    assert_eq!(d.severity, Severity::Error);
+    assert_eq!(
+        d.help.as_deref(),
+        Some("write the network address: `subnet: 10.1.0.0/24`")
+    );
+    // A /32 is one address, and its own network.
+    let host = CLUSTER.replace("subnet: 10.1.0.0/24", "subnet: 10.1.0.5/32");
+    check(&[&host, FENCES, WEB], &[]);
+}
+
+#[test]
+fn inline_values_of_secret_looking_variables_are_warned_about() {
+    let doc = r#"apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: db}
+spec:
+  image: postgres
+  env:
+    POSTGRES_DB: shop
+    POSTGRES_PASSWORD: s3cr3t-pw
+    api_token: 12345
+    SIGNING_KEY: {fromEnv: SIGNING_KEY}
+    CLIENT_SECRET: {fromFile: /etc/quorate/secrets/client}
+"#;
+    check(
+        &[CLUSTER, FENCES, WEB, doc],
+        &[
+            at(
+                "quorate::secret::inline-env",
+                3,
+                "POSTGRES_PASSWORD: ",
+                "s3cr3t-pw",
+            ),
+            at("quorate::secret::inline-env", 3, "api_token: ", "12345"),
+        ],
+    );
+    let mut sources = Sources::new();
+    sources.add("b.yaml", doc.as_bytes().to_vec());
+    let report = validate(&sources);
+    let found: Vec<_> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "quorate::secret::inline-env")
+        .collect();
+    assert_eq!(found.len(), 2);
+    for d in found {
+        assert_eq!(d.severity, Severity::Warning);
+        let help = d.help.as_deref().unwrap_or_default();
+        assert!(
+            help.contains("fromFile:") && help.contains("fromEnv:"),
+            "{help}"
+        );
+        let all = format!("{} {help}", d.message);
+        assert!(!all.contains("s3cr3t") && !all.contains("12345"), "{all}");
+    }
+    // Both values are registered as secret, so no snippet shows them.
+    let masked = report.index.redactions();
+    let values: Vec<&str> = masked
+        .iter()
+        .map(|(_, s)| &doc[s.offset..s.offset + s.len])
+        .collect();
+    assert_eq!(values, vec!["s3cr3t-pw", "12345"]);
 }

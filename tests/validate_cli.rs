@@ -417,3 +417,258 @@ fn a_100_megabyte_file_is_refused_without_reading_it() {
         f.set_len(100 << 20).unwrap();
     });
 }
+
+/// Validates one file `b.yaml` holding `text`, in human form.
+fn human(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.yaml"), text).unwrap();
+    let out = quorate()
+        .arg("validate")
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The lines of the human output's snippet for the finding with `code`: from its
+/// `╭─[file:line:col]` header to the end of the snippet.
+fn snippet<'a>(text: &'a str, code: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|l| !l.contains(code))
+        .skip_while(|l| !l.contains("╭─["))
+        .take_while(|l| !l.contains("╰"))
+        .collect()
+}
+
+/// The YAML syntax errors spec authors meet most: the human output names the parser's
+/// line and column and its snippet shows that line, with the mark under the culprit.
+#[test]
+fn yaml_syntax_errors_point_at_the_real_place() {
+    let head = "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata:\n  name: web\nspec:\n";
+    // (body, header location, the snippet's line, column of the mark, help words)
+    let cases = [
+        ("\timage: x\n", "b.yaml:6:1]", "6 │     image: x", 1, "tabs"),
+        (
+            "  image: \"docker.io/x\n  replicas: 2\n",
+            "b.yaml:6:10]",
+            "6 │   image: \"docker.io/x",
+            10,
+            "close the quote",
+        ),
+        (
+            "  image: x: y\n  replicas: 2\n",
+            "b.yaml:6:11]",
+            "6 │   image: x: y",
+            11,
+            "must be quoted",
+        ),
+    ];
+    for (body, at, line, column, help) in cases {
+        let text = human(&format!("{head}{body}"));
+        let snip = snippet(&text, "quorate::yaml::syntax");
+        assert!(snip.first().is_some_and(|h| h.ends_with(at)), "{text}");
+        let i = snip
+            .iter()
+            .position(|l| l.trim_start().starts_with(line))
+            .unwrap_or_else(|| panic!("no line `{line}` in:\n{text}"));
+        // The mark sits under the column (a tab is shown as four spaces), on the next line.
+        let mark = snip.get(i + 1).copied().unwrap_or_default();
+        let gutter = snip[i].find('│').unwrap() + '│'.len_utf8() + 1;
+        let shown: String = body.chars().take(column - 1).collect();
+        let width = shown
+            .chars()
+            .map(|c| if c == '\t' { 4 } else { 1 })
+            .sum::<usize>();
+        let mark_at = mark.char_indices().find(|(_, c)| "─▲┬".contains(*c));
+        let pad = snip[i][..gutter].chars().count() + width;
+        assert_eq!(
+            mark_at.map(|(b, _)| mark[..b].chars().count()),
+            Some(pad),
+            "mark not under column {column}:\n{text}"
+        );
+        assert!(text.contains(help), "help lacks `{help}`:\n{text}");
+    }
+}
+
+/// An inline value of a variable whose name says it is a secret is a warning, and the
+/// value appears in no output format, not even in the snippet that points at it.
+#[test]
+fn an_inline_secret_env_value_is_warned_about_and_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        "apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  nodes: [{name: n1, runtime: 'podman+unix:///s'}]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: db}\nspec:\n  image: postgres\n  recovery: restart\n  env:\n    DB_PASSWORD: \"c0rrect-h0rse\"\n    Api_Token: >-\n      b4ttery-st4ple\n",
+    )
+    .unwrap();
+    for format in ["human", "json", "github"] {
+        let out = quorate()
+            .args(["validate", "--format", format])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let all = [out.stdout.clone(), out.stderr].concat();
+        let text = String::from_utf8_lossy(&all);
+        assert_eq!(out.status.code(), Some(0), "{format}: {text}");
+        let warnings = text.matches("inline-env").count();
+        assert_eq!(warnings, 2, "{format}: {text}");
+        assert!(
+            text.contains("fromFile") && text.contains("fromEnv"),
+            "{text}"
+        );
+        for secret in ["c0rrect", "b4ttery"] {
+            assert!(!text.contains(secret), "{format} leaked {secret}: {text}");
+        }
+        if format == "human" {
+            assert!(text.contains("b.yaml:8:18"), "{text}");
+            assert!(text.contains("DB_PASSWORD: *"), "{text}");
+        }
+    }
+    let out = quorate()
+        .args(["validate", "--strict"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// A careless document with many wrong values: one run reports each of them at its
+/// place, in the spec's words, with a help line saying what to write.
+#[test]
+fn every_type_and_value_error_of_a_document_is_reported_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  nodes:\n    - name: n1\n      runtime: podman+unix:///s\n      votes: many\n    - name: n2\n      runtime: podman+unix:///s2\n      votes: -1\n  quorum:\n    reconcilerVotes: 1.5\n  fencing:\n    timeout: 10\n    enabled: yes please\n  membership:\n    probeInterval: [1s]\n  networks:\n    - name: net\n      subnet: 10.0.0.0/33\n";
+    std::fs::write(dir.path().join("c.yaml"), text).unwrap();
+    let out = quorate()
+        .args(["validate", "--format", "json"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    let got: Vec<(u64, u64, &str, &str)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["line"].as_u64().unwrap(),
+                d["column"].as_u64().unwrap(),
+                d["message"].as_str().unwrap(),
+                d["help"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let want: &[(u64, u64, &str, &str)] = &[
+        (
+            8,
+            14,
+            "expected a whole number from 0 to 4294967295, found the text `many`",
+            "write a whole number from 0 to 4294967295",
+        ),
+        (
+            11,
+            14,
+            "expected a whole number from 0 to 4294967295, found the number -1",
+            "write a whole number",
+        ),
+        (
+            13,
+            22,
+            "expected a whole number from 0 to 4294967295, found the number 1.5",
+            "without quotes or a unit",
+        ),
+        (15, 14, "a duration needs a unit", "write `10s` for seconds"),
+        (
+            16,
+            14,
+            "expected `true` or `false`, found the text `yes please`",
+            "write `true` or `false`",
+        ),
+        (
+            18,
+            20,
+            "expected a duration such as 10s or 5m, found a list",
+            "500ms, 10s, 5m",
+        ),
+        (
+            21,
+            15,
+            "invalid subnet `10.0.0.0/33`",
+            "write an IPv4 network like 10.88.10.0/24",
+        ),
+    ];
+    assert_eq!(got.len(), want.len(), "{v:#}");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!((g.0, g.1, g.2), (w.0, w.1, w.2), "{v:#}");
+        assert!(g.3.contains(w.3), "help of line {}: {}", g.0, g.3);
+    }
+    // Nothing of Rust's vocabulary reaches the user.
+    let all = String::from_utf8_lossy(&out.stdout);
+    for rust in ["u32", "u64", "f64", "invalid type", "struct "] {
+        assert!(!all.contains(rust), "`{rust}` in {all}");
+    }
+}
+
+/// A document with thousands of wrong values, or thousands of unknown top-level fields,
+/// gets 20 findings and a note, in bounded time and memory.
+#[test]
+fn a_flood_of_problems_is_capped_per_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = |name: &str, n: usize| {
+        let mut text = format!(
+            "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: {name}}}\nspec:\n  image: x\n  network:\n    ports:\n",
+        );
+        for i in 0..n {
+            text.push_str(&format!("      - {{port: p{i}}}\n"));
+        }
+        text
+    };
+    std::fs::write(dir.path().join("ports.yaml"), ports("a", 2_000)).unwrap();
+    // So large that fewer passes are allowed: fewer findings, and the note all the same.
+    std::fs::write(dir.path().join("huge.yaml"), ports("b", 25_000)).unwrap();
+    let mut fields =
+        String::from("apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: c}\n");
+    for i in 0..20_000 {
+        fields.push_str(&format!("field{i}: 1\n"));
+    }
+    std::fs::write(dir.path().join("fields.yaml"), fields).unwrap();
+    let out = run_bounded(
+        quorate()
+            .args(["validate", "--format", "json"])
+            .arg(dir.path()),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    for file in ["ports.yaml", "fields.yaml", "huge.yaml"] {
+        let codes: Vec<&str> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["file"].as_str().is_some_and(|f| f.ends_with(file)))
+            .map(|d| d["code"].as_str().unwrap())
+            .collect();
+        if file == "huge.yaml" {
+            assert!((2..21).contains(&codes.len()), "{file}: {codes:?}");
+        } else {
+            assert_eq!(codes.len(), 21, "{file}: {codes:?}");
+        }
+        assert_eq!(
+            codes
+                .iter()
+                .filter(|c| **c == "quorate::shape::too-many-problems")
+                .count(),
+            1,
+            "{file}: {codes:?}"
+        );
+    }
+    let peak = children_peak_rss();
+    assert!(peak < 256 << 20, "peak memory {} MiB", peak >> 20);
+}

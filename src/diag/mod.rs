@@ -65,6 +65,38 @@ impl Span {
     }
 }
 
+impl Span {
+    /// The span at 1-based `line` and `column` (in characters) of `text`, `len` bytes
+    /// long, with its byte offset computed. A column past the end of its line is clamped
+    /// to the line's end, a line past the end of the text to the text's end.
+    pub fn at_line_column(text: &[u8], line: u32, column: u32, len: usize) -> Span {
+        let skip = usize::try_from(line.saturating_sub(1)).unwrap_or(usize::MAX);
+        let line_start = if skip == 0 {
+            Some(0)
+        } else {
+            text.iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .nth(skip - 1)
+                .map(|(i, _)| i + 1)
+        };
+        let Some(line_start) = line_start else {
+            return Span::at_offset(text, text.len(), 0);
+        };
+        let rest = &text[line_start..];
+        let line_text = &rest[..rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len())];
+        let chars = usize::try_from(column.saturating_sub(1)).unwrap_or(usize::MAX);
+        let within = String::from_utf8_lossy(line_text)
+            .char_indices()
+            .nth(chars)
+            .map_or(line_text.len(), |(i, _)| i);
+        // from_utf8_lossy keeps byte positions for valid UTF-8 (the only text parsed).
+        let offset = line_start + within.min(line_text.len());
+        let len = len.min(text.len() - offset);
+        Span::at_offset(text, offset, len)
+    }
+}
+
 /// Where a diagnostic points: a file, and a span in it when one is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Location {
@@ -180,5 +212,18 @@ mod tests {
         assert_eq!(Span::at_offset(text, 0, 0).line, 1);
         // Past the end is clamped, never a panic.
         assert_eq!(Span::at_offset(text, 999, 0).offset, text.len());
+    }
+
+    #[test]
+    fn span_at_line_column_finds_the_byte_offset() {
+        let text = "a: 1\nbé: x\n".as_bytes();
+        let s = Span::at_line_column(text, 2, 4, 1);
+        assert_eq!((s.offset, s.line, s.column), (9, 2, 4));
+        assert_eq!(Span::at_line_column(text, 1, 1, 0).offset, 0);
+        // Past the end of a line or of the text is clamped, never a panic.
+        let s = Span::at_line_column(text, 1, 99, 1);
+        assert_eq!((s.offset, s.line), (4, 1));
+        let s = Span::at_line_column(text, 9, 1, 5);
+        assert_eq!((s.offset, s.len), (text.len(), 0));
     }
 }

@@ -174,7 +174,11 @@ impl<'a> MaskedTexts<'a> {
                             .into_iter()
                             .flatten()
                         {
-                            *b = b'*';
+                            // Line breaks stay, so a multi-line value keeps its lines
+                            // and the lines after it keep their numbers.
+                            if *b != b'\n' && *b != b'\r' {
+                                *b = b'*';
+                            }
                         }
                     }
                 }
@@ -322,6 +326,33 @@ mod tests {
         assert!(text.contains("quorate::secret::inline"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("*******"), "{text}");
+    }
+
+    #[test]
+    fn masking_keeps_the_lines_of_a_multi_line_secret() {
+        let mut sources = Sources::new();
+        let text = b"env:\n  DB_PASSWORD: |\n    one-secret\n    two-secret\n  X: 1\n";
+        let file = sources.add("b.yaml", text.to_vec());
+        let span = Span::at_offset(text, 26, 26);
+        let d = Diagnostic::warning("quorate::secret::inline-env", "inline").at(Location {
+            file,
+            span: Some(Span::at_offset(text, 54, 1)),
+        });
+        let redactions = [(file, span)];
+        let ctx = RenderContext {
+            sources: &sources,
+            redactions: &redactions,
+            color: false,
+        };
+        let mut out = Vec::new();
+        render(&mut out, Format::Human, &[d], &ctx).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.contains("one-secret") && !text.contains("two-secret"),
+            "{text}"
+        );
+        assert!(text.contains("4 │ **************\n"), "{text}");
+        assert!(text.contains("5 │   X: 1"), "{text}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod yaml;
 
 use std::collections::BTreeMap;
 
-use de::{ShapeErrorKind, ShapeErrors, from_node};
+use de::{MAX_ERRORS, ShapeErrorKind, from_node};
 pub use index::SpecIndex;
 use yaml::{Node, ParseErrorKind, Value};
 
@@ -47,7 +47,6 @@ struct Decoded {
     kind: Kind,
     name: Name,
     spec: Option<TypedSpec>,
-    secret: Option<Span>,
 }
 
 enum TypedSpec {
@@ -72,8 +71,11 @@ pub fn load(sources: &Sources) -> Loaded {
         .iter()
         .map(|(id, f)| (id, f.bytes.as_slice()))
         .collect();
-    for (docs, diags) in parallel_map(&files, |(file, bytes)| decode_file(*file, bytes)) {
+    for (docs, diags, secrets) in parallel_map(&files, |(file, bytes)| decode_file(*file, bytes)) {
         diagnostics.extend(diags);
+        for (file, span) in secrets {
+            index.redact(file, span);
+        }
         for doc in docs {
             let Decoded {
                 file,
@@ -81,7 +83,6 @@ pub fn load(sources: &Sources) -> Loaded {
                 kind,
                 name,
                 spec,
-                secret,
             } = doc;
             if let Some(first) = index.origin(kind, name.as_str()) {
                 let first = Location {
@@ -102,9 +103,6 @@ pub fn load(sources: &Sources) -> Loaded {
                     .with_related(first, "first defined here"),
                 );
                 continue;
-            }
-            if let Some(span) = secret {
-                index.redact(file, span);
             }
             match spec {
                 None => {}
@@ -140,41 +138,77 @@ pub fn load(sources: &Sources) -> Loaded {
     }
 }
 
+/// What one file gave: its documents, its problems, and the spans of inline secrets.
+type DecodedFile = (Vec<Decoded>, Vec<Diagnostic>, Vec<(FileId, Span)>);
+
 /// The YAML and shape layers for one file.
-fn decode_file(file: FileId, bytes: &[u8]) -> (Vec<Decoded>, Vec<Diagnostic>) {
+fn decode_file(file: FileId, bytes: &[u8]) -> DecodedFile {
     let mut diags = Vec::new();
     let roots = match yaml::parse_documents(bytes) {
         Ok(roots) => roots,
-        Err(e) => return (Vec::new(), vec![parse_diagnostic(file, &e)]),
+        Err(e) => return (Vec::new(), vec![parse_diagnostic(file, &e)], Vec::new()),
     };
+    let secrets = roots
+        .iter()
+        .flat_map(inline_secrets)
+        .map(|span| (file, span))
+        .collect();
     let mut docs = Vec::with_capacity(roots.len());
     for root in roots {
-        let Some((kind, metadata, usable)) = header(file, &root, &mut diags) else {
+        let first = diags.len();
+        let decoded = header(file, &root, &mut diags);
+        let spec = decoded.as_ref().and_then(|(kind, _, usable)| {
+            let n = root.get("spec").filter(|_| *usable)?;
+            match kind {
+                Kind::Cluster => typed(file, n, &mut diags).map(TypedSpec::Cluster),
+                Kind::Bundle => typed(file, n, &mut diags).map(TypedSpec::Bundle),
+                Kind::Fence => typed(file, n, &mut diags).map(TypedSpec::Fence),
+                Kind::Constraint => typed(file, n, &mut diags).map(TypedSpec::Constraint),
+            }
+        });
+        cap_document(&mut diags, first);
+        let Some((kind, metadata, _)) = decoded else {
             continue;
         };
-        let node = root.get("spec").filter(|_| usable);
-        let secret = node
-            .filter(|_| kind == Kind::Fence)
-            .and_then(|n| n.get("ipmi"))
-            .and_then(|i| i.get("password"))
-            .filter(|pw| !matches!(pw.value, Value::Map(_)))
-            .map(|pw| pw.span);
-        let spec = node.and_then(|n| match kind {
-            Kind::Cluster => typed(file, n, &mut diags).map(TypedSpec::Cluster),
-            Kind::Bundle => typed(file, n, &mut diags).map(TypedSpec::Bundle),
-            Kind::Fence => typed(file, n, &mut diags).map(TypedSpec::Fence),
-            Kind::Constraint => typed(file, n, &mut diags).map(TypedSpec::Constraint),
-        });
         docs.push(Decoded {
             file,
             root,
             kind,
             name: metadata.name,
             spec,
-            secret,
         });
     }
-    (docs, diags)
+    (docs, diags, secrets)
+}
+
+/// The spans of a document's inline secrets, which no output may show (design invariant
+/// 7): a BMC password that is not a `fromEnv`/`fromFile` reference, and the inline value
+/// of an environment variable whose name says it is a secret. Found by the document's
+/// structure alone, whatever its kind and whether it is otherwise valid, so a snippet of
+/// any finding nearby cannot show them either.
+fn inline_secrets(root: &Node) -> Vec<Span> {
+    let Some(spec) = root.get("spec") else {
+        return Vec::new();
+    };
+    let inline = |n: &&Node| !matches!(n.value, Value::Map(_));
+    let password = spec
+        .get("ipmi")
+        .and_then(|i| i.get("password"))
+        .filter(inline);
+    let env = match spec.get("env").map(|e| &e.value) {
+        Some(Value::Map(entries)) => entries.as_slice(),
+        _ => &[],
+    };
+    let env_values = env
+        .iter()
+        .filter(|(k, _)| k.as_str().is_some_and(crate::secret::is_secret_name))
+        .map(|(_, v)| v)
+        .filter(inline);
+    password
+        .into_iter()
+        .chain(env_values)
+        .map(|n| n.span)
+        .collect()
 }
 
 /// `f` over `items` on every available core, results in input order.
@@ -365,48 +399,85 @@ fn typed<'a, T: serde::Deserialize<'a>>(
     node: &'a Node,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<T> {
-    match from_node::<T>(node) {
-        Ok(v) => Some(v),
-        Err(ShapeErrors(errors)) => {
-            for e in errors {
-                let (code, help) = match &e.kind {
-                    ShapeErrorKind::UnknownField { expected, .. } => (
-                        "quorate::shape::unknown-field",
-                        if expected.is_empty() {
-                            "remove it".to_owned()
-                        } else {
-                            format!("fields allowed here: {}", expected.join(", "))
-                        },
-                    ),
-                    ShapeErrorKind::MissingField(f) => {
-                        ("quorate::shape::missing-field", format!("add `{f}:` here"))
-                    }
-                    ShapeErrorKind::InvalidType => (
-                        "quorate::shape::invalid-type",
-                        "change the value to the expected type (the README lists every field)"
-                            .to_owned(),
-                    ),
-                    ShapeErrorKind::InvalidValue => (
-                        "quorate::shape::invalid-value",
-                        "correct the value as the message says".to_owned(),
-                    ),
-                    ShapeErrorKind::UnknownVariant => (
-                        "quorate::shape::unknown-variant",
-                        "use one of the listed values".to_owned(),
-                    ),
-                };
-                diags.push(
-                    Diagnostic::error(code, e.message)
-                        .with_help(help)
-                        .at(Location {
-                            file,
-                            span: e.span.or(Some(node.span)),
-                        }),
-                );
+    let e = match from_node::<T>(node) {
+        Ok(v) => return Some(v),
+        Err(e) => e,
+    };
+    let at = |span: Option<Span>| Location {
+        file,
+        span: span.or(Some(node.span)),
+    };
+    for x in e.errors {
+        let (code, default_help) = match &x.kind {
+            ShapeErrorKind::UnknownField { expected, .. } => (
+                "quorate::shape::unknown-field",
+                if expected.is_empty() {
+                    "remove it".to_owned()
+                } else {
+                    format!("fields allowed here: {}", expected.join(", "))
+                },
+            ),
+            ShapeErrorKind::MissingField(f) => {
+                ("quorate::shape::missing-field", format!("add `{f}:` here"))
             }
-            None
-        }
+            ShapeErrorKind::InvalidType => (
+                "quorate::shape::invalid-type",
+                "change the value to the expected type (the README lists every field)".to_owned(),
+            ),
+            ShapeErrorKind::InvalidValue => (
+                "quorate::shape::invalid-value",
+                "correct the value as the message says".to_owned(),
+            ),
+            ShapeErrorKind::UnknownVariant => (
+                "quorate::shape::unknown-variant",
+                "use one of the listed values".to_owned(),
+            ),
+        };
+        diags.push(
+            Diagnostic::error(code, x.message)
+                .with_help(x.help.unwrap_or(default_help))
+                .at(at(x.span)),
+        );
     }
+    if e.more {
+        let last = diags.last().and_then(|d| d.location);
+        diags.push(too_many().at(last.unwrap_or(at(None))));
+    }
+    None
+}
+
+const TOO_MANY: &str = "quorate::shape::too-many-problems";
+
+/// The note that a document has more problems than are shown.
+fn too_many() -> Diagnostic {
+    Diagnostic::error(
+        TOO_MANY,
+        format!(
+            "there may be more problems from here on: quorate reports at most {MAX_ERRORS} per document (fewer in a very large one)"
+        ),
+    )
+    .with_help("fix the problems above and validate again")
+}
+
+/// Keeps at most [`MAX_ERRORS`] findings of the document whose findings start at
+/// `first`, and one note when there were more or decoding stopped early, so a hostile
+/// document cannot flood the output.
+fn cap_document(diags: &mut Vec<Diagnostic>, first: usize) {
+    let doc = diags.split_off(first.min(diags.len()));
+    let (notes, mut found): (Vec<_>, Vec<_>) = doc.into_iter().partition(|d| d.code == TOO_MANY);
+    if found.len() > MAX_ERRORS || !notes.is_empty() {
+        let at = found
+            .get(MAX_ERRORS)
+            .or(found.last())
+            .and_then(|d| d.location)
+            .or_else(|| notes.first().and_then(|n| n.location));
+        found.truncate(MAX_ERRORS);
+        found.push(match at {
+            Some(l) => too_many().at(l),
+            None => too_many(),
+        });
+    }
+    diags.extend(found);
 }
 
 fn locate(file: FileId, root: &Node, path: &[&str]) -> Location {
@@ -426,10 +497,7 @@ fn locate(file: FileId, root: &Node, path: &[&str]) -> Location {
 fn parse_diagnostic(file: FileId, e: &yaml::ParseError) -> Diagnostic {
     let (code, help) = match e.kind {
         ParseErrorKind::Encoding => ("quorate::yaml::encoding", "save the file as UTF-8"),
-        ParseErrorKind::Syntax => (
-            "quorate::yaml::syntax",
-            "fix the YAML syntax at this point (indentation, quotes, brackets)",
-        ),
+        ParseErrorKind::Syntax => ("quorate::yaml::syntax", yaml::syntax_help(&e.message)),
         ParseErrorKind::Budget => (
             "quorate::yaml::budget",
             "specs are small and shallow; remove the deep nesting, huge values or alias chains",

@@ -191,10 +191,13 @@ fn parse_error(text: &str, err: &serde_saphyr::Error) -> ParseError {
             (kind, m)
         }
     };
-    let span = inner
+    let mut span = inner
         .location()
         .or_else(|| err.location())
-        .map_or(Span::START, |l| span_of(text, &l, 0));
+        .map_or(Span::START, |l| span_of(text, &l, 1));
+    if kind == ParseErrorKind::Syntax && (message.contains(" tab") || message.contains("tabs")) {
+        span = at_tab(text, span);
+    }
     ParseError {
         message,
         span,
@@ -202,30 +205,73 @@ fn parse_error(text: &str, err: &serde_saphyr::Error) -> ParseError {
     }
 }
 
+/// The tab a tab error is about. The parser reports the place just after the tabs
+/// (`\t\timage:`), or the start of the plain scalar it was reading when it met the tab
+/// (`- b` followed by a tab-indented line): the tab is just before, or the first one
+/// after it on the same or the next line.
+fn at_tab(text: &str, span: Span) -> Span {
+    let bytes = text.as_bytes();
+    let end = span.offset.min(bytes.len());
+    let before = bytes[..end]
+        .iter()
+        .rev()
+        .take_while(|b| **b == b'\t')
+        .count();
+    let tab = if before > 0 {
+        Some(end - before)
+    } else {
+        let mut newlines = 0;
+        bytes[end..]
+            .iter()
+            .take_while(|b| {
+                newlines += usize::from(**b == b'\n');
+                newlines < 2
+            })
+            .position(|b| *b == b'\t')
+            .map(|p| end + p)
+    };
+    tab.map_or(span, |offset| Span::at_offset(bytes, offset, 1))
+}
+
 fn span_of(text: &str, loc: &YamlLocation, min_len: usize) -> Span {
     let s = loc.span();
-    let offset = s
-        .byte_offset()
-        .and_then(|o| usize::try_from(o).ok())
-        .unwrap_or(0)
-        .min(text.len());
     let len = s
         .byte_len()
         .and_then(|l| usize::try_from(l).ok())
         .unwrap_or(0)
         .max(min_len);
-    if loc.line() == 0 {
-        return Span::at_offset(text.as_bytes(), offset, len);
-    }
-    Span {
-        offset,
-        len,
-        line: u32::try_from(loc.line()).unwrap_or(u32::MAX),
-        column: u32::try_from(loc.column()).unwrap_or(u32::MAX),
+    let line = u32::try_from(loc.line()).unwrap_or(u32::MAX);
+    let column = u32::try_from(loc.column()).unwrap_or(u32::MAX);
+    match s.byte_offset().and_then(|o| usize::try_from(o).ok()) {
+        // Nodes carry their byte offset; trust it, with the parser's line and column.
+        Some(offset) if line > 0 => Span {
+            offset: offset.min(text.len()),
+            len,
+            line,
+            column,
+        },
+        Some(offset) => Span::at_offset(text.as_bytes(), offset, len),
+        // Parse errors carry only a line and column: the offset is computed from them,
+        // so a snippet shows the place the error names, not the start of the file.
+        None if line > 0 => Span::at_line_column(text.as_bytes(), line, column, len),
+        None => Span::START,
     }
 }
 
 const TOO_LONG: &str = "scalar longer than";
+
+/// What to write instead, for the syntax errors spec authors meet most.
+pub fn syntax_help(message: &str) -> &'static str {
+    if message.contains(" tab") || message.contains("tabs") {
+        "indent with spaces: YAML does not allow tabs in indentation"
+    } else if message.contains("unclosed quote") {
+        "close the quote on the same value (`image: \"docker.io/library/nginx:1.27\"`), or remove it"
+    } else if message.contains("mapping values are not allowed") {
+        "a value that contains `: ` must be quoted (`command: [\"sh\", \"-c\", \"a: b\"]`); a nested mapping starts on its own line, indented"
+    } else {
+        "fix the YAML syntax at this point (indentation, quotes, brackets)"
+    }
+}
 
 /// The shape serde-saphyr fills in; converted to [`Node`] once spans are known.
 enum Raw {
@@ -379,6 +425,26 @@ mod tests {
         let (k, v) = docs[1].entry("d").unwrap();
         assert_eq!((k.span.line, v.span.line, v.span.column), (5, 5, 4));
         assert_eq!(v.as_str(), Some("e"));
+    }
+
+    #[test]
+    fn syntax_errors_have_the_offset_of_their_line_and_column() {
+        fn at(s: &str) -> (u32, u32, &str) {
+            let e = parse_documents(s.as_bytes()).unwrap_err();
+            (e.span.line, e.span.column, &s[e.span.offset..])
+        }
+        let (line, column, rest) = at("a: 1\nb: \"open\nc: 2\n");
+        assert_eq!((line, column), (2, 4));
+        assert!(rest.starts_with("\"open"), "{rest}");
+        let (line, column, rest) = at("a: 1\nb: x: y\n");
+        assert_eq!((line, column), (2, 5));
+        assert!(rest.starts_with(": y"), "{rest}");
+        // Tab errors point at the tab, wherever the parser stopped.
+        for s in ["a:\n\t\tb: x\n", "a:\n  - b\n\t- c\n", "a: |\n\tx\n"] {
+            let (_, column, rest) = at(s);
+            assert_eq!(column, 1, "{s:?}");
+            assert!(rest.starts_with('\t'), "{s:?}: {rest:?}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::Observed;
 use crate::diag::{Diagnostic, Location};
-use crate::load::de::{ShapeErrors, from_node};
+use crate::load::de::from_node;
 use crate::load::yaml::parse_documents;
 use crate::source::FileId;
 
@@ -31,14 +31,15 @@ pub fn parse(file: FileId, bytes: &[u8]) -> Result<Observed, Vec<Diagnostic>> {
             .in_file(file),
         ]);
     };
-    from_node::<Observed>(doc).map_err(|ShapeErrors(errors)| {
-        errors
+    from_node::<Observed>(doc).map_err(|e| {
+        e.errors
             .into_iter()
             .map(|e| {
+                let help = e.help.map_or_else(String::new, |h| format!("{h}; "));
                 Diagnostic::error("quorate::observed::shape", e.message)
-                    .with_help(
-                        "see the snapshot format in docs/planning.md or schemas/observed.json",
-                    )
+                    .with_help(format!(
+                        "{help}see the snapshot format in docs/planning.md or schemas/observed.json"
+                    ))
                     .at(at(e.span.unwrap_or(doc.span)))
             })
             .collect()

@@ -236,14 +236,25 @@ pub struct Subnet {
 }
 
 impl Subnet {
+    /// The prefix as a mask of network bits.
+    fn mask(self) -> u32 {
+        u32::MAX
+            .checked_shl(32 - u32::from(self.prefix.min(32)))
+            .unwrap_or(0)
+    }
+
     /// Whether `ip` lies in the subnet.
     pub fn contains(self, ip: Ipv4Addr) -> bool {
-        let mask = if self.prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(self.prefix))
-        };
-        (u32::from(ip) & mask) == (u32::from(self.addr) & mask)
+        (u32::from(ip) & self.mask()) == (u32::from(self.addr) & self.mask())
+    }
+
+    /// The same subnet written with its network address (host bits cleared):
+    /// `10.88.10.5/24` gives `10.88.10.0/24`.
+    pub fn network(self) -> Subnet {
+        Subnet {
+            addr: Ipv4Addr::from(u32::from(self.addr) & self.mask()),
+            prefix: self.prefix,
+        }
     }
 }
 
@@ -315,5 +326,15 @@ mod tests {
         assert!("10.0.0.0/33".parse::<Subnet>().is_err());
         let all: Subnet = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains("1.2.3.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_network_address_clears_the_host_bits() {
+        let net = |s: &str| s.parse::<Subnet>().unwrap().network().to_string();
+        assert_eq!(net("10.88.10.5/24"), "10.88.10.0/24");
+        assert_eq!(net("10.88.10.0/24"), "10.88.10.0/24");
+        assert_eq!(net("10.88.10.5/32"), "10.88.10.5/32");
+        assert_eq!(net("10.88.10.5/0"), "0.0.0.0/0");
+        assert_eq!(net("172.16.200.1/12"), "172.16.0.0/12");
     }
 }

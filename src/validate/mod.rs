@@ -71,6 +71,7 @@ pub fn check(set: &SpecSet, cluster_ok: bool, index: &SpecIndex) -> Vec<Diagnost
     refs::check(set, cluster_ok, &mut f);
     network::check(set, &mut f);
     safety::fences(set, &mut f);
+    safety::env_secrets(set, &mut f);
     if cluster_ok {
         placement::check(set, &mut f);
         safety::cluster(set, &mut f);

@@ -14,6 +14,7 @@ const MOUNT_OPTIONS: &[&str] = &[
 ];
 
 pub(super) fn check(set: &SpecSet, f: &mut Findings) {
+    subnets(set, f);
     let mut ranges: Vec<(&Name, u32, u32)> = Vec::new();
     for (name, b) in &set.bundles {
         let n = name.as_str();
@@ -72,6 +73,29 @@ pub(super) fn check(set: &SpecSet, f: &mut Findings) {
         }
     }
     host_port_clashes(set, f);
+}
+
+/// A subnet is written with its network address: `10.88.10.5/24` is either a typo or an
+/// address taken for a network, and runtimes refuse it or silently widen it.
+fn subnets(set: &SpecSet, f: &mut Findings) {
+    for (i, net) in set.cluster.networks.iter().enumerate() {
+        let network = net.subnet.network();
+        if network != net.subnet {
+            f.push(
+                Diagnostic::error(
+                    "quorate::network::subnet-host-bits",
+                    format!(
+                        "subnet {} of network `{}` has host bits set: {} is an address in {network}, not a network address",
+                        net.subnet, net.name, net.subnet.addr
+                    ),
+                )
+                .with_help(format!("write the network address: `subnet: {network}`")),
+                Kind::Cluster,
+                set.cluster_name.as_str(),
+                &format!("spec.networks.{i}.subnet"),
+            );
+        }
+    }
 }
 
 fn basics(n: &str, b: &BundleSpec, f: &mut Findings) {

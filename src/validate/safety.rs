@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use super::Findings;
 use crate::diag::Diagnostic;
-use crate::secret::SecretRef;
-use crate::spec::bundle::Recovery;
+use crate::secret::{SecretRef, is_secret_name};
+use crate::spec::bundle::{EnvValue, Recovery};
 use crate::spec::cluster::NoQuorumPolicy;
 use crate::spec::endpoint::{RuntimeKind, Transport};
 use crate::spec::fence::{IpmiAuthType, IpmiInterface};
@@ -143,6 +143,33 @@ pub(super) fn fences(set: &SpecSet, f: &mut Findings) {
     }
 }
 
+/// Environment variables whose name says they hold a secret but whose value is written
+/// inline. Only a warning (the name may mislead), but the value is masked in every output
+/// all the same (`load::inline_secrets`), and never repeated in the finding.
+pub(super) fn env_secrets(set: &SpecSet, f: &mut Findings) {
+    for (name, bundle) in &set.bundles {
+        for (var, value) in &bundle.env {
+            if !matches!(value, EnvValue::Plain(_)) || !is_secret_name(var) {
+                continue;
+            }
+            let file = format!(
+                "/etc/quorate/secrets/{}",
+                var.to_ascii_lowercase().replace('_', "-")
+            );
+            f.push(
+                Diagnostic::warning(
+                    "quorate::secret::inline-env",
+                    format!("`{var}` looks like a secret but its value is written inline; specs live in git and must not hold secrets"),
+                )
+                .with_help(format!("reference it instead, `{var}: {{fromFile: {file}}}` or `{var}: {{fromEnv: {var}}}` (read when the container is created), and change the value: it is in the repository's history")),
+                Kind::Bundle,
+                name.as_str(),
+                &format!("spec.env.{var}"),
+            );
+        }
+    }
+}
+
 fn runtimes(set: &SpecSet, f: &mut Findings) {
     let cluster = set.cluster_name.as_str();
     for (i, node) in set.cluster.nodes.iter().enumerate() {
@@ -226,6 +253,9 @@ fn quorum(set: &SpecSet, f: &mut Findings) {
             "spec.quorum",
         );
     }
+    if expected > 0 {
+        reconciler_alone(set, expected, f);
+    }
     if c.quorum.no_quorum_policy == NoQuorumPolicy::Ignore {
         f.push(
             Diagnostic::warning(
@@ -251,6 +281,57 @@ fn quorum(set: &SpecSet, f: &mut Findings) {
             "spec.quorum",
         );
     }
+}
+
+/// The reconciler's votes must not make quorum on their own: a reconciler cut off from
+/// every node would still be quorate, and, keeping invariant 2 in name only, start
+/// instances elsewhere and fence every node it cannot reach (in a split, the nodes that
+/// are fine). Quorum is present × 2 > expected (`plan/quorum.rs`), so the reconciler
+/// alone must hold at most half of the expected votes.
+fn reconciler_alone(set: &SpecSet, expected: u32, f: &mut Findings) {
+    let q = &set.cluster.quorum;
+    let own = q.reconciler_votes;
+    if u64::from(own) * 2 <= u64::from(expected) {
+        return;
+    }
+    let nodes = set
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| n.votes)
+        .fold(0, u32::saturating_add);
+    let (of, help) = match q.expected_votes {
+        Some(_) => (
+            format!("{expected} expected votes"),
+            format!(
+                "set expectedVotes to at least {} (twice reconcilerVotes), or lower reconcilerVotes to at most {}; a tie-breaker needs only `reconcilerVotes: 1`",
+                u64::from(own) * 2,
+                expected / 2
+            ),
+        ),
+        None if nodes == 0 => (
+            format!("{expected} expected votes (no node has a vote)"),
+            "give the nodes votes (`votes: 1` is the default); the reconciler only breaks ties between them".to_owned(),
+        ),
+        None => (
+            format!("{expected} expected votes (the nodes' {nodes} and its own {own})"),
+            format!(
+                "set reconcilerVotes to at most {nodes}, the nodes' votes together; a tie-breaker needs only `reconcilerVotes: 1`"
+            ),
+        ),
+    };
+    f.push(
+        Diagnostic::error(
+            "quorate::quorum::reconciler-majority",
+            format!(
+                "the reconciler's {own} votes alone are more than half of the {of}: cut off from every node it would still have quorum, and would fence every node it cannot reach"
+            ),
+        )
+        .with_help(help),
+        Kind::Cluster,
+        set.cluster_name.as_str(),
+        "spec.quorum.reconcilerVotes",
+    );
 }
 
 fn fencing_coverage(set: &SpecSet, f: &mut Findings) {

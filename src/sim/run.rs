@@ -254,23 +254,10 @@ mod tests {
     #[test]
     fn the_simulated_specs_are_valid_and_a_calm_run_converges() {
         assert_eq!(spec_set().map(|s| s.bundles.len()), Some(2));
-        let mut calm = None;
-        for seed in 0..50 {
-            if schedule::generate(seed, &["n1".into(), "n2".into(), "n3".into()])
-                .iter()
-                .all(|(_, f)| {
-                    matches!(
-                        f,
-                        Fault::Heal(_) | Fault::HealBmc(_) | Fault::PowerOn(_) | Fault::Flaky(0)
-                    )
-                })
-            {
-                calm = Some(seed);
-                break;
-            }
-        }
-        let seed = calm.expect("a seed whose faults are all harmless");
-        let out = run(Config::seed(seed));
+        let out = run(Config {
+            schedule: Some(Vec::new()),
+            ..Config::seed(3)
+        });
         assert!(out.violations.is_empty(), "{:#?}", out.trace);
         assert!(out.trace.iter().any(|l| l.contains("start db-0")));
     }

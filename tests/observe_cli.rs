@@ -382,3 +382,113 @@ fn usage_errors_exit_2() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
     }
 }
+
+/// `quorate plan --live` and a pass of the reconciler (`Reconciler::preview`, what
+/// `quorate run` and `apply` plan from) observe through the same rules: on the same
+/// cluster, with a lost node that was fenced once, came back and was given the database,
+/// they make the same plan, and both fence that node before starting db-0 elsewhere (the
+/// old fence record is older than the node's last answer, so it proves nothing).
+#[test]
+fn plan_live_and_a_reconcile_pass_decide_the_same() {
+    let _serial = support::serial();
+    let Some(svc) = support::podman() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let specs = dir.path().join("specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    let absent = dir.path().join("absent.sock");
+    std::fs::write(
+        specs.join("all.yaml"),
+        format!(
+            "apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {{name: obs}}\nspec:\n  \
+             quorum: {{reconcilerVotes: 1}}\n  membership: {{probeInterval: 200ms, deadTime: 1s}}\n  \
+             nodes:\n{}{}---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: db}}\n\
+             spec: {{image: {TEST_IMAGE}, recovery: fence, command: [sleep, '1000']}}\n---\n\
+             apiVersion: quorate.io/v1alpha1\nkind: Fence\nmetadata: {{name: bmc2}}\n\
+             spec: {{targets: [node2], ipmi: {{address: 127.0.0.1, username: u, password: {{fromEnv: QUORATE_TEST_BMC}}}}}}\n",
+            node_line("node1", &svc.url()),
+            node_line("node2", &format!("podman+unix://{}", absent.display())),
+        ),
+    )
+    .unwrap();
+    let sources = quorate::source::fs::read_paths(std::slice::from_ref(&specs)).unwrap();
+    let set = quorate::validate::validate(&sources)
+        .into_valid_set()
+        .unwrap();
+    let state = dir.path().join("state");
+    let now_ms = i64::try_from(unix_now()).unwrap() * 1000;
+    let db0 = quorate::observed::ObservedInstance {
+        bundle: "db".parse().unwrap(),
+        index: 0,
+        spec_hash: instance_hash("db", &set.bundles["db"], 0),
+        state: quorate::observed::InstanceState::Running,
+    };
+    block_on(async {
+        use quorate::reconcile::store::Store;
+        let store = StateStore::open(&state).unwrap();
+        // node2 was fenced an hour ago, came back, and was given db-0 ten minutes later.
+        store
+            .record_outcome(&FenceOutcome {
+                node: "node2".into(),
+                action: FenceAction::Off,
+                started_unix_ms: now_ms - 3_600_000,
+                duration: Duration::from_secs(2),
+                result: Ok(1),
+            })
+            .await
+            .unwrap();
+        store
+            .intend_start("node2", &db0, now_ms - 3_000_000)
+            .await
+            .unwrap();
+    });
+    let live = quorate(&[
+        "plan",
+        "--specs",
+        specs.to_str().unwrap(),
+        "--live",
+        "--timeout",
+        "2s",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let live: Value = serde_json::from_slice(&live.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&live.stdout), text(&live.stderr)));
+    let pass = block_on(async {
+        use quorate::reconcile::{Desired, Options, Reconciler};
+        let set = std::sync::Arc::new(set);
+        let env = std::sync::Arc::new(quorate::reconcile::real::RealEnvironment::new(
+            &set,
+            Duration::from_secs(2),
+        ));
+        let store = std::sync::Arc::new(StateStore::open(&state).unwrap());
+        let desired = Desired {
+            spec: set,
+            commit: "test".into(),
+        };
+        let mut r = Reconciler::new(env, store, desired, Options::default()).unwrap();
+        loop {
+            match r.preview().await {
+                Ok(plan) => break serde_json::to_value(&plan).unwrap(),
+                Err(Some(at)) => tokio::time::sleep_until(at).await,
+                Err(None) => panic!("the store failed"),
+            }
+        }
+    });
+    assert_eq!(live["steps"], pass["steps"], "{live:#}\n{pass:#}");
+    assert_eq!(live["actions"], pass["actions"], "{live:#}\n{pass:#}");
+    let steps = pass["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{pass:#}");
+    assert_eq!(
+        (&steps[0]["op"], &steps[0]["node"]),
+        (&"fence".into(), &"node2".into())
+    );
+    assert_eq!(
+        (&steps[1]["op"], &steps[1]["node"]),
+        (&"start".into(), &"node1".into())
+    );
+    assert_eq!(steps[1]["after"], serde_json::json!([steps[0]["id"]]));
+}

@@ -1,13 +1,20 @@
-//! `quorate run` against a test lab, and the lab database as the reconciler and the
-//! network see it; shared by the failover test and the failover benchmark.
+//! `quorate run` against a test lab, the lab database as the reconciler, the network and
+//! each node's own Podman see it, and a watcher that fails a test the moment two
+//! databases run; shared by the lab failover tests and the failover benchmark.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use quorate::lab::LabNode;
+use quorate::runtime::instance::label;
 use serde_json::Value;
 
-use super::lab::TestLab;
+use super::lab::{TestLab, quorate, text};
 use super::quorate_run::QuorateRun;
 
 /// `quorate run` against the lab's repository and state directory (its log beside the
@@ -47,4 +54,188 @@ pub fn db_answers(t: &TestLab, node: &str) -> bool {
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
     buf.contains("lab db")
+}
+
+/// `GET path` on `node`'s Podman, from inside the node's network namespace (in a thread
+/// of its own, which `setns` moves there), so a cut cable does not hide the node. `None`:
+/// the node is off or its Podman does not answer.
+pub fn podman_get(node: &LabNode, path: &str) -> Option<Value> {
+    let netns = Path::new("/run/netns").join(&node.netns);
+    let addr = SocketAddr::from((node.address, 8080));
+    let req = format!("GET /v4.0.0/libpod{path} HTTP/1.0\r\nHost: node\r\n\r\n");
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(netns).ok()?;
+        // SAFETY: setns(2) on a namespace file we hold open; it moves only this thread.
+        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return None;
+        }
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(req.as_bytes()).ok()?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).ok()?;
+        let (_, body) = buf.split_once("\r\n\r\n")?;
+        serde_json::from_str(body).ok()
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
+/// The containers of `cluster` on `node`: (name, running).
+pub fn list_in_namespace(node: &LabNode, cluster: &str) -> Option<Vec<(String, bool)>> {
+    let list = podman_get(node, "/containers/json?all=true")?;
+    Some(
+        list.as_array()?
+            .iter()
+            .filter(|c| c["Labels"][label::CLUSTER] == cluster)
+            .map(|c| {
+                let name = c["Names"][0].as_str().unwrap_or("").to_owned();
+                (name, c["State"] == "running")
+            })
+            .collect(),
+    )
+}
+
+/// When the container `name` on `node` last started.
+pub fn started_at(node: &LabNode, name: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    let c = podman_get(node, &format!("/containers/{name}/json"))?;
+    chrono::DateTime::parse_from_rfc3339(c["State"]["StartedAt"].as_str()?).ok()
+}
+
+/// Whether `db-0` runs on `node`.
+pub fn db_runs_on(node: &LabNode, cluster: &str) -> bool {
+    list_in_namespace(node, cluster).is_some_and(|l| l.iter().any(|(n, r)| n == "db-0" && *r))
+}
+
+/// Polls every node until stopped; records each moment two `db-0` run at once.
+pub struct Watcher {
+    stop: Arc<AtomicBool>,
+    violations: Arc<Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watcher {
+    pub fn start(nodes: Vec<LabNode>, cluster: String) -> Watcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let (s, v) = (stop.clone(), violations.clone());
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            while !s.load(Ordering::Relaxed) {
+                let running: Vec<&str> = nodes
+                    .iter()
+                    .filter(|n| db_runs_on(n, &cluster))
+                    .map(|n| n.name.as_str())
+                    .collect();
+                if running.len() > 1 {
+                    v.lock()
+                        .unwrap()
+                        .push(format!("{:?}: db-0 runs on {running:?}", started.elapsed()));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Watcher {
+            stop,
+            violations,
+            thread: Some(thread),
+        }
+    }
+
+    /// Fails the test if two databases were ever seen at once.
+    pub fn check(&self) {
+        let v = self.violations.lock().unwrap();
+        assert!(v.is_empty(), "two databases at once: {v:?}");
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn wait_for<T>(
+    what: &str,
+    within: Duration,
+    w: &Watcher,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        w.check();
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn lab(t: &TestLab, args: &[&str]) {
+    let out = t.cmd(args);
+    assert!(out.status.success(), "lab {args:?}: {}", text(&out));
+}
+
+/// The reconciler's fence history for `node`.
+pub fn history(t: &TestLab, node: &str) -> Vec<Value> {
+    let state = t.lab.config().reconciler_state_dir();
+    let state = state.to_string_lossy();
+    let out = quorate(&[
+        "fence",
+        "history",
+        "--state-dir",
+        &state,
+        "--node",
+        node,
+        "--format",
+        "json",
+    ]);
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// Fence outcomes recorded for `node`: (succeeded, failed).
+pub fn fences(t: &TestLab, node: &str) -> (usize, usize) {
+    let all = history(t, node);
+    let outcomes = all
+        .iter()
+        .filter(|e| e["type"] == "outcome" && e["action"] == "off");
+    let ok = outcomes.clone().filter(|e| e["succeeded"] == true).count();
+    (ok, outcomes.count() - ok)
+}
+
+/// Fence attempts on `node` that got no answer or an error.
+pub fn failed_attempts(t: &TestLab, node: &str) -> usize {
+    history(t, node)
+        .iter()
+        .filter(|e| e["type"] == "attempt" && !e["error"].is_null())
+        .count()
+}
+
+/// Waits until the database answers on a node other than `old`; returns it.
+pub fn db_moves_from(t: &TestLab, r: &QuorateRun, w: &Watcher, old: &str) -> String {
+    wait_for(
+        "the database on another node",
+        Duration::from_secs(30),
+        w,
+        || db_node(&r.status()).filter(|n| n != old && db_answers(t, n)),
+    )
+}
+
+/// Puts `node` back: cable in, powered on, online in the reconciler's status.
+pub fn restore(t: &TestLab, r: &QuorateRun, w: &Watcher, node: &str) {
+    lab(t, &["heal", node]);
+    lab(t, &["power", node, "on"]);
+    wait_for("the node back online", Duration::from_secs(30), w, || {
+        let s = r.status();
+        let online = s["nodes"].as_array().is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n["name"] == node && n["state"] == "online")
+        });
+        (online && s["lastPass"]["outcome"] == "converged").then_some(())
+    });
 }

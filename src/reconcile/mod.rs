@@ -409,8 +409,11 @@ impl Reconciler {
 
 /// The wait after the `failures`-th pass in a row that failed: 0.5 s, 1 s, 2 s ... 30 s.
 fn backoff(failures: u32) -> Duration {
-    let doubling = 2u32.saturating_pow(failures.clamp(1, 7) - 1);
-    (Duration::from_millis(500) * doubling).min(Duration::from_secs(30))
+    crate::backoff::after(
+        failures,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    )
 }
 
 fn clock_arc(env: &Arc<dyn Environment>) -> Arc<dyn crate::fence::Clock> {

@@ -148,7 +148,7 @@ impl IpmiAgent {
         wanted: PowerState,
     ) -> Result<Session, FenceError> {
         let started = Instant::now();
-        let mut pause = POLL_FIRST;
+        let mut pauses = crate::backoff::delays(POLL_FIRST, POLL_MAX);
         loop {
             let (s, state) = self
                 .step(session, "power status", |s| s.power_state())
@@ -168,8 +168,8 @@ impl IpmiAgent {
                     after: waited,
                 });
             }
+            let pause = pauses.next().unwrap_or(POLL_MAX);
             tokio::time::sleep(pause.min(self.config.power_wait - waited)).await;
-            pause = (pause * 2).min(POLL_MAX);
         }
     }
 }

@@ -284,7 +284,8 @@ impl Run<'_> {
                 tracing::info!(delay = ?d.delay, "waiting before fencing");
                 tokio::time::sleep(d.delay).await;
             }
-            let mut backoff = self.policy.backoff_first;
+            let mut backoff =
+                crate::backoff::delays(self.policy.backoff_first, self.policy.backoff_max);
             let mut try_number = 0;
             loop {
                 try_number += 1;
@@ -295,12 +296,12 @@ impl Run<'_> {
                         return Err(e);
                     }
                     Err(e) => {
-                        if Instant::now() + backoff >= self.deadline {
+                        let pause = backoff.next().unwrap_or(self.policy.backoff_max);
+                        if Instant::now() + pause >= self.deadline {
                             return Err(e);
                         }
-                        tracing::info!(error = %e, ?backoff, "retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(self.policy.backoff_max);
+                        tracing::info!(error = %e, ?pause, "retrying");
+                        tokio::time::sleep(pause).await;
                     }
                 }
             }

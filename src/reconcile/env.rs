@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::fence::{Clock, FenceAgent, FenceError};
+use crate::runtime::from_spec::InstanceError;
 use crate::runtime::{InstanceSpec, NetworkSpec, Runtime, RuntimeError};
 use crate::spec::SpecSet;
 use crate::spec::cluster::NodeSpec;
@@ -26,7 +27,7 @@ pub trait Environment: Send + Sync {
         bundle: &str,
         index: u32,
         commit: &str,
-    ) -> Result<InstanceSpec, String>;
+    ) -> Result<InstanceSpec, InstanceError>;
 
     /// The runtime network the bundle's instances join, if it has fixed addresses.
     fn network(&self, set: &SpecSet, bundle: &str) -> Option<NetworkSpec>;

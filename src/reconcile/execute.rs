@@ -21,14 +21,16 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::env::Environment;
-use super::gate::{GatedAgent, QuorumGate};
+use super::gate::{GatedAgent, NoQuorum, QuorumGate};
 use super::store::{StepKind, StepOutcome, StepResult, Store};
+use crate::fence::FenceLogError;
 use crate::fence::from_spec::{fence_policy, node_topology_with};
-use crate::fence::topology::run_fence;
+use crate::fence::topology::{FenceResult, run_fence};
 use crate::fence::{FenceAction, FenceAgent};
 use crate::observed::{InstanceState, ObservedInstance};
 use crate::plan::hash::instance_hash;
 use crate::plan::{Plan, Step, StepId, StepOp};
+use crate::runtime::from_spec::InstanceError;
 use crate::runtime::{Runtime, RuntimeError};
 use crate::spec::bundle::instance_name;
 use crate::spec::{Name, SpecSet};
@@ -54,6 +56,68 @@ pub struct Executor {
     pub conflicts: Arc<Mutex<BTreeMap<Name, BTreeSet<String>>>>,
 }
 
+/// Why a step failed. Its text is what the journal and the status show.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The quorum gate refused (invariant 2).
+    #[error(transparent)]
+    NoQuorum(#[from] NoQuorum),
+    /// The plan names a node without a driver.
+    #[error("no runtime driver for {0}")]
+    NoDriver(Name),
+    /// The plan names a bundle the spec lacks.
+    #[error("no bundle {0} in the spec")]
+    NoBundle(Name),
+    /// The write-ahead record of a start failed: nothing was started (invariant 1).
+    #[error("cannot record the start of {instance} on {node}: {source}")]
+    Record {
+        /// The instance.
+        instance: String,
+        /// The node.
+        node: Name,
+        /// The store's error.
+        source: FenceLogError,
+    },
+    /// The instance's container could not be described (a secret, a path).
+    #[error(transparent)]
+    Instance(#[from] InstanceError),
+    /// The runtime refused or failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A container quorate does not manage holds the name: it is left alone.
+    #[error("an unmanaged container named {name} is on {node}; left untouched")]
+    Unmanaged {
+        /// The container's name.
+        name: String,
+        /// The node.
+        node: Name,
+    },
+    /// The step ran out of time.
+    #[error("{what} did not finish within {after:?}")]
+    Timeout {
+        /// What did not finish.
+        what: String,
+        /// Its limit.
+        after: Duration,
+    },
+    /// No fence level confirmed the node off.
+    #[error("fencing {node} failed: {reason}")]
+    Fence {
+        /// The node.
+        node: Name,
+        /// Why.
+        reason: String,
+    },
+    /// A stop failed, and so did the fence that had to replace it (invariant 4).
+    #[error("stop failed ({why}) and {fence}")]
+    StopThenFence {
+        /// Why the stop failed.
+        why: String,
+        /// Why the fence failed.
+        fence: Box<StepError>,
+    },
+}
+
 /// The result of carrying out a plan.
 pub struct Outcome {
     /// What each step did, in the order they finished.
@@ -70,7 +134,7 @@ impl Executor {
         let mut started: BTreeSet<StepId> = BTreeSet::new();
         let mut results = Vec::new();
         let mut failed = false;
-        let mut running: JoinSet<(StepId, Result<String, String>, Duration)> = JoinSet::new();
+        let mut running: JoinSet<(StepId, Result<String, StepError>, Duration)> = JoinSet::new();
         let mut tasks: BTreeMap<tokio::task::Id, StepId> = BTreeMap::new();
         loop {
             if !failed {
@@ -94,7 +158,7 @@ impl Executor {
                 break;
             };
             let (id, result, took) = match joined {
-                Ok((_, done)) => done,
+                Ok((_, (id, r, took))) => (id, r.map_err(|e| e.to_string()), took),
                 // The step's task panicked or was cancelled: it did not succeed.
                 Err(e) => match tasks.get(&e.id()) {
                     Some(id) => (
@@ -137,7 +201,7 @@ impl Executor {
 
     fn spawn(
         &self,
-        running: &mut JoinSet<(StepId, Result<String, String>, Duration)>,
+        running: &mut JoinSet<(StepId, Result<String, StepError>, Duration)>,
         step: Step,
     ) -> tokio::task::Id {
         let this = self.clone();
@@ -158,7 +222,7 @@ impl Executor {
             .id()
     }
 
-    async fn step(&self, step: &Step) -> Result<String, String> {
+    async fn step(&self, step: &Step) -> Result<String, StepError> {
         match &step.op {
             StepOp::Fence { node } => self.fence(node).await,
             StepOp::Stop {
@@ -174,15 +238,15 @@ impl Executor {
         }
     }
 
-    fn runtime(&self, node: &Name) -> Result<&Arc<dyn Runtime>, String> {
+    fn runtime(&self, node: &Name) -> Result<&Arc<dyn Runtime>, StepError> {
         self.runtimes
             .get(node)
-            .ok_or_else(|| format!("no runtime driver for {node}"))
+            .ok_or_else(|| StepError::NoDriver(node.clone()))
     }
 
     /// Invariants 2 and 3: fences only with quorum, and succeeds only when a whole level
     /// of devices confirmed the node off.
-    async fn fence(&self, node: &Name) -> Result<String, String> {
+    async fn fence(&self, node: &Name) -> Result<String, StepError> {
         self.gate.check().await?;
         let env = self.env.clone();
         let gate = self.gate.clone();
@@ -191,7 +255,10 @@ impl Executor {
             env.fence_agent(name, spec)
                 .map(|a| Box::new(GatedAgent::new(a, gate.clone())) as Box<dyn FenceAgent>)
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StepError::Fence {
+            node: node.clone(),
+            reason: e.to_string(),
+        })?;
         let policy = fence_policy(&self.spec);
         let limit = policy.timeout + Duration::from_secs(10);
         let report = tokio::time::timeout(
@@ -205,12 +272,23 @@ impl Executor {
             ),
         )
         .await
-        .map_err(|_| format!("fencing {node} did not finish within {limit:?}"))?;
-        if report.succeeded() {
-            self.powered_off(node).await;
-            Ok(format!("{node} confirmed off"))
-        } else {
-            Err(format!("fencing {node} failed: {:?}", report.result))
+        .map_err(|_| StepError::Timeout {
+            what: format!("fencing {node}"),
+            after: limit,
+        })?;
+        match report.result {
+            FenceResult::Confirmed { level, .. } if report.succeeded() => {
+                self.powered_off(node).await;
+                Ok(format!("{node} confirmed off at level {level}"))
+            }
+            FenceResult::Failed { cause } => Err(StepError::Fence {
+                node: node.clone(),
+                reason: cause,
+            }),
+            other => Err(StepError::Fence {
+                node: node.clone(),
+                reason: format!("not confirmed off ({other:?})"),
+            }),
         }
     }
 
@@ -237,7 +315,7 @@ impl Executor {
 
     /// Stops and removes the container. Invariant 4: if that fails, the node is fenced,
     /// and only a confirmed fence lets dependent steps go on.
-    async fn stop(&self, node: &Name, bundle: &Name, index: u32) -> Result<String, String> {
+    async fn stop(&self, node: &Name, bundle: &Name, index: u32) -> Result<String, StepError> {
         let name = instance_name(bundle.as_str(), index);
         let grace = self
             .spec
@@ -259,25 +337,28 @@ impl Executor {
         let why = match tokio::time::timeout(limit, attempt).await {
             Ok(Ok(())) => return Ok(String::new()),
             // Never touch someone else's container, and never fence over it.
-            Ok(Err(e @ RuntimeError::Conflict { .. })) => return Err(e.to_string()),
+            Ok(Err(e @ RuntimeError::Conflict { .. })) => return Err(e.into()),
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("stop of {name} on {node} did not finish within {limit:?}"),
         };
         tracing::warn!(%node, instance = %name, %why, "stop failed; fencing the node (invariant 4)");
-        self.fence(node)
-            .await
-            .map(|m| format!("stop failed ({why}); {m}"))
-            .map_err(|e| format!("stop failed ({why}) and {e}"))
+        match self.fence(node).await {
+            Ok(m) => Ok(format!("stop failed ({why}); {m}")),
+            Err(e) => Err(StepError::StopThenFence {
+                why,
+                fence: Box::new(e),
+            }),
+        }
     }
 
     /// Creates and starts the container, after checking quorum and writing the intent.
-    async fn start(&self, node: &Name, bundle: &Name, index: u32) -> Result<String, String> {
+    async fn start(&self, node: &Name, bundle: &Name, index: u32) -> Result<String, StepError> {
         self.gate.check().await?;
         let spec = self
             .spec
             .bundles
             .get(bundle)
-            .ok_or_else(|| format!("no bundle {bundle}"))?;
+            .ok_or_else(|| StepError::NoBundle(bundle.clone()))?;
         let rt = self.runtime(node)?.clone();
         let name = instance_name(bundle.as_str(), index);
         let intent = ObservedInstance {
@@ -292,7 +373,11 @@ impl Executor {
         self.store
             .intend_start(node.as_str(), &intent, self.env.clock().now_unix_ms())
             .await
-            .map_err(|e| format!("cannot record the start of {name} on {node}: {e}"))?;
+            .map_err(|source| StepError::Record {
+                instance: name.clone(),
+                node: node.clone(),
+                source,
+            })?;
         let instance = self
             .env
             .instance(&self.spec, bundle.as_str(), index, &self.commit)?;
@@ -324,14 +409,16 @@ impl Executor {
                     .entry(node.clone())
                     .or_default()
                     .insert(name.clone());
-                Err(format!(
-                    "an unmanaged container named {name} is on {node}; left untouched"
-                ))
+                Err(StepError::Unmanaged {
+                    name,
+                    node: node.clone(),
+                })
             }
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!(
-                "start of {name} on {node} did not finish within 180s"
-            )),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(StepError::Timeout {
+                what: format!("start of {name} on {node}"),
+                after: Duration::from_secs(180),
+            }),
         }
     }
 }

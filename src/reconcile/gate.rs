@@ -26,8 +26,13 @@ pub struct QuorumGate {
     clock: Arc<dyn Clock>,
     max_age: Duration,
     probe_timeout: Duration,
-    last: Mutex<Option<(Instant, Result<(), String>)>>,
+    last: Mutex<Option<(Instant, Result<(), NoQuorum>)>>,
 }
+
+/// The gate's refusal: quorum was lost before acting (invariant 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("quorum lost before acting: {}", .0.lacking())]
+pub struct NoQuorum(pub QuorumStatus);
 
 impl QuorumGate {
     /// A gate over `runtimes`, probing again when its last probe is older than `max_age`.
@@ -52,7 +57,7 @@ impl QuorumGate {
 
     /// `Ok` when the nodes answering now, plus the reconciler's votes, are a strict
     /// majority (or the cluster says to ignore quorum); otherwise why not.
-    pub async fn check(&self) -> Result<(), String> {
+    pub async fn check(&self) -> Result<(), NoQuorum> {
         let mut last = self.last.lock().await;
         if let Some((at, result)) = last.as_ref()
             && at.elapsed() < self.max_age
@@ -67,7 +72,7 @@ impl QuorumGate {
     /// Pings every node at once and decides as soon as the answers so far make a
     /// majority: a node that does not answer costs the probe timeout only when the
     /// decision needs it. Only nodes that answered now count (invariant 2).
-    async fn probe(&self) -> Result<(), String> {
+    async fn probe(&self) -> Result<(), NoQuorum> {
         let mut pending: FuturesUnordered<_> = self
             .runtimes
             .iter()
@@ -100,7 +105,7 @@ impl QuorumGate {
         if q.may_act() {
             Ok(())
         } else {
-            Err(format!("quorum lost before acting: {}", q.lacking()))
+            Err(NoQuorum(q))
         }
     }
 
@@ -143,7 +148,10 @@ impl GatedAgent {
     }
 
     async fn guard(&self) -> Result<(), FenceError> {
-        self.gate.check().await.map_err(FenceError::NoQuorum)
+        self.gate
+            .check()
+            .await
+            .map_err(|e| FenceError::NoQuorum(e.to_string()))
     }
 }
 

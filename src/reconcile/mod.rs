@@ -79,6 +79,16 @@ impl Default for Options {
     }
 }
 
+/// A node's runtime driver could not be set up (bad endpoint or connection settings).
+#[derive(Debug, thiserror::Error)]
+#[error("node {node}: {source}")]
+pub struct ConnectError {
+    /// The node.
+    pub node: Name,
+    /// Why.
+    pub source: crate::runtime::RuntimeError,
+}
+
 /// What a pass did, and when the next one is needed.
 pub struct PassReport {
     /// The journal record.
@@ -112,7 +122,7 @@ impl Reconciler {
         store: Arc<dyn Store>,
         desired: Desired,
         options: Options,
-    ) -> Result<Reconciler, String> {
+    ) -> Result<Reconciler, ConnectError> {
         let now_ms = env.clock().now_unix_ms();
         let membership = Membership::new(
             &desired.spec,
@@ -138,13 +148,13 @@ impl Reconciler {
         Ok(r)
     }
 
-    fn connect(&mut self, spec: &SpecSet) -> Result<(), String> {
+    fn connect(&mut self, spec: &SpecSet) -> Result<(), ConnectError> {
         let mut runtimes = BTreeMap::new();
         for node in &spec.cluster.nodes {
-            let rt = self
-                .env
-                .runtime(node)
-                .map_err(|e| format!("node {}: {e}", node.name))?;
+            let rt = self.env.runtime(node).map_err(|source| ConnectError {
+                node: node.name.clone(),
+                source,
+            })?;
             runtimes.insert(node.name.clone(), rt);
         }
         self.runtimes = runtimes;
@@ -152,7 +162,7 @@ impl Reconciler {
     }
 
     /// Adopts a new validated spec; the next pass plans against it.
-    pub async fn adopt(&mut self, desired: Desired) -> Result<(), String> {
+    pub async fn adopt(&mut self, desired: Desired) -> Result<(), ConnectError> {
         self.connect(&desired.spec)?;
         let now_ms = self.env.clock().now_unix_ms();
         self.membership.lock().await.respec(

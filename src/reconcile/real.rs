@@ -8,7 +8,7 @@ use super::env::Environment;
 use crate::fence::from_spec::ipmi_config;
 use crate::fence::ipmi::IpmiAgent;
 use crate::fence::{Clock, FenceAgent, FenceError, SystemClock};
-use crate::runtime::from_spec::{connection, instance_spec, network_spec};
+use crate::runtime::from_spec::{InstanceError, connection, instance_spec, network_spec};
 use crate::runtime::{InstanceSpec, NetworkSpec, Runtime, RuntimeError, connect};
 use crate::spec::SpecSet;
 use crate::spec::cluster::NodeSpec;
@@ -54,8 +54,8 @@ impl Environment for RealEnvironment {
         bundle: &str,
         index: u32,
         commit: &str,
-    ) -> Result<InstanceSpec, String> {
-        instance_spec(set, bundle, index, commit).map_err(|e| e.to_string())
+    ) -> Result<InstanceSpec, InstanceError> {
+        instance_spec(set, bundle, index, commit)
     }
 
     fn network(&self, set: &SpecSet, bundle: &str) -> Option<NetworkSpec> {

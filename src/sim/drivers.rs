@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use super::world::{World, power_off};
 use crate::fence::{Clock, FenceAgent, FenceError, PowerState};
 use crate::reconcile::env::Environment;
-use crate::runtime::from_spec::{instance_spec, network_spec};
+use crate::runtime::from_spec::{InstanceError, instance_spec, network_spec};
 use crate::runtime::{
     ContainerState, ContainerStatus, Endpoint, ExecOutcome, InstanceSpec, NetworkSpec, Runtime,
     RuntimeError, RuntimeInfo, RuntimeKind,
@@ -358,8 +358,8 @@ impl Environment for SimEnvironment {
         bundle: &str,
         index: u32,
         commit: &str,
-    ) -> Result<InstanceSpec, String> {
-        instance_spec(set, bundle, index, commit).map_err(|e| e.to_string())
+    ) -> Result<InstanceSpec, InstanceError> {
+        instance_spec(set, bundle, index, commit)
     }
 
     fn network(&self, set: &SpecSet, bundle: &str) -> Option<NetworkSpec> {

@@ -11,13 +11,13 @@ pub mod observed;
 pub mod plan;
 pub mod reconcile;
 pub mod runtime;
-pub mod schema;
+pub(crate) mod schema;
 pub mod secret;
-pub mod server;
+pub(crate) mod server;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod source;
 pub mod spec;
 pub mod state;
-pub mod status;
+pub(crate) mod status;
 pub mod validate;

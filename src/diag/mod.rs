@@ -5,7 +5,7 @@
 //! file. Renderers for people (miette), machines (JSON) and GitHub annotations live in
 //! [`render`].
 
-pub mod render;
+pub(crate) mod render;
 
 use serde::Serialize;
 

@@ -11,7 +11,7 @@
 //! - [`log`]: where attempts and manual confirmations are recorded ([`FenceLog`]).
 //! - [`ops`]: the functions the CLI calls (`quorate fence ...`).
 
-pub mod clock;
+pub(crate) mod clock;
 pub mod from_spec;
 pub mod ipmi;
 pub mod log;

@@ -48,8 +48,6 @@ pub const DB_IP_START: Ipv4Addr = Ipv4Addr::new(10, 89, 0, 200);
 pub const DB_PORT: u16 = 5432;
 /// Port the web bundle is published on, on its node's address.
 pub const WEB_PORT: u16 = 8000;
-/// Port the web server listens on inside its container.
-pub const WEB_INTERNAL_PORT: u16 = 8080;
 
 /// What `lab up` builds: a name, a node count, a directory, a subnet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

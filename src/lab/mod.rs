@@ -14,19 +14,19 @@
 //! and its chassis control), [`image`], [`repo`], [`specs`], [`state`] (`lab.json`),
 //! [`status`]; `cmd` and `procs` run programs and kill processes; `error` says what failed.
 
-pub mod bmc;
+pub(crate) mod bmc;
 mod cmd;
-pub mod config;
+pub(crate) mod config;
 mod error;
-pub mod image;
+pub(crate) mod image;
 pub mod net;
-pub mod node;
+pub(crate) mod node;
 mod prereq;
 mod procs;
-pub mod repo;
-pub mod specs;
-pub mod state;
-pub mod status;
+pub(crate) mod repo;
+pub(crate) mod specs;
+pub(crate) mod state;
+pub(crate) mod status;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -68,20 +68,20 @@ pub(crate) async fn create(cfg: &LabConfig, files: &[(String, String)]) -> Resul
     Ok(())
 }
 
-/// The commit `main` points at in the bare repository.
-pub async fn head(cfg: &LabConfig) -> Result<String, LabError> {
-    let out = git(None)
-        .arg("--git-dir")
-        .arg(cfg.repo_bare())
-        .args(["rev-parse", "main"])
-        .run()
-        .await?;
-    Ok(out.trim().to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The commit `main` points at in the bare repository.
+    async fn head(cfg: &LabConfig) -> Result<String, LabError> {
+        let out = git(None)
+            .arg("--git-dir")
+            .arg(cfg.repo_bare())
+            .args(["rev-parse", "main"])
+            .run()
+            .await?;
+        Ok(out.trim().to_owned())
+    }
 
     #[tokio::test]
     async fn one_commit_on_main_with_the_files() {

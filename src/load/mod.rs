@@ -5,8 +5,8 @@
 //! is [`crate::validate`]. A document that fails a layer is reported and left out, and
 //! loading goes on, so one run reports the problems of every file.
 
-pub mod de;
-pub mod index;
+pub(crate) mod de;
+pub(crate) mod index;
 pub mod yaml;
 
 use std::collections::BTreeMap;

@@ -4,7 +4,7 @@
 //! The same model is produced by `quorate observe` from the live nodes and read from a
 //! snapshot file ([`snapshot`]) so a plan can be computed without a cluster.
 
-pub mod assemble;
+pub(crate) mod assemble;
 pub mod snapshot;
 
 use std::collections::BTreeMap;

@@ -137,11 +137,6 @@ impl Membership {
     pub fn since_unix(&self, node: &str) -> Option<u64> {
         self.nodes.get(node).map(|n| n.since_unix)
     }
-
-    /// Names of the nodes tracked.
-    pub fn names(&self) -> impl Iterator<Item = &Name> {
-        self.nodes.keys()
-    }
 }
 
 #[cfg(test)]

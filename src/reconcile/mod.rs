@@ -9,13 +9,13 @@
 //! Safety lives in the planner (what to do) and in [`execute`] (doing it): see their
 //! module docs for which invariant each step keeps.
 
-pub mod driver;
-pub mod env;
-pub mod execute;
-pub mod gate;
-pub mod membership;
-pub mod monitor;
-pub mod observe;
+pub(crate) mod driver;
+pub(crate) mod env;
+pub(crate) mod execute;
+pub(crate) mod gate;
+pub(crate) mod membership;
+pub(crate) mod monitor;
+pub(crate) mod observe;
 pub mod real;
 pub mod store;
 

@@ -36,13 +36,13 @@
 
 pub mod cluster;
 mod connection;
-pub mod docker;
+pub(crate) mod docker;
 pub mod from_spec;
-pub mod health;
+pub(crate) mod health;
 pub mod instance;
-pub mod podman;
+pub(crate) mod podman;
 mod ssh;
-pub mod state;
+pub(crate) mod state;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -8,10 +8,10 @@
 //! drives a simulation and checks the design invariants: at every start and fence as it
 //! happens, after every 100 ms step, and convergence once the faults end.
 
-pub mod drivers;
-pub mod rng;
-pub mod run;
+pub(crate) mod drivers;
+pub(crate) mod rng;
+pub(crate) mod run;
 pub mod schedule;
-pub mod world;
+pub(crate) mod world;
 
 pub use run::{Bite, Config, Outcome, run};

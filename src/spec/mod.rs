@@ -7,9 +7,9 @@
 pub mod bundle;
 pub mod cluster;
 pub mod constraint;
-pub mod endpoint;
+pub(crate) mod endpoint;
 pub mod fence;
-pub mod values;
+pub(crate) mod values;
 
 use std::collections::BTreeMap;
 

@@ -431,3 +431,56 @@ fn an_unmanaged_container_with_the_name_keeps_the_instance_off_that_node() {
         [(ActionType::Start, "db-0".into(), "n3".into())]
     );
 }
+
+fn bundle(name: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: {name}}}\nspec: {{image: img-{name}, replicas: {replicas}, recovery: restart}}\n"
+    )
+}
+
+fn constraint(name: &str, body: &str) -> String {
+    format!(
+        "apiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: {name}}}\nspec: {{{body}}}\n"
+    )
+}
+
+/// The node each instance runs on after the plan, from its start steps.
+fn started_on(p: &Plan) -> Vec<(String, String)> {
+    p.steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            StepOp::Start {
+                node,
+                bundle,
+                index,
+            } => Some((format!("{bundle}-{index}"), node.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_mandatory_order_against_an_anti_colocation_settles() {
+    // web needs db running first (mandatory order); db must stay off web's node; one
+    // node is usable. Starving web lets db run, which would un-starve web, which would
+    // push db off again: planning used to go round for ever. It settles with db running
+    // and web waiting.
+    let order = constraint("db-then-web", "order: {first: db, then: web}");
+    let apart = constraint(
+        "db-not-with-web",
+        "colocation: {bundle: db, with: web, score: -INFINITY}",
+    );
+    let s = spec(&[&bundle("db", 1), &bundle("web", 1), &order, &apart]);
+    let o = observed("nodes:\n  n1: {}\n  n2: {standby: true}\n  n3: {standby: true}\n");
+    let p = run(&s, &o);
+    assert_eq!(started_on(&p), [("db-0".into(), "n1".into())]);
+    let blocked: Vec<(&str, &str)> = p
+        .blocked
+        .iter()
+        .map(|b| (b.instance.as_str(), b.reason.as_str()))
+        .collect();
+    assert_eq!(
+        blocked,
+        [("web-0", "waits for db to run (mandatory order)")]
+    );
+}

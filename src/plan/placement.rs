@@ -47,12 +47,17 @@ pub fn place<'a>(
     explain: bool,
 ) -> Placed<'a> {
     // A bundle whose mandatory `first` runs nowhere places no new instances; finding
-    // out can starve another bundle in turn, so repeat until nothing changes (at most
-    // once per bundle).
+    // out can starve another bundle in turn, so repeat until nothing changes. A bundle
+    // found starved stays starved for this plan: starving one can let its `first` run
+    // again (a `-INFINITY` colocation between them), and forgetting it then would go
+    // round for ever. So each round adds a bundle or is the last: at most one per bundle.
     let mut starved = BTreeMap::new();
     loop {
         let mut placed = place_once(spec, observed, current, explain, &starved);
-        let next = starved_bundles(spec, &placed);
+        let mut next = starved_bundles(spec, &placed);
+        for (then, first) in &starved {
+            next.insert(then, first);
+        }
         if next == starved {
             placed.starved = starved;
             return placed;

@@ -60,7 +60,7 @@ fn world() -> impl Strategy<Value = World> {
                     t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: loc{k}}}\nspec: {{location: {{bundle: b{b}, {target}, score: {}}}}}\n", SCORES[*s]);
                 }
                 for (k, (a, w, s)) in colos.iter().enumerate() {
-                    if a > w {
+                    if a != w {
                         t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: col{k}}}\nspec: {{colocation: {{bundle: b{a}, with: b{w}, score: {}}}}}\n", SCORES[*s]);
                     }
                 }

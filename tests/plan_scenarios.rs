@@ -569,3 +569,67 @@ fn a_mandatory_order_against_an_anti_colocation_settles() {
         [("web-0", "waits for db to run (mandatory order)")]
     );
 }
+
+/// A one-replica bundle whose failed checks are handled by `on_fail`.
+fn failing_bundle(name: &str, on_fail: &str) -> String {
+    format!(
+        "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: {name}}}\nspec: {{image: img, recovery: restart, monitor: {{onFail: {on_fail}}}}}\n"
+    )
+}
+
+#[test]
+fn on_fail_ignore_keeps_the_instance_running_like_pacemakers_failure_ignored() {
+    // Pacemaker's on-fail=ignore reports "(failure ignored)" and does nothing. Even with
+    // failures past migrationThreshold on record (say from before the monitor stopped
+    // counting them), the instance stays where it is and runs.
+    let s = spec(&[&failing_bundle("app", "ignore")]);
+    let h = hash(&s, "app", 0);
+    let o = observed(&format!(
+        "now: 1010\nnodes:\n  n1: {{instances: [{{bundle: app, index: 0, specHash: {h}, state: failed}}], failures: {{app-0: {{count: 5, last: 1000}}}}}}\n"
+    ));
+    let p = run(&s, &o);
+    assert!(p.actions.is_empty(), "{:#?}", p.actions);
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+    // The same counts move an instance whose onFail acts on failures.
+    let s = spec(&[&failing_bundle("app", "restart")]);
+    let p = run(&s, &o);
+    assert_eq!(p.actions[0].kind, ActionType::Move);
+}
+
+#[test]
+fn on_fail_block_leaves_the_instance_alone_like_pacemaker() {
+    // Pacemaker's on-fail=block stops managing the resource: no restart, no move, no
+    // stop, whatever the failure count, a spec change or a constraint that now prefers
+    // another node; the instance is reported blocked.
+    let elsewhere = constraint(
+        "app-on-n2",
+        "location: {bundle: app, node: n2, score: INFINITY}",
+    );
+    let s = spec(&[&failing_bundle("app", "block"), &elsewhere]);
+    let o = observed(
+        "now: 1010\nnodes:\n  n1: {instances: [{bundle: app, index: 0, specHash: old, state: failed}], failures: {app-0: {count: 5, last: 1000}}}\n",
+    );
+    let p = run(&s, &o);
+    assert!(p.actions.is_empty(), "{:#?}", p.actions);
+    let blocked: Vec<(&str, &str)> = p
+        .blocked
+        .iter()
+        .map(|b| (b.instance.as_str(), b.reason.as_str()))
+        .collect();
+    assert_eq!(
+        blocked,
+        [(
+            "app-0",
+            "app-0 fails its check; onFail: block leaves it alone"
+        )]
+    );
+    // Passing its check again, it is managed again: the constraint moves it.
+    let o = observed(
+        "now: 1010\nnodes:\n  n1: {instances: [{bundle: app, index: 0, specHash: old}], failures: {app-0: {count: 5, last: 1000}}}\n",
+    );
+    let p = run(&s, &o);
+    assert_eq!(
+        summary(&p),
+        [(ActionType::Move, "app-0".into(), "n2".into())]
+    );
+}

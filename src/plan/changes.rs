@@ -193,6 +193,10 @@ impl<'a, 'p> Changes<'a, 'p> {
                 self.stop(k.node, inst, why.clone());
                 self.b.block(inst, why);
             }
+            // Failing its check with `onFail: block`: left alone, even by a spec change.
+            Some(d) if d == k.node && k.held(spec.monitor.on_fail) => {
+                self.failed(inst, k, spec.monitor.on_fail);
+            }
             Some(d) if d == k.node => {
                 let hash = instance_hash(bundle, spec, inst.index);
                 if k.instance.spec_hash != hash {
@@ -394,7 +398,12 @@ impl<'a, 'p> Changes<'a, 'p> {
             &inst.name(),
             d.failure_timeout.get().as_secs(),
         );
-        if failures >= d.migration_threshold {
+        let counted = self
+            .spec
+            .bundles
+            .get(inst.bundle.as_str())
+            .is_some_and(|b| b.monitor.on_fail.counts_failures());
+        if counted && failures >= d.migration_threshold {
             return format!(
                 "{} failed {failures} times on {from} (migrationThreshold {})",
                 inst.name(),

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::QuorumStatus;
 use crate::observed::{InstanceState, NodeState, Observed, ObservedInstance};
+use crate::spec::bundle::OnFail;
 use crate::spec::{Name, SpecSet};
 
 /// Where a copy of an instance is, as far as safety is concerned.
@@ -33,6 +34,12 @@ impl Copy<'_> {
     /// Whether the container runs (reachable and running or failing its check).
     pub fn running(&self) -> bool {
         self.whereabouts == Whereabouts::Reachable && self.instance.state != InstanceState::Stopped
+    }
+
+    /// Whether `onFail: block` holds this copy where it is: it runs and fails its check,
+    /// so it is neither restarted, moved nor stopped until it passes again.
+    pub fn held(&self, on_fail: OnFail) -> bool {
+        on_fail == OnFail::Block && self.running() && self.instance.state == InstanceState::Failed
     }
 }
 

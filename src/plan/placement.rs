@@ -146,6 +146,7 @@ fn place_once<'a>(
 
     let mut load = vec![0usize; count];
     let mut placed_on: BTreeMap<&str, Vec<u32>> = BTreeMap::new(); // bundle -> instances per node
+    let mut held = BTreeSet::new(); // instances `onFail: block` keeps where they are
     let mut out = Placed {
         node: BTreeMap::new(),
         explain: Vec::new(),
@@ -212,6 +213,29 @@ fn place_once<'a>(
                 }
                 continue;
             }
+            // Failing its check with `onFail: block`: left alone where it runs.
+            if let Some(at) = current
+                .of(bundle, index)
+                .iter()
+                .find(|c| c.held(b.monitor.on_fail))
+                .and_then(|c| nodes.index.get(c.node.as_str()).copied())
+            {
+                load[at] += 1;
+                mine[at] += 1;
+                held.insert((bundle, index));
+                out.node.insert((bundle, index), Some(nodes.names[at]));
+                if explain {
+                    let node = nodes.names[at].clone();
+                    out.explain.push(stays(
+                        name,
+                        Some(node.clone()),
+                        node,
+                        "stays: fails its check, and onFail: block leaves it alone".into(),
+                        Score::ZERO,
+                    ));
+                }
+                continue;
+            }
             // A single-writer instance that may still run on a lost node that cannot be
             // fenced stays where it is: on the reachable node it runs on (if that node may
             // still host it), or nowhere new.
@@ -255,12 +279,16 @@ fn place_once<'a>(
                 }
             }
             // Too many failures on a node ban the instance from it, with or without a
-            // container there, until the failures expire.
+            // container there, until the failures expire; `onFail: ignore` and `block`
+            // keep an instance where it is whatever its count.
+            let counted = b.monitor.on_fail.counts_failures();
             for node in current
                 .failed_on
                 .get(name.as_str())
                 .map(Vec::as_slice)
                 .unwrap_or(&[])
+                .iter()
+                .filter(|_| counted)
             {
                 let failures = live_failures(observed, node.as_str(), &name, failure_timeout);
                 if failures >= defaults.migration_threshold
@@ -371,7 +399,7 @@ fn place_once<'a>(
                 load: &mut load,
                 out: &mut out,
             };
-            tally.keep_group_together(&edges);
+            tally.keep_group_together(&edges, &held);
         }
     }
     out
@@ -609,9 +637,14 @@ struct Tally<'t, 'a> {
 impl<'a> Tally<'_, 'a> {
     /// The members of a mandatory group share their nodes: an instance placed on a node
     /// without a member it is colocated with by `INFINITY` (`edges`) is placed nowhere
-    /// after all, which may leave another member alone in turn, until none is. Each round
-    /// unplaces at least one instance or ends.
-    fn keep_group_together(&mut self, edges: &[(&'a str, &'a str)]) {
+    /// after all, which may leave another member alone in turn, until none is. Instances
+    /// `onFail: block` keeps (`held`) stay. Each round unplaces at least one instance or
+    /// ends.
+    fn keep_group_together(
+        &mut self,
+        edges: &[(&'a str, &'a str)],
+        held: &BTreeSet<(&'a str, u32)>,
+    ) {
         loop {
             let mut changed = false;
             for &(bundle, with) in edges {
@@ -619,6 +652,7 @@ impl<'a> Tally<'_, 'a> {
                     .out
                     .node
                     .range((bundle, 0)..=(bundle, u32::MAX))
+                    .filter(|(key, _)| !held.contains(*key))
                     .filter_map(|((_, i), n)| Some((*i, *self.nodes.index.get((*n)?.as_str())?)))
                     .filter(|(_, at)| self.placed_on.get(with).is_none_or(|w| w[*at] == 0))
                     .collect();

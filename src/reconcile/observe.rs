@@ -120,8 +120,15 @@ pub async fn observe(
                     &containers,
                     failing.get(&name).unwrap_or(&empty),
                 );
-                // A container that ran at the last look and has exited since failed.
-                for i in found.iter().filter(|i| i.state == InstanceState::Stopped) {
+                // A container that ran at the last look and has exited since failed
+                // (counted unless its bundle's `onFail` is `ignore` or `block`).
+                for i in found.iter().filter(|i| {
+                    i.state == InstanceState::Stopped
+                        && spec
+                            .bundles
+                            .get(&i.bundle)
+                            .is_none_or(|b| b.monitor.on_fail.counts_failures())
+                }) {
                     let ran = previous.iter().flatten().any(|p| {
                         p.bundle == i.bundle
                             && p.index == i.index

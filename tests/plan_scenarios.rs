@@ -633,3 +633,76 @@ fn on_fail_block_leaves_the_instance_alone_like_pacemaker() {
         [(ActionType::Move, "app-0".into(), "n2".into())]
     );
 }
+
+#[test]
+fn on_fail_fence_recovers_elsewhere_after_the_fence_like_pacemaker() {
+    // Pacemaker's on-fail=fence fences the node the resource failed on and recovers what
+    // ran there on other nodes once the fence is done; the fenced node is no candidate.
+    let db = "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: db}\nspec: {image: pg, recovery: fence, monitor: {onFail: fence}}\n";
+    let s = spec(&[db, WEB]);
+    let (hd, hw) = (hash(&s, "db", 0), hash(&s, "web", 0));
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{{bundle: db, index: 0, specHash: {hd}, state: failed}}, {{bundle: web, index: 0, specHash: {hw}}}]}}\n  n2: {{}}\n  n3: {{}}\n"
+    ));
+    let p = run(&s, &o);
+    assert_eq!(p.actions[0].kind, ActionType::Fence);
+    assert_eq!(p.actions[0].node.as_ref().unwrap().as_str(), "n1");
+    assert_eq!(p.actions[0].reason, "db-0 fails its check; onFail: fence");
+    let fence = p
+        .steps
+        .iter()
+        .find(|s| matches!(s.op, StepOp::Fence { .. }))
+        .unwrap();
+    // Nothing is stopped on or started on n1; db-0 starts elsewhere after the fence.
+    for step in &p.steps {
+        match &step.op {
+            StepOp::Stop { node, .. } => panic!("a stop on {node}: {:#?}", p.steps),
+            StepOp::Start { node, bundle, .. } => {
+                assert_ne!(node.as_str(), "n1", "{:#?}", p.steps);
+                if bundle.as_str() == "db" {
+                    assert_eq!(step.after, vec![fence.id]);
+                }
+            }
+            StepOp::Fence { .. } => {}
+        }
+    }
+    let db_move = p
+        .actions
+        .iter()
+        .find(|a| a.instance.as_deref() == Some("db-0"))
+        .unwrap();
+    assert_eq!(db_move.kind, ActionType::Move);
+    assert_eq!(
+        db_move.reason,
+        "n1 is fenced (db-0 fails its check; onFail: fence); start db-0 elsewhere once n1 is fenced"
+    );
+    // web-0 (recovery: restart) goes elsewhere too, without waiting.
+    let web_move = p
+        .actions
+        .iter()
+        .find(|a| a.instance.as_deref() == Some("web-0"))
+        .unwrap();
+    assert_eq!(
+        (web_move.kind, web_move.after.as_slice()),
+        (ActionType::Move, &[][..])
+    );
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+
+    // Without fencing, nothing is fenced and db-0 is blocked with the reason.
+    let nofence = CLUSTER.replace("defaults:", "fencing: {enabled: false}\n  defaults:");
+    let mut sources = Sources::new();
+    sources.add("c.yaml", nofence.into_bytes());
+    sources.add("d.yaml", db.as_bytes().to_vec());
+    sources.add("w.yaml", WEB.as_bytes().to_vec());
+    let s = validate(&sources).into_valid_set().unwrap();
+    let p = run(&s, &o);
+    assert_eq!(
+        summary(&p),
+        [(ActionType::Start, "web-1".into(), "n2".into())]
+    );
+    assert_eq!(p.blocked.len(), 1);
+    assert_eq!(
+        p.blocked[0].reason,
+        "fails its check (onFail: fence), but fencing is disabled"
+    );
+}

@@ -537,7 +537,10 @@ impl<'a> Scorer<'_, 'a> {
             if !ok {
                 s.add(
                     i,
-                    || "node unavailable (lost, fenced or standby)".to_owned(),
+                    || {
+                        "node unavailable (lost, fenced, in standby or fenced by this plan)"
+                            .to_owned()
+                    },
                     Score::NEG_INFINITY,
                 );
             }

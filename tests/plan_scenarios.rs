@@ -706,3 +706,46 @@ fn on_fail_fence_recovers_elsewhere_after_the_fence_like_pacemaker() {
         "fails its check (onFail: fence), but fencing is disabled"
     );
 }
+
+#[test]
+fn a_start_waits_for_the_stop_that_frees_its_port_on_the_node() {
+    // Scaling web from 3 to 2 while n2 (with web-1) is off: web-1 is recovered on n3,
+    // where web-2 is being stopped, and both publish host port 8080. The start waits for
+    // that stop, not for the stop on n3 of a bundle that holds nothing it needs.
+    let web = "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: web}\nspec: {image: nginx, replicas: 2, recovery: restart, network: {ports: [{port: 8080}]}}\n";
+    let cache = "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: cache}\nspec: {image: redis, replicas: 0, recovery: restart}\n";
+    let s = spec(&[web, cache]);
+    let h = |i| hash(&s, "web", i);
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{{bundle: web, index: 0, specHash: {}}}]}}\n  n2: {{state: fenced, instances: [{{bundle: web, index: 1, specHash: {}}}]}}\n  n3: {{instances: [{{bundle: cache, index: 0, specHash: c}}, {{bundle: web, index: 2, specHash: {}}}]}}\n",
+        h(0),
+        h(1),
+        h(2)
+    ));
+    let p = run(&s, &o);
+    let step = |what: &str, instance: &str| {
+        p.steps
+            .iter()
+            .find(|s| match &s.op {
+                StepOp::Start {
+                    node,
+                    bundle,
+                    index,
+                } if what == "start" => {
+                    node.as_str() == "n3" && format!("{bundle}-{index}") == instance
+                }
+                StepOp::Stop {
+                    node,
+                    bundle,
+                    index,
+                } if what == "stop" => {
+                    node.as_str() == "n3" && format!("{bundle}-{index}") == instance
+                }
+                _ => false,
+            })
+            .unwrap_or_else(|| panic!("no {what} of {instance} on n3: {:#?}", p.steps))
+    };
+    let start = step("start", "web-1");
+    assert_eq!(start.after, vec![step("stop", "web-2").id]);
+    assert!(!start.after.contains(&step("stop", "cache-0").id));
+}

@@ -484,6 +484,16 @@ fn colocation_cycle_places_the_pair_together_like_pacemaker() {
     ));
     let p = run(&s, &o);
     assert!(p.actions.is_empty() && p.blocked.is_empty(), "{p:#?}");
+    // n2 lost: the pair is recovered together on another node.
+    let o = observed(&format!(
+        "nodes:\n  n2: {{state: lost, instances: [{{bundle: a, index: 0, specHash: {ha}}}, {{bundle: b, index: 0, specHash: {hb}}}]}}\n"
+    ));
+    let p = run(&s, &o);
+    assert_eq!(p.actions[0].kind, ActionType::Fence);
+    assert_eq!(
+        started_on(&p),
+        [("a-0".into(), "n1".into()), ("b-0".into(), "n1".into())]
+    );
     // The scores of every member choose the node: b may not run on n1 or n2, so a (the
     // first placed) goes to n3 with it.
     let not_b = constraint(

@@ -431,3 +431,331 @@ fn an_unmanaged_container_with_the_name_keeps_the_instance_off_that_node() {
         [(ActionType::Start, "db-0".into(), "n3".into())]
     );
 }
+
+fn bundle(name: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: {name}}}\nspec: {{image: img-{name}, replicas: {replicas}, recovery: restart}}\n"
+    )
+}
+
+fn constraint(name: &str, body: &str) -> String {
+    format!(
+        "apiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: {name}}}\nspec: {{{body}}}\n"
+    )
+}
+
+/// The node each instance runs on after the plan, from its start steps.
+fn started_on(p: &Plan) -> Vec<(String, String)> {
+    p.steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            StepOp::Start {
+                node,
+                bundle,
+                index,
+            } => Some((format!("{bundle}-{index}"), node.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn colocation_cycle_places_the_pair_together_like_pacemaker() {
+    // Pacemaker places `a with b INFINITY` + `b with a INFINITY` together on one node.
+    let ab = constraint(
+        "a-with-b",
+        "colocation: {bundle: a, with: b, score: INFINITY}",
+    );
+    let ba = constraint(
+        "b-with-a",
+        "colocation: {bundle: b, with: a, score: INFINITY}",
+    );
+    let s = spec(&[&bundle("a", 1), &bundle("b", 1), &ab, &ba]);
+    let p = run(&s, &Observed::fresh(&s));
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+    assert_eq!(
+        started_on(&p),
+        [("a-0".into(), "n1".into()), ("b-0".into(), "n1".into())]
+    );
+    // Already running together, on n2: nothing to do, both stay.
+    let (ha, hb) = (hash(&s, "a", 0), hash(&s, "b", 0));
+    let o = observed(&format!(
+        "nodes:\n  n2: {{instances: [{{bundle: a, index: 0, specHash: {ha}}}, {{bundle: b, index: 0, specHash: {hb}}}]}}\n"
+    ));
+    let p = run(&s, &o);
+    assert!(p.actions.is_empty() && p.blocked.is_empty(), "{p:#?}");
+    // n2 lost: the pair is recovered together on another node.
+    let o = observed(&format!(
+        "nodes:\n  n2: {{state: lost, instances: [{{bundle: a, index: 0, specHash: {ha}}}, {{bundle: b, index: 0, specHash: {hb}}}]}}\n"
+    ));
+    let p = run(&s, &o);
+    assert_eq!(p.actions[0].kind, ActionType::Fence);
+    assert_eq!(
+        started_on(&p),
+        [("a-0".into(), "n1".into()), ("b-0".into(), "n1".into())]
+    );
+    // The scores of every member choose the node: b may not run on n1 or n2, so a (the
+    // first placed) goes to n3 with it.
+    let not_b = constraint(
+        "b-not-n1-n2",
+        "location: {bundle: b, rule: {attribute: rack, operator: eq, value: a}, score: -INFINITY}",
+    );
+    let not_n2 = constraint(
+        "b-not-n2",
+        "location: {bundle: b, node: n2, score: -INFINITY}",
+    );
+    let s = spec(&[&bundle("a", 1), &bundle("b", 1), &ab, &ba, &not_b, &not_n2]);
+    let p = run(&s, &Observed::fresh(&s));
+    assert_eq!(
+        started_on(&p),
+        [("a-0".into(), "n3".into()), ("b-0".into(), "n3".into())]
+    );
+}
+
+#[test]
+fn colocation_ring_shares_nodes_and_an_instance_without_its_partners_waits() {
+    // p with q, q with r, r with p (INFINITY): every node with one has all three. p has
+    // two instances, q and r one, so p-1 has no partner and is placed nowhere.
+    let ring = [
+        constraint("p-q", "colocation: {bundle: p, with: q, score: INFINITY}"),
+        constraint("q-r", "colocation: {bundle: q, with: r, score: INFINITY}"),
+        constraint("r-p", "colocation: {bundle: r, with: p, score: INFINITY}"),
+    ];
+    let (p1, q, r) = (bundle("p", 2), bundle("q", 1), bundle("r", 1));
+    let mut sources = Sources::new();
+    for (i, t) in [CLUSTER, &p1, &q, &r, &ring[0], &ring[1], &ring[2]]
+        .iter()
+        .enumerate()
+    {
+        sources.add(format!("f{i}.yaml"), t.as_bytes().to_vec());
+    }
+    // Validation refuses the set (p cannot place its second instance); plan the loaded
+    // set anyway to see the planner's own handling.
+    let codes: Vec<&str> = validate(&sources)
+        .diagnostics
+        .iter()
+        .map(|d| d.code)
+        .collect();
+    assert_eq!(codes, ["quorate::placement::unplaceable"]);
+    let s = quorate::load::load(&sources).set;
+    let p = run(&s, &Observed::fresh(&s));
+    let on = started_on(&p);
+    assert_eq!(on.len(), 3, "{on:?}");
+    assert!(on.iter().all(|(_, n)| *n == on[0].1), "{on:?}");
+    let blocked: Vec<&str> = p.blocked.iter().map(|b| b.instance.as_str()).collect();
+    assert_eq!(blocked, ["p-1"]);
+    // With q and r at two instances each, the three share two nodes.
+    let (q, r) = (bundle("q", 2), bundle("r", 2));
+    let s = spec(&[&p1, &q, &r, &ring[0], &ring[1], &ring[2]]);
+    let p = run(&s, &Observed::fresh(&s));
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+    let mut nodes: Vec<String> = started_on(&p).into_iter().map(|(_, n)| n).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["n1", "n1", "n1", "n2", "n2", "n2"]);
+}
+
+#[test]
+fn a_mandatory_order_against_an_anti_colocation_settles() {
+    // web needs db running first (mandatory order); db must stay off web's node; one
+    // node is usable. Starving web lets db run, which would un-starve web, which would
+    // push db off again: planning used to go round for ever. It settles with db running
+    // and web waiting.
+    let order = constraint("db-then-web", "order: {first: db, then: web}");
+    let apart = constraint(
+        "db-not-with-web",
+        "colocation: {bundle: db, with: web, score: -INFINITY}",
+    );
+    let s = spec(&[&bundle("db", 1), &bundle("web", 1), &order, &apart]);
+    let o = observed("nodes:\n  n1: {}\n  n2: {standby: true}\n  n3: {standby: true}\n");
+    let p = run(&s, &o);
+    assert_eq!(started_on(&p), [("db-0".into(), "n1".into())]);
+    let blocked: Vec<(&str, &str)> = p
+        .blocked
+        .iter()
+        .map(|b| (b.instance.as_str(), b.reason.as_str()))
+        .collect();
+    assert_eq!(
+        blocked,
+        [("web-0", "waits for db to run (mandatory order)")]
+    );
+}
+
+/// A one-replica bundle whose failed checks are handled by `on_fail`.
+fn failing_bundle(name: &str, on_fail: &str) -> String {
+    format!(
+        "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: {name}}}\nspec: {{image: img, recovery: restart, monitor: {{onFail: {on_fail}}}}}\n"
+    )
+}
+
+#[test]
+fn on_fail_ignore_keeps_the_instance_running_like_pacemakers_failure_ignored() {
+    // Pacemaker's on-fail=ignore reports "(failure ignored)" and does nothing. Even with
+    // failures past migrationThreshold on record (say from before the monitor stopped
+    // counting them), the instance stays where it is and runs.
+    let s = spec(&[&failing_bundle("app", "ignore")]);
+    let h = hash(&s, "app", 0);
+    let o = observed(&format!(
+        "now: 1010\nnodes:\n  n1: {{instances: [{{bundle: app, index: 0, specHash: {h}, state: failed}}], failures: {{app-0: {{count: 5, last: 1000}}}}}}\n"
+    ));
+    let p = run(&s, &o);
+    assert!(p.actions.is_empty(), "{:#?}", p.actions);
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+    // The same counts move an instance whose onFail acts on failures.
+    let s = spec(&[&failing_bundle("app", "restart")]);
+    let p = run(&s, &o);
+    assert_eq!(p.actions[0].kind, ActionType::Move);
+}
+
+#[test]
+fn on_fail_block_leaves_the_instance_alone_like_pacemaker() {
+    // Pacemaker's on-fail=block stops managing the resource: no restart, no move, no
+    // stop, whatever the failure count, a spec change or a constraint that now prefers
+    // another node; the instance is reported blocked.
+    let elsewhere = constraint(
+        "app-on-n2",
+        "location: {bundle: app, node: n2, score: INFINITY}",
+    );
+    let s = spec(&[&failing_bundle("app", "block"), &elsewhere]);
+    let o = observed(
+        "now: 1010\nnodes:\n  n1: {instances: [{bundle: app, index: 0, specHash: old, state: failed}], failures: {app-0: {count: 5, last: 1000}}}\n",
+    );
+    let p = run(&s, &o);
+    assert!(p.actions.is_empty(), "{:#?}", p.actions);
+    let blocked: Vec<(&str, &str)> = p
+        .blocked
+        .iter()
+        .map(|b| (b.instance.as_str(), b.reason.as_str()))
+        .collect();
+    assert_eq!(
+        blocked,
+        [(
+            "app-0",
+            "app-0 fails its check; onFail: block leaves it alone"
+        )]
+    );
+    // Passing its check again, it is managed again: the constraint moves it.
+    let o = observed(
+        "now: 1010\nnodes:\n  n1: {instances: [{bundle: app, index: 0, specHash: old}], failures: {app-0: {count: 5, last: 1000}}}\n",
+    );
+    let p = run(&s, &o);
+    assert_eq!(
+        summary(&p),
+        [(ActionType::Move, "app-0".into(), "n2".into())]
+    );
+}
+
+#[test]
+fn on_fail_fence_recovers_elsewhere_after_the_fence_like_pacemaker() {
+    // Pacemaker's on-fail=fence fences the node the resource failed on and recovers what
+    // ran there on other nodes once the fence is done; the fenced node is no candidate.
+    let db = "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: db}\nspec: {image: pg, recovery: fence, monitor: {onFail: fence}}\n";
+    let s = spec(&[db, WEB]);
+    let (hd, hw) = (hash(&s, "db", 0), hash(&s, "web", 0));
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{{bundle: db, index: 0, specHash: {hd}, state: failed}}, {{bundle: web, index: 0, specHash: {hw}}}]}}\n  n2: {{}}\n  n3: {{}}\n"
+    ));
+    let p = run(&s, &o);
+    assert_eq!(p.actions[0].kind, ActionType::Fence);
+    assert_eq!(p.actions[0].node.as_ref().unwrap().as_str(), "n1");
+    assert_eq!(p.actions[0].reason, "db-0 fails its check; onFail: fence");
+    let fence = p
+        .steps
+        .iter()
+        .find(|s| matches!(s.op, StepOp::Fence { .. }))
+        .unwrap();
+    // Nothing is stopped on or started on n1; db-0 starts elsewhere after the fence.
+    for step in &p.steps {
+        match &step.op {
+            StepOp::Stop { node, .. } => panic!("a stop on {node}: {:#?}", p.steps),
+            StepOp::Start { node, bundle, .. } => {
+                assert_ne!(node.as_str(), "n1", "{:#?}", p.steps);
+                if bundle.as_str() == "db" {
+                    assert_eq!(step.after, vec![fence.id]);
+                }
+            }
+            StepOp::Fence { .. } => {}
+        }
+    }
+    let db_move = p
+        .actions
+        .iter()
+        .find(|a| a.instance.as_deref() == Some("db-0"))
+        .unwrap();
+    assert_eq!(db_move.kind, ActionType::Move);
+    assert_eq!(
+        db_move.reason,
+        "n1 is fenced (db-0 fails its check; onFail: fence); start db-0 elsewhere once n1 is fenced"
+    );
+    // web-0 (recovery: restart) goes elsewhere too, without waiting.
+    let web_move = p
+        .actions
+        .iter()
+        .find(|a| a.instance.as_deref() == Some("web-0"))
+        .unwrap();
+    assert_eq!(
+        (web_move.kind, web_move.after.as_slice()),
+        (ActionType::Move, &[][..])
+    );
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+
+    // Without fencing, nothing is fenced and db-0 is blocked with the reason.
+    let nofence = CLUSTER.replace("defaults:", "fencing: {enabled: false}\n  defaults:");
+    let mut sources = Sources::new();
+    sources.add("c.yaml", nofence.into_bytes());
+    sources.add("d.yaml", db.as_bytes().to_vec());
+    sources.add("w.yaml", WEB.as_bytes().to_vec());
+    let s = validate(&sources).into_valid_set().unwrap();
+    let p = run(&s, &o);
+    assert_eq!(
+        summary(&p),
+        [(ActionType::Start, "web-1".into(), "n2".into())]
+    );
+    assert_eq!(p.blocked.len(), 1);
+    assert_eq!(
+        p.blocked[0].reason,
+        "fails its check (onFail: fence), but fencing is disabled"
+    );
+}
+
+#[test]
+fn a_start_waits_for_the_stop_that_frees_its_port_on_the_node() {
+    // Scaling web from 3 to 2 while n2 (with web-1) is off: web-1 is recovered on n3,
+    // where web-2 is being stopped, and both publish host port 8080. The start waits for
+    // that stop, not for the stop on n3 of a bundle that holds nothing it needs.
+    let web = "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: web}\nspec: {image: nginx, replicas: 2, recovery: restart, network: {ports: [{port: 8080}]}}\n";
+    let cache = "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: cache}\nspec: {image: redis, replicas: 0, recovery: restart}\n";
+    let s = spec(&[web, cache]);
+    let h = |i| hash(&s, "web", i);
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{{bundle: web, index: 0, specHash: {}}}]}}\n  n2: {{state: fenced, instances: [{{bundle: web, index: 1, specHash: {}}}]}}\n  n3: {{instances: [{{bundle: cache, index: 0, specHash: c}}, {{bundle: web, index: 2, specHash: {}}}]}}\n",
+        h(0),
+        h(1),
+        h(2)
+    ));
+    let p = run(&s, &o);
+    let step = |what: &str, instance: &str| {
+        p.steps
+            .iter()
+            .find(|s| match &s.op {
+                StepOp::Start {
+                    node,
+                    bundle,
+                    index,
+                } if what == "start" => {
+                    node.as_str() == "n3" && format!("{bundle}-{index}") == instance
+                }
+                StepOp::Stop {
+                    node,
+                    bundle,
+                    index,
+                } if what == "stop" => {
+                    node.as_str() == "n3" && format!("{bundle}-{index}") == instance
+                }
+                _ => false,
+            })
+            .unwrap_or_else(|| panic!("no {what} of {instance} on n3: {:#?}", p.steps))
+    };
+    let start = step("start", "web-1");
+    assert_eq!(start.after, vec![step("stop", "web-2").id]);
+    assert!(!start.after.contains(&step("stop", "cache-0").id));
+}

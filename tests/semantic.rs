@@ -254,6 +254,104 @@ spec:
 }
 
 #[test]
+fn colocation_cycles_that_cannot_share_a_node_are_refused_with_the_cycle() {
+    let pair = |a_replicas: u32, bans: &str| {
+        format!(
+            r#"apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {{name: a}}
+spec:
+  image: a
+  replicas: {a_replicas}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {{name: b}}
+spec:
+  image: b
+  replicas: 1
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {{name: a-with-b}}
+spec:
+  colocation: {{bundle: a, with: b, score: INFINITY}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {{name: b-with-a}}
+spec:
+  colocation: {{bundle: b, with: a, score: INFINITY}}
+{bans}"#
+        )
+    };
+    // a may only run on n1, b never there: the pair shares no node, both are refused.
+    let bans = r#"---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: a-on-n1}
+spec:
+  location: {bundle: a, rule: {attribute: rack, operator: notExists}, score: -INFINITY}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: b-not-n1}
+spec:
+  location: {bundle: b, node: n1, score: -INFINITY}
+"#;
+    let cluster = CLUSTER.replace(
+        "- {name: n1, runtime: \"podman+unix:///run/n1.sock\"}",
+        "- {name: n1, runtime: \"podman+unix:///run/n1.sock\", attributes: {rack: r1}}",
+    );
+    let doc = pair(1, bans);
+    check(
+        &[&cluster, FENCES, WEB, &doc],
+        &[
+            at(
+                "quorate::placement::unplaceable",
+                3,
+                "name: a}\nspec:\n  image: a\n  replicas: ",
+                "1",
+            ),
+            at(
+                "quorate::placement::unplaceable",
+                3,
+                "name: b}\nspec:\n  image: b\n  replicas: ",
+                "1",
+            ),
+        ],
+    );
+    // Two of a but one of b: a node needs one of each, so a-1 never has a place.
+    let doc = pair(2, "");
+    check(
+        &[CLUSTER, FENCES, WEB, &doc],
+        &[at(
+            "quorate::placement::unplaceable",
+            3,
+            "name: a}\nspec:\n  image: a\n  replicas: ",
+            "2",
+        )],
+    );
+    // The reason names the cycle and what limits it.
+    let mut sources = Sources::new();
+    for (i, f) in [CLUSTER, FENCES, WEB, &doc].iter().enumerate() {
+        sources.add(format!("f{i}.yaml"), f.as_bytes().to_vec());
+    }
+    let report = validate(&sources);
+    let messages: Vec<&str> = report
+        .diagnostics
+        .iter()
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "bundle `a` cannot place its 2 replica(s): hard constraints leave room for 1 (the INFINITY colocation cycle a → b → a runs its members on the same nodes: at most 1, as `b` has 1 instance(s), × replicasPerHost 1)"
+        ]
+    );
+}
+
+#[test]
 fn overlapping_and_misplaced_address_ranges() {
     let doc = r#"apiVersion: quorate.io/v1alpha1
 kind: Bundle

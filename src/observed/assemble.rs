@@ -166,8 +166,15 @@ fn node_state(spec: &SpecSet, r: NodeReport, now: Timestamp, out: &mut Assembled
     match r.heard {
         Heard::Listed(containers) => {
             let found = instances(spec.cluster_name.as_str(), &containers, &r.failing);
-            // A container that ran at the last look and has exited since failed.
-            for i in found.iter().filter(|i| i.state == InstanceState::Stopped) {
+            // A container that ran at the last look and has exited since failed (counted
+            // unless its bundle's `onFail` is `ignore` or `block`).
+            for i in found.iter().filter(|i| {
+                i.state == InstanceState::Stopped
+                    && spec
+                        .bundles
+                        .get(&i.bundle)
+                        .is_none_or(|b| b.monitor.on_fail.counts_failures())
+            }) {
                 let ran = remembered.iter().flatten().any(|p| {
                     p.bundle == i.bundle && p.index == i.index && p.state != InstanceState::Stopped
                 });

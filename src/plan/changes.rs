@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Options;
 use super::builder::{Builder, Inst};
-use super::current::{Copy, Current, Whereabouts, live_failures};
+use super::current::{Copy, Current, Whereabouts, live_failures, unfenceable_because};
 use super::hash::instance_hash;
 use super::model::{QuorumStatus, StepId};
 use super::placement::Placed;
@@ -79,17 +79,25 @@ impl<'a, 'p> Changes<'a, 'p> {
     }
 
     /// Invariants 2 and 3: a lost node is fenced only with quorum, fencing enabled and a
-    /// device that covers it (`Current::unfenceable` says why not otherwise).
+    /// device that covers it (`Current::unfenceable` says why not otherwise). So is a node
+    /// where an instance fails its check with `onFail: fence` (`Current::failing`, which
+    /// holds only nodes that can be fenced): its instances are recovered after the fence.
     fn fence_lost_nodes(&mut self) {
-        for node in self.current.lost.iter().copied() {
-            if self.current.unfenceable.contains_key(node) {
-                continue;
-            }
+        let current = self.current;
+        let lost = current
+            .lost
+            .iter()
+            .filter(|n| !current.unfenceable.contains_key(*n))
+            .map(|n| {
+                let why =
+                    format!("{n} stopped answering; power it off before recovering its instances");
+                (*n, why)
+            });
+        let failing = current.failing.iter().map(|(n, why)| (*n, why.clone()));
+        for (node, reason) in lost.chain(failing) {
             let Some(name) = self.spec.cluster.node(node).map(|n| &n.name) else {
                 continue;
             };
-            let reason =
-                format!("{node} stopped answering; power it off before recovering its instances");
             let step = self.b.fence(name, reason);
             self.fences.insert(node, step);
         }
@@ -194,6 +202,10 @@ impl<'a, 'p> Changes<'a, 'p> {
                 self.stop(k.node, inst, why.clone());
                 self.b.block(inst, why);
             }
+            // Failing its check with `onFail: block`: left alone, even by a spec change.
+            Some(d) if d == k.node && k.held(spec.monitor.on_fail) => {
+                self.failed(inst, k, spec.monitor.on_fail);
+            }
             Some(d) if d == k.node => {
                 let hash = instance_hash(bundle, spec, inst.index);
                 if k.instance.spec_hash != hash {
@@ -241,20 +253,23 @@ impl<'a, 'p> Changes<'a, 'p> {
         {
             return self.b.block(inst, why);
         }
+        // A node this plan fences for a failed check, rather than a lost one.
+        let fenced = self.current.failing.get(lost.as_str());
         let Some(to) = desired else {
-            return self.b.block(
-                inst,
-                format!(
-                    "{} was on lost node {lost}; {}",
-                    inst.name(),
-                    self.nowhere(inst)
-                ),
-            );
+            let was = match fenced {
+                Some(why) => format!("{} was on {lost}, which is fenced ({why})", inst.name()),
+                None => format!("{} was on lost node {lost}", inst.name()),
+            };
+            return self.b.block(inst, format!("{was}; {}", self.nowhere(inst)));
+        };
+        let gone = match fenced {
+            Some(why) => format!("{lost} is fenced ({why})"),
+            None => format!("{lost} is lost"),
         };
         match recovery {
             Recovery::Restart => {
                 let why = format!(
-                    "{lost} is lost; recovery: restart starts {} elsewhere at once",
+                    "{gone}; recovery: restart starts {} elsewhere at once",
                     inst.name()
                 );
                 self.act(
@@ -269,7 +284,7 @@ impl<'a, 'p> Changes<'a, 'p> {
             }
             Recovery::Fence => {
                 let why = format!(
-                    "{lost} is lost; start {} elsewhere once {lost} is fenced",
+                    "{gone}; start {} elsewhere once {lost} is fenced",
                     inst.name()
                 );
                 self.act(
@@ -357,26 +372,13 @@ impl<'a, 'p> Changes<'a, 'p> {
                 );
                 self.act(inst, Act::Restart(k.node), why);
             }
+            // A node that can be fenced is fenced from the start of the plan
+            // (`Current::failing`), and this copy counts as on it; here it cannot be.
             OnFail::Fence => {
-                let node = k.node.as_str();
-                if !self.quorum.may_act() {
-                    self.b.block(
-                        inst,
-                        format!("fails its check (onFail: fence), but {}", self.no_quorum()),
-                    );
-                } else if !self.fences.contains_key(node) {
-                    let step = self.b.fence(
-                        k.node,
-                        format!("{} fails its check; onFail: fence", inst.name()),
-                    );
-                    self.fences.insert(
-                        self.spec
-                            .cluster
-                            .node(node)
-                            .map_or(node, |n| n.name.as_str()),
-                        step,
-                    );
-                }
+                let why = unfenceable_because(self.spec, self.quorum, k.node.as_str())
+                    .unwrap_or_else(|| format!("{} is not fenced by this plan", k.node));
+                self.b
+                    .block(inst, format!("fails its check (onFail: fence), but {why}"));
             }
         }
     }
@@ -396,7 +398,12 @@ impl<'a, 'p> Changes<'a, 'p> {
             &inst.name(),
             d.failure_timeout.get().as_secs(),
         );
-        if failures >= d.migration_threshold {
+        let counted = self
+            .spec
+            .bundles
+            .get(inst.bundle.as_str())
+            .is_some_and(|b| b.monitor.on_fail.counts_failures());
+        if counted && failures >= d.migration_threshold {
             return format!(
                 "{} failed {failures} times on {from} (migrationThreshold {})",
                 inst.name(),

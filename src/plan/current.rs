@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::QuorumStatus;
 use crate::observed::{InstanceState, NodeState, Observed, ObservedInstance};
+use crate::spec::bundle::OnFail;
 use crate::spec::{Name, SpecSet};
 
 /// Where a copy of an instance is, as far as safety is concerned.
@@ -12,7 +13,8 @@ use crate::spec::{Name, SpecSet};
 pub enum Whereabouts {
     /// On a node that answers: we know its state and can stop it.
     Reachable,
-    /// On a lost node not confirmed off: it may still be running (design invariant 3).
+    /// On a lost node not confirmed off, or on a node this plan fences: it may still be
+    /// running until that node is fenced (design invariant 3).
     Unknown,
     /// On a node fenced or confirmed off by hand: not running.
     Gone,
@@ -34,16 +36,27 @@ impl Copy<'_> {
     pub fn running(&self) -> bool {
         self.whereabouts == Whereabouts::Reachable && self.instance.state != InstanceState::Stopped
     }
+
+    /// Whether `onFail: block` holds this copy where it is: it runs and fails its check,
+    /// so it is neither restarted, moved nor stopped until it passes again.
+    pub fn held(&self, on_fail: OnFail) -> bool {
+        on_fail == OnFail::Block && self.running() && self.instance.state == InstanceState::Failed
+    }
 }
 
 /// The observed state indexed for planning.
 pub struct Current<'a> {
     /// Copies by bundle and index, in node-name order.
     pub copies: BTreeMap<&'a str, BTreeMap<u32, Vec<Copy<'a>>>>,
-    /// Nodes that may receive instances: in the spec, online, not in standby.
+    /// Nodes that may receive instances: in the spec, online, not in standby, not fenced
+    /// by this plan.
     pub usable: BTreeSet<&'a str>,
     /// Lost nodes not confirmed off, by name.
     pub lost: BTreeSet<&'a str>,
+    /// Online nodes this plan fences because an instance on them fails its check with
+    /// `onFail: fence`, with that reason. What runs there is recovered elsewhere after the
+    /// fence, like a lost node's instances; the node is no candidate.
+    pub failing: BTreeMap<&'a str, String>,
     /// Instance names that clash with an unmanaged container, per node.
     pub conflicts: BTreeMap<&'a str, BTreeSet<&'a str>>,
     /// Nodes with failures recorded, per instance name.
@@ -60,8 +73,10 @@ impl<'a> Current<'a> {
         let mut lost = BTreeSet::new();
         let mut conflicts = BTreeMap::new();
         let mut failed_on: BTreeMap<&str, Vec<&Name>> = BTreeMap::new();
+        let failing = failing_nodes(spec, observed, quorum);
         for (name, node) in &observed.nodes {
             let whereabouts = match node.state {
+                NodeState::Online if failing.contains_key(name.as_str()) => Whereabouts::Unknown,
                 NodeState::Online => Whereabouts::Reachable,
                 NodeState::Fenced => Whereabouts::Gone,
                 NodeState::Lost if observed.confirmed_off(name.as_str()) => Whereabouts::Gone,
@@ -98,35 +113,21 @@ impl<'a> Current<'a> {
             .iter()
             .filter(|n| {
                 let seen = observed.nodes.get(n.name.as_str());
-                !n.standby && seen.is_none_or(|s| s.state == NodeState::Online && !s.standby)
+                !n.standby
+                    && !failing.contains_key(n.name.as_str())
+                    && seen.is_none_or(|s| s.state == NodeState::Online && !s.standby)
             })
             .map(|n| n.name.as_str())
             .collect();
         let unfenceable = lost
             .iter()
-            .filter_map(|node| {
-                let covered = spec
-                    .fences
-                    .values()
-                    .any(|f| f.targets.iter().any(|t| t.as_str() == *node));
-                let why = if spec.cluster.node(node).is_none() {
-                    "it is not in the spec".to_owned()
-                } else if !quorum.may_act() {
-                    quorum.lacking()
-                } else if !spec.cluster.fencing.enabled {
-                    "fencing is disabled".to_owned()
-                } else if !covered {
-                    "no fence device covers it".to_owned()
-                } else {
-                    return None;
-                };
-                Some((*node, why))
-            })
+            .filter_map(|node| Some((*node, unfenceable_because(spec, quorum, node)?)))
             .collect();
         Current {
             copies,
             usable,
             lost,
+            failing,
             conflicts,
             failed_on,
             unfenceable,
@@ -157,6 +158,55 @@ impl<'a> Current<'a> {
             .and_then(|b| b.get(&index))
             .map_or(&[], Vec::as_slice)
     }
+}
+
+/// Why `node` cannot be fenced now (invariants 2 and 3), or `None` when it can: it is in
+/// the spec, the cluster may act, fencing is enabled and a device covers it.
+pub fn unfenceable_because(spec: &SpecSet, quorum: &QuorumStatus, node: &str) -> Option<String> {
+    let covered = spec
+        .fences
+        .values()
+        .any(|f| f.targets.iter().any(|t| t.as_str() == node));
+    Some(if spec.cluster.node(node).is_none() {
+        "it is not in the spec".to_owned()
+    } else if !quorum.may_act() {
+        quorum.lacking()
+    } else if !spec.cluster.fencing.enabled {
+        "fencing is disabled".to_owned()
+    } else if !covered {
+        "no fence device covers it".to_owned()
+    } else {
+        return None;
+    })
+}
+
+/// Online nodes with an instance the spec wants failing its check with `onFail: fence`,
+/// that can be fenced now, with the reason (the first such instance). One that cannot be
+/// fenced is left to the instance's own handling, which says why.
+fn failing_nodes<'a>(
+    spec: &SpecSet,
+    observed: &'a Observed,
+    quorum: &QuorumStatus,
+) -> BTreeMap<&'a str, String> {
+    observed
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.state == NodeState::Online)
+        .filter_map(|(name, n)| {
+            let failing = n.instances.iter().find(|i| {
+                i.state == InstanceState::Failed
+                    && spec
+                        .bundles
+                        .get(&i.bundle)
+                        .is_some_and(|b| b.monitor.on_fail == OnFail::Fence && i.index < b.replicas)
+            })?;
+            if unfenceable_because(spec, quorum, name.as_str()).is_some() {
+                return None;
+            }
+            let why = format!("{} fails its check; onFail: fence", failing.name());
+            Some((name.as_str(), why))
+        })
+        .collect()
 }
 
 /// Failures of instance `name` on `node` that still count at `observed.now`.

@@ -20,6 +20,7 @@
 pub mod apply;
 mod builder;
 mod changes;
+pub(crate) mod colocation;
 pub mod current;
 pub mod hash;
 pub mod model;

@@ -1,11 +1,12 @@
 //! The step graph: dependencies between steps of different actions (order constraints,
-//! one instance's stops before its starts), then a stable topological numbering so the
-//! plan reads top to bottom.
+//! one instance's stops before its starts, a start after the stops on its node that free
+//! what it needs), then a stable topological numbering so the plan reads top to bottom.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{Action, ActionId, Step, StepId, StepOp};
 use crate::spec::SpecSet;
+use crate::spec::bundle::{BundleSpec, Protocol};
 use crate::spec::constraint::ConstraintSpec;
 
 /// Adds cross-action dependencies and renumbers actions and steps in dependency order.
@@ -39,6 +40,7 @@ pub fn finish(
         }
     }
     let mut extra: BTreeMap<StepId, BTreeSet<StepId>> = BTreeMap::new();
+    wait_for_what_stops_free(spec, &steps, &mut extra);
     // An instance starts only after every stop of that instance (invariant 1).
     for (key, ids) in &starts {
         if key.1.is_some() {
@@ -85,6 +87,83 @@ pub fn finish(
         }
     }
     renumber(actions, steps)
+}
+
+/// A start waits for the stops on its node that free what it needs: a place under the
+/// bundle's `replicasPerHost` (another instance of the same bundle), host ports it
+/// publishes too, or whatever a bundle no longer in the spec held there. Otherwise the
+/// start can find them taken ("address already in use") and fail until the next pass.
+fn wait_for_what_stops_free(
+    spec: &SpecSet,
+    steps: &[Step],
+    extra: &mut BTreeMap<StepId, BTreeSet<StepId>>,
+) {
+    let mut stops_on: BTreeMap<&str, Vec<(StepId, &str, u32)>> = BTreeMap::new();
+    for s in steps {
+        if let StepOp::Stop {
+            node,
+            bundle,
+            index,
+        } = &s.op
+        {
+            stops_on
+                .entry(node.as_str())
+                .or_default()
+                .push((s.id, bundle.as_str(), *index));
+        }
+    }
+    let mut frees: BTreeMap<(&str, &str), bool> = BTreeMap::new();
+    for s in steps {
+        let StepOp::Start {
+            node,
+            bundle,
+            index,
+        } = &s.op
+        else {
+            continue;
+        };
+        for (stop, stopped, i) in stops_on.get(node.as_str()).into_iter().flatten() {
+            if (*stopped, *i) == (bundle.as_str(), *index) {
+                continue; // the same instance: below
+            }
+            let needed = *frees
+                .entry((bundle.as_str(), stopped))
+                .or_insert_with(|| stop_frees(spec, bundle.as_str(), stopped));
+            if needed {
+                extra.entry(s.id).or_default().insert(*stop);
+            }
+        }
+    }
+}
+
+/// Whether stopping an instance of `stopped` on a node frees something an instance of
+/// `bundle` needs there.
+fn stop_frees(spec: &SpecSet, bundle: &str, stopped: &str) -> bool {
+    if bundle == stopped {
+        return true; // a place under replicasPerHost
+    }
+    let (Some(a), Some(b)) = (spec.bundles.get(bundle), spec.bundles.get(stopped)) else {
+        return true; // removed from the spec: what it held is unknown
+    };
+    let (ours, theirs) = (host_ports(a), host_ports(b));
+    ours.iter().any(|(proto, first, last)| {
+        theirs
+            .iter()
+            .any(|(p, f, l)| p == proto && first <= l && f <= last)
+    })
+}
+
+/// The host ports a bundle publishes: protocol, first and last.
+fn host_ports(b: &BundleSpec) -> Vec<(Protocol, u32, u32)> {
+    b.network
+        .iter()
+        .flat_map(|n| &n.ports)
+        .filter_map(|m| {
+            let (first, _, count) = m.published()?;
+            let first = u32::from(first);
+            Some((m.protocol, first, first + u32::from(count.max(1)) - 1))
+        })
+        .collect()
 }
 
 /// Orders steps topologically (lowest id first among the ready), then actions by the
@@ -195,4 +274,44 @@ fn topological(steps: &[Step]) -> Vec<StepId> {
         out.extend(steps.iter().map(|s| s.id).filter(|id| !seen.contains(id)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> SpecSet {
+        let bundle = |name: &str, ports: &str| {
+            format!(
+                "---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: {name}}}\nspec: {{image: i, network: {{ports: [{ports}]}}}}\n"
+            )
+        };
+        let mut t = String::from(
+            "apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  nodes: [{name: n1, runtime: 'podman+unix:///n1'}]\n",
+        );
+        t += &bundle("web", "{port: 80}, {port: 443}");
+        t += &bundle("proxy", "{range: 440-450}");
+        t += &bundle("dns", "{port: 443, protocol: udp}");
+        t += &bundle("quiet", "");
+        let mut s = crate::source::Sources::new();
+        s.add("s.yaml", t.into_bytes());
+        crate::load::load(&s).set
+    }
+
+    #[test]
+    fn a_stop_frees_a_place_the_same_host_ports_or_the_unknown() {
+        let s = spec();
+        // Another instance of the same bundle: a place under replicasPerHost.
+        assert!(stop_frees(&s, "quiet", "quiet"));
+        // 443/tcp is in proxy's 440-450, both ways.
+        assert!(stop_frees(&s, "web", "proxy"));
+        assert!(stop_frees(&s, "proxy", "web"));
+        // 443/udp is another port than 443/tcp.
+        assert!(!stop_frees(&s, "web", "dns"));
+        // Nothing in common.
+        assert!(!stop_frees(&s, "web", "quiet"));
+        assert!(!stop_frees(&s, "quiet", "web"));
+        // A bundle gone from the spec may have held anything.
+        assert!(stop_frees(&s, "quiet", "gone"));
+    }
 }

@@ -1,6 +1,7 @@
 //! Monitors: each running instance is checked at its bundle's interval, within its
-//! timeout; a failure is counted in the store (per node, for the migration threshold) and
-//! starts a pass, which restarts or moves the instance as its `onFail` says.
+//! timeout; a failure is counted in the store (per node, for the migration threshold)
+//! unless `onFail` is `ignore` or `block`, and starts a pass, which handles the instance
+//! as its `onFail` says.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -11,7 +12,7 @@ use tokio::time::Instant;
 use super::store::Store;
 use crate::observed::{InstanceState, NodeState, Observed};
 use crate::runtime::{HealthCheck, HealthResult, Monitor, Runtime};
-use crate::spec::bundle::{BundleSpec, Check, instance_ip, instance_name};
+use crate::spec::bundle::{BundleSpec, Check, OnFail, instance_ip, instance_name};
 use crate::spec::endpoint::Transport;
 use crate::spec::{Name, SpecSet};
 
@@ -113,26 +114,38 @@ impl Monitors {
                         name,
                         rt.clone(),
                         monitor_for(spec, node, b, i.index),
+                        b.monitor.on_fail,
                     ));
                 }
             }
         }
-        let results =
-            futures_util::future::join_all(due.into_iter().map(|(node, name, rt, m)| async move {
+        let results = futures_util::future::join_all(due.into_iter().map(
+            |(node, name, rt, m, on_fail)| async move {
                 let r = rt.check_health(&name, &m).await;
-                (node, name, r)
-            }))
-            .await;
+                (node, name, r, on_fail)
+            },
+        ))
+        .await;
         let now_unix = observed.now;
         let mut out: BTreeMap<Name, BTreeMap<String, bool>> = BTreeMap::new();
-        for (node, name, r) in results {
+        for (node, name, r, on_fail) in results {
             match r {
                 HealthResult::Healthy => {
                     out.entry(node).or_default().insert(name, false);
                 }
-                HealthResult::Failed { reason } => {
+                HealthResult::Failed { reason } if on_fail.counts_failures() => {
                     tracing::warn!(%node, instance = %name, %reason, "monitor failed");
                     let _ = store.record_failure(node.as_str(), &name, now_unix).await;
+                    out.entry(node).or_default().insert(name, true);
+                }
+                // Not counted: an `ignore` or `block` instance stays where it is.
+                HealthResult::Failed { reason } => {
+                    let handling = if on_fail == OnFail::Ignore {
+                        "failure ignored"
+                    } else {
+                        "blocked"
+                    };
+                    tracing::warn!(%node, instance = %name, %reason, "monitor failed ({handling})");
                     out.entry(node).or_default().insert(name, true);
                 }
                 HealthResult::Unobservable { .. } => {}
@@ -144,5 +157,129 @@ impl Monitors {
     /// Forgets instances no longer running, so a new copy is checked at once.
     pub fn retain(&mut self, running: &BTreeSet<(Name, String)>) {
         self.last.retain(|k, _| running.contains(k));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::reconcile::store::MemoryStore;
+    use crate::runtime::{
+        ContainerState, Endpoint, ExecOutcome, InstanceSpec, NetworkSpec, RuntimeError, RuntimeInfo,
+    };
+
+    /// A node whose every check fails; it answers nothing else.
+    struct Failing(Endpoint);
+
+    impl Failing {
+        fn refuse(&self) -> RuntimeError {
+            RuntimeError::Unreachable {
+                endpoint: self.0.to_string(),
+                reason: "only checks are asked here".into(),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Runtime for Failing {
+        fn endpoint(&self) -> &Endpoint {
+            &self.0
+        }
+        async fn ping(&self) -> Result<RuntimeInfo, RuntimeError> {
+            Err(self.refuse())
+        }
+        async fn list(&self) -> Result<Vec<ContainerState>, RuntimeError> {
+            Err(self.refuse())
+        }
+        async fn inspect(&self, _: &str) -> Result<Option<ContainerState>, RuntimeError> {
+            Err(self.refuse())
+        }
+        async fn ensure_network(&self, _: &NetworkSpec) -> Result<(), RuntimeError> {
+            Err(self.refuse())
+        }
+        async fn create(&self, _: &InstanceSpec) -> Result<String, RuntimeError> {
+            Err(self.refuse())
+        }
+        async fn start(&self, _: &str) -> Result<(), RuntimeError> {
+            Err(self.refuse())
+        }
+        async fn stop(&self, _: &str, _: Duration) -> Result<(), RuntimeError> {
+            Err(self.refuse())
+        }
+        async fn remove(&self, _: &str) -> Result<(), RuntimeError> {
+            Err(self.refuse())
+        }
+        async fn exec(&self, _: &str, _: &[String]) -> Result<ExecOutcome, RuntimeError> {
+            Err(self.refuse())
+        }
+        async fn check_health(&self, _: &str, _: &Monitor) -> HealthResult {
+            HealthResult::Failed {
+                reason: "connection refused".into(),
+            }
+        }
+    }
+
+    fn spec() -> SpecSet {
+        let mut text = String::from(
+            "apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  nodes: [{name: n1, runtime: 'podman+unix:///n1'}]\n",
+        );
+        for on_fail in ["ignore", "block", "restart", "stop"] {
+            text += &format!(
+                "---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: {on_fail}}}\nspec: {{image: img, recovery: restart, monitor: {{onFail: {on_fail}}}}}\n"
+            );
+        }
+        let mut s = crate::source::Sources::new();
+        s.add("c.yaml", text.into_bytes());
+        crate::validate::validate(&s).into_valid_set().unwrap()
+    }
+
+    #[tokio::test]
+    async fn ignore_and_block_failures_do_not_count_towards_the_migration_threshold() {
+        let spec = spec();
+        let observed = crate::observed::snapshot::parse(
+            crate::source::FileId(0),
+            b"now: 500\nnodes:\n  n1: {instances: [{bundle: ignore, index: 0, specHash: h}, {bundle: block, index: 0, specHash: h}, {bundle: restart, index: 0, specHash: h}, {bundle: stop, index: 0, specHash: h}]}\n",
+        )
+        .unwrap();
+        let node: Name = "n1".parse().unwrap();
+        let rt: Arc<dyn Runtime> = Arc::new(Failing("podman+unix:///n1".parse().unwrap()));
+        let runtimes = BTreeMap::from([(node.clone(), rt)]);
+        let store = MemoryStore::new();
+        let failing = Monitors::default()
+            .run_due(&spec, &observed, &runtimes, &store)
+            .await;
+        // Every failing instance is reported failing, whatever its onFail...
+        let reported: Vec<(&str, bool)> = failing[&node]
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        assert_eq!(
+            reported,
+            [
+                ("block-0", true),
+                ("ignore-0", true),
+                ("restart-0", true),
+                ("stop-0", true)
+            ]
+        );
+        // ...but only those whose onFail acts on failures are counted.
+        let counted: Vec<(String, u32)> = store
+            .failures()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|((n, i), f)| {
+                assert_eq!((n.as_str(), f.last), ("n1", Some(500)));
+                (i, f.count)
+            })
+            .collect();
+        assert_eq!(
+            counted,
+            [("restart-0".to_owned(), 1), ("stop-0".to_owned(), 1)]
+        );
     }
 }

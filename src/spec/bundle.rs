@@ -267,9 +267,11 @@ fn default_timeout() -> Duration {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum OnFail {
-    /// Record it, do nothing.
+    /// Log it, do nothing: the instance stays and runs, and the failure does not count
+    /// towards the migration threshold.
     Ignore,
-    /// Leave the instance alone and stop managing it until cleared.
+    /// Leave the instance alone and report it blocked until it passes its check again;
+    /// the failure does not count towards the migration threshold.
     Block,
     /// Stop the instance and leave it stopped.
     Stop,
@@ -278,6 +280,14 @@ pub enum OnFail {
     Restart,
     /// Fence the node it runs on.
     Fence,
+}
+
+impl OnFail {
+    /// Whether a failure counts towards `migrationThreshold`: not for `ignore` and
+    /// `block`, which leave the instance where it is, so no count may move it.
+    pub fn counts_failures(self) -> bool {
+        !matches!(self, OnFail::Ignore | OnFail::Block)
+    }
 }
 
 /// A health check.

@@ -72,35 +72,51 @@ fn eligible_nodes(set: &SpecSet) -> BTreeMap<&str, Vec<bool>> {
 
 pub(super) fn check(set: &SpecSet, f: &mut Findings) {
     let eligible = eligible_nodes(set);
+    let groups = crate::plan::colocation::order(set).groups;
+    let group_of: BTreeMap<&str, &[&str]> = groups
+        .iter()
+        .flat_map(|g| g.iter().map(move |b| (*b, g.as_slice())))
+        .collect();
     for (name, b) in &set.bundles {
         let nodes = eligible
             .get(name.as_str())
             .map_or(0, |mask| mask.iter().filter(|e| **e).count());
-        let capacity = u64::try_from(nodes).unwrap_or(u64::MAX) * u64::from(b.replicas_per_host);
+        let nodes = u64::try_from(nodes).unwrap_or(u64::MAX);
+        let group = group_of.get(name.as_str()).copied();
+        // A node of a mandatory cycle needs an instance of every member, so the members
+        // use at most as many nodes as the smallest of them has instances.
+        let smallest = group.and_then(|g| {
+            g.iter()
+                .filter_map(|m| Some((u64::from(set.bundles.get(*m)?.replicas), *m)))
+                .min()
+        });
+        let usable = smallest.map_or(nodes, |(k, _)| nodes.min(k));
+        let capacity = usable.saturating_mul(u64::from(b.replicas_per_host));
         if u64::from(b.replicas) <= capacity {
             continue;
         }
-        let colocated: Vec<&str> = set
-            .constraints
-            .values()
-            .filter_map(|c| match c {
-                ConstraintSpec::Colocation(c) if c.bundle == *name && c.score.is_infinity() => {
-                    Some(c.with.as_str())
-                }
-                _ => None,
-            })
-            .collect();
-        let why = if colocated.is_empty() {
-            format!(
-                "{nodes} eligible node(s) × replicasPerHost {}",
-                b.replicas_per_host
-            )
-        } else {
-            format!(
-                "{nodes} eligible node(s) × replicasPerHost {}, counting the INFINITY colocation with {}",
-                b.replicas_per_host,
-                colocated.join(", ")
-            )
+        let rph = b.replicas_per_host;
+        let (why, help) = match (group, smallest) {
+            (Some(g), Some((k, m))) => {
+                let mut ring: Vec<&str> = g.to_vec();
+                ring.extend(g.first());
+                let limit = if k < nodes {
+                    format!("at most {k}, as `{m}` has {k} instance(s),")
+                } else {
+                    format!("{nodes} node(s) all of them may run on")
+                };
+                (
+                    format!(
+                        "the INFINITY colocation cycle {} runs its members on the same nodes: {limit} × replicasPerHost {rph}",
+                        ring.join(" → ")
+                    ),
+                    "give the members of the cycle nodes they may all run on and matching replicas, or lower one of its colocations below INFINITY",
+                )
+            }
+            _ => (
+                unplaceable_why(set, name.as_str(), nodes, rph),
+                "lower replicas, raise replicasPerHost, or relax the -INFINITY locations and INFINITY colocations",
+            ),
         };
         f.push(
             Diagnostic::error(
@@ -110,13 +126,36 @@ pub(super) fn check(set: &SpecSet, f: &mut Findings) {
                     b.replicas
                 ),
             )
-            .with_help("lower replicas, raise replicasPerHost, or relax the -INFINITY locations and INFINITY colocations"),
+            .with_help(help),
             Kind::Bundle,
             name.as_str(),
             "spec.replicas",
         );
     }
     order_cycles(set, f);
+}
+
+/// Why a bundle outside a colocation cycle has too few places: its eligible nodes, and
+/// the bundles its `INFINITY` colocations narrow them to.
+fn unplaceable_why(set: &SpecSet, name: &str, nodes: u64, rph: u32) -> String {
+    let colocated: Vec<&str> = set
+        .constraints
+        .values()
+        .filter_map(|c| match c {
+            ConstraintSpec::Colocation(c) if c.bundle.as_str() == name && c.score.is_infinity() => {
+                Some(c.with.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    if colocated.is_empty() {
+        format!("{nodes} eligible node(s) × replicasPerHost {rph}")
+    } else {
+        format!(
+            "{nodes} eligible node(s) × replicasPerHost {rph}, counting the INFINITY colocation with {}",
+            colocated.join(", ")
+        )
+    }
 }
 
 /// Reports cycles of order constraints: Kahn's algorithm peels off every bundle that is

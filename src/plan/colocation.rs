@@ -1,0 +1,298 @@
+//! The colocation graph: in which order bundles are placed, and which bundles form a
+//! mandatory cycle that is placed as one group.
+//!
+//! A colocation `bundle with other` makes `bundle` follow `other`, so `other` is placed
+//! first. Colocations can form cycles. A cycle of `INFINITY` colocations (`a with b` and
+//! `b with a`, or longer) binds its members to the same nodes: every node with one of
+//! them must have all of them. Such a cycle is a **group**: its members are placed one
+//! after another, the first (by priority) choosing its nodes with the scores of every
+//! member, the others following it. A cycle that needs a finite score to close has no such
+//! binding: its bundles are placed by priority, except that an `INFINITY` colocation still
+//! puts its target first.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use crate::spec::SpecSet;
+use crate::spec::constraint::ConstraintSpec;
+
+/// Bundles in placement order, and the mandatory colocation cycles among them.
+pub struct Order<'a> {
+    /// Every bundle, in the order it is placed.
+    pub bundles: Vec<&'a str>,
+    /// Each cycle of `INFINITY` colocations (two or more bundles), its members in the
+    /// order they are placed; they are consecutive in `bundles`.
+    pub groups: Vec<Vec<&'a str>>,
+}
+
+/// Orders bundles for placement: a bundle after the bundles it is colocated with (all
+/// of a cycle before what follows the cycle), otherwise by priority (highest first), then
+/// name. Within a cycle, a bundle comes after those it is colocated with by `INFINITY`,
+/// otherwise by priority; the members of a mandatory group are consecutive.
+pub fn order(spec: &SpecSet) -> Order<'_> {
+    let names: Vec<&str> = spec.bundles.keys().map(|b| b.as_str()).collect();
+    let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    let mut edges = BTreeMap::new(); // (with, bundle) -> mandatory
+    for c in spec.constraints.values() {
+        if let ConstraintSpec::Colocation(c) = c
+            && let (Some(&w), Some(&b)) = (index.get(c.with.as_str()), index.get(c.bundle.as_str()))
+            && w != b
+        {
+            *edges.entry((w, b)).or_insert(false) |= c.score.is_infinity();
+        }
+    }
+    let all: Vec<(usize, usize)> = edges.keys().copied().collect();
+    let hard: Vec<(usize, usize)> = edges.iter().filter(|e| *e.1).map(|e| *e.0).collect();
+    // Highest priority first, then name.
+    let key = |b: usize| {
+        (
+            spec.bundles.get(names[b]).map_or(0, |x| x.priority),
+            Reverse(names[b]),
+        )
+    };
+    // Units: the mandatory groups, and every other bundle alone. Hard edges between
+    // units form no cycle. Parts: the cycles of any colocation, made of units.
+    let unit = components(names.len(), &hard);
+    let part = components(names.len(), &all);
+    let mut units: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (b, u) in unit.iter().enumerate() {
+        units.entry(*u).or_default().push(b);
+    }
+    for members in units.values_mut() {
+        members.sort_by_key(|b| Reverse(key(*b)));
+    }
+    let unit_key = |u: usize| units.get(&u).and_then(|m| m.first()).map(|b| key(*b));
+    let mut parts: BTreeMap<usize, Vec<usize>> = BTreeMap::new(); // part -> its units
+    for u in units.keys() {
+        if let Some(&first) = units[u].first() {
+            parts.entry(part[first]).or_default().push(*u);
+        }
+    }
+    let part_key = |p: usize| parts[&p].iter().filter_map(|u| unit_key(*u)).max();
+
+    // The parts in dependency order, then the units of each part in hard-edge order.
+    let between = |map: &[usize], edges: &[(usize, usize)]| -> BTreeSet<(usize, usize)> {
+        edges
+            .iter()
+            .map(|(w, b)| (map[*w], map[*b]))
+            .filter(|(w, b)| w != b)
+            .collect()
+    };
+    let part_edges = between(&part, &all);
+    let unit_edges = between(&unit, &hard);
+    let mut bundles = Vec::with_capacity(names.len());
+    let mut groups = Vec::new();
+    for p in kahn(parts.keys().copied(), &part_edges, part_key) {
+        let inside = parts[&p].iter().copied();
+        for u in kahn(inside, &unit_edges, unit_key) {
+            let members: Vec<&str> = units[&u].iter().map(|b| names[*b]).collect();
+            bundles.extend(&members);
+            if members.len() > 1 {
+                groups.push(members);
+            }
+        }
+    }
+    Order { bundles, groups }
+}
+
+/// The vertices `of` in topological order along `edges` (those with both ends in `of`),
+/// the ready vertex with the highest `key` first. `edges` must form no cycle among them.
+fn kahn<K: Ord>(
+    of: impl Iterator<Item = usize>,
+    edges: &BTreeSet<(usize, usize)>,
+    key: impl Fn(usize) -> K,
+) -> Vec<usize> {
+    let mut waits: BTreeMap<usize, usize> = of.map(|v| (v, 0)).collect();
+    let mut next: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (from, to) in edges {
+        if waits.contains_key(from)
+            && let Some(w) = waits.get_mut(to)
+        {
+            *w += 1;
+            next.entry(*from).or_default().push(*to);
+        }
+    }
+    let mut ready: BinaryHeap<(K, Reverse<usize>)> = waits
+        .iter()
+        .filter(|(_, w)| **w == 0)
+        .map(|(v, _)| (key(*v), Reverse(*v)))
+        .collect();
+    let mut out = Vec::with_capacity(waits.len());
+    while let Some((_, Reverse(v))) = ready.pop() {
+        out.push(v);
+        for to in next.get(&v).map(Vec::as_slice).unwrap_or(&[]) {
+            if let Some(w) = waits.get_mut(to) {
+                *w -= 1;
+                if *w == 0 {
+                    ready.push((key(*to), Reverse(*to)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The strongly connected component of each vertex of a graph on `0..n` (Kosaraju's
+/// algorithm, without recursion: a spec set may chain thousands of bundles).
+fn components(n: usize, edges: &[(usize, usize)]) -> Vec<usize> {
+    let mut out = vec![Vec::new(); n];
+    let mut inn = vec![Vec::new(); n];
+    for &(a, b) in edges {
+        out[a].push(b);
+        inn[b].push(a);
+    }
+    let mut seen = vec![false; n];
+    let mut finished = Vec::with_capacity(n);
+    for start in 0..n {
+        if seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        let mut stack = vec![(start, 0usize)];
+        while let Some(top) = stack.last_mut() {
+            let (v, i) = *top;
+            match out[v].get(i) {
+                Some(&w) => {
+                    top.1 += 1;
+                    if !seen[w] {
+                        seen[w] = true;
+                        stack.push((w, 0));
+                    }
+                }
+                None => {
+                    finished.push(v);
+                    stack.pop();
+                }
+            }
+        }
+    }
+    let mut component = vec![usize::MAX; n];
+    let mut count = 0;
+    for &start in finished.iter().rev() {
+        if component[start] != usize::MAX {
+            continue;
+        }
+        component[start] = count;
+        let mut stack = vec![start];
+        while let Some(v) = stack.pop() {
+            for &w in &inn[v] {
+                if component[w] == usize::MAX {
+                    component[w] = count;
+                    stack.push(w);
+                }
+            }
+        }
+        count += 1;
+    }
+    component
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(bundles: &[(&str, i32)], colocations: &[(&str, &str, &str)]) -> SpecSet {
+        let mut t = String::from(
+            "apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  nodes: [{name: n1, runtime: 'podman+unix:///n1'}, {name: n2, runtime: 'podman+unix:///n2'}]\n",
+        );
+        for (b, prio) in bundles {
+            t += &format!(
+                "---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: {b}}}\nspec: {{image: i, priority: {prio}, recovery: restart}}\n"
+            );
+        }
+        for (k, (b, w, s)) in colocations.iter().enumerate() {
+            t += &format!(
+                "---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: c{k}}}\nspec: {{colocation: {{bundle: {b}, with: {w}, score: {s}}}}}\n"
+            );
+        }
+        let mut s = crate::source::Sources::new();
+        s.add("s.yaml", t.into_bytes());
+        crate::load::load(&s).set
+    }
+
+    #[test]
+    fn without_colocations_priority_then_name() {
+        let s = spec(&[("a", 0), ("b", 5), ("c", 0)], &[]);
+        let o = order(&s);
+        assert_eq!(o.bundles, ["b", "a", "c"]);
+        assert!(o.groups.is_empty());
+    }
+
+    #[test]
+    fn a_bundle_follows_what_it_is_colocated_with() {
+        let s = spec(&[("a", 9), ("b", 0)], &[("a", "b", "50")]);
+        assert_eq!(order(&s).bundles, ["b", "a"]);
+    }
+
+    #[test]
+    fn a_mandatory_cycle_is_one_group_placed_before_what_follows_it() {
+        // c follows the cycle even though its priority is the highest.
+        let s = spec(
+            &[("a", 0), ("b", 1), ("c", 10), ("d", 0)],
+            &[
+                ("a", "b", "INFINITY"),
+                ("b", "a", "INFINITY"),
+                ("c", "a", "INFINITY"),
+            ],
+        );
+        let o = order(&s);
+        assert_eq!(o.bundles, ["b", "a", "c", "d"]);
+        assert_eq!(o.groups, [vec!["b", "a"]]);
+    }
+
+    #[test]
+    fn a_three_bundle_ring_is_one_group() {
+        // (Not x, y, z: `y` is a boolean in YAML.)
+        let s = spec(
+            &[("p", 0), ("q", 0), ("r", 0)],
+            &[
+                ("p", "q", "INFINITY"),
+                ("q", "r", "INFINITY"),
+                ("r", "p", "INFINITY"),
+            ],
+        );
+        assert_eq!(order(&s).groups, [vec!["p", "q", "r"]]);
+    }
+
+    #[test]
+    fn a_cycle_closed_by_a_finite_score_still_places_the_infinity_target_first() {
+        // a with b INFINITY, b with a 50: not a group, but b goes first although a has
+        // the higher priority.
+        let s = spec(
+            &[("a", 5), ("b", 0)],
+            &[("a", "b", "INFINITY"), ("b", "a", "50")],
+        );
+        let o = order(&s);
+        assert_eq!(o.bundles, ["b", "a"]);
+        assert!(o.groups.is_empty());
+        // With finite scores both ways, priority decides.
+        let s = spec(&[("a", 5), ("b", 0)], &[("a", "b", "10"), ("b", "a", "50")]);
+        assert_eq!(order(&s).bundles, ["a", "b"]);
+    }
+
+    #[test]
+    fn tangled_cycles_place_every_bundle_once() {
+        // Mutual -INFINITY, a mandatory pair, a finite ring through both, and a bundle
+        // downstream of everything.
+        let s = spec(
+            &[("a", 0), ("b", 3), ("c", 1), ("d", 2), ("e", 9)],
+            &[
+                ("a", "b", "-INFINITY"),
+                ("b", "a", "-INFINITY"),
+                ("c", "d", "INFINITY"),
+                ("d", "c", "INFINITY"),
+                ("c", "a", "10"),
+                ("a", "c", "-5"),
+                ("e", "d", "INFINITY"),
+            ],
+        );
+        let o = order(&s);
+        let mut sorted = o.bundles.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["a", "b", "c", "d", "e"]);
+        assert_eq!(o.bundles.last(), Some(&"e"));
+        assert_eq!(o.groups, [vec!["d", "c"]]);
+        let at = |b: &str| o.bundles.iter().position(|x| *x == b);
+        assert_eq!(at("c"), at("d").map(|d| d + 1), "{:?}", o.bundles);
+    }
+}

@@ -5,6 +5,7 @@ mod backoff;
 pub mod cli;
 pub mod diag;
 pub mod fence;
+mod graph;
 pub mod lab;
 pub mod load;
 pub mod observed;

@@ -1,6 +1,7 @@
 //! What to do with each instance: compare where it runs with where placement wants it,
 //! and turn the difference into actions, or into a reason it has to wait.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Options;
@@ -559,47 +560,13 @@ enum Act<'a> {
 
 /// Bundles in order-constraint order (a `first` before its `then`), otherwise by name.
 fn bundle_order(spec: &SpecSet) -> Vec<&str> {
-    let mut indegree: BTreeMap<&str, usize> =
-        spec.bundles.keys().map(|b| (b.as_str(), 0)).collect();
-    let mut next: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for c in spec.constraints.values() {
-        if let ConstraintSpec::Order(o) = c
-            && spec.bundles.contains_key(o.first.as_str())
-            && let Some(d) = indegree.get_mut(o.then.as_str())
-        {
-            *d += 1;
-            next.entry(o.first.as_str())
-                .or_default()
-                .push(o.then.as_str());
-        }
-    }
-    let mut ready: BTreeSet<&str> = indegree
-        .iter()
-        .filter(|(_, d)| **d == 0)
-        .map(|(b, _)| *b)
-        .collect();
-    let mut out = Vec::with_capacity(indegree.len());
-    while let Some(b) = ready.pop_first() {
-        out.push(b);
-        for t in next.get(b).map(Vec::as_slice).unwrap_or(&[]) {
-            if let Some(d) = indegree.get_mut(t) {
-                *d -= 1;
-                if *d == 0 {
-                    ready.insert(t);
-                }
-            }
-        }
-    }
+    let edges = spec.constraints.values().filter_map(|c| match c {
+        ConstraintSpec::Order(o) => Some((o.first.as_str(), o.then.as_str())),
+        _ => None,
+    });
+    let sorted = crate::graph::toposort(spec.bundles.keys().map(Name::as_str), edges, Reverse);
     // Validation refuses order cycles; should one get here, its bundles still get planned.
-    if out.len() < spec.bundles.len() {
-        let seen: BTreeSet<&str> = out.iter().copied().collect();
-        let rest: Vec<&str> = spec
-            .bundles
-            .keys()
-            .map(Name::as_str)
-            .filter(|b| !seen.contains(b))
-            .collect();
-        out.extend(rest);
-    }
+    let mut out = sorted.order;
+    out.extend(sorted.left);
     out
 }

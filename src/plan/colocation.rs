@@ -11,7 +11,7 @@
 //! puts its target first.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::spec::SpecSet;
 use crate::spec::constraint::ConstraintSpec;
@@ -102,34 +102,7 @@ fn kahn<K: Ord>(
     edges: &BTreeSet<(usize, usize)>,
     key: impl Fn(usize) -> K,
 ) -> Vec<usize> {
-    let mut waits: BTreeMap<usize, usize> = of.map(|v| (v, 0)).collect();
-    let mut next: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (from, to) in edges {
-        if waits.contains_key(from)
-            && let Some(w) = waits.get_mut(to)
-        {
-            *w += 1;
-            next.entry(*from).or_default().push(*to);
-        }
-    }
-    let mut ready: BinaryHeap<(K, Reverse<usize>)> = waits
-        .iter()
-        .filter(|(_, w)| **w == 0)
-        .map(|(v, _)| (key(*v), Reverse(*v)))
-        .collect();
-    let mut out = Vec::with_capacity(waits.len());
-    while let Some((_, Reverse(v))) = ready.pop() {
-        out.push(v);
-        for to in next.get(&v).map(Vec::as_slice).unwrap_or(&[]) {
-            if let Some(w) = waits.get_mut(to) {
-                *w -= 1;
-                if *w == 0 {
-                    ready.push((key(*to), Reverse(*to)));
-                }
-            }
-        }
-    }
-    out
+    crate::graph::toposort(of, edges.iter().copied(), |v| (key(v), Reverse(v))).order
 }
 
 /// The strongly connected component of each vertex of a graph on `0..n` (Kosaraju's

@@ -2,6 +2,7 @@
 //! one instance's stops before its starts, a start after the stops on its node that free
 //! what it needs), then a stable topological numbering so the plan reads top to bottom.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{Action, ActionId, Step, StepId, StepOp};
@@ -239,40 +240,15 @@ fn renumber(mut actions: Vec<Action>, steps: Vec<Step>) -> (Vec<Action>, Vec<Ste
     (actions, out)
 }
 
-/// Kahn's algorithm, always taking the lowest ready id; steps on a cycle (none are
+/// The steps in dependency order, the lowest ready id first; steps on a cycle (none are
 /// built) would be appended in id order rather than lost.
 fn topological(steps: &[Step]) -> Vec<StepId> {
-    let mut indegree: BTreeMap<StepId, usize> = steps.iter().map(|s| (s.id, 0)).collect();
-    let mut next: BTreeMap<StepId, Vec<StepId>> = BTreeMap::new();
-    for s in steps {
-        for d in &s.after {
-            if indegree.contains_key(d) {
-                *indegree.entry(s.id).or_default() += 1;
-                next.entry(*d).or_default().push(s.id);
-            }
-        }
-    }
-    let mut ready: BTreeSet<StepId> = indegree
+    let edges = steps
         .iter()
-        .filter(|(_, d)| **d == 0)
-        .map(|(s, _)| *s)
-        .collect();
-    let mut out = Vec::with_capacity(steps.len());
-    while let Some(s) = ready.pop_first() {
-        out.push(s);
-        for n in next.get(&s).map(Vec::as_slice).unwrap_or(&[]) {
-            if let Some(d) = indegree.get_mut(n) {
-                *d -= 1;
-                if *d == 0 {
-                    ready.insert(*n);
-                }
-            }
-        }
-    }
-    if out.len() < steps.len() {
-        let seen: BTreeSet<StepId> = out.iter().copied().collect();
-        out.extend(steps.iter().map(|s| s.id).filter(|id| !seen.contains(id)));
-    }
+        .flat_map(|s| s.after.iter().map(move |d| (*d, s.id)));
+    let sorted = crate::graph::toposort(steps.iter().map(|s| s.id), edges, Reverse);
+    let mut out = sorted.order;
+    out.extend(sorted.left);
     out
 }
 

@@ -158,7 +158,7 @@ fn unplaceable_why(set: &SpecSet, name: &str, nodes: u64, rph: u32) -> String {
     }
 }
 
-/// Reports cycles of order constraints: Kahn's algorithm peels off every bundle that is
+/// Reports cycles of order constraints: the topological sort peels off every bundle that is
 /// not on or behind a cycle; from what is left a walk along edges finds a cycle, which is
 /// reported and removed, until nothing is left.
 fn order_cycles(set: &SpecSet, f: &mut Findings) {
@@ -214,30 +214,11 @@ fn order_cycles(set: &SpecSet, f: &mut Findings) {
     }
 }
 
-/// Removes from `left` every bundle with no predecessor left, repeatedly.
+/// Removes from `left` every bundle on no cycle and behind none.
 fn peel<'a>(edges: &BTreeMap<&'a str, BTreeMap<&'a str, &'a str>>, left: &mut BTreeSet<&'a str>) {
-    let mut indegree: BTreeMap<&str, usize> = left.iter().map(|n| (*n, 0)).collect();
-    for from in left.iter() {
-        for to in edges[from].keys() {
-            if let Some(d) = indegree.get_mut(to) {
-                *d += 1;
-            }
-        }
-    }
-    let mut ready: Vec<&str> = indegree
+    let arcs = left
         .iter()
-        .filter(|(_, d)| **d == 0)
-        .map(|(n, _)| *n)
-        .collect();
-    while let Some(n) = ready.pop() {
-        left.remove(n);
-        for to in edges[n].keys() {
-            if let Some(d) = indegree.get_mut(to) {
-                *d -= 1;
-                if *d == 0 && left.contains(to) {
-                    ready.push(to);
-                }
-            }
-        }
-    }
+        .flat_map(|from| edges[from].keys().map(move |to| (*from, *to)));
+    let sorted = crate::graph::toposort(left.iter().copied(), arcs, |_| ());
+    *left = sorted.left.into_iter().collect();
 }

@@ -2,7 +2,8 @@
 //! against real services started here: the observation every command makes (`quorate
 //! run`, `observe`, `plan --live`: one list call on a cluster-scoped connection, then
 //! `from_spec::observed_instances`). The peer, measured in the same run, is the runtime's
-//! own CLI doing the same work: `ps -a` of the same containers with their state, as JSON.
+//! own CLI doing the same work: `ps -a` of the same containers with their state, as JSON
+//! (`--format '{{json .}}'`, which both CLIs read the same way).
 //! Goal: under 200 ms per observation.
 //!
 //! Run: `cargo bench --bench observe` (set `QUORATE_BENCH_CONTAINERS` to change 200,
@@ -39,10 +40,15 @@ fn cli_list(cli: &dyn Fn(&[&str]) -> Command, containers: usize) {
         "--filter",
         &filter,
         "--format",
-        "json",
+        "{{json .}}",
     ]))
     .unwrap();
-    assert!(out.len() > containers * 50, "{} bytes", out.len());
+    assert!(
+        out.len() > containers * 50,
+        "{} bytes: {}",
+        out.len(),
+        out.chars().take(600).collect::<String>()
+    );
 }
 
 async fn bench(

@@ -4,8 +4,9 @@
 //! files. A head that validates is recorded as applied and handed to the reconcile loop
 //! ([`crate::reconcile::driver::run`]); one that does not is recorded as rejected with
 //! its findings and changes nothing (design invariant 6). The HTTP server serves status,
-//! metrics, operator requests and the git webhook. SIGTERM or SIGINT stops it: the pass
-//! under way finishes, then the process exits.
+//! metrics, operator requests and the git webhook. The state directory is locked for the
+//! process's lifetime. SIGTERM or SIGINT stops it: the pass under way finishes, then the
+//! process exits.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,7 +36,8 @@ use crate::validate::validate;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Exit codes: 0 stopped by SIGTERM or SIGINT, 2 could not start \
-                        (bad flag, unusable state dir or repository, address in use)."
+                        (bad flag, unusable state dir or repository, address in use, state dir \
+                        in use by another quorate, state database lost: see --start-fresh)."
 )]
 pub struct Args {
     /// The spec repository: a local path (working or bare) or a URL (file://, https://,
@@ -78,6 +80,10 @@ pub struct Args {
     /// Bound on each call to a node's runtime.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     timeout: crate::spec::Duration,
+    /// Start with an empty state database if the one in the state directory is missing,
+    /// empty or unreadable (the old file is kept aside as state.db.refused-<time>).
+    #[arg(long)]
+    start_fresh: bool,
 }
 
 /// Rejected commits shown in the status.
@@ -114,7 +120,8 @@ struct Follower {
 
 async fn serve(args: &Args) -> Result<(), String> {
     let dir = &args.state.dir;
-    let store = StateStore::open(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // Held until the process exits: one reconciler per state directory.
+    let (_lock, store) = super::open_exclusive(dir, args.start_fresh)?;
     let source = GitSource::open(&args.repo, &args.branch, args.path.as_deref(), dir)
         .map_err(|e| e.to_string())?
         .with_credentials(Credentials {
@@ -172,6 +179,9 @@ async fn serve(args: &Args) -> Result<(), String> {
             fetch,
         }));
     }
+    // Handled from before the address is announced: a SIGTERM right after it stops
+    // gracefully too.
+    let mut signals = Signals::new()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -192,7 +202,6 @@ async fn serve(args: &Args) -> Result<(), String> {
         }
     });
 
-    let mut signals = Signals::new()?;
     loop {
         tokio::select! {
             got = commits.recv() => match got {

@@ -29,6 +29,10 @@ pub struct Args {
     /// Bound on each call to a node's runtime.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     timeout: crate::spec::Duration,
+    /// Start with an empty state database if the one in the state directory is missing,
+    /// empty or unreadable (the old file is kept aside as state.db.refused-<time>).
+    #[arg(long)]
+    start_fresh: bool,
 }
 
 /// Passes run at most: each one acts on what the previous one left.
@@ -39,10 +43,11 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };
-    let store = match StateStore::open(&args.state.dir) {
-        Ok(s) => s,
+    // The lock is held until the process exits: one reconciler per state directory.
+    let (_lock, store) = match super::open_exclusive(&args.state.dir, args.start_fresh) {
+        Ok(held) => held,
         Err(e) => {
-            eprintln!("error: state directory {}: {e}", args.state.dir.display());
+            eprintln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };

@@ -8,6 +8,7 @@ mod plan;
 mod pre_receive;
 mod run;
 mod schema;
+mod state;
 mod status;
 mod validate;
 
@@ -60,6 +61,9 @@ enum Command {
     Apply(apply::Args),
     /// Show quorum, nodes, instances, blocked instances and the last pass.
     Status(status::Args),
+    /// The state directory: `backup FILE` writes a consistent copy of its database while
+    /// quorate runs (exit 0 written, 2 could not).
+    State(state::Args),
     /// A cluster on this machine to try quorate on: nodes in network namespaces with their
     /// own Podman, a BMC per node, specs in a git repo (needs root).
     Lab(lab::Args),
@@ -77,6 +81,31 @@ pub(crate) struct StateDirArg {
     /// Directory holding the state database (state.db).
     #[arg(long = "state-dir", value_name = "DIR", default_value = crate::state::DEFAULT_DIR)]
     pub dir: PathBuf,
+}
+
+/// For the commands that reconcile (`run`, `apply`): takes the state directory's lock,
+/// then opens its store; with `start_fresh`, a lost database is set aside for an empty
+/// one. The lock is held while the returned guard lives. `Err` says why not (exit 2).
+pub(crate) fn open_exclusive(
+    dir: &std::path::Path,
+    start_fresh: bool,
+) -> Result<(crate::state::StateLock, crate::state::StateStore), String> {
+    use crate::state::{StateLock, StateStore};
+    let lock = StateLock::acquire(dir).map_err(|e| e.to_string())?;
+    let store = if start_fresh {
+        let (store, kept) = StateStore::open_or_start_fresh(dir).map_err(|e| e.to_string())?;
+        if let Some(old) = kept {
+            eprintln!(
+                "note: started with an empty state database (--start-fresh); the old file \
+                 is kept as {}",
+                old.display()
+            );
+        }
+        store
+    } else {
+        StateStore::open(dir).map_err(|e| e.to_string())?
+    };
+    Ok((lock, store))
 }
 
 /// `--specs`, shared by every command that reads a spec set.
@@ -106,6 +135,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Apply(args) => apply::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::State(args) => state::run(&args),
         Command::Lab(args) => lab::run(args),
     }
 }

@@ -4,8 +4,10 @@
 //! files. A head that validates is recorded as applied and handed to the reconcile loop
 //! ([`crate::reconcile::driver::run`]); one that does not is recorded as rejected with
 //! its findings and changes nothing (design invariant 6). The HTTP server serves status,
-//! metrics, operator requests and the git webhook. SIGTERM or SIGINT stops it: the pass
-//! under way finishes, then the process exits.
+//! metrics, operator requests and the git webhook, within the bounds of
+//! [`crate::server::listen`]. The state directory is locked for the process's lifetime.
+//! SIGTERM or SIGINT stops it: HTTP requests under way get a few seconds, the pass under
+//! way finishes, then the process exits.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +23,7 @@ use crate::reconcile::driver::{self, SharedStatus, Trigger};
 use crate::reconcile::real::RealEnvironment;
 use crate::reconcile::{Desired, Options, Reconciler};
 use crate::secret::{Secret, SecretRef};
+use crate::server::listen::{self, Limits};
 use crate::server::{self, ServerState};
 use crate::source::Sources;
 use crate::source::git::{Commit, Credentials, GitSource};
@@ -35,7 +38,8 @@ use crate::validate::validate;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Exit codes: 0 stopped by SIGTERM or SIGINT, 2 could not start \
-                        (bad flag, unusable state dir or repository, address in use)."
+                        (bad flag, unusable state dir or repository, address in use, state dir \
+                        in use by another quorate, state database lost: see --start-fresh)."
 )]
 pub struct Args {
     /// The spec repository: a local path (working or bare) or a URL (file://, https://,
@@ -78,11 +82,25 @@ pub struct Args {
     /// Bound on each call to a node's runtime.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     timeout: crate::spec::Duration,
+    /// Most HTTP connections open at once. At the limit, the connection that has waited
+    /// longest for a request is closed to admit a new one.
+    #[arg(long, value_name = "N", default_value_t = listen::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    http_max_connections: u32,
+    /// Time an HTTP client has to send a request's headers, on a new connection and
+    /// between the requests of a kept-alive one; then it is disconnected.
+    #[arg(long, value_name = "DURATION", default_value = listen::DEFAULT_HEADER_TIMEOUT)]
+    http_header_timeout: crate::spec::Duration,
+    /// Start with an empty state database if the one in the state directory is missing,
+    /// empty or unreadable (the old file is kept aside as state.db.refused-<time>).
+    #[arg(long)]
+    start_fresh: bool,
 }
 
 /// Rejected commits shown in the status.
 const SHOWN_REJECTED: usize = 10;
-/// How long a stop waits for the pass under way.
+/// How long a stop waits for the pass under way (after the HTTP server's
+/// [`listen::SHUTDOWN_GRACE`]).
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
 pub fn run(args: &Args) -> ExitCode {
@@ -114,7 +132,9 @@ struct Follower {
 
 async fn serve(args: &Args) -> Result<(), String> {
     let dir = &args.state.dir;
-    let store = StateStore::open(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // Held until the process exits: one reconciler per state directory.
+    let (_lock, store) = super::open_exclusive(dir, args.start_fresh)?;
+    let limits = http_limits(args)?;
     let source = GitSource::open(&args.repo, &args.branch, args.path.as_deref(), dir)
         .map_err(|e| e.to_string())?
         .with_credentials(Credentials {
@@ -172,6 +192,9 @@ async fn serve(args: &Args) -> Result<(), String> {
             fetch,
         }));
     }
+    // Handled from before the address is announced: a SIGTERM right after it stops
+    // gracefully too.
+    let mut signals = Signals::new()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -184,15 +207,9 @@ async fn serve(args: &Args) -> Result<(), String> {
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "the HTTP server stopped");
-        }
+        listen::serve(listener, app, limits, shutdown).await;
     });
 
-    let mut signals = Signals::new()?;
     loop {
         tokio::select! {
             got = commits.recv() => match got {
@@ -206,7 +223,7 @@ async fn serve(args: &Args) -> Result<(), String> {
             () = signals.next() => break,
         }
     }
-    tracing::info!("stopping: the pass under way finishes first");
+    tracing::info!("stopping: HTTP requests under way and the pass under way finish first");
     let _ = stop_tx.send(true);
     let _ = server.await;
     drop(commits);
@@ -308,6 +325,18 @@ impl Follower {
             tracing::warn!("the pass under way did not finish in {STOP_GRACE:?}; exiting");
         }
     }
+}
+
+/// The HTTP server's bounds from the flags.
+fn http_limits(args: &Args) -> Result<Limits, String> {
+    let header_timeout = args.http_header_timeout.get();
+    if header_timeout.is_zero() {
+        return Err("--http-header-timeout must be longer than 0s".into());
+    }
+    Ok(Limits {
+        max_connections: args.http_max_connections as usize,
+        header_timeout,
+    })
 }
 
 fn read_secret(path: &std::path::Path) -> Result<Secret, String> {

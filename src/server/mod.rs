@@ -1,6 +1,8 @@
 //! The HTTP interface of `quorate run`: `GET /status`, `GET /healthz`, `GET /metrics`
 //! (Prometheus text), `POST /v1/reconcile` (asks for a pass; needs the token), and the
-//! git webhook `POST /hooks/git`.
+//! git webhook `POST /hooks/git`. How connections are served, and bounded: [`listen`].
+
+pub(crate) mod listen;
 
 use std::sync::Arc;
 

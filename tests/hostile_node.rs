@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -327,7 +327,7 @@ fn bmc_agent(addr: SocketAddr, dir: &Path) -> IpmiAgent {
     let pw = dir.join("bmc-password");
     std::fs::write(&pw, "secret").unwrap();
     let mut c = IpmiConfig::new(
-        &addr.ip().to_string(),
+        addr.ip().to_string(),
         "admin",
         SecretRef::FromFile(pw.clone()),
     );

@@ -34,6 +34,8 @@ pub struct Observer {
     /// Nodes whose return has been recorded in the store since they last answered
     /// after a silence (or since this process started).
     marked: BTreeSet<Name>,
+    /// Why each node that does not answer did not, as last logged.
+    silent: BTreeMap<Name, String>,
     /// Simulation only: see `Options::unsafe_forget_last_seen`.
     #[cfg(feature = "sim")]
     forget_last_seen: bool,
@@ -80,6 +82,7 @@ impl Observer {
         let now = Instant::now();
         let mut reports = Vec::with_capacity(listings.len());
         for (name, listing) in listings {
+            let listing = self.note_answer(&name, listing);
             membership.probe(name.as_str(), listing.is_some(), now, now_unix_ms);
             let heard = match (listing, membership.liveness(name.as_str(), now)) {
                 (Some(containers), _) => Heard::Listed(containers),
@@ -108,6 +111,30 @@ impl Observer {
             observed: assembled.observed,
             suspect: assembled.suspect,
         })
+    }
+
+    /// The listing, if the node answered; logs why it did not when the reason is new
+    /// (a node past a bound of its runtime's answers says which, once).
+    fn note_answer(
+        &mut self,
+        name: &Name,
+        listing: Result<Vec<ContainerState>, String>,
+    ) -> Option<Vec<ContainerState>> {
+        match listing {
+            Ok(containers) => {
+                if self.silent.remove(name).is_some() {
+                    tracing::info!(node = %name, "node answers again");
+                }
+                Some(containers)
+            }
+            Err(reason) => {
+                if self.silent.get(name) != Some(&reason) {
+                    tracing::warn!(node = %name, %reason, "node does not answer");
+                    self.silent.insert(name.clone(), reason);
+                }
+                None
+            }
+        }
     }
 
     /// Simulation only: the old rule, evidence against what this process saw itself.
@@ -183,7 +210,7 @@ async fn list_all(
     runtimes: &BTreeMap<Name, Arc<dyn Runtime>>,
     membership: &Membership,
     timeout: Duration,
-) -> Vec<(Name, Option<Vec<ContainerState>>)> {
+) -> Vec<(Name, Result<Vec<ContainerState>, String>)> {
     // A node that stopped answering the probes gets the probe's short timeout: it may be
     // back, but waiting the full timeout on every pass while it is down would delay the
     // fencing and recovery of everything else.
@@ -203,16 +230,70 @@ async fn list_all(
         };
         async move {
             let result = match rt {
-                Some(rt) => tokio::time::timeout(timeout, rt.list())
-                    .await
-                    .ok()
-                    .and_then(Result::ok),
-                None => None,
+                Some(rt) => match tokio::time::timeout(timeout, rt.list()).await {
+                    Ok(listed) => listed.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("no answer within {timeout:?}")),
+                },
+                None => Err("no runtime driver for it".to_string()),
             };
             (n.name.clone(), result)
         }
     }))
     .await
+}
+
+#[cfg(test)]
+mod logged {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn why_a_node_does_not_answer_is_logged_once_per_reason() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let n1 = Name::from_static("n1");
+        let over = "node unreachable: docker+unix:///n1.sock: list containers: answer over 8 MiB";
+        tracing::subscriber::with_default(subscriber, || {
+            let mut o = Observer::default();
+            assert!(o.note_answer(&n1, Err(over.into())).is_none());
+            assert!(o.note_answer(&n1, Err(over.into())).is_none());
+            assert!(
+                o.note_answer(&n1, Err("no answer within 2s".into()))
+                    .is_none()
+            );
+            assert_eq!(o.note_answer(&n1, Ok(vec![])), Some(vec![]));
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let warned: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("node does not answer"))
+            .collect();
+        assert_eq!(warned.len(), 2, "{text}");
+        assert!(
+            warned[0].contains("answer over 8 MiB") && warned[0].contains("n1"),
+            "{text}"
+        );
+        assert!(warned[1].contains("no answer within 2s"), "{text}");
+        assert_eq!(text.matches("node answers again").count(), 1, "{text}");
+    }
 }
 
 #[cfg(test)]

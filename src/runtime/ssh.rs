@@ -75,19 +75,28 @@ impl SshTarget {
             remote.push(' ');
             remote.push_str(&shell_quote(&d.to_string_lossy()));
         }
-        let out = self
+        let mut child = self
             .base_command()
             .arg("--")
             .arg(self.destination())
             .arg(remote)
-            .output()
-            .await
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|e| self.unreachable(format!("cannot run ssh: {e}")))?;
-        if out.status.success() {
+        // What the node prints is read up to a bound: the caller bounds the time.
+        let msg = match child.stderr.take() {
+            Some(stderr) => read_bounded(stderr).await,
+            None => String::new(),
+        };
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| self.unreachable(format!("ssh: {e}")))?;
+        if status.success() {
             return Ok(());
         }
-        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        match (out.status.code(), dirs.first()) {
+        match (status.code(), dirs.first()) {
             // ssh itself exits 255 when it cannot connect or authenticate.
             (Some(255), _) | (None, _) | (_, None) => Err(self.unreachable(msg)),
             (_, Some(d)) => Err(RuntimeError::Storage {
@@ -96,6 +105,16 @@ impl SshTarget {
             }),
         }
     }
+}
+
+/// The most of ssh's error output that is kept (the rest is not read).
+const MAX_SSH_STDERR: u64 = 16 * 1024;
+
+/// Reads up to [`MAX_SSH_STDERR`] bytes of `from`, as trimmed text.
+async fn read_bounded(from: impl tokio::io::AsyncRead + Unpin) -> String {
+    let mut bytes = Vec::new();
+    let _ = from.take(MAX_SSH_STDERR).read_to_end(&mut bytes).await;
+    String::from_utf8_lossy(&bytes).trim().to_string()
 }
 
 fn shell_quote(s: &str) -> String {
@@ -183,11 +202,11 @@ async fn wait_for_socket(child: &mut Child, sock: &Path) -> Result<(), String> {
             return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err).await;
-            }
-            return Err(format!("ssh exited ({status}): {}", err.trim()));
+            let err = match child.stderr.take() {
+                Some(e) => read_bounded(e).await,
+                None => String::new(),
+            };
+            return Err(format!("ssh exited ({status}): {err}"));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -196,6 +215,14 @@ async fn wait_for_socket(child: &mut Child, sock: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn what_ssh_prints_is_read_up_to_the_bound() {
+        // An endless stream: without the bound this never returns.
+        let text = read_bounded(tokio::io::repeat(b'x')).await;
+        assert_eq!(text.len() as u64, MAX_SSH_STDERR);
+        assert_eq!(read_bounded(&b"  refused\n"[..]).await, "refused");
+    }
 
     #[test]
     fn quotes_for_the_remote_shell() {

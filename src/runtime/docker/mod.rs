@@ -4,6 +4,8 @@
 //! certificates (or plain with `insecure: true`), `docker+ssh://` (an SSH tunnel to the
 //! node's socket, the same mechanism as for Podman; bollard's own `ssh` feature needs
 //! `docker system dial-stdio` on the node and is not used).
+//! The client always talks to the local [relay](super::relay), which bounds every answer's
+//! size and speaks TLS to the daemon.
 //! The API version is negotiated with the daemon on first contact.
 
 use std::collections::HashMap;
@@ -18,6 +20,7 @@ use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 
 use super::instance::{InstanceSpec, NetworkSpec, label, path_str};
+use super::relay::{Relay, Upstream};
 use super::ssh::{SshTarget, SshTunnel};
 use super::state::ContainerState;
 use super::{
@@ -34,6 +37,7 @@ type DockerError = bollard::errors::Error;
 pub struct DockerRuntime {
     conn: Connection,
     client: OnceCell<Docker>,
+    relay: Relay,
     tunnel: Option<SshTunnel>,
 }
 
@@ -41,28 +45,43 @@ impl DockerRuntime {
     /// Prepares a driver; nothing is contacted until the first call.
     pub fn new(conn: Connection) -> Result<DockerRuntime, RuntimeError> {
         conn.validate()?;
-        let tunnel = match &conn.endpoint.transport {
+        let endpoint = conn.endpoint.to_string();
+        let (upstream, tunnel) = match &conn.endpoint.transport {
+            Transport::Unix(path) => (Upstream::Unix(path.clone()), None),
+            // TLS (client certificates) is spoken by the relay; plain TCP only with
+            // `insecure: true` (Connection::validate).
+            Transport::Tcp { host, port } => {
+                let tcp = Upstream::Tcp {
+                    host: host.clone(),
+                    port: *port,
+                    tls: conn.tls.clone(),
+                };
+                (tcp, None)
+            }
             Transport::Ssh {
                 user,
                 host,
                 port,
                 socket,
-            } => Some(SshTunnel::new(
-                SshTarget {
+            } => {
+                let target = SshTarget {
                     user: user.clone(),
                     host: host.clone(),
                     port: *port,
                     identity: conn.ssh_identity.clone(),
                     known_hosts: conn.ssh_known_hosts.clone(),
-                    endpoint: conn.endpoint.to_string(),
-                },
-                socket.clone(),
-            )?),
-            _ => None,
+                    endpoint: endpoint.clone(),
+                };
+                let tunnel = SshTunnel::new(target, socket.clone())?;
+                (Upstream::Unix(tunnel.local_socket()), Some(tunnel))
+            }
         };
+        // Every answer comes through the relay, which bounds its size.
+        let relay = Relay::new(upstream, endpoint, conn.timeout)?;
         Ok(DockerRuntime {
             conn,
             client: OnceCell::new(),
+            relay,
             tunnel,
         })
     }
@@ -74,7 +93,7 @@ impl DockerRuntime {
         }
     }
 
-    /// Builds the client for the transport (no I/O except reading TLS files).
+    /// Builds the client, on the relay's socket (no I/O).
     fn build_client(&self) -> Result<Docker, DockerError> {
         let secs = self
             .conn
@@ -82,31 +101,8 @@ impl DockerRuntime {
             .max(self.conn.pull_timeout)
             .as_secs()
             .max(1);
-        let version = bollard::API_DEFAULT_VERSION;
-        match (&self.conn.endpoint.transport, &self.tunnel) {
-            (Transport::Unix(path), _) => Docker::connect_with_unix(&path_str(path), secs, version),
-            (Transport::Ssh { .. }, Some(t)) => {
-                Docker::connect_with_unix(&path_str(&t.local_socket()), secs, version)
-            }
-            (Transport::Tcp { host, port }, _) => {
-                let host = if host.contains(':') {
-                    format!("[{host}]")
-                } else {
-                    host.clone()
-                };
-                let addr = format!("tcp://{host}:{port}");
-                match &self.conn.tls {
-                    Some(tls) => {
-                        Docker::connect_with_ssl(&addr, &tls.key, &tls.cert, &tls.ca, secs, version)
-                    }
-                    // Allowed only with `insecure: true` (Connection::validate).
-                    None => Docker::connect_with_http(&addr, secs, version),
-                }
-            }
-            (Transport::Ssh { .. }, None) => Err(DockerError::SocketNotFoundError(
-                "ssh tunnel missing".into(),
-            )),
-        }
+        let socket = path_str(&self.relay.socket());
+        Docker::connect_with_unix(&socket, secs, bollard::API_DEFAULT_VERSION)
     }
 
     /// Runs one API call within `after`, connecting (and negotiating) first if needed.
@@ -124,16 +120,22 @@ impl DockerRuntime {
             if let Some(t) = &self.tunnel {
                 t.ensure(after).await?;
             }
+            let seen = self.relay.ensure().await?;
+            // An answer the relay cut short reads as a broken connection or bad JSON to
+            // the client: the relay knows what the node did.
+            let error = |op, e| {
+                self.relay
+                    .blame(seen, op)
+                    .unwrap_or_else(|| self.error(op, e))
+            };
             let client = self
                 .client
                 .get_or_try_init(|| async {
-                    let c = self.build_client().map_err(|e| self.error("connect", e))?;
-                    c.negotiate_version()
-                        .await
-                        .map_err(|e| self.error("connect", e))
+                    let c = self.build_client().map_err(|e| error("connect", e))?;
+                    c.negotiate_version().await.map_err(|e| error("connect", e))
                 })
                 .await?;
-            f(client.clone()).await.map_err(|e| self.error(op, e))
+            f(client.clone()).await.map_err(|e| error(op, e))
         })
         .await
     }

@@ -2,7 +2,8 @@
 //!
 //! Endpoints: `podman+unix://` (local socket), `podman+ssh://` (an SSH tunnel to the
 //! node's socket), `podman+tcp://` (plain, only with `insecure: true`; podman-api's TLS
-//! needs OpenSSL and Podman does not serve TLS itself, so it is not offered).
+//! needs OpenSSL and Podman does not serve TLS itself, so it is not offered). The client
+//! always talks to the local [relay](super::relay), which bounds every answer's size.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use podman_api::models;
 use podman_api::opts;
 
 use super::instance::{InstanceSpec, NetworkSpec, create_dirs, label};
+use super::relay::{Relay, Upstream};
 use super::ssh::{SshTarget, SshTunnel};
 use super::state::{ContainerState, ContainerStatus};
 use super::{
@@ -27,6 +29,7 @@ use convert::{create_opts, state_from_inspect, state_from_list};
 pub struct PodmanRuntime {
     conn: Connection,
     api: Podman,
+    relay: Relay,
     tunnel: Option<SshTunnel>,
     ssh: Option<SshTarget>,
 }
@@ -36,21 +39,15 @@ impl PodmanRuntime {
     pub fn new(conn: Connection) -> Result<PodmanRuntime, RuntimeError> {
         conn.validate()?;
         let endpoint = conn.endpoint.to_string();
-        let (api, tunnel, ssh) = match &conn.endpoint.transport {
-            Transport::Unix(path) => (Podman::unix(path), None, None),
+        let (upstream, tunnel, ssh) = match &conn.endpoint.transport {
+            Transport::Unix(path) => (Upstream::Unix(path.clone()), None, None),
             Transport::Tcp { host, port } => {
-                let host = if host.contains(':') {
-                    format!("[{host}]")
-                } else {
-                    host.clone()
+                let tcp = Upstream::Tcp {
+                    host: host.clone(),
+                    port: *port,
+                    tls: None,
                 };
-                let api = Podman::tcp(format!("{host}:{port}")).map_err(|e| {
-                    RuntimeError::Unreachable {
-                        endpoint: endpoint.clone(),
-                        reason: e.to_string(),
-                    }
-                })?;
-                (api, None, None)
+                (tcp, None, None)
             }
             Transport::Ssh {
                 user,
@@ -67,16 +64,16 @@ impl PodmanRuntime {
                     endpoint: endpoint.clone(),
                 };
                 let tunnel = SshTunnel::new(target.clone(), socket.clone())?;
-                (
-                    Podman::unix(tunnel.local_socket()),
-                    Some(tunnel),
-                    Some(target),
-                )
+                let local = Upstream::Unix(tunnel.local_socket());
+                (local, Some(tunnel), Some(target))
             }
         };
+        // Every answer comes through the relay, which bounds its size.
+        let relay = Relay::new(upstream, endpoint, conn.timeout)?;
         Ok(PodmanRuntime {
+            api: Podman::unix(relay.socket()),
             conn,
-            api,
+            relay,
             tunnel,
             ssh,
         })
@@ -101,7 +98,14 @@ impl PodmanRuntime {
             if let Some(t) = &self.tunnel {
                 t.ensure(after).await?;
             }
-            fut.await.map_err(|e| self.error(op, e))
+            let seen = self.relay.ensure().await?;
+            fut.await.map_err(|e| {
+                // An answer the relay cut short reads as a broken connection or bad JSON
+                // to the client: the relay knows what the node did.
+                self.relay
+                    .blame(seen, op)
+                    .unwrap_or_else(|| self.error(op, e))
+            })
         })
         .await
     }

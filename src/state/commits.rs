@@ -459,7 +459,7 @@ mod tests {
             ),
             "{problems:?}"
         );
-        assert_eq!(s.rejected(10).await.unwrap(), [refused.clone()]);
+        assert_eq!(s.rejected(10).await.unwrap(), std::slice::from_ref(refused));
         assert!(s.refused_adoption("l3").await.unwrap());
         assert!(!s.refused_adoption("a2").await.unwrap());
         // The last good commit is in force again, for `status` and the next restart.

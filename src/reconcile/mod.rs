@@ -337,7 +337,7 @@ impl Reconciler {
             } else {
                 (
                     PassOutcome::Blocked,
-                    format!("{} blocked", plan.blocked.len()),
+                    format!("{} blocked", plan.blocked_instances()),
                 )
             };
             self.aborts = 0;

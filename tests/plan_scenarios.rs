@@ -759,3 +759,77 @@ fn a_start_waits_for_the_stop_that_frees_its_port_on_the_node() {
     assert_eq!(start.after, vec![step("stop", "web-2").id]);
     assert!(!start.after.contains(&step("stop", "cache-0").id));
 }
+
+/// Issue 12: planning costs in proportion to what can be placed, not to what is asked
+/// for. Bundles at the replica limit, on a cluster with one usable node: the instances no
+/// node can take, and those waiting for a `first` that runs nowhere, are one blocked entry
+/// per bundle with a count, not one entry each.
+#[test]
+fn instances_that_fit_nowhere_are_one_blocked_entry_per_bundle_with_a_count() {
+    let web = "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: web}\nspec: {image: nginx, replicas: 10000, replicasPerHost: 4000, recovery: restart}\n";
+    let app = "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: app}\nspec: {image: a, replicas: 10000, replicasPerHost: 4000, recovery: restart}\n";
+    let db_off_n1 = "apiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {name: db-off-n1}\nspec: {location: {bundle: db, node: n1, score: -INFINITY}}\n";
+    let order = "apiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {name: o}\nspec: {order: {first: db, then: app}}\n";
+    let s = spec(&[DB, web, app, db_off_n1, order]);
+    let o = observed("nodes:\n  n1: {}\n  n2: {standby: true}\n  n3: {standby: true}\n");
+    let p = run(&s, &o);
+    let starts = summary(&p);
+    assert_eq!(starts.len(), 4000, "replicasPerHost of web on n1");
+    assert!(
+        starts
+            .iter()
+            .all(|(kind, i, n)| *kind == ActionType::Start && i.starts_with("web-") && n == "n1")
+    );
+    let mut blocked: Vec<(&str, &str, u32, &str)> = p
+        .blocked
+        .iter()
+        .map(|b| {
+            (
+                b.bundle.as_str(),
+                b.instance.as_str(),
+                b.count,
+                b.reason.as_str(),
+            )
+        })
+        .collect();
+    blocked.sort();
+    let nowhere = "2 of 3 nodes are unavailable, the rest are excluded by -INFINITY constraints or replicasPerHost (see `quorate plan --explain`)";
+    assert_eq!(
+        blocked,
+        [
+            (
+                "app",
+                "app-0",
+                10000,
+                "waits for db to run (mandatory order), with 9999 more new instances of app"
+            ),
+            (
+                "db",
+                "db-0",
+                1,
+                &*format!("no node can take db-0: {nowhere}")
+            ),
+            (
+                "web",
+                "web-4000",
+                6000,
+                &*format!(
+                    "no node can take web-4000 and 5999 more new instances of web: {nowhere}"
+                )
+            ),
+        ]
+    );
+    assert_eq!(p.blocked_instances(), 16_001);
+    assert_eq!(
+        quorate::plan::render::summary(&p),
+        "4000 to start, 16001 blocked"
+    );
+    // The JSON of what is blocked stays small; only the count says how many.
+    let json = serde_json::to_string(&p.blocked).unwrap();
+    assert!(json.len() < 1_000, "{} bytes", json.len());
+    assert!(json.contains(r#""count":6000"#), "{json}");
+    assert!(
+        !json.contains(r#""count":1}"#),
+        "a single instance has no count: {json}"
+    );
+}

@@ -3,11 +3,12 @@
 //! The git source ([`crate::source::watch::follow`]) yields each new head with its spec
 //! files. A head that validates is recorded as applied and handed to the reconcile loop
 //! ([`crate::reconcile::driver::run`]); one that does not is recorded as rejected with
-//! its findings and changes nothing (design invariant 6). The HTTP server serves status,
-//! metrics, operator requests and the git webhook, within the bounds of
-//! [`crate::server::listen`]. The state directory is locked for the process's lifetime.
-//! SIGTERM or SIGINT stops it: HTTP requests under way get a few seconds, the pass under
-//! way finishes, then the process exits.
+//! its findings and changes nothing (design invariant 6). A restart that finds no pass
+//! planned from the last commit adopted rejects it and keeps the last good one in force
+//! (invariant 10, [`resume`]). The HTTP server serves status, metrics, operator requests
+//! and the git webhook, within the bounds of [`crate::server::listen`]. The state directory
+//! is locked for the process's lifetime. SIGTERM or SIGINT stops it: HTTP requests under way
+//! get a few seconds, the pass under way finishes, then the process exits.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,8 +30,7 @@ use crate::source::Sources;
 use crate::source::git::{Commit, Credentials, GitSource};
 use crate::source::watch::{self, WatchOptions};
 use crate::source::webhook::{self, HookState};
-use crate::state::RejectedCommit;
-use crate::state::StateStore;
+use crate::state::{AppliedCommit, RejectedCommit, Resume, StateStore};
 use crate::status::RejectedView;
 use crate::validate::validate;
 
@@ -149,7 +149,7 @@ async fn serve(args: &Args) -> Result<(), String> {
     };
     // What was in force before a restart, read from quorate's own clone: the cluster
     // keeps being reconciled towards it even while the repository cannot be reached.
-    let resumed = match store.last_applied().await.map_err(|e| e.to_string())? {
+    let resumed = match resume(&store).await? {
         Some(applied) => source
             .sources_at(&applied.commit.id)
             .map(|s| (applied.commit, s))
@@ -238,8 +238,21 @@ impl Follower {
         if self.current.as_deref() == Some(commit.id.as_str()) {
             return;
         }
-        let report = validate(sources);
         let short = crate::reconcile::short(&commit.id).to_owned();
+        // Invariant 10: a commit quorate stopped while planning is not adopted again.
+        match self.store.refused_adoption(&commit.id).await {
+            Ok(false) => {}
+            _ if resumed => {}
+            Ok(true) => {
+                tracing::warn!(commit = %short, "commit not adopted again: quorate stopped while planning it (see status)");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, commit = %short, "cannot read the rejected commits; not adopted");
+                return;
+            }
+        }
+        let report = validate(sources);
         let spec = match report.valid_set() {
             Some(set) => Arc::new(set.clone()),
             None => {
@@ -315,14 +328,48 @@ impl Follower {
         }
     }
 
-    /// Closes the loop's inbox and waits for the pass under way.
+    /// Closes the loop's inbox and waits for the pass under way. A commit adopted but not
+    /// planned from before this clean stop is withdrawn, not refused at the next start
+    /// (only a stop that did not come this way counts against it).
     async fn stop(self) {
         drop(self.triggers);
         drop(self.inbox);
-        if let Some(d) = self.driver
-            && tokio::time::timeout(STOP_GRACE, d).await.is_err()
-        {
-            tracing::warn!("the pass under way did not finish in {STOP_GRACE:?}; exiting");
+        let Some(d) = self.driver else { return };
+        match tokio::time::timeout(STOP_GRACE, d).await {
+            Err(_) => {
+                tracing::warn!("the pass under way did not finish in {STOP_GRACE:?}; exiting");
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "the reconcile loop failed"),
+            Ok(Ok(())) => match self.store.withdraw_unfinished().await {
+                Ok(0) => {}
+                Ok(_) => tracing::info!(
+                    "no pass planned from the commit adopted last before the stop; the next start adopts the branch's head again"
+                ),
+                Err(e) => tracing::error!(error = %e, "cannot withdraw the unfinished adoption"),
+            },
+        }
+    }
+}
+
+/// The commit in force after a restart: the last one adopted, unless no pass planned from
+/// it, in which case quorate stopped while planning it (out of memory, a crash) and would
+/// again: it is rejected and the last good commit stays in force (design invariant 10).
+async fn resume(store: &StateStore) -> Result<Option<AppliedCommit>, String> {
+    let now = SystemClock.now_unix_ms();
+    match store.resume(now).await.map_err(|e| e.to_string())? {
+        Resume::Nothing => Ok(None),
+        Resume::InForce(applied) => Ok(Some(applied)),
+        Resume::Refused { refused, good } => {
+            let commit = crate::reconcile::short(&refused.commit.id);
+            let kept = good
+                .as_ref()
+                .map_or("none", |g| crate::reconcile::short(&g.commit.id));
+            tracing::error!(
+                commit,
+                kept,
+                "commit rejected: quorate stopped while planning it (no pass planned from it); the last good commit stays in force"
+            );
+            Ok(good)
         }
     }
 }

@@ -136,6 +136,7 @@ impl Builder {
             instance: inst.name(),
             bundle: inst.bundle.clone(),
             reason,
+            count: 1,
         });
     }
 }

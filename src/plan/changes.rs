@@ -28,6 +28,19 @@ pub struct Changes<'a, 'p> {
     b: Builder,
     /// Fence steps planned, per node.
     fences: BTreeMap<&'a str, StepId>,
+    /// New instances of the bundle under way blocked so far, by reason: where their entry
+    /// is in the blocked list (the first one's; the others only count in it).
+    unplaced: BTreeMap<Unplaced, usize>,
+}
+
+/// Why a new instance (one with no copy anywhere) is blocked: the same for every new
+/// instance of a bundle after the first, so they share one blocked entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Unplaced {
+    /// Its bundle waits for the `first` of a mandatory order to run.
+    Waits,
+    /// No node can take it.
+    Nowhere,
 }
 
 impl<'a, 'p> Changes<'a, 'p> {
@@ -48,6 +61,7 @@ impl<'a, 'p> Changes<'a, 'p> {
             options,
             b: Builder::default(),
             fences: BTreeMap::new(),
+            unplaced: BTreeMap::new(),
         }
     }
 
@@ -60,6 +74,7 @@ impl<'a, 'p> Changes<'a, 'p> {
             };
             let waits_for = self.placed.starved.get(bundle).copied();
             let mut restarts_left = spec.update.max_parallel;
+            self.unplaced.clear();
             for index in 0..spec.replicas {
                 let inst = Inst {
                     bundle: name,
@@ -67,6 +82,7 @@ impl<'a, 'p> Changes<'a, 'p> {
                 };
                 self.instance(inst, waits_for, &mut restarts_left);
             }
+            self.count_unplaced(name, waits_for);
         }
         self.leftovers();
         if !self.quorum.may_act() && self.quorum.policy == NoQuorumPolicy::Stop {
@@ -155,6 +171,9 @@ impl<'a, 'p> Changes<'a, 'p> {
         if let Some(first) = waits_for
             && keep.is_none()
         {
+            if copies.is_empty() {
+                return self.block_new(inst, Unplaced::Waits, first);
+            }
             self.b
                 .block(inst, format!("waits for {first} to run (mandatory order)"));
             return;
@@ -170,6 +189,9 @@ impl<'a, 'p> Changes<'a, 'p> {
 
         let Some(k) = keep else {
             match desired {
+                None if copies.is_empty() => {
+                    self.block_new(inst, Unplaced::Nowhere, "");
+                }
                 None => self.b.block(inst, self.nowhere(inst)),
                 Some(d) if restart_here => {
                     self.act(
@@ -415,13 +437,68 @@ impl<'a, 'p> Changes<'a, 'p> {
     }
 
     fn nowhere(&self, inst: Inst) -> String {
+        self.nowhere_for(&inst.name())
+    }
+
+    fn nowhere_for(&self, what: &str) -> String {
         let total = self.spec.cluster.nodes.len();
         let usable = self.current.usable.len();
         format!(
-            "no node can take {}: {} of {total} nodes are unavailable, the rest are excluded by -INFINITY constraints or replicasPerHost (see `quorate plan --explain`)",
-            inst.name(),
+            "no node can take {what}: {} of {total} nodes are unavailable, the rest are excluded by -INFINITY constraints or replicasPerHost (see `quorate plan --explain`)",
             total - usable
         )
+    }
+
+    /// Blocks `inst`, which has no copy anywhere, for `kind` (waiting for `first`): the
+    /// first such instance of its bundle gets an entry, the ones after it only count in
+    /// that entry, so a bundle asking for far more than fits costs one entry, not one per
+    /// instance.
+    fn block_new(&mut self, inst: Inst, kind: Unplaced, first: &str) {
+        if let Some(entry) = self
+            .unplaced
+            .get(&kind)
+            .and_then(|at| self.b.blocked.get_mut(*at))
+        {
+            entry.count = entry.count.saturating_add(1);
+            return;
+        }
+        let reason = match kind {
+            Unplaced::Waits => format!("waits for {first} to run (mandatory order)"),
+            Unplaced::Nowhere => self.nowhere(inst),
+        };
+        self.unplaced.insert(kind, self.b.blocked.len());
+        self.b.block(inst, reason);
+    }
+
+    /// Rewrites the reason of each entry of `bundle` that counts several new instances.
+    fn count_unplaced(&mut self, bundle: &Name, waits_for: Option<&str>) {
+        let entries: Vec<(Unplaced, usize)> =
+            self.unplaced.iter().map(|(k, at)| (*k, *at)).collect();
+        for (kind, at) in entries {
+            let Some((count, first)) = self
+                .b
+                .blocked
+                .get(at)
+                .filter(|e| e.count > 1)
+                .map(|e| (e.count, e.instance.clone()))
+            else {
+                continue;
+            };
+            let more = count - 1;
+            let s = if more == 1 { "" } else { "s" };
+            let reason = match kind {
+                Unplaced::Nowhere => self.nowhere_for(&format!(
+                    "{first} and {more} more new instance{s} of {bundle}"
+                )),
+                Unplaced::Waits => format!(
+                    "waits for {} to run (mandatory order), with {more} more new instance{s} of {bundle}",
+                    waits_for.unwrap_or("its first")
+                ),
+            };
+            if let Some(e) = self.b.blocked.get_mut(at) {
+                e.reason = reason;
+            }
+        }
     }
 
     /// Copies of instances the spec no longer wants: removed bundles, lower replicas.

@@ -171,16 +171,26 @@ pub struct Step {
     pub after: Vec<StepId>,
 }
 
-/// An instance that cannot be started, recovered or changed now.
+/// An instance that cannot be started, recovered or changed now; or, with a `count` above
+/// 1, that many new instances of one bundle blocked for one reason, from `instance` on
+/// (one entry per bundle, so a plan's size follows what can be placed, not what is asked
+/// for).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Blocked {
-    /// `<bundle>-<i>`.
+    /// `<bundle>-<i>`: the instance, or the first of those counted.
     pub instance: String,
     /// The bundle.
     pub bundle: Name,
     /// Why.
     pub reason: String,
+    /// How many instances the entry stands for (not shown when 1).
+    #[serde(skip_serializing_if = "is_one")]
+    pub count: u32,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// The scores behind one placement, for `--explain`.
@@ -237,6 +247,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// How many instances are blocked (entries may count several).
+    pub fn blocked_instances(&self) -> u64 {
+        self.blocked.iter().map(|b| u64::from(b.count)).sum()
+    }
+
     /// The action with `id`.
     pub fn action(&self, id: ActionId) -> Option<&Action> {
         self.actions.iter().find(|a| a.id == id)

@@ -10,7 +10,10 @@
 //!
 //! Scores that are the same for every instance of a bundle are computed once per bundle,
 //! and rule matches once per distinct rule, so a thousand nodes and ten thousand
-//! instances place quickly.
+//! instances place quickly. Once a new instance of a bundle fits nowhere, none after it
+//! does (nothing was placed in between, and a new instance's own scores only exclude
+//! nodes), so the rest are not scored, and an instance placed nowhere has no entry:
+//! placement costs in proportion to what can be placed, not to the replicas asked for.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,7 +27,8 @@ use crate::spec::{Name, Score, SpecSet};
 
 /// The outcome of placement.
 pub struct Placed<'a> {
-    /// The chosen node per (bundle, index); `None` when no node is allowed.
+    /// The chosen node per (bundle, index); an instance no node is allowed for has no
+    /// entry (or `None`).
     pub node: BTreeMap<(&'a str, u32), Option<&'a Name>>,
     /// The scores behind each decision (only when asked for).
     pub explain: Vec<Placement>,
@@ -189,19 +193,27 @@ fn place_once<'a>(
                 })
                 .and_then(|c| nodes.index.get(c.node.as_str()).copied())
         };
-        type Ranked = Vec<(Score, u32)>;
-        let (mut running, new): (Ranked, Ranked) = (0..b.replicas)
-            .map(|i| (home(i).map_or(Score::NEG_INFINITY, |n| base[n]), i))
-            .partition(|(_, i)| home(*i).is_some());
+        // Only instances with a copy can have a home: the new ones follow in index order,
+        // enumerated as they come rather than kept.
+        let mut running: Vec<(Score, u32)> = current
+            .copies
+            .get(bundle)
+            .into_iter()
+            .flat_map(|m| m.keys().copied())
+            .filter(|i| *i < b.replicas)
+            .filter_map(|i| home(i).map(|n| (base[n], i)))
+            .collect();
         running.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let ordered: Vec<u32> = running.into_iter().chain(new).map(|(_, i)| i).collect();
+        let new = (0..b.replicas).filter(|i| home(*i).is_none());
+        let ordered = running.iter().map(|(_, i)| *i).chain(new);
+        // A new instance (one that runs nowhere) has been placed nowhere: so will the next.
+        let mut full_up = false;
         for index in ordered {
             let name = instance_name(bundle, index);
             // Waiting for the `first` of a mandatory order: no new slot.
             if let Some(first) = starved.get(bundle)
                 && !current.of(bundle, index).iter().any(|c| c.running())
             {
-                out.node.insert((bundle, index), None);
                 if explain {
                     out.explain.push(stays(
                         name,
@@ -249,7 +261,9 @@ fn place_once<'a>(
                     load[i] += 1;
                     mine[i] += 1;
                 }
-                out.node.insert((bundle, index), at.map(|i| nodes.names[i]));
+                if let Some(i) = at {
+                    out.node.insert((bundle, index), Some(nodes.names[i]));
+                }
                 if explain {
                     out.explain.push(stays(
                         name,
@@ -259,6 +273,10 @@ fn place_once<'a>(
                         Score::ZERO,
                     ));
                 }
+                continue;
+            }
+            let fresh = home(index).is_none();
+            if full_up && fresh && !explain {
                 continue;
             }
             // Per-instance adjustments: few nodes each.
@@ -381,12 +399,14 @@ fn place_once<'a>(
                     candidates,
                 });
             }
-            if let Some(i) = chosen {
-                load[i] += 1;
-                mine[i] += 1;
+            match chosen {
+                Some(i) => {
+                    load[i] += 1;
+                    mine[i] += 1;
+                    out.node.insert((bundle, index), Some(nodes.names[i]));
+                }
+                None => full_up |= fresh,
             }
-            out.node
-                .insert((bundle, index), chosen.map(|i| nodes.names[i]));
         }
         placed_on.insert(bundle, mine);
         if let Some(group) = group
@@ -671,7 +691,7 @@ impl<'a> Tally<'_, 'a> {
     }
 
     fn unplace(&mut self, bundle: &'a str, index: u32, at: usize, with: &str) {
-        self.out.node.insert((bundle, index), None);
+        self.out.node.remove(&(bundle, index));
         if let Some(n) = self.placed_on.get_mut(bundle).and_then(|m| m.get_mut(at)) {
             *n = n.saturating_sub(1);
         }

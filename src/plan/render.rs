@@ -56,7 +56,7 @@ pub fn summary(plan: &Plan) -> String {
         })
         .collect();
     if !plan.blocked.is_empty() {
-        parts.push(format!("{} blocked", plan.blocked.len()));
+        parts.push(format!("{} blocked", plan.blocked_instances()));
     }
     if parts.is_empty() {
         "no changes".to_owned()
@@ -107,9 +107,13 @@ fn human(plan: &Plan, explain: bool) -> String {
         }
     }
     if !plan.blocked.is_empty() {
-        let _ = writeln!(out, "\nBlocked ({}):", plan.blocked.len());
+        let _ = writeln!(out, "\nBlocked ({}):", plan.blocked_instances());
         for b in &plan.blocked {
-            let _ = writeln!(out, "  # {}\n      {}", b.instance, b.reason);
+            let more = match b.count {
+                0 | 1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            let _ = writeln!(out, "  # {}{more}\n      {}", b.instance, b.reason);
         }
     }
     if explain && !plan.placements.is_empty() {

@@ -113,6 +113,8 @@ pub struct Reconciler {
     observer: observe::Observer,
     last_observed: Option<Observed>,
     aborts: u32,
+    /// Whether a pass planned from the spec in force, as recorded in the store.
+    planned: bool,
 }
 
 impl Reconciler {
@@ -143,6 +145,7 @@ impl Reconciler {
             observer,
             last_observed: None,
             aborts: 0,
+            planned: false,
         };
         r.connect(&desired.spec)?;
         Ok(r)
@@ -171,6 +174,7 @@ impl Reconciler {
             u64::try_from(now_ms / 1000).unwrap_or(0),
         );
         self.desired = desired;
+        self.planned = false;
         Ok(())
     }
 
@@ -325,6 +329,7 @@ impl Reconciler {
         }
         let spec = self.desired.spec.clone();
         let plan = plan::plan(&spec, &observation.observed, &self.options.plan);
+        self.record_planned().await;
         record.plan = plan_summary(&plan);
         let again_at = if plan.steps.is_empty() {
             (record.outcome, record.detail) = if plan.blocked.is_empty() {
@@ -332,7 +337,7 @@ impl Reconciler {
             } else {
                 (
                     PassOutcome::Blocked,
-                    format!("{} blocked", plan.blocked.len()),
+                    format!("{} blocked", plan.blocked_instances()),
                 )
             };
             self.aborts = 0;
@@ -350,6 +355,23 @@ impl Reconciler {
             record,
             plan: Some(plan),
             again_at,
+        }
+    }
+
+    /// Invariant 10: the first plan from a commit completes its adoption. Recorded before
+    /// the plan is carried out, so only a stop while planning counts against the commit
+    /// at the next start of `quorate run` (a stop while carrying out is repaired by the
+    /// next pass); if it cannot be recorded, the next pass tries again.
+    async fn record_planned(&mut self) {
+        if self.planned {
+            return;
+        }
+        let now = self.env.clock().now_unix_ms();
+        match self.store.record_planned(&self.desired.commit, now).await {
+            Ok(()) => self.planned = true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record that the commit in force was planned")
+            }
         }
     }
 

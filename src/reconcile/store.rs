@@ -191,6 +191,10 @@ pub trait Store: FenceLog {
     async fn record_pass(&self, pass: &PassRecord) -> Result<u64, FenceLogError>;
     /// The last `limit` passes, newest first.
     async fn passes(&self, limit: usize) -> Result<Vec<PassRecord>, FenceLogError>;
+    /// Records that a pass planned from `commit` at `at_unix_ms`, which completes its
+    /// adoption (invariant 10: a restart rejects the last commit adopted if no pass
+    /// planned from it). Written before the plan is carried out.
+    async fn record_planned(&self, commit: &str, at_unix_ms: i64) -> Result<(), FenceLogError>;
 }
 
 /// An in-memory [`Store`] for simulations and tests.
@@ -318,5 +322,10 @@ impl Store for MemoryStore {
     async fn passes(&self, limit: usize) -> Result<Vec<PassRecord>, FenceLogError> {
         let p = self.passes.lock().map_err(|_| poisoned())?;
         Ok(p.iter().rev().take(limit).cloned().collect())
+    }
+
+    /// The simulation and the tests keep no commits.
+    async fn record_planned(&self, _commit: &str, _at_unix_ms: i64) -> Result<(), FenceLogError> {
+        Ok(())
     }
 }

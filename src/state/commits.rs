@@ -2,6 +2,14 @@
 //! because they did not validate, with their diagnostics (design invariant 6: an invalid
 //! commit is never applied; it is recorded and shown by `status`, and the last good one
 //! stays in force).
+//!
+//! A commit is recorded as applied before it is adopted, and its adoption is complete once
+//! a pass has planned from it (recorded before the plan is carried out). A restart that
+//! finds the last commit adopted without such a pass rejects it
+//! ([`StateStore::resume`]): whatever stopped quorate while it planned that commit
+//! (running out of memory, a crash) must not stop it again at every restart (design
+//! invariant 10). A stop while carrying a plan out is not held against the commit: the
+//! next pass starts again from what it observes.
 
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -96,6 +104,29 @@ impl RejectedCommit {
     }
 }
 
+/// The code of the finding recorded for a commit no pass planned from before a restart.
+pub const STOPPED_WHILE_PLANNING: &str = "quorate::run::stopped-while-planning";
+
+/// What a restart keeps in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// No commit was ever put in force.
+    Nothing,
+    /// A pass planned from the last commit adopted: it stays in force.
+    InForce(AppliedCommit),
+    /// No pass planned from the last commit adopted: it is now recorded as rejected
+    /// (`refused`), and `good`, the last commit a pass planned from, is in force again.
+    Refused {
+        /// The record of the refused commit.
+        refused: RejectedCommit,
+        /// The last good commit, if any.
+        good: Option<AppliedCommit>,
+    },
+}
+
+/// Whether a pass planned from the applied commit `a`.
+const PASSED: &str = "a.planned_unix_ms IS NOT NULL";
+
 fn commit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Commit> {
     Ok(Commit {
         id: r.get(0)?,
@@ -184,6 +215,105 @@ impl StateStore {
         .await
     }
 
+    /// What stays in force after a restart. When no pass planned from the last commit
+    /// adopted, quorate stopped while planning it: it is recorded as rejected
+    /// with a [`STOPPED_WHILE_PLANNING`] finding, and the commits adopted after the last
+    /// good one are withdrawn, so that one is in force again. Each step can be repeated:
+    /// a stop between them leads to the same outcome at the next restart.
+    pub async fn resume(&self, now_unix_ms: i64) -> Result<Resume, StateError> {
+        let Some((last, passed)) = self.last_adoption().await? else {
+            return Ok(Resume::Nothing);
+        };
+        if passed {
+            return Ok(Resume::InForce(last));
+        }
+        let refused = RejectedCommit {
+            diagnostics: vec![stopped_while_planning(&last)],
+            commit: last.commit,
+            at_unix_ms: now_unix_ms,
+        };
+        self.record_rejected(&refused).await?;
+        self.withdraw_unfinished().await?;
+        let good = self.last_applied().await?;
+        Ok(Resume::Refused { refused, good })
+    }
+
+    /// The last commit adopted, and whether a pass planned from it.
+    async fn last_adoption(&self) -> Result<Option<(AppliedCommit, bool)>, StateError> {
+        self.blocking(|conn| {
+            Ok(conn
+                .query_row(
+                    &format!(
+                        "SELECT commit_id, summary, author, commit_time, at_unix_ms, {PASSED}
+                         FROM applied_commits a ORDER BY id DESC LIMIT 1"
+                    ),
+                    [],
+                    |r| {
+                        let applied = AppliedCommit {
+                            commit: commit_row(r)?,
+                            at_unix_ms: r.get(4)?,
+                        };
+                        Ok((applied, r.get(5)?))
+                    },
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    /// Forgets the commits adopted after the last one a pass planned from (all of them
+    /// when there is none), so that one is in force again; returns how many were withdrawn.
+    /// For a clean stop before a pass planned: at the next start the head of the branch
+    /// is adopted afresh.
+    pub async fn withdraw_unfinished(&self) -> Result<usize, StateError> {
+        self.blocking(|conn| {
+            Ok(conn.execute(
+                &format!(
+                    "DELETE FROM applied_commits WHERE id >
+                         (SELECT COALESCE(MAX(a.id), 0) FROM applied_commits a WHERE {PASSED})"
+                ),
+                [],
+            )?)
+        })
+        .await
+    }
+
+    /// Records that a pass planned from `commit_id` (its latest adoption), at `at_unix_ms`.
+    pub async fn mark_planned(&self, commit_id: &str, at_unix_ms: i64) -> Result<(), StateError> {
+        let id = commit_id.to_owned();
+        self.blocking(move |conn| {
+            conn.execute(
+                "UPDATE applied_commits SET planned_unix_ms = ?2
+                 WHERE id = (SELECT MAX(id) FROM applied_commits WHERE commit_id = ?1)
+                   AND planned_unix_ms IS NULL",
+                params![id, at_unix_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Whether `commit_id` was rejected because quorate stopped while planning it: such a
+    /// commit is not adopted again, whatever it holds.
+    pub async fn refused_adoption(&self, commit_id: &str) -> Result<bool, StateError> {
+        let id = commit_id.to_owned();
+        let text: Option<String> = self
+            .blocking(move |conn| {
+                Ok(conn
+                    .query_row(
+                        "SELECT diagnostics FROM rejected_commits WHERE commit_id = ?1",
+                        [&id],
+                        |r| r.get(0),
+                    )
+                    .optional()?)
+            })
+            .await?;
+        let Some(text) = text else { return Ok(false) };
+        let diagnostics: Vec<StoredDiagnostic> = serde_json::from_str(&text)
+            .map_err(|e| StateError::Corrupt(format!("rejected commit diagnostics: {e}")))?;
+        Ok(diagnostics.iter().any(|d| d.code == STOPPED_WHILE_PLANNING))
+    }
+
     /// The last `limit` refused commits, newest first.
     pub async fn rejected(&self, limit: usize) -> Result<Vec<RejectedCommit>, StateError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -209,6 +339,25 @@ impl StateStore {
             .collect()
         })
         .await
+    }
+}
+
+/// The finding of a commit no pass planned from before a restart.
+fn stopped_while_planning(last: &AppliedCommit) -> StoredDiagnostic {
+    StoredDiagnostic {
+        severity: "error".to_owned(),
+        code: STOPPED_WHILE_PLANNING.to_owned(),
+        message: format!(
+            "quorate stopped while planning it: adopted at {}, no pass planned from it; the last good commit stays in force",
+            crate::fence::format_unix_ms(last.at_unix_ms)
+        ),
+        file: None,
+        line: None,
+        column: None,
+        help: Some(
+            "look in the log for what stopped quorate (out of memory, a crash); this commit is not adopted again: push a fixed commit, or the same change as a new commit"
+                .to_owned(),
+        ),
     }
 }
 
@@ -267,5 +416,86 @@ mod tests {
         // A commit refused once and applied later is no longer listed as refused.
         s.record_applied(&commit("c3"), 60).await.unwrap();
         assert_eq!(s.rejected(10).await.unwrap().len(), 1);
+    }
+
+    async fn planned(s: &StateStore, id: &str) {
+        use crate::reconcile::store::Store;
+        s.record_planned(id, 12).await.unwrap();
+    }
+
+    fn in_force(r: &Resume) -> Option<&str> {
+        match r {
+            Resume::Nothing => None,
+            Resume::InForce(a) => Some(a.commit.id.as_str()),
+            Resume::Refused { good, .. } => good.as_ref().map(|g| g.commit.id.as_str()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restart_rejects_an_adoption_no_pass_planned_from_and_keeps_the_last_good_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        assert_eq!(s.resume(1).await.unwrap(), Resume::Nothing);
+        s.record_applied(&commit("g1"), 10).await.unwrap();
+        planned(&s, "g1").await;
+        assert_eq!(in_force(&s.resume(15).await.unwrap()), Some("g1"));
+        // Adopted, then superseded before its first pass, then the next one was being
+        // planned when the process died.
+        s.record_applied(&commit("a2"), 20).await.unwrap();
+        s.record_applied(&commit("l3"), 30).await.unwrap();
+        drop(s);
+        let s = StateStore::open(dir.path()).unwrap();
+        let r = s.resume(40).await.unwrap();
+        let Resume::Refused { refused, .. } = &r else {
+            panic!("{r:?}")
+        };
+        assert_eq!((refused.commit.id.as_str(), refused.at_unix_ms), ("l3", 40));
+        assert_eq!(in_force(&r), Some("g1"));
+        let problems = refused.problems();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with(
+                "quorate::run::stopped-while-planning: quorate stopped while planning it"
+            ),
+            "{problems:?}"
+        );
+        assert_eq!(s.rejected(10).await.unwrap(), std::slice::from_ref(refused));
+        assert!(s.refused_adoption("l3").await.unwrap());
+        assert!(!s.refused_adoption("a2").await.unwrap());
+        // The last good commit is in force again, for `status` and the next restart.
+        assert_eq!(s.last_applied().await.unwrap().unwrap().commit.id, "g1");
+        assert_eq!(
+            s.resume(50).await.unwrap(),
+            Resume::InForce(s.last_applied().await.unwrap().unwrap())
+        );
+        // A commit refused by validation is not an adoption refused.
+        s.record_rejected(&rejected("b4", 60)).await.unwrap();
+        assert!(!s.refused_adoption("b4").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_first_commit_no_pass_planned_from_leaves_nothing_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        s.record_applied(&commit("l1"), 10).await.unwrap();
+        let r = s.resume(20).await.unwrap();
+        assert!(matches!(&r, Resume::Refused { good: None, .. }), "{r:?}");
+        assert_eq!(s.last_applied().await.unwrap(), None);
+        assert_eq!(s.resume(30).await.unwrap(), Resume::Nothing);
+    }
+
+    #[tokio::test]
+    async fn a_stop_before_the_first_pass_withdraws_the_adoption_without_refusing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        s.record_applied(&commit("g1"), 10).await.unwrap();
+        planned(&s, "g1").await;
+        s.record_applied(&commit("l2"), 20).await.unwrap();
+        assert_eq!(s.withdraw_unfinished().await.unwrap(), 1);
+        assert_eq!(in_force(&s.resume(30).await.unwrap()), Some("g1"));
+        assert!(s.rejected(10).await.unwrap().is_empty());
+        assert!(!s.refused_adoption("l2").await.unwrap());
+        // Nothing to withdraw once the commit in force has passed.
+        assert_eq!(s.withdraw_unfinished().await.unwrap(), 0);
     }
 }

@@ -181,6 +181,10 @@ impl Store for StateStore {
             .await?)
     }
 
+    async fn record_planned(&self, commit: &str, at_unix_ms: i64) -> Result<(), FenceLogError> {
+        Ok(self.mark_planned(commit, at_unix_ms).await?)
+    }
+
     async fn passes(&self, limit: usize) -> Result<Vec<PassRecord>, FenceLogError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         Ok(self

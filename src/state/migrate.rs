@@ -94,6 +94,13 @@ const MIGRATIONS: &[&str] = &[
             UNION SELECT node FROM fence_outcomes
             UNION SELECT node FROM manual_confirmations
         );",
+    // 5: when a pass first planned from each applied commit, which completes its adoption
+    // (a restart rejects the last commit adopted if none did). A commit applied before
+    // this counts as planned if a pass of it is in the journal: so a commit that stopped
+    // an older quorate before its first pass is rejected by the first start of this one.
+    "ALTER TABLE applied_commits ADD COLUMN planned_unix_ms INTEGER;
+    UPDATE applied_commits SET planned_unix_ms = at_unix_ms
+        WHERE commit_id IN (SELECT commit_id FROM passes);",
 ];
 
 /// The schema version this build writes.
@@ -152,5 +159,34 @@ mod tests {
             store.remembered("n2").await.unwrap().last_seen_unix_ms,
             None
         );
+    }
+
+    #[tokio::test]
+    async fn after_the_upgrade_that_records_plans_the_last_commit_with_no_pass_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A database as version 4 left it: g1 in force with a pass, then l2 adopted,
+            // and quorate stopped before any pass of it (the crash loop of issue 12).
+            let conn = Connection::open(dir.path().join(super::super::DB_FILE)).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            conn.execute_batch(
+                "INSERT INTO applied_commits (commit_id, summary, author, commit_time, at_unix_ms)
+                     VALUES ('g1', 's', 'a', 1, 10), ('l2', 's', 'a', 2, 20);
+                 INSERT INTO passes (started_unix_ms, finished_unix_ms, commit_id, outcome, record)
+                     VALUES (11, 12, 'g1', 'converged', '{}');",
+            )
+            .unwrap();
+        }
+        let store = crate::state::StateStore::open(dir.path()).unwrap();
+        match store.resume(30).await.unwrap() {
+            crate::state::Resume::Refused { refused, good } => {
+                assert_eq!(refused.commit.id, "l2");
+                assert_eq!(good.unwrap().commit.id, "g1");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use commits::{AppliedCommit, KEEP_COMMITS, RejectedCommit, StoredDiagnostic};
+pub use commits::{
+    AppliedCommit, KEEP_COMMITS, RejectedCommit, Resume, STOPPED_WHILE_PLANNING, StoredDiagnostic,
+};
 pub use dir::{LOCK_FILE, Lost, MARKER_FILE, StateLock};
 
 /// The state directory used when none is given (`--state-dir`): the one place that names it.

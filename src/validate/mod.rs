@@ -3,6 +3,7 @@
 //! Each submodule checks one concern and reports through [`Findings`], which locates
 //! every finding in its document. [`validate`] runs all three layers on a set of sources.
 
+pub(crate) mod limits;
 mod network;
 mod placement;
 mod refs;
@@ -62,12 +63,16 @@ pub fn validate(sources: &Sources) -> Report {
 }
 
 /// Runs the meaning layer on a loaded set. Without a valid cluster (`cluster_ok` false)
-/// only the checks that do not need the nodes run.
+/// only the checks that do not need the nodes run; a set over one of the [`limits`] gets
+/// only those findings, as the other checks cost in proportion to what it asks for.
 pub fn check(set: &SpecSet, cluster_ok: bool, index: &SpecIndex) -> Vec<Diagnostic> {
     let mut f = Findings {
         index,
         diags: Vec::new(),
     };
+    if limits::check(set, &mut f) {
+        return f.diags;
+    }
     refs::check(set, cluster_ok, &mut f);
     network::check(set, &mut f);
     safety::fences(set, &mut f);

@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use commits::{AppliedCommit, KEEP_COMMITS, RejectedCommit, StoredDiagnostic};
+pub use commits::{
+    AppliedCommit, KEEP_COMMITS, KEEP_FINDINGS, KEEP_REJECTED, MAX_FINDING_TEXT, RejectedCommit,
+    StoredDiagnostic,
+};
 
 /// The state directory used when none is given (`--state-dir`): the one place that names it.
 pub const DEFAULT_DIR: &str = "/var/lib/quorate";

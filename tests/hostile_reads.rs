@@ -4,6 +4,8 @@
 //! Each test builds the hostile input for real (the `git` CLI, the file system) and checks
 //! that quorate refuses it quickly, with a finding naming the limit, in bounded memory.
 
+#[path = "../benches/support/mod.rs"]
+mod bench_sets;
 mod support;
 
 use std::io::Write;
@@ -12,7 +14,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use quorate::source::Sources;
-use quorate::source::budget::{Exceeded, MAX_SET_BYTES, MAX_SET_FILES};
+use quorate::source::budget::{
+    Exceeded, MAX_SET_BYTES, MAX_SET_DOCUMENTS, MAX_SET_ENTRIES, MAX_SET_FILES,
+};
 use quorate::source::fs::MAX_FILE_BYTES;
 use quorate::source::git::GitSource;
 use quorate::validate::validate;
@@ -388,4 +392,52 @@ fn bytes_count_over_all_files_of_a_directory() {
     std::fs::write(dir.path().join("e.yaml"), "# more than the budget\n").unwrap();
     let sources = quorate::source::fs::read_paths(&[dir.path().to_path_buf()]).unwrap();
     assert_refused(&sources, Exceeded::Bytes);
+}
+
+/// The sets quorate is measured on, written as their benchmarks write them (ten documents
+/// a file), are read and loaded whole, with room to spare under every budget.
+#[test]
+fn the_benchmark_sets_are_well_within_the_budget() {
+    use bench_sets::{Shape, documents};
+    let plan_large = Shape {
+        nodes: 1_000,
+        bundles: 5_000,
+        replicas: 2,
+    };
+    let validate_bench = Shape {
+        nodes: 50,
+        bundles: 3_400,
+        replicas: 2,
+    };
+    let mut validate_docs = documents(&validate_bench, 20);
+    validate_docs.truncate(10_000);
+    for docs in [documents(&plan_large, 10), validate_docs] {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, chunk) in docs.chunks(10).enumerate() {
+            std::fs::write(
+                dir.path().join(format!("f{i:05}.yaml")),
+                chunk.join("---\n"),
+            )
+            .unwrap();
+        }
+        let sources = quorate::source::fs::read_paths(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(sources.exceeded(), None);
+        let files = sources.len() as u64;
+        let bytes: u64 = sources.iter().map(|(_, f)| f.bytes.len() as u64).sum();
+        let count = docs.len() as u64;
+        // At least twice as many of each would still fit.
+        assert!(2 * files <= MAX_SET_FILES, "{files} files");
+        assert!(2 * bytes <= MAX_SET_BYTES, "{bytes} bytes");
+        assert!(2 * count <= MAX_SET_DOCUMENTS, "{count} documents");
+        assert!(2 * (files + 1) <= MAX_SET_ENTRIES);
+        let report = validate(&sources);
+        assert!(
+            report
+                .diagnostics
+                .iter()
+                .all(|d| d.code != "quorate::set::too-large"),
+            "refused"
+        );
+        assert_eq!(report.index.len() as u64, count);
+    }
 }

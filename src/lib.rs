@@ -20,5 +20,5 @@ pub mod sim;
 pub mod source;
 pub mod spec;
 pub mod state;
-pub(crate) mod status;
+pub mod status;
 pub mod validate;

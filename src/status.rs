@@ -23,8 +23,28 @@ pub struct StatusView {
     pub blocked: Vec<BlockedView>,
     /// The last pass.
     pub last_pass: Option<PassView>,
-    /// Commits that were refused, newest first.
+    /// Commits that were refused, newest first: one page of at most [`REJECTED_PAGE`].
     pub rejected: Vec<RejectedView>,
+    /// Refused commits kept in all (every page).
+    #[serde(default)]
+    pub rejected_total: u64,
+    /// The page of refused commits shown (from 1).
+    #[serde(default = "first_page")]
+    pub rejected_page: u64,
+    /// Why the followed branch cannot be read now (deleted, unreachable); the commit in
+    /// force stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_problem: Option<String>,
+}
+
+/// Findings shown for people under each refused commit.
+const SHOWN_PROBLEMS: usize = 5;
+
+/// Refused commits per page of the status (`/status?page=N`, `quorate status --page N`).
+pub const REJECTED_PAGE: usize = 10;
+
+fn first_page() -> u64 {
+    1
 }
 
 /// A node in the status.
@@ -82,6 +102,9 @@ pub struct RejectedView {
     pub at_unix_ms: i64,
     /// Its first diagnostics (`file:line:col: code: message`).
     pub problems: Vec<String>,
+    /// How many more diagnostics it had (not kept).
+    #[serde(default)]
+    pub omitted: u64,
 }
 
 impl From<&crate::state::RejectedCommit> for RejectedView {
@@ -90,6 +113,7 @@ impl From<&crate::state::RejectedCommit> for RejectedView {
             commit: r.commit.id.clone(),
             at_unix_ms: r.at_unix_ms,
             problems: r.problems(),
+            omitted: r.omitted,
         }
     }
 }
@@ -131,6 +155,7 @@ impl StatusView {
     pub fn from_pass(commit: &str, record: Option<&PassRecord>) -> StatusView {
         let mut view = StatusView {
             commit: commit.to_owned(),
+            rejected_page: 1,
             ..StatusView::default()
         };
         let Some(r) = record else { return view };
@@ -164,6 +189,27 @@ impl StatusView {
         view
     }
 
+    /// Shows page `page` (from 1) of `all` refused commits (newest first).
+    pub fn with_rejected_page(mut self, all: &[RejectedView], page: u64) -> StatusView {
+        let start = usize::try_from(page.saturating_sub(1))
+            .unwrap_or(usize::MAX)
+            .saturating_mul(REJECTED_PAGE);
+        self.rejected = all
+            .iter()
+            .skip(start)
+            .take(REJECTED_PAGE)
+            .cloned()
+            .collect();
+        self.rejected_total = all.len() as u64;
+        self.rejected_page = page;
+        self
+    }
+
+    /// The number of pages of refused commits.
+    pub fn rejected_pages(&self) -> u64 {
+        self.rejected_total.div_ceil(REJECTED_PAGE as u64)
+    }
+
     /// The view for people.
     pub fn human(&self) -> String {
         let mut out = String::new();
@@ -176,6 +222,9 @@ impl StatusView {
                 &self.commit
             }
         );
+        if let Some(problem) = &self.source_problem {
+            let _ = writeln!(out, "Source: ERROR {problem} (the commit in force stays)");
+        }
         match &self.quorum {
             Some(q) => {
                 let quorate = q
@@ -233,20 +282,39 @@ impl StatusView {
                 let _ = writeln!(out, "  ! {f}");
             }
         }
-        if !self.rejected.is_empty() {
-            let _ = writeln!(out, "\nRejected commits:");
-            for r in &self.rejected {
+        self.human_rejected(&mut out);
+        out
+    }
+
+    /// The refused commits of this page, the first findings of each.
+    fn human_rejected(&self, out: &mut String) {
+        if self.rejected_total == 0 && self.rejected.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\nRejected commits ({} kept, page {} of {}):",
+            self.rejected_total,
+            self.rejected_page,
+            self.rejected_pages().max(1)
+        );
+        for r in &self.rejected {
+            let _ = writeln!(
+                out,
+                "  {} at {}",
+                crate::reconcile::short(&r.commit),
+                crate::fence::format_unix_ms(r.at_unix_ms)
+            );
+            for p in r.problems.iter().take(SHOWN_PROBLEMS) {
+                let _ = writeln!(out, "      {p}");
+            }
+            let more = (r.problems.len().saturating_sub(SHOWN_PROBLEMS) as u64) + r.omitted;
+            if more > 0 {
                 let _ = writeln!(
                     out,
-                    "  {} at {}",
-                    crate::reconcile::short(&r.commit),
-                    crate::fence::format_unix_ms(r.at_unix_ms)
+                    "      ... and {more} more finding(s); `quorate validate` on the commit lists them all"
                 );
-                for p in r.problems.iter().take(5) {
-                    let _ = writeln!(out, "      {p}");
-                }
             }
         }
-        out
     }
 }

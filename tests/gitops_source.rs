@@ -255,6 +255,7 @@ async fn next_commit(rx: &mut tokio::sync::mpsc::Receiver<Trigger>) -> (String, 
             wake,
         })) => (commit.id, sources.len(), wake),
         Ok(Some(Trigger::Failed { error, .. })) => panic!("fetch failed: {error}"),
+        Ok(Some(Trigger::Recovered { .. })) => panic!("recovered without a failure"),
         Ok(None) => panic!("the source stopped"),
         Err(_) => panic!("no new commit within 10 s"),
     }

@@ -30,7 +30,7 @@ use crate::source::Sources;
 use crate::source::git::{Commit, Credentials, GitSource};
 use crate::source::watch::{self, WatchOptions};
 use crate::source::webhook::{self, HookState};
-use crate::state::{AppliedCommit, RejectedCommit, Resume, StateStore};
+use crate::state::{AppliedCommit, KEEP_REJECTED, RejectedCommit, Resume, StateStore};
 use crate::status::RejectedView;
 use crate::validate::validate;
 
@@ -97,8 +97,6 @@ pub struct Args {
     start_fresh: bool,
 }
 
-/// Rejected commits shown in the status.
-const SHOWN_REJECTED: usize = 10;
 /// How long a stop waits for the pass under way (after the HTTP server's
 /// [`listen::SHUTDOWN_GRACE`]).
 const STOP_GRACE: Duration = Duration::from_secs(30);
@@ -214,10 +212,14 @@ async fn serve(args: &Args) -> Result<(), String> {
         tokio::select! {
             got = commits.recv() => match got {
                 Some(watch::Trigger::NewCommit { commit, sources, .. }) => {
+                    f.source_problem(None);
                     f.offer(commit, &sources, false).await;
                 }
-                // Logged by the source; the spec in force stays.
-                Some(watch::Trigger::Failed { .. }) => {}
+                // Logged by the source; the spec in force stays, the status says why.
+                Some(watch::Trigger::Failed { error, .. }) => {
+                    f.source_problem(Some(error.to_string()));
+                }
+                Some(watch::Trigger::Recovered { .. }) => f.source_problem(None),
                 None => break,
             },
             () = signals.next() => break,
@@ -313,9 +315,17 @@ impl Follower {
         }
     }
 
-    /// Copies the latest rejected commits into the status.
+    /// Shows in the status why the branch cannot be read (`None`: it can).
+    fn source_problem(&self, problem: Option<String>) {
+        if let Ok(mut s) = self.status.write() {
+            s.source_problem = problem;
+        }
+    }
+
+    /// Copies the rejected commits the store keeps (bounded) into the status.
     async fn show_rejected(&self) {
-        let rejected = match self.store.rejected(SHOWN_REJECTED).await {
+        let kept = usize::try_from(KEEP_REJECTED).unwrap_or(usize::MAX);
+        let rejected = match self.store.rejected(kept).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the rejected commits");

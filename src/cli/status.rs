@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use super::{EXIT_FAILURE, EXIT_USAGE};
 use crate::reconcile::store::Store;
 use crate::state::StateStore;
-use crate::status::StatusView;
+use crate::status::{REJECTED_PAGE, StatusView};
 
 /// Output formats of `quorate status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -32,7 +32,14 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    /// Which page of rejected commits to show, newest first (10 a page).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    page: u64,
 }
+
+/// Largest status answer read from a server. Its own status is far smaller (rejected
+/// commits come one page at a time, their findings bounded).
+const MAX_STATUS_BYTES: u64 = 16 * 1024 * 1024;
 
 pub fn run(args: &Args) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -46,13 +53,13 @@ pub fn run(args: &Args) -> ExitCode {
         }
     };
     let view = match &args.server {
-        Some(url) => runtime.block_on(from_server(url)),
+        Some(url) => runtime.block_on(from_server(url, args.page)),
         None => {
             let dir = args
                 .state_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(crate::state::DEFAULT_DIR));
-            runtime.block_on(from_state_dir(&dir))
+            runtime.block_on(from_state_dir(&dir, args.page))
         }
     };
     let view = match view {
@@ -74,7 +81,7 @@ pub fn run(args: &Args) -> ExitCode {
     }
 }
 
-async fn from_state_dir(dir: &std::path::Path) -> Result<StatusView, (u8, String)> {
+async fn from_state_dir(dir: &std::path::Path, page: u64) -> Result<StatusView, (u8, String)> {
     if !dir.join(crate::state::DB_FILE).exists() {
         return Err((
             EXIT_USAGE,
@@ -96,18 +103,25 @@ async fn from_state_dir(dir: &std::path::Path) -> Result<StatusView, (u8, String
         None => last.first().map(|p| p.commit.clone()).unwrap_or_default(),
     };
     let mut view = StatusView::from_pass(&commit, last.first());
+    let offset = usize::try_from(page.saturating_sub(1))
+        .unwrap_or(usize::MAX)
+        .saturating_mul(REJECTED_PAGE);
+    let failed = |e: crate::state::StateError| (EXIT_USAGE, e.to_string());
     view.rejected = store
-        .rejected(10)
+        .rejected_page(offset, REJECTED_PAGE)
         .await
-        .map_err(|e| (EXIT_USAGE, e.to_string()))?
+        .map_err(failed)?
         .iter()
         .map(Into::into)
         .collect();
+    view.rejected_total = store.rejected_count().await.map_err(failed)?;
+    view.rejected_page = page;
     Ok(view)
 }
 
-/// `GET <url>/status` over plain HTTP (the server listens on a management address).
-async fn from_server(url: &str) -> Result<StatusView, (u8, String)> {
+/// `GET <url>/status?page=N` over plain HTTP (the server listens on a management
+/// address), reading at most [`MAX_STATUS_BYTES`].
+async fn from_server(url: &str, page: u64) -> Result<StatusView, (u8, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let bad = |why: String| (EXIT_USAGE, why);
     let rest = url
@@ -117,17 +131,25 @@ async fn from_server(url: &str) -> Result<StatusView, (u8, String)> {
     let fetch = async {
         let mut s = tokio::net::TcpStream::connect(host).await?;
         s.write_all(
-            format!("GET /status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!(
+                "GET /status?page={page} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
         )
         .await?;
         let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await?;
+        s.take(MAX_STATUS_BYTES + 1).read_to_end(&mut buf).await?;
         Ok::<_, std::io::Error>(buf)
     };
     let buf = tokio::time::timeout(std::time::Duration::from_secs(10), fetch)
         .await
         .map_err(|_| bad(format!("{url}: no answer within 10s")))?
         .map_err(|e| bad(format!("{url}: {e}")))?;
+    if buf.len() as u64 > MAX_STATUS_BYTES {
+        return Err(bad(format!(
+            "{url}: the status is larger than {MAX_STATUS_BYTES} bytes; is this quorate?"
+        )));
+    }
     let text = String::from_utf8_lossy(&buf);
     let (head, body) = text
         .split_once("\r\n\r\n")

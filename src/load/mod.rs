@@ -10,12 +10,14 @@ pub(crate) mod index;
 pub mod yaml;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use de::{MAX_ERRORS, ShapeErrorKind, from_node};
 pub use index::SpecIndex;
 use yaml::{Node, ParseErrorKind, Value};
 
 use crate::diag::{Diagnostic, Location, Span};
+use crate::source::budget::{Exceeded, MAX_SET_DOCUMENTS};
 use crate::source::{FileId, Sources};
 use crate::spec::{
     API_VERSION, BundleSpec, ClusterSpec, ConstraintSpec, FenceSpec, Kind, Metadata, Name, SpecSet,
@@ -35,6 +37,41 @@ pub struct Loaded {
     pub index: SpecIndex,
     /// Problems of the YAML and shape layers.
     pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    /// Nothing loaded: the set went over its budget, and `diagnostics` say so.
+    fn refused(diagnostics: Vec<Diagnostic>) -> Loaded {
+        Loaded {
+            set: SpecSet {
+                cluster_name: Name::from_static("unknown"),
+                cluster: ClusterSpec::default(),
+                bundles: BTreeMap::new(),
+                fences: BTreeMap::new(),
+                constraints: BTreeMap::new(),
+            },
+            cluster_ok: false,
+            index: SpecIndex::default(),
+            diagnostics,
+        }
+    }
+}
+
+/// Documents found so far in all files of one set, shared by the threads that load them,
+/// so loading stops decoding (and parsing) once the set is over [`MAX_SET_DOCUMENTS`].
+#[derive(Default)]
+struct DocumentCount(AtomicU64);
+
+impl DocumentCount {
+    /// The set already holds more documents than its budget.
+    fn over(&self) -> bool {
+        self.0.load(Ordering::Relaxed) > MAX_SET_DOCUMENTS
+    }
+
+    /// Counts `n` more documents; false once the set holds more than its budget.
+    fn add(&self, n: u64) -> bool {
+        self.0.fetch_add(n, Ordering::Relaxed).saturating_add(n) <= MAX_SET_DOCUMENTS
+    }
 }
 
 const TOP_LEVEL: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
@@ -59,19 +96,29 @@ enum TypedSpec {
 /// Loads every document of every file in `sources`.
 ///
 /// Files are parsed and decoded on all cores (each file on its own is pure work); the
-/// results are then joined in file order, so the outcome does not depend on threads.
+/// results are then joined in file order, so the outcome does not depend on threads. A
+/// set over its budget (refused while read, or holding more than
+/// [`MAX_SET_DOCUMENTS`] documents in all) loads nothing: its one finding says which.
 pub fn load(sources: &Sources) -> Loaded {
+    if sources.exceeded().is_some() {
+        return Loaded::refused(sources.problems.clone());
+    }
+    let files: Vec<(FileId, &[u8])> = sources
+        .iter()
+        .map(|(id, f)| (id, f.bytes.as_slice()))
+        .collect();
+    let count = DocumentCount::default();
+    let decoded = parallel_map(&files, |(file, bytes)| decode_file(*file, bytes, &count));
+    if count.over() {
+        return Loaded::refused(vec![Exceeded::Documents.diagnostic()]);
+    }
     let mut diagnostics = sources.problems.clone();
     let mut index = SpecIndex::default();
     let mut clusters: Vec<(Name, ClusterSpec)> = Vec::new();
     let mut bundles = BTreeMap::new();
     let mut fences = BTreeMap::new();
     let mut constraints = BTreeMap::new();
-    let files: Vec<(FileId, &[u8])> = sources
-        .iter()
-        .map(|(id, f)| (id, f.bytes.as_slice()))
-        .collect();
-    for (docs, diags, secrets) in parallel_map(&files, |(file, bytes)| decode_file(*file, bytes)) {
+    for (docs, diags, secrets) in decoded.into_iter().flatten() {
         diagnostics.extend(diags);
         for (file, span) in secrets {
             index.redact(file, span);
@@ -141,13 +188,24 @@ pub fn load(sources: &Sources) -> Loaded {
 /// What one file gave: its documents, its problems, and the spans of inline secrets.
 type DecodedFile = (Vec<Decoded>, Vec<Diagnostic>, Vec<(FileId, Span)>);
 
-/// The YAML and shape layers for one file.
-fn decode_file(file: FileId, bytes: &[u8]) -> DecodedFile {
-    let mut diags = Vec::new();
+/// The YAML and shape layers for one file, its documents counted in `count`; `None` once
+/// the set is over its budget of documents (nothing more of it is decoded).
+fn decode_file(file: FileId, bytes: &[u8], count: &DocumentCount) -> Option<DecodedFile> {
+    if count.over() {
+        return None;
+    }
     let roots = match yaml::parse_documents(bytes) {
         Ok(roots) => roots,
-        Err(e) => return (Vec::new(), vec![parse_diagnostic(file, &e)], Vec::new()),
+        Err(e) if e.kind == ParseErrorKind::TooManyDocuments => {
+            count.add(MAX_SET_DOCUMENTS + 1);
+            return None;
+        }
+        Err(e) => return Some((Vec::new(), vec![parse_diagnostic(file, &e)], Vec::new())),
     };
+    if !count.add(roots.len() as u64) {
+        return None;
+    }
+    let mut diags = Vec::new();
     let secrets = roots
         .iter()
         .flat_map(inline_secrets)
@@ -178,7 +236,7 @@ fn decode_file(file: FileId, bytes: &[u8]) -> DecodedFile {
             spec,
         });
     }
-    (docs, diags, secrets)
+    Some((docs, diags, secrets))
 }
 
 /// The spans of a document's inline secrets, which no output may show (design invariant
@@ -502,6 +560,8 @@ fn parse_diagnostic(file: FileId, e: &yaml::ParseError) -> Diagnostic {
             "quorate::yaml::budget",
             "specs are small and shallow; remove the deep nesting, huge values or alias chains",
         ),
+        // `load` refuses the whole set first; kept for a file decoded on its own.
+        ParseErrorKind::TooManyDocuments => return Exceeded::Documents.diagnostic(),
         ParseErrorKind::DuplicateKey => (
             "quorate::yaml::duplicate-key",
             "remove one of the two entries with this key",

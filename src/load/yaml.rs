@@ -10,6 +10,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location as YamlLocation, Spanned};
 
 use crate::diag::Span;
+use crate::source::budget::MAX_SET_DOCUMENTS;
 
 /// Longest scalar accepted (bytes). Nothing in a spec needs more.
 pub const MAX_SCALAR_BYTES: usize = 64 * 1024;
@@ -109,6 +110,9 @@ pub enum ParseErrorKind {
     Syntax,
     /// Over a resource budget (aliases, depth, sizes).
     Budget,
+    /// More documents than a whole spec set may hold
+    /// ([`MAX_SET_DOCUMENTS`](crate::source::budget::MAX_SET_DOCUMENTS)).
+    TooManyDocuments,
     /// A key repeated in one mapping.
     DuplicateKey,
     /// A tag quorate does not accept (`!!python/object`).
@@ -133,7 +137,8 @@ pub fn parse_documents(bytes: &[u8]) -> Result<Vec<Node>, ParseError> {
             max_events: 2_000_000,
             max_aliases: 10_000,
             max_anchors: 10_000,
-            max_documents: 100_000,
+            // A file cannot hold more than the whole set may: parsing stops there.
+            max_documents: usize::try_from(MAX_SET_DOCUMENTS).unwrap_or(usize::MAX),
         },
         alias_limits: serde_saphyr::alias_limits! {
             max_total_replayed_events: 100_000,
@@ -160,13 +165,19 @@ fn parse_error(text: &str, err: &serde_saphyr::Error) -> ParseError {
     let parser_message =
         || serde_saphyr::MessageFormatter::format_message(&formatter, inner).into_owned();
     let (kind, message) = match inner {
+        E::Budget {
+            breach: B::Documents { .. },
+            ..
+        } => (
+            ParseErrorKind::TooManyDocuments,
+            format!("more than {MAX_SET_DOCUMENTS} documents in one file"),
+        ),
         E::Budget { breach, .. } => (
             ParseErrorKind::Budget,
             match breach {
                 B::Depth { .. } => format!("nesting deeper than {MAX_DEPTH} levels"),
                 B::Aliases { .. } | B::Anchors { .. } => "too many anchors or aliases".to_owned(),
                 B::ScalarBytes { .. } => "the values in this file are too large in total".to_owned(),
-                B::Documents { .. } => "too many documents in one file".to_owned(),
                 _ => "the document is too large (too many values, or aliases that expand to too many)".to_owned(),
             },
         ),
@@ -475,6 +486,12 @@ mod tests {
         assert_eq!(kind(&bomb), ParseErrorKind::Budget);
         let long = format!("a: {}\n", "x".repeat(MAX_SCALAR_BYTES + 1));
         assert_eq!(kind(&long), ParseErrorKind::Budget);
+        let most = vec!["a: 1\n"; MAX_SET_DOCUMENTS as usize].join("---\n");
+        assert_eq!(parse(&most).unwrap().len(), MAX_SET_DOCUMENTS as usize);
+        assert_eq!(
+            kind(&format!("{most}---\na: 1\n")),
+            ParseErrorKind::TooManyDocuments
+        );
         let e = parse_documents(b"a: 1\nb: \xff\n").unwrap_err();
         assert_eq!(
             (e.kind, e.span.line, e.span.column),

@@ -38,8 +38,11 @@ pub struct Status {
     pub steps: BTreeMap<(StepKind, StepOutcome), u64>,
     /// Passes that did nothing because the state store failed, since start.
     pub store_failures: u64,
-    /// The latest commits refused by validation, newest first (kept by `quorate run`).
+    /// The commits refused by validation that the store keeps, newest first (kept by
+    /// `quorate run`).
     pub rejected: Vec<crate::status::RejectedView>,
+    /// Why the followed branch cannot be read now (set and cleared by `quorate run`).
+    pub source_problem: Option<String>,
 }
 
 /// Shared, readable status.

@@ -1,4 +1,5 @@
-//! The HTTP interface of `quorate run`: `GET /status`, `GET /healthz`, `GET /metrics`
+//! The HTTP interface of `quorate run`: `GET /status` (`?page=N` for older refused
+//! commits), `GET /healthz`, `GET /metrics`
 //! (Prometheus text), `POST /v1/reconcile` (asks for a pass; needs the token), and the
 //! git webhook `POST /hooks/git`. How connections are served, and bounded: [`listen`].
 
@@ -7,7 +8,7 @@ pub(crate) mod listen;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -45,20 +46,30 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// The status view of the loop now.
-pub fn view(status: &SharedStatus) -> StatusView {
+/// The status view of the loop now, with page `page` (from 1) of the refused commits.
+pub fn view(status: &SharedStatus, page: u64) -> StatusView {
     let s = status.read().map(|s| s.clone()).unwrap_or_default();
     let mut v = StatusView::from_pass(&s.commit, s.last_pass.as_ref());
     if let Some(obs) = &s.observed {
         // Nodes as observed most recently (also by passes that only waited).
         v.nodes = crate::status::NodeView::all(obs);
     }
-    v.rejected = s.rejected;
-    v
+    v.source_problem = s.source_problem;
+    v.with_rejected_page(&s.rejected, page)
 }
 
-async fn status(State(st): State<ServerState>) -> Response {
-    axum::Json(view(&st.status)).into_response()
+/// The query of `GET /status`.
+#[derive(Debug, serde::Deserialize)]
+struct StatusQuery {
+    /// The page of refused commits (from 1).
+    page: Option<u64>,
+}
+
+async fn status(State(st): State<ServerState>, query: Query<StatusQuery>) -> Response {
+    match query.page.unwrap_or(1) {
+        0 => (StatusCode::BAD_REQUEST, "pages are numbered from 1\n").into_response(),
+        page => axum::Json(view(&st.status, page)).into_response(),
+    }
 }
 
 async fn metrics(State(st): State<ServerState>) -> Response {

@@ -2,8 +2,9 @@
 //!
 //! Directories are walked in name order (so results are deterministic), following
 //! symlinks with loop detection. Only `*.yaml` and `*.yml` regular files are read, each at
-//! most [`MAX_FILE_BYTES`]; anything that cannot be read becomes a diagnostic naming the
-//! file instead of an abort, so one bad file never hides the others' problems.
+//! most [`MAX_FILE_BYTES`], all of them within the set's [`budget`](super::budget);
+//! anything that cannot be read becomes a diagnostic naming the file instead of an abort,
+//! so one bad file never hides the others' problems.
 
 use std::fs::File;
 use std::io::Read;
@@ -11,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use walkdir::WalkDir;
 
-use super::{FileId, Sources};
+use super::Sources;
+use super::budget::{Budget, Exceeded};
 use crate::diag::Diagnostic;
 
 /// Largest spec file quorate reads. Spec files are small; a larger one is a mistake or an
@@ -40,35 +42,46 @@ pub fn is_spec_file(path: &Path) -> bool {
 /// Reads every spec file under each of `roots` (files or directories).
 ///
 /// Fails only when a root itself does not exist; problems with files inside become
-/// diagnostics in [`Sources::problems`].
+/// diagnostics in [`Sources::problems`]. The whole run is one spec set for the
+/// [`budget`](super::budget): over it, the set is refused ([`Sources::exceeded`]).
 pub fn read_paths(roots: &[PathBuf]) -> Result<Sources, PathError> {
-    let mut sources = Sources::new();
     for root in roots {
         std::fs::metadata(root).map_err(|source| PathError {
             path: root.clone(),
             source,
         })?;
-        read_root(root, &mut sources);
+    }
+    let mut sources = Sources::new();
+    let mut budget = Budget::default();
+    for root in roots {
+        if let Err(exceeded) = read_root(root, &mut budget, &mut sources) {
+            sources.refuse(exceeded);
+            break;
+        }
     }
     Ok(sources)
 }
 
-fn read_root(root: &Path, sources: &mut Sources) {
+fn read_root(root: &Path, budget: &mut Budget, sources: &mut Sources) -> Result<(), Exceeded> {
     let walk = WalkDir::new(root)
         .follow_links(true)
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
     for entry in walk {
+        // Every entry counts, spec file or not: links to directories can make a small
+        // tree look huge.
+        budget.entries(1)?;
         match entry {
             Ok(entry) => {
                 let path = entry.path();
                 if entry.file_type().is_dir() || !(entry.depth() == 0 || is_spec_file(path)) {
                     continue;
                 }
-                read_file(path, entry.file_type().is_file(), sources);
+                read_file(path, entry.file_type().is_file(), budget, sources)?;
             }
             Err(err) => {
+                budget.file()?;
                 let name = err
                     .path()
                     .map_or_else(|| root.display().to_string(), |p| p.display().to_string());
@@ -92,6 +105,7 @@ fn read_root(root: &Path, sources: &mut Sources) {
             }
         }
     }
+    Ok(())
 }
 
 fn io_reason(err: &walkdir::Error) -> String {
@@ -99,14 +113,22 @@ fn io_reason(err: &walkdir::Error) -> String {
         .map_or_else(|| err.to_string(), std::io::Error::to_string)
 }
 
-fn read_file(path: &Path, is_regular: bool, sources: &mut Sources) -> Option<FileId> {
+/// Reads one spec file, counting it and its bytes in `budget` (before reading, from its
+/// size, and again from what was read, in case it grew).
+fn read_file(
+    path: &Path,
+    is_regular: bool,
+    budget: &mut Budget,
+    sources: &mut Sources,
+) -> Result<(), Exceeded> {
+    budget.file()?;
     let name = path.display().to_string();
     let fail = |sources: &mut Sources, code, message: String, help: &str| {
         let id = sources.add(name.clone(), Vec::new());
         sources
             .problems
             .push(Diagnostic::error(code, message).with_help(help).in_file(id));
-        None
+        Ok(())
     };
     if !is_regular {
         return fail(
@@ -138,16 +160,22 @@ fn read_file(path: &Path, is_regular: bool, sources: &mut Sources) -> Option<Fil
             "split the specs into several files",
         );
     }
+    budget.bytes(size)?;
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     // Read one byte more than allowed, so a file that grows while read is still caught.
-    match file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes) {
+    let allowed = MAX_FILE_BYTES.min(size.saturating_add(budget.bytes_left()));
+    match file.take(allowed + 1).read_to_end(&mut bytes) {
         Ok(n) if n as u64 > MAX_FILE_BYTES => fail(
             sources,
             "quorate::file::too-large",
             format!("{name} is over the limit of {MAX_FILE_BYTES} bytes per spec file"),
             "split the specs into several files",
         ),
-        Ok(_) => Some(sources.add(name, bytes)),
+        Ok(n) => {
+            budget.bytes((n as u64).saturating_sub(size))?;
+            sources.add(name, bytes);
+            Ok(())
+        }
         Err(e) => fail(
             sources,
             "quorate::file::unreadable",

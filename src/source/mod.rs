@@ -2,14 +2,17 @@
 //!
 //! Loading and validation work on [`Sources`] only, so they are pure: the same bytes give
 //! the same result whether they came from a directory ([`fs`]) or a git commit ([`git`]).
-//! [`watch`] notices new commits and [`webhook`] lets a forge announce them.
+//! [`watch`] notices new commits and [`webhook`] lets a forge announce them. Reading one
+//! set is bounded in total by [`budget`].
 
+pub mod budget;
 pub mod fs;
 pub mod git;
 pub mod watch;
 pub mod webhook;
 
 use crate::diag::Diagnostic;
+use budget::Exceeded;
 
 /// Index of a file in a [`Sources`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -30,6 +33,8 @@ pub struct Sources {
     files: Vec<SourceFile>,
     /// Problems met while collecting the files (unreadable, too large, loops).
     pub problems: Vec<Diagnostic>,
+    /// The budget the set went over, if it did.
+    exceeded: Option<Exceeded>,
 }
 
 impl Sources {
@@ -74,5 +79,18 @@ impl Sources {
     /// Whether there are no files.
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
+    }
+
+    /// Gives up on the set because it went over `exceeded`: what was read is dropped, and
+    /// the one problem left is the finding that names the budget.
+    pub fn refuse(&mut self, exceeded: Exceeded) {
+        self.files = Vec::new();
+        self.problems = vec![exceeded.diagnostic()];
+        self.exceeded = Some(exceeded);
+    }
+
+    /// The budget the set went over, if it did (then it holds no files).
+    pub fn exceeded(&self) -> Option<Exceeded> {
+        self.exceeded
     }
 }

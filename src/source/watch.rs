@@ -51,10 +51,17 @@ pub enum Trigger {
         /// What made the source look.
         wake: Wake,
     },
-    /// A fetch or read failed; the spec in force stays. The next wake tries again.
+    /// A fetch or read failed (the branch was deleted, the repository cannot be
+    /// reached); the spec in force stays. The next wake tries again.
     Failed {
         /// What failed.
         error: GitError,
+        /// What made the source look.
+        wake: Wake,
+    },
+    /// A fetch succeeded after [`Failed`](Trigger::Failed) ones, and the head is the one
+    /// the loop was given last (a new head comes as [`NewCommit`](Trigger::NewCommit)).
+    Recovered {
         /// What made the source look.
         wake: Wake,
     },
@@ -230,6 +237,7 @@ pub fn follow(
     tokio::spawn(async move {
         let mut source = source;
         let mut wake = Wake::Start;
+        let mut failing = false;
         loop {
             let first = wake == Wake::Start;
             let Ok((back, found)) = tokio::task::spawn_blocking(move || {
@@ -243,14 +251,20 @@ pub fn follow(
             };
             source = back;
             let trigger = match found {
-                Ok(Some((commit, sources))) => Some(Trigger::NewCommit {
-                    commit,
-                    sources,
-                    wake,
-                }),
-                Ok(None) => None,
+                Ok(found) => {
+                    let was_failing = std::mem::replace(&mut failing, false);
+                    match found {
+                        Some((commit, sources)) => Some(Trigger::NewCommit {
+                            commit,
+                            sources,
+                            wake,
+                        }),
+                        None => was_failing.then_some(Trigger::Recovered { wake }),
+                    }
+                }
                 Err(error) => {
-                    tracing::warn!(repo = %source.repo(), %error, "fetch failed; the spec in force stays");
+                    failing = true;
+                    log_failure(&source, &error);
                     Some(Trigger::Failed { error, wake })
                 }
             };
@@ -266,6 +280,17 @@ pub fn follow(
         }
     });
     Ok((rx, handle))
+}
+
+/// A followed branch that is gone is an error (someone must put it back or point
+/// quorate elsewhere); other failures (an unreachable remote) may pass by themselves.
+fn log_failure(source: &GitSource, error: &GitError) {
+    if matches!(error, GitError::NoBranch { .. }) {
+        tracing::error!(repo = %source.repo(), branch = %source.branch(), %error,
+            "the followed branch is gone; the commit in force stays");
+    } else {
+        tracing::warn!(repo = %source.repo(), %error, "fetch failed; the spec in force stays");
+    }
 }
 
 /// One look: fetch, and read the new head's specs. At start the head counts as new.

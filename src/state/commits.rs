@@ -10,6 +10,10 @@
 //! (running out of memory, a crash) must not stop it again at every restart (design
 //! invariant 10). A stop while carrying a plan out is not held against the commit: the
 //! next pass starts again from what it observes.
+//!
+//! Both are bounded, whatever the commits hold (issue 12): a refused commit keeps its
+//! first [`KEEP_FINDINGS`] findings, each text cut at [`MAX_FINDING_TEXT`] bytes, and the
+//! number of the others; only the last [`KEEP_REJECTED`] refused commits are kept.
 
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -20,8 +24,14 @@ use crate::diag::render::to_json;
 use crate::source::Sources;
 use crate::source::git::Commit;
 
-/// Commits kept in each table; older ones are dropped.
+/// Applied commits kept; older ones are dropped.
 pub const KEEP_COMMITS: i64 = 1_000;
+/// Refused commits kept; older ones are dropped.
+pub const KEEP_REJECTED: i64 = 100;
+/// Findings kept of one refused commit (the first ones); the others are only counted.
+pub const KEEP_FINDINGS: usize = 25;
+/// Longest text (message, help, file name) kept of one finding, in bytes.
+pub const MAX_FINDING_TEXT: usize = 512;
 
 /// A commit put in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,8 +51,23 @@ pub struct RejectedCommit {
     pub commit: Commit,
     /// When it was last refused (Unix ms).
     pub at_unix_ms: i64,
-    /// Its findings, in the JSON form of `quorate validate --format json`.
+    /// Its first findings (at most [`KEEP_FINDINGS`]), in the JSON form of
+    /// `quorate validate --format json`.
     pub diagnostics: Vec<StoredDiagnostic>,
+    /// How many more findings it had (not kept).
+    pub omitted: u64,
+}
+
+/// The findings column: a plain list before findings were bounded, or the list kept
+/// and the number of the others.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredFindings {
+    Bounded {
+        kept: Vec<StoredDiagnostic>,
+        omitted: u64,
+    },
+    All(Vec<StoredDiagnostic>),
 }
 
 /// A diagnostic as stored: the JSON form of [`crate::diag::render::to_json`], owned.
@@ -66,25 +91,30 @@ pub struct StoredDiagnostic {
 
 impl RejectedCommit {
     /// The record of `commit`, refused at `at_unix_ms` with `diagnostics` (located in
-    /// `sources`).
+    /// `sources`): the first [`KEEP_FINDINGS`] of them, cut to size, and the count of the
+    /// others.
     pub fn new(
         commit: Commit,
         at_unix_ms: i64,
         diagnostics: &[Diagnostic],
         sources: &Sources,
     ) -> Result<RejectedCommit, StateError> {
-        let diagnostics = diagnostics
+        let kept = diagnostics
             .iter()
+            .take(KEEP_FINDINGS)
             .map(|d| {
                 serde_json::to_value(to_json(d, sources))
                     .and_then(serde_json::from_value)
+                    .map(StoredDiagnostic::bounded)
                     .map_err(|e| StateError::Corrupt(e.to_string()))
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
+        let omitted = (diagnostics.len() - kept.len()) as u64;
         Ok(RejectedCommit {
             commit,
             at_unix_ms,
-            diagnostics,
+            diagnostics: kept,
+            omitted,
         })
     }
 
@@ -127,6 +157,33 @@ pub enum Resume {
 /// Whether a pass planned from the applied commit `a`.
 const PASSED: &str = "a.planned_unix_ms IS NOT NULL";
 
+impl StoredDiagnostic {
+    /// Its texts cut at [`MAX_FINDING_TEXT`] bytes.
+    fn bounded(mut self) -> StoredDiagnostic {
+        for text in [&mut self.code, &mut self.message]
+            .into_iter()
+            .chain(self.file.as_mut())
+            .chain(self.help.as_mut())
+        {
+            cut(text, MAX_FINDING_TEXT);
+        }
+        self
+    }
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary, ending in `…` when cut.
+pub(crate) fn cut(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+}
+
 fn commit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Commit> {
     Ok(Commit {
         id: r.get(0)?,
@@ -164,8 +221,11 @@ impl StateStore {
     /// time and findings.
     pub async fn record_rejected(&self, rejected: &RejectedCommit) -> Result<(), StateError> {
         let r = rejected.clone();
-        let diagnostics = serde_json::to_string(&r.diagnostics)
-            .map_err(|e| StateError::Corrupt(e.to_string()))?;
+        let diagnostics = serde_json::to_string(&StoredFindings::Bounded {
+            kept: r.diagnostics.clone(),
+            omitted: r.omitted,
+        })
+        .map_err(|e| StateError::Corrupt(e.to_string()))?;
         self.blocking(move |conn| {
             let tx = conn.transaction()?;
             tx.execute(
@@ -187,7 +247,7 @@ impl StateStore {
                 "DELETE FROM rejected_commits WHERE commit_id NOT IN
                      (SELECT commit_id FROM rejected_commits
                       ORDER BY at_unix_ms DESC, rowid DESC LIMIT ?1)",
-                [KEEP_COMMITS],
+                [KEEP_REJECTED],
             )?;
             tx.commit()?;
             Ok(())
@@ -229,6 +289,7 @@ impl StateStore {
         }
         let refused = RejectedCommit {
             diagnostics: vec![stopped_while_planning(&last)],
+            omitted: 0,
             commit: last.commit,
             at_unix_ms: now_unix_ms,
         };
@@ -316,24 +377,57 @@ impl StateStore {
 
     /// The last `limit` refused commits, newest first.
     pub async fn rejected(&self, limit: usize) -> Result<Vec<RejectedCommit>, StateError> {
+        self.rejected_page(0, limit).await
+    }
+
+    /// How many refused commits are kept.
+    pub async fn rejected_count(&self) -> Result<u64, StateError> {
+        self.blocking(|conn| {
+            let n: i64 =
+                conn.query_row("SELECT COUNT(*) FROM rejected_commits", [], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// `limit` refused commits, newest first, after skipping the `offset` newest.
+    pub async fn rejected_page(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<RejectedCommit>, StateError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         self.blocking(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT commit_id, summary, author, commit_time, at_unix_ms, diagnostics
-                 FROM rejected_commits ORDER BY at_unix_ms DESC, rowid DESC LIMIT ?1",
+                 FROM rejected_commits ORDER BY at_unix_ms DESC, rowid DESC LIMIT ?1 OFFSET ?2",
             )?;
-            let rows = stmt.query_map([limit], |r| {
+            let rows = stmt.query_map([limit, offset], |r| {
                 Ok((commit_row(r)?, r.get::<_, i64>(4)?, r.get::<_, String>(5)?))
             })?;
             rows.map(|row| {
                 let (commit, at_unix_ms, text) = row?;
-                let diagnostics = serde_json::from_str(&text).map_err(|e| {
+                let stored = serde_json::from_str(&text).map_err(|e| {
                     StateError::Corrupt(format!("rejected commit diagnostics: {e}"))
                 })?;
+                let (diagnostics, omitted) = match stored {
+                    StoredFindings::Bounded { kept, omitted } => (kept, omitted),
+                    // Stored before findings were bounded: bounded as it is read.
+                    StoredFindings::All(mut all) => {
+                        let omitted = all.len().saturating_sub(KEEP_FINDINGS) as u64;
+                        all.truncate(KEEP_FINDINGS);
+                        (
+                            all.into_iter().map(StoredDiagnostic::bounded).collect(),
+                            omitted,
+                        )
+                    }
+                };
                 Ok(RejectedCommit {
                     commit,
                     at_unix_ms,
                     diagnostics,
+                    omitted,
                 })
             })
             .collect()
@@ -497,5 +591,103 @@ mod tests {
         assert!(!s.refused_adoption("l2").await.unwrap());
         // Nothing to withdraw once the commit in force has passed.
         assert_eq!(s.withdraw_unfinished().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_commit_keeps_its_first_findings_and_the_count_of_the_others() {
+        let mut sources = Sources::new();
+        let file = sources.add("specs/many.yaml", Vec::new());
+        let long = "x".repeat(10 * MAX_FINDING_TEXT);
+        let all: Vec<Diagnostic> = (0..1_000)
+            .map(|i| {
+                Diagnostic::error(
+                    "quorate::shape::missing-field",
+                    format!("finding {i} {long}"),
+                )
+                .with_help(long.clone())
+                .in_file(file)
+            })
+            .collect();
+        let r = RejectedCommit::new(commit("e5"), 10, &all, &sources).unwrap();
+        assert_eq!(r.diagnostics.len(), KEEP_FINDINGS);
+        assert_eq!(r.omitted, (1_000 - KEEP_FINDINGS) as u64);
+        assert!(r.diagnostics[0].message.starts_with("finding 0 x"));
+        assert!(
+            r.diagnostics[KEEP_FINDINGS - 1]
+                .message
+                .starts_with(&format!("finding {} ", KEEP_FINDINGS - 1))
+        );
+        for d in &r.diagnostics {
+            assert!(d.message.len() <= MAX_FINDING_TEXT && d.message.ends_with('…'));
+            assert!(d.help.as_ref().unwrap().len() <= MAX_FINDING_TEXT);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        s.record_rejected(&r).await.unwrap();
+        assert_eq!(s.rejected(1).await.unwrap(), [r]);
+    }
+
+    #[tokio::test]
+    async fn only_the_last_refused_commits_are_kept_and_read_by_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        let n = KEEP_REJECTED + 5;
+        for i in 0..n {
+            s.record_rejected(&rejected(&format!("r{i}"), i))
+                .await
+                .unwrap();
+        }
+        assert_eq!(s.rejected_count().await.unwrap(), KEEP_REJECTED as u64);
+        let newest: Vec<_> = s.rejected_page(0, 3).await.unwrap();
+        let ids: Vec<_> = newest.iter().map(|r| r.commit.id.clone()).collect();
+        assert_eq!(
+            ids,
+            [
+                format!("r{}", n - 1),
+                format!("r{}", n - 2),
+                format!("r{}", n - 3)
+            ]
+        );
+        let next = s.rejected_page(3, 2).await.unwrap();
+        assert_eq!(next[0].commit.id, format!("r{}", n - 4));
+        let last = s
+            .rejected_page(KEEP_REJECTED as usize - 1, 10)
+            .await
+            .unwrap();
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0].commit.id, "r5", "the five oldest were dropped");
+    }
+
+    #[tokio::test]
+    async fn findings_stored_before_they_were_bounded_are_bounded_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        let one = rejected("old", 1).diagnostics[0].clone();
+        let all = vec![one; KEEP_FINDINGS + 7];
+        let text = serde_json::to_string(&all).unwrap();
+        s.blocking(move |conn| {
+            conn.execute(
+                "INSERT INTO rejected_commits
+                     (commit_id, summary, author, commit_time, at_unix_ms, diagnostics)
+                 VALUES ('old', 's', 'a', 0, 1, ?1)",
+                [text],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let r = s.rejected(1).await.unwrap();
+        assert_eq!(r[0].diagnostics.len(), KEEP_FINDINGS);
+        assert_eq!(r[0].omitted, 7);
+    }
+
+    #[test]
+    fn cut_keeps_whole_characters() {
+        let mut t = "é".repeat(10);
+        cut(&mut t, 8);
+        assert_eq!(t, "éé…");
+        let mut short = "abc".to_owned();
+        cut(&mut short, 3);
+        assert_eq!(short, "abc");
     }
 }

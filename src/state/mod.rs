@@ -20,7 +20,8 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use commits::{
-    AppliedCommit, KEEP_COMMITS, RejectedCommit, Resume, STOPPED_WHILE_PLANNING, StoredDiagnostic,
+    AppliedCommit, KEEP_COMMITS, KEEP_FINDINGS, KEEP_REJECTED, MAX_FINDING_TEXT, RejectedCommit,
+    Resume, STOPPED_WHILE_PLANNING, StoredDiagnostic,
 };
 pub use dir::{LOCK_FILE, Lost, MARKER_FILE, StateLock};
 

@@ -3,17 +3,23 @@
 //!
 //! Entries are visited depth first in name order; names starting with `.` are skipped;
 //! only `*.yaml` and `*.yml` blobs are read, each at most [`MAX_FILE_BYTES`] (checked from
-//! the object header, before the blob is loaded). File names are repository-relative
+//! the object header, before the blob is loaded), all of them within the set's
+//! [`budget`](crate::source::budget): every entry walked, every spec file name and its
+//! bytes count, so one blob under many names, or one tree under many paths, cannot make
+//! a small repository read gigabytes. A blob is read from the object database once
+//! however many names it has. File names are repository-relative
 //! paths. Symbolic links and submodules are not followed: they are reported as errors,
 //! because a link that is silently skipped could drop specs, and the reconciler would then
 //! stop what those specs describe.
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use git2::{ErrorCode, ObjectType, Oid, Repository, TreeEntry};
+use git2::{ErrorCode, ObjectType, Odb, Oid, Repository, TreeEntry};
 
 use super::GitError;
 use crate::diag::Diagnostic;
+use crate::source::budget::{Budget, Exceeded};
 use crate::source::fs::{MAX_FILE_BYTES, is_spec_file};
 use crate::source::{FileId, Sources};
 
@@ -24,7 +30,8 @@ const MODE_LINK: i32 = 0o120000;
 /// understands) under `subdir` of its tree.
 ///
 /// Fails only when the commit or its objects cannot be read; problems with the files
-/// themselves (too large, links, a missing subdirectory) become diagnostics.
+/// themselves (too large, links, a missing subdirectory) become diagnostics, and a tree
+/// over the budget is refused ([`Sources::exceeded`]).
 pub(crate) fn read_commit(
     repo: &Repository,
     commit: &str,
@@ -82,58 +89,113 @@ struct Pending {
     mode: i32,
 }
 
+/// What a walk keeps: where it reads from, what it has spent, which blobs it has read.
+struct Walk<'r> {
+    repo: &'r Repository,
+    odb: Odb<'r>,
+    budget: Budget,
+    /// The first file read from each blob, so a blob under many names is read once.
+    read: HashMap<Oid, FileId>,
+}
+
+/// Why a walk stopped early.
+enum Stop {
+    /// The set went over its budget: it is refused.
+    Over(Exceeded),
+    /// The repository could not be read.
+    Failed(GitError),
+}
+
+impl From<Exceeded> for Stop {
+    fn from(e: Exceeded) -> Stop {
+        Stop::Over(e)
+    }
+}
+
+impl From<GitError> for Stop {
+    fn from(e: GitError) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
 /// Visits the tree `root` depth first, in name order, without recursion (a hostile
-/// repository could nest trees deep enough to overflow the stack).
+/// repository could nest trees deep enough to overflow the stack). Over the budget, the
+/// set is refused.
 fn walk(
     repo: &Repository,
     root: Oid,
     prefix: String,
     sources: &mut Sources,
 ) -> Result<(), GitError> {
+    let mut w = Walk {
+        repo,
+        odb: repo.odb().map_err(GitError::read("the object database"))?,
+        budget: Budget::default(),
+        read: HashMap::new(),
+    };
+    match visit(&mut w, root, &prefix, sources) {
+        Ok(()) => Ok(()),
+        Err(Stop::Over(exceeded)) => {
+            sources.refuse(exceeded);
+            Ok(())
+        }
+        Err(Stop::Failed(e)) => Err(e),
+    }
+}
+
+fn visit(w: &mut Walk<'_>, root: Oid, prefix: &str, sources: &mut Sources) -> Result<(), Stop> {
     let mut stack = Vec::new();
-    push_children(repo, root, &prefix, &mut stack)?;
+    push_children(w, root, prefix, &mut stack)?;
     while let Some(entry) = stack.pop() {
         match entry.kind {
             Some(ObjectType::Tree) => {
-                push_children(repo, entry.id, &format!("{}/", entry.path), &mut stack)?;
+                push_children(w, entry.id, &format!("{}/", entry.path), &mut stack)?;
             }
-            Some(ObjectType::Blob) if entry.mode == MODE_LINK => problem(
-                sources,
-                entry.path.clone(),
-                "quorate::file::symlink",
-                format!(
-                    "{} is a symbolic link; quorate does not follow links in a commit",
-                    entry.path
-                ),
-                "commit the file or directory itself instead of a link to it",
-            ),
+            Some(ObjectType::Blob) if entry.mode == MODE_LINK => {
+                w.budget.file()?;
+                problem(
+                    sources,
+                    entry.path.clone(),
+                    "quorate::file::symlink",
+                    format!(
+                        "{} is a symbolic link; quorate does not follow links in a commit",
+                        entry.path
+                    ),
+                    "commit the file or directory itself instead of a link to it",
+                );
+            }
             Some(ObjectType::Blob) if is_spec_file(Path::new(&entry.path)) => {
-                read_blob(repo, entry, sources)?;
+                read_blob(w, entry, sources)?;
             }
-            Some(ObjectType::Commit) => problem(
-                sources,
-                entry.path.clone(),
-                "quorate::file::submodule",
-                format!(
-                    "{} is a submodule; quorate does not read submodules",
-                    entry.path
-                ),
-                "commit the spec files into this repository",
-            ),
+            Some(ObjectType::Commit) => {
+                w.budget.file()?;
+                problem(
+                    sources,
+                    entry.path.clone(),
+                    "quorate::file::submodule",
+                    format!(
+                        "{} is a submodule; quorate does not read submodules",
+                        entry.path
+                    ),
+                    "commit the spec files into this repository",
+                );
+            }
             _ => {}
         }
     }
     Ok(())
 }
 
-/// Pushes the visible entries of tree `id` so that they pop in name order.
+/// Pushes the visible entries of tree `id` so that they pop in name order, counting
+/// them all in the budget before any is kept.
 fn push_children(
-    repo: &Repository,
+    w: &mut Walk<'_>,
     id: Oid,
     prefix: &str,
     stack: &mut Vec<Pending>,
-) -> Result<(), GitError> {
-    let tree = repo.find_tree(id).map_err(GitError::read("a tree"))?;
+) -> Result<(), Stop> {
+    let tree = w.repo.find_tree(id).map_err(GitError::read("a tree"))?;
+    w.budget.entries(tree.len() as u64)?;
     let mut children: Vec<(Vec<u8>, Pending)> = tree
         .iter()
         .filter(|e| e.name_bytes().first() != Some(&b'.'))
@@ -155,9 +217,12 @@ fn push_children(
     Ok(())
 }
 
-fn read_blob(repo: &Repository, entry: Pending, sources: &mut Sources) -> Result<(), GitError> {
-    let odb = repo.odb().map_err(GitError::read("the object database"))?;
-    let (size, _) = odb
+/// Reads one spec file: counted as a file, its size checked from the object header and
+/// counted before the blob is loaded; a blob already read is copied, not read again.
+fn read_blob(w: &mut Walk<'_>, entry: Pending, sources: &mut Sources) -> Result<(), Stop> {
+    w.budget.file()?;
+    let (size, _) = w
+        .odb
         .read_header(entry.id)
         .map_err(GitError::read("a blob header"))?;
     if size as u64 > MAX_FILE_BYTES {
@@ -173,8 +238,19 @@ fn read_blob(repo: &Repository, entry: Pending, sources: &mut Sources) -> Result
         );
         return Ok(());
     }
-    let blob = repo.find_blob(entry.id).map_err(GitError::read("a blob"))?;
-    sources.add(entry.path, blob.content().to_vec());
+    w.budget.bytes(size as u64)?;
+    let bytes = match w.read.get(&entry.id).and_then(|f| sources.get(*f)) {
+        Some(first) => first.bytes.clone(),
+        None => {
+            let blob = w
+                .repo
+                .find_blob(entry.id)
+                .map_err(GitError::read("a blob"))?;
+            blob.content().to_vec()
+        }
+    };
+    let id = sources.add(entry.path, bytes);
+    w.read.entry(entry.id).or_insert(id);
     Ok(())
 }
 

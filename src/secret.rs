@@ -16,6 +16,10 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
+mod policy;
+
+pub use policy::{DEFAULT_ENV_PREFIX, DEFAULT_SECRETS_DIR, PolicyError, SecretPolicy};
+
 /// The words that make an environment variable's name say it holds a secret.
 pub const SECRET_NAME_WORDS: [&str; 4] = ["PASSWORD", "TOKEN", "SECRET", "KEY"];
 
@@ -54,6 +58,9 @@ pub enum SecretError {
         /// Why (never the value).
         reason: String,
     },
+    /// The reference is outside what the operator allows ([`SecretPolicy`]).
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 }
 
 impl SecretRef {
@@ -66,7 +73,16 @@ impl SecretRef {
         }
     }
 
+    /// Reads a secret a spec references, now, if `policy` allows it: the reference is
+    /// checked and resolved first ([`SecretPolicy::resolve`]), so a spec cannot read a file
+    /// or variable of the reconciler's host the operator did not allow. Blocking I/O.
+    pub fn read_with(&self, policy: &SecretPolicy) -> Result<Secret, SecretError> {
+        policy.resolve(self)?.read()
+    }
+
     /// Reads the secret now. Call it just before use and drop the result right after.
+    /// No policy: for references the operator gave (flags); a spec's go through
+    /// [`SecretRef::read_with`].
     ///
     /// This does blocking I/O for a file reference: call it off the async threads.
     pub fn read(&self) -> Result<Secret, SecretError> {

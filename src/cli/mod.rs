@@ -12,7 +12,7 @@ mod status;
 mod validate;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -85,6 +85,35 @@ pub(crate) struct SpecsArg {
     /// Spec files or directories (searched for *.yaml and *.yml); repeatable.
     #[arg(long = "specs", value_name = "PATH", default_value = ".")]
     pub paths: Vec<PathBuf>,
+}
+
+/// `--secrets-dir` and `--secret-env-prefix`, shared by the commands that read a spec's
+/// secrets: which references the specs may use (the spec's author is not the operator).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SecretPolicyArgs {
+    /// The directory `fromFile` secret references must be inside (a relative reference is
+    /// taken relative to it; symlinks that leave it are refused). An empty directory
+    /// allows no file.
+    #[arg(long = "secrets-dir", value_name = "DIR", default_value = crate::secret::DEFAULT_SECRETS_DIR)]
+    pub secrets_dir: PathBuf,
+    /// The prefix every `fromEnv` secret reference must start with (empty: any variable
+    /// of quorate's environment).
+    #[arg(long = "secret-env-prefix", value_name = "PREFIX", default_value = crate::secret::DEFAULT_ENV_PREFIX)]
+    pub secret_env_prefix: String,
+}
+
+impl SecretPolicyArgs {
+    /// The policy the flags describe.
+    pub(crate) fn policy(&self) -> crate::secret::SecretPolicy {
+        secret_policy(Some(&self.secrets_dir), &self.secret_env_prefix)
+    }
+}
+
+/// A policy from the flags' values, the directory made absolute (so an absolute
+/// reference can be compared with it).
+pub(crate) fn secret_policy(dir: Option<&Path>, env_prefix: &str) -> crate::secret::SecretPolicy {
+    let dir = dir.map(|d| std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf()));
+    crate::secret::SecretPolicy::new(dir, env_prefix)
 }
 
 /// Runs the command line and returns the process exit code.

@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{EXIT_USAGE, StateDirArg};
+use super::{EXIT_USAGE, SecretPolicyArgs, StateDirArg};
 use crate::fence::{Clock, SystemClock};
 use crate::reconcile::driver::{self, SharedStatus, Trigger};
 use crate::reconcile::real::RealEnvironment;
 use crate::reconcile::{Desired, Options, Reconciler};
-use crate::secret::{Secret, SecretRef};
+use crate::secret::{Secret, SecretPolicy, SecretRef};
 use crate::server::{self, ServerState};
 use crate::source::Sources;
 use crate::source::git::{Commit, Credentials, GitSource};
@@ -29,7 +29,7 @@ use crate::source::webhook::{self, HookState};
 use crate::state::RejectedCommit;
 use crate::state::StateStore;
 use crate::status::RejectedView;
-use crate::validate::validate;
+use crate::validate::validate_with;
 
 /// Arguments of `quorate run`.
 #[derive(Debug, clap::Args)]
@@ -78,6 +78,24 @@ pub struct Args {
     /// Bound on each call to a node's runtime.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     timeout: crate::spec::Duration,
+    #[command(flatten)]
+    secrets: SecretPolicyArgs,
+}
+
+impl Args {
+    /// The secret policy of the specs: the flags', with quorate's own credential files
+    /// refused even when they lie inside the secrets directory.
+    fn secret_policy(&self) -> SecretPolicy {
+        let own = [
+            &self.token_file,
+            &self.webhook_secret_file,
+            &self.git_token_file,
+            &self.ssh_key,
+        ];
+        own.into_iter()
+            .flatten()
+            .fold(self.secrets.policy(), |p, f| p.deny(f))
+    }
 }
 
 /// Rejected commits shown in the status.
@@ -104,6 +122,8 @@ struct Follower {
     store: StateStore,
     status: SharedStatus,
     timeout: Duration,
+    /// The secret references the specs may use.
+    secrets: SecretPolicy,
     /// The commit in force.
     current: Option<String>,
     /// The reconcile loop's inbox; its receiver waits here until a spec is in force.
@@ -143,6 +163,7 @@ async fn serve(args: &Args) -> Result<(), String> {
         store,
         status: status.clone(),
         timeout: args.timeout.get(),
+        secrets: args.secret_policy(),
         current: None,
         triggers: triggers.clone(),
         inbox: Some(inbox),
@@ -221,7 +242,8 @@ impl Follower {
         if self.current.as_deref() == Some(commit.id.as_str()) {
             return;
         }
-        let report = validate(sources);
+        // A reference outside the operator's secret policy makes the commit invalid.
+        let report = validate_with(sources, Some(&self.secrets));
         let short = crate::reconcile::short(&commit.id).to_owned();
         let spec = match report.valid_set() {
             Some(set) => Arc::new(set.clone()),
@@ -269,7 +291,11 @@ impl Follower {
 
     /// Starts the reconcile loop with its first spec.
     fn start(&mut self, desired: Desired, inbox: mpsc::Receiver<Trigger>) {
-        let env = Arc::new(RealEnvironment::new(&desired.spec, self.timeout));
+        let env = Arc::new(RealEnvironment::new(
+            &desired.spec,
+            self.timeout,
+            self.secrets.clone(),
+        ));
         let store = Arc::new(self.store.clone());
         match Reconciler::new(env, store, desired, Options::default()) {
             Ok(r) => {

@@ -121,6 +121,11 @@ impl SecretPolicy {
         }
     }
 
+    /// Whether this is the no-limit policy of operator references.
+    pub fn is_unrestricted(&self) -> bool {
+        self.unrestricted
+    }
+
     /// Refuses `path` even inside the directory: one of quorate's own credential files.
     /// Kept as given and, when it exists, resolved.
     pub fn deny(mut self, path: &Path) -> Self {

@@ -3,6 +3,7 @@
 mod apply;
 mod fence;
 mod lab;
+mod logging;
 mod observe;
 mod plan;
 mod pre_receive;
@@ -125,7 +126,7 @@ pub fn main() -> ExitCode {
     } else {
         "error"
     };
-    init_tracing(cli.log_format, default);
+    logging::init(cli.log_format, default);
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),
@@ -150,24 +151,6 @@ pub(crate) fn cluster_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::from(EXIT_USAGE)
         })
-}
-
-/// Logs go to stderr; `RUST_LOG` chooses what (errors only by default: commands print
-/// their own reports).
-fn init_tracing(format: LogFormat, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.with_ansi(color_stderr()).try_init(),
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .try_init(),
-    };
 }
 
 /// Whether to colour output written to stdout.

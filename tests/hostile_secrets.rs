@@ -21,7 +21,8 @@ const BMC_PASSWORD: &str = "Bmc-pw+6Tr2yXu8";
 /// The variable the specs name (the default policy's prefix).
 const ENV_VAR: &str = "QUORATE_SECRET_HOSTILE";
 /// quorate's first debug line, which says the trace level is on.
-const LOGS_ON: &str = "logging; other crates at most INFO filter=trace";
+const LOGS_ON: &str =
+    "logging; other crates at most INFO (their debug and trace dump payloads) filter=trace";
 
 fn quorate() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorate"));
@@ -55,6 +56,11 @@ fn both(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// How many findings of `code` `text` holds, in any format (GitHub's escapes `:`).
+fn count_code(text: &str, code: &str) -> usize {
+    text.matches(code).count() + text.matches(&code.replace(':', "%3A")).count()
 }
 
 fn code(o: &Output) -> i32 {
@@ -247,10 +253,7 @@ fn apply_at_trace(dir: &Path, url: &str, inspect_env: impl Fn() -> String) -> Ou
         "the secrets reached the container: {env}"
     );
     let text = both(&out);
-    assert!(
-        text.contains("TRACE") || text.contains("DEBUG"),
-        "logs were on: {text}"
-    );
+    assert!(text.contains(LOGS_ON), "logs were on at trace: {text}");
     out
 }
 
@@ -321,12 +324,161 @@ fn ipmi_fence_at_trace_prints_no_password_and_no_rakp_exchange() {
     assert_eq!(code(&out), 0, "{}", both(&out));
     let text = both(&out);
     assert!(text.contains("result: node1 is on"), "{text}");
-    assert!(
-        text.contains("TRACE") || text.contains("DEBUG"),
-        "logs were on: {text}"
-    );
+    assert!(text.contains(LOGS_ON), "logs were on at trace: {text}");
     for exchange in ["RAKP", "Open Session", "ipmi_rs"] {
         assert!(!text.contains(exchange), "`{exchange}` was logged:\n{text}");
     }
     assert_no_secret(&text, &[BMC_PASSWORD]);
+}
+
+// ---- inline secrets masked in every finding ---------------------------------------------
+
+/// The head of a Fence document whose `ipmi` mapping continues.
+const FENCE_HEAD: &str = "apiVersion: quorate.io/v1alpha1\nkind: Fence\nmetadata: {name: f}\n\
+                          spec:\n  targets: [n1]\n  ipmi:\n    address: b\n    username: u\n";
+
+/// The issue's four documents: each has an inline password and something else wrong.
+fn inline_cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
+    vec![
+        (
+            "a duplicate key on the next line",
+            format!("{FENCE_HEAD}    password: hunter2-dup\n    password: hunter2-dup2\n"),
+            "hunter2-dup",
+            "quorate::yaml::duplicate-key",
+        ),
+        (
+            "flow style with a wrong apiVersion",
+            "{apiVersion: quorate.io/v2, kind: Fence, metadata: {name: f}, spec: {targets: [n1], \
+             ipmi: {address: b, username: u, password: hunter2-flow}}}\n"
+                .to_owned(),
+            "hunter2-flow",
+            "quorate::doc::api-version",
+        ),
+        (
+            "a repeated Fence name",
+            format!(
+                "{FENCE_HEAD}    password: {{fromEnv: QUORATE_SECRET_A}}\n---\n{FENCE_HEAD}    \
+                 password: hunter2-again\n"
+            ),
+            "hunter2-again",
+            "quorate::set::duplicate-name",
+        ),
+        (
+            "a numeric password",
+            format!("{FENCE_HEAD}    password: 27182.81828\n"),
+            "27182.81828",
+            "quorate::shape::invalid-type",
+        ),
+    ]
+}
+
+#[test]
+fn inline_secrets_are_masked_in_every_finding_and_format() {
+    for (what, text, secret, finding) in inline_cases() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f.yaml"), &text).unwrap();
+        for format in ["human", "json", "github"] {
+            let out = run_bounded(
+                quorate()
+                    .args(["validate", "--format", format])
+                    .arg(dir.path()),
+            );
+            assert_eq!(code(&out), 1, "{what}: {}", both(&out));
+            let shown = both(&out);
+            assert!(
+                count_code(&shown, finding) > 0,
+                "{what} ({format}): no {finding} in {shown}"
+            );
+            assert!(
+                !shown.contains(secret),
+                "{what} ({format}): the secret is shown in {shown}"
+            );
+            // Every snippet line showing the password shows it masked (or the reference).
+            for (at, _) in shown.match_indices("password: ") {
+                let next = shown[at + "password: ".len()..].chars().next();
+                assert!(
+                    matches!(next, Some('*' | '{')),
+                    "{what} ({format}): {shown}"
+                );
+            }
+        }
+    }
+}
+
+/// The numeric password of a pushed commit, quoted by a finding, is neither stored with
+/// the rejected commit in state.db nor served by `/status`.
+#[test]
+fn a_rejected_commits_inline_secret_is_not_stored_or_served() {
+    let repos = support::git_repos::Repos::new();
+    let cluster = "apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {name: hs}\nspec:\n  \
+                   nodes: [{name: n1, runtime: 'podman+unix:///run/absent-n1.sock'}]\n";
+    repos.write("specs/cluster.yaml", cluster);
+    repos.write(
+        "specs/fence.yaml",
+        &format!("{FENCE_HEAD}    password: 27182.81828\n"),
+    );
+    repos.commit("an inline numeric password");
+    assert!(repos.push().status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let run = support::quorate_run::QuorateRun::start(
+        &repos.bare(),
+        &repos.state(),
+        &dir.path().join("run.log"),
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let s = run.status();
+        if s["rejected"].as_array().is_some_and(|r| !r.is_empty()) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no rejected commit: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let served = status.to_string();
+    assert!(served.contains("quorate::shape::invalid-type"), "{served}");
+    assert!(served.contains("<redacted>"), "{served}");
+    drop(run);
+    let mut stored = vec![served];
+    for e in std::fs::read_dir(repos.state()).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("state.db"))
+        {
+            stored.push(String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned());
+        }
+    }
+    assert!(stored.len() > 1, "state.db was read");
+    stored.push(std::fs::read_to_string(dir.path().join("run.log")).unwrap());
+    for text in &stored {
+        assert!(!text.contains("27182.81828"), "the password is in: {text}");
+    }
+}
+
+// ---- control characters escaped --------------------
+
+/// Escape sequences in a spec file (and its name) reach neither the terminal nor a CI log.
+#[test]
+fn control_characters_of_spec_files_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "evil\u{1b}[1m.yaml";
+    std::fs::write(
+        dir.path().join(name),
+        "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {name: web}\n\
+         spec: {image: \"x\u{1b}]0;pwned\u{7}\", replicas: \"\u{1b}[2J\u{202e}\"}\n",
+    )
+    .unwrap();
+    for format in ["human", "github"] {
+        let out = run_bounded(
+            quorate()
+                .args(["validate", "--format", format])
+                .arg(dir.path()),
+        );
+        assert_eq!(code(&out), 1, "{}", both(&out));
+        let text = both(&out);
+        for c in ['\u{1b}', '\u{7}', '\u{202e}'] {
+            assert!(!text.contains(c), "{format}: {c:?} printed raw: {text:?}");
+        }
+        assert!(text.contains("evil\\u{1b}[1m.yaml"), "{format}: {text}");
+    }
 }

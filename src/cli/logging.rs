@@ -97,7 +97,7 @@ mod tests {
             assert!(allowed(&meta(target, Level::INFO)), "{target}");
             assert!(allowed(&meta(target, Level::ERROR)), "{target}");
         }
-        for target in ["quorate", "quorate::reconcile::driver"] {
+        for target in ["quorate", "quorate::reconcile"] {
             assert!(allowed(&meta(target, Level::TRACE)), "{target}");
         }
     }

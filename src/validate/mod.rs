@@ -70,6 +70,8 @@ pub fn validate_with(sources: &Sources, secrets: Option<&SecretPolicy>) -> Repor
         diagnostics.extend(f.diags);
     }
     diag::sort(&mut diagnostics);
+    // Every finding, whatever it is about, loses the text of every inline secret.
+    diag::mask::mask_findings(&mut diagnostics, sources, loaded.index.redactions());
     Report {
         set: loaded.set,
         cluster_ok: loaded.cluster_ok,

@@ -455,7 +455,42 @@ fn a_rejected_commits_inline_secret_is_not_stored_or_served() {
     }
 }
 
-// ---- control characters escaped --------------------
+// ---- validate reads only inside its roots; control characters escaped --------------------
+
+/// A pull request adding `x.yaml -> ~/.token` (or a directory link out of the tree): the
+/// link is an error naming the link, and what it points at is never read or printed.
+#[test]
+fn validate_never_follows_a_symlink_out_of_its_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join(".token"), format!("{FILE_SECRET}: x\n")).unwrap();
+    std::fs::write(home.join("other.yaml"), format!("{ENV_SECRET}: x\n")).unwrap();
+    let specs = write_specs(dir.path(), NODE1_ONLY, "");
+    std::os::unix::fs::symlink(home.join(".token"), specs.join("x.yaml")).unwrap();
+    std::os::unix::fs::symlink(&home, specs.join("more")).unwrap();
+    std::fs::write(dir.path().join("inside.yaml"), "kind: Bundle\n").unwrap();
+    std::fs::create_dir(specs.join("sub")).unwrap();
+    std::os::unix::fs::symlink(specs.join("cluster.yaml"), specs.join("sub/ok.yaml")).unwrap();
+    for format in ["human", "json", "github"] {
+        let out = run_bounded(quorate().args(["validate", "--format", format]).arg(&specs));
+        assert_eq!(code(&out), 1, "{}", both(&out));
+        let text = both(&out);
+        assert_eq!(
+            count_code(&text, "quorate::file::outside-root"),
+            2,
+            "{format}: {text}"
+        );
+        assert!(text.contains("x.yaml") && text.contains("more"), "{text}");
+        assert_no_secret(&text, &[FILE_SECRET, ENV_SECRET]);
+        // A link inside the root is read: the cluster is defined twice.
+        assert_eq!(
+            count_code(&text, "quorate::set::duplicate-name"),
+            1,
+            "{format}: {text}"
+        );
+    }
+}
 
 /// Escape sequences in a spec file (and its name) reach neither the terminal nor a CI log.
 #[test]

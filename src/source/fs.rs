@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use walkdir::WalkDir;
 
+use super::confine::Confinement;
 use super::{FileId, Sources};
 use crate::diag::Diagnostic;
 
@@ -54,11 +55,15 @@ pub fn read_paths(roots: &[PathBuf]) -> Result<Sources, PathError> {
 }
 
 fn read_root(root: &Path, sources: &mut Sources) {
+    let confine = Confinement::new(root);
     let walk = WalkDir::new(root)
         .follow_links(true)
         .sort_by_file_name()
         .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+        .filter_entry(|e| {
+            (e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
+                && confine.admit(e)
+        });
     for entry in walk {
         match entry {
             Ok(entry) => {
@@ -92,6 +97,7 @@ fn read_root(root: &Path, sources: &mut Sources) {
             }
         }
     }
+    confine.report(sources);
 }
 
 fn io_reason(err: &walkdir::Error) -> String {

@@ -4,6 +4,7 @@
 //! the same result whether they came from a directory ([`fs`]) or a git commit ([`git`]).
 //! [`watch`] notices new commits and [`webhook`] lets a forge announce them.
 
+mod confine;
 pub mod fs;
 pub mod git;
 pub mod watch;

@@ -134,6 +134,8 @@ fn main() {
             .arg(&specs)
             .arg("--state-dir")
             .arg(&cli_state)
+            .arg("--secrets-dir")
+            .arg(sim.dir())
             .output()
             .expect("run quorate");
         let d_cli = t.elapsed();

@@ -16,6 +16,12 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
+mod file;
+mod policy;
+
+pub use file::MAX_SECRET_FILE_BYTES;
+pub use policy::{DEFAULT_ENV_PREFIX, DEFAULT_SECRETS_DIR, PolicyError, SecretPolicy};
+
 /// The words that make an environment variable's name say it holds a secret.
 pub const SECRET_NAME_WORDS: [&str; 4] = ["PASSWORD", "TOKEN", "SECRET", "KEY"];
 
@@ -54,6 +60,9 @@ pub enum SecretError {
         /// Why (never the value).
         reason: String,
     },
+    /// The reference is outside what the operator allows ([`SecretPolicy`]).
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 }
 
 impl SecretRef {
@@ -66,10 +75,27 @@ impl SecretRef {
         }
     }
 
+    /// Reads a secret a spec references, now, if `policy` allows it: the reference is
+    /// checked and resolved first ([`SecretPolicy::resolve`]), so a spec cannot read a file
+    /// or variable of the reconciler's host the operator did not allow. Blocking I/O.
+    pub fn read_with(&self, policy: &SecretPolicy) -> Result<Secret, SecretError> {
+        // A resolved file path has no symlink left: one that appears now is refused.
+        let no_follow = !policy.is_unrestricted();
+        policy.resolve(self)?.read_bytes(no_follow)
+    }
+
     /// Reads the secret now. Call it just before use and drop the result right after.
+    /// No policy: for references the operator gave (flags); a spec's go through
+    /// [`SecretRef::read_with`].
     ///
-    /// This does blocking I/O for a file reference: call it off the async threads.
+    /// A file is read only if it is a regular file of at most [`MAX_SECRET_FILE_BYTES`]
+    /// (a device, FIFO or socket is refused without waiting). This does blocking I/O for a
+    /// file reference: call it off the async threads.
     pub fn read(&self) -> Result<Secret, SecretError> {
+        self.read_bytes(false)
+    }
+
+    fn read_bytes(&self, no_follow: bool) -> Result<Secret, SecretError> {
         let fail = |reason: String| SecretError::Unreadable {
             reference: self.describe(),
             reason,
@@ -79,11 +105,9 @@ impl SecretRef {
                 Some(v) => Zeroizing::new(v.into_encoded_bytes()),
                 None => return Err(fail("the variable is not set".into())),
             },
-            SecretRef::FromFile(path) => match std::fs::read(path) {
-                Ok(v) => Zeroizing::new(v),
-                // The io error names the kind only (not found, permission denied).
-                Err(e) => return Err(fail(e.kind().to_string())),
-            },
+            SecretRef::FromFile(path) => {
+                file::read_regular(path, no_follow).map_err(|e| fail(e.to_string()))?
+            }
             SecretRef::Inline => return Err(SecretError::Inline),
         };
         if bytes.last() == Some(&b'\n') {
@@ -301,6 +325,25 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("/nonexistent/quorate-pw"), "{msg}");
         assert!(matches!(e, SecretError::Unreadable { .. }));
+    }
+
+    #[test]
+    fn devices_and_fifos_are_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        for path in [PathBuf::from("/dev/zero"), fifo] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let r = SecretRef::FromFile(path.clone());
+            std::thread::spawn(move || tx.send(r.read().map(|_| ()).map_err(|e| e.to_string())));
+            let got = rx
+                .recv_timeout(std::time::Duration::from_secs(2))
+                .unwrap_or_else(|_| panic!("reading {} did not return in 2 s", path.display()));
+            let e = got.unwrap_err();
+            assert!(e.contains("not a regular file"), "{e}");
+        }
     }
 
     #[test]

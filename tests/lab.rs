@@ -161,7 +161,9 @@ async fn a_lab_comes_up_breaks_as_asked_and_goes_away() {
     // The lab's specs: committed, valid, and the same as `lab specs` writes for it.
     let specs = lab.specs_dir();
     let s = specs.to_string_lossy().into_owned();
-    assert!(quorate(&["validate", &s]).status.success());
+    let secrets_dir = lab.config().secrets_dir().to_string_lossy().into_owned();
+    let checked = quorate(&["validate", &s, "--secrets-dir", &secrets_dir]);
+    assert!(checked.status.success(), "{}", text(&checked));
     let again = tmp.path().join("specs");
     let a = again.to_string_lossy().into_owned();
     let written = quorate(&[
@@ -192,7 +194,17 @@ async fn a_lab_comes_up_breaks_as_asked_and_goes_away() {
         lab.bmc("worker1").unwrap().status().await.unwrap(),
         PowerState::On
     );
-    let fence = quorate(&["fence", "worker1", "--action", "status", "--specs", &s]);
+    let secrets = lab.config().secrets_dir().to_string_lossy().into_owned();
+    let fence = quorate(&[
+        "fence",
+        "worker1",
+        "--action",
+        "status",
+        "--specs",
+        &s,
+        "--secrets-dir",
+        &secrets,
+    ]);
     assert!(fence.status.success(), "{}", text(&fence));
     assert!(text(&fence).contains("worker1 is on"), "{}", text(&fence));
     let status = text(&quorate(&["lab", "status", "--dir", &d]));

@@ -39,7 +39,10 @@ fn start(t: &TestLab, round: &str) -> QuorateRun {
         &cfg.repo_bare(),
         &cfg.reconciler_state_dir(),
         &t.dir.with_extension(format!("run-{round}.log")),
-        &[],
+        &[
+            std::ffi::OsStr::new("--secrets-dir"),
+            cfg.secrets_dir().as_os_str(),
+        ],
     )
 }
 

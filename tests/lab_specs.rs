@@ -73,7 +73,7 @@ fn lab_specs_follow_the_shape_asked_for() {
         "{all}"
     );
     assert!(all.contains("address: 127.1.2.15"));
-    assert!(all.contains("fromFile: /srv/lab/bmc-password"));
+    assert!(all.contains("fromFile: /srv/lab/secrets/bmc-password"));
     assert!(all.contains("  name: other\n"));
     assert_eq!(all.matches("kind: Fence").count(), 5);
     let valid = quorate().arg("validate").arg(out.path()).output().unwrap();

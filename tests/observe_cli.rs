@@ -98,9 +98,11 @@ fn observe_then_plan_against_podman() {
         .unwrap()
         .for_cluster("obs");
     let rt = runtime::connect(conn).unwrap();
+    // The operator allows the secret file of `web_bundle`, in the temp dir.
+    let secrets = quorate::secret::SecretPolicy::new(Some(dir.path().into()), "QUORATE_SECRET_");
     block_on(async {
         for i in 0..2 {
-            let spec = from_spec::instance_spec(&set, "web", i, "c0ffee").unwrap();
+            let spec = from_spec::instance_spec(&set, "web", i, "c0ffee", &secrets).unwrap();
             assert!(!format!("{spec:?}").contains("file-secret-value"));
             rt.run(&spec).await.unwrap();
         }
@@ -118,7 +120,7 @@ fn observe_then_plan_against_podman() {
             .unwrap();
         assert_eq!(pw.exit_code, Some(0), "the secret reached the container");
         // Another cluster's `web-5` on the same runtime: not ours, so not observed.
-        let mut foreign = from_spec::instance_spec(&set, "web", 0, "c0ffee").unwrap();
+        let mut foreign = from_spec::instance_spec(&set, "web", 0, "c0ffee", &secrets).unwrap();
         foreign.labels.cluster = "elsewhere".into();
         foreign.labels.index = 5;
         foreign.mounts.clear();
@@ -406,7 +408,7 @@ fn plan_live_and_a_reconcile_pass_decide_the_same() {
              nodes:\n{}{}---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: db}}\n\
              spec: {{image: {TEST_IMAGE}, recovery: fence, command: [sleep, '1000']}}\n---\n\
              apiVersion: quorate.io/v1alpha1\nkind: Fence\nmetadata: {{name: bmc2}}\n\
-             spec: {{targets: [node2], ipmi: {{address: 127.0.0.1, username: u, password: {{fromEnv: QUORATE_TEST_BMC}}}}}}\n",
+             spec: {{targets: [node2], ipmi: {{address: 127.0.0.1, username: u, password: {{fromEnv: QUORATE_SECRET_TEST_BMC}}}}}}\n",
             node_line("node1", &svc.url()),
             node_line("node2", &format!("podman+unix://{}", absent.display())),
         ),
@@ -463,6 +465,7 @@ fn plan_live_and_a_reconcile_pass_decide_the_same() {
         let env = std::sync::Arc::new(quorate::reconcile::real::RealEnvironment::new(
             &set,
             Duration::from_secs(2),
+            quorate::secret::SecretPolicy::default(),
         ));
         let store = std::sync::Arc::new(StateStore::open(&state).unwrap());
         let desired = Desired {

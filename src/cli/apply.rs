@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{EXIT_FAILURE, EXIT_USAGE, SpecsArg, StateDirArg};
+use super::{EXIT_FAILURE, EXIT_USAGE, SecretPolicyArgs, SpecsArg, StateDirArg};
 use crate::plan::render::{Format, render, summary};
 use crate::reconcile::real::RealEnvironment;
 use crate::reconcile::store::PassOutcome;
@@ -23,6 +23,8 @@ pub struct Args {
     specs: SpecsArg,
     #[command(flatten)]
     state: StateDirArg,
+    #[command(flatten)]
+    secrets: SecretPolicyArgs,
     /// Carry out the plan without asking.
     #[arg(long)]
     yes: bool,
@@ -39,7 +41,7 @@ pub struct Args {
 const MAX_PASSES: usize = 5;
 
 pub fn run(args: &Args) -> ExitCode {
-    let spec = match super::validate::load_valid(&args.specs.paths) {
+    let spec = match super::validate::load_valid(&args.specs.paths, Some(&args.secrets.policy())) {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };
@@ -71,7 +73,11 @@ async fn apply(
     store: StateStore,
     commit: String,
 ) -> ExitCode {
-    let env = Arc::new(RealEnvironment::new(&spec, args.timeout.get()));
+    let env = Arc::new(RealEnvironment::new(
+        &spec,
+        args.timeout.get(),
+        args.secrets.policy(),
+    ));
     let desired = Desired { spec, commit };
     let mut r = match Reconciler::new(env, Arc::new(store), desired, Options::default()) {
         Ok(r) => r,

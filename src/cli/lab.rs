@@ -244,7 +244,7 @@ fn next_steps(lab: &Lab) -> String {
     format!(
         "specs: {specs} (git: {repo}, branch main)\n\
          run the reconciler:\n  \
-         quorate run --repo {repo} --path specs --state-dir {state} &\n\
+         quorate run --repo {repo} --path specs --state-dir {state} --secrets-dir {secrets} &\n\
          then try:\n  \
          quorate status --server http://127.0.0.1:7777\n  \
          quorate lab cut worker1{flag}      # pull worker1's cable; watch quorate status\n  \
@@ -255,6 +255,7 @@ fn next_steps(lab: &Lab) -> String {
         specs = lab.specs_dir().display(),
         repo = cfg.repo_bare().display(),
         state = cfg.reconciler_state_dir().display(),
+        secrets = cfg.secrets_dir().display(),
     )
 }
 

@@ -3,6 +3,7 @@
 mod apply;
 mod fence;
 mod lab;
+mod logging;
 mod observe;
 mod plan;
 mod pre_receive;
@@ -13,7 +14,7 @@ mod status;
 mod validate;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -116,6 +117,35 @@ pub(crate) struct SpecsArg {
     pub paths: Vec<PathBuf>,
 }
 
+/// `--secrets-dir` and `--secret-env-prefix`, shared by the commands that read a spec's
+/// secrets: which references the specs may use (the spec's author is not the operator).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SecretPolicyArgs {
+    /// The directory `fromFile` secret references must be inside (a relative reference is
+    /// taken relative to it; symlinks that leave it are refused). An empty directory
+    /// allows no file.
+    #[arg(long = "secrets-dir", value_name = "DIR", default_value = crate::secret::DEFAULT_SECRETS_DIR)]
+    pub secrets_dir: PathBuf,
+    /// The prefix every `fromEnv` secret reference must start with (empty: any variable
+    /// of quorate's environment).
+    #[arg(long = "secret-env-prefix", value_name = "PREFIX", default_value = crate::secret::DEFAULT_ENV_PREFIX)]
+    pub secret_env_prefix: String,
+}
+
+impl SecretPolicyArgs {
+    /// The policy the flags describe.
+    pub(crate) fn policy(&self) -> crate::secret::SecretPolicy {
+        secret_policy(Some(&self.secrets_dir), &self.secret_env_prefix)
+    }
+}
+
+/// A policy from the flags' values, the directory made absolute (so an absolute
+/// reference can be compared with it).
+pub(crate) fn secret_policy(dir: Option<&Path>, env_prefix: &str) -> crate::secret::SecretPolicy {
+    let dir = dir.map(|d| std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf()));
+    crate::secret::SecretPolicy::new(dir, env_prefix)
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -125,7 +155,7 @@ pub fn main() -> ExitCode {
     } else {
         "error"
     };
-    init_tracing(cli.log_format, default);
+    logging::init(cli.log_format, default);
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),
@@ -151,24 +181,6 @@ pub(crate) fn cluster_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::from(EXIT_USAGE)
         })
-}
-
-/// Logs go to stderr; `RUST_LOG` chooses what (errors only by default: commands print
-/// their own reports).
-fn init_tracing(format: LogFormat, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.with_ansi(color_stderr()).try_init(),
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .try_init(),
-    };
 }
 
 /// Whether to colour output written to stdout.

@@ -72,7 +72,7 @@ impl LiveArgs {
 
 /// Runs `quorate observe`.
 pub fn run(args: &Args) -> ExitCode {
-    let set = match super::validate::load_valid(&args.specs.paths) {
+    let set = match super::validate::load_valid(&args.specs.paths, None) {
         Ok(set) => set,
         Err(code) => return code,
     };

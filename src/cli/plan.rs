@@ -42,7 +42,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    let spec = match super::validate::load_valid(&args.specs.paths) {
+    let spec = match super::validate::load_valid(&args.specs.paths, None) {
         Ok(s) => s,
         Err(code) => return code,
     };

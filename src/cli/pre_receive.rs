@@ -15,8 +15,9 @@ use git2::Repository;
 
 use super::{EXIT_FAILURE, EXIT_USAGE};
 use crate::diag::render::{Format, RenderContext, render};
+use crate::secret::SecretPolicy;
 use crate::source::git::{normalize_subdir, read_commit};
-use crate::validate::validate;
+use crate::validate::validate_with;
 
 /// What the hook checks.
 pub(crate) struct Options<'a> {
@@ -26,6 +27,8 @@ pub(crate) struct Options<'a> {
     pub branches: &'a [String],
     /// Refuse warnings too.
     pub strict: bool,
+    /// The operator's secret policy, when given: references outside it refuse the push.
+    pub secrets: Option<&'a SecretPolicy>,
 }
 
 /// One line of the hook's input.
@@ -71,7 +74,7 @@ fn check(options: &Options<'_>) -> Result<bool, String> {
         if !options.branches.is_empty() && !options.branches.iter().any(|b| b == branch) {
             continue;
         }
-        let valid = check_tip(&repo, &u, subdir.as_deref(), options.strict, &mut out)?;
+        let valid = check_tip(&repo, &u, subdir.as_deref(), options, &mut out)?;
         all_valid &= valid;
     }
     Ok(all_valid)
@@ -105,13 +108,14 @@ fn check_tip(
     repo: &Repository,
     u: &Update,
     subdir: Option<&Path>,
-    strict: bool,
+    options: &Options<'_>,
     out: &mut dyn Write,
 ) -> Result<bool, String> {
+    let strict = options.strict;
     let short = u.new.get(..12).unwrap_or(&u.new);
     let sources = read_commit(repo, &u.new, subdir)
         .map_err(|e| format!("{} at {short}: {e}", u.reference))?;
-    let report = validate(&sources);
+    let report = validate_with(&sources, options.secrets);
     let ctx = RenderContext {
         sources: &sources,
         redactions: report.index.redactions(),

@@ -18,12 +18,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{EXIT_USAGE, StateDirArg};
+use super::{EXIT_USAGE, SecretPolicyArgs, StateDirArg};
 use crate::fence::{Clock, SystemClock};
 use crate::reconcile::driver::{self, SharedStatus, Trigger};
 use crate::reconcile::real::RealEnvironment;
 use crate::reconcile::{Desired, Options, Reconciler};
-use crate::secret::{Secret, SecretRef};
+use crate::secret::{Secret, SecretPolicy, SecretRef};
 use crate::server::listen::{self, Limits};
 use crate::server::{self, ServerState};
 use crate::source::Sources;
@@ -32,7 +32,7 @@ use crate::source::watch::{self, WatchOptions};
 use crate::source::webhook::{self, HookState};
 use crate::state::{AppliedCommit, KEEP_REJECTED, RejectedCommit, Resume, StateStore};
 use crate::status::RejectedView;
-use crate::validate::validate;
+use crate::validate::validate_with;
 
 /// Arguments of `quorate run`.
 #[derive(Debug, clap::Args)]
@@ -95,6 +95,24 @@ pub struct Args {
     /// empty or unreadable (the old file is kept aside as state.db.refused-<time>).
     #[arg(long)]
     start_fresh: bool,
+    #[command(flatten)]
+    secrets: SecretPolicyArgs,
+}
+
+impl Args {
+    /// The secret policy of the specs: the flags', with quorate's own credential files
+    /// refused even when they lie inside the secrets directory.
+    fn secret_policy(&self) -> SecretPolicy {
+        let own = [
+            &self.token_file,
+            &self.webhook_secret_file,
+            &self.git_token_file,
+            &self.ssh_key,
+        ];
+        own.into_iter()
+            .flatten()
+            .fold(self.secrets.policy(), |p, f| p.deny(f))
+    }
 }
 
 /// How long a stop waits for the pass under way (after the HTTP server's
@@ -120,6 +138,8 @@ struct Follower {
     store: StateStore,
     status: SharedStatus,
     timeout: Duration,
+    /// The secret references the specs may use.
+    secrets: SecretPolicy,
     /// The commit in force.
     current: Option<String>,
     /// The reconcile loop's inbox; its receiver waits here until a spec is in force.
@@ -161,6 +181,7 @@ async fn serve(args: &Args) -> Result<(), String> {
         store,
         status: status.clone(),
         timeout: args.timeout.get(),
+        secrets: args.secret_policy(),
         current: None,
         triggers: triggers.clone(),
         inbox: Some(inbox),
@@ -254,7 +275,8 @@ impl Follower {
                 return;
             }
         }
-        let report = validate(sources);
+        // A reference outside the operator's secret policy makes the commit invalid.
+        let report = validate_with(sources, Some(&self.secrets));
         let spec = match report.valid_set() {
             Some(set) => Arc::new(set.clone()),
             None => {
@@ -301,7 +323,11 @@ impl Follower {
 
     /// Starts the reconcile loop with its first spec.
     fn start(&mut self, desired: Desired, inbox: mpsc::Receiver<Trigger>) {
-        let env = Arc::new(RealEnvironment::new(&desired.spec, self.timeout));
+        let env = Arc::new(RealEnvironment::new(
+            &desired.spec,
+            self.timeout,
+            self.secrets.clone(),
+        ));
         let store = Arc::new(self.store.clone());
         match Reconciler::new(env, store, desired, Options::default()) {
             Ok(r) => {

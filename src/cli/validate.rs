@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::diag::render::{Format, RenderContext, render};
+use crate::secret::SecretPolicy;
 use crate::source;
 use crate::spec::SpecSet;
-use crate::validate::validate;
+use crate::validate::validate_with;
 
 /// Arguments of `quorate validate`.
 #[derive(Debug, clap::Args)]
@@ -32,14 +33,55 @@ pub struct Args {
     /// With --pre-receive: check only this branch (repeatable; default: every branch).
     #[arg(long = "branch", value_name = "NAME", requires = "pre_receive")]
     branches: Vec<String>,
+    #[command(flatten)]
+    secrets: PolicyCheckArgs,
+}
+
+/// The operator's secret policy, optional for `validate`: given, every secret reference
+/// outside it is an error, as `quorate run` will find.
+#[derive(Debug, clap::Args)]
+struct PolicyCheckArgs {
+    /// Check secret references against the default policy (fromFile inside
+    /// /etc/quorate/secrets, fromEnv starting with QUORATE_SECRET_), or the one the two
+    /// flags below describe.
+    #[arg(long)]
+    secret_policy: bool,
+    /// Check that `fromFile` secret references are inside DIR (as `quorate run
+    /// --secrets-dir`); implies --secret-policy.
+    #[arg(long = "secrets-dir", value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Check that `fromEnv` secret references start with PREFIX (as `quorate run
+    /// --secret-env-prefix`); implies --secret-policy.
+    #[arg(long = "secret-env-prefix", value_name = "PREFIX")]
+    env_prefix: Option<String>,
+}
+
+impl PolicyCheckArgs {
+    /// The policy to check against, if any was asked for; a missing flag takes its default.
+    fn policy(&self) -> Option<SecretPolicy> {
+        if !self.secret_policy && self.dir.is_none() && self.env_prefix.is_none() {
+            return None;
+        }
+        let dir = self
+            .dir
+            .clone()
+            .unwrap_or_else(|| crate::secret::DEFAULT_SECRETS_DIR.into());
+        let prefix = self
+            .env_prefix
+            .as_deref()
+            .unwrap_or(crate::secret::DEFAULT_ENV_PREFIX);
+        Some(super::secret_policy(Some(&dir), prefix))
+    }
 }
 
 pub fn run(args: &Args) -> ExitCode {
+    let policy = args.secrets.policy();
     if args.pre_receive {
         return super::pre_receive::run(&super::pre_receive::Options {
             subdir: args.subdir.as_deref(),
             branches: &args.branches,
             strict: args.strict,
+            secrets: policy.as_ref(),
         });
     }
     let sources = match source::fs::read_paths(&args.paths) {
@@ -49,7 +91,7 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(super::EXIT_USAGE);
         }
     };
-    let report = validate(&sources);
+    let report = validate_with(&sources, policy.as_ref());
     let ctx = RenderContext {
         sources: &sources,
         redactions: report.index.redactions(),
@@ -80,11 +122,15 @@ pub fn run(args: &Args) -> ExitCode {
     }
 }
 
-/// Reads and validates the spec set at `paths` for a command that acts on it. Findings
-/// (errors, and warnings of a valid set) are rendered to stderr as `validate` renders
-/// them. A set with errors is refused with exit 1 (design invariant 6: a spec set that
-/// does not validate is never acted on); an unreadable path is exit 2.
-pub(crate) fn load_valid(paths: &[PathBuf]) -> Result<SpecSet, ExitCode> {
+/// Reads and validates the spec set at `paths` for a command that acts on it, with the
+/// operator's secret policy when the command reads secrets. Findings (errors, and
+/// warnings of a valid set) are rendered to stderr as `validate` renders them. A set with
+/// errors is refused with exit 1 (design invariant 6: a spec set that does not validate
+/// is never acted on); an unreadable path is exit 2.
+pub(crate) fn load_valid(
+    paths: &[PathBuf],
+    secrets: Option<&SecretPolicy>,
+) -> Result<SpecSet, ExitCode> {
     let sources = match source::fs::read_paths(paths) {
         Ok(s) => s,
         Err(e) => {
@@ -92,7 +138,7 @@ pub(crate) fn load_valid(paths: &[PathBuf]) -> Result<SpecSet, ExitCode> {
             return Err(ExitCode::from(super::EXIT_USAGE));
         }
     };
-    let report = validate(&sources);
+    let report = validate_with(&sources, secrets);
     if !report.diagnostics.is_empty() {
         let ctx = RenderContext {
             sources: &sources,

@@ -5,6 +5,7 @@
 //! file. Renderers for people (miette), machines (JSON) and GitHub annotations live in
 //! [`render`].
 
+pub(crate) mod mask;
 pub(crate) mod render;
 
 use serde::Serialize;

@@ -117,17 +117,20 @@ pub fn github_line(d: &Diagnostic, sources: &Sources) -> String {
     };
     let mut props = Vec::new();
     if let Some(l) = d.location {
-        props.push(format!("file={}", escape_property(sources.name(l.file))));
+        props.push(format!(
+            "file={}",
+            escape_property(&printable(sources.name(l.file)))
+        ));
         if let Some(s) = l.span {
             props.push(format!("line={}", s.line));
             props.push(format!("col={}", s.column));
         }
     }
     props.push(format!("title={}", escape_property(d.code)));
-    let mut message = d.message.clone();
+    let mut message = printable(&d.message).into_owned();
     if let Some(h) = &d.help {
         message.push_str("\nhelp: ");
-        message.push_str(h);
+        message.push_str(&printable(h));
     }
     format!("::{level} {}::{}", props.join(","), escape_data(&message))
 }
@@ -140,6 +143,48 @@ fn escape_data(s: &str) -> String {
 
 fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// Characters of a spec file or name that must not reach a terminal or a CI log as they
+/// are: control characters (escape sequences, carriage returns, line breaks in a value) and
+/// the bidirectional overrides that make text read differently from what it is.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with every unsafe character escaped (`\u{1b}`, `\n`): for messages, help lines,
+/// labels and file names, which are one line each.
+fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(unsafe_char) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// A file's text for snippets, each unsafe character but its line breaks and tabs replaced
+/// by as many `?` as it has bytes, so every span still points at the same bytes.
+fn blank_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let line_end = c == '\n' || (c == '\r' && chars.peek() == Some(&'\n'));
+        if unsafe_char(c) && !line_end && c != '\t' {
+            out.extend(std::iter::repeat_n('?', c.len_utf8()));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// File texts with secret spans masked, built once per file.
@@ -182,7 +227,7 @@ impl<'a> MaskedTexts<'a> {
                         }
                     }
                 }
-                Arc::new(String::from_utf8_lossy(&bytes).into_owned())
+                Arc::new(blank_controls(&String::from_utf8_lossy(&bytes)))
             })
             .clone()
     }
@@ -204,14 +249,14 @@ impl View {
             if let Some(s) = l.span {
                 labels.push(LabeledSpan::new_primary_with_span(None, to_source_span(s)));
             }
-            NamedSource::new(sources.name(l.file), texts.get(l.file))
+            NamedSource::new(printable(sources.name(l.file)), texts.get(l.file))
         });
         for r in &d.related {
             let same_file = d.location.map(|l| l.file) == Some(r.location.file);
             match r.location.span {
                 Some(s) if same_file => {
                     labels.push(LabeledSpan::new_with_span(
-                        Some(r.label.clone()),
+                        Some(printable(&r.label).into_owned()),
                         to_source_span(s),
                     ));
                 }
@@ -228,8 +273,11 @@ impl View {
                 }
             }
         }
+        let mut d = d.clone();
+        d.message = printable(&d.message).into_owned();
+        d.help = d.help.map(|h| printable(&h).into_owned());
         View {
-            d: d.clone(),
+            d,
             source,
             labels,
             others,

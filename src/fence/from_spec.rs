@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::ipmi::{Interface, IpmiAgent, IpmiConfig, Privilege, RebootMethod};
 use super::{FenceAgent, FenceDevice, FenceError, FencePolicy, NodeTopology};
+use crate::secret::SecretPolicy;
 use crate::spec::fence::{FenceMethod, IpmiInterface, IpmiPrivilege};
 use crate::spec::{FenceSpec, SpecSet};
 
@@ -47,14 +48,17 @@ pub fn fence_policy(set: &SpecSet) -> FencePolicy {
     }
 }
 
-/// The IPMI agent configuration of one Fence document.
-pub fn ipmi_config(spec: &FenceSpec) -> IpmiConfig {
+/// The IPMI agent configuration of one Fence document, whose password is read only if
+/// the operator's `secrets` policy allows its reference (the spec's author is not the
+/// operator).
+pub fn ipmi_config(spec: &FenceSpec, secrets: &SecretPolicy) -> IpmiConfig {
     let ipmi = &spec.ipmi;
     IpmiConfig {
         address: ipmi.address.clone(),
         port: ipmi.port.get(),
         username: ipmi.username.clone(),
         password: ipmi.password.clone(),
+        secrets: secrets.clone(),
         cipher_suite: ipmi.cipher_suite,
         privilege: match ipmi.privilege {
             IpmiPrivilege::Operator => Privilege::Operator,
@@ -75,11 +79,15 @@ pub fn ipmi_config(spec: &FenceSpec) -> IpmiConfig {
 }
 
 /// The fence devices of `node`: every Fence document whose `targets` list it, each as an
-/// IPMI agent at its `level` with its `delay`. Devices of one level keep the documents'
-/// name order.
-pub fn node_topology(set: &SpecSet, node: &str) -> Result<NodeTopology, TopologyError> {
+/// IPMI agent at its `level` with its `delay`, its password allowed by `secrets`. Devices
+/// of one level keep the documents' name order.
+pub fn node_topology(
+    set: &SpecSet,
+    node: &str,
+    secrets: &SecretPolicy,
+) -> Result<NodeTopology, TopologyError> {
     node_topology_with(set, node, |_, spec| {
-        IpmiAgent::new(ipmi_config(spec)).map(|a| Box::new(a) as Box<dyn FenceAgent>)
+        IpmiAgent::new(ipmi_config(spec, secrets)).map(|a| Box::new(a) as Box<dyn FenceAgent>)
     })
 }
 
@@ -145,7 +153,7 @@ metadata: {name: pdu}
 spec:
   targets: [n1, n2]
   level: 2
-  ipmi: {address: pdu.example, username: op, password: {fromFile: /etc/pdu}, privilege: operator}
+  ipmi: {address: pdu.example, username: op, password: {fromFile: /etc/quorate/secrets/pdu}, privilege: operator}
 ---
 apiVersion: quorate.io/v1alpha1
 kind: Fence
@@ -155,7 +163,7 @@ spec:
   method: cycle
   delay: 5s
   powerWait: 30s
-  ipmi: {address: 10.0.0.1, port: 1623, username: admin, password: {fromEnv: N1_PW}}
+  ipmi: {address: 10.0.0.1, port: 1623, username: admin, password: {fromEnv: QUORATE_SECRET_N1_PW}}
 "#;
 
     fn set() -> SpecSet {
@@ -168,7 +176,7 @@ spec:
 
     #[test]
     fn devices_come_by_level_with_their_delay() {
-        let t = node_topology(&set(), "n1").unwrap();
+        let t = node_topology(&set(), "n1", &SecretPolicy::default()).unwrap();
         let got: Vec<_> = t
             .devices
             .iter()
@@ -191,7 +199,7 @@ spec:
                 ),
             ]
         );
-        let t2 = node_topology(&set(), "n2").unwrap();
+        let t2 = node_topology(&set(), "n2", &SecretPolicy::default()).unwrap();
         assert_eq!(t2.devices.len(), 1);
         assert_eq!(t2.devices[0].name, "pdu");
     }
@@ -199,12 +207,21 @@ spec:
     #[test]
     fn config_follows_the_spec_and_its_defaults() {
         let s = set();
-        let c = ipmi_config(&s.fences.values().find(|f| f.level == 1).unwrap().clone());
-        assert_eq!(c.password, SecretRef::FromEnv("N1_PW".into()));
+        let c = ipmi_config(
+            &s.fences.values().find(|f| f.level == 1).unwrap().clone(),
+            &SecretPolicy::default(),
+        );
+        assert_eq!(
+            c.password,
+            SecretRef::FromEnv("QUORATE_SECRET_N1_PW".into())
+        );
         assert_eq!(c.power_wait, Duration::from_secs(30));
         assert_eq!(c.method, RebootMethod::Cycle);
         assert_eq!(c.privilege, Privilege::Administrator);
-        let pdu = ipmi_config(&s.fences.values().find(|f| f.level == 2).unwrap().clone());
+        let pdu = ipmi_config(
+            &s.fences.values().find(|f| f.level == 2).unwrap().clone(),
+            &SecretPolicy::default(),
+        );
         assert_eq!(pdu.power_wait, Duration::from_secs(20), "the default");
         assert_eq!(pdu.method, RebootMethod::OnOff);
         assert_eq!(pdu.privilege, Privilege::Operator);
@@ -213,11 +230,23 @@ spec:
 
     #[test]
     fn unknown_and_uncovered_nodes_are_errors() {
-        let e = node_topology(&set(), "n9").unwrap_err();
+        let e = node_topology(&set(), "n9", &SecretPolicy::default()).unwrap_err();
         assert!(matches!(e, TopologyError::UnknownNode { .. }), "{e}");
         assert!(e.to_string().contains("n1, n2, n3"), "{e}");
-        let e = node_topology(&set(), "n3").unwrap_err();
+        let e = node_topology(&set(), "n3", &SecretPolicy::default()).unwrap_err();
         assert_eq!(e, TopologyError::NoDevice("n3".into()));
+    }
+
+    #[test]
+    fn a_password_outside_the_operators_policy_is_refused_even_unvalidated() {
+        let only_pdu = SecretPolicy::new(Some("/etc/quorate/secrets".into()), "OTHER_");
+        assert!(node_topology(&set(), "n2", &only_pdu).is_ok());
+        let e = node_topology(&set(), "n1", &only_pdu).unwrap_err();
+        assert!(
+            matches!(&e, TopologyError::Device { device, source: FenceError::Credentials(_) } if device == "bmc-n1"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("must start with `OTHER_`"), "{e}");
     }
 
     #[test]
@@ -226,7 +255,7 @@ spec:
         for f in s.fences.values_mut() {
             f.ipmi.password = SecretRef::Inline;
         }
-        let e = node_topology(&s, "n2").unwrap_err();
+        let e = node_topology(&s, "n2", &SecretPolicy::default()).unwrap_err();
         assert!(
             matches!(&e, TopologyError::Device { device, .. } if device == "pdu"),
             "{e}"

@@ -36,8 +36,13 @@ pub(crate) fn new_password() -> Result<String, LabError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Writes the lab's BMC password file (mode 0600; never logged or printed).
+/// Writes the lab's BMC password file (mode 0600, in the secrets directory, mode 0700;
+/// never logged or printed).
 pub(crate) fn write_password(cfg: &LabConfig, password: &str) -> Result<(), LabError> {
+    let dir = cfg.secrets_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| LabError::io(&dir, e))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| LabError::io(&dir, e))?;
     write(&cfg.password_file(), &format!("{password}\n"), 0o600)
 }
 

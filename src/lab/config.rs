@@ -198,9 +198,15 @@ impl LabConfig {
         self.dir.join("containers.conf")
     }
 
+    /// The directory of the lab's secrets (mode 0700): the `--secrets-dir` of the
+    /// `quorate run` and `quorate fence` commands the lab suggests.
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.dir.join("secrets")
+    }
+
     /// The BMC password (mode 0600), referenced by the Fence specs.
     pub fn password_file(&self) -> PathBuf {
-        self.dir.join("bmc-password")
+        self.secrets_dir().join("bmc-password")
     }
 
     /// The busybox rootfs tar imported on every node.

@@ -187,7 +187,8 @@ impl Lab {
         note(net::delete_link(&cfg.bridge()).await.map(|()| 0));
         let entries = [
             "containers.conf",
-            "bmc-password",
+            "secrets",
+            "bmc-password", // where a lab of an older quorate kept it
             "image.tar",
             "image-rootfs",
             "nodes",

@@ -250,7 +250,7 @@ mod tests {
             assert!(text.starts_with(SCHEMA_LINE), "{name}");
         }
         let all: String = files.iter().map(|(_, t)| t.as_str()).collect();
-        assert!(all.contains("fromFile: /tmp/elsewhere/bmc-password"));
+        assert!(all.contains("fromFile: /tmp/elsewhere/secrets/bmc-password"));
         assert!(all.contains("sourceDirRoot: /tmp/elsewhere/data/db"));
         assert!(all.contains("  name: qt1\n"));
     }

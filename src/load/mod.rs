@@ -7,6 +7,7 @@
 
 pub(crate) mod de;
 pub(crate) mod index;
+mod secret_spans;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -200,7 +201,12 @@ fn decode_file(file: FileId, bytes: &[u8], count: &DocumentCount) -> Option<Deco
             count.add(MAX_SET_DOCUMENTS + 1);
             return None;
         }
-        Err(e) => return Some((Vec::new(), vec![parse_diagnostic(file, &e)], Vec::new())),
+        Err(e) => {
+            // No tree to trust: the secrets are found by the file's lines.
+            let secrets = secret_spans::in_lines(bytes);
+            let secrets = secrets.into_iter().map(|span| (file, span)).collect();
+            return Some((Vec::new(), vec![parse_diagnostic(file, &e)], secrets));
+        }
     };
     if !count.add(roots.len() as u64) {
         return None;
@@ -208,7 +214,7 @@ fn decode_file(file: FileId, bytes: &[u8], count: &DocumentCount) -> Option<Deco
     let mut diags = Vec::new();
     let secrets = roots
         .iter()
-        .flat_map(inline_secrets)
+        .flat_map(secret_spans::in_tree)
         .map(|span| (file, span))
         .collect();
     let mut docs = Vec::with_capacity(roots.len());
@@ -237,36 +243,6 @@ fn decode_file(file: FileId, bytes: &[u8], count: &DocumentCount) -> Option<Deco
         });
     }
     Some((docs, diags, secrets))
-}
-
-/// The spans of a document's inline secrets, which no output may show (design invariant
-/// 7): a BMC password that is not a `fromEnv`/`fromFile` reference, and the inline value
-/// of an environment variable whose name says it is a secret. Found by the document's
-/// structure alone, whatever its kind and whether it is otherwise valid, so a snippet of
-/// any finding nearby cannot show them either.
-fn inline_secrets(root: &Node) -> Vec<Span> {
-    let Some(spec) = root.get("spec") else {
-        return Vec::new();
-    };
-    let inline = |n: &&Node| !matches!(n.value, Value::Map(_));
-    let password = spec
-        .get("ipmi")
-        .and_then(|i| i.get("password"))
-        .filter(inline);
-    let env = match spec.get("env").map(|e| &e.value) {
-        Some(Value::Map(entries)) => entries.as_slice(),
-        _ => &[],
-    };
-    let env_values = env
-        .iter()
-        .filter(|(k, _)| k.as_str().is_some_and(crate::secret::is_secret_name))
-        .map(|(_, v)| v)
-        .filter(inline);
-    password
-        .into_iter()
-        .chain(env_values)
-        .map(|n| n.span)
-        .collect()
 }
 
 /// `f` over `items` on every available core, results in input order.

@@ -10,6 +10,7 @@ use crate::fence::ipmi::IpmiAgent;
 use crate::fence::{Clock, FenceAgent, FenceError, SystemClock};
 use crate::runtime::from_spec::{InstanceError, connection, instance_spec, network_spec};
 use crate::runtime::{InstanceSpec, NetworkSpec, Runtime, RuntimeError, connect};
+use crate::secret::SecretPolicy;
 use crate::spec::SpecSet;
 use crate::spec::cluster::NodeSpec;
 use crate::spec::fence::FenceSpec;
@@ -19,15 +20,19 @@ pub struct RealEnvironment {
     cluster: String,
     timeout: Duration,
     clock: SystemClock,
+    /// The secret references the operator allows the specs to use.
+    secrets: SecretPolicy,
 }
 
 impl RealEnvironment {
-    /// For the cluster of `spec`; every runtime call is bounded by `timeout`.
-    pub fn new(spec: &SpecSet, timeout: Duration) -> RealEnvironment {
+    /// For the cluster of `spec`; every runtime call is bounded by `timeout`; a spec's
+    /// secrets are read only if `secrets` allows their references.
+    pub fn new(spec: &SpecSet, timeout: Duration, secrets: SecretPolicy) -> RealEnvironment {
         RealEnvironment {
             cluster: spec.cluster_name.to_string(),
             timeout,
             clock: SystemClock,
+            secrets,
         }
     }
 }
@@ -45,7 +50,7 @@ impl Environment for RealEnvironment {
         _name: &str,
         spec: &FenceSpec,
     ) -> Result<Box<dyn FenceAgent>, FenceError> {
-        IpmiAgent::new(ipmi_config(spec)).map(|a| Box::new(a) as Box<dyn FenceAgent>)
+        IpmiAgent::new(ipmi_config(spec, &self.secrets)).map(|a| Box::new(a) as Box<dyn FenceAgent>)
     }
 
     fn instance(
@@ -55,7 +60,7 @@ impl Environment for RealEnvironment {
         index: u32,
         commit: &str,
     ) -> Result<InstanceSpec, InstanceError> {
-        instance_spec(set, bundle, index, commit)
+        instance_spec(set, bundle, index, commit, &self.secrets)
     }
 
     fn network(&self, set: &SpecSet, bundle: &str) -> Option<NetworkSpec> {

@@ -17,7 +17,7 @@ use super::state::{ContainerState, ContainerStatus};
 use super::{Connection, RuntimeError, TlsFiles};
 use crate::observed::{InstanceState, ObservedInstance};
 use crate::plan::hash::instance_hash;
-use crate::secret::{SecretError, SecretRef};
+use crate::secret::{SecretError, SecretPolicy, SecretRef};
 use crate::spec::bundle::{self, BundleSpec, instance_ip, instance_name};
 use crate::spec::cluster::NodeSpec;
 use crate::spec::{Name, SpecSet};
@@ -97,14 +97,17 @@ pub fn connection(node: &NodeSpec, timeout: Duration) -> Result<Connection, Runt
 /// [`instance_hash`], commit), image, command, environment, ports, storage and network
 /// attachment, and no restart policy (the drivers never set one: design invariant 5).
 ///
-/// Secret environment values are read now, through [`SecretRef::read`], and held only in
-/// the redacting [`SecretValue`]: call this just before creating the container, off the
-/// async threads (reading a secret file is blocking I/O), and drop the result after.
+/// Secret environment values are read now, only if the operator's `secrets` policy allows
+/// their reference ([`SecretRef::read_with`]: the spec's author is not the operator), and
+/// held only in the redacting [`SecretValue`]: call this just before creating the
+/// container, off the async threads (reading a secret file is blocking I/O), and drop the
+/// result after.
 pub fn instance_spec(
     set: &SpecSet,
     bundle: &str,
     index: u32,
     commit: &str,
+    secrets: &SecretPolicy,
 ) -> Result<InstanceSpec, InstanceError> {
     let spec = set
         .bundles
@@ -127,7 +130,7 @@ pub fn instance_spec(
     let env = spec
         .env
         .iter()
-        .map(|(k, v)| Ok((k.clone(), env_value(&instance, k, v)?)))
+        .map(|(k, v)| Ok((k.clone(), env_value(&instance, k, v, secrets)?)))
         .collect::<Result<Vec<_>, InstanceError>>()?;
     let network = spec.network.as_ref();
     let ports = network
@@ -187,21 +190,25 @@ pub fn instance_spec(
     })
 }
 
-/// A plain value as it is; a secret read now and wrapped so it never shows.
+/// A plain value as it is; a secret read now, if `secrets` allows its reference, and
+/// wrapped so it never shows.
 fn env_value(
     instance: &str,
     variable: &str,
     v: &bundle::EnvValue,
+    secrets: &SecretPolicy,
 ) -> Result<EnvValue, InstanceError> {
     let secret: &SecretRef = match v {
         bundle::EnvValue::Plain(text) => return Ok(EnvValue::Plain(text.clone())),
         bundle::EnvValue::Secret(r) => r,
     };
-    let value = secret.read().map_err(|source| InstanceError::Secret {
-        instance: instance.to_string(),
-        variable: variable.to_string(),
-        source,
-    })?;
+    let value = secret
+        .read_with(secrets)
+        .map_err(|source| InstanceError::Secret {
+            instance: instance.to_string(),
+            variable: variable.to_string(),
+            source,
+        })?;
     match value.expose_str() {
         Some(text) => Ok(EnvValue::Secret(SecretValue::new(text))),
         None => Err(InstanceError::SecretNotText {

@@ -72,6 +72,11 @@ fn set() -> (SpecSet, tempfile::TempDir) {
     (load(&db(&pw)), dir)
 }
 
+/// The operator's policy of these tests: files in `dir`, any variable.
+fn allow(dir: &Path) -> SecretPolicy {
+    SecretPolicy::new(Some(dir.to_path_buf()), "")
+}
+
 fn load(bundles: &str) -> SpecSet {
     let mut sources = Sources::new();
     sources.add("cluster.yaml", CLUSTER.as_bytes().to_vec());
@@ -83,8 +88,8 @@ fn load(bundles: &str) -> SpecSet {
 
 #[test]
 fn labels_carry_cluster_identity_and_the_planners_hash() {
-    let (set, _dir) = set();
-    let s = instance_spec(&set, "db", 2, "0123abcd").unwrap();
+    let (set, dir) = set();
+    let s = instance_spec(&set, "db", 2, "0123abcd", &allow(dir.path())).unwrap();
     assert_eq!(s.name(), "db-2");
     assert_eq!(
         s.labels,
@@ -98,7 +103,7 @@ fn labels_carry_cluster_identity_and_the_planners_hash() {
     );
     assert_ne!(
         s.labels.spec_hash,
-        instance_spec(&set, "db", 1, "0123abcd")
+        instance_spec(&set, "db", 1, "0123abcd", &allow(dir.path()))
             .unwrap()
             .labels
             .spec_hash,
@@ -106,15 +111,15 @@ fn labels_carry_cluster_identity_and_the_planners_hash() {
     );
     assert_eq!(s.image, "localhost/pg:16");
     assert_eq!(s.command, ["postgres", "-c", "fsync=on"]);
-    let plain = instance_spec(&set, "plain", 0, "c").unwrap();
+    let plain = instance_spec(&set, "plain", 0, "c", &allow(dir.path())).unwrap();
     assert!(plain.command.is_empty(), "no command: the image's");
     assert!(plain.network.is_none() && plain.ports.is_empty() && plain.mounts.is_empty());
 }
 
 #[test]
 fn secrets_are_read_now_and_never_shown() {
-    let (set, _dir) = set();
-    let s = instance_spec(&set, "db", 0, "c").unwrap();
+    let (set, dir) = set();
+    let s = instance_spec(&set, "db", 0, "c", &allow(dir.path())).unwrap();
     let path = std::env::var("PATH").unwrap();
     let names: Vec<&str> = s.env.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(names, ["MODE", "PORT", "PW", "SEARCH"]);
@@ -133,7 +138,7 @@ fn an_unreadable_secret_names_its_reference_not_a_value() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("absent");
     let set = load(&db(&missing));
-    let e = instance_spec(&set, "db", 0, "c").unwrap_err();
+    let e = instance_spec(&set, "db", 0, "c", &allow(dir.path())).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, InstanceError::Secret { .. }), "{e:?}");
     assert!(msg.contains("db-0") && msg.contains("`PW`"), "{msg}");
@@ -143,7 +148,7 @@ fn an_unreadable_secret_names_its_reference_not_a_value() {
         "{fromFile: /x}",
         "{fromEnv: QUORATE_TEST_SURELY_UNSET_SECRET}",
     );
-    let e = instance_spec(&load(&unset), "db", 0, "c").unwrap_err();
+    let e = instance_spec(&load(&unset), "db", 0, "c", &allow(dir.path())).unwrap_err();
     assert!(
         e.to_string()
             .contains("env QUORATE_TEST_SURELY_UNSET_SECRET"),
@@ -151,7 +156,7 @@ fn an_unreadable_secret_names_its_reference_not_a_value() {
     );
 
     std::fs::write(&missing, [0xff, 0xfe, 0x00]).unwrap();
-    let e = instance_spec(&set, "db", 0, "c").unwrap_err();
+    let e = instance_spec(&set, "db", 0, "c", &allow(dir.path())).unwrap_err();
     assert!(matches!(e, InstanceError::SecretNotText { .. }), "{e:?}");
     assert!(
         e.to_string()
@@ -161,9 +166,51 @@ fn an_unreadable_secret_names_its_reference_not_a_value() {
 }
 
 #[test]
+fn a_reference_outside_the_operators_policy_is_never_read() {
+    let (set, dir) = set();
+    // The spec reads `PATH` and a file of the temp dir: each is refused by a policy that
+    // does not allow it, whatever validation said, and the error names the policy.
+    let outside = tempfile::tempdir().unwrap();
+    for (policy, why) in [
+        (
+            SecretPolicy::default(),
+            "must be inside /etc/quorate/secrets",
+        ),
+        (
+            SecretPolicy::new(Some(outside.path().into()), ""),
+            "must be inside",
+        ),
+        (
+            SecretPolicy::new(Some(dir.path().into()), "QUORATE_SECRET_"),
+            "env PATH is outside the secret policy",
+        ),
+    ] {
+        let e = instance_spec(&set, "db", 0, "c", &policy).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                InstanceError::Secret {
+                    source: SecretError::Policy(_),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains(why), "{e}");
+        assert!(!e.to_string().contains(SECRET), "{e}");
+    }
+    // A symlink inside the directory that leads out of it is refused too.
+    std::fs::write(outside.path().join("token"), "t0ken").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("token"), dir.path().join("link")).unwrap();
+    let linked = load(&db(&dir.path().join("link")));
+    let e = instance_spec(&linked, "db", 0, "c", &allow(dir.path())).unwrap_err();
+    assert!(e.to_string().contains("leaves"), "{e}");
+}
+
+#[test]
 fn ports_storage_and_address_per_instance() {
-    let (set, _dir) = set();
-    let s = instance_spec(&set, "db", 2, "c").unwrap();
+    let (set, dir) = set();
+    let s = instance_spec(&set, "db", 2, "c", &allow(dir.path())).unwrap();
     let ports: Vec<_> = s
         .ports
         .iter()
@@ -196,20 +243,23 @@ fn ports_storage_and_address_per_instance() {
     let net = s.network.unwrap();
     assert_eq!(net.network, "qnet");
     assert_eq!(net.ip, Some("10.88.10.202".parse().unwrap()));
-    let first = instance_spec(&set, "db", 0, "c").unwrap().network.unwrap();
+    let first = instance_spec(&set, "db", 0, "c", &allow(dir.path()))
+        .unwrap()
+        .network
+        .unwrap();
     assert_eq!(first.ip, Some("10.88.10.200".parse().unwrap()));
 }
 
 #[test]
 fn unknown_bundles_and_instances_are_refused() {
-    let (set, _dir) = set();
+    let (set, dir) = set();
     assert_eq!(
-        instance_spec(&set, "nope", 0, "c").unwrap_err(),
+        instance_spec(&set, "nope", 0, "c", &allow(dir.path())).unwrap_err(),
         InstanceError::UnknownBundle {
             bundle: "nope".into()
         }
     );
-    let e = instance_spec(&set, "db", 3, "c").unwrap_err();
+    let e = instance_spec(&set, "db", 3, "c", &allow(dir.path())).unwrap_err();
     assert!(
         matches!(e, InstanceError::NoSuchInstance { replicas: 3, .. }),
         "{e:?}"
@@ -218,16 +268,16 @@ fn unknown_bundles_and_instances_are_refused() {
     if let Some(b) = broken.bundles.get_mut("db") {
         b.network.as_mut().unwrap().ip_range_start = Some("255.255.255.254".parse().unwrap());
     }
-    let e = instance_spec(&broken, "db", 2, "c").unwrap_err();
+    let e = instance_spec(&broken, "db", 2, "c", &allow(dir.path())).unwrap_err();
     assert!(e.to_string().contains("past 255.255.255.255"), "{e}");
 }
 
 /// The hash and the mapping move together: a change either both see or neither does.
 #[test]
 fn the_hash_covers_exactly_what_the_mapping_uses() {
-    let (set, _dir) = set();
+    let (set, dir) = set();
     let shape = |s: &SpecSet| {
-        let mut spec = instance_spec(s, "db", 1, "c").unwrap();
+        let mut spec = instance_spec(s, "db", 1, "c", &allow(dir.path())).unwrap();
         let hash = std::mem::take(&mut spec.labels.spec_hash);
         (spec, hash)
     };

@@ -16,6 +16,7 @@ use crate::runtime::{
     ContainerState, ContainerStatus, Endpoint, ExecOutcome, InstanceSpec, NetworkSpec, Runtime,
     RuntimeError, RuntimeInfo, RuntimeKind,
 };
+use crate::secret::SecretPolicy;
 use crate::spec::SpecSet;
 use crate::spec::cluster::NodeSpec;
 use crate::spec::fence::FenceSpec;
@@ -359,7 +360,8 @@ impl Environment for SimEnvironment {
         index: u32,
         commit: &str,
     ) -> Result<InstanceSpec, InstanceError> {
-        instance_spec(set, bundle, index, commit)
+        // The simulation reads no secret; the default policy, as a real reconciler's.
+        instance_spec(set, bundle, index, commit, &SecretPolicy::default())
     }
 
     fn network(&self, set: &SpecSet, bundle: &str) -> Option<NetworkSpec> {

@@ -14,6 +14,7 @@ use walkdir::WalkDir;
 
 use super::Sources;
 use super::budget::{Budget, Exceeded};
+use super::confine::Confinement;
 use crate::diag::Diagnostic;
 
 /// Largest spec file quorate reads. Spec files are small; a larger one is a mistake or an
@@ -63,11 +64,15 @@ pub fn read_paths(roots: &[PathBuf]) -> Result<Sources, PathError> {
 }
 
 fn read_root(root: &Path, budget: &mut Budget, sources: &mut Sources) -> Result<(), Exceeded> {
+    let confine = Confinement::new(root);
     let walk = WalkDir::new(root)
         .follow_links(true)
         .sort_by_file_name()
         .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+        .filter_entry(|e| {
+            (e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
+                && confine.admit(e)
+        });
     for entry in walk {
         // Every entry counts, spec file or not: links to directories can make a small
         // tree look huge.
@@ -105,6 +110,7 @@ fn read_root(root: &Path, budget: &mut Budget, sources: &mut Sources) -> Result<
             }
         }
     }
+    confine.report(sources);
     Ok(())
 }
 

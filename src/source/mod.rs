@@ -6,6 +6,7 @@
 //! set is bounded in total by [`budget`].
 
 pub mod budget;
+mod confine;
 pub mod fs;
 pub mod git;
 pub mod watch;

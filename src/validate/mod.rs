@@ -8,9 +8,11 @@ mod network;
 mod placement;
 mod refs;
 mod safety;
+mod secret_policy;
 
 use crate::diag::{self, Diagnostic};
 use crate::load::{self, SpecIndex};
+use crate::secret::SecretPolicy;
 use crate::source::Sources;
 use crate::spec::{Kind, SpecSet};
 
@@ -48,12 +50,29 @@ impl Report {
     }
 }
 
-/// Runs the YAML, shape and meaning layers on `sources`.
+/// Runs the YAML, shape and meaning layers on `sources`, without the operator's secret
+/// policy (secret references are then checked only at use).
 pub fn validate(sources: &Sources) -> Report {
+    validate_with(sources, None)
+}
+
+/// [`validate`], and with `secrets` every secret reference outside the operator's policy
+/// is an error too.
+pub fn validate_with(sources: &Sources, secrets: Option<&SecretPolicy>) -> Report {
     let loaded = load::load(sources);
     let mut diagnostics = loaded.diagnostics;
     diagnostics.extend(check(&loaded.set, loaded.cluster_ok, &loaded.index));
+    if let Some(policy) = secrets {
+        let mut f = Findings {
+            index: &loaded.index,
+            diags: Vec::new(),
+        };
+        secret_policy::check(&loaded.set, policy, &mut f);
+        diagnostics.extend(f.diags);
+    }
     diag::sort(&mut diagnostics);
+    // Every finding, whatever it is about, loses the text of every inline secret.
+    diag::mask::mask_findings(&mut diagnostics, sources, loaded.index.redactions());
     Report {
         set: loaded.set,
         cluster_ok: loaded.cluster_ok,

@@ -25,7 +25,10 @@ pub fn reconciler(t: &TestLab) -> QuorateRun {
         &cfg.repo_bare(),
         &cfg.reconciler_state_dir(),
         &t.dir.with_extension("run.log"),
-        &[],
+        &[
+            std::ffi::OsStr::new("--secrets-dir"),
+            cfg.secrets_dir().as_os_str(),
+        ],
     )
 }
 

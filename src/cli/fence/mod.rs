@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
 
-use super::{EXIT_FAILURE, EXIT_USAGE, SpecsArg, StateDirArg};
+use super::{EXIT_FAILURE, EXIT_USAGE, SecretPolicyArgs, SpecsArg, StateDirArg};
 use crate::fence::from_spec::{TopologyError, fence_policy, node_topology};
 use crate::fence::topology::{FenceReport, FenceResult};
 use crate::fence::{
@@ -48,6 +48,8 @@ pub struct Args {
     specs: SpecsArg,
     #[command(flatten)]
     state: StateDirArg,
+    #[command(flatten)]
+    secrets: SecretPolicyArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,8 +108,8 @@ pub fn run(args: Args) -> ExitCode {
     match args.command {
         Some(Sub::Confirm(c)) => confirm(&c),
         Some(Sub::History(h)) => history::run(&h),
-        None => match (args.node, args.action) {
-            (Some(node), Some(action)) => fence(&node, action.into(), &args.specs, &args.state),
+        None => match (&args.node, args.action) {
+            (Some(node), Some(action)) => fence(node, action.into(), &args),
             // clap requires both when there is no subcommand.
             _ => ExitCode::from(EXIT_USAGE),
         },
@@ -128,8 +130,9 @@ fn open_store(state: &StateDirArg) -> Result<StateStore, ExitCode> {
 // device of one level confirmed it), and the run is recorded before the command returns, so
 // the reconciler sees an off as fenced and an on or reboot as "may run again". A fence that
 // cannot be recorded is not started (the state store is opened first).
-fn fence(node: &str, action: FenceAction, specs: &SpecsArg, state: &StateDirArg) -> ExitCode {
-    let set = match super::validate::load_valid(&specs.paths) {
+fn fence(node: &str, action: FenceAction, args: &Args) -> ExitCode {
+    let (state, secrets) = (&args.state, args.secrets.policy());
+    let set = match super::validate::load_valid(&args.specs.paths, Some(&secrets)) {
         Ok(set) => set,
         Err(code) => return code,
     };
@@ -139,7 +142,7 @@ fn fence(node: &str, action: FenceAction, specs: &SpecsArg, state: &StateDirArg)
              but this command does what it is asked"
         );
     }
-    let topology = match node_topology(&set, node) {
+    let topology = match node_topology(&set, node, &secrets) {
         Ok(t) => t,
         Err(e @ TopologyError::UnknownNode { .. }) => {
             eprintln!("error: {e}");
@@ -250,7 +253,7 @@ fn verdict(report: &FenceReport) -> String {
 /// Safety (invariant 3): this is the manual path the invariant allows. The node must be one
 /// of the cluster, and the confirmation is recorded with who and when before it counts.
 fn confirm(args: &ConfirmArgs) -> ExitCode {
-    let set = match super::validate::load_valid(&args.specs.paths) {
+    let set = match super::validate::load_valid(&args.specs.paths, None) {
         Ok(set) => set,
         Err(code) => return code,
     };

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::fence::FenceError;
-use crate::secret::{SecretError, SecretRef};
+use crate::secret::{SecretError, SecretPolicy, SecretRef};
 
 /// How the agent reaches the BMC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,10 @@ pub struct IpmiConfig {
     pub username: String,
     /// Where the password is read from, at use.
     pub password: SecretRef,
+    /// The references `password` may be (checked here and again at use). A device from a
+    /// spec has the operator's policy; [`IpmiConfig::new`] (references the operator wrote)
+    /// has none.
+    pub secrets: SecretPolicy,
     /// RMCP+ cipher suite; only 3 is supported.
     pub cipher_suite: u8,
     /// Session privilege to raise to.
@@ -89,6 +93,7 @@ impl IpmiConfig {
             port: 623,
             username: username.into(),
             password,
+            secrets: SecretPolicy::unrestricted(),
             cipher_suite: 3,
             privilege: Privilege::Administrator,
             interface: Interface::Lanplus,
@@ -113,6 +118,9 @@ impl IpmiConfig {
         if self.password == SecretRef::Inline {
             return Err(FenceError::Credentials(SecretError::Inline));
         }
+        self.secrets
+            .check(&self.password)
+            .map_err(|e| FenceError::Credentials(e.into()))?;
         if self.timeout.is_zero() {
             return Err(FenceError::Config("the exchange timeout is zero".into()));
         }
@@ -150,6 +158,18 @@ mod tests {
             c.validate(),
             Err(FenceError::Credentials(SecretError::Inline))
         ));
+    }
+
+    #[test]
+    fn a_password_outside_the_secret_policy_is_refused() {
+        let mut c = config();
+        c.secrets = SecretPolicy::default();
+        assert!(matches!(
+            c.validate(),
+            Err(FenceError::Credentials(SecretError::Policy(_)))
+        ));
+        c.password = SecretRef::FromEnv("QUORATE_SECRET_BMC".into());
+        assert!(c.validate().is_ok());
     }
 
     #[test]

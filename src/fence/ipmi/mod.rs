@@ -85,7 +85,8 @@ impl IpmiAgent {
     async fn open(&self) -> Result<Session, FenceError> {
         let config = Arc::clone(&self.config);
         self.blocking(OPEN_EXCHANGES, "session setup", move || {
-            let password = config.password.read()?;
+            // The operator's policy again, now: the file may have changed since the check.
+            let password = config.password.read_with(&config.secrets)?;
             let max = if config.interface == Interface::Lan {
                 16
             } else {

@@ -2,6 +2,7 @@
 
 mod apply;
 mod fence;
+mod import;
 mod lab;
 mod observe;
 mod plan;
@@ -60,6 +61,9 @@ enum Command {
     Apply(apply::Args),
     /// Show quorum, nodes, instances, blocked instances and the last pass.
     Status(status::Args),
+    /// Migrate another system's configuration to a spec set (exit 0 all carried over, 1
+    /// something left out, 2 could not run).
+    Import(import::Args),
     /// A cluster on this machine to try quorate on: nodes in network namespaces with their
     /// own Podman, a BMC per node, specs in a git repo (needs root).
     Lab(lab::Args),
@@ -106,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Apply(args) => apply::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Import(args) => import::run(&args),
         Command::Lab(args) => lab::run(args),
     }
 }

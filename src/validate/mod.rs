@@ -3,7 +3,7 @@
 //! Each submodule checks one concern and reports through [`Findings`], which locates
 //! every finding in its document. [`validate`] runs all three layers on a set of sources.
 
-mod network;
+pub(crate) mod network;
 mod placement;
 mod refs;
 mod safety;

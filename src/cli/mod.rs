@@ -2,6 +2,7 @@
 
 mod apply;
 mod fence;
+mod import;
 mod lab;
 mod logging;
 mod observe;
@@ -65,6 +66,9 @@ enum Command {
     /// The state directory: `backup FILE` writes a consistent copy of its database while
     /// quorate runs (exit 0 written, 2 could not).
     State(state::Args),
+    /// Migrate another system's configuration to a spec set (exit 0 all carried over, 1
+    /// something left out, 2 could not run).
+    Import(import::Args),
     /// A cluster on this machine to try quorate on: nodes in network namespaces with their
     /// own Podman, a BMC per node, specs in a git repo (needs root).
     Lab(lab::Args),
@@ -166,6 +170,7 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => apply::run(&args),
         Command::Status(args) => status::run(&args),
         Command::State(args) => state::run(&args),
+        Command::Import(args) => import::run(&args),
         Command::Lab(args) => lab::run(args),
     }
 }

@@ -4,7 +4,7 @@
 //! every finding in its document. [`validate`] runs all three layers on a set of sources.
 
 pub(crate) mod limits;
-mod network;
+pub(crate) mod network;
 mod placement;
 mod refs;
 mod safety;

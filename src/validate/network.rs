@@ -8,7 +8,7 @@ use crate::diag::Diagnostic;
 use crate::spec::bundle::{BundleSpec, PortMapping};
 use crate::spec::{Kind, Name, SpecSet};
 
-const MOUNT_OPTIONS: &[&str] = &[
+pub(crate) const MOUNT_OPTIONS: &[&str] = &[
     "rw", "ro", "z", "Z", "noexec", "nosuid", "nodev", "bind", "rbind", "shared", "rshared",
     "slave", "rslave", "private", "rprivate",
 ];

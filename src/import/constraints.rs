@@ -1,0 +1,543 @@
+//! The `<constraints>` section: locations (with scores and rules), colocations and
+//! orders (with resource sets), into `Constraint` documents. One handler per kind
+//! ([`KINDS`]), one per rule expression operator.
+//!
+//! A constraint that becomes several documents (a rule with `or`, a resource set, a
+//! rule on `#uname`) gets its id with `-1`, `-2`, ... appended. A constraint on a
+//! resource that was not carried over is itself reported and left out.
+
+use std::collections::BTreeMap;
+
+use roxmltree::Node;
+
+use super::config::score;
+use super::{Ctx, Doc, Handler, Resource, is_true, xml};
+use crate::spec::constraint::{
+    ColocationConstraint, LocationConstraint, OrderConstraint, OrderKind, Rule, RuleOperator,
+};
+use crate::spec::{ConstraintSpec, Name, Score};
+
+/// The kinds of constraint.
+const KINDS: &[(&str, Handler)] = &[
+    ("rsc_location", location),
+    ("rsc_colocation", colocation),
+    ("rsc_order", order),
+    ("rsc_ticket", ticket),
+];
+
+/// The `<constraints>` section.
+pub(super) fn constraints(ctx: &mut Ctx<'_>, node: Node<'_, '_>) {
+    for c in node.children().filter(|c| c.is_element()) {
+        match KINDS.iter().find(|(n, _)| c.has_tag_name(*n)) {
+            Some((_, handle)) => handle(ctx, c),
+            None => ctx.not_carried(
+                c,
+                format!("{} is not a constraint quorate knows", xml::describe(c)),
+                "carry it over by hand, if it matters",
+            ),
+        }
+    }
+}
+
+fn ticket(ctx: &mut Ctx<'_>, t: Node<'_, '_>) {
+    ctx.not_yet(
+        t,
+        "tickets (multi-site clusters)",
+        "run one quorate per site; move a bundle between sites with a commit",
+    );
+}
+
+/// Which members of a group a constraint means: a location or a colocation places the
+/// group by its first member (the others follow it); an order waits for its last member
+/// and holds back its first; a member of an ordered set stands for all of them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    First,
+    Last,
+    All,
+}
+
+/// The bundle a resource id stands for, or a finding on `c`.
+fn bundle(ctx: &mut Ctx<'_>, c: Node<'_, '_>, id: &str, end: End) -> Option<Name> {
+    members(ctx, c, id, end)?.into_iter().next()
+}
+
+/// The bundles a resource id stands for, or a finding on `c`.
+fn members(ctx: &mut Ctx<'_>, c: Node<'_, '_>, id: &str, end: End) -> Option<Vec<Name>> {
+    let found = match ctx.draft.resources.get(id) {
+        Some(Resource::Bundle { name, .. }) => Ok(vec![name.clone()]),
+        Some(Resource::Group(members)) if members.is_empty() => Err("an empty group"),
+        Some(Resource::Group(members)) => Ok(match end {
+            End::First => members[..1].to_vec(),
+            End::Last => members[members.len() - 1..].to_vec(),
+            End::All => members.clone(),
+        }),
+        Some(Resource::Fence) => Err("a fence device"),
+        Some(Resource::Left) => Err("not carried over"),
+        None => Err("not a resource of the CIB"),
+    };
+    match found {
+        Ok(name) => Some(name),
+        Err(why) => {
+            ctx.not_carried(
+                c,
+                format!(
+                    "{} refers to `{}` ({why}), so it is not carried over",
+                    xml::describe(c),
+                    xml::truncate(id)
+                ),
+                "carry the resource over first, or drop the constraint",
+            );
+            None
+        }
+    }
+}
+
+/// Adds constraint documents made from `c`, named after its id.
+fn add(ctx: &mut Ctx<'_>, c: Node<'_, '_>, specs: Vec<ConstraintSpec>) {
+    let id = c.attribute("id").unwrap_or("constraint");
+    let several = specs.len() > 1;
+    let origin = ctx.origin(c);
+    for (i, spec) in specs.into_iter().enumerate() {
+        let wanted = if several {
+            format!("{id}-{}", i + 1)
+        } else {
+            id.to_owned()
+        };
+        let Some(name) = ctx.name(c, &wanted, |d| &mut d.constraint_names) else {
+            return;
+        };
+        ctx.draft.constraints.insert(
+            name,
+            Doc {
+                spec,
+                origin: origin.clone(),
+            },
+        );
+    }
+}
+
+/// Roles other than Started are promotion, which quorate does not have.
+fn roles(ctx: &mut Ctx<'_>, c: Node<'_, '_>, keys: &[&str]) -> bool {
+    let promoted = keys
+        .iter()
+        .filter_map(|k| c.attribute(*k))
+        .any(|r| !matches!(r, "Started" | "Stopped"));
+    if promoted {
+        ctx.not_yet(
+            c,
+            "roles (Promoted, Unpromoted)",
+            "quorate's instances run as equals: drop the role, or keep the constraint out",
+        );
+    }
+    !promoted
+}
+
+/// The members of each `<resource_set>` of `c`, as bundles, with the set element.
+fn sets<'a, 'i>(
+    ctx: &mut Ctx<'_>,
+    c: Node<'a, 'i>,
+    end: End,
+) -> Option<Vec<(Node<'a, 'i>, Vec<Name>)>> {
+    let mut out = Vec::new();
+    for set in xml::children(c, "resource_set") {
+        if !roles(ctx, set, &["role"]) {
+            return None;
+        }
+        if set.attribute("action").is_some_and(|a| a != "start") {
+            ctx.not_yet(
+                set,
+                "ordering of actions other than start",
+                "quorate orders starts (and, symmetrically, stops)",
+            );
+            return None;
+        }
+        if set.attribute("require-all").is_some_and(|v| !is_true(v)) {
+            ctx.not_yet(
+                set,
+                "sets where one member is enough (require-all=false)",
+                "write an optional order from each member",
+            );
+            return None;
+        }
+        let mut members = Vec::new();
+        for r in xml::children(set, "resource_ref") {
+            members.extend(self::members(ctx, c, r.attribute("id").unwrap_or(""), end)?);
+        }
+        out.push((set, members));
+    }
+    Some(out)
+}
+
+fn sequential(set: Node<'_, '_>) -> bool {
+    set.attribute("sequential").is_none_or(is_true)
+}
+
+/// `<rsc_location>`: a node with a score, rules, or resource sets.
+fn location(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
+    if c.attribute("rsc-pattern").is_some() {
+        return ctx.not_yet(
+            c,
+            "locations by resource pattern (rsc-pattern)",
+            "write one location per bundle",
+        );
+    }
+    if !roles(ctx, c, &["role"]) {
+        return;
+    }
+    if c.attribute("resource-discovery")
+        .is_some_and(|d| d != "always")
+    {
+        ctx.adjusted(
+            c,
+            "resource-discovery is dropped: quorate does not probe nodes".into(),
+            "nothing to do",
+        );
+    }
+    let bundles = if let Some(rsc) = c.attribute("rsc") {
+        match bundle(ctx, c, rsc, End::First) {
+            Some(b) => vec![b],
+            None => return,
+        }
+    } else {
+        match sets(ctx, c, End::First) {
+            Some(sets) => sets.into_iter().flat_map(|(_, m)| m).collect(),
+            None => return,
+        }
+    };
+    let mut specs = Vec::new();
+    if let Some(node) = c.attribute("node") {
+        let Some(s) = c.attribute("score").and_then(|s| score(ctx, s, c)) else {
+            return ctx.not_yet(
+                c,
+                "scores from node attributes (score-attribute)",
+                "write the score",
+            );
+        };
+        let Some(node) = ctx.node(node) else {
+            return ctx.not_carried(
+                c,
+                format!(
+                    "{} names `{}`, which is not a node of the CIB",
+                    xml::describe(c),
+                    xml::truncate(node)
+                ),
+                "drop the constraint or add the node",
+            );
+        };
+        specs.extend(
+            bundles
+                .iter()
+                .map(|b| located(b, Some(node.clone()), None, s)),
+        );
+    }
+    for rule in xml::children(c, "rule") {
+        let Some(places) = self::rule(ctx, rule) else {
+            return;
+        };
+        for (node, r, s) in places {
+            specs.extend(
+                bundles
+                    .iter()
+                    .map(|b| located(b, node.clone(), r.clone(), s)),
+            );
+        }
+    }
+    add(ctx, c, specs);
+}
+
+fn located(bundle: &Name, node: Option<Name>, rule: Option<Rule>, score: Score) -> ConstraintSpec {
+    ConstraintSpec::Location(LocationConstraint {
+        bundle: bundle.clone(),
+        node,
+        rule,
+        score,
+    })
+}
+
+/// Where a rule puts its score: one node, or one attribute test, each with the score.
+type Place = (Option<Name>, Option<Rule>, Score);
+
+/// A `<rule>`: one expression, or several joined by `or` with an infinite score (so a
+/// node matched twice gets the same score). Anything else is a finding.
+fn rule(ctx: &mut Ctx<'_>, r: Node<'_, '_>) -> Option<Vec<Place>> {
+    if r.attribute("score-attribute").is_some() {
+        ctx.not_yet(
+            r,
+            "scores from node attributes (score-attribute)",
+            "write the score",
+        );
+        return None;
+    }
+    if !roles(ctx, r, &["role"]) {
+        return None;
+    }
+    let s = score(ctx, r.attribute("score").unwrap_or("0"), r)?;
+    let parts: Vec<Node<'_, '_>> = r.children().filter(|x| x.is_element()).collect();
+    let or = r.attribute("boolean-op") == Some("or");
+    if parts.len() > 1 && !(or && (s.is_infinity() || s.is_neg_infinity())) {
+        ctx.not_yet(
+            r,
+            "compound rules (and, or with a finite score)",
+            "write a node attribute that says what the rule tests, and one expression on it",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    for p in parts {
+        if !p.has_tag_name("expression") {
+            let concept = if p.has_tag_name("date_expression") {
+                "date rules"
+            } else {
+                "nested rules"
+            };
+            ctx.not_yet(p, concept, "quorate's rules test node attributes only; change the constraint with a commit when the time comes");
+            return None;
+        }
+        out.extend(expression(ctx, p, s)?);
+    }
+    Some(out)
+}
+
+/// One `<expression>` on a node attribute. A test of a built-in attribute (`#uname`,
+/// `#id`, `#kind`, `#cluster-name`) is evaluated here, giving one place per node it
+/// matches.
+fn expression(ctx: &mut Ctx<'_>, e: Node<'_, '_>, s: Score) -> Option<Vec<Place>> {
+    if e.attribute("value-source").is_some_and(|v| v != "literal") {
+        ctx.not_yet(
+            e,
+            "rules that compare with resource parameters (value-source)",
+            "write the value",
+        );
+        return None;
+    }
+    let attribute = e.attribute("attribute").unwrap_or("");
+    let rule = to_rule(ctx, e, attribute)?;
+    if let Some(builtin) = attribute.strip_prefix('#') {
+        return builtin_places(ctx, e, builtin, &rule, s);
+    }
+    Some(vec![(None, Some(rule), s)])
+}
+
+fn to_rule(ctx: &mut Ctx<'_>, e: Node<'_, '_>, attribute: &str) -> Option<Rule> {
+    let op = e.attribute("operation").unwrap_or("");
+    let value = e.attribute("value").map(str::to_owned);
+    let numeric = matches!(e.attribute("type"), None | Some("integer") | Some("number"));
+    let operator = match op {
+        "eq" => RuleOperator::Eq,
+        "ne" => RuleOperator::Ne,
+        "defined" => RuleOperator::Exists,
+        "not_defined" => RuleOperator::NotExists,
+        "lt" | "lte" | "gt" | "gte"
+            if numeric
+                && value
+                    .as_deref()
+                    .is_some_and(|v| v.trim().parse::<i64>().is_ok()) =>
+        {
+            match op {
+                "lt" => RuleOperator::Lt,
+                "lte" => RuleOperator::Lte,
+                "gt" => RuleOperator::Gt,
+                _ => RuleOperator::Gte,
+            }
+        }
+        _ => {
+            ctx.not_yet(
+                e,
+                "this comparison (quorate compares lt, lte, gt, gte as whole numbers)",
+                "write the rule with eq, ne, defined, not_defined, or a whole-number comparison",
+            );
+            return None;
+        }
+    };
+    let value = if matches!(operator, RuleOperator::Exists | RuleOperator::NotExists) {
+        None
+    } else {
+        Some(value.unwrap_or_default())
+    };
+    Some(Rule {
+        attribute: attribute.to_owned(),
+        operator,
+        value,
+    })
+}
+
+/// Places for a rule on a built-in attribute: each node that matches it.
+fn builtin_places(
+    ctx: &mut Ctx<'_>,
+    e: Node<'_, '_>,
+    builtin: &str,
+    rule: &Rule,
+    s: Score,
+) -> Option<Vec<Place>> {
+    let cluster = ctx
+        .draft
+        .cluster_name
+        .as_ref()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    let ids: BTreeMap<Name, String> = ctx
+        .draft
+        .node_ids
+        .iter()
+        .map(|(id, n)| (n.clone(), id.clone()))
+        .collect();
+    for (uname, name) in ctx.draft.nodes.clone() {
+        let value = match builtin {
+            "uname" => uname.clone(),
+            "id" => ids.get(&name).cloned().unwrap_or_default(),
+            "kind" => "cluster".into(),
+            "cluster-name" => cluster.clone(),
+            _ => {
+                ctx.not_yet(
+                    e,
+                    &format!("the built-in attribute #{}", xml::truncate(builtin)),
+                    "write a node attribute with the value and test it",
+                );
+                return None;
+            }
+        };
+        let attrs = BTreeMap::from([(rule.attribute.clone(), value)]);
+        if rule.matches(&attrs) {
+            out.push((Some(name), None, s));
+        }
+    }
+    Some(out)
+}
+
+/// `<rsc_colocation>`: two resources, or one sequential set (each member with the one
+/// before it).
+fn colocation(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
+    if !roles(ctx, c, &["rsc-role", "with-rsc-role"]) {
+        return;
+    }
+    if c.attribute("node-attribute").is_some_and(|a| a != "#uname") {
+        return ctx.not_yet(
+            c,
+            "colocations by node attribute (node-attribute)",
+            "colocate on the same node, or use location rules on that attribute",
+        );
+    }
+    let Some(s) = c.attribute("score").and_then(|s| score(ctx, s, c)) else {
+        return ctx.not_yet(c, "colocations without a score", "write the score");
+    };
+    let pairs = match (c.attribute("rsc"), c.attribute("with-rsc")) {
+        (Some(rsc), Some(with)) => {
+            let (Some(b), Some(w)) = (
+                bundle(ctx, c, rsc, End::First),
+                bundle(ctx, c, with, End::First),
+            ) else {
+                return;
+            };
+            vec![(b, w)]
+        }
+        _ => {
+            let Some(sets) = sets(ctx, c, End::First) else {
+                return;
+            };
+            match sets.as_slice() {
+                [(set, members)] if sequential(*set) => members
+                    .windows(2)
+                    .filter_map(|w| Some((w.get(1)?.clone(), w.first()?.clone())))
+                    .collect(),
+                _ => {
+                    return ctx.not_yet(
+                        c,
+                        "colocations of several or unordered sets",
+                        "write a colocation for each pair that must share (or avoid) a node",
+                    );
+                }
+            }
+        }
+    };
+    let specs = pairs
+        .into_iter()
+        .filter(|(b, w)| b != w)
+        .map(|(bundle, with)| {
+            ConstraintSpec::Colocation(ColocationConstraint {
+                bundle,
+                with,
+                score: s,
+            })
+        })
+        .collect();
+    add(ctx, c, specs);
+}
+
+/// `<rsc_order>`: two resources, or sets (members of a sequential set in turn, every
+/// member of a set before every member of the next).
+fn order(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
+    for key in ["first-action", "then-action"] {
+        if c.attribute(key).is_some_and(|a| a != "start") {
+            return ctx.not_yet(
+                c,
+                "ordering of actions other than start",
+                "quorate orders starts (and, symmetrically, stops)",
+            );
+        }
+    }
+    let kind = match c.attribute("kind") {
+        None if c.attribute("score").is_some_and(|s| s.trim() == "0") => OrderKind::Optional,
+        None | Some("Mandatory") => OrderKind::Mandatory,
+        Some("Optional") => OrderKind::Optional,
+        Some(other) => {
+            return ctx.not_yet(
+                c,
+                &format!("{} orders", xml::truncate(other)),
+                "write a mandatory or optional order",
+            );
+        }
+    };
+    let symmetrical = c.attribute("symmetrical").is_none_or(is_true);
+    let pairs = match (c.attribute("first"), c.attribute("then")) {
+        (Some(first), Some(then)) => {
+            let (Some(f), Some(t)) = (
+                bundle(ctx, c, first, End::Last),
+                bundle(ctx, c, then, End::First),
+            ) else {
+                return;
+            };
+            vec![(f, t)]
+        }
+        _ => match sets(ctx, c, End::All) {
+            Some(sets) => set_pairs(&sets),
+            None => return,
+        },
+    };
+    let specs = pairs
+        .into_iter()
+        .filter(|(f, t)| f != t)
+        .map(|(first, then)| {
+            ConstraintSpec::Order(OrderConstraint {
+                first,
+                then,
+                kind,
+                symmetrical,
+            })
+        })
+        .collect();
+    add(ctx, c, specs);
+}
+
+fn set_pairs(sets: &[(Node<'_, '_>, Vec<Name>)]) -> Vec<(Name, Name)> {
+    let mut pairs = Vec::new();
+    for (set, members) in sets {
+        if sequential(*set) {
+            pairs.extend(
+                members
+                    .windows(2)
+                    .filter_map(|w| Some((w.first()?.clone(), w.get(1)?.clone()))),
+            );
+        }
+    }
+    for w in sets.windows(2) {
+        let [(_, before), (_, after)] = w else {
+            continue;
+        };
+        for f in before {
+            pairs.extend(after.iter().map(|t| (f.clone(), t.clone())));
+        }
+    }
+    pairs
+}

@@ -70,6 +70,24 @@ enum StoredFindings {
     All(Vec<StoredDiagnostic>),
 }
 
+impl StoredFindings {
+    /// The findings kept and the count of the others, from the column's text; a list
+    /// stored before findings were bounded is bounded as it is read.
+    fn decode(text: &str) -> Result<(Vec<StoredDiagnostic>, u64), StateError> {
+        let stored = serde_json::from_str(text)
+            .map_err(|e| StateError::Corrupt(format!("rejected commit diagnostics: {e}")))?;
+        Ok(match stored {
+            StoredFindings::Bounded { kept, omitted } => (kept, omitted),
+            StoredFindings::All(mut all) => {
+                let omitted = all.len().saturating_sub(KEEP_FINDINGS) as u64;
+                all.truncate(KEEP_FINDINGS);
+                let kept = all.into_iter().map(StoredDiagnostic::bounded).collect();
+                (kept, omitted)
+            }
+        })
+    }
+}
+
 /// A diagnostic as stored: the JSON form of [`crate::diag::render::to_json`], owned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredDiagnostic {
@@ -370,8 +388,7 @@ impl StateStore {
             })
             .await?;
         let Some(text) = text else { return Ok(false) };
-        let diagnostics: Vec<StoredDiagnostic> = serde_json::from_str(&text)
-            .map_err(|e| StateError::Corrupt(format!("rejected commit diagnostics: {e}")))?;
+        let (diagnostics, _) = StoredFindings::decode(&text)?;
         Ok(diagnostics.iter().any(|d| d.code == STOPPED_WHILE_PLANNING))
     }
 
@@ -408,21 +425,7 @@ impl StateStore {
             })?;
             rows.map(|row| {
                 let (commit, at_unix_ms, text) = row?;
-                let stored = serde_json::from_str(&text).map_err(|e| {
-                    StateError::Corrupt(format!("rejected commit diagnostics: {e}"))
-                })?;
-                let (diagnostics, omitted) = match stored {
-                    StoredFindings::Bounded { kept, omitted } => (kept, omitted),
-                    // Stored before findings were bounded: bounded as it is read.
-                    StoredFindings::All(mut all) => {
-                        let omitted = all.len().saturating_sub(KEEP_FINDINGS) as u64;
-                        all.truncate(KEEP_FINDINGS);
-                        (
-                            all.into_iter().map(StoredDiagnostic::bounded).collect(),
-                            omitted,
-                        )
-                    }
-                };
+                let (diagnostics, omitted) = StoredFindings::decode(&text)?;
                 Ok(RejectedCommit {
                     commit,
                     at_unix_ms,

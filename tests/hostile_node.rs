@@ -3,6 +3,8 @@
 //! HTTP health check, and a BMC. Every answer is read with a size and a time bound, and a
 //! node past one of them is a node that does not answer, with the reason.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -187,8 +189,7 @@ fn a_trickling_container_list_is_cut_at_the_timeout() {
 }
 
 /// Runs `quorate` to the end; its exit code, standard error and peak resident memory
-/// (VmHWM, read every 5 ms while it runs: `ru_maxrss` would count this test process, whose
-/// memory the child shares until it execs).
+/// ([`support::wait_with_peak`]).
 fn run_measured(args: &[&str], dir: &Path) -> (Option<i32>, String, u64) {
     let err = dir.join("stderr");
     let mut child = Command::new(env!("CARGO_BIN_EXE_quorate"))
@@ -197,21 +198,8 @@ fn run_measured(args: &[&str], dir: &Path) -> (Option<i32>, String, u64) {
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .unwrap();
-    let status = format!("/proc/{}/status", child.id());
-    let mut peak = 0;
-    let code = loop {
-        if let Some(hwm) = std::fs::read_to_string(&status).ok().and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        }) {
-            peak = peak.max(hwm * 1024);
-        }
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit.code();
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    (code, std::fs::read_to_string(&err).unwrap(), peak)
+    let (exit, peak) = support::wait_with_peak(&mut child);
+    (exit.code(), std::fs::read_to_string(&err).unwrap(), peak)
 }
 
 #[test]

@@ -251,3 +251,25 @@ fn wait_ready(
         socket.display()
     ))
 }
+
+/// Waits for `child` to end; its exit status and peak resident memory in bytes (VmHWM,
+/// read every 5 ms while it runs). Not `ru_maxrss` from `wait4`: a child spawned with
+/// vfork counts the high-water mark of this test process, whose memory it shares until it
+/// execs, so a test beside it that loaded a large set would make every child look large.
+/// A child whose memory grows does so for longer than 5 ms, which the polling sees.
+pub fn wait_with_peak(child: &mut Child) -> (std::process::ExitStatus, u64) {
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Some(kib) = fs::read_to_string(&status).ok().and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_owned();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        }) {
+            peak = peak.max(kib * 1024);
+        }
+        if let Some(exit) = child.try_wait().unwrap() {
+            return (exit, peak);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -8,7 +8,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::wait_for;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -114,17 +115,6 @@ fn app(n: u32) -> Vec<String> {
     let mut v: Vec<String> = (0..n).map(|i| format!("app-{i}")).collect();
     v.sort();
     v
-}
-
-fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn hmac_hex(body: &str) -> String {

@@ -11,7 +11,8 @@ mod support;
 
 use std::ffi::OsStr;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::wait_for;
 
 use serde_json::Value;
 use support::git_repos::Repos;
@@ -76,17 +77,6 @@ fn app(n: u32) -> Vec<String> {
     let mut v: Vec<String> = (0..n).map(|i| format!("app-{i}")).collect();
     v.sort();
     v
-}
-
-fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn log(run: &QuorateRun) -> String {

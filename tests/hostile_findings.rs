@@ -14,7 +14,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::wait_for;
 
 use quorate::state::{KEEP_FINDINGS, KEEP_REJECTED};
 use quorate::status::REJECTED_PAGE;
@@ -35,17 +36,6 @@ spec:
 
 /// Documents in the hostile file: each one is a finding (no apiVersion, kind, ...).
 const DOCUMENTS: usize = 10_000;
-
-fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// `GET path` of the server: the status code and the body.
 fn http_get(addr: &str, path: &str) -> (u16, Vec<u8>) {

@@ -140,6 +140,7 @@ fn per_instance_ports(b: &crate::spec::BundleSpec) -> u64 {
 mod tests {
     use super::*;
     use crate::source::Sources;
+    use crate::source::budget::thousands;
 
     const CLUSTER: &str = "apiVersion: quorate.io/v1alpha1
 kind: Cluster
@@ -311,18 +312,5 @@ spec:
                 "docs/validate.md has no limit row with `{code}` and {value}"
             );
         }
-    }
-
-    /// `100000` as `100,000`.
-    fn thousands(n: u64) -> String {
-        let digits = n.to_string();
-        let mut out = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i).is_multiple_of(3) {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        out
     }
 }

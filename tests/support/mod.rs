@@ -273,3 +273,16 @@ pub fn wait_with_peak(child: &mut Child) -> (std::process::ExitStatus, u64) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Calls `f` every 50 ms until it gives a value, failing the test naming `what` if that
+/// takes longer than `within`.
+pub fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

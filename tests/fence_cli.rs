@@ -6,8 +6,8 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use support::ipmi_sim::{IpmiSim, SimOptions};
 use tempfile::TempDir;
@@ -90,7 +90,7 @@ impl Lab {
     /// `quorate fence ARGS --specs .. --state-dir ..` (the flags appended only to the
     /// forms that take them), with the BMC password in the environment.
     fn fence(&self, args: &[&str]) -> Output {
-        let mut cmd = quorate();
+        let mut cmd = support::quorate_cmd();
         cmd.arg("fence").args(args);
         if args.first() != Some(&"history") {
             cmd.arg("--specs").arg(self.specs());
@@ -100,30 +100,9 @@ impl Lab {
     }
 }
 
-fn quorate() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorate"));
-    cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
-    cmd
-}
-
-/// Runs `cmd`, failing the test if it does not finish within a minute (a hang).
+/// Runs `cmd`, failing the test if it does not finish within 60 s (a hang).
 fn run_bounded(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn quorate");
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("quorate did not finish within a minute");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    support::run_bounded(cmd, Duration::from_secs(60))
 }
 
 fn stdout(o: &Output) -> String {
@@ -203,7 +182,7 @@ fn wrong_password_fails_and_is_never_printed_or_stored() {
         password: format!("{{fromFile: {}}}", file.display()),
         ..Device::env("bmc-worker1", 1, &sim)
     }]);
-    let mut cmd = quorate();
+    let mut cmd = support::quorate_cmd();
     cmd.arg("fence")
         .args(["worker1", "--action", "off", "--specs"])
         .arg(lab.specs())
@@ -392,7 +371,7 @@ fn refusals_exit_1_or_2_before_any_power_command() {
     // Bad flags, a missing specs path, a missing history: exit 2.
     assert_eq!(code(&lab.fence(&["worker1", "--action", "cycle"])), 2);
     assert_eq!(code(&lab.fence(&["confirm"])), 2);
-    let mut cmd = quorate();
+    let mut cmd = support::quorate_cmd();
     cmd.args([
         "fence",
         "worker1",
@@ -428,7 +407,7 @@ fn refusals_exit_1_or_2_before_any_power_command() {
 /// The default state directory is the one constant; `--help` shows it.
 #[test]
 fn help_names_the_default_state_dir_and_exit_codes() {
-    let out = run_bounded(quorate().args(["fence", "--help"]));
+    let out = run_bounded(support::quorate_cmd().args(["fence", "--help"]));
     assert_eq!(code(&out), 0);
     let text = stdout(&out);
     assert!(text.contains(quorate::state::DEFAULT_DIR), "{text}");

@@ -7,7 +7,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use support::TEST_IMAGE;
@@ -24,30 +24,9 @@ const ENV_VAR: &str = "QUORATE_SECRET_HOSTILE";
 const LOGS_ON: &str =
     "logging; other crates at most INFO (their debug and trace dump payloads) filter=trace";
 
-fn quorate() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorate"));
-    cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
-    cmd
-}
-
-/// Runs `cmd`, failing the test if it does not finish within two minutes (a hang).
+/// Runs `cmd`, failing the test if it does not finish within 120 s (a hang).
 fn run_bounded(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn quorate");
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if start.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("quorate did not finish within two minutes");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    support::run_bounded(cmd, Duration::from_secs(120))
 }
 
 fn both(o: &Output) -> String {
@@ -141,11 +120,16 @@ fn references_outside_the_operators_policy_are_refused_naming_the_policy() {
     );
     let specs = write_specs(dir.path(), NODE1_ONLY, &bundle(&env));
 
-    let plain = run_bounded(quorate().arg("validate").arg("--strict").arg(&specs));
+    let plain = run_bounded(
+        support::quorate_cmd()
+            .arg("validate")
+            .arg("--strict")
+            .arg(&specs),
+    );
     assert_eq!(code(&plain), 0, "no policy known: {}", both(&plain));
 
     let checked = run_bounded(
-        quorate()
+        support::quorate_cmd()
             .arg("validate")
             .arg(&specs)
             .arg("--secrets-dir")
@@ -171,7 +155,7 @@ fn references_outside_the_operators_policy_are_refused_naming_the_policy() {
     assert_no_secret(&text, &[FILE_SECRET, ENV_SECRET]);
 
     let applied = run_bounded(
-        quorate()
+        support::quorate_cmd()
             .args(["apply", "--yes", "--specs"])
             .arg(&specs)
             .arg("--state-dir")
@@ -202,7 +186,7 @@ fn a_symlink_leaving_the_secrets_dir_is_refused_at_use() {
     let nodes = format!("    - {{name: node1, runtime: '{}'}}\n", svc.url());
     let specs = write_specs(dir.path(), &nodes, &bundle("{PW: {fromFile: link}}"));
     let out = run_bounded(
-        quorate()
+        support::quorate_cmd()
             .args(["apply", "--yes", "--specs"])
             .arg(&specs)
             .arg("--state-dir")
@@ -235,7 +219,7 @@ fn apply_at_trace(dir: &Path, url: &str, inspect_env: impl Fn() -> String) -> Ou
     let env = format!("{{MODE: test, FILE_PW: {{fromFile: pw}}, ENV_PW: {{fromEnv: {ENV_VAR}}}}}");
     let specs = write_specs(dir, &nodes, &bundle(&env));
     let out = run_bounded(
-        quorate()
+        support::quorate_cmd()
             .args(["apply", "--yes", "--specs"])
             .arg(&specs)
             .arg("--state-dir")
@@ -312,7 +296,7 @@ fn ipmi_fence_at_trace_prints_no_password_and_no_rakp_exchange() {
     );
     let specs = write_specs(dir.path(), NODE1_ONLY, &fence);
     let out = run_bounded(
-        quorate()
+        support::quorate_cmd()
             .args(["fence", "node1", "--action", "status", "--specs"])
             .arg(&specs)
             .arg("--state-dir")
@@ -379,7 +363,7 @@ fn inline_secrets_are_masked_in_every_finding_and_format() {
         std::fs::write(dir.path().join("f.yaml"), &text).unwrap();
         for format in ["human", "json", "github"] {
             let out = run_bounded(
-                quorate()
+                support::quorate_cmd()
                     .args(["validate", "--format", format])
                     .arg(dir.path()),
             );
@@ -473,7 +457,11 @@ fn validate_never_follows_a_symlink_out_of_its_root() {
     std::fs::create_dir(specs.join("sub")).unwrap();
     std::os::unix::fs::symlink(specs.join("cluster.yaml"), specs.join("sub/ok.yaml")).unwrap();
     for format in ["human", "json", "github"] {
-        let out = run_bounded(quorate().args(["validate", "--format", format]).arg(&specs));
+        let out = run_bounded(
+            support::quorate_cmd()
+                .args(["validate", "--format", format])
+                .arg(&specs),
+        );
         assert_eq!(code(&out), 1, "{}", both(&out));
         let text = both(&out);
         assert_eq!(
@@ -505,7 +493,7 @@ fn control_characters_of_spec_files_are_escaped() {
     .unwrap();
     for format in ["human", "github"] {
         let out = run_bounded(
-            quorate()
+            support::quorate_cmd()
                 .args(["validate", "--format", format])
                 .arg(dir.path()),
         );

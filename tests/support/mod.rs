@@ -286,3 +286,32 @@ pub fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The `quorate` binary with `RUST_LOG` unset and colours off, for tests that read its
+/// output.
+pub fn quorate_cmd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorate"));
+    cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs `cmd` to the end with its output captured, failing the test if it takes longer
+/// than `limit` (a hang).
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -99,24 +99,6 @@ fn http_post(addr: &str, path: &str, headers: &[(&str, String)], body: &str) -> 
         .unwrap_or(0)
 }
 
-/// Names of the running (or all) containers of the test's Podman.
-fn containers(svc: &PodmanService, all: bool) -> Vec<String> {
-    let mut args = vec!["ps", "--format", "{{.Names}}"];
-    if all {
-        args.push("-a");
-    }
-    let out = support::run(&mut svc.cli(args)).unwrap_or_default();
-    let mut names: Vec<String> = out.lines().map(str::to_owned).collect();
-    names.sort();
-    names
-}
-
-fn app(n: u32) -> Vec<String> {
-    let mut v: Vec<String> = (0..n).map(|i| format!("app-{i}")).collect();
-    v.sort();
-    v
-}
-
 fn hmac_hex(body: &str) -> String {
     let mut m = Hmac::<Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
     m.update(body.as_bytes());
@@ -147,7 +129,7 @@ fn pushes_change_the_cluster_and_invalid_commits_change_nothing() {
 
     // The commit in force starts its container.
     wait_for("app-0 running", Duration::from_secs(30), || {
-        (containers(&svc, false) == app(1)).then_some(())
+        (svc.container_names(false) == support::app_instances(1)).then_some(())
     });
     assert_eq!(run.status()["commit"], first.as_str());
 
@@ -156,7 +138,7 @@ fn pushes_change_the_cluster_and_invalid_commits_change_nothing() {
     let second = repos.commit("three apps");
     assert!(repos.push().status.success());
     wait_for("three apps running", Duration::from_secs(30), || {
-        (containers(&svc, false) == app(3)).then_some(())
+        (svc.container_names(false) == support::app_instances(3)).then_some(())
     });
     wait_for(
         "the second commit in force",
@@ -182,7 +164,7 @@ fn pushes_change_the_cluster_and_invalid_commits_change_nothing() {
     assert!(problems.contains("specs/cluster.yaml:"), "{problems}");
     assert!(problems.contains("replikas"), "{problems}");
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(containers(&svc, false), app(3));
+    assert_eq!(svc.container_names(false), support::app_instances(3));
     // The same from the state directory, read while the reconciler runs.
     let offline = quorate(&["status", "--state-dir", repos.state().to_str().unwrap()]);
     let text = String::from_utf8_lossy(&offline.stdout);
@@ -194,7 +176,7 @@ fn pushes_change_the_cluster_and_invalid_commits_change_nothing() {
     let third = repos.commit("two apps");
     assert!(repos.push().status.success());
     wait_for("two apps running", Duration::from_secs(30), || {
-        (containers(&svc, false) == app(2)).then_some(())
+        (svc.container_names(false) == support::app_instances(2)).then_some(())
     });
     wait_for("the third commit in force", Duration::from_secs(10), || {
         (run.status()["commit"] == third.as_str()).then_some(())
@@ -255,11 +237,11 @@ fn kill_9_in_a_transition_then_restart_converges_with_no_instance_started_twice(
     // Killed as soon as the first container exists: in the middle of the transition.
     let mut run = start_run(&repos);
     wait_for("a first container", Duration::from_secs(30), || {
-        (!containers(&svc, true).is_empty()).then_some(())
+        (!svc.container_names(true).is_empty()).then_some(())
     });
     run.child.kill().unwrap();
     run.child.wait().unwrap();
-    let running_at_kill = containers(&svc, false).len();
+    let running_at_kill = svc.container_names(false).len();
     eprintln!("killed with {running_at_kill} of {N} running");
     assert!(
         running_at_kill < N as usize,
@@ -269,10 +251,14 @@ fn kill_9_in_a_transition_then_restart_converges_with_no_instance_started_twice(
     // Restarted on the same state directory, it finishes the job.
     let run = start_run(&repos);
     wait_for("all apps running", Duration::from_secs(60), || {
-        (containers(&svc, false) == app(N)).then_some(())
+        (svc.container_names(false) == support::app_instances(N)).then_some(())
     });
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(containers(&svc, true), app(N), "no extra containers");
+    assert_eq!(
+        svc.container_names(true),
+        support::app_instances(N),
+        "no extra containers"
+    );
     // Every container was started exactly once: one line per container in `starts`.
     let starts = read(&data.join("starts"));
     let mut lines: Vec<&str> = starts.lines().collect();

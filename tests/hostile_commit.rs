@@ -66,19 +66,6 @@ fn start_run(repos: &Repos) -> QuorateRun {
     QuorateRun::start(&repos.bare(), &repos.state(), &log, &extra)
 }
 
-fn running(svc: &PodmanService) -> Vec<String> {
-    let out = support::run(&mut svc.cli(["ps", "--format", "{{.Names}}"])).unwrap_or_default();
-    let mut names: Vec<String> = out.lines().map(str::to_owned).collect();
-    names.sort();
-    names
-}
-
-fn app(n: u32) -> Vec<String> {
-    let mut v: Vec<String> = (0..n).map(|i| format!("app-{i}")).collect();
-    v.sort();
-    v
-}
-
 fn log(run: &QuorateRun) -> String {
     std::fs::read_to_string(&run.log).unwrap_or_default()
 }
@@ -109,7 +96,7 @@ fn adopt_a_commit_no_pass_plans_from(
     let good = repos.commit("one app");
     assert!(repos.push().status.success());
     wait_for("app-0 running", Duration::from_secs(30), || {
-        (running(svc) == app(1)).then_some(())
+        (svc.container_names(false) == support::app_instances(1)).then_some(())
     });
     wait_for("a pass of the good commit", Duration::from_secs(10), || {
         let s = run.status();
@@ -123,7 +110,7 @@ fn adopt_a_commit_no_pass_plans_from(
     });
     // Its passes wait for n2: nothing is planned from it.
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(running(svc), app(1));
+    assert_eq!(svc.container_names(false), support::app_instances(1));
     (good, unfinished)
 }
 
@@ -174,14 +161,14 @@ fn a_commit_quorate_was_killed_planning_is_rejected_at_the_restart_and_the_last_
     std::thread::sleep(Duration::from_secs(1));
     let status = run.status();
     assert_eq!(status["commit"], good.as_str(), "{status}");
-    assert_eq!(running(&svc), app(1));
+    assert_eq!(svc.container_names(false), support::app_instances(1));
 
     // The next good commit is adopted as usual.
     repos.write("specs/cluster.yaml", &specs(&svc, 3, false));
     let next = repos.commit("three apps");
     assert!(repos.push().status.success());
     wait_for("three apps running", Duration::from_secs(30), || {
-        (running(&svc) == app(3)).then_some(())
+        (svc.container_names(false) == support::app_instances(3)).then_some(())
     });
     wait_for("the next commit in force", Duration::from_secs(10), || {
         (run.status()["commit"] == next.as_str()).then_some(())

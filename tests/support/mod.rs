@@ -315,3 +315,11 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> std::process::Output {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The names of instances 0 to `n - 1` of the bundle `app`, sorted as
+/// [`PodmanService::container_names`] gives them.
+pub fn app_instances(n: u32) -> Vec<String> {
+    let mut v: Vec<String> = (0..n).map(|i| format!("app-{i}")).collect();
+    v.sort();
+    v
+}

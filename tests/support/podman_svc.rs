@@ -111,6 +111,18 @@ impl PodmanService {
         cmd
     }
 
+    /// Names of the running (or all) containers of this service, sorted.
+    pub fn container_names(&self, all: bool) -> Vec<String> {
+        let mut args = vec!["ps", "--format", "{{.Names}}"];
+        if all {
+            args.push("-a");
+        }
+        let out = super::run(&mut self.cli(args)).unwrap_or_default();
+        let mut names: Vec<String> = out.lines().map(str::to_owned).collect();
+        names.sort();
+        names
+    }
+
     /// The endpoint URL for quorate.
     pub fn url(&self) -> String {
         format!("podman+unix://{}", self.socket.display())

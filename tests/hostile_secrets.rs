@@ -249,13 +249,14 @@ fn podman_apply_at_trace_prints_no_secret() {
     };
     let dir = tempfile::tempdir().unwrap();
     let out = apply_at_trace(dir.path(), &svc.url(), || {
-        let o = svc
-            .cli(["inspect", "--format", "{{.Config.Env}}", "web-0"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        env_of_web_0(svc.cli(["inspect", "--format", "{{.Config.Env}}", "web-0"]))
     });
     assert_no_secret(&both(&out), &[FILE_SECRET, ENV_SECRET]);
+}
+
+/// What `inspect` (given, on either runtime's CLI) says of web-0's environment.
+fn env_of_web_0(mut inspect: Command) -> String {
+    String::from_utf8_lossy(&inspect.output().unwrap().stdout).into_owned()
 }
 
 #[test]
@@ -266,11 +267,7 @@ fn docker_apply_at_trace_prints_no_secret() {
     };
     let dir = tempfile::tempdir().unwrap();
     let out = apply_at_trace(dir.path(), &svc.url(), || {
-        let o = svc
-            .cli(["inspect", "--format", "{{.Config.Env}}", "web-0"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        env_of_web_0(svc.cli(["inspect", "--format", "{{.Config.Env}}", "web-0"]))
     });
     assert_no_secret(&both(&out), &[FILE_SECRET, ENV_SECRET]);
 }

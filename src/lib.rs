@@ -6,6 +6,7 @@ pub mod cli;
 pub mod diag;
 pub mod fence;
 mod graph;
+pub mod ha;
 pub(crate) mod import;
 pub mod lab;
 pub mod load;

@@ -35,6 +35,9 @@ pub struct StatusView {
     /// force stays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_problem: Option<String>,
+    /// HA mode: the replica that answered, its role, the leader and every replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha: Option<crate::ha::HaView>,
 }
 
 /// Findings shown for people under each refused commit.
@@ -225,6 +228,9 @@ impl StatusView {
         if let Some(problem) = &self.source_problem {
             let _ = writeln!(out, "Source: ERROR {problem} (the commit in force stays)");
         }
+        if let Some(ha) = &self.ha {
+            human_ha(ha, &mut out);
+        }
         match &self.quorum {
             Some(q) => {
                 let quorate = q
@@ -316,5 +322,22 @@ impl StatusView {
                 );
             }
         }
+    }
+}
+
+/// The HA lines of the status: who answered, the leader, every replica.
+fn human_ha(ha: &crate::ha::HaView, out: &mut String) {
+    let leader = ha.leader.as_deref().unwrap_or("(none)");
+    let _ = writeln!(
+        out,
+        "Replica: {} ({}), leader: {leader}",
+        ha.name,
+        ha.role.as_str()
+    );
+    if let Some(p) = &ha.problem {
+        let _ = writeln!(out, "  nothing is done from this replica: {p}");
+    }
+    for r in &ha.replicas {
+        let _ = writeln!(out, "  replica {} {}", r.name, r.role.as_str());
     }
 }

@@ -2,6 +2,7 @@
 
 mod apply;
 mod fence;
+mod ha;
 mod import;
 mod lab;
 mod logging;

@@ -20,6 +20,9 @@ use tokio::sync::mpsc;
 
 use super::{EXIT_USAGE, SecretPolicyArgs, StateDirArg};
 use crate::fence::{Clock, SystemClock};
+use crate::ha::Role;
+use crate::ha::env::LeasedEnvironment;
+use crate::ha::store::{Commits, EtcdStore};
 use crate::reconcile::driver::{self, SharedStatus, Trigger};
 use crate::reconcile::real::RealEnvironment;
 use crate::reconcile::{Desired, Options, Reconciler};
@@ -30,7 +33,7 @@ use crate::source::Sources;
 use crate::source::git::{Commit, Credentials, GitSource};
 use crate::source::watch::{self, WatchOptions};
 use crate::source::webhook::{self, HookState};
-use crate::state::{AppliedCommit, KEEP_REJECTED, RejectedCommit, Resume, StateStore};
+use crate::state::{AppliedCommit, KEEP_REJECTED, RejectedCommit, Resume};
 use crate::status::RejectedView;
 use crate::validate::validate_with;
 
@@ -97,6 +100,9 @@ pub struct Args {
     start_fresh: bool,
     #[command(flatten)]
     secrets: SecretPolicyArgs,
+    /// HA mode: `--etcd` and the replica's settings.
+    #[command(flatten)]
+    ha: super::ha::HaArgs,
 }
 
 impl Args {
@@ -135,7 +141,7 @@ pub fn run(args: &Args) -> ExitCode {
 
 /// What the loop keeps between commits.
 struct Follower {
-    store: StateStore,
+    store: Arc<dyn Commits>,
     status: SharedStatus,
     timeout: Duration,
     /// The secret references the specs may use.
@@ -146,13 +152,172 @@ struct Follower {
     triggers: mpsc::Sender<Trigger>,
     inbox: Option<mpsc::Receiver<Trigger>>,
     driver: Option<tokio::task::JoinHandle<()>>,
+    /// HA mode: the lease the reconciler acts under, and whether this replica leads.
+    ha: Option<HaState>,
+}
+
+/// What HA mode adds to the loop.
+struct HaState {
+    lease: Arc<crate::ha::lease::Lease>,
+    /// This replica may act (leader, past the takeover wait): the reconcile loop runs.
+    leading: bool,
+    /// The newest head that validated, adopted when this replica comes to lead.
+    latest: Option<(Commit, Sources)>,
+    /// The commit in force as the store says, read back from quorate's own clone.
+    reader: Option<GitSource>,
+    /// The shared state, for the status of a follower.
+    etcd: EtcdStore,
+}
+
+/// HA mode set up: the store, the lease and the election under way.
+struct HaStart {
+    store: EtcdStore,
+    lease: Arc<crate::ha::lease::Lease>,
+    role: tokio::sync::watch::Receiver<Role>,
+    view: tokio::sync::watch::Receiver<Option<crate::ha::HaView>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Connects to etcd and starts running for leader.
+async fn start_ha(args: &Args, cfg: &crate::ha::EtcdConfig) -> Result<HaStart, String> {
+    let timing = args.ha.timing(args.timeout.get())?;
+    let name = args.ha.name();
+    let client = crate::ha::connect(cfg).await?;
+    let lease = Arc::new(crate::ha::lease::Lease::default());
+    let store = EtcdStore::leader(client, &args.ha.etcd.etcd_prefix, lease.clone());
+    let (campaign, role, view) =
+        crate::ha::leader::Campaign::new(store.clone(), &name, timing, lease.clone());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(campaign.run(stop_rx));
+    tracing::info!(name, endpoints = %cfg.endpoints.join(","), lease = ?timing.ttl,
+        "HA mode: running for leader");
+    Ok(HaStart {
+        store,
+        lease,
+        role,
+        view,
+        stop,
+        task,
+    })
+}
+
+impl Follower {
+    /// HA mode, not leading: the commit is validated and kept for when this replica
+    /// leads, and nothing is written (the leader records commits). Returns whether it
+    /// was handled so.
+    fn follow_commit(&mut self, commit: &Commit, sources: &Sources) -> bool {
+        let Some(h) = &mut self.ha else { return false };
+        let short = crate::reconcile::short(&commit.id);
+        let valid = validate_with(sources, Some(&self.secrets))
+            .valid_set()
+            .is_some();
+        if valid {
+            h.latest = Some((commit.clone(), sources.clone()));
+        }
+        if h.leading {
+            return false;
+        }
+        if valid {
+            tracing::info!(commit = %short, "commit validates; the leader puts it in force");
+        } else {
+            tracing::warn!(commit = %short, "commit does not validate; the leader records it as rejected");
+        }
+        true
+    }
+
+    /// The role changed: start the loop when this replica may act, stop it when not.
+    async fn role(&mut self, role: Role) {
+        let Some(h) = &mut self.ha else { return };
+        let lead = role == Role::Leader;
+        if lead == h.leading {
+            return;
+        }
+        h.leading = lead;
+        if lead {
+            tracing::info!("leading: the reconcile loop starts");
+            self.lead().await;
+        } else {
+            tracing::warn!(
+                role = role.as_str(),
+                "not leading: the reconcile loop stops; nothing is started, stopped or fenced here (invariant 9)"
+            );
+            if let Some(d) = self.driver.take() {
+                d.abort();
+            }
+            let (tx, rx) = mpsc::channel(16);
+            self.triggers = tx;
+            self.inbox = Some(rx);
+            self.current = None;
+        }
+    }
+
+    /// Comes to lead: what the old leader left in force (refusing a commit it stopped
+    /// while planning, invariant 10), then the newest head that validated.
+    async fn lead(&mut self) {
+        let good = match resume(self.store.as_ref()).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the commit in force from etcd");
+                None
+            }
+        };
+        let Some(h) = &self.ha else { return };
+        let latest = h.latest.clone();
+        let in_force = good.and_then(|g| {
+            let reader = h.reader.as_ref()?;
+            reader.sources_at(&g.commit.id).ok().map(|s| (g.commit, s))
+        });
+        if let Some((commit, sources)) = in_force {
+            self.offer(commit, &sources, true).await;
+        }
+        if let Some((commit, sources)) = latest {
+            self.offer(commit, &sources, false).await;
+        }
+        self.show_rejected().await;
+    }
+
+    /// Shows the HA view, and for a follower the last pass and commit from etcd.
+    async fn show_ha(&self, view: Option<crate::ha::HaView>) {
+        let Some(h) = &self.ha else { return };
+        let shared = if h.leading {
+            None
+        } else {
+            let pass = crate::reconcile::store::Store::passes(&h.etcd, 1).await;
+            let commit = h.etcd.in_force().await;
+            Some((pass, commit))
+        };
+        if let Ok(mut s) = self.status.write() {
+            s.ha = view;
+            if let Some((pass, commit)) = shared {
+                if let Ok(p) = pass {
+                    s.last_pass = p.into_iter().next();
+                    s.observed = None;
+                }
+                if let Ok(Some(c)) = commit {
+                    s.commit = c.commit.id;
+                    s.adopted_unix_ms = c.at_unix_ms;
+                }
+            }
+        }
+    }
 }
 
 async fn serve(args: &Args) -> Result<(), String> {
     let dir = &args.state.dir;
     // Held until the process exits: one reconciler per state directory.
-    let (_lock, store) = super::open_exclusive(dir, args.start_fresh)?;
+    let (_lock, sqlite) = super::open_exclusive(dir, args.start_fresh)?;
     let limits = http_limits(args)?;
+    // HA mode: the shared state and the election in etcd; the state directory keeps this
+    // replica's clone (and its lock).
+    let ha = match args.ha.etcd.config() {
+        Some(cfg) => Some(start_ha(args, &cfg).await?),
+        None => None,
+    };
+    let store: Arc<dyn Commits> = match &ha {
+        Some(h) => Arc::new(h.store.clone()),
+        None => Arc::new(sqlite),
+    };
     let source = GitSource::open(&args.repo, &args.branch, args.path.as_deref(), dir)
         .map_err(|e| e.to_string())?
         .with_credentials(Credentials {
@@ -167,7 +332,12 @@ async fn serve(args: &Args) -> Result<(), String> {
     };
     // What was in force before a restart, read from quorate's own clone: the cluster
     // keeps being reconciled towards it even while the repository cannot be reached.
-    let resumed = match resume(&store).await? {
+    // In HA mode only the leader resumes, when it comes to lead.
+    let resumed = match ha.is_none().then_some(()) {
+        Some(()) => resume(store.as_ref()).await?,
+        None => None,
+    };
+    let resumed = match resumed {
         Some(applied) => source
             .sources_at(&applied.commit.id)
             .map(|s| (applied.commit, s))
@@ -186,6 +356,26 @@ async fn serve(args: &Args) -> Result<(), String> {
         triggers: triggers.clone(),
         inbox: Some(inbox),
         driver: None,
+        ha: None,
+    };
+    let (mut role_rx, mut view_rx, _keep, ha_stop, campaign_task) = match ha {
+        Some(h) => {
+            let reader = GitSource::open(&args.repo, &args.branch, args.path.as_deref(), dir)
+                .map_err(|e| e.to_string())?;
+            f.ha = Some(HaState {
+                lease: h.lease,
+                leading: false,
+                latest: None,
+                reader: Some(reader),
+                etcd: h.store,
+            });
+            (h.role, h.view, None, Some(h.stop), Some(h.task))
+        }
+        None => {
+            let (r, rrx) = tokio::sync::watch::channel(Role::Follower);
+            let (v, vrx) = tokio::sync::watch::channel(None);
+            (rrx, vrx, Some((r, v)), None, None)
+        }
     };
     f.show_rejected().await;
     if let Some((commit, sources)) = resumed {
@@ -197,9 +387,12 @@ async fn serve(args: &Args) -> Result<(), String> {
         ..WatchOptions::default()
     };
     let (mut commits, fetch) = watch::follow(source, &options).map_err(|e| e.to_string())?;
+    // In HA mode the loop is started and stopped with leadership: the server's requests
+    // reach the loop of the moment through this relay.
+    let (relay, mut relayed) = mpsc::channel(16);
     let mut app = server::router(ServerState {
         status,
-        triggers,
+        triggers: if f.ha.is_some() { relay } else { triggers },
         token,
         clock: Arc::new(SystemClock),
     });
@@ -244,6 +437,19 @@ async fn serve(args: &Args) -> Result<(), String> {
                 None => break,
             },
             () = signals.next() => break,
+            Ok(()) = role_rx.changed() => {
+                let role = *role_rx.borrow_and_update();
+                f.role(role).await;
+            }
+            Ok(()) = view_rx.changed() => {
+                let view = view_rx.borrow_and_update().clone();
+                f.show_ha(view).await;
+            }
+            Some(t) = relayed.recv() => {
+                if f.driver.is_some() {
+                    let _ = f.triggers.try_send(t);
+                }
+            }
         }
     }
     tracing::info!("stopping: HTTP requests under way and the pass under way finish first");
@@ -251,6 +457,12 @@ async fn serve(args: &Args) -> Result<(), String> {
     let _ = server.await;
     drop(commits);
     f.stop().await;
+    if let Some(stop) = ha_stop {
+        let _ = stop.send(true);
+    }
+    if let Some(c) = campaign_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), c).await;
+    }
     Ok(())
 }
 
@@ -262,6 +474,9 @@ impl Follower {
             return;
         }
         let short = crate::reconcile::short(&commit.id).to_owned();
+        if self.follow_commit(&commit, sources) {
+            return;
+        }
         // Invariant 10: a commit quorate stopped while planning is not adopted again.
         match self.store.refused_adoption(&commit.id).await {
             Ok(false) => {}
@@ -328,7 +543,13 @@ impl Follower {
             self.timeout,
             self.secrets.clone(),
         ));
-        let store = Arc::new(self.store.clone());
+        let env: Arc<dyn crate::reconcile::env::Environment> = env;
+        // HA mode: every start, stop and power command first checks the lease (invariant 9).
+        let env = match &self.ha {
+            Some(h) => Arc::new(LeasedEnvironment::new(env, h.lease.clone())),
+            None => env,
+        };
+        let store: Arc<dyn crate::reconcile::store::Store> = self.store.clone();
         match Reconciler::new(env, store, desired, Options::default()) {
             Ok(r) => {
                 self.driver = Some(tokio::spawn(driver::run(r, inbox, self.status.clone())));
@@ -370,6 +591,10 @@ impl Follower {
     async fn stop(self) {
         drop(self.triggers);
         drop(self.inbox);
+        if self.ha.as_ref().is_some_and(|h| !h.leading) {
+            // A follower runs no loop and writes nothing.
+            return;
+        }
         let Some(d) = self.driver else { return };
         match tokio::time::timeout(STOP_GRACE, d).await {
             Err(_) => {
@@ -390,9 +615,9 @@ impl Follower {
 /// The commit in force after a restart: the last one adopted, unless no pass planned from
 /// it, in which case quorate stopped while planning it (out of memory, a crash) and would
 /// again: it is rejected and the last good commit stays in force (design invariant 10).
-async fn resume(store: &StateStore) -> Result<Option<AppliedCommit>, String> {
+async fn resume(store: &dyn Commits) -> Result<Option<AppliedCommit>, String> {
     let now = SystemClock.now_unix_ms();
-    match store.resume(now).await.map_err(|e| e.to_string())? {
+    match store.resume(now).await? {
         Resume::Nothing => Ok(None),
         Resume::InForce(applied) => Ok(Some(applied)),
         Resume::Refused { refused, good } => {

@@ -43,6 +43,8 @@ pub struct Status {
     pub rejected: Vec<crate::status::RejectedView>,
     /// Why the followed branch cannot be read now (set and cleared by `quorate run`).
     pub source_problem: Option<String>,
+    /// HA mode: this replica's role and the others' (set by `quorate run --etcd`).
+    pub ha: Option<crate::ha::HaView>,
 }
 
 /// Shared, readable status.

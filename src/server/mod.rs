@@ -55,6 +55,7 @@ pub fn view(status: &SharedStatus, page: u64) -> StatusView {
         v.nodes = crate::status::NodeView::all(obs);
     }
     v.source_problem = s.source_problem;
+    v.ha = s.ha;
     v.with_rejected_page(&s.rejected, page)
 }
 
@@ -113,6 +114,11 @@ async fn metrics(State(st): State<ServerState>) -> Response {
         let age = (st.clock.now_unix_ms() - s.adopted_unix_ms).max(0) as f64 / 1000.0;
         out.push_str("# HELP quorate_commit_age_seconds Time since the commit in force was adopted.\n# TYPE quorate_commit_age_seconds gauge\n");
         out.push_str(&format!("quorate_commit_age_seconds {age:.3}\n"));
+    }
+    if let Some(ha) = &s.ha {
+        out.push_str("# HELP quorate_leader Whether this replica leads and may act (HA mode).\n# TYPE quorate_leader gauge\n");
+        let leads = ha.role == crate::ha::Role::Leader;
+        out.push_str(&format!("quorate_leader {}\n", u8::from(leads)));
     }
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }

@@ -318,7 +318,7 @@ impl StateStore {
     }
 
     /// The last commit adopted, and whether a pass planned from it.
-    async fn last_adoption(&self) -> Result<Option<(AppliedCommit, bool)>, StateError> {
+    pub(crate) async fn last_adoption(&self) -> Result<Option<(AppliedCommit, bool)>, StateError> {
         self.blocking(|conn| {
             Ok(conn
                 .query_row(
@@ -440,7 +440,7 @@ impl StateStore {
 }
 
 /// The finding of a commit no pass planned from before a restart.
-fn stopped_while_planning(last: &AppliedCommit) -> StoredDiagnostic {
+pub(crate) fn stopped_while_planning(last: &AppliedCommit) -> StoredDiagnostic {
     StoredDiagnostic {
         severity: "error".to_owned(),
         code: STOPPED_WHILE_PLANNING.to_owned(),

@@ -9,6 +9,7 @@
 mod backup;
 mod commits;
 mod dir;
+mod export;
 mod fence_log;
 mod journal;
 mod migrate;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub(crate) use commits::stopped_while_planning;
 pub use commits::{
     AppliedCommit, KEEP_COMMITS, KEEP_FINDINGS, KEEP_REJECTED, MAX_FINDING_TEXT, RejectedCommit,
     Resume, STOPPED_WHILE_PLANNING, StoredDiagnostic,

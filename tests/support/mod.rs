@@ -16,6 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 mod docker_svc;
+pub mod etcd_svc;
 pub mod git_repos;
 pub mod ipmi_sim;
 pub mod lab;

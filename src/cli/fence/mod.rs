@@ -77,6 +77,10 @@ struct ConfirmArgs {
     /// What was checked, e.g. "power cords pulled".
     #[arg(long, value_name = "TEXT")]
     note: Option<String>,
+    /// HA mode: record it in etcd (where the replicas read it) instead of the state
+    /// directory.
+    #[command(flatten)]
+    etcd: super::ha::EtcdArgs,
 }
 
 /// `--action`.
@@ -271,6 +275,27 @@ fn confirm(args: &ConfirmArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     }
+    if let Some(cfg) = args.etcd.config() {
+        let rt = match super::cluster_runtime() {
+            Ok(rt) => rt,
+            Err(code) => return code,
+        };
+        let result = rt.block_on(async {
+            let client = crate::ha::connect(&cfg)
+                .await
+                .map_err(|e| crate::fence::FenceLogError(Box::from(e)))?;
+            let store = crate::ha::store::EtcdStore::operator(client, &args.etcd.etcd_prefix);
+            ops::confirm_off(
+                &store,
+                &SystemClock,
+                &args.node,
+                args.by.as_deref(),
+                args.note.as_deref(),
+            )
+            .await
+        });
+        return report_confirmed(result);
+    }
     let store = match open_store(&args.state) {
         Ok(s) => s,
         Err(code) => return code,
@@ -286,6 +311,13 @@ fn confirm(args: &ConfirmArgs) -> ExitCode {
         args.by.as_deref(),
         args.note.as_deref(),
     ));
+    report_confirmed(result)
+}
+
+/// Prints what `quorate fence confirm` recorded, or why not.
+fn report_confirmed(
+    result: Result<crate::fence::log::ManualConfirmation, crate::fence::FenceLogError>,
+) -> ExitCode {
     match result {
         Ok(c) => {
             print!(

@@ -1,0 +1,170 @@
+//! The lease check before every start, stop and power command (design invariant 9).
+//!
+//! [`LeasedEnvironment`] wraps the reconciler's environment: every runtime it hands out
+//! asks [`Lease::check`] before creating, starting, stopping or removing a container or
+//! a network, and every fence agent before each power command. A replica that is not the
+//! leader, still waits out the old leader's lease, or is no longer sure of its own lease
+//! by its monotonic clock (a pause, etcd unreachable) gets an error instead, and the pass
+//! aborts like a pass that lost quorum. Reads (list, inspect, ping, status) pass through.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::lease::Lease;
+use crate::fence::{Clock, FenceAgent, FenceError, PowerState};
+use crate::reconcile::env::Environment;
+use crate::runtime::from_spec::InstanceError;
+use crate::runtime::{
+    ContainerState, Endpoint, ExecOutcome, InstanceSpec, NetworkSpec, Runtime, RuntimeError,
+    RuntimeInfo,
+};
+use crate::spec::SpecSet;
+use crate::spec::cluster::NodeSpec;
+use crate::spec::fence::FenceSpec;
+
+/// An environment whose actions need a valid lease.
+pub struct LeasedEnvironment {
+    inner: Arc<dyn Environment>,
+    lease: Arc<Lease>,
+}
+
+impl LeasedEnvironment {
+    /// `inner`, acting only under `lease`.
+    pub fn new(inner: Arc<dyn Environment>, lease: Arc<Lease>) -> LeasedEnvironment {
+        LeasedEnvironment { inner, lease }
+    }
+}
+
+impl Environment for LeasedEnvironment {
+    fn runtime(&self, node: &NodeSpec) -> Result<Arc<dyn Runtime>, RuntimeError> {
+        Ok(Arc::new(LeasedRuntime {
+            inner: self.inner.runtime(node)?,
+            lease: self.lease.clone(),
+        }))
+    }
+
+    fn fence_agent(&self, name: &str, spec: &FenceSpec) -> Result<Box<dyn FenceAgent>, FenceError> {
+        Ok(Box::new(LeasedAgent {
+            inner: self.inner.fence_agent(name, spec)?,
+            lease: self.lease.clone(),
+        }))
+    }
+
+    fn instance(
+        &self,
+        set: &SpecSet,
+        bundle: &str,
+        index: u32,
+        commit: &str,
+    ) -> Result<InstanceSpec, InstanceError> {
+        self.inner.instance(set, bundle, index, commit)
+    }
+
+    fn network(&self, set: &SpecSet, bundle: &str) -> Option<NetworkSpec> {
+        self.inner.network(set, bundle)
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        self.inner.clock()
+    }
+}
+
+/// A runtime whose changing calls need a valid lease.
+struct LeasedRuntime {
+    inner: Arc<dyn Runtime>,
+    lease: Arc<Lease>,
+}
+
+impl LeasedRuntime {
+    fn guard(&self, op: &'static str) -> Result<(), RuntimeError> {
+        self.lease.check().map(|_| ()).map_err(|e| {
+            tracing::warn!(op, reason = %e, "runtime call refused: no valid lease (invariant 9)");
+            RuntimeError::Api {
+                op,
+                message: format!("refused: {e} (invariant 9)"),
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl Runtime for LeasedRuntime {
+    fn endpoint(&self) -> &Endpoint {
+        self.inner.endpoint()
+    }
+    fn cluster(&self) -> Option<&str> {
+        self.inner.cluster()
+    }
+    async fn ping(&self) -> Result<RuntimeInfo, RuntimeError> {
+        self.inner.ping().await
+    }
+    async fn list(&self) -> Result<Vec<ContainerState>, RuntimeError> {
+        self.inner.list().await
+    }
+    async fn inspect(&self, name: &str) -> Result<Option<ContainerState>, RuntimeError> {
+        self.inner.inspect(name).await
+    }
+    async fn ensure_network(&self, network: &NetworkSpec) -> Result<(), RuntimeError> {
+        self.guard("network")?;
+        self.inner.ensure_network(network).await
+    }
+    async fn create(&self, spec: &InstanceSpec) -> Result<String, RuntimeError> {
+        self.guard("create")?;
+        self.inner.create(spec).await
+    }
+    async fn start(&self, name: &str) -> Result<(), RuntimeError> {
+        self.guard("start")?;
+        self.inner.start(name).await
+    }
+    async fn stop(&self, name: &str, grace: Duration) -> Result<(), RuntimeError> {
+        self.guard("stop")?;
+        self.inner.stop(name, grace).await
+    }
+    async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
+        self.guard("remove")?;
+        self.inner.remove(name).await
+    }
+    async fn exec(&self, name: &str, command: &[String]) -> Result<ExecOutcome, RuntimeError> {
+        self.inner.exec(name, command).await
+    }
+}
+
+/// A fence device whose power commands need a valid lease.
+struct LeasedAgent {
+    inner: Box<dyn FenceAgent>,
+    lease: Arc<Lease>,
+}
+
+impl LeasedAgent {
+    fn guard(&self) -> Result<(), FenceError> {
+        self.lease.check().map(|_| ()).map_err(|e| {
+            tracing::warn!(device = %self.inner.describe(), reason = %e,
+                "power command refused: no valid lease (invariant 9)");
+            FenceError::NoQuorum(format!("no valid lease: {e}"))
+        })
+    }
+}
+
+#[async_trait]
+impl FenceAgent for LeasedAgent {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn status(&self) -> Result<PowerState, FenceError> {
+        self.inner.status().await
+    }
+    async fn off(&self) -> Result<PowerState, FenceError> {
+        self.guard()?;
+        self.inner.off().await
+    }
+    async fn on(&self) -> Result<PowerState, FenceError> {
+        self.guard()?;
+        self.inner.on().await
+    }
+    async fn reboot(&self) -> Result<PowerState, FenceError> {
+        self.guard()?;
+        self.inner.reboot().await
+    }
+}

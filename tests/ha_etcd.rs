@@ -1,0 +1,467 @@
+//! HA against real etcd: three etcd members started by the test, a real bare repository,
+//! real Podman, and several `quorate run --etcd` replicas as separate processes.
+//!
+//! What is checked (design invariant 9): exactly one replica leads and every replica names
+//! it; a leader killed in a transition is replaced and the cluster converges with no
+//! container started twice; a leader paused past its lease makes no change after it wakes
+//! and rejoins as a follower; without an etcd majority nobody acts and the instances keep
+//! running, and the cluster converges once etcd is back.
+
+mod support;
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::etcd_svc::EtcdCluster;
+use support::git_repos::Repos;
+use support::quorate_run::QuorateRun;
+use support::{PodmanService, TEST_IMAGE, wait_for};
+
+/// The lease of the replicas in these tests (the shortest allowed) and the runtime timeout:
+/// a new leader waits about 2.1 s + 3 s before acting.
+const LEASE: &str = "2s";
+const TIMEOUT: &str = "3s";
+
+/// A one-node cluster on the test's Podman, and `replicas` instances of `app` that append
+/// their host name to `starts` in `data`, then sleep.
+fn specs(svc: &PodmanService, data: &Path, replicas: u32) -> String {
+    format!(
+        "apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {{name: ha}}
+spec:
+  nodes: [{{name: n1, runtime: '{url}'}}]
+  quorum: {{reconcilerVotes: 0}}
+  fencing: {{enabled: false}}
+  defaults: {{recheckInterval: 1s}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {{name: app}}
+spec:
+  image: {TEST_IMAGE}
+  replicas: {replicas}
+  replicasPerHost: 20
+  recovery: restart
+  stopTimeout: 1s
+  storage: [{{sourceDir: {data}, targetDir: /data}}]
+  command: [sh, -c, 'echo $HOSTNAME >> /data/starts; exec sleep 1000']
+",
+        url = svc.url(),
+        data = data.display(),
+    )
+}
+
+struct Setup {
+    svc: PodmanService,
+    etcd: EtcdCluster,
+    repos: Repos,
+    data: PathBuf,
+}
+
+fn setup(replicas: u32) -> Option<Setup> {
+    let etcd = EtcdCluster::start(3)?;
+    let svc = support::podman()?;
+    let repos = Repos::new();
+    let data = repos.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    repos.write("specs/cluster.yaml", &specs(&svc, &data, replicas));
+    repos.commit("apps");
+    assert!(repos.push().status.success());
+    Some(Setup {
+        svc,
+        etcd,
+        repos,
+        data,
+    })
+}
+
+/// Replica `name` on its own state directory.
+fn replica(s: &Setup, name: &str) -> QuorateRun {
+    let dir = s.repos.dir.path();
+    let state = dir.join(format!("state-{name}"));
+    let endpoints = s.etcd.endpoints();
+    let extra: [&OsStr; 10] = [
+        "--etcd".as_ref(),
+        endpoints.as_ref(),
+        "--name".as_ref(),
+        name.as_ref(),
+        "--lease-ttl".as_ref(),
+        LEASE.as_ref(),
+        "--timeout".as_ref(),
+        TIMEOUT.as_ref(),
+        "--poll-interval".as_ref(),
+        "1s".as_ref(),
+    ];
+    QuorateRun::start(
+        &s.repos.bare(),
+        &state,
+        &dir.join(format!("{name}.log")),
+        &extra,
+    )
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+}
+
+fn role(r: &QuorateRun) -> String {
+    r.status()["ha"]["role"].as_str().unwrap_or("").to_owned()
+}
+
+/// The replica that leads, once exactly one of `rs` says it leads and all name it.
+fn leader_of(rs: &[&QuorateRun]) -> Option<usize> {
+    let statuses: Vec<Value> = rs.iter().map(|r| r.status()).collect();
+    let leaders: Vec<usize> = (0..rs.len())
+        .filter(|&i| statuses[i]["ha"]["role"] == "leader")
+        .collect();
+    let [l] = leaders[..] else { return None };
+    let name = statuses[l]["ha"]["name"].clone();
+    statuses
+        .iter()
+        .all(|s| s["ha"]["leader"] == name)
+        .then_some(l)
+}
+
+fn starts(data: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(data.join("starts")).unwrap_or_default();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+/// Every container was started exactly once.
+fn assert_started_once(data: &Path, n: u32) {
+    let lines = starts(data);
+    let mut unique = lines.clone();
+    unique.dedup();
+    assert_eq!(
+        lines.len(),
+        unique.len(),
+        "a container started twice: {lines:?}"
+    );
+    assert_eq!(unique.len(), n as usize, "{lines:?}");
+}
+
+fn converged(s: &Setup, n: u32) -> Option<()> {
+    (s.svc.container_names(false) == support::app_instances(n)).then_some(())
+}
+
+fn log(r: &QuorateRun) -> String {
+    std::fs::read_to_string(&r.log).unwrap_or_default()
+}
+
+#[test]
+fn exactly_one_leader_and_every_replica_names_it() {
+    let _serial = support::serial();
+    let Some(s) = setup(2) else { return };
+    let (a, b, c) = (replica(&s, "a"), replica(&s, "b"), replica(&s, "c"));
+    let rs = [&a, &b, &c];
+    let l = wait_for("one leader named by all", Duration::from_secs(30), || {
+        leader_of(&rs)
+    });
+    wait_for("the apps running", Duration::from_secs(60), || {
+        converged(&s, 2)
+    });
+    // Still exactly one, and the same, a while later; the metrics agree.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(leader_of(&rs), Some(l));
+    let leaders: usize = rs
+        .iter()
+        .map(|r| http_get(&r.addr, "/metrics"))
+        .filter(|m| m.contains("\nquorate_leader 1\n"))
+        .count();
+    assert_eq!(leaders, 1, "quorate_leader 1 on exactly one replica");
+    // Every replica lists all three, and a follower's status comes from etcd.
+    let follower = rs[(l + 1) % 3];
+    let st = follower.status();
+    assert_eq!(
+        st["ha"]["replicas"].as_array().map(Vec::len),
+        Some(3),
+        "{st}"
+    );
+    wait_for(
+        "a follower shows the leader's last pass",
+        Duration::from_secs(20),
+        || (follower.status()["lastPass"]["outcome"] == "converged").then_some(()),
+    );
+    assert_started_once(&s.data, 2);
+    // `quorate status --server` in words names the roles.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_quorate"))
+        .args(["status", "--server", &follower.url()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("(follower), leader: "), "{text}");
+}
+
+#[test]
+fn kill_9_of_the_leader_in_a_transition_another_takes_over_and_nothing_starts_twice() {
+    let _serial = support::serial();
+    const N: u32 = 10;
+    let Some(s) = setup(N) else { return };
+    let mut rs = vec![Some(replica(&s, "a")), Some(replica(&s, "b"))];
+    // Killed as soon as the first container exists: in the middle of the transition.
+    wait_for("a first container", Duration::from_secs(60), || {
+        (!s.svc.container_names(true).is_empty()).then_some(())
+    });
+    let live: Vec<&QuorateRun> = rs.iter().flatten().collect();
+    let l = (0..2)
+        .find(|&i| role(live[i]) == "leader")
+        .expect("a leader acted");
+    let mut old = rs[l].take().unwrap();
+    old.child.kill().unwrap();
+    old.child.wait().unwrap();
+    let running_at_kill = s.svc.container_names(false).len();
+    eprintln!("leader killed with {running_at_kill} of {N} running");
+    assert!(
+        running_at_kill < N as usize,
+        "the kill came after the transition"
+    );
+    let other = rs[1 - l].as_ref().unwrap();
+    wait_for("the other replica leads", Duration::from_secs(30), || {
+        (role(other) == "leader").then_some(())
+    });
+    wait_for("all apps running", Duration::from_secs(60), || {
+        converged(&s, N)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        s.svc.container_names(true),
+        support::app_instances(N),
+        "no extra containers"
+    );
+    assert_started_once(&s.data, N);
+    assert_eq!(other.status()["lastPass"]["outcome"], "converged");
+    assert!(log(other).contains("elected leader"), "{}", log(other));
+}
+
+#[test]
+fn a_leader_paused_past_its_lease_acts_no_more_and_rejoins_as_a_follower() {
+    let _serial = support::serial();
+    let Some(s) = setup(2) else { return };
+    let (a, b) = (replica(&s, "a"), replica(&s, "b"));
+    let l = wait_for("one leader", Duration::from_secs(30), || {
+        leader_of(&[&a, &b])
+    });
+    wait_for("the apps running", Duration::from_secs(60), || {
+        converged(&s, 2)
+    });
+    let (old, new) = if l == 0 { (&a, &b) } else { (&b, &a) };
+    let pid = old.child.id() as i32;
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    wait_for("the other replica leads", Duration::from_secs(30), || {
+        (role(new) == "leader").then_some(())
+    });
+    // The new leader acts: one more instance.
+    s.repos
+        .write("specs/cluster.yaml", &specs(&s.svc, &s.data, 3));
+    s.repos.commit("three apps");
+    assert!(s.repos.push().status.success());
+    wait_for("three apps", Duration::from_secs(60), || converged(&s, 3));
+    let before = starts(&s.data);
+    let old_log_len = log(old).len();
+    // The old leader wakes on a cluster the new one changed, with its spec of two apps.
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    wait_for("the old leader follows", Duration::from_secs(20), || {
+        (role(old) == "follower").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(starts(&s.data), before, "no start after waking");
+    assert_eq!(
+        s.svc.container_names(true),
+        support::app_instances(3),
+        "nothing stopped or removed"
+    );
+    let woke = log(old)[old_log_len..].to_owned();
+    assert!(
+        !woke.contains("step done"),
+        "the old leader carried out a step:\n{woke}"
+    );
+    assert_eq!(leader_of(&[&a, &b]), Some(1 - l));
+    assert_started_once(&s.data, 3);
+}
+
+#[test]
+fn without_an_etcd_majority_nobody_acts_and_the_cluster_converges_when_it_returns() {
+    let _serial = support::serial();
+    let Some(mut s) = setup(2) else { return };
+    let (a, b) = (replica(&s, "a"), replica(&s, "b"));
+    wait_for("one leader", Duration::from_secs(30), || {
+        leader_of(&[&a, &b])
+    });
+    wait_for("the apps running", Duration::from_secs(60), || {
+        converged(&s, 2)
+    });
+    s.etcd.stop(1);
+    s.etcd.stop(2);
+    wait_for("no replica may act", Duration::from_secs(20), || {
+        [&a, &b]
+            .iter()
+            .all(|r| {
+                let st = r.status();
+                st["ha"]["role"] != "leader" && st["ha"]["problem"].is_string()
+            })
+            .then_some(())
+    });
+    // An instance stops: nobody restarts it while etcd has no majority.
+    let stopped = s.svc.cli(["stop", "-t", "0", "app-0"]).output().unwrap();
+    assert!(stopped.status.success());
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        s.svc.container_names(false),
+        vec!["app-1".to_owned()],
+        "nothing acted"
+    );
+    assert_eq!(
+        s.svc.container_names(true),
+        support::app_instances(2),
+        "nothing removed"
+    );
+    let st = a.status();
+    assert!(st["ha"]["problem"].is_string(), "status says why: {st}");
+    s.etcd.restart(1);
+    s.etcd.restart(2);
+    wait_for("app-0 running again", Duration::from_secs(60), || {
+        converged(&s, 2)
+    });
+    wait_for("one leader again", Duration::from_secs(30), || {
+        leader_of(&[&a, &b])
+    });
+}
+
+/// `quorate state export` of a SQLite state directory, `state import` into etcd: the
+/// fence history and manual confirmations carry over; a second import into the same
+/// prefix is refused; `fence confirm --etcd` adds to the history there.
+#[test]
+fn a_state_directory_moves_to_etcd_with_its_fence_history() {
+    let Some(etcd) = EtcdCluster::start(3) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let specs = dir.path().join("specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    std::fs::write(
+        specs.join("cluster.yaml"),
+        "apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: move}
+spec:
+  nodes: [{name: n1, runtime: 'podman+unix:///run/n1.sock'}, {name: n2, runtime: 'podman+unix:///run/n2.sock'}]
+",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let q = |args: &[&str]| {
+        let out = support::quorate_cmd().args(args).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let specs_s = specs.to_str().unwrap();
+    let state_s = state.to_str().unwrap();
+    let (code, text) = q(&[
+        "fence",
+        "confirm",
+        "n1",
+        "--specs",
+        specs_s,
+        "--state-dir",
+        state_s,
+        "--by",
+        "alice",
+        "--note",
+        "cords pulled",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+
+    let out = support::quorate_cmd()
+        .args(["state", "export", "--state-dir", state_s])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let export: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(export["fence"][0]["kind"], "manual", "{export}");
+    assert_eq!(export["fence"][0]["by"], "alice", "{export}");
+    let file = dir.path().join("export.json");
+    std::fs::write(&file, &out.stdout).unwrap();
+
+    let endpoints = etcd.endpoints();
+    let file_s = file.to_str().unwrap();
+    let import = [
+        "state",
+        "import",
+        file_s,
+        "--etcd",
+        &endpoints,
+        "--etcd-prefix",
+        "/quorate/move",
+    ];
+    let (code, text) = q(&import);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("(1 fence history entries)"), "{text}");
+    let (code, text) = q(&import);
+    assert_eq!(code, Some(2), "a second import is refused: {text}");
+    assert!(text.contains("already holds state"), "{text}");
+
+    let (code, text) = q(&[
+        "fence",
+        "confirm",
+        "n2",
+        "--specs",
+        specs_s,
+        "--etcd",
+        &endpoints,
+        "--etcd-prefix",
+        "/quorate/move",
+        "--by",
+        "bob",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let got = etcd.ctl(&[
+        "get",
+        "--prefix",
+        "/quorate/move/fence/",
+        "--print-value-only",
+    ]);
+    let values = String::from_utf8_lossy(&got.stdout);
+    let records: Vec<Value> = values
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(records.len(), 2, "{values}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["by"] == "alice" && r["node"] == "n1" && r["note"] == "cords pulled"),
+        "{values}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["by"] == "bob" && r["node"] == "n2"),
+        "{values}"
+    );
+}

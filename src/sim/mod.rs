@@ -9,9 +9,11 @@
 //! happens, after every 100 ms step, and convergence once the faults end.
 
 pub(crate) mod drivers;
+pub mod ha;
 pub(crate) mod rng;
 pub(crate) mod run;
 pub mod schedule;
 pub(crate) mod world;
 
+pub use ha::{HaBite, HaConfig, Scenario, run_ha};
 pub use run::{Bite, Config, Outcome, run};

@@ -213,7 +213,7 @@ fn kill_9_of_the_leader_in_a_transition_another_takes_over_and_nothing_starts_tw
     let _serial = support::serial();
     const N: u32 = 10;
     let Some(s) = setup(N) else { return };
-    let mut rs = vec![Some(replica(&s, "a")), Some(replica(&s, "b"))];
+    let mut rs = [Some(replica(&s, "a")), Some(replica(&s, "b"))];
     // Killed as soon as the first container exists: in the middle of the transition.
     wait_for("a first container", Duration::from_secs(60), || {
         (!s.svc.container_names(true).is_empty()).then_some(())
@@ -464,4 +464,51 @@ spec:
             .any(|r| r["by"] == "bob" && r["node"] == "n2"),
         "{values}"
     );
+}
+
+/// The fencing token: the store's writes succeed while the election key is the one the
+/// leader created, and fail once it was replaced, whatever the lease says by the clock.
+#[test]
+fn a_write_with_a_stale_fencing_token_is_refused() {
+    use quorate::ha::lease::Lease;
+    use quorate::ha::store::EtcdStore;
+    use quorate::reconcile::store::Store;
+    use std::sync::Arc;
+    let Some(etcd) = EtcdCluster::start(3) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let cfg = quorate::ha::EtcdConfig {
+            endpoints: etcd.endpoints().split(',').map(str::to_owned).collect(),
+            timeout: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let client = quorate::ha::connect(&cfg).await.unwrap();
+        let lease = Arc::new(Lease::default());
+        let store = EtcdStore::leader(client, "/quorate/fence-test", lease.clone());
+        // No token yet: refused without a round trip's doubt.
+        let e = store.record_failure("n1", "app-0", 1).await.unwrap_err();
+        assert!(e.to_string().contains("not the leader"), "{e}");
+
+        let mut c = store.client();
+        c.put(store.leader_key(), "me", None).await.unwrap();
+        let token = c.get(store.leader_key(), None).await.unwrap().kvs()[0].create_revision();
+        let now = tokio::time::Instant::now();
+        lease.won(token, now + Duration::from_secs(60), now);
+        store.record_failure("n1", "app-0", 1).await.unwrap();
+
+        // The key is replaced (another leader): the old token's writes fail.
+        c.delete(store.leader_key(), None).await.unwrap();
+        c.put(store.leader_key(), "other", None).await.unwrap();
+        let e = store.record_failure("n1", "app-0", 2).await.unwrap_err();
+        assert!(e.to_string().contains("leadership lost"), "{e}");
+        let f = store.failures().await.unwrap();
+        let got = &f[&("n1".to_owned(), "app-0".to_owned())];
+        assert_eq!(
+            (got.count, got.last),
+            (1, Some(1)),
+            "only the first write landed"
+        );
+    });
 }

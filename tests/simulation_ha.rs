@@ -29,6 +29,10 @@ fn a_leader_paused_before_its_step_is_stopped_by_the_lease_check() {
         t.contains("script: cut"),
         "the scripted fault happened: {t}"
     );
+    // The old leader woke after the node came back and was refused, then followed.
+    let back = t.find("powered on").expect("the node came back");
+    assert!(!t[back..].contains("start db-0"), "{t}");
+    assert!(t[back..].contains("replica 0 no longer leads"), "{t}");
 }
 
 #[test]

@@ -73,14 +73,27 @@ impl HaArgs {
         })
     }
 
-    /// The replica's name.
-    pub fn name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| {
+    /// The replica's name: letters, digits, `.`, `_` and `-`, at most 63 characters (it
+    /// is part of an etcd key).
+    pub fn name(&self) -> Result<String, String> {
+        let name = self.name.clone().unwrap_or_else(|| {
             std::fs::read_to_string("/etc/hostname")
                 .map(|h| h.trim().to_owned())
                 .ok()
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| format!("quorate-{}", std::process::id()))
-        })
+        });
+        let ok = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if ok {
+            Ok(name)
+        } else {
+            Err(format!(
+                "replica name {name:?}: use letters, digits, '.', '_' and '-' (at most 63); set --name"
+            ))
+        }
     }
 }

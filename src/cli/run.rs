@@ -182,7 +182,7 @@ struct HaStart {
 /// Connects to etcd and starts running for leader.
 async fn start_ha(args: &Args, cfg: &crate::ha::EtcdConfig) -> Result<HaStart, String> {
     let timing = args.ha.timing(args.timeout.get())?;
-    let name = args.ha.name();
+    let name = args.ha.name()?;
     let client = crate::ha::connect(cfg).await?;
     let lease = Arc::new(crate::ha::lease::Lease::default());
     let store = EtcdStore::leader(client, &args.ha.etcd.etcd_prefix, lease.clone());

@@ -263,7 +263,7 @@ impl EtcdStore {
             .iter()
             .map(decode)
             .collect::<Result<_>>()?;
-        all.sort_by(|a, b| b.at_unix_ms.cmp(&a.at_unix_ms));
+        all.sort_by_key(|r| std::cmp::Reverse(r.at_unix_ms));
         Ok(all)
     }
 }

@@ -80,23 +80,25 @@ fn setup(replicas: u32) -> Option<Setup> {
     })
 }
 
-/// Replica `name` on its own state directory.
+/// Replica `name` on its own state directory, with the tests' short lease and timeout.
 fn replica(s: &Setup, name: &str) -> QuorateRun {
+    replica_with(s, name, &["--lease-ttl", LEASE, "--timeout", TIMEOUT])
+}
+
+/// Replica `name` with `flags` besides `--etcd`, `--name` and `--poll-interval`.
+fn replica_with(s: &Setup, name: &str, flags: &[&str]) -> QuorateRun {
     let dir = s.repos.dir.path();
     let state = dir.join(format!("state-{name}"));
     let endpoints = s.etcd.endpoints();
-    let extra: [&OsStr; 10] = [
+    let mut extra: Vec<&OsStr> = vec![
         "--etcd".as_ref(),
         endpoints.as_ref(),
         "--name".as_ref(),
         name.as_ref(),
-        "--lease-ttl".as_ref(),
-        LEASE.as_ref(),
-        "--timeout".as_ref(),
-        TIMEOUT.as_ref(),
         "--poll-interval".as_ref(),
         "1s".as_ref(),
     ];
+    extra.extend(flags.iter().map(OsStr::new));
     QuorateRun::start(
         &s.repos.bare(),
         &state,
@@ -511,4 +513,66 @@ fn a_write_with_a_stale_fencing_token_is_refused() {
             "only the first write landed"
         );
     });
+}
+
+/// Not a timed test: prints how long a takeover takes with the default lease and timeout
+/// (`--lease-ttl 10s`, `--timeout 10s`): the leader killed, and an instance crashed at the
+/// same moment, until the new leader's first pass and until the instance runs again.
+/// `CI=true cargo test --test ha_etcd measure_takeover -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement; run with --ignored --nocapture"]
+fn measure_takeover() {
+    let _serial = support::serial();
+    let Some(s) = setup(2) else { return };
+    let (a, b) = (replica_with(&s, "a", &[]), replica_with(&s, "b", &[]));
+    let l = wait_for("one leader", Duration::from_secs(90), || {
+        leader_of(&[&a, &b])
+    });
+    wait_for("the apps running", Duration::from_secs(90), || {
+        converged(&s, 2)
+    });
+    let (mut old, new) = if l == 0 { (a, b) } else { (b, a) };
+    std::thread::sleep(Duration::from_secs(3));
+    let t0 = std::time::Instant::now();
+    let t0_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    old.child.kill().unwrap();
+    assert!(
+        s.svc
+            .cli(["stop", "-t", "0", "app-0"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    old.child.wait().unwrap();
+    let elected = wait_for(
+        "the other replica is elected",
+        Duration::from_secs(120),
+        || {
+            let leader = new.status()["ha"]["leader"].clone();
+            (leader.is_string() && leader != old_name(l)).then(|| t0.elapsed())
+        },
+    );
+    let first_pass = wait_for(
+        "the new leader's first pass",
+        Duration::from_secs(120),
+        || {
+            let st = new.status();
+            (st["lastPass"]["finishedUnixMs"].as_i64().unwrap_or(0) > t0_ms).then(|| t0.elapsed())
+        },
+    );
+    let running = wait_for("app-0 running again", Duration::from_secs(120), || {
+        converged(&s, 2).map(|()| t0.elapsed())
+    });
+    println!(
+        "takeover (lease 10s, timeout 10s): new leader elected after {elected:.1?}, its first pass \
+         after {first_pass:.1?}, the crashed instance running again after {running:.1?}"
+    );
+}
+
+fn old_name(l: usize) -> &'static str {
+    if l == 0 { "a" } else { "b" }
 }

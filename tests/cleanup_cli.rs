@@ -1,7 +1,6 @@
 //! `quorate cleanup`: an instance's fail counts forgotten in the state store, on one node
 //! or all; unknown instances and nodes refused.
 
-#[allow(dead_code)]
 mod support;
 
 use std::time::Duration;

@@ -345,13 +345,18 @@ fn every_element_that_does_not_map_is_reported_at_its_line() {
         "everything-on-a",
         "agent-with-primary",
         "vip-then-app",
-        "serial",
         "app-needs-ticket",
         "fl-c-2",
         "fl-rack",
         "web-tier",
         "mail",
     ];
+    // A Serialize order carries over as a `serialize` order.
+    assert!(
+        imp.all_files().contains("kind: serialize"),
+        "{}",
+        imp.all_files()
+    );
     let errors = imp.errors();
     let mut missing = Vec::new();
     for id in ids {

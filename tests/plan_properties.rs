@@ -22,6 +22,9 @@ const SCORES: [&str; 6] = ["-INFINITY", "-50", "0", "30", "200", "INFINITY"];
 // next plan starts it again), so a plan with such a stop is not idempotent.
 const ON_FAIL: [&str; 5] = ["restart", "restart", "ignore", "block", "fence"];
 
+// Mandatory twice as often: it is the kind that stops and restarts.
+const ORDER_KINDS: [&str; 4] = ["mandatory", "mandatory", "optional", "serialize"];
+
 #[derive(Debug, Clone)]
 struct World {
     spec_text: String,
@@ -37,7 +40,7 @@ fn world() -> impl Strategy<Value = World> {
             (0u32..=1, 0u8..3, prop::bool::weighted(0.85), prop::sample::select(vec![1u32, 100])),
             prop::collection::vec((0..b, 0..n, any::<bool>(), 0usize..SCORES.len()), 0..5),
             prop::collection::vec((0..b, 0..b, 0usize..SCORES.len()), 0..3),
-            prop::collection::vec((0..b, 0..b), 0..3),
+            prop::collection::vec((0..b, 0..b, 0usize..ORDER_KINDS.len(), 0u32..=2), 0..3),
             prop::collection::vec((0u8..10, prop::bool::weighted(0.1), prop::bool::weighted(0.3)), n),
             prop::collection::vec((0..n, 0..b, 0u32..4, prop::bool::weighted(0.7), 0u8..6, 0u32..5), 0..10),
         )
@@ -68,9 +71,15 @@ fn world() -> impl Strategy<Value = World> {
                         t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: col{k}}}\nspec: {{colocation: {{bundle: b{a}, with: b{w}, score: {}}}}}\n", SCORES[*s]);
                     }
                 }
-                for (k, (f, th)) in orders.iter().enumerate() {
+                for (k, (f, th, kind, min)) in orders.iter().enumerate() {
                     if f < th {
-                        t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: ord{k}}}\nspec: {{order: {{first: b{f}, then: b{th}}}}}\n");
+                        let kind = ORDER_KINDS[*kind];
+                        // minInstances only where it validates: mandatory, within first's replicas.
+                        let min = match bundles.get(*f) {
+                            Some(first) if kind == "mandatory" && *min >= 1 && *min <= first.0 => format!(", minInstances: {min}"),
+                            _ => String::new(),
+                        };
+                        t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: ord{k}}}\nspec: {{order: {{first: b{f}, then: b{th}, kind: {kind}{min}}}}}\n");
                     }
                 }
                 let nodes = states
@@ -259,6 +268,47 @@ proptest! {
                         }
                         _ => {}
                     }
+                }
+            }
+        }
+
+        // A serialize order: every step of its bundles in the plan comes after every one of
+        // an earlier phase (stops of then, stops of first, starts of first, starts of then),
+        // so none of them run at once.
+        let phase = |s: &quorate::plan::Step, first: &str, then: &str| match &s.op {
+            StepOp::Stop { bundle, .. } if bundle.as_str() == then => Some(0),
+            StepOp::Stop { bundle, .. } if bundle.as_str() == first => Some(1),
+            StepOp::Start { bundle, .. } if bundle.as_str() == first => Some(2),
+            StepOp::Start { bundle, .. } if bundle.as_str() == then => Some(3),
+            _ => None,
+        };
+        for c in spec.constraints.values() {
+            if let ConstraintSpec::Order(o) = c
+                && o.kind == quorate::spec::constraint::OrderKind::Serialize
+            {
+                let (f, t) = (o.first.as_str(), o.then.as_str());
+                for later in &p.steps {
+                    let Some(pl) = phase(later, f, t) else { continue };
+                    let before = ancestors(&p, later.id);
+                    for earlier in p.steps.iter().filter(|e| phase(e, f, t).is_some_and(|pe| pe < pl)) {
+                        prop_assert!(before.contains(&earlier.id), "serialize {f}, {t}: {:?} does not wait for {:?}", later, earlier);
+                    }
+                }
+            }
+        }
+
+        // Mandatory orders: where the plan leaves an instance of `then` running on a node
+        // that answers, at least `minInstances` (1) of `first` run too, when quorate and
+        // nothing is blocked.
+        if p.quorum.quorate && p.blocked.is_empty() {
+            let running = |bundle: &str| end.nodes.values().filter(|n| n.state == NodeState::Online).flat_map(|n| &n.instances).filter(|i| i.bundle.as_str() == bundle && i.state != InstanceState::Stopped).count();
+            for c in spec.constraints.values() {
+                if let ConstraintSpec::Order(o) = c
+                    && o.kind == quorate::spec::constraint::OrderKind::Mandatory
+                    && running(o.then.as_str()) > 0
+                {
+                    let min = o.min_instances.unwrap_or(1) as usize;
+                    prop_assert!(running(o.first.as_str()) >= min, "{} runs with fewer than {min} of {}", o.then, o.first);
                 }
             }
         }

@@ -833,3 +833,366 @@ fn instances_that_fit_nowhere_are_one_blocked_entry_per_bundle_with_a_count() {
         "a single instance has no count: {json}"
     );
 }
+
+/// The step of `op` (`"start"` or `"stop"`) of `instance`.
+fn step_of<'p>(p: &'p Plan, op: &str, instance: &str) -> &'p quorate::plan::Step {
+    p.steps
+        .iter()
+        .find(|s| match &s.op {
+            StepOp::Start { bundle, index, .. } => {
+                op == "start" && format!("{bundle}-{index}") == instance
+            }
+            StepOp::Stop { bundle, index, .. } => {
+                op == "stop" && format!("{bundle}-{index}") == instance
+            }
+            StepOp::Fence { .. } => false,
+        })
+        .unwrap_or_else(|| panic!("no {op} step of {instance}: {:#?}", p.steps))
+}
+
+/// Whether step `later` waits for step `earlier`, directly or through other steps.
+fn waits(p: &Plan, later: &quorate::plan::Step, earlier: &quorate::plan::Step) -> bool {
+    let mut todo = later.after.clone();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(id) = todo.pop() {
+        if id == earlier.id {
+            return true;
+        }
+        if seen.insert(id)
+            && let Some(s) = p.steps.iter().find(|s| s.id == id)
+        {
+            todo.extend(s.after.iter().copied());
+        }
+    }
+    false
+}
+
+/// A snapshot line for `instance` of `bundle` running on a node, with its spec's hash.
+fn running(s: &SpecSet, bundle: &str, index: u32) -> String {
+    let h = hash(s, bundle, index);
+    format!("{{bundle: {bundle}, index: {index}, specHash: {h}}}")
+}
+
+#[test]
+fn order_mandatory_like_pacemaker() {
+    // Pacemaker's order-mandatory: on one node, rsc1 is stopped and rsc2 (after it) runs;
+    // rsc3 cannot run (it failed too often there) and rsc4 (after it) runs. Pacemaker
+    // starts rsc1 and restarts rsc2 after it, and stops rsc4 "due to unrunnable rsc3".
+    let s = spec(&[
+        &bundle("rsc1", 1),
+        &bundle("rsc2", 1),
+        &bundle("rsc3", 1),
+        &bundle("rsc4", 1),
+        &constraint("order1", "order: {first: rsc1, then: rsc2}"),
+        &constraint("order2", "order: {first: rsc3, then: rsc4}"),
+    ]);
+    let o = observed(&format!(
+        "now: 1010\nnodes:\n  n1: {{instances: [{}, {}], failures: {{rsc3-0: {{count: 3, last: 1000}}}}}}\n  n2: {{standby: true}}\n  n3: {{standby: true}}\n",
+        running(&s, "rsc2", 0),
+        running(&s, "rsc4", 0)
+    ));
+    let p = run(&s, &o);
+    let mut sum = summary(&p);
+    sum.sort();
+    assert_eq!(
+        sum,
+        [
+            (ActionType::Stop, "rsc4-0".into(), "n1".into()),
+            (ActionType::Start, "rsc1-0".into(), "n1".into()),
+            (ActionType::Restart, "rsc2-0".into(), "n1".into()),
+        ]
+    );
+    // rsc2 starts again only after rsc1 has started.
+    assert!(waits(
+        &p,
+        step_of(&p, "start", "rsc2-0"),
+        step_of(&p, "start", "rsc1-0")
+    ));
+    let restart = p.actions.iter().find(|a| a.kind == ActionType::Restart);
+    assert_eq!(
+        restart.map(|a| a.reason.as_str()),
+        Some(
+            "rsc1-0 starts, and rsc2 runs only after rsc1 (mandatory order order1): restart after it"
+        )
+    );
+    let stop = p.actions.iter().find(|a| a.kind == ActionType::Stop);
+    assert_eq!(
+        stop.map(|a| a.reason.as_str()),
+        Some("rsc3 cannot run, and rsc4-0 runs only after it (mandatory order)")
+    );
+    assert!(
+        p.blocked.iter().any(
+            |b| b.instance == "rsc4-0" && b.reason == "waits for rsc3 to run (mandatory order)"
+        ),
+        "{:#?}",
+        p.blocked
+    );
+}
+
+#[test]
+fn enforce_colo1_like_pacemaker() {
+    // Pacemaker's enforce-colo1: keystone (a clone on three nodes) is disabled; central
+    // runs after it (mandatory order) and engine with central (INFINITY). Pacemaker stops
+    // keystone everywhere, central "due to unrunnable keystone-clone running", and engine
+    // "due to colocation with central". quorate disables keystone with zero replicas.
+    let s = spec(&[
+        &bundle("keystone", 0),
+        &bundle("central", 1),
+        &bundle("engine", 1),
+        &constraint("after-keystone", "order: {first: keystone, then: central}"),
+        &constraint(
+            "engine-with-central",
+            "colocation: {bundle: engine, with: central, score: INFINITY}",
+        ),
+    ]);
+    let k = |i: u32| format!("{{bundle: keystone, index: {i}, specHash: x}}");
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{}]}}\n  n2: {{instances: [{}]}}\n  n3: {{instances: [{}, {}, {}]}}\n",
+        k(2),
+        k(0),
+        k(1),
+        running(&s, "central", 0),
+        running(&s, "engine", 0)
+    ));
+    let p = run(&s, &o);
+    let mut sum = summary(&p);
+    sum.sort();
+    assert_eq!(
+        sum,
+        [
+            (ActionType::Stop, "central-0".into(), "n3".into()),
+            (ActionType::Stop, "engine-0".into(), "n3".into()),
+            (ActionType::Stop, "keystone-0".into(), "n2".into()),
+            (ActionType::Stop, "keystone-1".into(), "n3".into()),
+            (ActionType::Stop, "keystone-2".into(), "n1".into()),
+        ]
+    );
+    // Symmetrical: central stops before any keystone does.
+    let central = step_of(&p, "stop", "central-0");
+    for i in 0..3 {
+        assert!(waits(
+            &p,
+            step_of(&p, "stop", &format!("keystone-{i}")),
+            central
+        ));
+    }
+    let blocked: Vec<(&str, &str)> = p
+        .blocked
+        .iter()
+        .map(|b| (b.instance.as_str(), b.reason.as_str()))
+        .collect();
+    assert!(blocked.contains(&("central-0", "waits for keystone to run (mandatory order)")));
+    assert!(
+        blocked.iter().any(|(i, _)| *i == "engine-0"),
+        "{blocked:#?}"
+    );
+}
+
+/// Pacemaker's rec-rsc-9 on one node: bar fails its check and is recovered in place; rsc1
+/// and foo run after bar. Pacemaker restarts both after bar (there through the
+/// deprecated `restart-type`; in quorate a mandatory order means it).
+fn rec_rsc_9(kind: &str) -> Plan {
+    let s = spec(&[
+        &bundle("rsc1", 1),
+        &bundle("foo", 1),
+        &failing_bundle("bar", "restart"),
+        &constraint(
+            "order-recover-1",
+            &format!("order: {{first: bar, then: rsc1, kind: {kind}}}"),
+        ),
+        &constraint(
+            "order-recover-2",
+            &format!("order: {{first: bar, then: foo, kind: {kind}}}"),
+        ),
+    ]);
+    let h = hash(&s, "bar", 0);
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{}, {}, {{bundle: bar, index: 0, specHash: {h}, state: failed}}]}}\n  n2: {{standby: true}}\n  n3: {{standby: true}}\n",
+        running(&s, "rsc1", 0),
+        running(&s, "foo", 0)
+    ));
+    run(&s, &o)
+}
+
+#[test]
+fn rec_rsc_9_like_pacemaker_restarts_what_runs_after_a_recovered_instance() {
+    let p = rec_rsc_9("mandatory");
+    let mut sum = summary(&p);
+    sum.sort();
+    assert_eq!(
+        sum,
+        [
+            (ActionType::Restart, "bar-0".into(), "n1".into()),
+            (ActionType::Restart, "foo-0".into(), "n1".into()),
+            (ActionType::Restart, "rsc1-0".into(), "n1".into()),
+        ]
+    );
+    for then in ["rsc1-0", "foo-0"] {
+        // Stopped before bar stops (symmetrical), started after bar starts.
+        assert!(waits(
+            &p,
+            step_of(&p, "stop", "bar-0"),
+            step_of(&p, "stop", then)
+        ));
+        assert!(waits(
+            &p,
+            step_of(&p, "start", then),
+            step_of(&p, "start", "bar-0")
+        ));
+    }
+    // An optional order only orders: what runs after bar is left alone.
+    let p = rec_rsc_9("optional");
+    assert_eq!(
+        summary(&p),
+        [(ActionType::Restart, "bar-0".into(), "n1".into())]
+    );
+}
+
+#[test]
+fn a_restart_ripples_down_a_chain_of_mandatory_orders() {
+    // db -> app -> web: db moves off a node in standby; app and web restart, in order.
+    let s = spec(&[
+        &bundle("db", 1),
+        &bundle("app", 1),
+        &bundle("web", 1),
+        &constraint("db-then-app", "order: {first: db, then: app}"),
+        &constraint("app-then-web", "order: {first: app, then: web}"),
+    ]);
+    let o = observed(&format!(
+        "nodes:\n  n1: {{standby: true, instances: [{}]}}\n  n2: {{instances: [{}, {}]}}\n  n3: {{}}\n",
+        running(&s, "db", 0),
+        running(&s, "app", 0),
+        running(&s, "web", 0)
+    ));
+    let p = run(&s, &o);
+    let kinds: Vec<(ActionType, String)> =
+        summary(&p).into_iter().map(|(k, i, _)| (k, i)).collect();
+    assert!(
+        kinds.contains(&(ActionType::Move, "db-0".into())),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(ActionType::Restart, "app-0".into())),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(ActionType::Restart, "web-0".into())),
+        "{kinds:?}"
+    );
+    assert!(waits(
+        &p,
+        step_of(&p, "start", "web-0"),
+        step_of(&p, "start", "app-0")
+    ));
+    assert!(waits(
+        &p,
+        step_of(&p, "start", "app-0"),
+        step_of(&p, "start", "db-0")
+    ));
+    assert!(waits(
+        &p,
+        step_of(&p, "stop", "db-0"),
+        step_of(&p, "stop", "web-0")
+    ));
+    let web = p
+        .actions
+        .iter()
+        .find(|a| a.instance.as_deref() == Some("web-0"))
+        .map(|a| a.reason.as_str());
+    assert_eq!(
+        web,
+        Some(
+            "app-0 restarts, and web runs only after app (mandatory order app-then-web): restart after it"
+        )
+    );
+}
+
+#[test]
+fn serialized_bundles_never_start_or_stop_at_the_same_time() {
+    let s = spec(&[
+        &bundle("a", 2),
+        &bundle("b", 2),
+        &constraint(
+            "one-at-a-time",
+            "order: {first: a, then: b, kind: serialize}",
+        ),
+    ]);
+    // Fresh: b's starts wait for every start of a.
+    let p = run(&s, &Observed::fresh(&s));
+    for (x, y) in [
+        ("b-0", "a-0"),
+        ("b-0", "a-1"),
+        ("b-1", "a-0"),
+        ("b-1", "a-1"),
+    ] {
+        assert!(waits(&p, step_of(&p, "start", x), step_of(&p, "start", y)));
+    }
+    // Both restart for a new spec: b stops, then a stops, a starts, then b starts, with
+    // no two of them at the same time across the bundles.
+    let o = observed(
+        "nodes:\n  n1: {instances: [{bundle: a, index: 0, specHash: old}, {bundle: b, index: 0, specHash: old}]}\n  n2: {standby: true}\n  n3: {standby: true}\n",
+    );
+    let s1 = spec(&[
+        &bundle("a", 1),
+        &bundle("b", 1),
+        &constraint(
+            "one-at-a-time",
+            "order: {first: a, then: b, kind: serialize}",
+        ),
+    ]);
+    let p = run(&s1, &o);
+    let (sb, sa) = (step_of(&p, "stop", "b-0"), step_of(&p, "stop", "a-0"));
+    let (ta, tb) = (step_of(&p, "start", "a-0"), step_of(&p, "start", "b-0"));
+    assert!(waits(&p, sa, sb));
+    assert!(waits(&p, ta, sa));
+    assert!(waits(&p, tb, ta));
+    // A serialize order does not restart b when a restarts (only a mandatory one does),
+    // and it never keeps b from starting.
+    assert_eq!(p.actions.len(), 2, "{:#?}", p.actions);
+}
+
+#[test]
+fn min_instances_keeps_then_waiting_until_that_many_of_first_run() {
+    // Pacemaker's clone-min: web runs only while 2 instances of db do. With n2 and n3
+    // in standby only one db instance can run: web stops and waits.
+    let s = spec(&[
+        &bundle("db", 3),
+        &bundle("web", 1),
+        &constraint(
+            "db-then-web",
+            "order: {first: db, then: web, minInstances: 2}",
+        ),
+    ]);
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{}, {}]}}\n  n2: {{standby: true}}\n  n3: {{standby: true}}\n",
+        running(&s, "db", 0),
+        running(&s, "web", 0)
+    ));
+    let p = run(&s, &o);
+    assert_eq!(
+        summary(&p),
+        [(ActionType::Stop, "web-0".into(), "n1".into())]
+    );
+    assert_eq!(
+        p.actions[0].reason,
+        "2 instances of db cannot run, and web-0 runs only after it (mandatory order)"
+    );
+    assert!(
+        p.blocked.iter().any(|b| b.instance == "web-0"
+            && b.reason == "waits for 2 instances of db to run (mandatory order)"),
+        "{:#?}",
+        p.blocked
+    );
+    // With n2 back, a second db starts and web keeps running (a new instance of a bundle
+    // that runs does not restart what runs after it).
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{}, {}]}}\n  n2: {{}}\n  n3: {{standby: true}}\n",
+        running(&s, "db", 0),
+        running(&s, "web", 0)
+    ));
+    let p = run(&s, &o);
+    assert_eq!(
+        summary(&p),
+        [(ActionType::Start, "db-1".into(), "n2".into())]
+    );
+}

@@ -785,3 +785,74 @@ spec:
         .collect();
     assert_eq!(values, vec!["s3cr3t-pw", "12345"]);
 }
+
+#[test]
+fn min_instances_of_an_order_must_be_reachable() {
+    let doc = r#"apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: db}
+spec: {image: pg, replicas: 2}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: too-many}
+spec:
+  order: {first: db, then: web, minInstances: 3}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: zero}
+spec:
+  order: {first: db, then: web, minInstances: 0}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: optional}
+spec:
+  order: {first: db, then: web, kind: optional, minInstances: 1}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: fine}
+spec:
+  order: {first: db, then: web, minInstances: 2}
+"#;
+    check(
+        &[CLUSTER, FENCES, WEB, doc],
+        &[
+            at("quorate::order::min-instances", 3, "too-many", "3"),
+            at("quorate::order::min-instances", 3, "{name: zero", "0"),
+            at(
+                "quorate::order::min-instances",
+                3,
+                "kind: optional, minInstances: ",
+                "1",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_serialize_order_counts_in_order_cycles() {
+    let doc = r#"apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: db}
+spec: {image: pg}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: one-at-a-time}
+spec:
+  order: {first: db, then: web, kind: serialize}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: back}
+spec:
+  order: {first: web, then: db}
+"#;
+    check(
+        &[CLUSTER, FENCES, WEB, doc],
+        &[at("quorate::order::cycle", 3, "first: web, then: ", "db")],
+    );
+}

@@ -347,6 +347,7 @@ fn constraints(spec: &SpecSet, x: &mut String) {
                 let kind = match o.kind {
                     OrderKind::Mandatory => "Mandatory",
                     OrderKind::Optional => "Optional",
+                    OrderKind::Serialize => "Serialize",
                 };
                 let _ = writeln!(
                     x,

@@ -1,6 +1,7 @@
 //! The `quorate` command line: parsing, dispatch and exit codes.
 
 mod apply;
+mod cleanup;
 mod fence;
 mod ha;
 mod import;
@@ -73,6 +74,9 @@ enum Command {
     /// A cluster on this machine to try quorate on: nodes in network namespaces with their
     /// own Podman, a BMC per node, specs in a git repo (needs root).
     Lab(lab::Args),
+    /// Forget an instance's fail counts, on one node or all, so it may run there again
+    /// (exit 0 cleared, 1 invalid specs, 2 could not run).
+    Cleanup(cleanup::Args),
 }
 
 /// Exit code: the command ran and found a failure (invalid specs, a fence not confirmed).
@@ -173,6 +177,7 @@ pub fn main() -> ExitCode {
         Command::State(args) => state::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Lab(args) => lab::run(args),
+        Command::Cleanup(args) => cleanup::run(&args),
     }
 }
 

@@ -481,6 +481,7 @@ fn order(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
         None if c.attribute("score").is_some_and(|s| s.trim() == "0") => OrderKind::Optional,
         None | Some("Mandatory") => OrderKind::Mandatory,
         Some("Optional") => OrderKind::Optional,
+        Some("Serialize") => OrderKind::Serialize,
         Some(other) => {
             return ctx.not_yet(
                 c,
@@ -514,6 +515,7 @@ fn order(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
                 then,
                 kind,
                 symmetrical,
+                min_instances: None,
             })
         })
         .collect();

@@ -821,6 +821,7 @@ fn group(ctx: &mut Ctx<'_>, g: Node<'_, '_>) {
                 then: then.clone(),
                 kind: OrderKind::Mandatory,
                 symmetrical: true,
+                min_instances: None,
             });
             add_group_constraint(
                 ctx,

@@ -13,7 +13,7 @@ use super::placement::Placed;
 use crate::observed::{InstanceState, Observed};
 use crate::spec::bundle::{OnFail, Recovery};
 use crate::spec::cluster::NoQuorumPolicy;
-use crate::spec::constraint::ConstraintSpec;
+use crate::spec::constraint::{ConstraintSpec, OrderKind};
 use crate::spec::{Name, SpecSet};
 
 /// The state of one planning run.
@@ -31,6 +31,17 @@ pub struct Changes<'a, 'p> {
     /// New instances of the bundle under way blocked so far, by reason: where their entry
     /// is in the blocked list (the first one's; the others only count in it).
     unplaced: BTreeMap<Unplaced, usize>,
+    /// Bundles with an instance that restarts or moves in this plan (a stop, then a start
+    /// again), or that start while none of their instances runs, with what that instance
+    /// does (`db-0 restarts`): the `then` of a mandatory order from them restarts after
+    /// them.
+    restarting: BTreeMap<&'a str, String>,
+    /// For the bundle under way: why its running instances restart after the `first` of
+    /// a mandatory order (one of its instances restarts or moves), if one does.
+    restart_after: Option<String>,
+    /// Whether an instance of the bundle under way runs now: when none does, its starts
+    /// restart the `then` of its mandatory orders like a restart does.
+    bundle_runs: bool,
 }
 
 /// Why a new instance (one with no copy anywhere) is blocked: the same for every new
@@ -62,6 +73,9 @@ impl<'a, 'p> Changes<'a, 'p> {
             b: Builder::default(),
             fences: BTreeMap::new(),
             unplaced: BTreeMap::new(),
+            restarting: BTreeMap::new(),
+            restart_after: None,
+            bundle_runs: false,
         }
     }
 
@@ -72,17 +86,27 @@ impl<'a, 'p> Changes<'a, 'p> {
             let Some((name, spec)) = self.spec.bundles.get_key_value(bundle) else {
                 continue;
             };
-            let waits_for = self.placed.starved.get(bundle).copied();
+            let waits_for = self
+                .placed
+                .starved
+                .get(bundle)
+                .map(|first| super::order::awaited(self.spec, bundle, first));
             let mut restarts_left = spec.update.max_parallel;
             self.unplaced.clear();
+            self.restart_after = self.first_restarts(bundle);
+            self.bundle_runs = self
+                .current
+                .copies
+                .get(bundle)
+                .is_some_and(|m| m.values().flatten().any(Copy::running));
             for index in 0..spec.replicas {
                 let inst = Inst {
                     bundle: name,
                     index,
                 };
-                self.instance(inst, waits_for, &mut restarts_left);
+                self.instance(inst, waits_for.as_deref(), &mut restarts_left);
             }
-            self.count_unplaced(name, waits_for);
+            self.count_unplaced(name, waits_for.as_deref());
         }
         self.leftovers();
         if !self.quorum.may_act() && self.quorum.policy == NoQuorumPolicy::Stop {
@@ -168,9 +192,20 @@ impl<'a, 'p> Changes<'a, 'p> {
             }
         }
 
+        // Invariant 2 holds through `stop`: without quorum it is blocked, not done.
         if let Some(first) = waits_for
-            && keep.is_none()
+            && let Some(k) = keep
         {
+            let why = format!(
+                "{first} cannot run, and {} runs only after it (mandatory order)",
+                inst.name()
+            );
+            self.stop(k.node, inst, why);
+            self.b
+                .block(inst, format!("waits for {first} to run (mandatory order)"));
+            return;
+        }
+        if let Some(first) = waits_for {
             if copies.is_empty() {
                 return self.block_new(inst, Unplaced::Waits, first);
             }
@@ -246,6 +281,10 @@ impl<'a, 'p> Changes<'a, 'p> {
                     }
                 } else if k.instance.state == InstanceState::Failed {
                     self.failed(inst, k, spec.monitor.on_fail);
+                } else if let Some(why) = self.restart_after.clone() {
+                    // Invariants 1 and 2 as for any restart (`act`): in place, its start
+                    // after its own stop, and only with quorum.
+                    self.act(inst, Act::Restart(d), why);
                 }
             }
             Some(d) => {
@@ -570,6 +609,23 @@ impl<'a, 'p> Changes<'a, 'p> {
         }
     }
 
+    /// Why the running instances of `then` restart in this plan: an instance of the
+    /// `first` of one of its mandatory orders restarts or moves (Pacemaker restarts what
+    /// depends on a resource that restarts). Bundles are planned `first` before `then`, so
+    /// `restarting` already holds every `first`.
+    fn first_restarts(&self, then: &str) -> Option<String> {
+        self.spec.constraints.iter().find_map(|(name, c)| match c {
+            ConstraintSpec::Order(o) if o.kind == OrderKind::Mandatory && o.then.as_str() == then => {
+                let inst = self.restarting.get(o.first.as_str())?;
+                Some(format!(
+                    "{inst}, and {then} runs only after {} (mandatory order {name}): restart after it",
+                    o.first
+                ))
+            }
+            _ => None,
+        })
+    }
+
     /// Starts, restarts and moves: only with quorum (invariant 2).
     fn act(&mut self, inst: Inst<'a>, act: Act<'a>, reason: String) {
         if !self.quorum.may_act() {
@@ -596,6 +652,17 @@ impl<'a, 'p> Changes<'a, 'p> {
             },
             _ => Vec::new(),
         };
+        let verb = match act {
+            Act::Start(_) if self.bundle_runs => None,
+            Act::Start(_) => Some("starts"),
+            Act::Restart(_) => Some("restarts"),
+            Act::Move { .. } | Act::Recover { .. } => Some("moves"),
+        };
+        if let Some(verb) = verb {
+            self.restarting
+                .entry(inst.bundle.as_str())
+                .or_insert_with(|| format!("{} {verb}", inst.name()));
+        }
         match act {
             Act::Start(d) => {
                 self.b.start(d, inst, reason, guard);

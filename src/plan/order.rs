@@ -6,9 +6,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{Action, ActionId, Step, StepId, StepOp};
-use crate::spec::SpecSet;
 use crate::spec::bundle::{BundleSpec, Protocol};
-use crate::spec::constraint::ConstraintSpec;
+use crate::spec::constraint::{ConstraintSpec, OrderKind};
+use crate::spec::{Name, SpecSet};
 
 /// Adds cross-action dependencies and renumbers actions and steps in dependency order.
 pub fn finish(
@@ -60,6 +60,19 @@ pub fn finish(
             continue;
         };
         let (first, then) = (o.first.as_str(), o.then.as_str());
+        if o.kind == OrderKind::Serialize {
+            let key = |m: &BTreeMap<(&str, Option<u32>), Vec<StepId>>, b| {
+                m.get(&(b, None)).cloned().unwrap_or_default()
+            };
+            let phases = [
+                key(&stops, then),
+                key(&stops, first),
+                key(&starts, first),
+                key(&starts, then),
+            ];
+            serialize(&phases, &mut extra);
+            continue;
+        }
         for start in starts.get(&(then, None)).into_iter().flatten() {
             extra
                 .entry(*start)
@@ -88,6 +101,79 @@ pub fn finish(
         }
     }
     renumber(actions, steps)
+}
+
+/// Bundles `then` of a mandatory order whose `first` has fewer instances placed than the
+/// order's `minInstances` (1 by default: none placed), with that `first`. Such a `then`
+/// places no instance, so a running one stops (Pacemaker stops what depends on a
+/// resource that cannot run).
+pub(crate) fn starved<'a>(
+    spec: &'a SpecSet,
+    placed: &BTreeMap<(&'a str, u32), Option<&'a Name>>,
+) -> BTreeMap<&'a str, &'a str> {
+    let mut count: BTreeMap<&str, u32> = BTreeMap::new();
+    for ((bundle, _), node) in placed {
+        if node.is_some() {
+            *count.entry(bundle).or_default() += 1;
+        }
+    }
+    spec.constraints
+        .values()
+        .filter_map(|c| match c {
+            ConstraintSpec::Order(o)
+                if o.kind == OrderKind::Mandatory
+                    && spec.bundles.contains_key(o.then.as_str())
+                    && spec.bundles.contains_key(o.first.as_str())
+                    && count.get(o.first.as_str()).copied().unwrap_or(0)
+                        < o.min_instances.unwrap_or(1) =>
+            {
+                Some((o.then.as_str(), o.first.as_str()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// What `then` waits for from `first` in reasons: `db`, or `2 instances of db` for an
+/// order with `minInstances: 2`.
+pub(crate) fn awaited(spec: &SpecSet, then: &str, first: &str) -> String {
+    let min = spec
+        .constraints
+        .values()
+        .filter_map(|c| match c {
+            ConstraintSpec::Order(o)
+                if o.kind == OrderKind::Mandatory
+                    && o.first.as_str() == first
+                    && o.then.as_str() == then =>
+            {
+                o.min_instances
+            }
+            _ => None,
+        })
+        .max()
+        .unwrap_or(1);
+    if min > 1 {
+        format!("{min} instances of {first}")
+    } else {
+        first.to_owned()
+    }
+}
+
+/// A `serialize` order: every step of a phase waits for every step of the phases before
+/// it (stops of `then`, stops of `first`, starts of `first`, starts of `then`), so no
+/// two of them run at once. Stops come before starts, as every other dependency of the
+/// plan has them, so these add no cycle (validation refuses cycles of orders).
+fn serialize(phases: &[Vec<StepId>], extra: &mut BTreeMap<StepId, BTreeSet<StepId>>) {
+    let mut before: Vec<StepId> = Vec::new();
+    for phase in phases {
+        for step in phase {
+            extra
+                .entry(*step)
+                .or_default()
+                .extend(before.iter().copied());
+        }
+        before.extend(phase.iter().copied());
+    }
 }
 
 /// A start waits for the stops on its node that free what it needs: a place under the

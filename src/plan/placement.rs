@@ -22,7 +22,7 @@ use super::current::{Current, Whereabouts, live_failures};
 use super::model::{Candidate, Placement, ScorePart};
 use crate::observed::Observed;
 use crate::spec::bundle::{Recovery, instance_name};
-use crate::spec::constraint::{ColocationConstraint, ConstraintSpec, OrderKind, Rule};
+use crate::spec::constraint::{ColocationConstraint, ConstraintSpec, Rule};
 use crate::spec::{Name, Score, SpecSet};
 
 /// The outcome of placement.
@@ -75,21 +75,7 @@ pub fn place<'a>(
 /// Bundles `then` of a mandatory order whose `first` has no instance placed, with that
 /// `first`.
 fn starved_bundles<'a>(spec: &'a SpecSet, placed: &Placed<'a>) -> BTreeMap<&'a str, &'a str> {
-    let runs = |b: &str| placed.node.iter().any(|((x, _), n)| *x == b && n.is_some());
-    spec.constraints
-        .values()
-        .filter_map(|c| match c {
-            ConstraintSpec::Order(o)
-                if o.kind == OrderKind::Mandatory
-                    && spec.bundles.contains_key(o.then.as_str())
-                    && spec.bundles.contains_key(o.first.as_str())
-                    && !runs(o.first.as_str()) =>
-            {
-                Some((o.then.as_str(), o.first.as_str()))
-            }
-            _ => None,
-        })
-        .collect()
+    super::order::starved(spec, &placed.node)
 }
 
 fn place_once<'a>(
@@ -211,9 +197,7 @@ fn place_once<'a>(
         for index in ordered {
             let name = instance_name(bundle, index);
             // Waiting for the `first` of a mandatory order: no new slot.
-            if let Some(first) = starved.get(bundle)
-                && !current.of(bundle, index).iter().any(|c| c.running())
-            {
+            if let Some(first) = starved.get(bundle) {
                 if explain {
                     out.explain.push(stays(
                         name,

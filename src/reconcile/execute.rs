@@ -92,6 +92,17 @@ pub enum StepError {
         /// The node.
         node: Name,
     },
+    /// A start the runtime could not carry out, counted as a failure of the instance on
+    /// the node (towards `migrationThreshold`).
+    #[error("{source}; counted as a failure of {instance} on {node}")]
+    StartFailed {
+        /// The instance.
+        instance: String,
+        /// The node.
+        node: Name,
+        /// What went wrong.
+        source: Box<StepError>,
+    },
     /// The step ran out of time.
     #[error("{what} did not finish within {after:?}")]
     Timeout {
@@ -400,7 +411,7 @@ impl Executor {
             }
             rt.start(&name).await
         };
-        match tokio::time::timeout(Duration::from_secs(180), work).await {
+        let r = match tokio::time::timeout(Duration::from_secs(180), work).await {
             Ok(Ok(())) => Ok(String::new()),
             Ok(Err(RuntimeError::Conflict { name })) => {
                 self.conflicts
@@ -419,7 +430,45 @@ impl Executor {
                 what: format!("start of {name} on {node}"),
                 after: Duration::from_secs(180),
             }),
+        };
+        match r {
+            Err(e) if start_failure_counts(&e) => Err(self.start_failed(node, name, e).await),
+            r => r,
         }
+    }
+
+    /// A start the runtime could not carry out counts as a failure of the instance on the
+    /// node, as a failed check does: after `migrationThreshold` of them the planner places
+    /// it elsewhere (Pacemaker with `start-failure-is-fatal=false`; quorate does not ban
+    /// the node at the first failed start, since a pull or a port can fail once).
+    async fn start_failed(&self, node: &Name, instance: String, source: StepError) -> StepError {
+        let now = self.env.clock().now_unix_ms() / 1000;
+        let now = u64::try_from(now).unwrap_or(0);
+        if let Err(e) = self
+            .store
+            .record_failure(node.as_str(), &instance, now)
+            .await
+        {
+            tracing::warn!(%node, %instance, error = %e, "cannot count the failed start");
+        }
+        StepError::StartFailed {
+            instance,
+            node: node.clone(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Whether a failed start says something about the instance on that node: the runtime
+/// answered and could not run it (image, network, storage, its API), or the start did not
+/// finish. Not when the runtime did not answer (the node's membership deals with that),
+/// the quorum gate refused, the container could not be described (the reconciler's side),
+/// an unmanaged container holds the name, or the start could not be recorded.
+fn start_failure_counts(e: &StepError) -> bool {
+    match e {
+        StepError::Runtime(r) => !r.is_unreachable() && !matches!(r, RuntimeError::Conflict { .. }),
+        StepError::Timeout { .. } => true,
+        _ => false,
     }
 }
 
@@ -456,5 +505,42 @@ pub fn describe(op: &StepOp) -> String {
             bundle,
             index,
         } => format!("start {} on {node}", instance_name(bundle.as_str(), *index)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_the_runtime_could_not_carry_out_counts_as_a_failure() {
+        let api = RuntimeError::Api {
+            op: "start",
+            message: "port is already allocated".into(),
+        };
+        assert!(start_failure_counts(&StepError::Runtime(api)));
+        let pull = RuntimeError::ImageUnavailable {
+            image: "pg".into(),
+            reason: "manifest unknown".into(),
+        };
+        assert!(start_failure_counts(&StepError::Runtime(pull)));
+        assert!(start_failure_counts(&StepError::Timeout {
+            what: "start of db-0 on n1".into(),
+            after: Duration::from_secs(180),
+        }));
+        // Nothing said about the instance: the node did not answer, someone else's
+        // container holds the name, the plan named no such bundle.
+        let down = RuntimeError::Unreachable {
+            endpoint: "podman+unix:///n1".into(),
+            reason: "connection refused".into(),
+        };
+        assert!(!start_failure_counts(&StepError::Runtime(down)));
+        let theirs = RuntimeError::Conflict {
+            name: "db-0".into(),
+        };
+        assert!(!start_failure_counts(&StepError::Runtime(theirs)));
+        assert!(!start_failure_counts(&StepError::NoBundle(
+            Name::from_static("db")
+        )));
     }
 }

@@ -195,6 +195,13 @@ pub trait Store: FenceLog {
     /// adoption (invariant 10: a restart rejects the last commit adopted if no pass
     /// planned from it). Written before the plan is carried out.
     async fn record_planned(&self, commit: &str, at_unix_ms: i64) -> Result<(), FenceLogError>;
+    /// Forgets the fail counts of `instance` on `node`, or on every node (`quorate
+    /// cleanup`, Pacemaker's `pcs resource cleanup`); returns how many nodes had some.
+    async fn clear_failures(
+        &self,
+        instance: &str,
+        node: Option<&str>,
+    ) -> Result<u32, FenceLogError>;
 }
 
 /// An in-memory [`Store`] for simulations and tests.
@@ -308,6 +315,17 @@ impl Store for MemoryStore {
         e.count = e.count.saturating_add(1);
         e.last = Some(at);
         Ok(())
+    }
+
+    async fn clear_failures(
+        &self,
+        instance: &str,
+        node: Option<&str>,
+    ) -> Result<u32, FenceLogError> {
+        let mut f = self.failures.lock().map_err(|_| poisoned())?;
+        let before = f.len();
+        f.retain(|(n, i), _| !(i == instance && node.is_none_or(|want| want == n)));
+        Ok(u32::try_from(before - f.len()).unwrap_or(u32::MAX))
     }
 
     async fn record_pass(&self, pass: &PassRecord) -> Result<u64, FenceLogError> {

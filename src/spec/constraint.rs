@@ -113,13 +113,18 @@ pub struct OrderConstraint {
     pub first: Name,
     /// Started after `first`.
     pub then: Name,
-    /// `mandatory`: `then` waits for `first` to be running; `optional`: only when both
-    /// change in the same pass.
+    /// `mandatory`: `then` runs only while `first` does, and restarts after it;
+    /// `optional`: only when both change in the same pass; `serialize`: their starts and
+    /// stops never overlap.
     #[serde(default)]
     pub kind: OrderKind,
     /// Whether stops happen in the reverse order.
     #[serde(default = "yes")]
     pub symmetrical: bool,
+    /// For a `mandatory` order: how many instances of `first` must run before `then`
+    /// starts, and below which a running `then` stops (Pacemaker's `clone-min`; default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_instances: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -127,6 +132,10 @@ fn yes() -> bool {
 }
 
 /// Strength of an order constraint.
+///
+/// A `mandatory` order also stops a running `then` when `first` cannot run (no instance of
+/// it placed, or fewer than `minInstances`), and restarts `then` after `first` when an
+/// instance of `first` restarts or moves in the same plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum OrderKind {
@@ -135,6 +144,9 @@ pub enum OrderKind {
     Mandatory,
     /// Ordered only when both start in the same pass.
     Optional,
+    /// Never started or stopped at the same time, in either order (Pacemaker's
+    /// `Serialize`); quorate runs `first`'s steps first.
+    Serialize,
 }
 
 #[cfg(test)]

@@ -160,6 +160,23 @@ impl Store for StateStore {
             .await?)
     }
 
+    async fn clear_failures(
+        &self,
+        instance: &str,
+        node: Option<&str>,
+    ) -> Result<u32, FenceLogError> {
+        let (instance, node) = (instance.to_owned(), node.map(str::to_owned));
+        Ok(self
+            .blocking(move |c| {
+                let n = c.execute(
+                    "DELETE FROM failures WHERE instance = ?1 AND (?2 IS NULL OR node = ?2)",
+                    params![instance, node],
+                )?;
+                Ok(u32::try_from(n).unwrap_or(u32::MAX))
+            })
+            .await?)
+    }
+
     async fn record_pass(&self, pass: &PassRecord) -> Result<u64, FenceLogError> {
         let pass = pass.clone();
         Ok(self
@@ -216,6 +233,39 @@ mod tests {
             spec_hash: "h".into(),
             state: InstanceState::Running,
         }
+    }
+
+    #[tokio::test]
+    async fn cleanup_clears_the_fail_counts_of_one_instance_on_one_node_or_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        for (node, inst) in [
+            ("n1", "db-0"),
+            ("n2", "db-0"),
+            ("n3", "db-0"),
+            ("n1", "db-1"),
+        ] {
+            s.record_failure(node, inst, 100).await.unwrap();
+        }
+        assert_eq!(s.clear_failures("db-0", Some("n2")).await.unwrap(), 1);
+        let left: Vec<(String, String)> = s.failures().await.unwrap().into_keys().collect();
+        let pair = |n: &str, i: &str| (n.to_owned(), i.to_owned());
+        assert_eq!(
+            left,
+            [pair("n1", "db-0"), pair("n1", "db-1"), pair("n3", "db-0")]
+        );
+        assert_eq!(s.clear_failures("db-0", None).await.unwrap(), 2);
+        assert_eq!(s.clear_failures("db-0", None).await.unwrap(), 0);
+        // The same in memory.
+        let m = crate::reconcile::store::MemoryStore::default();
+        m.record_failure("n1", "db-0", 1).await.unwrap();
+        m.record_failure("n2", "db-0", 1).await.unwrap();
+        assert_eq!(m.clear_failures("db-0", Some("n9")).await.unwrap(), 0);
+        assert_eq!(m.clear_failures("db-0", None).await.unwrap(), 2);
+        drop(s);
+        // Cleared for good: a new store on the same directory has none either.
+        let s = StateStore::open(dir.path()).unwrap();
+        assert_eq!(s.failures().await.unwrap().len(), 1);
     }
 
     #[tokio::test]

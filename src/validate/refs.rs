@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use super::Findings;
 use crate::diag::Diagnostic;
 use crate::load::de::suggest;
-use crate::spec::constraint::{ConstraintSpec, RuleOperator};
+use crate::spec::constraint::{ConstraintSpec, OrderConstraint, OrderKind, RuleOperator};
 use crate::spec::{Kind, SpecSet};
 
 pub(super) fn check(set: &SpecSet, cluster_ok: bool, f: &mut Findings) {
@@ -200,9 +200,47 @@ fn constraints(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
                         "spec.order.then",
                     );
                 }
+                if let Some(d) = min_instances(set, o) {
+                    f.push(d, Kind::Constraint, name, "spec.order.minInstances");
+                }
             }
         }
     }
+}
+
+/// `minInstances` of an order: at least 1, on a mandatory order, and no more than
+/// `first` has replicas (or `then` could never run).
+fn min_instances(set: &SpecSet, o: &OrderConstraint) -> Option<Diagnostic> {
+    let min = o.min_instances?;
+    let error = |msg: String, help: String| {
+        Some(Diagnostic::error("quorate::order::min-instances", msg).with_help(help))
+    };
+    if o.kind != OrderKind::Mandatory {
+        return error(
+            "`minInstances` applies only to a mandatory order".to_owned(),
+            "remove `minInstances`, or make the order `kind: mandatory`".to_owned(),
+        );
+    }
+    if min == 0 {
+        return error(
+            "`minInstances: 0` would let `then` run with `first` stopped".to_owned(),
+            "use at least 1, or make the order `kind: optional`".to_owned(),
+        );
+    }
+    let replicas = set.bundles.get(o.first.as_str())?.replicas;
+    if min > replicas {
+        return error(
+            format!(
+                "`minInstances: {min}` is more than the {replicas} replicas of `{}`: `{}` could never run",
+                o.first, o.then
+            ),
+            format!(
+                "lower minInstances to at most {replicas}, or raise the replicas of `{}`",
+                o.first
+            ),
+        );
+    }
+    None
 }
 
 fn unknown(what: &str, name: &str, known: &[&str]) -> Diagnostic {

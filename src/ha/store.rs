@@ -543,6 +543,25 @@ impl Store for EtcdStore {
         Ok(self.write(vec![self.put(&key, &f)?]).await?)
     }
 
+    async fn clear_failures(
+        &self,
+        instance: &str,
+        node: Option<&str>,
+    ) -> Result<u32, FenceLogError> {
+        let ops: Vec<TxnOp> = self
+            .failures()
+            .await?
+            .into_keys()
+            .filter(|(n, i)| i == instance && node.is_none_or(|want| want == n))
+            .map(|(n, i)| TxnOp::delete(self.key(&format!("failures/{n}/{i}")), None))
+            .collect();
+        let cleared = u32::try_from(ops.len()).unwrap_or(u32::MAX);
+        if !ops.is_empty() {
+            self.write(ops).await?;
+        }
+        Ok(cleared)
+    }
+
     async fn record_pass(&self, pass: &PassRecord) -> Result<u64, FenceLogError> {
         let opts = GetOptions::new()
             .with_prefix()

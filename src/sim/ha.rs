@@ -555,6 +555,10 @@ impl Store for FencedStore {
     async fn passes(&self, limit: usize) -> Result<Vec<PassRecord>, FenceLogError> {
         self.inner.passes(limit).await
     }
+    async fn clear_failures(&self, i: &str, node: Option<&str>) -> Result<u32, FenceLogError> {
+        self.guard()?;
+        self.inner.clear_failures(i, node).await
+    }
     async fn record_planned(&self, commit: &str, at: i64) -> Result<(), FenceLogError> {
         self.guard()?;
         self.inner.record_planned(commit, at).await

@@ -85,6 +85,11 @@ pub struct Args {
     /// Bound on each call to a node's runtime.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     timeout: crate::spec::Duration,
+    /// Most nodes probed or listed at once (each call holds a connection to its node
+    /// while it lasts).
+    #[arg(long, value_name = "N", default_value_t = crate::reconcile::DEFAULT_NODE_CONCURRENCY,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    node_concurrency: u32,
     /// Most HTTP connections open at once. At the limit, the connection that has waited
     /// longest for a request is closed to admit a new one.
     #[arg(long, value_name = "N", default_value_t = listen::DEFAULT_MAX_CONNECTIONS,
@@ -144,6 +149,8 @@ struct Follower {
     store: Arc<dyn Commits>,
     status: SharedStatus,
     timeout: Duration,
+    /// Most nodes probed or listed at once.
+    node_concurrency: usize,
     /// The secret references the specs may use.
     secrets: SecretPolicy,
     /// The commit in force.
@@ -351,6 +358,7 @@ async fn serve(args: &Args) -> Result<(), String> {
         store,
         status: status.clone(),
         timeout: args.timeout.get(),
+        node_concurrency: args.node_concurrency as usize,
         secrets: args.secret_policy(),
         current: None,
         triggers: triggers.clone(),
@@ -550,7 +558,11 @@ impl Follower {
             None => env,
         };
         let store: Arc<dyn crate::reconcile::store::Store> = self.store.clone();
-        match Reconciler::new(env, store, desired, Options::default()) {
+        let options = Options {
+            node_concurrency: self.node_concurrency,
+            ..Options::default()
+        };
+        match Reconciler::new(env, store, desired, options) {
             Ok(r) => {
                 self.driver = Some(tokio::spawn(driver::run(r, inbox, self.status.clone())));
             }

@@ -8,16 +8,21 @@ use crate::spec::SpecSet;
 /// plus the reconciler's own, against the expected votes (design invariant 2 is checked
 /// against this).
 pub fn status(spec: &SpecSet, observed: &Observed) -> QuorumStatus {
-    let cluster = &spec.cluster;
-    let node_votes: u32 = cluster
+    let node_votes: u32 = spec
+        .cluster
         .nodes
         .iter()
         .filter(|n| observed.node_state(n.name.as_str()) == NodeState::Online)
         .map(|n| n.votes)
         .fold(0, u32::saturating_add);
-    let own = observed
-        .reconciler_votes
-        .unwrap_or(cluster.quorum.reconciler_votes);
+    tally(spec, node_votes, observed.reconciler_votes)
+}
+
+/// The quorum situation when the online nodes hold `node_votes` and the reconciler
+/// `own` votes (the cluster's `reconcilerVotes` when `None`).
+pub fn tally(spec: &SpecSet, node_votes: u32, own: Option<u32>) -> QuorumStatus {
+    let cluster = &spec.cluster;
+    let own = own.unwrap_or(cluster.quorum.reconciler_votes);
     let present = node_votes.saturating_add(own);
     let expected = cluster.expected_votes();
     QuorumStatus {

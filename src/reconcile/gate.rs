@@ -9,11 +9,9 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 
 use super::membership::Membership;
 use crate::fence::{Clock, FenceAgent, FenceError, PowerState};
-use crate::observed::{NodeState, Observed, ObservedNode};
 use crate::plan::{QuorumStatus, quorum};
 use crate::runtime::Runtime;
 use crate::spec::{Name, SpecSet};
@@ -26,6 +24,7 @@ pub struct QuorumGate {
     clock: Arc<dyn Clock>,
     max_age: Duration,
     probe_timeout: Duration,
+    concurrency: usize,
     last: Mutex<Option<(Instant, Result<(), NoQuorum>)>>,
 }
 
@@ -35,14 +34,15 @@ pub struct QuorumGate {
 pub struct NoQuorum(pub QuorumStatus);
 
 impl QuorumGate {
-    /// A gate over `runtimes`, probing again when its last probe is older than `max_age`.
+    /// A gate over `runtimes`, probing again when its last probe is older than `max_age`,
+    /// at most `concurrency` nodes at a time.
     pub fn new(
         spec: Arc<SpecSet>,
         runtimes: BTreeMap<Name, Arc<dyn Runtime>>,
         membership: Arc<Mutex<Membership>>,
         clock: Arc<dyn Clock>,
-        max_age: Duration,
-        probe_timeout: Duration,
+        (max_age, probe_timeout): (Duration, Duration),
+        concurrency: usize,
     ) -> QuorumGate {
         QuorumGate {
             spec,
@@ -51,6 +51,7 @@ impl QuorumGate {
             clock,
             max_age,
             probe_timeout,
+            concurrency,
             last: Mutex::new(None),
         }
     }
@@ -69,29 +70,41 @@ impl QuorumGate {
         result
     }
 
-    /// Pings every node at once and decides as soon as the answers so far make a
-    /// majority: a node that does not answer costs the probe timeout only when the
-    /// decision needs it. Only nodes that answered now count (invariant 2).
+    /// Pings the nodes, at most `concurrency` at a time, and decides as soon as the
+    /// answers so far make a majority: a node that does not answer costs the probe
+    /// timeout only when the decision needs it. Only nodes that answered now count
+    /// (invariant 2).
     async fn probe(&self) -> Result<(), NoQuorum> {
-        let mut pending: FuturesUnordered<_> = self
+        let votes: BTreeMap<&Name, u32> = self
+            .spec
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| (&n.name, n.votes))
+            .collect();
+        let timeout = self.probe_timeout;
+        let pings: Vec<_> = self
             .runtimes
             .iter()
             .map(|(name, rt)| {
-                let rt = rt.clone();
+                let (name, rt) = (name.clone(), rt.clone());
                 async move {
-                    let ok = matches!(
-                        tokio::time::timeout(self.probe_timeout, rt.ping()).await,
-                        Ok(Ok(_))
-                    );
-                    (name.clone(), ok)
+                    let ok = matches!(tokio::time::timeout(timeout, rt.ping()).await, Ok(Ok(_)));
+                    (name, ok)
                 }
             })
             .collect();
+        let mut pending =
+            futures_util::stream::iter(pings).buffer_unordered(self.concurrency.max(1));
         let mut answers = BTreeMap::new();
-        let mut q = self.quorum(&answers);
+        let mut present = 0u32;
+        let mut q = quorum::tally(&self.spec, present, None);
         while let Some((name, ok)) = pending.next().await {
+            if ok {
+                present = present.saturating_add(votes.get(&name).copied().unwrap_or(0));
+            }
             answers.insert(name, ok);
-            q = self.quorum(&answers);
+            q = quorum::tally(&self.spec, present, None);
             if q.may_act() {
                 break;
             }
@@ -107,30 +120,6 @@ impl QuorumGate {
         } else {
             Err(NoQuorum(q))
         }
-    }
-
-    /// Quorum counting as online only the nodes in `answers` that answered.
-    fn quorum(&self, answers: &BTreeMap<Name, bool>) -> QuorumStatus {
-        let observed = Observed {
-            nodes: self
-                .runtimes
-                .keys()
-                .map(|name| {
-                    let state = if answers.get(name) == Some(&true) {
-                        NodeState::Online
-                    } else {
-                        NodeState::Lost
-                    };
-                    let node = ObservedNode {
-                        state,
-                        ..ObservedNode::default()
-                    };
-                    (name.clone(), node)
-                })
-                .collect(),
-            ..Observed::default()
-        };
-        quorum::status(&self.spec, &observed)
     }
 }
 

@@ -51,11 +51,16 @@ pub struct Desired {
     pub commit: String,
 }
 
+/// Default of `quorate run --node-concurrency`.
+pub const DEFAULT_NODE_CONCURRENCY: u32 = 64;
+
 /// Tuning that is not part of the spec.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Steps run at once.
     pub parallelism: usize,
+    /// Most nodes probed or listed at once.
+    pub node_concurrency: usize,
     /// Bound on listing one node.
     pub list_timeout: Duration,
     /// Planner options (the simulation's unsafe switch lives there).
@@ -71,6 +76,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             parallelism: 4,
+            node_concurrency: DEFAULT_NODE_CONCURRENCY as usize,
             list_timeout: Duration::from_secs(3),
             plan: plan::Options::default(),
             #[cfg(feature = "sim")]
@@ -203,16 +209,18 @@ impl Reconciler {
             .probe_interval
             .get()
             .max(Duration::from_millis(200));
-        let answers = futures_util::future::join_all(self.runtimes.iter().map(|(name, rt)| {
-            let rt = rt.clone();
-            async move {
-                (
-                    name.clone(),
-                    matches!(tokio::time::timeout(timeout, rt.ping()).await, Ok(Ok(_))),
-                )
-            }
-        }))
-        .await;
+        let pings: Vec<_> = self
+            .runtimes
+            .iter()
+            .map(|(name, rt)| {
+                let (name, rt) = (name.clone(), rt.clone());
+                async move {
+                    let ok = matches!(tokio::time::timeout(timeout, rt.ping()).await, Ok(Ok(_)));
+                    (name, ok)
+                }
+            })
+            .collect();
+        let answers = bounded(pings, self.options.node_concurrency).await;
         let now = Instant::now();
         let wall = self.env.clock().now_unix_ms();
         let mut m = self.membership.lock().await;
@@ -277,6 +285,7 @@ impl Reconciler {
             failing: &self.failing,
             conflicts: &conflicts,
             timeout: self.options.list_timeout,
+            concurrency: self.options.node_concurrency,
         };
         self.observer
             .observe(&inputs, &mut m, self.store.as_ref(), now_unix_ms)
@@ -399,8 +408,8 @@ impl Reconciler {
             self.runtimes.clone(),
             self.membership.clone(),
             clock_arc(&self.env),
-            probe,
-            probe.max(Duration::from_millis(200)),
+            (probe, probe.max(Duration::from_millis(200))),
+            self.options.node_concurrency,
         );
         let executor = Executor {
             env: self.env.clone(),
@@ -480,4 +489,42 @@ fn join(names: &[Name]) -> String {
 /// The first 12 characters of a commit id.
 pub fn short(commit: &str) -> &str {
     commit.get(..12).unwrap_or(commit)
+}
+
+/// Runs `calls` (one per node), at most `concurrency` at a time; the answers in the
+/// calls' order. Each call starts its own timeout when it gets its turn.
+pub(crate) async fn bounded<T, F: Future<Output = T>>(calls: Vec<F>, concurrency: usize) -> Vec<T> {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(calls)
+        .buffered(concurrency.max(1))
+        .collect()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::bounded;
+
+    #[tokio::test]
+    async fn bounded_calls_run_at_most_n_at_once_and_answer_in_order() {
+        let (now, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let calls: Vec<_> = (0..20u64)
+            .map(|i| {
+                let (now, peak) = (&now, &peak);
+                async move {
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(n, Ordering::SeqCst);
+                    // Later calls finish first, so an unordered collection would show.
+                    tokio::time::sleep(std::time::Duration::from_millis(20 - i)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    i
+                }
+            })
+            .collect();
+        let answers = bounded(calls, 3).await;
+        assert_eq!(answers, (0..20).collect::<Vec<_>>());
+        assert_eq!(peak.load(Ordering::SeqCst), 3);
+    }
 }

@@ -53,6 +53,8 @@ pub struct Inputs<'a> {
     pub conflicts: &'a BTreeMap<Name, BTreeSet<String>>,
     /// Bound on listing one node.
     pub timeout: Duration,
+    /// Most nodes listed at once.
+    pub concurrency: usize,
 }
 
 impl Observer {
@@ -78,7 +80,7 @@ impl Observer {
         now_unix_ms: i64,
     ) -> Result<Observation, FenceLogError> {
         let spec = inputs.spec;
-        let listings = list_all(spec, inputs.runtimes, membership, inputs.timeout).await;
+        let listings = list_all(inputs, membership).await;
         let now = Instant::now();
         let mut reports = Vec::with_capacity(listings.len());
         for (name, listing) in listings {
@@ -204,13 +206,13 @@ async fn report(
     })
 }
 
-/// Lists every node of `spec` at once; `None` for a node that did not answer in time.
+/// Lists every node of the spec, at most `inputs.concurrency` at a time; an error for a
+/// node that did not answer in time.
 async fn list_all(
-    spec: &SpecSet,
-    runtimes: &BTreeMap<Name, Arc<dyn Runtime>>,
+    inputs: &Inputs<'_>,
     membership: &Membership,
-    timeout: Duration,
 ) -> Vec<(Name, Result<Vec<ContainerState>, String>)> {
+    let (spec, runtimes, timeout) = (inputs.spec, inputs.runtimes, inputs.timeout);
     // A node that stopped answering the probes gets the probe's short timeout: it may be
     // back, but waiting the full timeout on every pass while it is down would delay the
     // fencing and recovery of everything else.
@@ -221,25 +223,30 @@ async fn list_all(
         .get()
         .max(Duration::from_millis(200))
         .min(timeout);
-    futures_util::future::join_all(spec.cluster.nodes.iter().map(|n| {
-        let rt = runtimes.get(&n.name).cloned();
-        let timeout = if membership.stopped_answering(n.name.as_str()) {
-            probe_timeout
-        } else {
-            timeout
-        };
-        async move {
-            let result = match rt {
-                Some(rt) => match tokio::time::timeout(timeout, rt.list()).await {
-                    Ok(listed) => listed.map_err(|e| e.to_string()),
-                    Err(_) => Err(format!("no answer within {timeout:?}")),
-                },
-                None => Err("no runtime driver for it".to_string()),
+    let lists: Vec<_> = spec
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let rt = runtimes.get(&n.name).cloned();
+            let timeout = if membership.stopped_answering(n.name.as_str()) {
+                probe_timeout
+            } else {
+                timeout
             };
-            (n.name.clone(), result)
-        }
-    }))
-    .await
+            async move {
+                let result = match rt {
+                    Some(rt) => match tokio::time::timeout(timeout, rt.list()).await {
+                        Ok(listed) => listed.map_err(|e| e.to_string()),
+                        Err(_) => Err(format!("no answer within {timeout:?}")),
+                    },
+                    None => Err("no runtime driver for it".to_string()),
+                };
+                (n.name.clone(), result)
+            }
+        })
+        .collect();
+    super::bounded(lists, inputs.concurrency).await
 }
 
 #[cfg(test)]
@@ -548,6 +555,7 @@ spec: {image: i, recovery: fence}
                 failing: &empty,
                 conflicts: &empty,
                 timeout: Duration::from_secs(1),
+                concurrency: 2,
             };
             let o = self
                 .observer

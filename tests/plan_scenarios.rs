@@ -833,3 +833,135 @@ fn instances_that_fit_nowhere_are_one_blocked_entry_per_bundle_with_a_count() {
         "a single instance has no count: {json}"
     );
 }
+
+#[test]
+fn the_primary_of_a_colocation_takes_its_dependents_preferences_like_pacemaker() {
+    // Pacemaker (checked with crm_simulate 2.1) adds the dependent's scores, times the
+    // colocation score over INFINITY, to the primary's: `p` prefers n1 by 100, `d` (with
+    // p, INFINITY) prefers n2 by 200, so both go to n2.
+    let both = |extra: &[String]| {
+        let mut docs = vec![bundle("p", 1), bundle("d", 1)];
+        docs.extend(extra.iter().cloned());
+        let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+        let s = spec(&refs);
+        let mut on = started_on(&run(&s, &Observed::fresh(&s)));
+        on.sort();
+        on
+    };
+    let p_n1 = constraint("p-n1", "location: {bundle: p, node: n1, score: 100}");
+    let d_with_p = |score: &str| {
+        constraint(
+            "d-with-p",
+            &format!("colocation: {{bundle: d, with: p, score: {score}}}"),
+        )
+    };
+    let d_at = |node: &str, score: &str| {
+        constraint(
+            &format!("d-{node}"),
+            &format!("location: {{bundle: d, node: {node}, score: {score}}}"),
+        )
+    };
+    let on = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(i, n)| ((*i).to_owned(), (*n).to_owned()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        both(&[p_n1.clone(), d_with_p("INFINITY"), d_at("n2", "200")]),
+        on(&[("p-0", "n2"), ("d-0", "n2")])
+    );
+    // Without the colocation, each goes its own way.
+    assert_eq!(
+        both(&[p_n1.clone(), d_at("n2", "200")]),
+        on(&[("d-0", "n2"), ("p-0", "n1")])
+    );
+    // A dependent's -INFINITY passes on through INFINITY: p leaves n1 so d can run.
+    assert_eq!(
+        both(&[p_n1.clone(), d_with_p("INFINITY"), d_at("n1", "-INFINITY")]),
+        on(&[("p-0", "n2"), ("d-0", "n2")])
+    );
+    // Through a finite colocation it is weighted: 100 + 500/INFINITY × -INFINITY = -400
+    // on n1 (crm_simulate: "Pp:0 allocation score on n1: -400").
+    assert_eq!(
+        both(&[p_n1.clone(), d_with_p("500"), d_at("n1", "-INFINITY")]),
+        on(&[("p-0", "n2"), ("d-0", "n2")])
+    );
+    // A dependent that may run nowhere p may does not take the primary down with it:
+    // with n2 and n3 in standby, its preferences would leave p no node, so they are
+    // rolled back; d waits.
+    let nowhere = [p_n1.clone(), d_with_p("INFINITY"), d_at("n1", "-INFINITY")];
+    let mut docs = vec![bundle("p", 1), bundle("d", 1)];
+    docs.extend(nowhere.iter().cloned());
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let s = spec(&refs);
+    let o = observed("nodes:\n  n1: {}\n  n2: {standby: true}\n  n3: {standby: true}\n");
+    let p = run(&s, &o);
+    assert_eq!(started_on(&p), on(&[("p-0", "n1")]));
+    assert_eq!(p.blocked.len(), 1, "{:#?}", p.blocked);
+    assert_eq!(p.blocked[0].instance, "d-0");
+    // A negative preference through a negative colocation is not passed on as a positive
+    // one; a positive one is, negated: d wants n3, and shuns p by -500, so p gets -500
+    // on n3 and stays on n1.
+    let p_n3 = constraint("p-n3", "location: {bundle: p, node: n3, score: 300}");
+    assert_eq!(
+        both(&[p_n3.clone(), d_with_p("-500"), d_at("n3", "INFINITY")]),
+        on(&[("p-0", "n1"), ("d-0", "n3")])
+    );
+    // A primary with several replicas is not pushed off nodes by a dependent of one
+    // replica (Pacemaker's clones): p runs on all three nodes, d on the one it may use.
+    let mut docs = vec![bundle("p", 3), bundle("d", 1)];
+    docs.extend(
+        [
+            d_with_p("INFINITY"),
+            d_at("n1", "-INFINITY"),
+            d_at("n2", "-INFINITY"),
+        ]
+        .iter()
+        .cloned(),
+    );
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let s = spec(&refs);
+    let p = run(&s, &Observed::fresh(&s));
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+    let d = started_on(&p)
+        .into_iter()
+        .find(|(i, _)| i == "d-0")
+        .unwrap();
+    assert_eq!(d.1, "n3");
+    // --explain shows the part, with its stage.
+    let s = spec(&[
+        &bundle("p", 1),
+        &bundle("d", 1),
+        &p_n1,
+        &d_with_p("INFINITY"),
+        &d_at("n2", "200"),
+    ]);
+    let p = plan(
+        &s,
+        &Observed::fresh(&s),
+        &Options {
+            explain: true,
+            ..Options::default()
+        },
+    );
+    let p0 = p.placements.iter().find(|x| x.instance == "p-0").unwrap();
+    let n2 = p0
+        .candidates
+        .iter()
+        .find(|c| c.node.as_str() == "n2")
+        .unwrap();
+    assert_eq!(n2.score.value(), 200);
+    let part = n2
+        .parts
+        .iter()
+        .find(|x| x.stage == quorate::plan::model::Stage::Dependents)
+        .unwrap();
+    assert!(
+        part.source
+            .contains("d scores 200 here (colocation d-with-p)"),
+        "{part:?}"
+    );
+}

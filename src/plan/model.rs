@@ -246,6 +246,9 @@ pub enum Stage {
     Colocation,
     /// A cycle of `INFINITY` colocations placed as one group.
     Cycle,
+    /// The preferences of the bundles colocated with this one (its dependents), weighted
+    /// by the colocation's score (Pacemaker's rule for the primary of a colocation).
+    Dependents,
     /// Stickiness to the node the instance is on.
     Stickiness,
 }
@@ -259,6 +262,7 @@ impl Stage {
             Stage::Location => "location",
             Stage::Colocation => "colocation",
             Stage::Cycle => "cycle",
+            Stage::Dependents => "dependents",
             Stage::Stickiness => "stickiness",
         }
     }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Nodes, Placer, feasible, part};
-use crate::plan::current::Whereabouts;
+use crate::plan::current::{Current, Whereabouts};
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::constraint::{ColocationConstraint, ConstraintSpec, LocationConstraint, Rule};
 use crate::spec::{Score, SpecSet};
@@ -78,6 +78,8 @@ pub(super) fn stickiness(p: &Placer<'_, '_>, bundle: &str, index: u32, own: &mut
 
 /// What the shared parts of bundles are computed from.
 pub(super) struct Ranker<'s, 'a> {
+    spec: &'a SpecSet,
+    current: &'s Current<'a>,
     nodes: &'s Nodes<'a>,
     usable: &'s [bool],
     /// Location constraints, by the bundle they place.
@@ -86,6 +88,8 @@ pub(super) struct Ranker<'s, 'a> {
     colocations: BTreeMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
     /// `-INFINITY` colocations, by the bundle they keep away from (`with`).
     shunned_by: BTreeMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
+    /// Colocations, by the bundle they follow (`with`): its dependents.
+    dependents_of: BTreeMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
     rule_cache: BTreeMap<String, Vec<usize>>,
     explain: bool,
 }
@@ -93,16 +97,20 @@ pub(super) struct Ranker<'s, 'a> {
 impl<'s, 'a> Ranker<'s, 'a> {
     pub(super) fn new(
         spec: &'a SpecSet,
+        current: &'s Current<'a>,
         nodes: &'s Nodes<'a>,
         usable: &'s [bool],
         explain: bool,
     ) -> Ranker<'s, 'a> {
         let mut r = Ranker {
+            spec,
+            current,
             nodes,
             usable,
             locations: BTreeMap::new(),
             colocations: BTreeMap::new(),
             shunned_by: BTreeMap::new(),
+            dependents_of: BTreeMap::new(),
             rule_cache: BTreeMap::new(),
             explain,
         };
@@ -115,6 +123,10 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 ConstraintSpec::Colocation(c) => {
                     let at = r.colocations.entry(c.bundle.as_str()).or_default();
                     at.push((cname.as_str(), c));
+                    if c.bundle != c.with {
+                        let at = r.dependents_of.entry(c.with.as_str()).or_default();
+                        at.push((cname.as_str(), c));
+                    }
                     if c.score.is_neg_infinity() {
                         let at = r.shunned_by.entry(c.with.as_str()).or_default();
                         at.push((cname.as_str(), c));
@@ -150,6 +162,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
                     let theirs = self.shared(member, placed_on, &unplaced);
                     self.cycle_members(&mut own, member, theirs);
                 }
+                self.dependents(&mut own, group.unwrap_or(&[]), placed_on);
             }
             Some(_) => {
                 for member in group
@@ -170,9 +183,128 @@ impl<'s, 'a> Ranker<'s, 'a> {
                     }
                 }
             }
-            None => {}
+            None => self.dependents(&mut own, &[bundle], placed_on),
         }
         own
+    }
+
+    /// The dependents stage, Pacemaker's rule for the primary of a colocation: the
+    /// preferences of every bundle colocated with one of `primaries` and not placed yet
+    /// (its location constraints, and the stickiness of the nodes it runs on), and of the
+    /// bundles colocated with those in turn, are added to the primary's scores, each
+    /// multiplied by the colocation scores on the way over `INFINITY` (so an `INFINITY`
+    /// colocation passes a dependent's `-INFINITY` on). A negative preference through a
+    /// negative colocation is not passed on; a primary with several replicas is never
+    /// brought below zero on a node by them (a node it prefers keeps 1: Pacemaker's
+    /// clones). When the parts would leave the primary no
+    /// node, none is added: they are preferences, and the primary's own hard constraints
+    /// still decide; the dependents' hard constraints are kept when they are placed.
+    fn dependents(
+        &mut self,
+        own: &mut Scores,
+        primaries: &[&str],
+        placed: &BTreeMap<&str, Vec<u32>>,
+    ) {
+        if !primaries.iter().any(|p| self.dependents_of.contains_key(p)) {
+            return;
+        }
+        let spec = self.spec;
+        let several = primaries
+            .iter()
+            .any(|p| spec.bundles.get(*p).is_some_and(|b| b.replicas > 1));
+        let mut seen: BTreeSet<&str> = primaries.iter().copied().collect();
+        let mut adds = Vec::new();
+        for primary in primaries {
+            self.merge(primary, 1.0, &mut seen, placed, &mut adds);
+        }
+        let mut work = own.score.clone();
+        let mut kept = Vec::with_capacity(adds.len());
+        for mut add in adds {
+            let before = work[add.node];
+            let after = before + add.delta;
+            if several && after < Score::ZERO {
+                if before <= Score::ZERO {
+                    continue;
+                }
+                // A node the primary prefers keeps a little of that preference.
+                add.delta = Score::new(1 - before.value());
+            }
+            work[add.node] = before + add.delta;
+            kept.push(add);
+        }
+        let had_room = own.score.iter().any(|s| !s.is_neg_infinity());
+        if had_room && work.iter().all(|s| s.is_neg_infinity()) {
+            return;
+        }
+        for add in kept {
+            let source = || {
+                format!(
+                    "{} scores {} here (colocation {})",
+                    add.dependent, add.theirs, add.constraint
+                )
+            };
+            own.add(add.node, Stage::Dependents, source, add.delta);
+        }
+    }
+
+    /// The weighted parts of the dependents of `bundle` (not placed, not `seen`), and of
+    /// theirs, at `factor`.
+    fn merge<'x>(
+        &mut self,
+        bundle: &str,
+        factor: f64,
+        seen: &mut BTreeSet<&'x str>,
+        placed: &BTreeMap<&str, Vec<u32>>,
+        adds: &mut Vec<Add<'x>>,
+    ) where
+        'a: 'x,
+    {
+        let dependents = self.dependents_of.get(bundle).cloned().unwrap_or_default();
+        for (cname, c) in dependents {
+            let dependent = c.bundle.as_str();
+            if c.score == Score::ZERO || placed.contains_key(dependent) || !seen.insert(dependent) {
+                continue;
+            }
+            let weight = factor * c.score.value() as f64 / Score::INFINITY_VALUE as f64;
+            let theirs = self.preferences(dependent);
+            for (node, score) in theirs.score.iter().enumerate() {
+                if let Some(delta) = weighted(*score, weight) {
+                    adds.push(Add {
+                        node,
+                        delta,
+                        theirs: *score,
+                        dependent,
+                        constraint: cname,
+                    });
+                }
+            }
+            self.merge(dependent, weight, seen, placed, adds);
+        }
+    }
+
+    /// A dependent's own preferences: its location constraints, and its stickiness on
+    /// the nodes where it runs.
+    fn preferences(&mut self, bundle: &str) -> Scores {
+        let mut s = Scores::new(self.nodes.count(), false);
+        self.location(&mut s, bundle);
+        let stickiness = self.spec.cluster.defaults.stickiness;
+        let mut on = BTreeSet::new();
+        for copy in self
+            .current
+            .copies
+            .get(bundle)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .flatten()
+        {
+            if copy.running()
+                && let Some(i) = self.nodes.of(copy.node.as_str())
+                && on.insert(i)
+            {
+                s.add(i, Stage::Stickiness, String::new, stickiness);
+            }
+        }
+        s
     }
 
     /// The cycle stage of its first member: another member's parts, added.
@@ -288,6 +420,32 @@ impl<'s, 'a> Ranker<'s, 'a> {
             .map(|(_, c)| (c.bundle.as_str(), c.with.as_str()))
             .collect()
     }
+}
+
+/// One weighted part of a dependent's preference on a node.
+struct Add<'a> {
+    node: usize,
+    delta: Score,
+    theirs: Score,
+    dependent: &'a str,
+    constraint: &'a str,
+}
+
+/// `score` weighted by `factor`, rounded half away from zero, and never rounded to zero
+/// from a score that is not (Pacemaker's rule); none for no score, or for a negative
+/// score through a negative factor.
+fn weighted(score: Score, factor: f64) -> Option<Score> {
+    let v = score.value();
+    if v == 0 || (factor < 0.0 && v < 0) {
+        return None;
+    }
+    let raw = factor * v as f64;
+    #[allow(clippy::cast_possible_truncation)]
+    let mut delta = raw.round() as i64;
+    if delta == 0 {
+        delta = if factor > 0.0 { 1 } else { -1 };
+    }
+    Some(Score::new(delta))
 }
 
 /// Indices of the nodes matching `rule`, computed once per distinct rule.

@@ -965,3 +965,61 @@ fn the_primary_of_a_colocation_takes_its_dependents_preferences_like_pacemaker()
         "{part:?}"
     );
 }
+
+#[test]
+fn per_bundle_stickiness_and_failure_settings_override_the_defaults_like_pacemakers_meta_attributes()
+ {
+    // The cluster: stickiness 100, migrationThreshold 3, failureTimeout 10m. db runs on
+    // n1 and prefers n2 by 150: the default stickiness (100) lets it move; its own
+    // stickiness of 200 keeps it.
+    let prefer_n2 = constraint("db-n2", "location: {bundle: db, node: n2, score: 150}");
+    let with =
+        |settings: &str| DB.replace("recovery: fence}", &format!("recovery: fence{settings}}}"));
+    let running = |s: &SpecSet, extra: &str| {
+        observed(&format!(
+            "now: 1010\nnodes:\n  n1: {{instances: [{{bundle: db, index: 0, specHash: {}}}]{extra}}}\n",
+            hash(s, "db", 0)
+        ))
+    };
+    let s = spec(&[&with(""), &prefer_n2]);
+    let p = run(&s, &running(&s, ""));
+    assert_eq!(p.actions.len(), 1, "{:#?}", p.actions);
+    assert_eq!(p.actions[0].kind, ActionType::Move);
+    let s = spec(&[&with(", stickiness: 200"), &prefer_n2]);
+    let p = run(&s, &running(&s, ""));
+    assert!(p.actions.is_empty(), "{:#?}", p.actions);
+    // Failures: two on n1. The default threshold (3) restarts in place; the bundle's own
+    // threshold of 2 moves it, and says so.
+    let failing = ", failures: {db-0: {count: 2, last: 1000}}";
+    let s = spec(&[&with("")]);
+    let p = run(&s, &running(&s, failing));
+    assert!(p.actions.is_empty(), "{:#?}", p.actions);
+    let s = spec(&[&with(", migrationThreshold: 2")]);
+    let p = run(&s, &running(&s, failing));
+    assert_eq!(p.actions.len(), 1, "{:#?}", p.actions);
+    assert_eq!(p.actions[0].kind, ActionType::Move);
+    assert!(
+        p.actions[0]
+            .reason
+            .contains("failed 2 times on n1 (migrationThreshold 2)"),
+        "{}",
+        p.actions[0].reason
+    );
+    // A failing check restarts in place, counting against the bundle's own threshold.
+    let s = spec(&[&with(", migrationThreshold: 5")]);
+    let o = observed(&format!(
+        "now: 1010\nnodes:\n  n1: {{instances: [{{bundle: db, index: 0, specHash: {}, state: failed}}], failures: {{db-0: {{count: 2, last: 1000}}}}}}\n",
+        hash(&s, "db", 0)
+    ));
+    let p = run(&s, &o);
+    assert_eq!(p.actions[0].kind, ActionType::Restart);
+    assert!(
+        p.actions[0].reason.contains("failure 2 of 5"),
+        "{}",
+        p.actions[0].reason
+    );
+    // The bundle's failureTimeout of 5s forgets failures 10 s old: it stays.
+    let s = spec(&[&with(", migrationThreshold: 2, failureTimeout: 5s")]);
+    let p = run(&s, &running(&s, failing));
+    assert!(p.actions.is_empty(), "{:#?}", p.actions);
+}

@@ -63,8 +63,8 @@ pub(super) fn unavailable(s: &mut Scores, usable: &[bool]) {
 /// unmanaged container with its name bans the node.
 pub(super) fn instance_bans(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, name: &str, own: &mut Own) {
     let counted = b.spec.monitor.on_fail.counts_failures();
-    let threshold = p.spec.cluster.defaults.migration_threshold;
-    let timeout = p.spec.cluster.defaults.failure_timeout.get().as_secs();
+    let settings = b.spec.settings(&p.spec.cluster.defaults);
+    let (threshold, timeout) = (settings.migration_threshold, settings.failure_timeout_secs);
     for node in p
         .current
         .failed_on

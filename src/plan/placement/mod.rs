@@ -228,18 +228,26 @@ impl<'a> Placer<'_, 'a> {
     /// nor a sibling on a worse node pushes a running instance off its node (which also
     /// makes planning again against the result change nothing); then the new ones, by
     /// number, enumerated as they come rather than kept.
-    fn instance_order(&self, bundle: &str, replicas: u32, base: &[Score]) -> Vec<(Score, u32)> {
-        let mut running: Vec<(Score, u32)> = self
+    ///
+    /// Instances `onFail: block` holds on their node come first of all: they stay there
+    /// whatever else is placed, so a sibling placed before them could find the node full
+    /// only in the next plan, and move then.
+    fn instance_order(&self, bundle: &str, spec: &BundleSpec, base: &[Score]) -> Vec<u32> {
+        let on_fail = spec.monitor.on_fail;
+        let mut running: Vec<(bool, Score, u32)> = self
             .current
             .copies
             .get(bundle)
             .into_iter()
             .flat_map(|m| m.keys().copied())
-            .filter(|i| *i < replicas)
-            .filter_map(|i| self.home(bundle, i).map(|n| (base[n], i)))
+            .filter(|i| *i < spec.replicas)
+            .filter_map(|i| {
+                let held = self.current.of(bundle, i).iter().any(|c| c.held(on_fail));
+                self.home(bundle, i).map(|n| (held, base[n], i))
+            })
             .collect();
-        running.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        running
+        running.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+        running.into_iter().map(|(_, _, i)| i).collect()
     }
 
     fn place_bundle(&mut self, name: &'a str, spec: &'a BundleSpec, group: Option<&[&'a str]>) {
@@ -263,11 +271,11 @@ impl<'a> Placer<'_, 'a> {
             mine: vec![0; self.nodes.count()],
             spread,
         };
-        let running = self.instance_order(name, spec.replicas, &b.base.score);
+        let running = self.instance_order(name, spec, &b.base.score);
         let (current, nodes) = (self.current, self.nodes);
         let mut fresh_ones =
             (0..spec.replicas).filter(|i| home(current, nodes, name, *i).is_none());
-        let mut running = running.into_iter().map(|(_, i)| i);
+        let mut running = running.into_iter();
         // A new instance (one that runs nowhere) has been placed nowhere: so will the next.
         let mut full_up = false;
         loop {
@@ -369,7 +377,7 @@ impl<'a> Placer<'_, 'a> {
         let name = instance_name(b.name, index);
         let mut own = rank::Own::default();
         feasible::instance_bans(self, b, &name, &mut own);
-        rank::stickiness(self, b.name, index, &mut own);
+        rank::stickiness(self, b, index, &mut own);
         let limits = feasible::Limits::new(b);
         let score_of = |i: usize| {
             let mut s = b.base.score[i] + own.sum(i);

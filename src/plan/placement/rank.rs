@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Nodes, Placer, feasible, part};
+use super::{Bundle, Nodes, Placer, feasible, part};
 use crate::plan::current::{Current, Whereabouts};
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::constraint::{ColocationConstraint, ConstraintSpec, LocationConstraint, Rule};
@@ -62,10 +62,10 @@ impl Own {
 
 /// The stickiness stage: the node the instance runs on or, when it runs nowhere, the
 /// node where its exited container is (restart in place first) gets the stickiness.
-pub(super) fn stickiness(p: &Placer<'_, '_>, bundle: &str, index: u32, own: &mut Own) {
-    let copies = p.current.of(bundle, index);
+pub(super) fn stickiness(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, index: u32, own: &mut Own) {
+    let copies = p.current.of(b.name, index);
     let sticky = copies.iter().any(|c| c.running());
-    let score = p.spec.cluster.defaults.stickiness;
+    let score = b.spec.settings(&p.spec.cluster.defaults).stickiness;
     for copy in copies
         .iter()
         .filter(|c| c.whereabouts == Whereabouts::Reachable && (c.running() || !sticky))
@@ -287,7 +287,10 @@ impl<'s, 'a> Ranker<'s, 'a> {
     fn preferences(&mut self, bundle: &str) -> Scores {
         let mut s = Scores::new(self.nodes.count(), false);
         self.location(&mut s, bundle);
-        let stickiness = self.spec.cluster.defaults.stickiness;
+        let Some(spec) = self.spec.bundles.get(bundle) else {
+            return s;
+        };
+        let stickiness = spec.settings(&self.spec.cluster.defaults).stickiness;
         let mut on = BTreeSet::new();
         for copy in self
             .current

@@ -248,7 +248,7 @@ proptest! {
                 for (node, spec_node) in spec.cluster.nodes.iter().map(|n| (&n.name, n)) {
                     match c {
                         ConstraintSpec::Location(l) if l.score.is_neg_infinity() => {
-                            let hit = l.node.as_ref() == Some(node) || l.rule.as_ref().is_some_and(|r| r.matches(&spec_node.attributes));
+                            let hit = l.node.as_ref() == Some(node) || l.rule.as_ref().is_some_and(|r| r.matches_node(node.as_str(), &spec_node.attributes));
                             prop_assert!(!(hit && on(l.bundle.as_str(), node)), "{} on {node} despite -INFINITY", l.bundle);
                         }
                         ConstraintSpec::Colocation(c) if c.score.is_infinity() && on(c.bundle.as_str(), node) => {

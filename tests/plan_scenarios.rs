@@ -1023,3 +1023,59 @@ fn per_bundle_stickiness_and_failure_settings_override_the_defaults_like_pacemak
     let p = run(&s, &running(&s, failing));
     assert!(p.actions.is_empty(), "{:#?}", p.actions);
 }
+
+#[test]
+fn compound_typed_and_uname_rules_choose_nodes_like_pacemakers_rule_expressions() {
+    // n1 is rack a, n2 and n3 rack b. The rule: `#uname eq n2`, or both `rack eq a` and
+    // `#uname ne n3`; it matches n2 and n1.
+    let rule = constraint(
+        "db-where",
+        "location: {bundle: db, score: -INFINITY, rule: {or: [{attribute: \"#uname\", operator: eq, value: n2}, {and: [{attribute: rack, operator: eq, value: a}, {attribute: \"#uname\", operator: ne, value: n3}]}]}}",
+    );
+    // Banned where the rule does NOT match: n1 (rack a, not n3) and n2 match, so db
+    // runs on n3.
+    let s = spec(&[DB, &rule]);
+    let p = run(&s, &Observed::fresh(&s));
+    assert_eq!(started_on(&p), [("db-0".into(), "n3".into())]);
+    // Versions: prefer nodes whose kernel is at least 5.10 (n2 has 5.9, n3 5.10.1);
+    // as strings "5.9" > "5.10", as versions it is the other way round.
+    let cluster_kernels = |v2: &str, v3: &str| {
+        CLUSTER
+            .replace(
+                "attributes: {rack: b}}\n    - {name: n3",
+                &format!("attributes: {{rack: b, kernel: \"{v2}\"}}}}\n    - {{name: n3"),
+            )
+            .replace(
+                "n3.sock\", attributes: {rack: b}}",
+                &format!("n3.sock\", attributes: {{rack: b, kernel: \"{v3}\"}}}}"),
+            )
+    };
+    let prefer = |ty: &str| {
+        constraint(
+            "db-new-kernel",
+            &format!(
+                "location: {{bundle: db, score: 500, rule: {{attribute: kernel, operator: gte, value: \"5.10\", type: {ty}}}}}"
+            ),
+        )
+    };
+    let plan_with = |cluster: &str, extra: &str| {
+        let mut sources = Sources::new();
+        sources.add("cluster.yaml", cluster.as_bytes().to_vec());
+        sources.add("db.yaml", DB.as_bytes().to_vec());
+        sources.add("c.yaml", extra.as_bytes().to_vec());
+        let report = validate(&sources);
+        assert_eq!(report.errors(), 0, "{:#?}", report.diagnostics);
+        let s = report.into_valid_set().unwrap();
+        started_on(&run(&s, &Observed::fresh(&s)))
+    };
+    let cluster = cluster_kernels("5.9", "5.10.1");
+    assert!(cluster.contains("kernel: \"5.10.1\""), "{cluster}");
+    assert_eq!(
+        plan_with(&cluster, &prefer("version")),
+        [("db-0".into(), "n3".into())]
+    );
+    assert_eq!(
+        plan_with(&cluster, &prefer("string")),
+        [("db-0".into(), "n2".into())]
+    );
+}

@@ -457,13 +457,10 @@ fn matching<'c>(
     nodes: &Nodes<'_>,
     cache: &'c mut BTreeMap<String, Vec<usize>>,
 ) -> &'c [usize] {
-    let key = format!(
-        "{}\u{0}{:?}\u{0}{:?}",
-        rule.attribute, rule.operator, rule.value
-    );
+    let key = format!("{rule:?}");
     cache.entry(key).or_insert_with(|| {
         (0..nodes.count())
-            .filter(|i| rule.matches(nodes.attributes[*i]))
+            .filter(|i| rule.matches_node(nodes.names[*i].as_str(), nodes.attributes[*i]))
             .collect()
     })
 }

@@ -153,7 +153,7 @@ fn place_once<'a>(
         current,
         nodes: &nodes,
         usable: &usable,
-        ranker: Ranker::new(spec, current, &nodes, &usable, explain),
+        ranker: Ranker::new(spec, &nodes, &usable, explain),
         starved,
         explain,
         load: vec![0; nodes.count()],

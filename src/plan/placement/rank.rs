@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Bundle, Nodes, Placer, feasible, part};
-use crate::plan::current::{Current, Whereabouts};
+use crate::plan::current::Whereabouts;
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::constraint::{ColocationConstraint, ConstraintSpec, LocationConstraint, Rule};
 use crate::spec::{Score, SpecSet};
@@ -79,7 +79,6 @@ pub(super) fn stickiness(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, index: u32, own
 /// What the shared parts of bundles are computed from.
 pub(super) struct Ranker<'s, 'a> {
     spec: &'a SpecSet,
-    current: &'s Current<'a>,
     nodes: &'s Nodes<'a>,
     usable: &'s [bool],
     /// Location constraints, by the bundle they place.
@@ -97,14 +96,12 @@ pub(super) struct Ranker<'s, 'a> {
 impl<'s, 'a> Ranker<'s, 'a> {
     pub(super) fn new(
         spec: &'a SpecSet,
-        current: &'s Current<'a>,
         nodes: &'s Nodes<'a>,
         usable: &'s [bool],
         explain: bool,
     ) -> Ranker<'s, 'a> {
         let mut r = Ranker {
             spec,
-            current,
             nodes,
             usable,
             locations: BTreeMap::new(),
@@ -190,7 +187,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
 
     /// The dependents stage, Pacemaker's rule for the primary of a colocation: the
     /// preferences of every bundle colocated with one of `primaries` and not placed yet
-    /// (its location constraints, and the stickiness of the nodes it runs on), and of the
+    /// (its location constraints), and of the
     /// bundles colocated with those in turn, are added to the primary's scores, each
     /// multiplied by the colocation scores on the way over `INFINITY` (so an `INFINITY`
     /// colocation passes a dependent's `-INFINITY` on). A negative preference through a
@@ -262,7 +259,17 @@ impl<'s, 'a> Ranker<'s, 'a> {
         let dependents = self.dependents_of.get(bundle).cloned().unwrap_or_default();
         for (cname, c) in dependents {
             let dependent = c.bundle.as_str();
-            if c.score == Score::ZERO || placed.contains_key(dependent) || !seen.insert(dependent) {
+            // A dependent `bundle` is itself colocated with (a cycle of finite scores) is
+            // left out: `bundle`'s own colocation with it has the say.
+            let mutual = self
+                .colocations
+                .get(bundle)
+                .is_some_and(|cs| cs.iter().any(|(_, c)| c.with.as_str() == dependent));
+            if c.score == Score::ZERO
+                || mutual
+                || placed.contains_key(dependent)
+                || !seen.insert(dependent)
+            {
                 continue;
             }
             let weight = factor * c.score.value() as f64 / Score::INFINITY_VALUE as f64;
@@ -282,31 +289,12 @@ impl<'s, 'a> Ranker<'s, 'a> {
         }
     }
 
-    /// A dependent's own preferences: its location constraints, and its stickiness on
-    /// the nodes where it runs.
+    /// A dependent's own preferences: its location constraints. Not its stickiness:
+    /// where it runs now would move the primary in the plan after the one that moves the
+    /// dependent, and planning again against a plan's result must change nothing.
     fn preferences(&mut self, bundle: &str) -> Scores {
         let mut s = Scores::new(self.nodes.count(), false);
         self.location(&mut s, bundle);
-        let Some(spec) = self.spec.bundles.get(bundle) else {
-            return s;
-        };
-        let stickiness = spec.settings(&self.spec.cluster.defaults).stickiness;
-        let mut on = BTreeSet::new();
-        for copy in self
-            .current
-            .copies
-            .get(bundle)
-            .into_iter()
-            .flat_map(|m| m.values())
-            .flatten()
-        {
-            if copy.running()
-                && let Some(i) = self.nodes.of(copy.node.as_str())
-                && on.insert(i)
-            {
-                s.add(i, Stage::Stickiness, String::new, stickiness);
-            }
-        }
         s
     }
 

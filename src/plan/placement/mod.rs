@@ -278,10 +278,7 @@ impl<'a> Placer<'_, 'a> {
         let mut running = running.into_iter();
         // A new instance (one that runs nowhere) has been placed nowhere: so will the next.
         let mut full_up = false;
-        loop {
-            let Some(index) = running.next().or_else(|| fresh_ones.next()) else {
-                break;
-            };
+        while let Some(index) = running.next().or_else(|| fresh_ones.next()) {
             if self.pinned(&mut b, index) {
                 continue;
             }

@@ -21,6 +21,30 @@ const SCORES: [&str; 6] = ["-INFINITY", "-50", "0", "30", "200", "INFINITY"];
 // Not `stop`: its "leave it stopped" is not remembered from one plan to the next (the
 // next plan starts it again), so a plan with such a stop is not idempotent.
 const ON_FAIL: [&str; 5] = ["restart", "restart", "ignore", "block", "fence"];
+/// A bundle's own settings, over the cluster's defaults.
+const BUNDLE_SETTINGS: [&str; 4] = [
+    "",
+    "",
+    ", stickiness: 0",
+    ", stickiness: 500, migrationThreshold: 1, failureTimeout: 0s",
+];
+
+/// A location's target: a node, or a rule (simple, on the node's name, typed, or a tree
+/// of `and` / `or`).
+fn target_of(kind: usize, node: usize) -> String {
+    let rack = node % 3;
+    match kind {
+        0 => format!("node: n{node}"),
+        1 => format!("rule: {{attribute: rack, operator: eq, value: r{rack}}}"),
+        2 => format!(
+            "rule: {{or: [{{attribute: '#uname', operator: eq, value: n{node}}}, {{attribute: rack, operator: eq, value: r{rack}}}]}}"
+        ),
+        3 => format!(
+            "rule: {{and: [{{attribute: kernel, operator: gte, value: '5.5', type: version}}, {{or: [{{attribute: '#uname', operator: ne, value: n{node}}}, {{attribute: rack, operator: exists}}]}}]}}"
+        ),
+        _ => format!("rule: {{attribute: kernel, operator: lt, value: '5.{rack}', type: string}}"),
+    }
+}
 
 // Mandatory twice as often: it is the kind that stops and restarts.
 const ORDER_KINDS: [&str; 4] = ["mandatory", "mandatory", "optional", "serialize"];
@@ -36,9 +60,9 @@ fn world() -> impl Strategy<Value = World> {
     (1usize..=6, 1usize..=4).prop_flat_map(|(n, b)| {
         (
             prop::collection::vec((0u32..=2, 0u8..3, prop::bool::weighted(0.1), prop::bool::weighted(0.8)), n),
-            prop::collection::vec((0u32..=3, 1u32..=2, any::<bool>(), 0i32..3, 0usize..ON_FAIL.len()), b),
+            prop::collection::vec((0u32..=3, 1u32..=2, any::<bool>(), 0i32..3, 0usize..ON_FAIL.len(), 0usize..BUNDLE_SETTINGS.len()), b),
             (0u32..=1, 0u8..3, prop::bool::weighted(0.85), prop::sample::select(vec![1u32, 100])),
-            prop::collection::vec((0..b, 0..n, any::<bool>(), 0usize..SCORES.len()), 0..5),
+            prop::collection::vec((0..b, 0..n, 0usize..5, 0usize..SCORES.len()), 0..5),
             prop::collection::vec((0..b, 0..b, 0usize..SCORES.len()), 0..3),
             prop::collection::vec((0..b, 0..b, 0usize..ORDER_KINDS.len(), 0u32..=2), 0..3),
             prop::collection::vec((0u8..10, prop::bool::weighted(0.1), prop::bool::weighted(0.3)), n),
@@ -48,7 +72,8 @@ fn world() -> impl Strategy<Value = World> {
                 let (rv, policy, fencing, stickiness) = cluster;
                 let mut t = String::from("apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  nodes:\n");
                 for (i, (votes, rack, standby, _)) in nodes.iter().enumerate() {
-                    t += &format!("    - {{name: n{i}, runtime: 'podman+unix:///n{i}', votes: {votes}, standby: {standby}, attributes: {{rack: r{rack}}}}}\n");
+                    let kernel = ["5.0", "5.5", "5.10"][*rack as usize];
+                    t += &format!("    - {{name: n{i}, runtime: 'podman+unix:///n{i}', votes: {votes}, standby: {standby}, attributes: {{rack: r{rack}, kernel: '{kernel}'}}}}\n");
                 }
                 let policy = ["freeze", "stop", "ignore"][policy as usize];
                 t += &format!("  quorum: {{reconcilerVotes: {rv}, noQuorumPolicy: {policy}}}\n  fencing: {{enabled: {fencing}}}\n");
@@ -57,13 +82,14 @@ fn world() -> impl Strategy<Value = World> {
                 if !covered.is_empty() {
                     t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Fence\nmetadata: {{name: f}}\nspec:\n  targets: [{}]\n  ipmi: {{address: b, username: u, password: {{fromEnv: P}}}}\n", covered.join(", "));
                 }
-                for (i, (replicas, rph, fence, prio, on_fail)) in bundles.iter().enumerate() {
+                for (i, (replicas, rph, fence, prio, on_fail, own)) in bundles.iter().enumerate() {
                     let recovery = if *fence { "fence" } else { "restart" };
                     let on_fail = ON_FAIL[*on_fail];
-                    t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: b{i}}}\nspec: {{image: img{i}, replicas: {replicas}, replicasPerHost: {rph}, recovery: {recovery}, priority: {prio}, update: {{maxParallel: 10}}, monitor: {{onFail: {on_fail}}}}}\n");
+                    let own = BUNDLE_SETTINGS[*own];
+                    t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: b{i}}}\nspec: {{image: img{i}, replicas: {replicas}, replicasPerHost: {rph}, recovery: {recovery}, priority: {prio}, update: {{maxParallel: 10}}, monitor: {{onFail: {on_fail}}}{own}}}\n");
                 }
-                for (k, (b, node, by_rule, s)) in locs.iter().enumerate() {
-                    let target = if *by_rule { format!("rule: {{attribute: rack, operator: eq, value: r{}}}", node % 3) } else { format!("node: n{node}") };
+                for (k, (b, node, target, s)) in locs.iter().enumerate() {
+                    let target = target_of(*target, *node);
                     t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: loc{k}}}\nspec: {{location: {{bundle: b{b}, {target}, score: {}}}}}\n", SCORES[*s]);
                 }
                 for (k, (a, w, s)) in colos.iter().enumerate() {
@@ -257,7 +283,7 @@ proptest! {
                 for (node, spec_node) in spec.cluster.nodes.iter().map(|n| (&n.name, n)) {
                     match c {
                         ConstraintSpec::Location(l) if l.score.is_neg_infinity() => {
-                            let hit = l.node.as_ref() == Some(node) || l.rule.as_ref().is_some_and(|r| r.matches(&spec_node.attributes));
+                            let hit = l.node.as_ref() == Some(node) || l.rule.as_ref().is_some_and(|r| r.matches_node(node.as_str(), &spec_node.attributes));
                             prop_assert!(!(hit && on(l.bundle.as_str(), node)), "{} on {node} despite -INFINITY", l.bundle);
                         }
                         ConstraintSpec::Colocation(c) if c.score.is_infinity() && on(c.bundle.as_str(), node) => {

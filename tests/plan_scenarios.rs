@@ -1196,3 +1196,249 @@ fn min_instances_keeps_then_waiting_until_that_many_of_first_run() {
         [(ActionType::Start, "db-1".into(), "n2".into())]
     );
 }
+
+#[test]
+fn the_primary_of_a_colocation_takes_its_dependents_preferences_like_pacemaker() {
+    // Pacemaker (checked with crm_simulate 2.1) adds the dependent's scores, times the
+    // colocation score over INFINITY, to the primary's: `p` prefers n1 by 100, `d` (with
+    // p, INFINITY) prefers n2 by 200, so both go to n2.
+    let both = |extra: &[String]| {
+        let mut docs = vec![bundle("p", 1), bundle("d", 1)];
+        docs.extend(extra.iter().cloned());
+        let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+        let s = spec(&refs);
+        let mut on = started_on(&run(&s, &Observed::fresh(&s)));
+        on.sort();
+        on
+    };
+    let p_n1 = constraint("p-n1", "location: {bundle: p, node: n1, score: 100}");
+    let d_with_p = |score: &str| {
+        constraint(
+            "d-with-p",
+            &format!("colocation: {{bundle: d, with: p, score: {score}}}"),
+        )
+    };
+    let d_at = |node: &str, score: &str| {
+        constraint(
+            &format!("d-{node}"),
+            &format!("location: {{bundle: d, node: {node}, score: {score}}}"),
+        )
+    };
+    let on = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(i, n)| ((*i).to_owned(), (*n).to_owned()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        both(&[p_n1.clone(), d_with_p("INFINITY"), d_at("n2", "200")]),
+        on(&[("p-0", "n2"), ("d-0", "n2")])
+    );
+    // Without the colocation, each goes its own way.
+    assert_eq!(
+        both(&[p_n1.clone(), d_at("n2", "200")]),
+        on(&[("d-0", "n2"), ("p-0", "n1")])
+    );
+    // A dependent's -INFINITY passes on through INFINITY: p leaves n1 so d can run.
+    assert_eq!(
+        both(&[p_n1.clone(), d_with_p("INFINITY"), d_at("n1", "-INFINITY")]),
+        on(&[("p-0", "n2"), ("d-0", "n2")])
+    );
+    // Through a finite colocation it is weighted: 100 + 500/INFINITY × -INFINITY = -400
+    // on n1 (crm_simulate: "Pp:0 allocation score on n1: -400").
+    assert_eq!(
+        both(&[p_n1.clone(), d_with_p("500"), d_at("n1", "-INFINITY")]),
+        on(&[("p-0", "n2"), ("d-0", "n2")])
+    );
+    // A dependent that may run nowhere p may does not take the primary down with it:
+    // with n2 and n3 in standby, its preferences would leave p no node, so they are
+    // rolled back; d waits.
+    let nowhere = [p_n1.clone(), d_with_p("INFINITY"), d_at("n1", "-INFINITY")];
+    let mut docs = vec![bundle("p", 1), bundle("d", 1)];
+    docs.extend(nowhere.iter().cloned());
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let s = spec(&refs);
+    let o = observed("nodes:\n  n1: {}\n  n2: {standby: true}\n  n3: {standby: true}\n");
+    let p = run(&s, &o);
+    assert_eq!(started_on(&p), on(&[("p-0", "n1")]));
+    assert_eq!(p.blocked.len(), 1, "{:#?}", p.blocked);
+    assert_eq!(p.blocked[0].instance, "d-0");
+    // A negative preference through a negative colocation is not passed on as a positive
+    // one; a positive one is, negated: d wants n3, and shuns p by -500, so p gets -500
+    // on n3 and stays on n1.
+    let p_n3 = constraint("p-n3", "location: {bundle: p, node: n3, score: 300}");
+    assert_eq!(
+        both(&[p_n3.clone(), d_with_p("-500"), d_at("n3", "INFINITY")]),
+        on(&[("p-0", "n1"), ("d-0", "n3")])
+    );
+    // A primary with several replicas is not pushed off nodes by a dependent of one
+    // replica (Pacemaker's clones): p runs on all three nodes, d on the one it may use.
+    let mut docs = vec![bundle("p", 3), bundle("d", 1)];
+    docs.extend(
+        [
+            d_with_p("INFINITY"),
+            d_at("n1", "-INFINITY"),
+            d_at("n2", "-INFINITY"),
+        ]
+        .iter()
+        .cloned(),
+    );
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let s = spec(&refs);
+    let p = run(&s, &Observed::fresh(&s));
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+    let d = started_on(&p)
+        .into_iter()
+        .find(|(i, _)| i == "d-0")
+        .unwrap();
+    assert_eq!(d.1, "n3");
+    // --explain shows the part, with its stage.
+    let s = spec(&[
+        &bundle("p", 1),
+        &bundle("d", 1),
+        &p_n1,
+        &d_with_p("INFINITY"),
+        &d_at("n2", "200"),
+    ]);
+    let p = plan(
+        &s,
+        &Observed::fresh(&s),
+        &Options {
+            explain: true,
+            ..Options::default()
+        },
+    );
+    let p0 = p.placements.iter().find(|x| x.instance == "p-0").unwrap();
+    let n2 = p0
+        .candidates
+        .iter()
+        .find(|c| c.node.as_str() == "n2")
+        .unwrap();
+    assert_eq!(n2.score.value(), 200);
+    let part = n2
+        .parts
+        .iter()
+        .find(|x| x.stage == quorate::plan::model::Stage::Dependents)
+        .unwrap();
+    assert!(
+        part.source
+            .contains("d scores 200 here (colocation d-with-p)"),
+        "{part:?}"
+    );
+}
+
+#[test]
+fn per_bundle_stickiness_and_failure_settings_override_the_defaults_like_pacemakers_meta_attributes()
+ {
+    // The cluster: stickiness 100, migrationThreshold 3, failureTimeout 10m. db runs on
+    // n1 and prefers n2 by 150: the default stickiness (100) lets it move; its own
+    // stickiness of 200 keeps it.
+    let prefer_n2 = constraint("db-n2", "location: {bundle: db, node: n2, score: 150}");
+    let with =
+        |settings: &str| DB.replace("recovery: fence}", &format!("recovery: fence{settings}}}"));
+    let running = |s: &SpecSet, extra: &str| {
+        observed(&format!(
+            "now: 1010\nnodes:\n  n1: {{instances: [{{bundle: db, index: 0, specHash: {}}}]{extra}}}\n",
+            hash(s, "db", 0)
+        ))
+    };
+    let s = spec(&[&with(""), &prefer_n2]);
+    let p = run(&s, &running(&s, ""));
+    assert_eq!(p.actions.len(), 1, "{:#?}", p.actions);
+    assert_eq!(p.actions[0].kind, ActionType::Move);
+    let s = spec(&[&with(", stickiness: 200"), &prefer_n2]);
+    let p = run(&s, &running(&s, ""));
+    assert!(p.actions.is_empty(), "{:#?}", p.actions);
+    // Failures: two on n1. The default threshold (3) restarts in place; the bundle's own
+    // threshold of 2 moves it, and says so.
+    let failing = ", failures: {db-0: {count: 2, last: 1000}}";
+    let s = spec(&[&with("")]);
+    let p = run(&s, &running(&s, failing));
+    assert!(p.actions.is_empty(), "{:#?}", p.actions);
+    let s = spec(&[&with(", migrationThreshold: 2")]);
+    let p = run(&s, &running(&s, failing));
+    assert_eq!(p.actions.len(), 1, "{:#?}", p.actions);
+    assert_eq!(p.actions[0].kind, ActionType::Move);
+    assert!(
+        p.actions[0]
+            .reason
+            .contains("failed 2 times on n1 (migrationThreshold 2)"),
+        "{}",
+        p.actions[0].reason
+    );
+    // A failing check restarts in place, counting against the bundle's own threshold.
+    let s = spec(&[&with(", migrationThreshold: 5")]);
+    let o = observed(&format!(
+        "now: 1010\nnodes:\n  n1: {{instances: [{{bundle: db, index: 0, specHash: {}, state: failed}}], failures: {{db-0: {{count: 2, last: 1000}}}}}}\n",
+        hash(&s, "db", 0)
+    ));
+    let p = run(&s, &o);
+    assert_eq!(p.actions[0].kind, ActionType::Restart);
+    assert!(
+        p.actions[0].reason.contains("failure 2 of 5"),
+        "{}",
+        p.actions[0].reason
+    );
+    // The bundle's failureTimeout of 5s forgets failures 10 s old: it stays.
+    let s = spec(&[&with(", migrationThreshold: 2, failureTimeout: 5s")]);
+    let p = run(&s, &running(&s, failing));
+    assert!(p.actions.is_empty(), "{:#?}", p.actions);
+}
+
+#[test]
+fn compound_typed_and_uname_rules_choose_nodes_like_pacemakers_rule_expressions() {
+    // n1 is rack a, n2 and n3 rack b. The rule: `#uname eq n2`, or both `rack eq a` and
+    // `#uname ne n3`; it matches n2 and n1.
+    let rule = constraint(
+        "db-where",
+        "location: {bundle: db, score: -INFINITY, rule: {or: [{attribute: \"#uname\", operator: eq, value: n2}, {and: [{attribute: rack, operator: eq, value: a}, {attribute: \"#uname\", operator: ne, value: n3}]}]}}",
+    );
+    // Banned where the rule does NOT match: n1 (rack a, not n3) and n2 match, so db
+    // runs on n3.
+    let s = spec(&[DB, &rule]);
+    let p = run(&s, &Observed::fresh(&s));
+    assert_eq!(started_on(&p), [("db-0".into(), "n3".into())]);
+    // Versions: prefer nodes whose kernel is at least 5.10 (n2 has 5.9, n3 5.10.1);
+    // as strings "5.9" > "5.10", as versions it is the other way round.
+    let cluster_kernels = |v2: &str, v3: &str| {
+        CLUSTER
+            .replace(
+                "attributes: {rack: b}}\n    - {name: n3",
+                &format!("attributes: {{rack: b, kernel: \"{v2}\"}}}}\n    - {{name: n3"),
+            )
+            .replace(
+                "n3.sock\", attributes: {rack: b}}",
+                &format!("n3.sock\", attributes: {{rack: b, kernel: \"{v3}\"}}}}"),
+            )
+    };
+    let prefer = |ty: &str| {
+        constraint(
+            "db-new-kernel",
+            &format!(
+                "location: {{bundle: db, score: 500, rule: {{attribute: kernel, operator: gte, value: \"5.10\", type: {ty}}}}}"
+            ),
+        )
+    };
+    let plan_with = |cluster: &str, extra: &str| {
+        let mut sources = Sources::new();
+        sources.add("cluster.yaml", cluster.as_bytes().to_vec());
+        sources.add("db.yaml", DB.as_bytes().to_vec());
+        sources.add("c.yaml", extra.as_bytes().to_vec());
+        let report = validate(&sources);
+        assert_eq!(report.errors(), 0, "{:#?}", report.diagnostics);
+        let s = report.into_valid_set().unwrap();
+        started_on(&run(&s, &Observed::fresh(&s)))
+    };
+    let cluster = cluster_kernels("5.9", "5.10.1");
+    assert!(cluster.contains("kernel: \"5.10.1\""), "{cluster}");
+    assert_eq!(
+        plan_with(&cluster, &prefer("version")),
+        [("db-0".into(), "n3".into())]
+    );
+    assert_eq!(
+        plan_with(&cluster, &prefer("string")),
+        [("db-0".into(), "n2".into())]
+    );
+}

@@ -36,7 +36,7 @@ use std::fmt::Write;
 use quorate::observed::Observed;
 use quorate::spec::bundle::{BundleSpec, OnFail, Recovery};
 use quorate::spec::cluster::NoQuorumPolicy;
-use quorate::spec::constraint::{ConstraintSpec, OrderKind, RuleOperator};
+use quorate::spec::constraint::{ConstraintSpec, OrderKind, Rule, RuleOperator, RuleType};
 use quorate::spec::fence::FenceSpec;
 use quorate::spec::{Duration, SpecSet};
 
@@ -303,35 +303,12 @@ fn constraints(spec: &SpecSet, x: &mut String) {
                     );
                 }
                 (None, Some(r)) => {
-                    let op = match r.operator {
-                        RuleOperator::Eq => "eq",
-                        RuleOperator::Ne => "ne",
-                        RuleOperator::Lt => "lt",
-                        RuleOperator::Lte => "lte",
-                        RuleOperator::Gt => "gt",
-                        RuleOperator::Gte => "gte",
-                        RuleOperator::Exists => "defined",
-                        RuleOperator::NotExists => "not_defined",
-                    };
-                    // quorate compares lt/lte/gt/gte as integers.
-                    let typed = if r.value.is_some()
-                        && !matches!(r.operator, RuleOperator::Eq | RuleOperator::Ne)
-                    {
-                        " type=\"integer\""
-                    } else {
-                        ""
-                    };
-                    let value = r
-                        .value
-                        .as_ref()
-                        .map_or(String::new(), |v| format!(" value=\"{}\"", esc(v)));
+                    let mut body = String::new();
+                    rule_xml(&mut body, &format!("c-{id}-rule"), r, Some(l.score));
                     let _ = writeln!(
                         x,
-                        "<rsc_location id=\"c-{id}\" rsc=\"{}-clone\"><rule id=\"c-{id}-rule\" score=\"{}\">\
-<expression id=\"c-{id}-expr\" attribute=\"{}\" operation=\"{op}\"{value}{typed}/></rule></rsc_location>",
+                        "<rsc_location id=\"c-{id}\" rsc=\"{}-clone\">{body}</rsc_location>",
                         l.bundle,
-                        l.score,
-                        esc(&r.attribute)
                     );
                 }
                 (None, None) => {}
@@ -383,4 +360,60 @@ fn fencing_topology(spec: &SpecSet, x: &mut String) {
         );
     }
     x.push_str("</fencing-topology>\n");
+}
+
+/// A quorate rule as a Pacemaker `<rule>` (`and`/`or` as `boolean-op`, nested rules as
+/// nested `<rule>`s), with `score` on the outermost.
+fn rule_xml(x: &mut String, id: &str, r: &Rule, score: Option<quorate::spec::Score>) {
+    let score = score.map_or(String::new(), |s| format!(" score=\"{s}\""));
+    let (op, rules) = if r.or.is_empty() {
+        ("and", &r.and)
+    } else {
+        ("or", &r.or)
+    };
+    let _ = write!(x, "<rule id=\"{id}\"{score} boolean-op=\"{op}\">");
+    if rules.is_empty() {
+        expression_xml(x, &format!("{id}-expr"), r);
+    }
+    for (i, inner) in rules.iter().enumerate() {
+        if inner.and.is_empty() && inner.or.is_empty() {
+            expression_xml(x, &format!("{id}-{i}"), inner);
+        } else {
+            rule_xml(x, &format!("{id}-{i}"), inner, None);
+        }
+    }
+    x.push_str("</rule>");
+}
+
+fn expression_xml(x: &mut String, id: &str, r: &Rule) {
+    let operator = r.operator.unwrap_or(RuleOperator::Eq);
+    let op = match operator {
+        RuleOperator::Eq => "eq",
+        RuleOperator::Ne => "ne",
+        RuleOperator::Lt => "lt",
+        RuleOperator::Lte => "lte",
+        RuleOperator::Gt => "gt",
+        RuleOperator::Gte => "gte",
+        RuleOperator::Exists => "defined",
+        RuleOperator::NotExists => "not_defined",
+    };
+    // quorate compares lt/lte/gt/gte as integers unless the rule says otherwise.
+    let typed = match r.value_type {
+        Some(RuleType::String) => " type=\"string\"",
+        Some(RuleType::Integer) => " type=\"integer\"",
+        Some(RuleType::Version) => " type=\"version\"",
+        None if r.value.is_some() && !matches!(operator, RuleOperator::Eq | RuleOperator::Ne) => {
+            " type=\"integer\""
+        }
+        None => "",
+    };
+    let value = r
+        .value
+        .as_ref()
+        .map_or(String::new(), |v| format!(" value=\"{}\"", esc(v)));
+    let _ = write!(
+        x,
+        "<expression id=\"{id}\" attribute=\"{}\" operation=\"{op}\"{value}{typed}/>",
+        esc(&r.attribute)
+    );
 }

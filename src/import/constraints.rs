@@ -355,11 +355,7 @@ fn to_rule(ctx: &mut Ctx<'_>, e: Node<'_, '_>, attribute: &str) -> Option<Rule> 
     } else {
         Some(value.unwrap_or_default())
     };
-    Some(Rule {
-        attribute: attribute.to_owned(),
-        operator,
-        value,
-    })
+    Some(Rule::expression(attribute.to_owned(), operator, value))
 }
 
 /// Places for a rule on a built-in attribute: each node that matches it.

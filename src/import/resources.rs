@@ -143,6 +143,9 @@ fn new_bundle(ctx: &Ctx<'_>, image: &str) -> BundleSpec {
         priority: 0,
         update: UpdatePolicy::default(),
         stop_timeout: ctx.draft.op_timeout.unwrap_or(PCMK_OP_TIMEOUT),
+        stickiness: None,
+        migration_threshold: None,
+        failure_timeout: None,
     }
 }
 

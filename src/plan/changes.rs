@@ -11,7 +11,7 @@ use super::hash::instance_hash;
 use super::model::{QuorumStatus, StepId};
 use super::placement::Placed;
 use crate::observed::{InstanceState, Observed};
-use crate::spec::bundle::{OnFail, Recovery};
+use crate::spec::bundle::{OnFail, Recovery, Settings};
 use crate::spec::cluster::NoQuorumPolicy;
 use crate::spec::constraint::{ConstraintSpec, OrderKind};
 use crate::spec::{Name, SpecSet};
@@ -399,12 +399,12 @@ impl<'a, 'p> Changes<'a, 'p> {
 
     /// A running instance failing its check, handled as its monitor's `onFail` says.
     fn failed(&mut self, inst: Inst<'a>, k: &Copy<'a>, on_fail: OnFail) {
-        let d = &self.spec.cluster.defaults;
+        let d = self.settings(inst);
         let failures = live_failures(
             self.observed,
             k.node.as_str(),
             &inst.name(),
-            d.failure_timeout.get().as_secs(),
+            d.failure_timeout_secs,
         );
         match on_fail {
             OnFail::Ignore => {}
@@ -447,7 +447,7 @@ impl<'a, 'p> Changes<'a, 'p> {
 
     fn why_move(&self, inst: Inst, k: &Copy, to: &Name) -> String {
         let from = k.node.as_str();
-        let d = &self.spec.cluster.defaults;
+        let d = self.settings(inst);
         if !self.current.usable.contains(from) {
             return format!(
                 "{from} is in standby or not in the spec; move {} to {to}",
@@ -458,7 +458,7 @@ impl<'a, 'p> Changes<'a, 'p> {
             self.observed,
             k.node.as_str(),
             &inst.name(),
-            d.failure_timeout.get().as_secs(),
+            d.failure_timeout_secs,
         );
         let counted = self
             .spec
@@ -473,6 +473,15 @@ impl<'a, 'p> Changes<'a, 'p> {
             );
         }
         format!("{to} scores higher than {from} (constraints outweigh stickiness)")
+    }
+
+    /// The stickiness and failure settings of the instance's bundle.
+    fn settings(&self, inst: Inst) -> Settings {
+        let d = &self.spec.cluster.defaults;
+        self.spec
+            .bundles
+            .get(inst.bundle.as_str())
+            .map_or(Settings::of_cluster(d), |b| b.settings(d))
     }
 
     fn nowhere(&self, inst: Inst) -> String {

@@ -225,6 +225,47 @@ pub struct ScorePart {
     pub source: String,
     /// How much.
     pub score: Score,
+    /// The placement stage that added it.
+    pub stage: Stage,
+}
+
+/// The stages of placement, in the order they run for an instance; each adds its own
+/// parts to a node's score (`--explain` names the stage of every part).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Stage {
+    /// Decided before scoring: the instance stays where it is, or waits.
+    Pinned,
+    /// Feasibility filters: a node the instance may not use (unavailable, failed there
+    /// too often, its name taken, `replicasPerHost` reached, a colocation cycle's nodes
+    /// all taken).
+    Feasibility,
+    /// Location constraints.
+    Location,
+    /// Colocations with bundles placed before.
+    Colocation,
+    /// A cycle of `INFINITY` colocations placed as one group.
+    Cycle,
+    /// The preferences of the bundles colocated with this one (its dependents), weighted
+    /// by the colocation's score (Pacemaker's rule for the primary of a colocation).
+    Dependents,
+    /// Stickiness to the node the instance is on.
+    Stickiness,
+}
+
+impl Stage {
+    /// The stage's name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Pinned => "pinned",
+            Stage::Feasibility => "feasibility",
+            Stage::Location => "location",
+            Stage::Colocation => "colocation",
+            Stage::Cycle => "cycle",
+            Stage::Dependents => "dependents",
+            Stage::Stickiness => "stickiness",
+        }
+    }
 }
 
 /// A complete plan.

@@ -128,7 +128,7 @@ fn human(plan: &Plan, explain: bool) -> String {
                 let parts: Vec<String> = c
                     .parts
                     .iter()
-                    .map(|x| format!("{} {}", x.source, x.score))
+                    .map(|x| format!("[{}] {} {}", x.stage.as_str(), x.source, x.score))
                     .collect();
                 let detail = if parts.is_empty() {
                     String::new()

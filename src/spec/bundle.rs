@@ -11,7 +11,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::values::{Duration, Name, Port, PortRange};
+use super::cluster::Defaults;
+use super::values::{Duration, Name, Port, PortRange, Score};
 use crate::secret::SecretRef;
 
 /// The spec of a `Bundle`.
@@ -53,6 +54,55 @@ pub struct BundleSpec {
     /// How long a stop waits for the container to exit before killing it.
     #[serde(default = "default_stop_timeout")]
     pub stop_timeout: Duration,
+    /// This bundle's stickiness, instead of the cluster's `defaults.stickiness`
+    /// (Pacemaker's `resource-stickiness` meta attribute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stickiness: Option<Score>,
+    /// This bundle's migration threshold, instead of `defaults.migrationThreshold`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration_threshold: Option<u32>,
+    /// This bundle's failure timeout, instead of `defaults.failureTimeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_timeout: Option<Duration>,
+}
+
+/// The stickiness and failure settings that hold for one bundle: its own where it gives
+/// them, the cluster's defaults otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Added to the node an instance is on.
+    pub stickiness: Score,
+    /// Live failures on a node that ban the instance from it.
+    pub migration_threshold: u32,
+    /// Age after which a failure no longer counts, in seconds (0: never).
+    pub failure_timeout_secs: u64,
+}
+
+impl Settings {
+    /// The cluster's `defaults`, for a bundle that overrides none of them.
+    pub fn of_cluster(defaults: &Defaults) -> Settings {
+        Settings {
+            stickiness: defaults.stickiness,
+            migration_threshold: defaults.migration_threshold,
+            failure_timeout_secs: defaults.failure_timeout.get().as_secs(),
+        }
+    }
+}
+
+impl BundleSpec {
+    /// The settings of this bundle under the cluster's `defaults`: its own where given.
+    pub fn settings(&self, defaults: &Defaults) -> Settings {
+        let cluster = Settings::of_cluster(defaults);
+        Settings {
+            stickiness: self.stickiness.unwrap_or(cluster.stickiness),
+            migration_threshold: self
+                .migration_threshold
+                .unwrap_or(cluster.migration_threshold),
+            failure_timeout_secs: self
+                .failure_timeout
+                .map_or(cluster.failure_timeout_secs, |t| t.get().as_secs()),
+        }
+    }
 }
 
 fn one() -> u32 {

@@ -33,20 +33,34 @@ pub struct LocationConstraint {
     pub score: Score,
 }
 
-/// A test on a node attribute.
+/// A test on a node: one expression (`attribute`, `operator`, `value`, `type`), or
+/// `and` / `or` of rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Rule {
-    /// Attribute name.
+    /// Attribute name; `#uname` is the node's name (give `attribute` and `operator`, or
+    /// `and`, or `or`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub attribute: String,
     /// Comparison.
-    pub operator: RuleOperator,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<RuleOperator>,
     /// Value compared with (not for `exists`/`notExists`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// How values compare: `string`, `integer` or `version`. Default: `lt`, `lte`, `gt`,
+    /// `gte` as integers, `eq` and `ne` as strings.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub value_type: Option<RuleType>,
+    /// Matches when every one of these rules matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub and: Vec<Rule>,
+    /// Matches when any of these rules matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub or: Vec<Rule>,
 }
 
-/// Comparisons in a [`Rule`]. `lt`, `lte`, `gt`, `gte` compare as integers.
+/// Comparisons in a [`Rule`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum RuleOperator {
@@ -68,20 +82,68 @@ pub enum RuleOperator {
     NotExists,
 }
 
+/// How a [`Rule`] compares values (Pacemaker's `type` of an expression).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RuleType {
+    /// Byte by byte.
+    String,
+    /// As signed integers; a value that is not one matches nothing.
+    Integer,
+    /// As dotted versions (`1.10.2` > `1.9`), each part a number, missing parts 0; a
+    /// value that is not one matches nothing.
+    Version,
+}
+
+/// The attribute that names the node itself (Pacemaker's `#uname`).
+pub const NODE_NAME: &str = "#uname";
+
 impl Rule {
-    /// Whether a node with `attributes` matches.
+    /// A single expression.
+    pub fn expression(attribute: String, operator: RuleOperator, value: Option<String>) -> Rule {
+        Rule {
+            attribute,
+            operator: Some(operator),
+            value,
+            value_type: None,
+            and: Vec::new(),
+            or: Vec::new(),
+        }
+    }
+
+    /// Whether a node with `attributes` matches, leaving `#uname` unset.
     pub fn matches(&self, attributes: &std::collections::BTreeMap<String, String>) -> bool {
-        let actual = attributes.get(&self.attribute);
-        let want = self.value.as_deref();
-        let num = |s: Option<&str>| s.and_then(|s| s.trim().parse::<i64>().ok());
-        let cmp = || match (num(actual.map(String::as_str)), num(want)) {
-            (Some(a), Some(b)) => Some(a.cmp(&b)),
-            _ => None,
+        self.matches_node("", attributes)
+    }
+
+    /// Whether the node `name` with `attributes` matches. An `and` or `or` matches as
+    /// its rules do; a rule with neither and no operator (which validation refuses)
+    /// matches nothing.
+    pub fn matches_node(
+        &self,
+        name: &str,
+        attributes: &std::collections::BTreeMap<String, String>,
+    ) -> bool {
+        if !self.and.is_empty() {
+            return self.and.iter().all(|r| r.matches_node(name, attributes));
+        }
+        if !self.or.is_empty() {
+            return self.or.iter().any(|r| r.matches_node(name, attributes));
+        }
+        let Some(operator) = self.operator else {
+            return false;
         };
+        let actual = if self.attribute == NODE_NAME && !name.is_empty() {
+            Some(name)
+        } else {
+            attributes.get(&self.attribute).map(String::as_str)
+        };
+        let want = self.value.as_deref();
+        let cmp = || compare(self.value_type, operator, actual?, want?);
         use std::cmp::Ordering::*;
-        match self.operator {
-            RuleOperator::Eq => actual.map(String::as_str) == want,
-            RuleOperator::Ne => actual.map(String::as_str) != want,
+        match operator {
+            RuleOperator::Eq => cmp() == Some(Equal),
+            RuleOperator::Ne => cmp() != Some(Equal),
             RuleOperator::Lt => cmp() == Some(Less),
             RuleOperator::Lte => matches!(cmp(), Some(Less | Equal)),
             RuleOperator::Gt => cmp() == Some(Greater),
@@ -90,6 +152,40 @@ impl Rule {
             RuleOperator::NotExists => actual.is_none(),
         }
     }
+}
+
+/// `actual` against `want` as `value_type` says; `None` when they cannot be compared.
+fn compare(
+    value_type: Option<RuleType>,
+    operator: RuleOperator,
+    actual: &str,
+    want: &str,
+) -> Option<std::cmp::Ordering> {
+    let by_default = match operator {
+        RuleOperator::Eq | RuleOperator::Ne => RuleType::String,
+        _ => RuleType::Integer,
+    };
+    match value_type.unwrap_or(by_default) {
+        RuleType::String => Some(actual.cmp(want)),
+        RuleType::Integer => {
+            let num = |s: &str| s.trim().parse::<i64>().ok();
+            Some(num(actual)?.cmp(&num(want)?))
+        }
+        RuleType::Version => Some(version(actual)?.cmp(&version(want)?)),
+    }
+}
+
+/// A dotted version as its numbers, trailing zeros dropped (`1.2.0` equals `1.2`).
+fn version(s: &str) -> Option<Vec<u64>> {
+    let mut parts = s
+        .trim()
+        .split('.')
+        .map(|p| p.parse::<u64>().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    while parts.last() == Some(&0) {
+        parts.pop();
+    }
+    Some(parts)
 }
 
 /// Place `bundle` relative to `with`: a positive score on the same nodes, a negative
@@ -158,10 +254,8 @@ mod tests {
     fn rules_compare_attributes() {
         let attrs: BTreeMap<String, String> =
             [("rack".into(), "r1".into()), ("cores".into(), "16".into())].into();
-        let rule = |attribute: &str, operator, value: Option<&str>| Rule {
-            attribute: attribute.into(),
-            operator,
-            value: value.map(Into::into),
+        let rule = |attribute: &str, operator, value: Option<&str>| {
+            Rule::expression(attribute.into(), operator, value.map(Into::into))
         };
         assert!(rule("rack", RuleOperator::Eq, Some("r1")).matches(&attrs));
         assert!(rule("rack", RuleOperator::Ne, Some("r2")).matches(&attrs));
@@ -171,5 +265,56 @@ mod tests {
         assert!(!rule("rack", RuleOperator::Gt, Some("1")).matches(&attrs));
         assert!(rule("zone", RuleOperator::NotExists, None).matches(&attrs));
         assert!(rule("rack", RuleOperator::Exists, None).matches(&attrs));
+    }
+
+    #[test]
+    fn typed_compound_and_node_name_rules() {
+        let attrs: BTreeMap<String, String> = [
+            ("kernel".into(), "5.10.2".into()),
+            ("cores".into(), "08".into()),
+            ("zone".into(), "b".into()),
+        ]
+        .into();
+        let typed = |attribute: &str, operator, value: &str, value_type| Rule {
+            value_type,
+            ..Rule::expression(attribute.into(), operator, Some(value.into()))
+        };
+        // Versions compare part by part, not as text ("5.10.2" < "5.9" as strings).
+        let v = Some(RuleType::Version);
+        assert!(typed("kernel", RuleOperator::Gt, "5.9", v).matches(&attrs));
+        assert!(typed("kernel", RuleOperator::Eq, "5.10.2.0", v).matches(&attrs));
+        assert!(!typed("kernel", RuleOperator::Gt, "5.9", Some(RuleType::String)).matches(&attrs));
+        assert!(!typed("zone", RuleOperator::Gt, "1", v).matches(&attrs));
+        // Integers: "08" equals 8 as an integer, not as a string.
+        let i = Some(RuleType::Integer);
+        assert!(typed("cores", RuleOperator::Eq, "8", i).matches(&attrs));
+        assert!(!typed("cores", RuleOperator::Eq, "8", None).matches(&attrs));
+        assert!(typed("zone", RuleOperator::Lt, "c", Some(RuleType::String)).matches(&attrs));
+        // The node's name.
+        let me = Rule::expression(NODE_NAME.into(), RuleOperator::Eq, Some("n2".into()));
+        assert!(me.matches_node("n2", &attrs));
+        assert!(!me.matches_node("n1", &attrs));
+        // and / or, nested.
+        let either = Rule {
+            or: vec![me.clone(), typed("zone", RuleOperator::Eq, "a", None)],
+            ..Rule::expression(String::new(), RuleOperator::Eq, None)
+        };
+        let either = Rule {
+            operator: None,
+            ..either
+        };
+        assert!(either.matches_node("n2", &attrs));
+        assert!(!either.matches_node("n3", &attrs));
+        let both = Rule {
+            operator: None,
+            and: vec![
+                either.clone(),
+                typed("kernel", RuleOperator::Gte, "5.10", v),
+            ],
+            ..Rule::expression(String::new(), RuleOperator::Eq, None)
+        };
+        assert!(both.matches_node("n2", &attrs));
+        let old = BTreeMap::from([("kernel".to_owned(), "4.19".to_owned())]);
+        assert!(!both.matches_node("n2", &old));
     }
 }

@@ -35,7 +35,9 @@ fn eligible_nodes(set: &SpecSet) -> BTreeMap<&str, Vec<bool>> {
                 .map(|n| {
                     !bans.iter().any(|l| {
                         l.node.as_ref() == Some(&n.name)
-                            || l.rule.as_ref().is_some_and(|r| r.matches(&n.attributes))
+                            || l.rule
+                                .as_ref()
+                                .is_some_and(|r| r.matches_node(n.name.as_str(), &n.attributes))
                     })
                 })
                 .collect();

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use super::Findings;
 use crate::diag::Diagnostic;
 use crate::load::de::suggest;
-use crate::spec::constraint::{ConstraintSpec, OrderConstraint, OrderKind, RuleOperator};
+use crate::spec::constraint::{
+    ConstraintSpec, OrderConstraint, OrderKind, Rule, RuleOperator, RuleType,
+};
 use crate::spec::{Kind, SpecSet};
 
 pub(super) fn check(set: &SpecSet, cluster_ok: bool, f: &mut Findings) {
@@ -157,24 +159,7 @@ fn constraints(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
                     );
                 }
                 if let Some(rule) = &l.rule {
-                    let needs_value = !matches!(
-                        rule.operator,
-                        RuleOperator::Exists | RuleOperator::NotExists
-                    );
-                    if needs_value != rule.value.is_some() {
-                        let msg = if needs_value {
-                            "this rule operator compares with a `value`; add one"
-                        } else {
-                            "`exists` and `notExists` take no `value`"
-                        };
-                        f.push(
-                            Diagnostic::error("quorate::constraint::rule", msg)
-                                .with_help("see the rule operators in the README"),
-                            Kind::Constraint,
-                            name,
-                            "spec.location.rule",
-                        );
-                    }
+                    check_rule(f, name, rule, "spec.location.rule");
                 }
             }
             ConstraintSpec::Colocation(c) => {
@@ -264,4 +249,166 @@ fn self_reference(kind: &str) -> Diagnostic {
         format!("a {kind} constraint between a bundle and itself"),
     )
     .with_help("name two different bundles")
+}
+
+/// The shape of a location rule and of every rule in it: one expression, or a non-empty
+/// `and` or `or`; a comparison with a `value`, `exists`/`notExists` without; a typed
+/// `value` of its type.
+fn check_rule(f: &mut Findings<'_>, name: &str, rule: &Rule, path: &str) {
+    let expression = !rule.attribute.is_empty() || rule.operator.is_some();
+    let shapes = usize::from(expression)
+        + usize::from(!rule.and.is_empty())
+        + usize::from(!rule.or.is_empty());
+    if shapes != 1 {
+        rule_error(f, name,
+            "a rule is one expression (`attribute`, `operator`, `value`), or a non-empty `and` or `or` of rules".into(),
+            "write `{attribute: rack, operator: eq, value: r1}`, or `{and: [...]}` / `{or: [...]}` of such rules",
+            path,
+        );
+        return;
+    }
+    for (key, rules) in [("and", &rule.and), ("or", &rule.or)] {
+        for (i, r) in rules.iter().enumerate() {
+            check_rule(f, name, r, &format!("{path}.{key}.{i}"));
+        }
+    }
+    if !expression {
+        return;
+    }
+    let Some(operator) = rule.operator else {
+        rule_error(
+            f,
+            name,
+            "this rule has an `attribute` but no `operator`".into(),
+            "add `operator: eq` (or ne, lt, lte, gt, gte, exists, notExists)",
+            path,
+        );
+        return;
+    };
+    if rule.attribute.is_empty() {
+        rule_error(
+            f,
+            name,
+            "this rule has an `operator` but no `attribute`".into(),
+            "name the node attribute it tests, or `#uname` for the node's name",
+            path,
+        );
+    }
+    let needs_value = !matches!(operator, RuleOperator::Exists | RuleOperator::NotExists);
+    if needs_value != rule.value.is_some() {
+        let msg = if needs_value {
+            "this rule operator compares with a `value`; add one"
+        } else {
+            "`exists` and `notExists` take no `value`"
+        };
+        rule_error(
+            f,
+            name,
+            msg.into(),
+            "see the rule operators in the README",
+            path,
+        );
+        return;
+    }
+    let typed_ok = |v: &str| match rule.value_type {
+        Some(RuleType::Integer) => v.trim().parse::<i64>().is_ok(),
+        Some(RuleType::Version) => v.trim().split('.').all(|p| p.parse::<u64>().is_ok()),
+        _ => true,
+    };
+    if let Some(v) = &rule.value
+        && !typed_ok(v)
+    {
+        rule_error(
+            f,
+            name,
+            format!("`{v}` is not a value of this rule's `type`"),
+            "an `integer` rule compares whole numbers (`16`), a `version` rule dotted numbers (`5.15.0`)",
+            &format!("{path}.value"),
+        );
+    }
+}
+
+fn rule_error(f: &mut Findings<'_>, name: &str, msg: String, help: &str, at: &str) {
+    f.push(
+        Diagnostic::error("quorate::constraint::rule", msg).with_help(help),
+        Kind::Constraint,
+        name,
+        at,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::source::Sources;
+
+    const SET: &str = "apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes: [{name: n1, runtime: 'podman+unix:///n1.sock', attributes: {kernel: '5.10'}}]
+  fencing: {enabled: false}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b}
+spec: {image: i, recovery: restart}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: r}
+spec:
+  location:
+    bundle: b
+    score: 100
+    rule:
+";
+
+    /// The rule findings of `rule` (indented under `rule:`), as (line, message).
+    fn rule_findings(rule: &str) -> Vec<(u32, String)> {
+        let mut sources = Sources::new();
+        sources.add("s.yaml", format!("{SET}{rule}").into_bytes());
+        let report = crate::validate::validate(&sources);
+        report
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == "quorate::constraint::rule")
+            .map(|d| {
+                let line = d.location.and_then(|l| l.span).map_or(0, |s| s.line);
+                (line, d.message.clone())
+            })
+            .collect()
+    }
+
+    const FIRST: u32 = 21; // the first line after `rule:`
+
+    #[test]
+    fn compound_and_typed_rules_are_checked_where_they_are_written() {
+        let good = "      or:\n        - {attribute: '#uname', operator: eq, value: n1}\n        - and:\n            - {attribute: kernel, operator: gte, value: '5.9', type: version}\n            - {attribute: cores, operator: exists}\n";
+        assert_eq!(rule_findings(good), []);
+        // A nested expression without a value, pointed at on its own line.
+        let no_value = "      or:\n        - {attribute: '#uname', operator: eq, value: n1}\n        - {attribute: kernel, operator: gte}\n";
+        let found = rule_findings(no_value);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, FIRST + 2);
+        assert!(found[0].1.contains("add one"), "{found:?}");
+        // Both an expression and `and`.
+        let both = "      attribute: kernel\n      operator: exists\n      and: [{attribute: cores, operator: exists}]\n";
+        let found = rule_findings(both);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].1.contains("one expression"), "{found:?}");
+        // An empty `or` is no rule.
+        assert_eq!(rule_findings("      or: []\n").len(), 1);
+        // A typed value that is not of its type, at the value.
+        let typed = "      {attribute: kernel, operator: gte, value: 'five', type: version}\n";
+        let found = rule_findings(typed);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, FIRST);
+        assert!(found[0].1.contains("`five` is not a value"), "{found:?}");
+        let typed = "      {attribute: cores, operator: eq, value: '8.5', type: integer}\n";
+        assert_eq!(rule_findings(typed).len(), 1);
+        // An attribute without an operator.
+        let found = rule_findings("      {attribute: kernel, value: '5'}\n");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].1.contains("no `operator`"), "{found:?}");
+    }
 }

@@ -1,0 +1,73 @@
+//! A cycle of `INFINITY` colocations made whole once all its members are placed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Nodes, Placed, part, select};
+use crate::plan::model::Stage;
+use crate::spec::Score;
+use crate::spec::bundle::instance_name;
+
+/// The placements made so far, for the corrections made after a cycle is placed.
+pub(super) struct Tally<'t, 'a> {
+    pub(super) nodes: &'t Nodes<'a>,
+    pub(super) placed_on: &'t mut BTreeMap<&'a str, Vec<u32>>,
+    pub(super) load: &'t mut [usize],
+    pub(super) out: &'t mut Placed<'a>,
+}
+
+impl<'a> Tally<'_, 'a> {
+    /// The members of a mandatory cycle share their nodes: an instance placed on a node
+    /// without a member it is colocated with by `INFINITY` (`edges`) is placed nowhere
+    /// after all, which may leave another member alone in turn, until none is. Instances
+    /// `onFail: block` keeps (`held`) stay. Each round unplaces at least one instance or
+    /// ends.
+    pub(super) fn keep_group_together(
+        &mut self,
+        edges: &[(&'a str, &'a str)],
+        held: &BTreeSet<(&'a str, u32)>,
+    ) {
+        loop {
+            let mut changed = false;
+            for &(bundle, with) in edges {
+                let alone: Vec<(u32, usize)> = self
+                    .out
+                    .node
+                    .range((bundle, 0)..=(bundle, u32::MAX))
+                    .filter(|(key, _)| !held.contains(*key))
+                    .filter_map(|((_, i), n)| Some((*i, self.nodes.of((*n)?.as_str())?)))
+                    .filter(|(_, at)| self.placed_on.get(with).is_none_or(|w| w[*at] == 0))
+                    .collect();
+                for (index, at) in alone {
+                    self.unplace(bundle, index, at, with);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+
+    fn unplace(&mut self, bundle: &'a str, index: u32, at: usize, with: &str) {
+        self.out.node.remove(&(bundle, index));
+        if let Some(n) = self.placed_on.get_mut(bundle).and_then(|m| m.get_mut(at)) {
+            *n = n.saturating_sub(1);
+        }
+        self.load[at] = self.load[at].saturating_sub(1);
+        let name = instance_name(bundle, index);
+        if let Some(p) = self.out.explain.iter_mut().find(|p| p.instance == name) {
+            p.chosen = None;
+            for c in p
+                .candidates
+                .iter_mut()
+                .filter(|c| c.node == *self.nodes.names[at])
+            {
+                let source = format!("colocation cycle: no {with} here");
+                c.parts
+                    .push(part(Stage::Cycle, source, Score::NEG_INFINITY));
+                c.score = Score::NEG_INFINITY;
+            }
+            select::sort_candidates(&mut p.candidates);
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! Placement: which node each instance should run on, by Pacemaker-style scores.
+//!
+//! Bundles are placed one after another: those others are colocated with first, then by
+//! priority ([`colocation::order`]; the members of a cycle of `INFINITY` colocations are
+//! placed as one group). Each instance goes through a pipeline, as in Nomad's scheduler:
+//!
+//! 1. **pinned** ([`Placer::pinned`]): an instance waiting for a mandatory `first`, held
+//!    by `onFail: block`, or frozen by a lost node that cannot be fenced is not scored;
+//! 2. **feasibility** ([`feasible`]): nodes the instance may not use score `-INFINITY`
+//!    (unavailable, failed there too often, its name taken, `replicasPerHost` reached, a
+//!    colocation cycle's nodes all taken);
+//! 3. **ranking** ([`rank`]): location constraints, colocations with the bundles placed,
+//!    the scores of a colocation cycle's other members, stickiness; each stage adds its
+//!    own part of the score;
+//! 4. **selection** ([`select`]): the highest score; ties go to the node the instance is
+//!    on, then to the node with fewer instances, then to the first name.
+//!
+//! `--explain` records every part with the stage that added it.
+//!
+//! The parts that are the same for every instance of a bundle are computed once per
+//! bundle, and rule matches once per distinct rule, so a thousand nodes and ten thousand
+//! instances place quickly; an instance's own parts touch few nodes. Once a new instance
+//! of a bundle fits nowhere, none after it does (nothing was placed in between, and a new
+//! instance's own parts only exclude nodes), so the rest are not scored, and an instance
+//! placed nowhere has no entry: placement costs in proportion to what can be placed, not
+//! to the replicas asked for.
+
+mod feasible;
+mod group;
+mod rank;
+mod select;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::colocation;
+use super::current::{Current, Whereabouts};
+use super::model::{Placement, Stage};
+use crate::observed::Observed;
+use crate::spec::bundle::{BundleSpec, Recovery, instance_name};
+use crate::spec::{Name, Score, SpecSet};
+use rank::{Ranker, Scores};
+
+/// The outcome of placement.
+pub struct Placed<'a> {
+    /// The chosen node per (bundle, index); an instance no node is allowed for has no
+    /// entry (or `None`).
+    pub node: BTreeMap<(&'a str, u32), Option<&'a Name>>,
+    /// The scores behind each decision (only when asked for).
+    pub explain: Vec<Placement>,
+    /// Bundles that place no new instance because the `first` of a mandatory order into
+    /// them runs nowhere, with that `first`.
+    pub starved: BTreeMap<&'a str, &'a str>,
+}
+
+/// The nodes, in name order, addressed by index.
+struct Nodes<'a> {
+    names: Vec<&'a Name>,
+    attributes: Vec<&'a BTreeMap<String, String>>,
+    index: BTreeMap<&'a str, usize>,
+}
+
+impl<'a> Nodes<'a> {
+    fn new(spec: &'a SpecSet) -> Nodes<'a> {
+        let mut sorted: Vec<_> = spec.cluster.nodes.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        Nodes {
+            names: sorted.iter().map(|n| &n.name).collect(),
+            attributes: sorted.iter().map(|n| &n.attributes).collect(),
+            index: sorted
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.name.as_str(), i))
+                .collect(),
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.names.len()
+    }
+
+    fn of(&self, node: &str) -> Option<usize> {
+        self.index.get(node).copied()
+    }
+}
+
+/// Places every instance of every bundle of `spec`; with `explain`, records every
+/// candidate's score and what it is made of.
+pub fn place<'a>(
+    spec: &'a SpecSet,
+    observed: &Observed,
+    current: &Current<'a>,
+    explain: bool,
+) -> Placed<'a> {
+    // A bundle whose mandatory `first` runs nowhere places no new instances; finding
+    // out can starve another bundle in turn, so repeat until nothing changes. A bundle
+    // found starved stays starved for this plan: starving one can let its `first` run
+    // again (a `-INFINITY` colocation between them), and forgetting it then would go
+    // round for ever. So each round adds a bundle or is the last: at most one per bundle.
+    let mut starved = BTreeMap::new();
+    loop {
+        let mut placed = place_once(spec, observed, current, explain, &starved);
+        let mut next = starved_bundles(spec, &placed);
+        for (then, first) in &starved {
+            next.insert(then, first);
+        }
+        if next == starved {
+            placed.starved = starved;
+            return placed;
+        }
+        starved = next;
+    }
+}
+
+/// Bundles `then` of a mandatory order whose `first` has no instance placed (or fewer
+/// than its `minInstances`), with that `first`.
+fn starved_bundles<'a>(spec: &'a SpecSet, placed: &Placed<'a>) -> BTreeMap<&'a str, &'a str> {
+    super::order::starved(spec, &placed.node)
+}
+
+/// One round of placement: every bundle in colocation order, with `starved` bundles
+/// placing no new instance.
+fn place_once<'a>(
+    spec: &'a SpecSet,
+    observed: &Observed,
+    current: &Current<'a>,
+    explain: bool,
+    starved: &BTreeMap<&'a str, &'a str>,
+) -> Placed<'a> {
+    let nodes = Nodes::new(spec);
+    let usable: Vec<bool> = nodes
+        .names
+        .iter()
+        .map(|n| current.usable.contains(n.as_str()))
+        .collect();
+    let mut placer = Placer {
+        spec,
+        observed,
+        current,
+        nodes: &nodes,
+        usable: &usable,
+        ranker: Ranker::new(spec, &nodes, &usable, explain),
+        starved,
+        explain,
+        load: vec![0; nodes.count()],
+        placed_on: BTreeMap::new(),
+        held: BTreeSet::new(),
+        out: Placed {
+            node: BTreeMap::new(),
+            explain: Vec::new(),
+            starved: BTreeMap::new(),
+        },
+    };
+    let order = colocation::order(spec);
+    let group_of: BTreeMap<&str, &[&str]> = order
+        .groups
+        .iter()
+        .flat_map(|g| g.iter().map(move |b| (*b, g.as_slice())))
+        .collect();
+    for bundle in order.bundles {
+        let Some(b) = spec.bundles.get(bundle) else {
+            continue;
+        };
+        let group = group_of.get(bundle).copied();
+        placer.place_bundle(bundle, b, group);
+        if let Some(group) = group
+            && group.last() == Some(&bundle)
+        {
+            placer.keep_group_together(group);
+        }
+    }
+    placer.out
+}
+
+/// The state of one round of placement.
+struct Placer<'p, 'a> {
+    spec: &'a SpecSet,
+    observed: &'p Observed,
+    current: &'p Current<'a>,
+    nodes: &'p Nodes<'a>,
+    usable: &'p [bool],
+    ranker: Ranker<'p, 'a>,
+    starved: &'p BTreeMap<&'a str, &'a str>,
+    explain: bool,
+    /// Instances placed per node, of every bundle.
+    load: Vec<usize>,
+    /// Instances placed per node, per bundle placed.
+    placed_on: BTreeMap<&'a str, Vec<u32>>,
+    /// Instances `onFail: block` keeps where they are.
+    held: BTreeSet<(&'a str, u32)>,
+    out: Placed<'a>,
+}
+
+/// What one bundle's instances are placed with.
+struct Bundle<'b, 'a> {
+    name: &'a str,
+    spec: &'a BundleSpec,
+    /// The parts shared by every instance, from the bundle's stages.
+    base: Scores,
+    /// Instances of this bundle placed per node so far.
+    mine: Vec<u32>,
+    /// For the first member of a colocation cycle: the fewest instances another member
+    /// has, and that member (it takes no more nodes than that).
+    spread: Option<(usize, &'b str)>,
+}
+
+impl<'a> Placer<'_, 'a> {
+    fn home(&self, bundle: &str, index: u32) -> Option<usize> {
+        home(self.current, self.nodes, bundle, index)
+    }
+
+    /// The instances of a bundle in the order they are placed: those that run somewhere
+    /// keep their claim first, those on the best nodes first, so neither a new instance
+    /// nor a sibling on a worse node pushes a running instance off its node (which also
+    /// makes planning again against the result change nothing); then the new ones, by
+    /// number, enumerated as they come rather than kept.
+    ///
+    /// Instances `onFail: block` holds on their node come first of all: they stay there
+    /// whatever else is placed, so a sibling placed before them could find the node full
+    /// only in the next plan, and move then.
+    fn instance_order(&self, bundle: &str, spec: &BundleSpec, base: &[Score]) -> Vec<u32> {
+        let on_fail = spec.monitor.on_fail;
+        let mut running: Vec<(bool, Score, u32)> = self
+            .current
+            .copies
+            .get(bundle)
+            .into_iter()
+            .flat_map(|m| m.keys().copied())
+            .filter(|i| *i < spec.replicas)
+            .filter_map(|i| {
+                let held = self.current.of(bundle, i).iter().any(|c| c.held(on_fail));
+                self.home(bundle, i).map(|n| (held, base[n], i))
+            })
+            .collect();
+        running.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+        running.into_iter().map(|(_, _, i)| i).collect()
+    }
+
+    fn place_bundle(&mut self, name: &'a str, spec: &'a BundleSpec, group: Option<&[&'a str]>) {
+        let base = self.ranker.bundle_scores(name, group, &self.placed_on);
+        let spread = group
+            .filter(|g| g.first() == Some(&name))
+            .into_iter()
+            .flatten()
+            .filter(|m| **m != name)
+            .filter_map(|m| {
+                Some((
+                    usize::try_from(self.spec.bundles.get(*m)?.replicas).ok()?,
+                    *m,
+                ))
+            })
+            .min();
+        let mut b = Bundle {
+            name,
+            spec,
+            base,
+            mine: vec![0; self.nodes.count()],
+            spread,
+        };
+        let running = self.instance_order(name, spec, &b.base.score);
+        let (current, nodes) = (self.current, self.nodes);
+        let mut fresh_ones =
+            (0..spec.replicas).filter(|i| home(current, nodes, name, *i).is_none());
+        let mut running = running.into_iter();
+        // A new instance (one that runs nowhere) has been placed nowhere: so will the next.
+        let mut full_up = false;
+        while let Some(index) = running.next().or_else(|| fresh_ones.next()) {
+            if self.pinned(&mut b, index) {
+                continue;
+            }
+            let fresh = self.home(name, index).is_none();
+            if full_up && fresh && !self.explain {
+                continue;
+            }
+            match self.choose(&b, index) {
+                Some(i) => self.put(&mut b, index, i),
+                None => full_up |= fresh,
+            }
+        }
+        self.placed_on.insert(name, b.mine);
+    }
+
+    fn put(&mut self, b: &mut Bundle<'_, 'a>, index: u32, at: usize) {
+        self.load[at] += 1;
+        b.mine[at] += 1;
+        self.out
+            .node
+            .insert((b.name, index), Some(self.nodes.names[at]));
+    }
+
+    /// The pinned stage: an instance decided before scoring. Returns whether it was.
+    fn pinned(&mut self, b: &mut Bundle<'_, 'a>, index: u32) -> bool {
+        let name = instance_name(b.name, index);
+        let copies = self.current.of(b.name, index);
+        // Waiting for the `first` of a mandatory order: no slot, not even for a running
+        // copy (it is stopped, as Pacemaker's mandatory order does).
+        if let Some(first) = self.starved.get(b.name) {
+            if self.explain {
+                self.out.explain.push(select::stays(
+                    name,
+                    None,
+                    Name::from_static("nowhere"),
+                    format!("waits for {first} (mandatory order)"),
+                    Score::NEG_INFINITY,
+                ));
+            }
+            return true;
+        }
+        // Failing its check with `onFail: block`: left alone where it runs.
+        if let Some(at) = copies
+            .iter()
+            .find(|c| c.held(b.spec.monitor.on_fail))
+            .and_then(|c| self.nodes.of(c.node.as_str()))
+        {
+            self.put(b, index, at);
+            self.held.insert((b.name, index));
+            if self.explain {
+                let node = self.nodes.names[at].clone();
+                self.out.explain.push(select::stays(
+                    name,
+                    Some(node.clone()),
+                    node,
+                    "stays: fails its check, and onFail: block leaves it alone".into(),
+                    Score::ZERO,
+                ));
+            }
+            return true;
+        }
+        // A single-writer instance that may still run on a lost node that cannot be
+        // fenced stays where it is: on the reachable node it runs on (if that node may
+        // still host it), or nowhere new (design invariant 1).
+        if b.spec.recovery == Recovery::Fence
+            && let Some(stay) = self.current.frozen(b.name, index)
+        {
+            let at = self.nodes.of(stay.as_str()).filter(|i| {
+                self.usable[*i]
+                    && !b.base.score[*i].is_neg_infinity()
+                    && b.mine[*i] < b.spec.replicas_per_host
+            });
+            if let Some(i) = at {
+                self.put(b, index, i);
+            }
+            if self.explain {
+                self.out.explain.push(select::stays(
+                    name,
+                    at.map(|i| self.nodes.names[i].clone()),
+                    stay.clone(),
+                    "stays: a copy may still run on a lost node that cannot be fenced".into(),
+                    Score::ZERO,
+                ));
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Feasibility, ranking and selection for one instance: the node chosen, if any.
+    fn choose(&mut self, b: &Bundle<'_, 'a>, index: u32) -> Option<usize> {
+        let name = instance_name(b.name, index);
+        let mut own = rank::Own::default();
+        feasible::instance_bans(self, b, &name, &mut own);
+        rank::stickiness(self, b, index, &mut own);
+        let limits = feasible::Limits::new(b);
+        let score_of = |i: usize| {
+            let mut s = b.base.score[i] + own.sum(i);
+            if limits.ban(i).is_some() {
+                s += Score::NEG_INFINITY;
+            }
+            s
+        };
+        let here = self.home(b.name, index);
+        let chosen = select::best(self.nodes.count(), score_of, here, &self.load);
+        if self.explain {
+            let placement =
+                select::explained(self.nodes, name, chosen, &b.base, &own, &limits, score_of);
+            self.out.explain.push(placement);
+        }
+        chosen
+    }
+
+    fn keep_group_together(&mut self, group: &[&'a str]) {
+        let edges = self.ranker.mandatory_within(group);
+        let mut tally = group::Tally {
+            nodes: self.nodes,
+            placed_on: &mut self.placed_on,
+            load: &mut self.load,
+            out: &mut self.out,
+        };
+        tally.keep_group_together(&edges, &self.held);
+    }
+}
+
+/// The node an instance is on: where it runs, else where its reachable container is.
+fn home(current: &Current<'_>, nodes: &Nodes<'_>, bundle: &str, index: u32) -> Option<usize> {
+    let copies = current.of(bundle, index);
+    copies
+        .iter()
+        .find(|c| c.running())
+        .or_else(|| {
+            copies
+                .iter()
+                .find(|c| c.whereabouts == Whereabouts::Reachable)
+        })
+        .and_then(|c| nodes.of(c.node.as_str()))
+}
+
+/// The stage a part of a score comes from, for `--explain`.
+fn part(stage: Stage, source: String, score: Score) -> super::model::ScorePart {
+    super::model::ScorePart {
+        source,
+        score,
+        stage,
+    }
+}

@@ -1,0 +1,454 @@
+//! Ranking stages: each adds its own part to a node's score. The stages shared by every
+//! instance of a bundle ([`Ranker::bundle_scores`]) run once per bundle; stickiness runs
+//! per instance and touches the nodes the instance is on.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Bundle, Nodes, Placer, feasible, part};
+use crate::plan::current::Whereabouts;
+use crate::plan::model::{ScorePart, Stage};
+use crate::spec::constraint::{ColocationConstraint, ConstraintSpec, LocationConstraint, Rule};
+use crate::spec::{Score, SpecSet};
+
+/// A bundle's score on every node as the stages add to it, and (only when explaining)
+/// the parts it is made of.
+pub(super) struct Scores {
+    pub(super) score: Vec<Score>,
+    pub(super) why: Vec<Vec<ScorePart>>,
+}
+
+impl Scores {
+    fn new(count: usize, explain: bool) -> Scores {
+        Scores {
+            score: vec![Score::ZERO; count],
+            why: vec![Vec::new(); if explain { count } else { 0 }],
+        }
+    }
+
+    /// Adds `score` on node `i`, from `stage`; `source` is only built when explaining.
+    pub(super) fn add(
+        &mut self,
+        i: usize,
+        stage: Stage,
+        source: impl FnOnce() -> String,
+        score: Score,
+    ) {
+        self.score[i] += score;
+        if let Some(why) = self.why.get_mut(i) {
+            why.push(part(stage, source(), score));
+        }
+    }
+}
+
+/// The parts of one instance's score of its own, on the few nodes they touch.
+#[derive(Default)]
+pub(super) struct Own(BTreeMap<usize, Vec<ScorePart>>);
+
+impl Own {
+    pub(super) fn add(&mut self, i: usize, part: ScorePart) {
+        self.0.entry(i).or_default().push(part);
+    }
+
+    pub(super) fn sum(&self, i: usize) -> Score {
+        self.0
+            .get(&i)
+            .map_or(Score::ZERO, |e| e.iter().map(|p| p.score).sum())
+    }
+
+    pub(super) fn parts(&self, i: usize) -> &[ScorePart] {
+        self.0.get(&i).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The stickiness stage: the node the instance runs on or, when it runs nowhere, the
+/// node where its exited container is (restart in place first) gets the stickiness.
+pub(super) fn stickiness(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, index: u32, own: &mut Own) {
+    let copies = p.current.of(b.name, index);
+    let sticky = copies.iter().any(|c| c.running());
+    let score = b.spec.settings(&p.spec.cluster.defaults).stickiness;
+    for copy in copies
+        .iter()
+        .filter(|c| c.whereabouts == Whereabouts::Reachable && (c.running() || !sticky))
+    {
+        if let Some(i) = p.nodes.of(copy.node.as_str()) {
+            own.add(i, part(Stage::Stickiness, "stickiness".into(), score));
+        }
+    }
+}
+
+/// What the shared parts of bundles are computed from.
+pub(super) struct Ranker<'s, 'a> {
+    spec: &'a SpecSet,
+    nodes: &'s Nodes<'a>,
+    usable: &'s [bool],
+    /// Location constraints, by the bundle they place.
+    locations: BTreeMap<&'a str, Vec<(&'a str, &'a LocationConstraint)>>,
+    /// Colocations, by the bundle they place.
+    colocations: BTreeMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
+    /// `-INFINITY` colocations, by the bundle they keep away from (`with`).
+    shunned_by: BTreeMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
+    /// Colocations, by the bundle they follow (`with`): its dependents.
+    dependents_of: BTreeMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
+    rule_cache: BTreeMap<String, Vec<usize>>,
+    explain: bool,
+}
+
+impl<'s, 'a> Ranker<'s, 'a> {
+    pub(super) fn new(
+        spec: &'a SpecSet,
+        nodes: &'s Nodes<'a>,
+        usable: &'s [bool],
+        explain: bool,
+    ) -> Ranker<'s, 'a> {
+        let mut r = Ranker {
+            spec,
+            nodes,
+            usable,
+            locations: BTreeMap::new(),
+            colocations: BTreeMap::new(),
+            shunned_by: BTreeMap::new(),
+            dependents_of: BTreeMap::new(),
+            rule_cache: BTreeMap::new(),
+            explain,
+        };
+        for (cname, c) in &spec.constraints {
+            match c {
+                ConstraintSpec::Location(l) => {
+                    let at = r.locations.entry(l.bundle.as_str()).or_default();
+                    at.push((cname.as_str(), l));
+                }
+                ConstraintSpec::Colocation(c) => {
+                    let at = r.colocations.entry(c.bundle.as_str()).or_default();
+                    at.push((cname.as_str(), c));
+                    if c.bundle != c.with {
+                        let at = r.dependents_of.entry(c.with.as_str()).or_default();
+                        at.push((cname.as_str(), c));
+                    }
+                    if c.score.is_neg_infinity() {
+                        let at = r.shunned_by.entry(c.with.as_str()).or_default();
+                        at.push((cname.as_str(), c));
+                    }
+                }
+                ConstraintSpec::Order(_) => {}
+            }
+        }
+        r
+    }
+
+    /// The parts of `bundle` shared by its instances, a member of the mandatory
+    /// colocation cycle `group` when given. The cycle goes where all its members may run:
+    /// its first member adds the parts of every other member, and each of the others may
+    /// only go where every member placed before it is (the cycle is made whole afterwards
+    /// by [`super::group::Tally::keep_group_together`]).
+    pub(super) fn bundle_scores(
+        &mut self,
+        bundle: &str,
+        group: Option<&[&str]>,
+        placed_on: &BTreeMap<&str, Vec<u32>>,
+    ) -> Scores {
+        let unplaced: BTreeSet<&str> = group
+            .unwrap_or(&[])
+            .iter()
+            .copied()
+            .filter(|m| !placed_on.contains_key(m))
+            .collect();
+        let mut own = self.shared(bundle, placed_on, &unplaced);
+        match group.and_then(|g| g.first()) {
+            Some(first) if *first == bundle => {
+                for member in unplaced.iter().filter(|m| **m != bundle) {
+                    let theirs = self.shared(member, placed_on, &unplaced);
+                    self.cycle_members(&mut own, member, theirs);
+                }
+                self.dependents(&mut own, group.unwrap_or(&[]), placed_on);
+            }
+            Some(_) => {
+                for member in group
+                    .unwrap_or(&[])
+                    .iter()
+                    .filter(|m| !unplaced.contains(*m))
+                {
+                    let with = placed_on.get(member);
+                    for i in 0..self.nodes.count() {
+                        if with.is_none_or(|w| w[i] == 0) {
+                            own.add(
+                                i,
+                                Stage::Cycle,
+                                || format!("colocation cycle: no {member} here"),
+                                Score::NEG_INFINITY,
+                            );
+                        }
+                    }
+                }
+            }
+            None => self.dependents(&mut own, &[bundle], placed_on),
+        }
+        own
+    }
+
+    /// The dependents stage, Pacemaker's rule for the primary of a colocation: the
+    /// preferences of every bundle colocated with one of `primaries` and not placed yet
+    /// (its location constraints), and of the
+    /// bundles colocated with those in turn, are added to the primary's scores, each
+    /// multiplied by the colocation scores on the way over `INFINITY` (so an `INFINITY`
+    /// colocation passes a dependent's `-INFINITY` on). A negative preference through a
+    /// negative colocation is not passed on; a primary with several replicas is never
+    /// brought below zero on a node by them (a node it prefers keeps 1: Pacemaker's
+    /// clones). When the parts would leave the primary no
+    /// node, none is added: they are preferences, and the primary's own hard constraints
+    /// still decide; the dependents' hard constraints are kept when they are placed.
+    fn dependents(
+        &mut self,
+        own: &mut Scores,
+        primaries: &[&str],
+        placed: &BTreeMap<&str, Vec<u32>>,
+    ) {
+        if !primaries.iter().any(|p| self.dependents_of.contains_key(p)) {
+            return;
+        }
+        let spec = self.spec;
+        let several = primaries
+            .iter()
+            .any(|p| spec.bundles.get(*p).is_some_and(|b| b.replicas > 1));
+        let mut seen: BTreeSet<&str> = primaries.iter().copied().collect();
+        let mut adds = Vec::new();
+        for primary in primaries {
+            self.merge(primary, 1.0, &mut seen, placed, &mut adds);
+        }
+        let mut work = own.score.clone();
+        let mut kept = Vec::with_capacity(adds.len());
+        for mut add in adds {
+            let before = work[add.node];
+            let after = before + add.delta;
+            if several && after < Score::ZERO {
+                if before <= Score::ZERO {
+                    continue;
+                }
+                // A node the primary prefers keeps a little of that preference.
+                add.delta = Score::new(1 - before.value());
+            }
+            work[add.node] = before + add.delta;
+            kept.push(add);
+        }
+        let had_room = own.score.iter().any(|s| !s.is_neg_infinity());
+        if had_room && work.iter().all(|s| s.is_neg_infinity()) {
+            return;
+        }
+        for add in kept {
+            let source = || {
+                format!(
+                    "{} scores {} here (colocation {})",
+                    add.dependent, add.theirs, add.constraint
+                )
+            };
+            own.add(add.node, Stage::Dependents, source, add.delta);
+        }
+    }
+
+    /// The weighted parts of the dependents of `bundle` (not placed, not `seen`), and of
+    /// theirs, at `factor`.
+    fn merge<'x>(
+        &mut self,
+        bundle: &str,
+        factor: f64,
+        seen: &mut BTreeSet<&'x str>,
+        placed: &BTreeMap<&str, Vec<u32>>,
+        adds: &mut Vec<Add<'x>>,
+    ) where
+        'a: 'x,
+    {
+        let dependents = self.dependents_of.get(bundle).cloned().unwrap_or_default();
+        for (cname, c) in dependents {
+            let dependent = c.bundle.as_str();
+            // A dependent `bundle` is itself colocated with (a cycle of finite scores) is
+            // left out: `bundle`'s own colocation with it has the say.
+            let mutual = self
+                .colocations
+                .get(bundle)
+                .is_some_and(|cs| cs.iter().any(|(_, c)| c.with.as_str() == dependent));
+            if c.score == Score::ZERO
+                || mutual
+                || placed.contains_key(dependent)
+                || !seen.insert(dependent)
+            {
+                continue;
+            }
+            let weight = factor * c.score.value() as f64 / Score::INFINITY_VALUE as f64;
+            let theirs = self.preferences(dependent);
+            for (node, score) in theirs.score.iter().enumerate() {
+                if let Some(delta) = weighted(*score, weight) {
+                    adds.push(Add {
+                        node,
+                        delta,
+                        theirs: *score,
+                        dependent,
+                        constraint: cname,
+                    });
+                }
+            }
+            self.merge(dependent, weight, seen, placed, adds);
+        }
+    }
+
+    /// A dependent's own preferences: its location constraints. Not its stickiness:
+    /// where it runs now would move the primary in the plan after the one that moves the
+    /// dependent, and planning again against a plan's result must change nothing.
+    fn preferences(&mut self, bundle: &str) -> Scores {
+        let mut s = Scores::new(self.nodes.count(), false);
+        self.location(&mut s, bundle);
+        s
+    }
+
+    /// The cycle stage of its first member: another member's parts, added.
+    fn cycle_members(&self, own: &mut Scores, member: &str, theirs: Scores) {
+        for (mine, score) in own.score.iter_mut().zip(theirs.score) {
+            *mine += score;
+        }
+        // Both empty unless explaining.
+        for (mine, why) in own.why.iter_mut().zip(theirs.why) {
+            mine.extend(why.into_iter().map(|p| {
+                let source = format!("colocation cycle with {member}: {}", p.source);
+                part(Stage::Cycle, source, p.score)
+            }));
+        }
+    }
+
+    /// The stages of `bundle` alone, on every node: feasibility (unavailable nodes),
+    /// location constraints, colocations with the bundles placed (`placed_on`).
+    /// Colocations with the members of its cycle not placed yet (`unplaced`) are left to
+    /// the cycle stage.
+    fn shared(
+        &mut self,
+        bundle: &str,
+        placed_on: &BTreeMap<&str, Vec<u32>>,
+        unplaced: &BTreeSet<&str>,
+    ) -> Scores {
+        let mut s = Scores::new(self.nodes.count(), self.explain);
+        feasible::unavailable(&mut s, self.usable);
+        self.location(&mut s, bundle);
+        self.colocation(&mut s, bundle, placed_on, unplaced);
+        self.anti_colocation(&mut s, bundle, placed_on);
+        s
+    }
+
+    /// The location stage: each location constraint's score on the nodes it matches.
+    fn location(&mut self, s: &mut Scores, bundle: &str) {
+        let Ranker {
+            nodes,
+            locations,
+            rule_cache,
+            ..
+        } = self;
+        let Some(locations) = locations.get(bundle) else {
+            return;
+        };
+        for (cname, l) in locations {
+            let hits: Vec<usize> = match (&l.node, &l.rule) {
+                (Some(n), _) => nodes.of(n.as_str()).into_iter().collect(),
+                (None, Some(rule)) => matching(rule, nodes, rule_cache).to_vec(),
+                (None, None) => Vec::new(),
+            };
+            for i in hits {
+                s.add(i, Stage::Location, || format!("location {cname}"), l.score);
+            }
+        }
+    }
+
+    /// The colocation stage: each colocation's score where the bundle it follows has an
+    /// instance placed; an `INFINITY` one bans the other nodes.
+    fn colocation(
+        &self,
+        s: &mut Scores,
+        bundle: &str,
+        placed_on: &BTreeMap<&str, Vec<u32>>,
+        unplaced: &BTreeSet<&str>,
+    ) {
+        let colocations = self.colocations.get(bundle).map_or(&[][..], Vec::as_slice);
+        for (cname, c) in colocations {
+            if unplaced.contains(c.with.as_str()) {
+                continue;
+            }
+            let with = placed_on.get(c.with.as_str());
+            for i in 0..self.nodes.count() {
+                let here = with.is_some_and(|w| w[i] > 0);
+                if here {
+                    let source = || format!("colocation {cname} with {}", c.with);
+                    s.add(i, Stage::Colocation, source, c.score);
+                } else if c.score.is_infinity() {
+                    let source = || format!("colocation {cname}: no {} here", c.with);
+                    s.add(i, Stage::Colocation, source, Score::NEG_INFINITY);
+                }
+            }
+        }
+    }
+
+    /// A `-INFINITY` colocation keeps two bundles apart whichever is placed first: one
+    /// placed before the bundle it shuns (in a colocation cycle) could not avoid it, so
+    /// the shunned bundle avoids it instead.
+    fn anti_colocation(&self, s: &mut Scores, bundle: &str, placed_on: &BTreeMap<&str, Vec<u32>>) {
+        let shunned = self.shunned_by.get(bundle).map_or(&[][..], Vec::as_slice);
+        for (cname, c) in shunned {
+            let Some(there) = placed_on
+                .get(c.bundle.as_str())
+                .filter(|_| c.bundle != c.with)
+            else {
+                continue;
+            };
+            for (i, n) in there.iter().enumerate() {
+                if *n > 0 {
+                    let source = || format!("colocation {cname}: {} runs here", c.bundle);
+                    s.add(i, Stage::Colocation, source, Score::NEG_INFINITY);
+                }
+            }
+        }
+    }
+
+    /// The `INFINITY` colocations between members of `group`, as (bundle, with).
+    pub(super) fn mandatory_within(&self, group: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+        group
+            .iter()
+            .flat_map(|b| self.colocations.get(b).map_or(&[][..], Vec::as_slice))
+            .filter(|(_, c)| c.score.is_infinity() && group.contains(&c.with.as_str()))
+            .map(|(_, c)| (c.bundle.as_str(), c.with.as_str()))
+            .collect()
+    }
+}
+
+/// One weighted part of a dependent's preference on a node.
+struct Add<'a> {
+    node: usize,
+    delta: Score,
+    theirs: Score,
+    dependent: &'a str,
+    constraint: &'a str,
+}
+
+/// `score` weighted by `factor`, rounded half away from zero, and never rounded to zero
+/// from a score that is not (Pacemaker's rule); none for no score, or for a negative
+/// score through a negative factor.
+fn weighted(score: Score, factor: f64) -> Option<Score> {
+    let v = score.value();
+    if v == 0 || (factor < 0.0 && v < 0) {
+        return None;
+    }
+    let raw = factor * v as f64;
+    #[allow(clippy::cast_possible_truncation)]
+    let mut delta = raw.round() as i64;
+    if delta == 0 {
+        delta = if factor > 0.0 { 1 } else { -1 };
+    }
+    Some(Score::new(delta))
+}
+
+/// Indices of the nodes matching `rule`, computed once per distinct rule.
+fn matching<'c>(
+    rule: &Rule,
+    nodes: &Nodes<'_>,
+    cache: &'c mut BTreeMap<String, Vec<usize>>,
+) -> &'c [usize] {
+    let key = format!("{rule:?}");
+    cache.entry(key).or_insert_with(|| {
+        (0..nodes.count())
+            .filter(|i| rule.matches_node(nodes.names[*i].as_str(), nodes.attributes[*i]))
+            .collect()
+    })
+}

@@ -1,0 +1,91 @@
+//! Selection: the node with the highest score, and what `--explain` records of it.
+
+use std::cmp::Reverse;
+
+use super::feasible::Limits;
+use super::rank::{Own, Scores};
+use super::{Nodes, part};
+use crate::plan::model::{Candidate, Placement, Stage};
+use crate::spec::{Name, Score};
+
+/// The best of `count` nodes by `score_of`, if it is not `-INFINITY`. Equal scores
+/// (`INFINITY` absorbs stickiness) go to the node the instance is on (`here`), then to
+/// the least loaded node, then to the first name.
+pub(super) fn best(
+    count: usize,
+    score_of: impl Fn(usize) -> Score,
+    here: Option<usize>,
+    load: &[usize],
+) -> Option<usize> {
+    let rank = |i: usize, s: Score| (s, here == Some(i), Reverse(load[i]));
+    let mut best: Option<(Score, usize)> = None;
+    for i in 0..count {
+        let s = score_of(i);
+        let better = match best {
+            None => true,
+            Some((bs, bi)) => rank(i, s) > rank(bi, bs),
+        };
+        if better {
+            best = Some((s, i));
+        }
+    }
+    best.filter(|(s, _)| !s.is_neg_infinity()).map(|(_, i)| i)
+}
+
+/// Every candidate of an instance with its score and its parts, stage by stage.
+pub(super) fn explained(
+    nodes: &Nodes<'_>,
+    instance: String,
+    chosen: Option<usize>,
+    base: &Scores,
+    own: &Own,
+    limits: &Limits<'_, '_>,
+    score_of: impl Fn(usize) -> Score,
+) -> Placement {
+    let mut candidates: Vec<Candidate> = (0..nodes.count())
+        .map(|i| {
+            let mut parts = base.why.get(i).cloned().unwrap_or_default();
+            if let Some(ban) = limits.ban(i) {
+                parts.push(part(Stage::Feasibility, ban.reason(), Score::NEG_INFINITY));
+            }
+            parts.extend(own.parts(i).iter().cloned());
+            parts.sort_by_key(|p| p.stage);
+            Candidate {
+                node: nodes.names[i].clone(),
+                score: score_of(i),
+                parts,
+            }
+        })
+        .collect();
+    sort_candidates(&mut candidates);
+    Placement {
+        instance,
+        chosen: chosen.map(|i| nodes.names[i].clone()),
+        candidates,
+    }
+}
+
+/// The explanation of an instance that is not scored (the pinned stage): it stays on
+/// `node` (or, with `chosen` `None`, goes nowhere) for the reason `source`.
+pub(super) fn stays(
+    instance: String,
+    chosen: Option<Name>,
+    node: Name,
+    source: String,
+    score: Score,
+) -> Placement {
+    Placement {
+        instance,
+        chosen,
+        candidates: vec![Candidate {
+            node,
+            score,
+            parts: vec![part(Stage::Pinned, source, score)],
+        }],
+    }
+}
+
+/// Best first, then by name.
+pub(super) fn sort_candidates(candidates: &mut [Candidate]) {
+    candidates.sort_by(|x, y| y.score.cmp(&x.score).then(x.node.cmp(&y.node)));
+}

@@ -14,11 +14,10 @@ fn git(args: &[&str]) -> Option<String> {
 fn main() {
     println!("cargo:rerun-if-env-changed=QUORATE_GIT_COMMIT");
     let commit = std::env::var("QUORATE_GIT_COMMIT").ok().or_else(|| {
-        // Rebuilt when HEAD moves (a commit, a checkout) or the index changes.
-        for path in ["HEAD", "index"] {
-            if let Some(p) = git(&["rev-parse", "--git-path", path]) {
-                println!("cargo:rerun-if-changed={p}");
-            }
+        // Rebuilt when HEAD moves (a commit, a checkout); not on every `git add`, so the
+        // `-dirty` mark is as of the last rebuild.
+        if let Some(p) = git(&["rev-parse", "--git-path", "HEAD"]) {
+            println!("cargo:rerun-if-changed={p}");
         }
         if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"])
             && let Some(p) = git(&["rev-parse", "--git-path", &head])

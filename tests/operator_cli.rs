@@ -248,3 +248,24 @@ fn status_history_and_reconcile_over_https_with_metrics_page_and_notifications()
     let logged = std::fs::read_to_string(&run.log).unwrap_or_default();
     assert!(!logged.contains(TOKEN));
 }
+
+#[test]
+fn status_watch_shows_the_status_again_and_again_until_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-state");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quorate"))
+        .args(["status", "--watch", "--interval", "200ms", "--state-dir"])
+        .arg(&missing)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Piped: no screen clearing, one status after the other, each read tried again.
+    assert!(!text.contains('\x1b'), "{text:?}");
+    let reads = text.matches("no state database in").count();
+    assert!(reads >= 3, "{reads} reads in 1.5 s at 200ms: {text}");
+    assert!(text.contains("(trying again)"), "{text}");
+}

@@ -64,7 +64,7 @@ enum Command {
     Fence(fence::Args),
     /// Follow a git repository and keep the cluster converged: the reconciler (exit 0
     /// stopped by a signal, 1 could not start).
-    Run(run::Args),
+    Run(Box<run::Args>),
     /// Reconcile once from spec files: observe, plan, carry out (asks unless --yes).
     Apply(apply::Args),
     /// Show quorum, nodes, instances, blocked instances and the last pass.

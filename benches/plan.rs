@@ -144,7 +144,11 @@ fn measure(cmd: &mut Command) -> Result<Run, String> {
     if rc != pid {
         return Err(format!("wait4 failed for {:?}", cmd.get_program()));
     }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+    // `quorate plan` exits 2 when the plan has changes (terraform's -detailed-exitcode).
+    let quorate = cmd.get_program() == std::ffi::OsStr::new(env!("CARGO_BIN_EXE_quorate"));
+    let ok = libc::WIFEXITED(status)
+        && (libc::WEXITSTATUS(status) == 0 || (quorate && libc::WEXITSTATUS(status) == 2));
+    if !ok {
         let text = std::fs::read_to_string(err.path()).unwrap_or_default();
         return Err(format!(
             "{:?} failed (wait status {status}): {}",

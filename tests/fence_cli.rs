@@ -368,9 +368,9 @@ fn refusals_exit_1_or_2_before_any_power_command() {
         assert!(stderr(&out).contains("has no node"), "{}", both(&out));
     }
 
-    // Bad flags, a missing specs path, a missing history: exit 2.
-    assert_eq!(code(&lab.fence(&["worker1", "--action", "cycle"])), 2);
-    assert_eq!(code(&lab.fence(&["confirm"])), 2);
+    // Bad flags, a missing specs path, a missing history: exit 1 (2 means changes).
+    assert_eq!(code(&lab.fence(&["worker1", "--action", "cycle"])), 1);
+    assert_eq!(code(&lab.fence(&["confirm"])), 1);
     let mut cmd = support::quorate_cmd();
     cmd.args([
         "fence",
@@ -380,9 +380,9 @@ fn refusals_exit_1_or_2_before_any_power_command() {
         "--specs",
         "/nonexistent/specs",
     ]);
-    assert_eq!(code(&run_bounded(&mut cmd)), 2);
+    assert_eq!(code(&run_bounded(&mut cmd)), 1);
     let out = lab.fence(&["history"]);
-    assert_eq!(code(&out), 2, "{}", both(&out));
+    assert_eq!(code(&out), 1, "{}", both(&out));
     assert!(stderr(&out).contains("no state database"), "{}", both(&out));
 
     // Invalid specs (an inline password): the diagnostics, exit 1, the value masked.

@@ -124,7 +124,7 @@ fn the_pre_receive_hook_outside_a_repository_cannot_run() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not in a git repository"));
 }
 

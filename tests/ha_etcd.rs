@@ -425,7 +425,7 @@ spec:
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("(1 fence history entries)"), "{text}");
     let (code, text) = q(&import);
-    assert_eq!(code, Some(2), "a second import is refused: {text}");
+    assert_eq!(code, Some(1), "a second import is refused: {text}");
     assert!(text.contains("already holds state"), "{text}");
 
     let (code, text) = q(&[

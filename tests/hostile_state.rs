@@ -102,14 +102,14 @@ fn stop(mut run: QuorateRun) {
 }
 
 #[test]
-fn a_second_reconciler_on_the_same_state_dir_exits_2_naming_the_holder() {
+fn a_second_reconciler_on_the_same_state_dir_exits_1_naming_the_holder() {
     let repos = repos();
     let state = repos.state();
     let first = start(&repos, &[]);
     let pid = first.child.id();
 
     let out = quorate(&os(&run_args(&repos, &state)));
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stderr(&out);
     assert!(
         text.contains(&format!("in use by another quorate (PID {pid})")),
@@ -122,7 +122,7 @@ fn a_second_reconciler_on_the_same_state_dir_exits_2_naming_the_holder() {
     let mut args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
     args.push(state.as_os_str());
     let out = quorate(&args);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(&format!("PID {pid}")),
         "{}",
@@ -151,7 +151,7 @@ fn a_truncated_state_db_is_refused_until_start_fresh_is_given() {
     std::fs::File::create(&db).unwrap(); // truncated to 0 bytes
 
     let out = quorate(&os(&run_args(&repos, &state)));
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stderr(&out);
     for needle in [
         "empty (0 bytes)",
@@ -246,7 +246,7 @@ fn state_backup_is_a_readable_copy_with_the_fence_history_while_run_holds_the_di
     // An existing file is never overwritten; a directory without a database is an error.
     let before = std::fs::read(&copy).unwrap();
     let out = backup(&copy);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("exists"), "{}", stderr(&out));
     assert_eq!(std::fs::read(&copy).unwrap(), before);
     let empty = repos.dir.path().join("nothing-here");
@@ -257,7 +257,7 @@ fn state_backup_is_a_readable_copy_with_the_fence_history_while_run_holds_the_di
         "--state-dir".as_ref(),
         empty.as_os_str(),
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(!empty.exists(), "a state directory was created");
     stop(run);
 }

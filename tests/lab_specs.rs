@@ -87,6 +87,6 @@ fn lab_specs_follow_the_shape_asked_for() {
         .arg(out.path())
         .output()
         .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("lab name `Bad-Name`"));
 }

@@ -186,7 +186,8 @@ fn observe_then_plan_against_podman() {
         "--format",
         "json",
     ]);
-    assert!(p.status.success(), "{}", text(&p.stderr));
+    // Exit 2: the plan has changes (terraform's -detailed-exitcode).
+    assert_eq!(p.status.code(), Some(2), "{}", text(&p.stderr));
     let plan: Value = serde_json::from_slice(&p.stdout).unwrap();
     let web_actions: Vec<(&str, &str, &str)> = plan["actions"]
         .as_array()
@@ -205,7 +206,7 @@ fn observe_then_plan_against_podman() {
 
     // The same in one go, with the human format.
     let live = quorate(&["plan", "--specs", specs, "--live", "--timeout", "5s"]);
-    assert!(live.status.success(), "{}", text(&live.stderr));
+    assert_eq!(live.status.code(), Some(2), "{}", text(&live.stderr));
     let human = text(&live.stdout);
     assert!(
         human.contains("web-1") && human.contains("Restart (1)"),
@@ -381,7 +382,7 @@ fn usage_errors_exit_2() {
         ],
     ] {
         let o = quorate(&args);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o.stderr));
     }
 }
 

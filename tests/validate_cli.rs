@@ -222,12 +222,12 @@ fn exit_codes_and_formats() {
         .args(["validate", "/nonexistent/specs"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     let out = quorate()
         .args(["validate", "--format", "xml", "."])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]

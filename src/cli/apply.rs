@@ -15,8 +15,9 @@ use crate::state::StateStore;
 /// Arguments of `quorate apply`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Exit codes: 0 the cluster matches the specs (instances that must wait \
-                        are listed), 1 a step failed or the specs are invalid, 2 could not run."
+    after_help = "Exit codes: 0 the cluster matches the specs, 1 a step failed, instances \
+                        stay blocked, nothing was done for want of a confirmation, the specs \
+                        are invalid, or it could not run."
 )]
 pub struct Args {
     #[command(flatten)]
@@ -103,11 +104,13 @@ async fn apply(
     };
     print!("{}", render(&plan, Format::Human, false));
     if plan.steps.is_empty() {
-        return ExitCode::SUCCESS;
+        return blocked_exit(&plan);
     }
     if !args.yes && !confirmed() {
-        println!("Nothing was changed. Run with --yes to carry out the plan.");
-        return ExitCode::SUCCESS;
+        eprintln!(
+            "error: nothing was changed: the plan was not confirmed (run with --yes to carry it out)"
+        );
+        return ExitCode::from(EXIT_FAILURE);
     }
     for _ in 0..MAX_PASSES {
         let report = r.pass("apply").await;
@@ -121,7 +124,7 @@ async fn apply(
         match report.plan {
             Some(p) if p.steps.is_empty() => {
                 println!("Converged: {}.", summary(&p));
-                return ExitCode::SUCCESS;
+                return blocked_exit(&p);
             }
             None => tokio::time::sleep(Duration::from_millis(500)).await,
             Some(_) => {}
@@ -129,6 +132,18 @@ async fn apply(
     }
     eprintln!("error: not converged after {MAX_PASSES} passes");
     ExitCode::from(EXIT_FAILURE)
+}
+
+/// The exit code of a plan with nothing left to do: 0, or 1 when instances stay blocked
+/// (the plan above says why each waits).
+fn blocked_exit(plan: &crate::plan::Plan) -> ExitCode {
+    match plan.blocked_instances() {
+        0 => ExitCode::SUCCESS,
+        n => {
+            eprintln!("error: {n} instance(s) stay blocked (see above for why)");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }
 
 /// Asks on the terminal; without one (CI, pipes) the answer is no.

@@ -21,8 +21,8 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum From {
     /// Read a Pacemaker CIB (the XML of `cibadmin --query` or `pcs cluster cib`) and write
-    /// a spec set (exit 0 all carried over, 1 something left out or an unreadable CIB,
-    /// 2 could not run).
+    /// a spec set (exit 0 all carried over, 1 something left out, an unreadable CIB, or it
+    /// could not run).
     Pacemaker(PacemakerArgs),
 }
 

@@ -3,18 +3,23 @@
 mod apply;
 mod cleanup;
 mod fence;
+mod generate;
 mod ha;
+mod history;
 mod import;
 mod lab;
 mod logging;
 mod observe;
 mod plan;
 mod pre_receive;
+mod reconcile;
 mod run;
 mod schema;
 mod state;
 mod status;
 mod validate;
+
+pub(crate) use fence::history::entry_json as fence_entry_json;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -25,7 +30,7 @@ use clap::{Parser, Subcommand};
 /// A GitOps reconciler for on-premises clusters running stateful containers, with
 /// fencing and quorum.
 #[derive(Debug, Parser)]
-#[command(name = "quorate", version, about, max_term_width = 100)]
+#[command(name = "quorate", version = VERSION, about, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,45 +50,72 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check spec files: YAML, shape and meaning (exit 0 valid, 1 invalid, 2 could not run).
+    /// Check spec files: YAML, shape and meaning (exit 0 valid, 1 invalid or could not run).
     Validate(validate::Args),
-    /// Show what the reconciler would do: fence, stop, start, restart, move, blocked.
+    /// Show what the reconciler would do: fence, stop, start, restart, move, blocked (exit 0
+    /// no changes, 1 error, 2 changes).
     Plan(plan::Args),
     /// Ask every node what runs there and write the observed-state snapshot (exit 0 every
-    /// node answered, 1 some did not, 2 could not run).
+    /// node answered, 1 some did not or it could not run).
     Observe(observe::Args),
     /// Write the JSON Schema of each kind, one combined schema, and the schema of the
     /// observed-state snapshot to a directory.
     Schema(schema::Args),
     /// Fence a node through its fence devices, confirm one off by hand, or show the history
-    /// (exit 0 confirmed, 1 failed or invalid specs, 2 could not run).
+    /// (exit 0 confirmed, 1 failed, invalid specs, or could not run).
     Fence(fence::Args),
     /// Follow a git repository and keep the cluster converged: the reconciler (exit 0
-    /// stopped by a signal, 2 could not start).
-    Run(run::Args),
+    /// stopped by a signal, 1 could not start).
+    Run(Box<run::Args>),
     /// Reconcile once from spec files: observe, plan, carry out (asks unless --yes).
     Apply(apply::Args),
     /// Show quorum, nodes, instances, blocked instances and the last pass.
     Status(status::Args),
     /// The state directory: `backup FILE` writes a consistent copy of its database while
-    /// quorate runs (exit 0 written, 2 could not).
+    /// quorate runs (exit 0 written, 1 could not).
     State(state::Args),
     /// Migrate another system's configuration to a spec set (exit 0 all carried over, 1
-    /// something left out, 2 could not run).
+    /// something left out or it could not run).
     Import(import::Args),
     /// A cluster on this machine to try quorate on: nodes in network namespaces with their
     /// own Podman, a BMC per node, specs in a git repo (needs root).
     Lab(lab::Args),
     /// Forget an instance's fail counts, on one node or all, so it may run there again
-    /// (exit 0 cleared, 1 invalid specs, 2 could not run).
+    /// (exit 0 cleared, 1 invalid specs or could not run).
     Cleanup(cleanup::Args),
+    /// What happened: passes with their plans and step results, fence events, commits put
+    /// in force and refused (exit 0 shown, 1 could not read it).
+    History(history::Args),
+    /// Ask a running `quorate run` for a pass now, with its token (exit 0 scheduled, 1 not).
+    Reconcile(reconcile::Args),
+    /// Write shell completions or man pages (for packages).
+    #[command(hide = true)]
+    Generate(generate::Args),
 }
+
+/// The git commit this binary was built from (`unknown` outside a git checkout); see
+/// `build.rs`.
+pub const GIT_COMMIT: &str = env!("QUORATE_GIT_COMMIT");
+
+/// `quorate --version`: the package version and the git commit.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("QUORATE_GIT_COMMIT"),
+    ")"
+);
 
 /// Exit code: the command ran and found a failure (invalid specs, a fence not confirmed).
 pub const EXIT_FAILURE: u8 = 1;
 
 /// Exit code: the command could not run (bad flag, unreadable path, unusable state dir).
-pub const EXIT_USAGE: u8 = 2;
+/// The same as any other error: exit codes follow terraform's `-detailed-exitcode`, where
+/// 2 means changes.
+pub const EXIT_USAGE: u8 = 1;
+
+/// Exit code of `quorate plan` when the plan changes something (terraform's
+/// `-detailed-exitcode`).
+pub const EXIT_CHANGES: u8 = 2;
 
 /// `--state-dir`, shared by every command that reads or writes the state store.
 #[derive(Debug, Clone, clap::Args)]
@@ -95,7 +127,7 @@ pub(crate) struct StateDirArg {
 
 /// For the commands that reconcile (`run`, `apply`): takes the state directory's lock,
 /// then opens its store; with `start_fresh`, a lost database is set aside for an empty
-/// one. The lock is held while the returned guard lives. `Err` says why not (exit 2).
+/// one. The lock is held while the returned guard lives. `Err` says why not (exit 1).
 pub(crate) fn open_exclusive(
     dir: &std::path::Path,
     start_fresh: bool,
@@ -157,7 +189,19 @@ pub(crate) fn secret_policy(dir: Option<&Path>, env_prefix: &str) -> crate::secr
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and --version print to stdout and exit 0; a usage error is exit 1 (2
+            // means changes).
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     // The reconciler reports through its logs; other commands print their own reports.
     let default = if matches!(cli.command, Command::Apply(_) | Command::Run(_)) {
         "info"
@@ -178,7 +222,51 @@ pub fn main() -> ExitCode {
         Command::Import(args) => import::run(&args),
         Command::Lab(args) => lab::run(args),
         Command::Cleanup(args) => cleanup::run(&args),
+        Command::History(args) => history::run(&args),
+        Command::Reconcile(args) => reconcile::run(&args),
+        Command::Generate(args) => generate::run(&args),
     }
+}
+
+/// The command line, every long option also read from a `QUORATE_<NAME>` environment
+/// variable (`--state-dir` from `QUORATE_STATE_DIR`); a flag given wins.
+pub fn command() -> clap::Command {
+    with_env(<Cli as clap::CommandFactory>::command())
+}
+
+/// Parses `args` as [`command`] describes.
+pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = command().try_get_matches_from(args)?;
+    <Cli as clap::FromArgMatches>::from_arg_matches(&matches)
+}
+
+/// The environment variable of a long option: `QUORATE_` and its name in upper case, `-`
+/// as `_`.
+pub fn env_name(long: &str) -> String {
+    format!("QUORATE_{}", long.to_ascii_uppercase().replace('-', "_"))
+}
+
+fn with_env(cmd: clap::Command) -> clap::Command {
+    let ids: Vec<(clap::Id, String)> = cmd
+        .get_arguments()
+        .filter_map(|a| {
+            let long = a.get_long()?;
+            (!matches!(long, "help" | "version")).then(|| (a.get_id().clone(), env_name(long)))
+        })
+        .collect();
+    let cmd = ids.into_iter().fold(cmd, |c, (id, env)| {
+        c.mut_arg(id, |a| a.env(env).hide_env_values(true))
+    });
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    subs.into_iter()
+        .fold(cmd, |c, name| c.mut_subcommand(name, with_env))
 }
 
 /// The multi-threaded async runtime of the commands that talk to a cluster; `Err` is the
@@ -202,4 +290,36 @@ pub(crate) fn color_stdout() -> bool {
 /// Whether to colour output written to stderr.
 pub(crate) fn color_stderr() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        // clap's own checks (unique names, valid groups, ...) over every command.
+        command().debug_assert();
+    }
+
+    #[test]
+    fn every_long_option_has_its_environment_variable() {
+        let cmd = command();
+        let run = cmd.find_subcommand("run").unwrap();
+        let env = |long: &str| {
+            run.get_arguments()
+                .find(|a| a.get_long() == Some(long))
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+        };
+        assert_eq!(env("state-dir").as_deref(), Some("QUORATE_STATE_DIR"));
+        assert_eq!(env("tls-cert").as_deref(), Some("QUORATE_TLS_CERT"));
+        assert_eq!(env("help"), None);
+        let global = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some("log-format"))
+            .and_then(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned());
+        assert_eq!(global.as_deref(), Some("QUORATE_LOG_FORMAT"));
+    }
 }

@@ -25,7 +25,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Exit codes: 0 every node answered, 1 some node did not (the snapshot \
-                        is still written) or the specs are invalid, 2 could not run (bad \
+                        is still written), the specs are invalid, or it could not run (bad \
                         flag, unreadable path, unusable state dir)."
 )]
 pub struct Args {
@@ -111,8 +111,8 @@ pub(crate) fn observe_live(set: &SpecSet, args: &LiveArgs) -> Result<(Observed, 
         return Err(usage("--timeout must be longer than 0s".into()));
     }
     let previous = match &args.previous {
-        // A previous snapshot that cannot be read is a usage error here (exit 1 means
-        // "some node did not answer").
+        // A previous snapshot that cannot be read is an error (exit 1, like "some node
+        // did not answer": the message says which).
         Some(path) => {
             Some(super::plan::read_snapshot(path).map_err(|_| ExitCode::from(EXIT_USAGE))?)
         }

@@ -13,7 +13,15 @@ use crate::spec::Name;
 
 /// Arguments of `quorate plan`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit codes (terraform's -detailed-exitcode): 0 no changes, 1 error (invalid \
+                  specs or snapshot, could not run), 2 changes planned."
+)]
 pub struct Args {
+    /// Spec files or directories (searched for *.yaml and *.yml), as for `validate`;
+    /// default: --specs, else the current directory.
+    #[arg(value_name = "PATHS")]
+    positional: Vec<PathBuf>,
     #[command(flatten)]
     specs: super::SpecsArg,
     /// Observed-state snapshot (YAML or JSON, as `quorate observe` writes); default: a
@@ -36,13 +44,30 @@ pub struct Args {
     /// Add the score of every candidate node for every placement.
     #[arg(long)]
     explain: bool,
-    /// Exit 0 when there are no changes and 2 when there are (1 stays an error).
-    #[arg(long)]
+    /// Kept for scripts written before it became the default: `plan` always exits 0 with no
+    /// changes and 2 with changes.
+    #[arg(long, hide = true)]
     detailed_exitcode: bool,
 }
 
+impl Args {
+    /// The spec paths: the positional ones, else `--specs`.
+    fn spec_paths(&self) -> &[PathBuf] {
+        if self.positional.is_empty() {
+            &self.specs.paths
+        } else {
+            &self.positional
+        }
+    }
+}
+
 pub fn run(args: &Args) -> ExitCode {
-    let spec = match super::validate::load_valid(&args.specs.paths, None) {
+    // Machines asked for JSON: the findings of invalid specs come as JSON on stdout too.
+    let findings = match args.format {
+        Format::Json => DiagFormat::Json,
+        _ => DiagFormat::Human,
+    };
+    let spec = match super::validate::load_valid_as(args.spec_paths(), None, findings) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -61,7 +86,13 @@ pub fn run(args: &Args) -> ExitCode {
             let first = plan(&spec, &fresh, &Options::default());
             crate::plan::apply::expected_state(&spec, &fresh, &first)
         }
-        None => Observed::fresh(&spec),
+        None => {
+            eprintln!(
+                "note: planning against an empty cluster (every node online, nothing running); \
+                 give --observed FILE or --live to plan against the real one"
+            );
+            Observed::fresh(&spec)
+        }
         Some(path) => match read_snapshot(path) {
             Ok(o) => o,
             Err(code) => return code,
@@ -87,14 +118,14 @@ pub fn run(args: &Args) -> ExitCode {
     let plan = plan(&spec, &observed, &options);
     let text = render(&plan, args.format, args.explain);
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    if args.detailed_exitcode && plan.changes > 0 {
-        ExitCode::from(2)
+    if plan.changes > 0 {
+        ExitCode::from(super::EXIT_CHANGES)
     } else {
         ExitCode::SUCCESS
     }
 }
 
-/// Reads a snapshot file, rendering its problems to stderr (exit 1; unreadable: exit 2).
+/// Reads a snapshot file, rendering its problems to stderr (exit 1, also when unreadable).
 pub(super) fn read_snapshot(path: &Path) -> Result<Observed, ExitCode> {
     let bytes = std::fs::read(path).map_err(|e| {
         eprintln!("error: cannot read {}: {e}", path.display());

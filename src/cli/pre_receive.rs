@@ -37,8 +37,8 @@ struct Update {
     reference: String,
 }
 
-/// Runs the hook on stdin; exit 0 accepts the push, 1 refuses it (invalid specs), 2 means
-/// the hook could not run (git refuses the push then too).
+/// Runs the hook on stdin; exit 0 accepts the push, 1 refuses it (invalid specs, or the
+/// hook could not run).
 pub(crate) fn run(options: &Options<'_>) -> ExitCode {
     match check(options) {
         Ok(true) => ExitCode::SUCCESS,

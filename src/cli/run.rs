@@ -40,7 +40,7 @@ use crate::validate::validate_with;
 /// Arguments of `quorate run`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Exit codes: 0 stopped by SIGTERM or SIGINT, 2 could not start \
+    after_help = "Exit codes: 0 stopped by SIGTERM or SIGINT, 1 could not start \
                         (bad flag, unusable state dir or repository, address in use, state dir \
                         in use by another quorate, state database lost: see --start-fresh)."
 )]
@@ -108,6 +108,16 @@ pub struct Args {
     /// HA mode: `--etcd` and the replica's settings.
     #[command(flatten)]
     ha: super::ha::HaArgs,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM; PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// POST events (node lost, fence started and done, instance blocked, commit refused)
+    /// as Alertmanager-style JSON to this URL, with retries.
+    #[arg(long, value_name = "URL")]
+    notify: Option<url::Url>,
 }
 
 impl Args {
@@ -121,6 +131,7 @@ impl Args {
             &self.ssh_key,
         ];
         own.into_iter()
+            .chain([&self.tls_key])
             .flatten()
             .fold(self.secrets.policy(), |p, f| p.deny(f))
     }
@@ -295,6 +306,10 @@ impl Follower {
             Some((pass, commit))
         };
         if let Ok(mut s) = self.status.write() {
+            s.metrics.leader(
+                view.as_ref()
+                    .is_some_and(|v| v.role == crate::ha::Role::Leader),
+            );
             s.ha = view;
             if let Some((pass, commit)) = shared {
                 if let Ok(p) = pass {
@@ -321,6 +336,8 @@ async fn serve(args: &Args) -> Result<(), String> {
         Some(cfg) => Some(start_ha(args, &cfg).await?),
         None => None,
     };
+    // `GET /history` reads the local database; in HA mode it is not kept there (yet).
+    let history = ha.is_none().then(|| sqlite.clone());
     let store: Arc<dyn Commits> = match &ha {
         Some(h) => Arc::new(h.store.clone()),
         None => Arc::new(sqlite),
@@ -353,6 +370,13 @@ async fn serve(args: &Args) -> Result<(), String> {
         None => None,
     };
     let status = SharedStatus::default();
+    if let Some(url) = &args.notify {
+        let (notifier, sender) = crate::notify::Notifier::to(url.clone())?;
+        tokio::spawn(sender);
+        if let Ok(mut s) = status.write() {
+            s.notifier = notifier;
+        }
+    }
     let (triggers, inbox) = mpsc::channel(16);
     let mut f = Follower {
         store,
@@ -402,7 +426,7 @@ async fn serve(args: &Args) -> Result<(), String> {
         status,
         triggers: if f.ha.is_some() { relay } else { triggers },
         token,
-        clock: Arc::new(SystemClock),
+        store: history,
     });
     if let Some(p) = &args.webhook_secret_file {
         read_secret(p)?;
@@ -419,15 +443,17 @@ async fn serve(args: &Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let tls = tls_acceptor(args)?;
     println!("listening on {addr}");
-    tracing::info!(%addr, repo = %args.repo, branch = %args.branch, "quorate run started");
+    tracing::info!(%addr, https = tls.is_some(), repo = %args.repo, branch = %args.branch, "quorate run started");
+    systemd_ready();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move {
         let mut stop = stop_rx;
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        listen::serve(listener, app, limits, shutdown).await;
+        listen::serve_tls(listener, app, limits, tls, shutdown).await;
     });
 
     loop {
@@ -439,6 +465,7 @@ async fn serve(args: &Args) -> Result<(), String> {
                 }
                 // Logged by the source; the spec in force stays, the status says why.
                 Some(watch::Trigger::Failed { error, .. }) => {
+                    f.metrics().git_fetch_error();
                     f.source_problem(Some(error.to_string()));
                 }
                 Some(watch::Trigger::Recovered { .. }) => f.source_problem(None),
@@ -506,6 +533,14 @@ impl Follower {
                 // Invariant 6: an invalid commit is never applied; the one in force stays.
                 let errors = report.errors();
                 tracing::warn!(commit = %short, errors, "commit rejected: its specs do not validate");
+                self.metrics().commit_rejected();
+                if let Ok(s) = self.status.read() {
+                    s.notifier.send(vec![crate::notify::rejected(
+                        &commit.id,
+                        errors,
+                        SystemClock.now_unix_ms(),
+                    )]);
+                }
                 let now = SystemClock.now_unix_ms();
                 match RejectedCommit::new(commit, now, &report.diagnostics, sources) {
                     Ok(r) => {
@@ -575,6 +610,14 @@ impl Follower {
     }
 
     /// Shows in the status why the branch cannot be read (`None`: it can).
+    /// The process's metrics.
+    fn metrics(&self) -> crate::metrics::Metrics {
+        self.status
+            .read()
+            .map(|s| s.metrics.clone())
+            .unwrap_or_default()
+    }
+
     fn source_problem(&self, problem: Option<String>) {
         if let Ok(mut s) = self.status.write() {
             s.source_problem = problem;
@@ -657,6 +700,54 @@ fn http_limits(args: &Args) -> Result<Limits, String> {
         max_connections: args.http_max_connections as usize,
         header_timeout,
     })
+}
+
+/// Under systemd (`Type=notify`): says the service is ready (the state directory is
+/// locked, the HTTP server listens) and, when the unit sets `WatchdogSec`, pings the
+/// watchdog at half its interval for as long as the async runtime runs tasks. Elsewhere
+/// (no `NOTIFY_SOCKET`) nothing is sent.
+fn systemd_ready() {
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "cannot tell systemd the service is ready");
+    }
+    if let Some(every) = sd_notify::watchdog_enabled() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every / 2);
+            loop {
+                tick.tick().await;
+                if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]) {
+                    tracing::warn!(error = %e, "cannot ping the systemd watchdog");
+                }
+            }
+        });
+    }
+}
+
+/// The TLS side of the HTTP server from `--tls-cert` and `--tls-key`, if given.
+fn tls_acceptor(args: &Args) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "--tls-cert {}: no certificate in it",
+            cert.display()
+        ));
+    }
+    // The key's bytes never reach a message: only its path and what kind of problem.
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("--tls-key {}: not a PEM private key ({e})", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key_der))
+        .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
 }
 
 fn read_secret(path: &std::path::Path) -> Result<Secret, String> {

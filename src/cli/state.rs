@@ -21,7 +21,7 @@ enum Sub {
     /// not. Restore it by stopping quorate, deleting DIR/state.db-wal and -shm, and
     /// copying it to DIR/state.db.
     #[command(
-        after_help = "Exit codes: 0 written, 2 could not (no database, FILE exists, \
+        after_help = "Exit codes: 0 written, 1 could not (no database, FILE exists, \
                             unwritable)."
     )]
     Backup(Backup),

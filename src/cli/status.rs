@@ -21,7 +21,7 @@ pub enum Format {
 
 /// Arguments of `quorate status`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Exit codes: 0 shown, 1 no status is recorded yet, 2 could not run.")]
+#[command(after_help = "Exit codes: 0 shown, 1 no status is recorded yet or it could not run.")]
 pub struct Args {
     /// A running `quorate run` (`http://host:port`).
     #[arg(long, value_name = "URL", conflicts_with = "state_dir")]
@@ -35,6 +35,18 @@ pub struct Args {
     /// Which page of rejected commits to show, newest first (10 a page).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     page: u64,
+    /// Show the status again every --interval until interrupted (like `crm_mon`); on a
+    /// terminal the screen is redrawn, otherwise each status follows the last.
+    #[arg(long)]
+    watch: bool,
+    /// With --watch: time between two reads.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "2s",
+        requires = "watch"
+    )]
+    interval: crate::spec::Duration,
 }
 
 /// Largest status answer read from a server. Its own status is far smaller (rejected
@@ -52,16 +64,10 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let view = match &args.server {
-        Some(url) => runtime.block_on(from_server(url, args.page)),
-        None => {
-            let dir = args
-                .state_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(crate::state::DEFAULT_DIR));
-            runtime.block_on(from_state_dir(&dir, args.page))
-        }
-    };
+    if args.watch {
+        return runtime.block_on(watch(args));
+    }
+    let view = runtime.block_on(read(args));
     let view = match view {
         Ok(v) => v,
         Err((code, why)) => {
@@ -78,6 +84,66 @@ pub fn run(args: &Args) -> ExitCode {
         ExitCode::from(EXIT_FAILURE)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// The status from the server or the state directory the flags name.
+async fn read(args: &Args) -> Result<StatusView, (u8, String)> {
+    match &args.server {
+        Some(url) => from_server(url, args.page).await,
+        None => {
+            let dir = args
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(crate::state::DEFAULT_DIR));
+            from_state_dir(&dir, args.page).await
+        }
+    }
+}
+
+/// `--watch`: the status every interval until Ctrl-C; a read that fails is shown and
+/// tried again (the server may be restarting).
+async fn watch(args: &Args) -> ExitCode {
+    let redraw = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let every = args
+        .interval
+        .get()
+        .max(std::time::Duration::from_millis(100));
+    loop {
+        let text = match read(args).await {
+            Ok(view) => match args.format {
+                Format::Human => view.human(),
+                Format::Json => serde_json::to_string(&view).unwrap_or_default() + "\n",
+            },
+            Err((_, why)) => format!("error: {why} (trying again)\n"),
+        };
+        let mut out = std::io::stdout().lock();
+        if redraw && args.format == Format::Human {
+            // Clear the screen and go home, as `watch` does.
+            let _ = out.write_all(b"\x1b[2J\x1b[H");
+        }
+        let stamp = crate::fence::format_unix_ms(crate::fence::Clock::now_unix_ms(
+            &crate::fence::SystemClock,
+        ));
+        if args.format == Format::Human {
+            let _ = writeln!(
+                out,
+                "quorate status at {stamp} (every {}; Ctrl-C to stop)\n",
+                args.interval
+            );
+        }
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return ExitCode::SUCCESS; // the reader went away (a closed pipe)
+        }
+        drop(out);
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+        }
     }
 }
 
@@ -119,43 +185,77 @@ async fn from_state_dir(dir: &std::path::Path, page: u64) -> Result<StatusView, 
     Ok(view)
 }
 
-/// `GET <url>/status?page=N` over plain HTTP (the server listens on a management
-/// address), reading at most [`MAX_STATUS_BYTES`].
+/// `GET <url>/status?page=N` (reqwest; `https://` with rustls and the system's roots),
+/// reading at most [`MAX_STATUS_BYTES`].
 async fn from_server(url: &str, page: u64) -> Result<StatusView, (u8, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let bad = |why: String| (EXIT_USAGE, why);
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| bad(format!("{url}: only http:// URLs are supported")))?;
-    let host = rest.split('/').next().unwrap_or(rest);
-    let fetch = async {
-        let mut s = tokio::net::TcpStream::connect(host).await?;
-        s.write_all(
-            format!(
-                "GET /status?page={page} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await?;
-        let mut buf = Vec::new();
-        s.take(MAX_STATUS_BYTES + 1).read_to_end(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf)
-    };
-    let buf = tokio::time::timeout(std::time::Duration::from_secs(10), fetch)
+    let body = get_bounded(url, &format!("status?page={page}"), MAX_STATUS_BYTES)
         .await
-        .map_err(|_| bad(format!("{url}: no answer within 10s")))?
-        .map_err(|e| bad(format!("{url}: {e}")))?;
-    if buf.len() as u64 > MAX_STATUS_BYTES {
-        return Err(bad(format!(
-            "{url}: the status is larger than {MAX_STATUS_BYTES} bytes; is this quorate?"
-        )));
+        .map_err(bad)?;
+    serde_json::from_slice(&body).map_err(|e| bad(format!("{url}: not a status: {e}")))
+}
+
+/// The HTTP client of the commands that talk to a server: rustls, a 10 s deadline, no
+/// redirects (a token never follows one elsewhere).
+pub(crate) fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// `url` joined with `path` (a server's base URL with or without a trailing slash).
+pub(crate) fn endpoint(url: &str, path: &str) -> Result<reqwest::Url, String> {
+    let base = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(format!(
+            "{url}: only http:// and https:// URLs are supported"
+        ));
     }
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| bad(format!("{url}: not an HTTP answer")))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(bad(format!("{url}: {}", head.lines().next().unwrap_or(""))));
+    let mut base = base;
+    if !base.path().ends_with('/') {
+        let with_slash = format!("{}/", base.path());
+        base.set_path(&with_slash);
     }
-    serde_json::from_str(body).map_err(|e| bad(format!("{url}: not a status: {e}")))
+    base.join(path).map_err(|e| format!("{url}: {e}"))
+}
+
+/// A GET of `path` under `url` whose answer must be 200 and at most `max` bytes.
+pub(crate) async fn get_bounded(url: &str, path: &str, max: u64) -> Result<Vec<u8>, String> {
+    let target = endpoint(url, path)?;
+    let mut answer = client()?
+        .get(target)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+    if answer.status() != reqwest::StatusCode::OK {
+        return Err(format!("{url}: {}", answer.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = answer
+        .chunk()
+        .await
+        .map_err(|e| format!("{url}: {}", error_chain(&e)))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 > max {
+            return Err(format!(
+                "{url}: the answer is larger than {max} bytes; is this quorate?"
+            ));
+        }
+    }
+    Ok(body)
+}
+
+/// An error and its causes on one line (reqwest's own message names only the step).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

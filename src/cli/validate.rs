@@ -126,10 +126,20 @@ pub fn run(args: &Args) -> ExitCode {
 /// operator's secret policy when the command reads secrets. Findings (errors, and
 /// warnings of a valid set) are rendered to stderr as `validate` renders them. A set with
 /// errors is refused with exit 1 (design invariant 6: a spec set that does not validate
-/// is never acted on); an unreadable path is exit 2.
+/// is never acted on); so is an unreadable path.
 pub(crate) fn load_valid(
     paths: &[PathBuf],
     secrets: Option<&SecretPolicy>,
+) -> Result<SpecSet, ExitCode> {
+    load_valid_as(paths, secrets, Format::Human)
+}
+
+/// [`load_valid`], with the findings in `format`: human text on stderr, or (any other
+/// format) on stdout for a machine, with no other text there.
+pub(crate) fn load_valid_as(
+    paths: &[PathBuf],
+    secrets: Option<&SecretPolicy>,
+    format: Format,
 ) -> Result<SpecSet, ExitCode> {
     let sources = match source::fs::read_paths(paths) {
         Ok(s) => s,
@@ -139,7 +149,20 @@ pub(crate) fn load_valid(
         }
     };
     let report = validate_with(&sources, secrets);
-    if !report.diagnostics.is_empty() {
+    let invalid = report.errors() > 0;
+    if format != Format::Human && invalid {
+        let ctx = RenderContext {
+            sources: &sources,
+            redactions: report.index.redactions(),
+            color: false,
+        };
+        let _ = render(
+            &mut std::io::stdout().lock(),
+            format,
+            &report.diagnostics,
+            &ctx,
+        );
+    } else if !report.diagnostics.is_empty() {
         let ctx = RenderContext {
             sources: &sources,
             redactions: report.index.redactions(),

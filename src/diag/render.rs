@@ -155,7 +155,7 @@ fn unsafe_char(c: char) -> bool {
 
 /// `s` with every unsafe character escaped (`\u{1b}`, `\n`): for messages, help lines,
 /// labels and file names, which are one line each.
-fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.chars().any(unsafe_char) {
         return s.into();
     }

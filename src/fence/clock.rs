@@ -25,28 +25,12 @@ impl Clock for SystemClock {
     }
 }
 
-/// A Unix timestamp in milliseconds as UTC RFC 3339 text, `2024-05-06T07:08:09.010Z`.
+/// A Unix timestamp in milliseconds as UTC RFC 3339 text, `2024-05-06T07:08:09.010Z`
+/// (chrono; a time outside chrono's range, some 262,000 years away, reads as the epoch).
 pub fn format_unix_ms(ms: i64) -> String {
-    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Days since 1970-01-01 to a civil date (the proleptic Gregorian calendar, counting
-    // 400-year eras from 0000-03-01).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let s = ms_of_day / 1000;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        ms_of_day % 1000
-    )
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]
@@ -62,6 +46,7 @@ mod tests {
             "2024-05-06T12:53:20.123Z"
         );
         assert_eq!(format_unix_ms(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(format_unix_ms(i64::MAX), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]

@@ -252,9 +252,18 @@ mod tests {
         assert!(text.contains("chassis_control \"/x/chassis.sh\""));
         assert!(text.contains("user 2 true \"quorate\" \"pw\" admin"));
         let script = chassis_script(Path::new("/usr/bin/quorate"), &cfg, &node);
-        assert!(script.contains(
-            "exec '/usr/bin/quorate' lab chassis --dir '/var/lib/quorate-lab' worker2 \"$@\""
-        ));
+        // shlex leaves words without special characters unquoted.
+        assert!(
+            script.contains(
+                "exec /usr/bin/quorate lab chassis --dir /var/lib/quorate-lab worker2 \"$@\""
+            ),
+            "{script}"
+        );
+        let odd = chassis_script(Path::new("/opt/my bin/quorate"), &cfg, &node);
+        assert!(
+            odd.contains("exec '/opt/my bin/quorate' lab chassis"),
+            "{odd}"
+        );
     }
 
     #[test]

@@ -151,7 +151,11 @@ pub(crate) fn tail(log: &Path, lines: usize) -> String {
 
 /// Quotes `s` for a POSIX shell (single quotes; embedded ones escaped).
 pub(crate) fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+    // `shlex` refuses only a NUL byte, which no path or argument can hold; such a
+    // string becomes an empty word rather than a command.
+    shlex::try_quote(s)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| "''".into())
 }
 
 /// Reads a pid file written by a daemon's wrapper, waiting up to `within` for it.
@@ -208,8 +212,16 @@ mod tests {
 
     #[test]
     fn shell_quoting() {
-        assert_eq!(shell_quote("/a b/c"), "'/a b/c'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        // What a POSIX shell reads back is the string itself, one word.
+        for word in ["/srv/a b", "it's", "$(rm -rf /)", "a\"b\\c`d`", "", "x\ny"] {
+            let quoted = shell_quote(word);
+            let out = std::process::Command::new("sh")
+                .args(["-c", &format!("printf %s {quoted}")])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), word, "{quoted}");
+        }
+        assert_eq!(shell_quote("a\0b"), "''");
     }
 
     #[tokio::test]

@@ -45,6 +45,12 @@ pub struct Status {
     pub source_problem: Option<String>,
     /// HA mode: this replica's role and the others' (set by `quorate run --etcd`).
     pub ha: Option<crate::ha::HaView>,
+    /// The Prometheus metrics (`GET /metrics`), shared by every clone.
+    pub metrics: crate::metrics::Metrics,
+    /// Where events go (`quorate run --notify`; by default nowhere).
+    pub notifier: crate::notify::Notifier,
+    /// What the last pass showed, to find what changed since.
+    pub detector: crate::notify::Detector,
 }
 
 /// Shared, readable status.
@@ -96,12 +102,14 @@ pub async fn run(mut r: Reconciler, mut triggers: mpsc::Receiver<Trigger>, statu
             },
             _ = sleep_until(next_pass) => {
                 let why = if pass_at.is_some() { std::mem::take(&mut reason) } else { "recheck".to_owned() };
+                let began = Instant::now();
                 let report = r.pass(&why).await;
+                let took = began.elapsed().as_secs_f64();
                 pass_at = report.again_at;
                 if pass_at.is_some() {
                     reason = "follow-up".into();
                 }
-                publish_pass(&r, &status, report.record);
+                publish_pass(&r, &status, report.record, took);
             }
             _ = sleep_until(probe_at) => {
                 if r.probe().await {
@@ -139,11 +147,15 @@ fn publish_commit(r: &Reconciler, status: &SharedStatus) {
     if let Ok(mut s) = status.write() {
         s.commit = r.desired().commit.clone();
         s.adopted_unix_ms = r.env.clock().now_unix_ms();
+        s.metrics.adopted(s.adopted_unix_ms);
     }
 }
 
-fn publish_pass(r: &Reconciler, status: &SharedStatus, record: PassRecord) {
+fn publish_pass(r: &Reconciler, status: &SharedStatus, record: PassRecord, seconds: f64) {
     if let Ok(mut s) = status.write() {
+        s.metrics.pass(&record, seconds, r.last_observed());
+        let events = s.detector.pass(&record, r.last_observed());
+        s.notifier.send(events);
         s.passes += 1;
         for step in &record.results {
             *s.steps.entry((step.kind, step.result)).or_default() += 1;

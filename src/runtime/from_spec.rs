@@ -6,7 +6,7 @@
 //! container is created from is in the hash, so a change to it restarts the instance, and
 //! nothing else is.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::instance::{
@@ -260,14 +260,12 @@ pub fn network_spec(set: &SpecSet, bundle: &str) -> Option<NetworkSpec> {
     let name = set.bundles.get(bundle)?.network.as_ref()?.name.as_ref()?;
     let net = set.cluster.networks.iter().find(|n| n.name == *name)?;
     // The runtimes report a subnet by its network address: ask for it in that form.
-    let prefix = net.subnet.prefix;
-    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-    let addr = Ipv4Addr::from(u32::from(net.subnet.addr) & mask);
+    let network = net.subnet.network();
     Some(NetworkSpec {
         name: name.to_string(),
         subnet: Subnet {
-            addr: IpAddr::V4(addr),
-            prefix,
+            addr: IpAddr::V4(network.addr),
+            prefix: network.prefix,
         },
     })
 }

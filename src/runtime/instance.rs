@@ -253,16 +253,13 @@ pub struct Subnet {
 impl FromStr for Subnet {
     type Err = String;
     fn from_str(s: &str) -> Result<Subnet, String> {
-        let (a, p) = s
-            .split_once('/')
-            .ok_or_else(|| format!("`{s}` is not CIDR"))?;
-        let addr: IpAddr = a.parse().map_err(|_| format!("bad address in `{s}`"))?;
-        let prefix: u8 = p.parse().map_err(|_| format!("bad prefix in `{s}`"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        if prefix > max {
-            return Err(format!("prefix too long in `{s}`"));
-        }
-        Ok(Subnet { addr, prefix })
+        let net: ipnet::IpNet = s
+            .parse()
+            .map_err(|_| format!("`{s}` is not a subnet in CIDR form"))?;
+        Ok(Subnet {
+            addr: net.addr(),
+            prefix: net.prefix_len(),
+        })
     }
 }
 

@@ -118,7 +118,11 @@ async fn read_bounded(from: impl tokio::io::AsyncRead + Unpin) -> String {
 }
 
 fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+    // `shlex` refuses only a NUL byte, which no path or argument can hold; such a
+    // string becomes an empty word rather than a command.
+    shlex::try_quote(s)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| "''".into())
 }
 
 /// A forwarded socket that is (re)started on demand.
@@ -226,7 +230,15 @@ mod tests {
 
     #[test]
     fn quotes_for_the_remote_shell() {
-        assert_eq!(shell_quote("/srv/a b"), "'/srv/a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        // What a POSIX shell reads back is the string itself, one word.
+        for word in ["/srv/a b", "it's", "$(rm -rf /)", "a\"b\\c`d`", "", "x\ny"] {
+            let quoted = shell_quote(word);
+            let out = std::process::Command::new("sh")
+                .args(["-c", &format!("printf %s {quoted}")])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), word, "{quoted}");
+        }
+        assert_eq!(shell_quote("a\0b"), "''");
     }
 }

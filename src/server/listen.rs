@@ -24,7 +24,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tower_service::Service;
@@ -54,11 +54,16 @@ pub struct Limits {
     pub header_timeout: Duration,
 }
 
-/// Serves `app` on `listener` until `stop` resolves, then within [`SHUTDOWN_GRACE`].
-pub async fn serve(
+/// Serves `app` on `listener` until `stop` resolves, then within [`SHUTDOWN_GRACE`];
+/// speaking TLS on every connection when `tls` is given (`quorate run
+/// --tls-cert/--tls-key`). The handshake counts against the header timeout, so a client
+/// that opens a connection and stalls the handshake is closed like one that sends no
+/// request.
+pub async fn serve_tls(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: impl Future<Output = ()>,
 ) {
     let table = Shared::default();
@@ -84,9 +89,27 @@ pub async fn serve(
         let Some((id, close)) = admitted else {
             continue; // `stream` is dropped: closed at once.
         };
-        let conn = connection(stream, &app, &table, id, limits, &graceful);
+        let (app, conn_table, watcher) = (app.clone(), table.clone(), graceful.watcher());
+        let tls = tls.clone();
         let table = table.clone();
         tasks.spawn(async move {
+            let conn = async move {
+                match tls {
+                    None => connection(stream, app, conn_table, id, limits, watcher).await,
+                    Some(acceptor) => {
+                        let shake =
+                            tokio::time::timeout(limits.header_timeout, acceptor.accept(stream));
+                        match shake.await {
+                            Ok(Ok(s)) => connection(s, app, conn_table, id, limits, watcher).await,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "TLS handshake failed");
+                                Ok(())
+                            }
+                            Err(_) => Ok(()),
+                        }
+                    }
+                }
+            };
             tokio::select! {
                 r = conn => if let Err(e) = r {
                     tracing::debug!(error = %e, "HTTP connection ended");
@@ -111,15 +134,17 @@ pub async fn serve(
 
 /// One connection: HTTP/1.1 with the header timeout, each request bounded in time and
 /// marked in the table while it is served, closed gracefully when the server stops.
-fn connection(
-    stream: TcpStream,
-    app: &Router,
-    table: &Shared,
+fn connection<S>(
+    stream: S,
+    app: Router,
+    table: Shared,
     id: u64,
     limits: Limits,
-    graceful: &GracefulShutdown,
-) -> impl Future<Output = Result<(), hyper::Error>> + Send + 'static {
-    let (app, table) = (app.clone(), table.clone());
+    graceful: hyper_util::server::graceful::Watcher,
+) -> impl Future<Output = Result<(), hyper::Error>> + Send + 'static
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let (mut app, table) = (app.clone(), table.clone());
         lock(&table).waiting(id, None);

@@ -1,9 +1,11 @@
-//! The HTTP interface of `quorate run`: `GET /status` (`?page=N` for older refused
-//! commits), `GET /healthz`, `GET /metrics`
+//! The HTTP interface of `quorate run`: the web page (`GET /`, [`web`]), `GET /status`
+//! (`?page=N` for older refused commits), `GET /history` (`?limit=N`), `GET /healthz`,
+//! `GET /metrics`
 //! (Prometheus text), `POST /v1/reconcile` (asks for a pass; needs the token), and the
 //! git webhook `POST /hooks/git`. How connections are served, and bounded: [`listen`].
 
 pub(crate) mod listen;
+pub(crate) mod web;
 
 use std::sync::Arc;
 
@@ -15,7 +17,6 @@ use axum::routing::{get, post};
 use tokio::sync::mpsc;
 
 use crate::reconcile::driver::{SharedStatus, Trigger};
-use crate::reconcile::store::StepKind;
 use crate::secret::Secret;
 use crate::status::StatusView;
 
@@ -28,8 +29,8 @@ pub struct ServerState {
     pub triggers: mpsc::Sender<Trigger>,
     /// The bearer token that changing requests must carry; none disables them.
     pub token: Option<Arc<Secret>>,
-    /// Wall-clock time, for the commit age.
-    pub clock: Arc<dyn crate::fence::Clock>,
+    /// The state store, for `GET /history` (none: 404).
+    pub store: Option<crate::state::StateStore>,
 }
 
 /// The router.
@@ -39,6 +40,8 @@ pub fn router(state: ServerState) -> Router {
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/v1/reconcile", post(reconcile))
+        .route("/history", get(history))
+        .merge(web::router())
         .with_state(state)
 }
 
@@ -59,6 +62,34 @@ pub fn view(status: &SharedStatus, page: u64) -> StatusView {
     v.with_rejected_page(&s.rejected, page)
 }
 
+/// The query of `GET /history`.
+#[derive(Debug, serde::Deserialize)]
+struct HistoryQuery {
+    /// Entries of each kind (1 to 100; default 20).
+    limit: Option<usize>,
+}
+
+async fn history(State(st): State<ServerState>, query: Query<HistoryQuery>) -> Response {
+    let Some(store) = &st.store else {
+        return (StatusCode::NOT_FOUND, "no history is kept here\n").into_response();
+    };
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=crate::history::MAX_LIMIT).contains(&limit) {
+        return (StatusCode::BAD_REQUEST, "limit is 1 to 100\n").into_response();
+    }
+    match crate::history::HistoryView::from_store(store, limit).await {
+        Ok(view) => axum::Json(view).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the history");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the state store cannot be read now\n",
+            )
+                .into_response()
+        }
+    }
+}
+
 /// The query of `GET /status`.
 #[derive(Debug, serde::Deserialize)]
 struct StatusQuery {
@@ -74,53 +105,16 @@ async fn status(State(st): State<ServerState>, query: Query<StatusQuery>) -> Res
 }
 
 async fn metrics(State(st): State<ServerState>) -> Response {
-    let s = st.status.read().map(|s| s.clone()).unwrap_or_default();
-    let mut out = String::new();
-    out.push_str("# HELP quorate_passes_total Reconcile passes run since start.\n# TYPE quorate_passes_total counter\n");
-    out.push_str(&format!("quorate_passes_total {}\n", s.passes));
-    out.push_str("# HELP quorate_steps_total Plan steps carried out, by kind and result.\n# TYPE quorate_steps_total counter\n");
-    for ((kind, result), n) in &s.steps {
-        out.push_str(&format!(
-            "quorate_steps_total{{kind=\"{}\",result=\"{}\"}} {n}\n",
-            kind.as_str(),
-            result.as_str()
-        ));
-    }
-    let fences: u64 = s
-        .steps
-        .iter()
-        .filter(|((kind, _), _)| *kind == StepKind::Fence)
-        .map(|(_, n)| n)
-        .sum();
-    out.push_str("# HELP quorate_fence_attempts_total Fence steps run since start.\n# TYPE quorate_fence_attempts_total counter\n");
-    out.push_str(&format!("quorate_fence_attempts_total {fences}\n"));
-    out.push_str("# HELP quorate_store_failures_total Passes that did nothing because the state store could not be read or written.\n# TYPE quorate_store_failures_total counter\n");
-    out.push_str(&format!(
-        "quorate_store_failures_total {}\n",
-        s.store_failures
-    ));
-    if let Some(q) = s.last_pass.as_ref().and_then(|p| p.plan.get("quorum")) {
-        let n = |k: &str| q.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
-        let quorate = q
-            .get("quorate")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false);
-        out.push_str("# HELP quorate_quorum_votes Votes present and expected at the last pass.\n# TYPE quorate_quorum_votes gauge\n");
-        out.push_str(&format!("quorate_quorum_votes{{kind=\"present\"}} {}\nquorate_quorum_votes{{kind=\"expected\"}} {}\n", n("present"), n("expected")));
-        out.push_str("# HELP quorate_quorate Whether the last pass had quorum.\n# TYPE quorate_quorate gauge\n");
-        out.push_str(&format!("quorate_quorate {}\n", u8::from(quorate)));
-    }
-    if s.adopted_unix_ms > 0 {
-        let age = (st.clock.now_unix_ms() - s.adopted_unix_ms).max(0) as f64 / 1000.0;
-        out.push_str("# HELP quorate_commit_age_seconds Time since the commit in force was adopted.\n# TYPE quorate_commit_age_seconds gauge\n");
-        out.push_str(&format!("quorate_commit_age_seconds {age:.3}\n"));
-    }
-    if let Some(ha) = &s.ha {
-        out.push_str("# HELP quorate_leader Whether this replica leads and may act (HA mode).\n# TYPE quorate_leader gauge\n");
-        let leads = ha.role == crate::ha::Role::Leader;
-        out.push_str(&format!("quorate_leader {}\n", u8::from(leads)));
-    }
-    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+    let metrics = st
+        .status
+        .read()
+        .map(|s| s.metrics.clone())
+        .unwrap_or_default();
+    (
+        [("content-type", crate::metrics::CONTENT_TYPE)],
+        metrics.encode(),
+    )
+        .into_response()
 }
 
 /// Whether `headers` carry `Authorization: Bearer <token>` (compared in constant time).
@@ -136,12 +130,11 @@ pub fn authorized(headers: &HeaderMap, token: Option<&Secret>) -> bool {
     constant_time_eq(given.as_bytes(), token.expose())
 }
 
-/// Equality that takes the same time wherever the inputs differ.
+/// Equality that takes the same time wherever the inputs differ (`subtle`; only the
+/// lengths are compared in variable time, and a token's length is no secret).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    bool::from(a.ct_eq(b))
 }
 
 async fn reconcile(State(st): State<ServerState>, headers: HeaderMap) -> Response {

@@ -147,19 +147,10 @@ fn check_hmac(
 }
 
 /// Decodes 64 hex digits (a SHA-256 output); anything else is `None`.
-fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
-    hex.chunks(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
-        .collect()
+fn decode_hex(digits: &[u8]) -> Option<Vec<u8>> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(digits, &mut out).ok()?;
+    Some(out.to_vec())
 }
 
 /// The `ref` and `after` of a push payload (the same fields at all three forges).

@@ -236,25 +236,28 @@ pub struct Subnet {
 }
 
 impl Subnet {
-    /// The prefix as a mask of network bits.
-    fn mask(self) -> u32 {
-        u32::MAX
-            .checked_shl(32 - u32::from(self.prefix.min(32)))
-            .unwrap_or(0)
+    /// The subnet as `ipnet` sees it (the prefix is at most 32 by construction).
+    fn net(self) -> ipnet::Ipv4Net {
+        ipnet::Ipv4Net::new_assert(self.addr, self.prefix.min(32))
     }
 
     /// Whether `ip` lies in the subnet.
     pub fn contains(self, ip: Ipv4Addr) -> bool {
-        (u32::from(ip) & self.mask()) == (u32::from(self.addr) & self.mask())
+        self.net().contains(&ip)
     }
 
     /// The same subnet written with its network address (host bits cleared):
     /// `10.88.10.5/24` gives `10.88.10.0/24`.
     pub fn network(self) -> Subnet {
         Subnet {
-            addr: Ipv4Addr::from(u32::from(self.addr) & self.mask()),
+            addr: self.net().network(),
             prefix: self.prefix,
         }
+    }
+
+    /// The subnet's broadcast address (all host bits set).
+    pub fn broadcast(self) -> Ipv4Addr {
+        self.net().broadcast()
     }
 }
 
@@ -262,10 +265,11 @@ impl std::str::FromStr for Subnet {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("invalid subnet `{s}`: write an IPv4 network like 10.88.10.0/24");
-        let (a, p) = s.split_once('/').ok_or_else(bad)?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| bad())?;
-        let prefix: u8 = p.parse().ok().filter(|p| *p <= 32).ok_or_else(bad)?;
-        Ok(Subnet { addr, prefix })
+        let net: ipnet::Ipv4Net = s.parse().map_err(|_| bad())?;
+        Ok(Subnet {
+            addr: net.addr(),
+            prefix: net.prefix_len(),
+        })
     }
 }
 
@@ -336,5 +340,9 @@ mod tests {
         assert_eq!(net("10.88.10.5/32"), "10.88.10.5/32");
         assert_eq!(net("10.88.10.5/0"), "0.0.0.0/0");
         assert_eq!(net("172.16.200.1/12"), "172.16.0.0/12");
+        let bcast = |s: &str| s.parse::<Subnet>().unwrap().broadcast().to_string();
+        assert_eq!(bcast("10.88.10.5/24"), "10.88.10.255");
+        assert_eq!(bcast("0.0.0.0/0"), "255.255.255.255");
+        assert_eq!(bcast("10.0.0.7/32"), "10.0.0.7");
     }
 }

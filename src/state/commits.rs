@@ -293,6 +293,25 @@ impl StateStore {
         .await
     }
 
+    /// The last `limit` commits put in force, newest first (`quorate history`).
+    pub async fn applied(&self, limit: usize) -> Result<Vec<AppliedCommit>, StateError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.blocking(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT commit_id, summary, author, commit_time, at_unix_ms
+                 FROM applied_commits ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit], |r| {
+                Ok(AppliedCommit {
+                    commit: commit_row(r)?,
+                    at_unix_ms: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     /// What stays in force after a restart. When no pass planned from the last commit
     /// adopted, quorate stopped while planning it: it is recorded as rejected
     /// with a [`STOPPED_WHILE_PLANNING`] finding, and the commits adopted after the last

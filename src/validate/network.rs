@@ -291,7 +291,7 @@ fn address_range(
             let outside = !net.subnet.contains(start) || !net.subnet.contains(Ipv4Addr::from(last));
             let reserved = [
                 u32::from(net.subnet.addr),
-                broadcast(net.subnet.addr, net.subnet.prefix),
+                u32::from(net.subnet.broadcast()),
             ];
             if outside
                 || (net.subnet.prefix < 31 && reserved.iter().any(|r| (first..=last).contains(r)))
@@ -327,16 +327,6 @@ fn address_range(
         None => {} // an unknown network is reported by the reference checks
     }
     Some((first, last))
-}
-
-fn broadcast(addr: Ipv4Addr, prefix: u8) -> u32 {
-    let host_bits = 32 - u32::from(prefix);
-    let mask = if host_bits == 32 {
-        u32::MAX
-    } else {
-        (1u32 << host_bits) - 1
-    };
-    u32::from(addr) | mask
 }
 
 /// Two bundles without their own addresses publishing the same host port can collide

@@ -25,6 +25,7 @@ mod podman_svc;
 pub mod quorate_run;
 pub mod scenarios;
 mod ssh_svc;
+pub mod webdriver;
 
 #[allow(unused_imports)]
 pub use docker_svc::{DockerService, TlsCerts, docker, make_tls_certs};

@@ -34,7 +34,7 @@ enum Format {
 }
 
 /// Runs `quorate fence history`. Reading never creates a state directory: a missing
-/// database is an error (exit 2), so a mistyped `--state-dir` does not read as "nothing
+/// database is an error (exit 1), so a mistyped `--state-dir` does not read as "nothing
 /// was ever fenced".
 pub(super) fn run(args: &Args) -> ExitCode {
     let db = args.state.dir.join(DB_FILE);
@@ -85,7 +85,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// One entry as JSON; `type` is `attempt`, `outcome` or `manual`.
-fn entry_json(e: &HistoryEntry) -> Value {
+pub(crate) fn entry_json(e: &HistoryEntry) -> Value {
     let at = e.at_unix_ms();
     let mut v = match e {
         HistoryEntry::Attempt(a) => json!({

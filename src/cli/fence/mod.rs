@@ -10,7 +10,7 @@
 //! `fence`. Once any flag is given they are not looked for any more, so a node that happens
 //! to be called `confirm` is fenced with `quorate fence --action off confirm`.
 
-mod history;
+pub(super) mod history;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -32,7 +32,7 @@ use crate::state::StateStore;
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     after_help = "Exit codes: 0 confirmed (for status: every device answered), 1 the fence \
-                  failed or the specs are invalid, 2 could not run (bad flag, unreadable \
+                  failed, the specs are invalid, or it could not run (bad flag, unreadable \
                   path, unknown node, unusable state dir)."
 )]
 pub struct Args {
@@ -120,7 +120,7 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-/// Opens the state store, or says why not (exit 2).
+/// Opens the state store, or says why not (exit 1).
 fn open_store(state: &StateDirArg) -> Result<StateStore, ExitCode> {
     StateStore::open(&state.dir).map_err(|e| {
         eprintln!("error: cannot use the state directory: {e}");

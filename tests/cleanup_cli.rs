@@ -65,7 +65,7 @@ fn cleanup_forgets_fail_counts_on_one_node_or_all() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(failures(dir.path()), [pair("n1", "db-1")]);
 
-    // An instance the specs do not have, and a node the cluster does not: exit 2, and
+    // An instance the specs do not have, and a node the cluster does not: exit 1, and
     // nothing cleared.
     for args in [&["db-2"][..], &["web-0"], &["db-1", "--node", "n9"]] {
         let out = cleanup(dir.path(), args);

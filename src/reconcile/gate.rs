@@ -82,18 +82,7 @@ impl QuorumGate {
             .iter()
             .map(|n| (&n.name, n.votes))
             .collect();
-        let timeout = self.probe_timeout;
-        let pings: Vec<_> = self
-            .runtimes
-            .iter()
-            .map(|(name, rt)| {
-                let (name, rt) = (name.clone(), rt.clone());
-                async move {
-                    let ok = matches!(tokio::time::timeout(timeout, rt.ping()).await, Ok(Ok(_)));
-                    (name, ok)
-                }
-            })
-            .collect();
+        let pings = pings(&self.runtimes, self.probe_timeout);
         let mut pending =
             futures_util::stream::iter(pings).buffer_unordered(self.concurrency.max(1));
         let mut answers = BTreeMap::new();
@@ -121,6 +110,24 @@ impl QuorumGate {
             Err(NoQuorum(q))
         }
     }
+}
+
+/// One ping per node, each answered within `timeout` or counted as silent: (node,
+/// answered). Nothing runs until the caller polls them (a bounded number at a time).
+pub(super) fn pings(
+    runtimes: &BTreeMap<Name, Arc<dyn Runtime>>,
+    timeout: Duration,
+) -> Vec<impl Future<Output = (Name, bool)> + Send + use<>> {
+    runtimes
+        .iter()
+        .map(|(name, rt)| {
+            let (name, rt) = (name.clone(), rt.clone());
+            async move {
+                let ok = matches!(tokio::time::timeout(timeout, rt.ping()).await, Ok(Ok(_)));
+                (name, ok)
+            }
+        })
+        .collect()
 }
 
 /// A fence device whose every power command first asks the gate (invariant 2): a fence

@@ -209,17 +209,7 @@ impl Reconciler {
             .probe_interval
             .get()
             .max(Duration::from_millis(200));
-        let pings: Vec<_> = self
-            .runtimes
-            .iter()
-            .map(|(name, rt)| {
-                let (name, rt) = (name.clone(), rt.clone());
-                async move {
-                    let ok = matches!(tokio::time::timeout(timeout, rt.ping()).await, Ok(Ok(_)));
-                    (name, ok)
-                }
-            })
-            .collect();
+        let pings = gate::pings(&self.runtimes, timeout);
         let answers = bounded(pings, self.options.node_concurrency).await;
         let now = Instant::now();
         let wall = self.env.clock().now_unix_ms();

@@ -293,7 +293,7 @@ fn confirm_and_history_show_who_and_when() {
 
     // A node the specs do not know is refused and nothing is recorded.
     let out = lab.fence(&["confirm", "worker9", "--by", "bob"]);
-    assert_eq!(code(&out), 2, "{}", both(&out));
+    assert_eq!(code(&out), 1, "{}", both(&out));
     assert!(stderr(&out).contains("no node `worker9`"), "{}", both(&out));
     let all = lab.fence(&["history", "--format", "json"]);
     let all: Vec<serde_json::Value> = serde_json::from_slice(&all.stdout).unwrap();
@@ -345,26 +345,26 @@ fn the_second_level_is_used_when_the_first_cannot_confirm() {
 }
 
 #[test]
-fn refusals_exit_1_or_2_before_any_power_command() {
+fn refusals_exit_1_before_any_power_command() {
     let Some(sim) = IpmiSim::start_or_skip(&SimOptions::new(PASSWORD)) else {
         return;
     };
     let lab = Lab::new(&[Device::env("bmc-worker1", 1, &sim)]);
 
-    // The state directory is a file: exit 2, and the BMC was not asked.
+    // The state directory is a file: exit 1, and the BMC was not asked.
     std::fs::write(lab.state(), "not a directory").unwrap();
     let out = lab.fence(&["worker1", "--action", "off"]);
-    assert_eq!(code(&out), 2, "{}", both(&out));
+    assert_eq!(code(&out), 1, "{}", both(&out));
     assert!(stderr(&out).contains("state directory"), "{}", both(&out));
     std::fs::remove_file(lab.state()).unwrap();
 
-    // An unknown node, and a subcommand name after a flag read as a node: exit 2.
+    // An unknown node, and a subcommand name after a flag read as a node: exit 1.
     for args in [
         &["worker9", "--action", "off"][..],
         &["--action", "off", "confirm"][..],
     ] {
         let out = lab.fence(args);
-        assert_eq!(code(&out), 2, "{args:?}: {}", both(&out));
+        assert_eq!(code(&out), 1, "{args:?}: {}", both(&out));
         assert!(stderr(&out).contains("has no node"), "{}", both(&out));
     }
 

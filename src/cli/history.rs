@@ -40,15 +40,9 @@ pub struct Args {
 const MAX_HISTORY_BYTES: u64 = 64 * 1024 * 1024;
 
 pub fn run(args: &Args) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::cluster_runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     let limit = usize::try_from(args.limit).unwrap_or(MAX_LIMIT);
     let view = match &args.server {

@@ -54,15 +54,9 @@ pub struct Args {
 const MAX_STATUS_BYTES: u64 = 16 * 1024 * 1024;
 
 pub fn run(args: &Args) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::cluster_runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     if args.watch {
         return runtime.block_on(watch(args));

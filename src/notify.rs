@@ -257,7 +257,7 @@ async fn send_all(client: reqwest::Client, url: reqwest::Url, mut rx: mpsc::Rece
             let why = match sent {
                 Ok(r) if r.status().is_success() => break,
                 Ok(r) => r.status().to_string(),
-                Err(e) => error_chain(&e),
+                Err(e) => crate::diag::error_chain(&e),
             };
             if try_number == TRIES {
                 tracing::warn!(event = ?event.kind, error = %why, "notification not delivered after {TRIES} tries");
@@ -267,18 +267,6 @@ async fn send_all(client: reqwest::Client, url: reqwest::Url, mut rx: mpsc::Rece
             tokio::time::sleep(delays.next().unwrap_or(MAX_DELAY)).await;
         }
     }
-}
-
-/// An error and its causes on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@ async fn ask(args: &Args) -> Result<(), String> {
         .header(reqwest::header::AUTHORIZATION, auth)
         .send()
         .await
-        .map_err(|e| format!("{url}: {}", super::status::error_chain(&e)))?;
+        .map_err(|e| format!("{url}: {}", crate::diag::error_chain(&e)))?;
     match answer.status() {
         reqwest::StatusCode::ACCEPTED => Ok(()),
         reqwest::StatusCode::UNAUTHORIZED => Err(format!(

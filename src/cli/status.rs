@@ -222,7 +222,7 @@ pub(crate) async fn get_bounded(url: &str, path: &str, max: u64) -> Result<Vec<u
         .get(target)
         .send()
         .await
-        .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+        .map_err(|e| format!("{url}: {}", crate::diag::error_chain(&e)))?;
     if answer.status() != reqwest::StatusCode::OK {
         return Err(format!("{url}: {}", answer.status()));
     }
@@ -230,7 +230,7 @@ pub(crate) async fn get_bounded(url: &str, path: &str, max: u64) -> Result<Vec<u
     while let Some(chunk) = answer
         .chunk()
         .await
-        .map_err(|e| format!("{url}: {}", error_chain(&e)))?
+        .map_err(|e| format!("{url}: {}", crate::diag::error_chain(&e)))?
     {
         body.extend_from_slice(&chunk);
         if body.len() as u64 > max {
@@ -240,16 +240,4 @@ pub(crate) async fn get_bounded(url: &str, path: &str, max: u64) -> Result<Vec<u
         }
     }
     Ok(body)
-}
-
-/// An error and its causes on one line (reqwest's own message names only the step).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }

@@ -201,6 +201,19 @@ pub fn sort(diags: &mut [Diagnostic]) {
     });
 }
 
+/// An error and its causes on one line (an HTTP client's own message names only the step
+/// that failed).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

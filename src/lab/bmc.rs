@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::LabError;
-use super::cmd::{Cmd, read_pidfile, shell_quote, tail};
+use super::cmd::{Cmd, read_pidfile, tail};
 use super::config::{BMC_PORT, BMC_USER, LabConfig, LabNode, dir_needle};
 use super::node;
 use super::procs::{self, Selector};
 use crate::fence::ipmi::{IpmiAgent, IpmiConfig};
+use crate::runtime::ssh::shell_quote;
 use crate::secret::SecretRef;
 
 /// Writes a file with `mode`.

@@ -149,15 +149,6 @@ pub(crate) fn tail(log: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Quotes `s` for a POSIX shell (single quotes; embedded ones escaped).
-pub(crate) fn shell_quote(s: &str) -> String {
-    // `shlex` refuses only a NUL byte, which no path or argument can hold; such a
-    // string becomes an empty word rather than a command.
-    shlex::try_quote(s)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| "''".into())
-}
-
 /// Reads a pid file written by a daemon's wrapper, waiting up to `within` for it.
 pub(crate) async fn read_pidfile(path: &Path, within: Duration) -> Result<u32, LabError> {
     let deadline = tokio::time::Instant::now() + within;
@@ -208,20 +199,6 @@ mod tests {
         );
         let missing = Cmd::new("/nonexistent/program").run().await.unwrap_err();
         assert!(matches!(missing, LabError::Spawn { .. }), "{missing}");
-    }
-
-    #[test]
-    fn shell_quoting() {
-        // What a POSIX shell reads back is the string itself, one word.
-        for word in ["/srv/a b", "it's", "$(rm -rf /)", "a\"b\\c`d`", "", "x\ny"] {
-            let quoted = shell_quote(word);
-            let out = std::process::Command::new("sh")
-                .args(["-c", &format!("printf %s {quoted}")])
-                .output()
-                .unwrap();
-            assert_eq!(String::from_utf8(out.stdout).unwrap(), word, "{quoted}");
-        }
-        assert_eq!(shell_quote("a\0b"), "''");
     }
 
     #[tokio::test]

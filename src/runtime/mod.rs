@@ -42,7 +42,7 @@ pub(crate) mod health;
 pub mod instance;
 pub(crate) mod podman;
 mod relay;
-mod ssh;
+pub(crate) mod ssh;
 pub(crate) mod state;
 
 use std::future::Future;

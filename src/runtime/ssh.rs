@@ -117,7 +117,8 @@ async fn read_bounded(from: impl tokio::io::AsyncRead + Unpin) -> String {
     String::from_utf8_lossy(&bytes).trim().to_string()
 }
 
-fn shell_quote(s: &str) -> String {
+/// Quotes `s` as one word for a POSIX shell.
+pub(crate) fn shell_quote(s: &str) -> String {
     // `shlex` refuses only a NUL byte, which no path or argument can hold; such a
     // string becomes an empty word rather than a command.
     shlex::try_quote(s)

@@ -211,7 +211,6 @@ fn main() {
     repos.write("specs/bundles.yaml", &bundles(n_bundles, changed));
     repos.commit("new image for 1,000 instances");
     let since = unix_ms();
-    let pushed = Instant::now();
     assert!(repos.push().status.success());
     let want = changed * REPLICAS;
     match until(Duration::from_secs(600), || running_with(&fake, ":2", want)) {
@@ -226,7 +225,6 @@ fn main() {
         }
         None => println!("  push: not all {want} replaced within 600 s"),
     }
-    let _ = pushed;
     until(Duration::from_secs(120), || {
         run.status()["lastPass"]["outcome"] == "converged"
     });
@@ -239,7 +237,6 @@ fn main() {
         .map(|(_, c)| c.name)
         .collect();
     let cut_ns = support::ipmi_sim::now_unix_ns();
-    let cut = Instant::now();
     fake.cut(0);
     let recovered = until(Duration::from_secs(120), || {
         let elsewhere: BTreeSet<String> = fake
@@ -255,7 +252,6 @@ fn main() {
         .into_iter()
         .find(|p| !p.on && p.at_unix_ns >= cut_ns)
         .map(|p| (p.at_unix_ns - cut_ns) as f64 / 1e9);
-    let _ = cut;
     println!(
         "  node lost ({} instances on it): cut -> power-off command {}; cut -> all running elsewhere {}  (goal < 5 s)",
         victims.len(),

@@ -9,8 +9,9 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::fence::format_unix_ms;
-use crate::reconcile::store::{PassRecord, Store};
-use crate::state::{AppliedCommit, StateError, StateStore};
+use crate::ha::store::Commits;
+use crate::reconcile::store::PassRecord;
+use crate::state::AppliedCommit;
 use crate::status::RejectedView;
 
 /// The most entries of each kind one history shows.
@@ -42,10 +43,10 @@ pub struct PassEntry {
 }
 
 impl HistoryView {
-    /// The last `limit` (at most [`MAX_LIMIT`]) entries of each kind in `store`.
-    pub async fn from_store(store: &StateStore, limit: usize) -> Result<HistoryView, String> {
+    /// The last `limit` (at most [`MAX_LIMIT`]) entries of each kind in `store` (the
+    /// state directory's database, or etcd in HA mode).
+    pub async fn from_store(store: &dyn Commits, limit: usize) -> Result<HistoryView, String> {
         let limit = limit.clamp(1, MAX_LIMIT);
-        let failed = |e: StateError| e.to_string();
         let passes = store.passes(limit).await.map_err(|e| e.to_string())?;
         let mut fences = crate::fence::FenceLog::history(store, None)
             .await
@@ -61,11 +62,10 @@ impl HistoryView {
                 })
                 .collect(),
             fences: fences.iter().map(crate::cli::fence_entry_json).collect(),
-            applied: store.applied(limit).await.map_err(failed)?,
+            applied: store.applied_history(limit).await?,
             rejected: store
                 .rejected(limit)
-                .await
-                .map_err(failed)?
+                .await?
                 .iter()
                 .map(RejectedView::from)
                 .collect(),

@@ -62,6 +62,11 @@ struct StepLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScopeLabel {
+    scope: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
     commit: &'static str,
@@ -89,6 +94,7 @@ struct Inner {
     git_fetch_errors: Counter,
     commit_adopted: Gauge<f64, AtomicU64>,
     leader: Gauge,
+    suspended: Family<ScopeLabel, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -122,6 +128,7 @@ impl Metrics {
             git_fetch_errors: Counter::default(),
             commit_adopted: Gauge::default(),
             leader: Gauge::default(),
+            suspended: Family::default(),
         };
         let mut inner = inner;
         inner.fill();
@@ -211,6 +218,9 @@ impl Inner {
         }
         for result in ["success", "failure"] {
             let _ = self.fence_attempts.get_or_create(&ResultLabel { result });
+        }
+        for scope in ["cluster", "bundle"] {
+            let _ = self.suspended.get_or_create(&ScopeLabel { scope });
         }
         for o in OUTCOMES {
             let _ = self.passes.get_or_create(&OutcomeLabel {
@@ -311,6 +321,12 @@ impl Inner {
             "When the commit in force was adopted (Unix time)",
             self.commit_adopted.clone(),
         );
+        r.register(
+            "quorate_suspended",
+            "What quorate suspend left alone at the last pass: the cluster (1 or 0), and \
+             how many bundles",
+            self.suspended.clone(),
+        );
     }
 
     /// Nodes and instances by state, as last observed.
@@ -339,6 +355,14 @@ impl Inner {
         }
         for (state, n) in INSTANCE_STATES.into_iter().zip(instances) {
             self.instances.get_or_create(&StateLabel { state }).set(n);
+        }
+        let s = &obs.suspended;
+        let bundles = i64::try_from(s.bundles.len()).unwrap_or(i64::MAX);
+        for (scope, n) in [
+            ("cluster", i64::from(s.cluster.is_some())),
+            ("bundle", bundles),
+        ] {
+            self.suspended.get_or_create(&ScopeLabel { scope }).set(n);
         }
     }
 }
@@ -379,6 +403,8 @@ mod tests {
             "quorate_rejected_commits_total",
             "quorate_git_fetch_errors_total",
             "quorate_commit_adopted_timestamp_seconds",
+            "quorate_suspended{scope=\"cluster\"}",
+            "quorate_suspended{scope=\"bundle\"}",
         ] {
             let v = line(&text, series).unwrap_or_else(|| panic!("{series} missing:\n{text}"));
             assert_eq!(v.parse::<f64>().unwrap(), 0.0, "{series}");
@@ -433,7 +459,8 @@ mod tests {
                     {"bundle": "db", "index": 1, "state": "failed"}]},
                 "b": {"state": "lost", "instances": [{"bundle": "db", "index": 2}]},
                 "c": {"state": "fenced"}
-            }
+            },
+            "suspended": {"bundles": {"db": {"atUnixMs": 1}, "web": {"atUnixMs": 2}}}
         }))
         .unwrap();
         m.pass(&record, 0.2, Some(&observed));
@@ -463,5 +490,7 @@ mod tests {
         assert_eq!(get("quorate_instances{state=\"unknown\"}"), "1");
         assert_eq!(get("quorate_rejected_commits_total"), "1");
         assert_eq!(get("quorate_git_fetch_errors_total"), "2");
+        assert_eq!(get("quorate_suspended{scope=\"cluster\"}"), "0");
+        assert_eq!(get("quorate_suspended{scope=\"bundle\"}"), "2");
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::observed::Observed;
 use crate::spec::{
-    API_VERSION, BundleSpec, ClusterSpec, ConstraintSpec, Document, FenceSpec, Kind,
+    API_VERSION, BundleSpec, ClusterSpec, ConstraintSpec, Document, FenceSpec, GroupSpec, Kind,
 };
 
 /// Every schema quorate publishes, by file name: one per kind, `quorate.json` accepting
@@ -22,6 +22,7 @@ pub fn all() -> BTreeMap<String, Value> {
             Kind::Bundle => document::<BundleSpec>(kind),
             Kind::Fence => document::<FenceSpec>(kind),
             Kind::Constraint => document::<ConstraintSpec>(kind),
+            Kind::Group => document::<GroupSpec>(kind),
         };
         let file = format!("{}.json", kind.as_str().to_ascii_lowercase());
         refs.push(json!({

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::observed::{InstanceState, NodeState, Observed};
+use crate::observed::{InstanceState, NodeState, Observed, Suspended};
 use crate::reconcile::store::{PassOutcome, PassRecord, StepOutcome};
 
 /// What `quorate status` shows.
@@ -38,6 +38,9 @@ pub struct StatusView {
     /// HA mode: the replica that answered, its role, the leader and every replica.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ha: Option<crate::ha::HaView>,
+    /// What is suspended (`quorate suspend`): the cluster and the bundles left alone.
+    #[serde(default, skip_serializing_if = "Suspended::is_empty")]
+    pub suspended: Suspended,
 }
 
 /// Findings shown for people under each refused commit.
@@ -121,6 +124,28 @@ impl From<&crate::state::RejectedCommit> for RejectedView {
     }
 }
 
+/// `Suspended: the cluster (why) since …` and each bundle suspended, for people.
+fn human_suspended(s: &Suspended, out: &mut String) {
+    let line = |what: String, x: &crate::observed::Suspension| {
+        let why = x
+            .reason
+            .as_ref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        format!(
+            "{what}{why} since {}",
+            crate::fence::format_unix_ms(x.at_unix_ms)
+        )
+    };
+    if let Some(c) = &s.cluster {
+        let what = "the whole cluster: nothing is started, stopped, moved or fenced".to_owned();
+        let _ = writeln!(out, "Suspended: {}", line(what, c));
+    }
+    for (bundle, b) in &s.bundles {
+        let _ = writeln!(out, "Suspended: bundle {}", line(bundle.clone(), b));
+    }
+}
+
 impl NodeView {
     /// Every node of `observed`, in name order.
     pub fn all(observed: &Observed) -> Vec<NodeView> {
@@ -164,6 +189,7 @@ impl StatusView {
         let Some(r) = record else { return view };
         if let Ok(observed) = serde_json::from_value::<Observed>(r.observed.clone()) {
             view.nodes = NodeView::all(&observed);
+            view.suspended = observed.suspended;
         }
         view.quorum = r.plan.get("quorum").cloned();
         view.blocked = r
@@ -247,6 +273,7 @@ impl StatusView {
             }
             None => out.push_str("Quorum: unknown (no pass has planned yet)\n"),
         }
+        human_suspended(&self.suspended, &mut out);
         out.push_str("\nNodes:\n");
         for n in &self.nodes {
             let since = n

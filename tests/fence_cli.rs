@@ -27,6 +27,8 @@ struct Device<'a> {
     /// The YAML of `password:`.
     password: String,
     power_wait: &'a str,
+    /// The YAML of `delay:`.
+    delay: &'a str,
 }
 
 impl<'a> Device<'a> {
@@ -37,6 +39,7 @@ impl<'a> Device<'a> {
             port: sim.port(),
             password: format!("{{fromEnv: {PW_VAR}}}"),
             power_wait: "3s",
+            delay: "0s",
         }
     }
 }
@@ -66,11 +69,12 @@ impl Lab {
         for d in devices {
             text.push_str(&format!(
                 "---\napiVersion: quorate.io/v1alpha1\nkind: Fence\nmetadata: {{name: {}}}\n\
-                 spec:\n  targets: [worker1]\n  level: {}\n  powerWait: {}\n  ipmi:\n    \
+                 spec:\n  targets: [worker1]\n  level: {}\n  powerWait: {}\n  delay: {}\n  ipmi:\n    \
                  address: 127.0.0.1\n    port: {}\n    username: {}\n    password: {}\n",
                 d.name,
                 d.level,
                 d.power_wait,
+                d.delay,
                 d.port,
                 support::ipmi_sim::USER,
                 d.password
@@ -254,6 +258,7 @@ fn confirm_and_history_show_who_and_when() {
         port: 9,
         password: format!("{{fromEnv: {PW_VAR}}}"),
         power_wait: "20s",
+        delay: "0s",
     }]);
     let before = now_ms();
     let out = lab.fence(&[
@@ -413,4 +418,71 @@ fn help_names_the_default_state_dir_and_exit_codes() {
     assert!(text.contains(quorate::state::DEFAULT_DIR), "{text}");
     assert!(text.contains("Exit codes"), "{text}");
     assert!(Path::new(quorate::state::DEFAULT_DIR).is_absolute());
+}
+
+/// Each try is printed when it ends, not with the result: the failed first level is on
+/// stdout while the second level still waits out its delay.
+#[test]
+fn each_try_is_printed_as_it_ends() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Instant;
+    let mut lying = SimOptions::new(PASSWORD);
+    lying.ignore_power_off = true;
+    let (Some(bad), Some(good)) = (
+        IpmiSim::start_or_skip(&lying),
+        IpmiSim::start_or_skip(&SimOptions::new(PASSWORD)),
+    ) else {
+        return;
+    };
+    let lab = Lab::new(&[
+        Device {
+            power_wait: "1s",
+            ..Device::env("bmc-lying", 1, &bad)
+        },
+        Device {
+            delay: "4s",
+            ..Device::env("pdu-good", 2, &good)
+        },
+    ]);
+    let mut child = support::quorate_cmd()
+        .args(["fence", "worker1", "--action", "off", "--specs"])
+        .arg(lab.specs())
+        .arg("--state-dir")
+        .arg(lab.state())
+        .env(PW_VAR, PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        lines.push((Instant::now(), line.unwrap()));
+    }
+    let ended = Instant::now();
+    assert!(child.wait().unwrap().success(), "{lines:?}");
+    let first_try = lines
+        .iter()
+        .find(|(_, l)| l.contains("level 1 bmc-lying try 1"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(
+        ended - first_try.0 >= Duration::from_secs(3),
+        "the first try was printed only {:?} before the end: {lines:?}",
+        ended - first_try.0
+    );
+    let result = lines
+        .iter()
+        .position(|(_, l)| l.contains("result: worker1 is confirmed off (level 2)"));
+    let attempt = lines
+        .iter()
+        .position(|(_, l)| l.contains("level 2 pdu-good try 1"));
+    assert!(attempt.is_some() && attempt < result, "{lines:?}");
+    let tries = lines
+        .iter()
+        .filter(|(_, l)| l.contains("bmc-lying try 1"))
+        .count();
+    assert_eq!(
+        tries, 1,
+        "printed once, not again with the result: {lines:?}"
+    );
 }

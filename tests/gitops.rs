@@ -13,40 +13,15 @@ use support::wait_for;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use support::PodmanService;
 use support::git_repos::{Repos, git_ok};
 use support::quorate_run::QuorateRun;
-use support::{PodmanService, TEST_IMAGE};
 
 const TOKEN: &str = "operator-token-0123456789";
 const HOOK_SECRET: &str = "hook-secret-abcdef";
 
-/// One spec file: a one-node cluster on the test's Podman, and a bundle `app` of
-/// `replicas` instances that append their host name to `starts` in `data`, then sleep.
 fn specs(svc: &PodmanService, data: &Path, replicas: u32) -> String {
-    format!(
-        "apiVersion: quorate.io/v1alpha1
-kind: Cluster
-metadata: {{name: gitops}}
-spec:
-  nodes: [{{name: n1, runtime: '{url}'}}]
-  quorum: {{reconcilerVotes: 0}}
-  fencing: {{enabled: false}}
----
-apiVersion: quorate.io/v1alpha1
-kind: Bundle
-metadata: {{name: app}}
-spec:
-  image: {TEST_IMAGE}
-  replicas: {replicas}
-  replicasPerHost: 20
-  recovery: restart
-  stopTimeout: 1s
-  storage: [{{sourceDir: {data}, targetDir: /data}}]
-  command: [sh, -c, 'echo $HOSTNAME >> /data/starts; exec sleep 1000']
-",
-        url = svc.url(),
-        data = data.display(),
-    )
+    support::app_specs("gitops", "", svc, data, replicas)
 }
 
 /// `quorate run` on the test repository, with an operator token and a webhook secret.

@@ -9,103 +9,16 @@
 
 mod support;
 
-use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 use support::etcd_svc::EtcdCluster;
-use support::git_repos::Repos;
+use support::ha_cluster::{converged, leader_of, replica, role, setup, specs};
 use support::quorate_run::QuorateRun;
-use support::{PodmanService, TEST_IMAGE, wait_for};
-
-/// The lease of the replicas in these tests (the shortest allowed) and the runtime timeout:
-/// a new leader waits about 2.1 s + 3 s before acting.
-const LEASE: &str = "2s";
-const TIMEOUT: &str = "3s";
-
-/// A one-node cluster on the test's Podman, and `replicas` instances of `app` that append
-/// their host name to `starts` in `data`, then sleep.
-fn specs(svc: &PodmanService, data: &Path, replicas: u32) -> String {
-    format!(
-        "apiVersion: quorate.io/v1alpha1
-kind: Cluster
-metadata: {{name: ha}}
-spec:
-  nodes: [{{name: n1, runtime: '{url}'}}]
-  quorum: {{reconcilerVotes: 0}}
-  fencing: {{enabled: false}}
-  defaults: {{recheckInterval: 1s}}
----
-apiVersion: quorate.io/v1alpha1
-kind: Bundle
-metadata: {{name: app}}
-spec:
-  image: {TEST_IMAGE}
-  replicas: {replicas}
-  replicasPerHost: 20
-  recovery: restart
-  stopTimeout: 1s
-  storage: [{{sourceDir: {data}, targetDir: /data}}]
-  command: [sh, -c, 'echo $HOSTNAME >> /data/starts; exec sleep 1000']
-",
-        url = svc.url(),
-        data = data.display(),
-    )
-}
-
-struct Setup {
-    svc: PodmanService,
-    etcd: EtcdCluster,
-    repos: Repos,
-    data: PathBuf,
-}
-
-fn setup(replicas: u32) -> Option<Setup> {
-    let etcd = EtcdCluster::start(3)?;
-    let svc = support::podman()?;
-    let repos = Repos::new();
-    let data = repos.dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    repos.write("specs/cluster.yaml", &specs(&svc, &data, replicas));
-    repos.commit("apps");
-    assert!(repos.push().status.success());
-    Some(Setup {
-        svc,
-        etcd,
-        repos,
-        data,
-    })
-}
-
-/// Replica `name` on its own state directory, with the tests' short lease and timeout.
-fn replica(s: &Setup, name: &str) -> QuorateRun {
-    replica_with(s, name, &["--lease-ttl", LEASE, "--timeout", TIMEOUT])
-}
-
-/// Replica `name` with `flags` besides `--etcd`, `--name` and `--poll-interval`.
-fn replica_with(s: &Setup, name: &str, flags: &[&str]) -> QuorateRun {
-    let dir = s.repos.dir.path();
-    let state = dir.join(format!("state-{name}"));
-    let endpoints = s.etcd.endpoints();
-    let mut extra: Vec<&OsStr> = vec![
-        "--etcd".as_ref(),
-        endpoints.as_ref(),
-        "--name".as_ref(),
-        name.as_ref(),
-        "--poll-interval".as_ref(),
-        "1s".as_ref(),
-    ];
-    extra.extend(flags.iter().map(OsStr::new));
-    QuorateRun::start(
-        &s.repos.bare(),
-        &state,
-        &dir.join(format!("{name}.log")),
-        &extra,
-    )
-}
+use support::wait_for;
 
 fn http_get(addr: &str, path: &str) -> String {
     let Ok(mut s) = TcpStream::connect(addr) else {
@@ -118,24 +31,6 @@ fn http_get(addr: &str, path: &str) -> String {
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
     answer
-}
-
-fn role(r: &QuorateRun) -> String {
-    r.status()["ha"]["role"].as_str().unwrap_or("").to_owned()
-}
-
-/// The replica that leads, once exactly one of `rs` says it leads and all name it.
-fn leader_of(rs: &[&QuorateRun]) -> Option<usize> {
-    let statuses: Vec<Value> = rs.iter().map(|r| r.status()).collect();
-    let leaders: Vec<usize> = (0..rs.len())
-        .filter(|&i| statuses[i]["ha"]["role"] == "leader")
-        .collect();
-    let [l] = leaders[..] else { return None };
-    let name = statuses[l]["ha"]["name"].clone();
-    statuses
-        .iter()
-        .all(|s| s["ha"]["leader"] == name)
-        .then_some(l)
 }
 
 fn starts(data: &Path) -> Vec<String> {
@@ -156,10 +51,6 @@ fn assert_started_once(data: &Path, n: u32) {
         "a container started twice: {lines:?}"
     );
     assert_eq!(unique.len(), n as usize, "{lines:?}");
-}
-
-fn converged(s: &Setup, n: u32) -> Option<()> {
-    (s.svc.container_names(false) == support::app_instances(n)).then_some(())
 }
 
 fn log(r: &QuorateRun) -> String {
@@ -515,64 +406,193 @@ fn a_write_with_a_stale_fencing_token_is_refused() {
     });
 }
 
-/// Not a timed test: prints how long a takeover takes with the default lease and timeout
-/// (`--lease-ttl 10s`, `--timeout 10s`): the leader killed, and an instance crashed at the
-/// same moment, until the new leader's first pass and until the instance runs again.
-/// `CI=true cargo test --test ha_etcd measure_takeover -- --ignored --nocapture`
+/// The body of an HTTP answer as JSON (`Null` if it is not).
+fn json_body(answer: &str) -> Value {
+    answer
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str(body).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// In HA mode `GET /history` (and `quorate history --server`) answers on every replica,
+/// read from etcd: the leader's passes, the commit in force, and a manual confirmation
+/// recorded with `fence confirm --etcd`.
 #[test]
-#[ignore = "a measurement; run with --ignored --nocapture"]
-fn measure_takeover() {
+fn history_in_ha_mode_is_read_from_etcd_on_every_replica() {
     let _serial = support::serial();
     let Some(s) = setup(2) else { return };
-    let (a, b) = (replica_with(&s, "a", &[]), replica_with(&s, "b", &[]));
-    let l = wait_for("one leader", Duration::from_secs(90), || {
+    let (a, b) = (replica(&s, "a"), replica(&s, "b"));
+    let l = wait_for("one leader", Duration::from_secs(30), || {
         leader_of(&[&a, &b])
     });
-    wait_for("the apps running", Duration::from_secs(90), || {
+    wait_for("the apps running", Duration::from_secs(60), || {
         converged(&s, 2)
     });
-    let (mut old, new) = if l == 0 { (a, b) } else { (b, a) };
-    std::thread::sleep(Duration::from_secs(3));
-    let t0 = std::time::Instant::now();
-    let t0_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    old.child.kill().unwrap();
+    let specs_dir = s.repos.work().join("specs");
+    let endpoints = s.etcd.endpoints();
+    let out = support::quorate_cmd()
+        .args(["fence", "confirm", "n1", "--by", "carol", "--specs"])
+        .arg(&specs_dir)
+        .args(["--etcd", &endpoints])
+        .output()
+        .unwrap();
     assert!(
-        s.svc
-            .cli(["stop", "-t", "0", "app-0"])
-            .output()
-            .unwrap()
-            .status
-            .success()
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    old.child.wait().unwrap();
-    let elected = wait_for(
-        "the other replica is elected",
-        Duration::from_secs(120),
-        || {
-            let leader = new.status()["ha"]["leader"].clone();
-            (leader.is_string() && leader != old_name(l)).then(|| t0.elapsed())
-        },
-    );
-    let first_pass = wait_for(
-        "the new leader's first pass",
-        Duration::from_secs(120),
-        || {
-            let st = new.status();
-            (st["lastPass"]["finishedUnixMs"].as_i64().unwrap_or(0) > t0_ms).then(|| t0.elapsed())
-        },
-    );
-    let running = wait_for("app-0 running again", Duration::from_secs(120), || {
-        converged(&s, 2).map(|()| t0.elapsed())
+    let commit = wait_for("the commit in force", Duration::from_secs(20), || {
+        let c = [&a, &b][l].status()["commit"].as_str()?.to_owned();
+        (!c.is_empty()).then_some(c)
     });
-    println!(
-        "takeover (lease 10s, timeout 10s): new leader elected after {elected:.1?}, its first pass \
-         after {first_pass:.1?}, the crashed instance running again after {running:.1?}"
+    for (who, r) in [("leader", [&a, &b][l]), ("follower", [&a, &b][1 - l])] {
+        let answer = http_get(&r.addr, "/history?limit=5");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{who}: {answer}");
+        let h = json_body(&answer);
+        let passes = h["passes"].as_array().map_or(0, Vec::len);
+        assert!((1..=5).contains(&passes), "{who}: {h}");
+        assert_eq!(
+            h["applied"][0]["commit"]["id"],
+            commit.as_str(),
+            "{who}: {h}"
+        );
+        assert!(
+            h["fences"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|e| e["node"] == "n1" && e["by"] == "carol")),
+            "{who}: {h}"
+        );
+        let out = support::quorate_cmd()
+            .args(["history", "--server", &r.url(), "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{who}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(cli["applied"][0]["commit"]["id"], commit.as_str(), "{who}");
+    }
+}
+
+/// `quorate cleanup INSTANCE --etcd`: the fail counts of that instance go from etcd, the
+/// others stay.
+#[test]
+fn cleanup_clears_fail_counts_in_etcd() {
+    use quorate::ha::store::EtcdStore;
+    use quorate::reconcile::store::Store;
+    let Some(etcd) = EtcdCluster::start(3) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cluster.yaml"),
+        "apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: clean}
+spec:
+  nodes: [{name: n1, runtime: 'podman+unix:///run/n1.sock'}, {name: n2, runtime: 'podman+unix:///run/n2.sock'}]
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: app}
+spec: {image: 'localhost/x:1', replicas: 2}
+",
+    )
+    .unwrap();
+    let prefix = "/quorate/clean";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cfg = quorate::ha::EtcdConfig {
+        endpoints: etcd.endpoints().split(',').map(str::to_owned).collect(),
+        timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let store = rt.block_on(async {
+        let store = EtcdStore::operator(quorate::ha::connect(&cfg).await.unwrap(), prefix);
+        for (node, instance) in [("n1", "app-0"), ("n2", "app-0"), ("n1", "app-1")] {
+            store.record_failure(node, instance, 1).await.unwrap();
+        }
+        store
+    });
+    let endpoints = etcd.endpoints();
+    let out = support::quorate_cmd()
+        .args(["cleanup", "app-0", "--specs"])
+        .arg(dir.path())
+        .args(["--etcd", &endpoints, "--etcd-prefix", prefix])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("app-0 on any node (2 nodes)"), "{text}");
+    let left: Vec<(String, String)> = rt.block_on(store.failures()).unwrap().into_keys().collect();
+    assert_eq!(left, vec![("n1".to_owned(), "app-1".to_owned())]);
+    // An unreachable etcd is an error, not a silent success.
+    let out = support::quorate_cmd()
+        .args(["cleanup", "app-1", "--specs"])
+        .arg(dir.path())
+        .args(["--etcd", "http://127.0.0.1:1", "--etcd-prefix", prefix])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot clear the fail counts") && err.contains("etcd"),
+        "{err}"
     );
 }
 
-fn old_name(l: usize) -> &'static str {
-    if l == 0 { "a" } else { "b" }
+/// `quorate suspend` in HA mode: the etcd store keeps suspensions as the SQLite one does
+/// (replace, resume, the reason within bounds), under `P/suspended/`.
+#[test]
+fn suspensions_are_kept_in_etcd() {
+    use quorate::ha::store::EtcdStore;
+    use quorate::observed::{MAX_SUSPEND_REASON, Suspension};
+    use quorate::reconcile::store::Store;
+    let Some(etcd) = EtcdCluster::start(1) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let cfg = quorate::ha::EtcdConfig {
+            endpoints: etcd.endpoints().split(',').map(str::to_owned).collect(),
+            timeout: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let client = quorate::ha::connect(&cfg).await.unwrap();
+        let store = EtcdStore::operator(client, "/quorate/suspend-test");
+        assert!(store.suspended().await.unwrap().is_empty());
+        let db = Suspension::new(10, Some("upgrade"));
+        let long = Suspension {
+            at_unix_ms: 20,
+            reason: Some("x".repeat(4 * MAX_SUSPEND_REASON)),
+        };
+        assert_eq!(
+            store.set_suspended(Some("db"), Some(&db)).await.unwrap(),
+            None
+        );
+        assert_eq!(store.set_suspended(None, Some(&long)).await.unwrap(), None);
+        let now = store.suspended().await.unwrap();
+        assert_eq!(now.bundles["db"], db);
+        assert!(now.cluster.unwrap().reason.unwrap().len() <= MAX_SUSPEND_REASON);
+        let mut c = store.client();
+        let keys = c
+            .get(
+                store.key("suspended/"),
+                Some(etcd_client::GetOptions::new().with_prefix()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(keys.kvs().len(), 2);
+        assert!(store.set_suspended(None, None).await.unwrap().is_some());
+        assert_eq!(
+            store.set_suspended(Some("db"), None).await.unwrap(),
+            Some(db)
+        );
+        assert!(store.suspended().await.unwrap().is_empty());
+    });
 }

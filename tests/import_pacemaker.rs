@@ -323,7 +323,7 @@ fn every_element_that_does_not_map_is_reported_at_its_line() {
         "o-maintenance",
         "o-start-fatal",
         "o-node-health",
-        "node-a-util",
+        "node-a-cpu",
         "node-c-maint",
         "edge1",
         "vip",
@@ -557,4 +557,47 @@ fn the_imported_plan_agrees_with_crm_simulate() {
         Some("node2")
     );
     assert_eq!(agreed.len(), 4);
+}
+
+/// Node utilization becomes `capacity`, a resource's utilization `needs`, and
+/// `placement-strategy` the cluster's `placementStrategy`.
+#[test]
+fn utilization_and_placement_strategy_carry_over() {
+    let cib = std::fs::read_to_string(data("start.xml")).unwrap();
+    let cib = cib
+        .replace(
+            r#"name="placement-strategy" value="default""#,
+            r#"name="placement-strategy" value="balanced""#,
+        )
+        .replace(
+            r#"<node id="1" uname="node1">"#,
+            r#"<node id="1" uname="node1"><utilization id="n1-u"><nvpair id="n1-cpu" name="cpu" value="8"/><nvpair id="n1-mem" name="Memory" value="32768"/></utilization>"#,
+        )
+        .replace(
+            r#"<primitive id="db-server" class="ocf" provider="heartbeat" type="pgsql">"#,
+            r#"<primitive id="db-server" class="ocf" provider="heartbeat" type="pgsql"><utilization id="db-u"><nvpair id="db-cpu" name="cpu" value="2"/></utilization>"#,
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cib.xml");
+    std::fs::write(&path, cib).unwrap();
+    let imp = import(&path);
+    assert!(imp.errors().is_empty(), "{}", imp.stdout);
+    let set = validated(&imp);
+    assert_eq!(
+        set.cluster.placement_strategy,
+        quorate::spec::cluster::PlacementStrategy::Balanced
+    );
+    let node1 = set.cluster.node("node1").unwrap();
+    let caps: Vec<(String, u64)> = node1
+        .capacity
+        .iter()
+        .map(|(q, n)| (q.to_string(), *n))
+        .collect();
+    assert_eq!(caps, [("cpu".to_owned(), 8), ("memory".to_owned(), 32768)]);
+    let needs: Vec<(String, u64)> = set.bundles["db"]
+        .needs
+        .iter()
+        .map(|(q, n)| (q.to_string(), *n))
+        .collect();
+    assert_eq!(needs, [("cpu".to_owned(), 2)]);
 }

@@ -1442,3 +1442,852 @@ fn compound_typed_and_uname_rules_choose_nodes_like_pacemakers_rule_expressions(
         [("db-0".into(), "n2".into())]
     );
 }
+
+/// Pacemaker's `maintenance-mode=true` (here `quorate suspend` with no bundle): nothing is
+/// started, stopped, moved, restarted or fenced, whatever is due; the instances are
+/// shown as observed. Resumed, the same state plans the usual changes.
+#[test]
+fn maintenance_mode_stops_all_actions() {
+    let order = constraint("o", "order: {first: db, then: web}");
+    let s = spec(&[DB, WEB, &order]);
+    // Due: n1 is lost with db-0 (fence, then recover), web-0 runs an old spec (restart),
+    // web-1 exited (start again), and a removed bundle's instance runs (stop).
+    let text = "nodes:
+  n1: {state: lost, instances: [{bundle: db, index: 0}]}
+  n2: {instances: [{bundle: web, index: 0, specHash: old}, {bundle: gone, index: 0}]}
+  n3: {instances: [{bundle: web, index: 1, state: stopped}]}
+";
+    let managed = run(&s, &observed(text));
+    let kinds: std::collections::BTreeSet<ActionType> =
+        managed.actions.iter().map(|a| a.kind).collect();
+    for kind in [
+        ActionType::Fence,
+        ActionType::Move,
+        ActionType::Restart,
+        ActionType::Stop,
+    ] {
+        assert!(kinds.contains(&kind), "{kind:?} due: {managed:#?}");
+    }
+    let p = run(
+        &s,
+        &observed(&format!(
+            "{text}suspended: {{cluster: {{atUnixMs: 1, reason: maintenance window}}}}\n"
+        )),
+    );
+    assert!(p.actions.is_empty() && p.steps.is_empty(), "{p:#?}");
+    assert_eq!(p.changes, 0);
+    let shown: Vec<(&str, Vec<String>)> = p
+        .suspended
+        .iter()
+        .map(|u| {
+            let on = u.on.iter().map(|(n, s)| format!("{s} on {n}")).collect();
+            (u.instance.as_str(), on)
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("db-0", vec!["lost on n1".to_owned()]),
+            ("web-0", vec!["running on n2".to_owned()]),
+            ("web-1", vec!["stopped on n3".to_owned()]),
+            ("gone-0", vec!["running on n2".to_owned()]),
+        ]
+    );
+    assert!(p.suspended.iter().all(
+        |u| u.reason == "suspended, not managed: the cluster is suspended (maintenance window)"
+    ));
+    let human = quorate::plan::render::render(&p, quorate::plan::render::Format::Human, false);
+    assert!(human.contains("Suspended, not managed (4):"), "{human}");
+    assert!(human.contains("Plan: 4 suspended."), "{human}");
+}
+
+/// Pacemaker's `is-managed=false` on one resource (here `quorate suspend db`): the
+/// resource stays where it runs even when a location constraint now wants it elsewhere,
+/// and a lost node holding only it is not fenced; a bundle colocated with it treats it as
+/// observed and joins it there; other bundles are managed as usual.
+#[test]
+fn unmanaged_resource_is_left_where_it_runs() {
+    let away = constraint(
+        "db-not-on-n1",
+        "location: {bundle: db, node: n1, score: -INFINITY}",
+    );
+    let with = constraint(
+        "web-with-db",
+        "colocation: {bundle: web, with: db, score: INFINITY}",
+    );
+    let s = spec(&[DB, &bundle("web", 1), &away, &with]);
+    let h = hash(&s, "db", 0);
+    let text = format!(
+        "nodes:\n  n1: {{instances: [{{bundle: db, index: 0, specHash: {h}}}]}}\n  n2: {{}}\n  n3: {{}}\n"
+    );
+    let managed = run(&s, &observed(&text));
+    assert!(
+        summary(&managed)
+            .iter()
+            .any(|(k, i, _)| *k == ActionType::Move && i == "db-0"),
+        "{managed:#?}"
+    );
+    let suspended = format!("{text}suspended: {{bundles: {{db: {{atUnixMs: 1}}}}}}\n");
+    let p = run(&s, &observed(&suspended));
+    assert_eq!(
+        summary(&p),
+        [(ActionType::Start, "web-0".into(), "n1".into())],
+        "db stays on n1; web joins it there"
+    );
+    assert_eq!(p.suspended.len(), 1);
+    assert_eq!(p.suspended[0].instance, "db-0");
+    assert_eq!(
+        p.suspended[0].reason,
+        "suspended, not managed: bundle db is suspended"
+    );
+    // n1 lost with only db on it: db is not recovered, and n1 is not fenced for it.
+    let mut lost = observed(&suspended);
+    lost.fail_node(&"n1".parse().unwrap());
+    let p = run(&s, &lost);
+    assert!(
+        !p.actions.iter().any(|a| a.kind == ActionType::Fence),
+        "{p:#?}"
+    );
+    assert!(
+        !p.steps.iter().any(|st| matches!(&st.op, StepOp::Start { bundle, .. } | StepOp::Stop { bundle, .. } if bundle.as_str() == "db")),
+        "{p:#?}"
+    );
+}
+
+// Capacity and `placementStrategy` (Pacemaker's utilization and `placement-strategy`).
+
+/// A cluster under `strategy` with `nodes` (name, capacity as a YAML flow map), fenced,
+/// and `docs`; loaded without validation when `checked` is false.
+fn capacity_set(strategy: &str, nodes: &[(&str, &str)], docs: &[&str], checked: bool) -> SpecSet {
+    let mut cluster = format!(
+        "apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {{name: lab}}\nspec:\n  placementStrategy: {strategy}\n  nodes:\n"
+    );
+    for (n, cap) in nodes {
+        cluster.push_str(&format!(
+            "    - {{name: {n}, runtime: \"podman+unix:///run/{n}.sock\", capacity: {cap}}}\n"
+        ));
+    }
+    let targets: Vec<&str> = nodes.iter().map(|(n, _)| *n).collect();
+    cluster.push_str(&format!(
+        "---\napiVersion: quorate.io/v1alpha1\nkind: Fence\nmetadata: {{name: bmcs}}\nspec:\n  targets: [{}]\n  ipmi: {{address: 127.0.0.1, username: admin, password: {{fromEnv: PW}}}}\n",
+        targets.join(", ")
+    ));
+    let mut sources = Sources::new();
+    sources.add("cluster.yaml", cluster.into_bytes());
+    for (i, d) in docs.iter().enumerate() {
+        sources.add(format!("extra{i}.yaml"), d.as_bytes().to_vec());
+    }
+    if !checked {
+        return quorate::load::load(&sources).set;
+    }
+    let report = validate(&sources);
+    assert_eq!(report.errors(), 0, "{:#?}", report.diagnostics);
+    report.into_valid_set().unwrap()
+}
+
+fn bundle_doc(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+    )
+}
+
+/// The node each started instance goes to.
+fn starts(p: &Plan) -> Vec<(String, String)> {
+    summary(p)
+        .into_iter()
+        .filter(|(k, _, _)| *k == ActionType::Start)
+        .map(|(_, i, n)| (i, n))
+        .collect()
+}
+
+/// Instances started per node.
+fn per_node(p: &Plan) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for (_, n) in starts(p) {
+        *m.entry(n).or_insert(0) += 1;
+    }
+    m
+}
+
+const PREFER_N1: &str = "apiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {name: web-on-n1}\nspec:\n  location: {bundle: web, node: n1, score: 100}\n";
+
+#[test]
+fn default_strategy_ignores_capacity() {
+    // Pacemaker's default placement-strategy takes no account of utilization: the
+    // location preference puts all three on n1, 9 cpu on a node of 4.
+    let web = bundle_doc(
+        "web",
+        "{image: nginx, replicas: 3, replicasPerHost: 3, needs: {cpu: 3}}",
+    );
+    let nodes = [("n1", "{cpu: 4}"), ("n2", "{cpu: 4}"), ("n3", "{cpu: 4}")];
+    let s = capacity_set("default", &nodes, &[&web, PREFER_N1], true);
+    let p = run(&s, &Observed::fresh(&s));
+    assert_eq!(per_node(&p), [("n1".to_owned(), 3)].into());
+}
+
+#[test]
+fn utilization_strategy_never_exceeds_capacity() {
+    // The same set under `utilization`: n1 takes one (3 of 4 cpu), the others go where
+    // there is room, with ties to the node with the fewest instances.
+    let web = bundle_doc(
+        "web",
+        "{image: nginx, replicas: 3, replicasPerHost: 3, needs: {cpu: 3}}",
+    );
+    let nodes = [("n1", "{cpu: 4}"), ("n2", "{cpu: 4}"), ("n3", "{cpu: 4}")];
+    let s = capacity_set("utilization", &nodes, &[&web, PREFER_N1], true);
+    let p = run(&s, &Observed::fresh(&s));
+    assert_eq!(
+        per_node(&p),
+        [
+            ("n1".to_owned(), 1),
+            ("n2".to_owned(), 1),
+            ("n3".to_owned(), 1)
+        ]
+        .into()
+    );
+    // Two bundles sharing the nodes: never more than 4 cpu on any of them.
+    let db = bundle_doc(
+        "db",
+        "{image: pg, replicas: 3, replicasPerHost: 3, needs: {cpu: 1}}",
+    );
+    let s = capacity_set("utilization", &nodes, &[&web, &db, PREFER_N1], true);
+    let p = run(&s, &Observed::fresh(&s));
+    let mut cpu = std::collections::BTreeMap::new();
+    for (inst, node) in starts(&p) {
+        let need = if inst.starts_with("web") { 3 } else { 1 };
+        *cpu.entry(node).or_insert(0) += need;
+    }
+    assert_eq!(cpu.values().sum::<i32>(), 12, "{cpu:?}");
+    assert!(cpu.values().all(|c| *c <= 4), "{cpu:?}");
+}
+
+#[test]
+fn balanced_strategy_prefers_most_free_capacity() {
+    let db = bundle_doc("db", "{image: pg, needs: {memory: 2048}}");
+    let nodes = [
+        ("n1", "{memory: 16384}"),
+        ("n2", "{memory: 32768}"),
+        ("n3", "{memory: 8192}"),
+    ];
+    // Under utilization the tie goes to the fewest instances, then the first name.
+    let s = capacity_set("utilization", &nodes, &[&db], true);
+    assert_eq!(
+        starts(&run(&s, &Observed::fresh(&s))),
+        [("db-0".into(), "n1".into())]
+    );
+    // Under balanced, to the node with the most free memory.
+    let s = capacity_set("balanced", &nodes, &[&db], true);
+    assert_eq!(
+        starts(&run(&s, &Observed::fresh(&s))),
+        [("db-0".into(), "n2".into())]
+    );
+    // With several quantities, the node with more free in more of them: n3 has more cpu
+    // and more disk free than n2, n2 more memory.
+    let app = bundle_doc(
+        "app",
+        "{image: app, needs: {cpu: 1, memory: 1024, disk: 10}}",
+    );
+    let nodes = [
+        ("n1", "{cpu: 2, memory: 2048, disk: 20}"),
+        ("n2", "{cpu: 4, memory: 65536, disk: 100}"),
+        ("n3", "{cpu: 8, memory: 4096, disk: 200}"),
+    ];
+    let s = capacity_set("balanced", &nodes, &[&app], true);
+    let explained = plan(
+        &s,
+        &Observed::fresh(&s),
+        &Options {
+            explain: true,
+            ..Options::default()
+        },
+    );
+    assert_eq!(starts(&explained), [("app-0".into(), "n3".into())]);
+    // `--explain` shows the strategy's part with what each node has free.
+    let app0 = &explained.placements[0];
+    let n2 = app0
+        .candidates
+        .iter()
+        .find(|c| c.node.as_str() == "n2")
+        .unwrap();
+    let part = n2
+        .parts
+        .iter()
+        .find(|x| x.stage == quorate::plan::model::Stage::Strategy)
+        .unwrap();
+    assert_eq!(
+        part.source,
+        "balanced: free cpu 4 of 4, disk 100 of 100, memory 65536 of 65536; ties go to the most free capacity"
+    );
+}
+
+#[test]
+fn minimal_strategy_fills_fewest_nodes() {
+    let web = bundle_doc(
+        "web",
+        "{image: nginx, replicas: 4, replicasPerHost: 4, needs: {cpu: 1}}",
+    );
+    let nodes = [("n1", "{cpu: 3}"), ("n2", "{cpu: 3}"), ("n3", "{cpu: 3}")];
+    let s = capacity_set("utilization", &nodes, &[&web], true);
+    assert_eq!(per_node(&run(&s, &Observed::fresh(&s))).len(), 3);
+    // Pacemaker's minimal: the first eligible node until it is full, then the next.
+    let s = capacity_set("minimal", &nodes, &[&web], true);
+    assert_eq!(
+        per_node(&run(&s, &Observed::fresh(&s))),
+        [("n1".to_owned(), 3), ("n2".to_owned(), 1)].into()
+    );
+}
+
+#[test]
+fn instance_that_fits_nowhere_is_blocked_with_numbers() {
+    // 14,336 of 16,384 memory in all, 4,096 on one node at most: valid; but `cache`
+    // (placed first, by name) leaves each node 3,072, so db-0 fits nowhere.
+    let cache = bundle_doc(
+        "cache",
+        "{image: redis, replicas: 2, needs: {memory: 5120}}",
+    );
+    let db = bundle_doc("db", "{image: pg, needs: {memory: 4096}}");
+    let nodes = [("n1", "{memory: 8192}"), ("n2", "{memory: 8192}")];
+    let s = capacity_set("utilization", &nodes, &[&cache, &db], true);
+    let p = run(&s, &Observed::fresh(&s));
+    assert_eq!(
+        per_node(&p),
+        [("n1".to_owned(), 1), ("n2".to_owned(), 1)].into()
+    );
+    let blocked: Vec<_> = p.blocked.iter().map(|b| (&b.instance, &b.reason)).collect();
+    assert_eq!(
+        blocked,
+        [(
+            &"db-0".to_owned(),
+            &"no node can take db-0: no node has 4096 memory free (n1 3072 of 8192, n2 3072 of 8192) (see `quorate plan --explain`)".to_owned()
+        )]
+    );
+    // The new instances of one bundle that fit nowhere are one entry, with the numbers.
+    let db = bundle_doc(
+        "db",
+        "{image: pg, replicas: 3, replicasPerHost: 2, needs: {memory: 2048}}",
+    );
+    let s = capacity_set("utilization", &nodes, &[&cache, &db], true);
+    let p = run(&s, &Observed::fresh(&s));
+    assert_eq!(starts(&p).len(), 4, "{:#?}", p.actions);
+    assert_eq!(p.blocked.len(), 1);
+    assert_eq!(
+        p.blocked[0].reason,
+        "no node can take db-2: no node has 2048 memory free (n1 1024 of 8192, n2 1024 of 8192) (see `quorate plan --explain`)"
+    );
+    // The list is bounded: at most five nodes, then how many more.
+    let many: Vec<(String, String)> = (0..8)
+        .map(|i| (format!("n{i}"), "{memory: 1024}".to_owned()))
+        .collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let big = bundle_doc("big", "{image: pg, needs: {memory: 2048}}");
+    let s = capacity_set("utilization", &many, &[&big], false);
+    let p = run(&s, &Observed::fresh(&s));
+    assert_eq!(
+        p.blocked[0].reason,
+        "no node can take big-0: no node has 2048 memory free (n0 1024 of 1024, n1 1024 of 1024, n2 1024 of 1024, n3 1024 of 1024, n4 1024 of 1024) and 3 more nodes (see `quorate plan --explain`)"
+    );
+}
+
+#[test]
+fn a_running_instance_over_capacity_stays_and_its_node_takes_nothing_new() {
+    // n1's capacity was lowered below what runs there: both db instances stay (quorate
+    // moves nothing for capacity alone), and a new instance goes to n2 even though n1 is
+    // preferred.
+    let db = bundle_doc(
+        "db",
+        "{image: pg, replicas: 2, replicasPerHost: 2, needs: {memory: 4096}}",
+    );
+    let app = bundle_doc("app", "{image: app, needs: {memory: 1024}}");
+    let prefer = "apiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {name: app-on-n1}\nspec:\n  location: {bundle: app, node: n1, score: 500}\n";
+    let nodes = [("n1", "{memory: 6144}"), ("n2", "{memory: 8192}")];
+    let s = capacity_set("utilization", &nodes, &[&db, &app, prefer], true);
+    let (h0, h1) = (hash(&s, "db", 0), hash(&s, "db", 1));
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{{bundle: db, index: 0, specHash: {h0}}}, {{bundle: db, index: 1, specHash: {h1}}}]}}\n  n2: {{}}\n"
+    ));
+    let p = run(&s, &o);
+    assert_eq!(
+        summary(&p),
+        [(ActionType::Start, "app-0".into(), "n2".into())]
+    );
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+}
+
+/// Plans against the state `p` leaves: nothing more to do (one plan converges).
+fn converges(s: &SpecSet, o: &Observed, p: &Plan) {
+    let end = quorate::plan::apply::expected_state(s, o, p);
+    let again = run(s, &end);
+    assert!(again.actions.is_empty(), "{:#?}", again.actions);
+}
+
+#[test]
+fn a_primary_goes_where_its_dependents_fit_too() {
+    // app must run with db. db alone prefers n1, but n1 cannot hold both: db goes to n2,
+    // where app fits with it (Pacemaker adds a primary's colocated dependents' needs).
+    let db = bundle_doc("db", "{image: pg, needs: {memory: 2}}");
+    let app = bundle_doc("app", "{image: app, needs: {memory: 2}}");
+    let with = &constraint(
+        "app-with-db",
+        "colocation: {bundle: app, with: db, score: INFINITY}",
+    );
+    let prefer = &constraint("db-on-n1", "location: {bundle: db, node: n1, score: 50}");
+    let nodes = [("n1", "{memory: 3}"), ("n2", "{memory: 4}")];
+    let s = capacity_set("utilization", &nodes, &[&db, &app, with, prefer], true);
+    let o = Observed::fresh(&s);
+    let p = run(&s, &o);
+    assert_eq!(
+        starts(&p),
+        [("app-0".into(), "n2".into()), ("db-0".into(), "n2".into())]
+    );
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+    let explained = plan(
+        &s,
+        &o,
+        &Options {
+            explain: true,
+            ..Options::default()
+        },
+    );
+    let db0 = explained
+        .placements
+        .iter()
+        .find(|e| e.instance == "db-0")
+        .unwrap();
+    let n1 = db0
+        .candidates
+        .iter()
+        .find(|c| c.node.as_str() == "n1")
+        .unwrap();
+    assert!(
+        n1.parts.iter().any(
+            |p| p.source == "needs 4 memory with the dependents that must join it, 3 of 3 free"
+        ),
+        "{:#?}",
+        n1.parts
+    );
+    converges(&s, &o, &p);
+    // Where no node has room for both, db is still placed (app is blocked, not db).
+    let nodes = [("n1", "{memory: 3}"), ("n2", "{memory: 3}")];
+    let s = capacity_set("utilization", &nodes, &[&db, &app, with, prefer], true);
+    let o = Observed::fresh(&s);
+    let p = run(&s, &o);
+    assert_eq!(starts(&p), [("db-0".into(), "n1".into())]);
+    assert_eq!(p.blocked.len(), 1, "{:#?}", p.blocked);
+    converges(&s, &o, &p);
+}
+
+#[test]
+fn a_then_of_higher_priority_leaves_room_for_its_first() {
+    // worker (priority 1) is placed before queue, the `first` it needs, and would take
+    // the cpu queue needs on both nodes; queue gets a node and worker the room left, in
+    // one plan.
+    let queue = bundle_doc("queue", "{image: q, needs: {cpu: 3}}");
+    let worker = bundle_doc(
+        "worker",
+        "{image: w, replicas: 2, priority: 1, needs: {cpu: 1}}",
+    );
+    let order = &constraint("queue-then-worker", "order: {first: queue, then: worker}");
+    let nodes = [("n1", "{cpu: 3}"), ("n2", "{cpu: 3}")];
+    let s = capacity_set("utilization", &nodes, &[&queue, &worker, order], true);
+    let o = Observed::fresh(&s);
+    let p = run(&s, &o);
+    assert_eq!(
+        starts(&p),
+        [
+            ("queue-0".into(), "n1".into()),
+            ("worker-0".into(), "n2".into())
+        ]
+    );
+    converges(&s, &o, &p);
+}
+
+#[test]
+fn a_running_instance_that_leaves_gives_its_room_to_those_placed_before_it() {
+    // old runs on n1 but may no longer run there; new, placed first (priority 1), prefers
+    // n1, where old's memory is. Both fit only with new on n1 and old on n2: old moves
+    // and new starts in its place, in one plan (new is not sent to n2 to leave old
+    // nowhere).
+    let new = bundle_doc("new", "{image: newimg, priority: 1, needs: {memory: 2}}");
+    let old = bundle_doc("old", "{image: oldimg, needs: {memory: 2}}");
+    let away = constraint(
+        "old-not-n1",
+        "location: {bundle: old, node: n1, score: -INFINITY}",
+    );
+    let prefer = constraint("new-on-n1", "location: {bundle: new, node: n1, score: 100}");
+    let nodes = [("n1", "{memory: 2}"), ("n2", "{memory: 2}")];
+    let s = capacity_set("utilization", &nodes, &[&new, &old, &away, &prefer], true);
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{{bundle: old, index: 0, specHash: {}}}]}}\n  n2: {{}}\n",
+        hash(&s, "old", 0)
+    ));
+    let p = run(&s, &o);
+    assert_eq!(
+        summary(&p),
+        [
+            (ActionType::Start, "new-0".into(), "n1".into()),
+            (ActionType::Move, "old-0".into(), "n2".into())
+        ]
+    );
+    // new starts on n1 only once old has stopped there.
+    let step = |old: bool| {
+        p.steps.iter().find(|x| match &x.op {
+            StepOp::Stop { bundle, .. } => old && bundle.as_str() == "old",
+            StepOp::Start { bundle, .. } => !old && bundle.as_str() == "new",
+            _ => false,
+        })
+    };
+    let (stop, start) = (step(true).unwrap(), step(false).unwrap());
+    assert!(start.after.contains(&stop.id), "{:#?}", p.steps);
+    converges(&s, &o, &p);
+}
+
+#[test]
+fn a_start_waits_for_the_stop_that_frees_its_capacity() {
+    // batch is scaled down to 1: batch-1 stops on n1, and db-0, which needs the memory it
+    // held, starts there only after that stop.
+    let batch = bundle_doc("batch", "{image: job, needs: {memory: 4096}}");
+    let db = bundle_doc("db", "{image: pg, needs: {memory: 4096}}");
+    let nodes = [("n1", "{memory: 4096}"), ("n2", "{memory: 4096}")];
+    let s = capacity_set("utilization", &nodes, &[&batch, &db], true);
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{{bundle: batch, index: 1, specHash: {}}}]}}\n  n2: {{instances: [{{bundle: batch, index: 0, specHash: {}}}]}}\n",
+        hash(&s, "batch", 1),
+        hash(&s, "batch", 0)
+    ));
+    let p = run(&s, &o);
+    let stop = p
+        .steps
+        .iter()
+        .find(|x| matches!(&x.op, StepOp::Stop { bundle, .. } if bundle.as_str() == "batch"))
+        .unwrap();
+    let start = p
+        .steps
+        .iter()
+        .find(|x| matches!(&x.op, StepOp::Start { bundle, node, .. } if bundle.as_str() == "db" && node.as_str() == "n1"))
+        .unwrap();
+    assert!(start.after.contains(&stop.id), "{:#?}", p.steps);
+}
+
+fn group(name: &str, members: &str) -> String {
+    format!(
+        "apiVersion: quorate.io/v1alpha1\nkind: Group\nmetadata: {{name: {name}}}\nspec: {{bundles: [{members}]}}\n"
+    )
+}
+
+/// The node of every start step, by instance.
+fn start_nodes(p: &Plan) -> std::collections::BTreeMap<String, String> {
+    started_on(p).into_iter().collect()
+}
+
+#[test]
+fn group_members_start_in_order_and_stop_in_reverse() {
+    let s = spec(&[
+        &bundle("db", 1),
+        &bundle("app", 1),
+        &bundle("web", 1),
+        &group("stack", "db, app, web"),
+    ]);
+    let p = run(&s, &Observed::fresh(&s));
+    let nodes = start_nodes(&p);
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    assert!(
+        nodes.values().all(|n| *n == nodes["db-0"]),
+        "one node: {nodes:?}"
+    );
+    let start = |i| step_of(&p, "start", i);
+    assert!(waits(&p, start("app-0"), start("db-0")));
+    assert!(waits(&p, start("web-0"), start("app-0")));
+    assert!(!waits(&p, start("db-0"), start("web-0")));
+    // The node they run on goes into standby: the group moves, its members stopped in
+    // reverse order (web, then app, then db) and started again in order.
+    let o = observed(&format!(
+        "nodes:\n  n1: {{standby: true, instances: [{}, {}, {}]}}\n  n2: {{}}\n  n3: {{}}\n",
+        running(&s, "db", 0),
+        running(&s, "app", 0),
+        running(&s, "web", 0)
+    ));
+    let p = run(&s, &o);
+    let stop = |i| step_of(&p, "stop", i);
+    assert!(waits(&p, stop("db-0"), stop("app-0")));
+    assert!(waits(&p, stop("app-0"), stop("web-0")));
+    let nodes = start_nodes(&p);
+    assert!(
+        nodes.values().all(|n| *n == nodes["db-0"] && n != "n1"),
+        "{nodes:?}"
+    );
+    // The reasons of the generated order name the group.
+    let explained = plan(
+        &s,
+        &o,
+        &Options {
+            explain: true,
+            ..Options::default()
+        },
+    );
+    let text =
+        quorate::plan::render::render(&explained, quorate::plan::render::Format::Human, true);
+    assert!(text.contains("group stack: app with db"), "{text}");
+}
+
+#[test]
+fn group_member_that_cannot_run_stops_the_members_after_it() {
+    // Pacemaker: in a group db, app, web on one node, app fails too often there and no
+    // other node may take the group: app and web stop, db keeps running.
+    let s = spec(&[
+        &bundle("db", 1),
+        &bundle("app", 1),
+        &bundle("web", 1),
+        &group("stack", "db, app, web"),
+    ]);
+    let o = observed(&format!(
+        "now: 1010\nnodes:\n  n1: {{instances: [{}, {}, {}], failures: {{app-0: {{count: 3, last: 1000}}}}}}\n  n2: {{standby: true}}\n  n3: {{standby: true}}\n",
+        running(&s, "db", 0),
+        running(&s, "app", 0),
+        running(&s, "web", 0)
+    ));
+    let p = run(&s, &o);
+    let mut sum = summary(&p);
+    sum.sort();
+    assert_eq!(
+        sum,
+        [
+            (ActionType::Stop, "app-0".into(), "n1".into()),
+            (ActionType::Stop, "web-0".into(), "n1".into()),
+        ]
+    );
+    // web stops before app (the group stops in reverse).
+    assert!(waits(
+        &p,
+        step_of(&p, "stop", "app-0"),
+        step_of(&p, "stop", "web-0")
+    ));
+    assert!(
+        p.blocked
+            .iter()
+            .any(|b| b.instance == "web-0" && b.reason.contains("app")),
+        "{:#?}",
+        p.blocked
+    );
+}
+
+#[test]
+fn location_on_group_moves_the_whole_group() {
+    // A location on the group applies to its first member; the others follow it.
+    let s = spec(&[
+        &bundle("db", 1),
+        &bundle("app", 1),
+        &group("stack", "db, app"),
+        &constraint(
+            "stack-on-n2",
+            "location: {bundle: stack, node: n2, score: 500}",
+        ),
+    ]);
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{}, {}]}}\n  n2: {{}}\n  n3: {{}}\n",
+        running(&s, "db", 0),
+        running(&s, "app", 0)
+    ));
+    let p = run(&s, &o);
+    let mut sum = summary(&p);
+    sum.sort();
+    assert_eq!(
+        sum,
+        [
+            (ActionType::Move, "app-0".into(), "n2".into()),
+            (ActionType::Move, "db-0".into(), "n2".into()),
+        ]
+    );
+    // A -INFINITY location on the group keeps every member off that node.
+    let s = spec(&[
+        &bundle("db", 1),
+        &bundle("app", 1),
+        &group("stack", "db, app"),
+        &constraint(
+            "not-n1",
+            "location: {bundle: stack, node: n1, score: -INFINITY}",
+        ),
+        &constraint(
+            "app-likes-n1",
+            "location: {bundle: app, node: n1, score: 1000}",
+        ),
+    ]);
+    let nodes = start_nodes(&run(&s, &Observed::fresh(&s)));
+    assert!(
+        nodes.values().all(|n| n != "n1") && nodes["db-0"] == nodes["app-0"],
+        "{nodes:?}"
+    );
+}
+
+#[test]
+fn a_group_in_colocations_and_orders_stands_for_its_first_or_last_member() {
+    // `cache with stack` (INFINITY) follows the group's last member; an order with the
+    // group first waits for its last member.
+    let s = spec(&[
+        &bundle("db", 1),
+        &bundle("app", 1),
+        &bundle("cache", 1),
+        &group("stack", "db, app"),
+        &constraint(
+            "cache-with-stack",
+            "colocation: {bundle: cache, with: stack, score: INFINITY}",
+        ),
+        &constraint("stack-then-cache", "order: {first: stack, then: cache}"),
+    ]);
+    let p = run(&s, &Observed::fresh(&s));
+    let nodes = start_nodes(&p);
+    assert!(nodes.values().all(|n| *n == nodes["db-0"]), "{nodes:?}");
+    assert!(waits(
+        &p,
+        step_of(&p, "start", "cache-0"),
+        step_of(&p, "start", "app-0")
+    ));
+}
+
+#[test]
+fn sequential_order_set_chains_members() {
+    // Pacemaker's ordered set a, b, c: b after a, c after b; a set that is not
+    // sequential is unordered inside, and ordered as a whole against the next set.
+    let s = spec(&[
+        &bundle("a", 1),
+        &bundle("b", 1),
+        &bundle("c", 1),
+        &bundle("d", 1),
+        &constraint("chain", "order: {sets: [{bundles: [a, b, c]}]}"),
+    ]);
+    let p = run(&s, &Observed::fresh(&s));
+    let start = |i| step_of(&p, "start", i);
+    assert!(waits(&p, start("b-0"), start("a-0")));
+    assert!(waits(&p, start("c-0"), start("b-0")));
+    let s = spec(&[
+        &bundle("a", 1),
+        &bundle("b", 1),
+        &bundle("c", 1),
+        &constraint(
+            "fan",
+            "order: {sets: [{bundles: [a, b], sequential: false}, {bundles: [c]}]}",
+        ),
+    ]);
+    let p = run(&s, &Observed::fresh(&s));
+    let start = |i| step_of(&p, "start", i);
+    assert!(waits(&p, start("c-0"), start("a-0")) && waits(&p, start("c-0"), start("b-0")));
+    assert!(!waits(&p, start("b-0"), start("a-0")) && !waits(&p, start("a-0"), start("b-0")));
+}
+
+#[test]
+fn colocation_set_places_each_bundle_with_the_one_before_it_and_each_set_with_the_next() {
+    // Pacemaker's colocation sets: in set [a, b], b is placed with a; with two sets the
+    // earlier set is placed with the later one (its first bundle with the later set's
+    // last). A preference of `c` (the later set) takes everything along.
+    let s = spec(&[
+        &bundle("a", 1),
+        &bundle("b", 1),
+        &bundle("c", 1),
+        &constraint(
+            "together",
+            "colocation: {score: INFINITY, sets: [{bundles: [a, b]}, {bundles: [c]}]}",
+        ),
+        &constraint("c-on-n3", "location: {bundle: c, node: n3, score: 300}"),
+    ]);
+    let nodes = start_nodes(&run(&s, &Observed::fresh(&s)));
+    assert_eq!(
+        nodes.get("a-0").map(String::as_str),
+        Some("n3"),
+        "{nodes:?}"
+    );
+    assert!(nodes.values().all(|n| n == "n3"), "{nodes:?}");
+    // A negative sequential set keeps every member away from every other.
+    let s = spec(&[
+        &bundle("a", 1),
+        &bundle("b", 1),
+        &bundle("c", 1),
+        &constraint(
+            "apart",
+            "colocation: {score: -INFINITY, sets: [{bundles: [a, b, c]}]}",
+        ),
+    ]);
+    let nodes = start_nodes(&run(&s, &Observed::fresh(&s)));
+    let distinct: std::collections::BTreeSet<&String> = nodes.values().collect();
+    assert_eq!(distinct.len(), 3, "{nodes:?}");
+}
+
+#[test]
+fn order_require_all_false_starts_then_when_any_first_runs() {
+    // Pacemaker's require-all=false: c may start once a or b runs; a cannot run anywhere
+    // (it may only use n1, which is in standby).
+    let sets = |require_all: bool| {
+        constraint(
+            "any",
+            &format!(
+                "order: {{sets: [{{bundles: [a, b], sequential: false, requireAll: {require_all}}}, {{bundles: [c]}}]}}"
+            ),
+        )
+    };
+    let banned = constraint(
+        "no-a",
+        "location: {bundle: a, rule: {attribute: rack, operator: eq, value: b}, score: -INFINITY}",
+    );
+    let base = [bundle("a", 1), bundle("b", 1), bundle("c", 1), banned];
+    let with = |extra: String| {
+        let mut docs: Vec<&str> = base.iter().map(String::as_str).collect();
+        docs.push(&extra);
+        spec(&docs)
+    };
+    let s = with(sets(false));
+    let n1_standby = observed("nodes:\n  n1: {standby: true}\n  n2: {}\n  n3: {}\n");
+    let p = run(&s, &n1_standby);
+    let nodes = start_nodes(&p);
+    assert!(
+        nodes.contains_key("b-0") && nodes.contains_key("c-0"),
+        "{nodes:?}"
+    );
+    assert!(waits(
+        &p,
+        step_of(&p, "start", "c-0"),
+        step_of(&p, "start", "b-0")
+    ));
+    // A running c stays while b runs, though a does not.
+    let o = observed(&format!(
+        "nodes:\n  n1: {{standby: true}}\n  n2: {{instances: [{}, {}]}}\n  n3: {{}}\n",
+        running(&s, "b", 0),
+        running(&s, "c", 0)
+    ));
+    assert!(run(&s, &o).actions.is_empty());
+    // With every first required (the default), c waits for a.
+    let s = with(sets(true));
+    let p = run(&s, &n1_standby);
+    assert!(!start_nodes(&p).contains_key("c-0"));
+    assert!(
+        p.blocked
+            .iter()
+            .any(|b| b.instance == "c-0" && b.reason.contains("waits for a")),
+        "{:#?}",
+        p.blocked
+    );
+}
+
+#[test]
+fn order_require_all_false_stops_then_only_when_no_first_runs() {
+    let s = spec(&[
+        &bundle("a", 1),
+        &bundle("b", 1),
+        &bundle("c", 1),
+        &constraint(
+            "no-a",
+            "location: {bundle: a, rule: {attribute: rack, operator: eq, value: b}, score: -INFINITY}",
+        ),
+        &constraint(
+            "no-b",
+            "location: {bundle: b, rule: {attribute: rack, operator: eq, value: b}, score: -INFINITY}",
+        ),
+        &constraint(
+            "any",
+            "order: {sets: [{bundles: [a, b], sequential: false, requireAll: false}, {bundles: [c]}]}",
+        ),
+    ]);
+    let o = observed(&format!(
+        "nodes:\n  n1: {{standby: true}}\n  n2: {{instances: [{}]}}\n  n3: {{}}\n",
+        running(&s, "c", 0)
+    ));
+    let p = run(&s, &o);
+    assert_eq!(summary(&p), [(ActionType::Stop, "c-0".into(), "n2".into())]);
+}

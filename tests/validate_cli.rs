@@ -111,6 +111,7 @@ fn example_files_declare_the_schema_and_satisfy_it() {
         "examples/two-workers",
         "examples/racks",
         "examples/lb-pair",
+        "examples/capacity",
         "specs",
     ] {
         for entry in std::fs::read_dir(repo(dir)).unwrap() {
@@ -161,6 +162,7 @@ fn the_schemas_directory_equals_the_generated_schemas() {
             "cluster.json",
             "constraint.json",
             "fence.json",
+            "group.json",
             "observed.json",
             "quorate.json"
         ]
@@ -671,4 +673,154 @@ fn a_flood_of_problems_is_capped_per_document() {
     }
     let peak = children_peak_rss();
     assert!(peak < 256 << 20, "peak memory {} MiB", peak >> 20);
+}
+
+/// The findings of `quorate validate --format json` on one file: (code, line, column,
+/// message, help).
+fn findings_of(text: &str) -> Vec<(String, u64, u64, String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("set.yaml"), text).unwrap();
+    let out = quorate()
+        .args(["validate", "--format", "json"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let v = json(&out);
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap().to_owned(),
+                d["line"].as_u64().unwrap_or(0),
+                d["column"].as_u64().unwrap_or(0),
+                d["message"].as_str().unwrap().to_owned(),
+                d["help"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn capacity_cluster(strategy: &str) -> String {
+    format!(
+        "apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {{name: c}}
+spec:
+  placementStrategy: {strategy}
+  fencing: {{enabled: false}}
+  quorum: {{reconcilerVotes: 1}}
+  nodes:
+    - {{name: n1, runtime: 'podman+unix:///n1.sock', capacity: {{cpu: 8, memory: 4096}}}}
+    - {{name: n2, runtime: 'podman+unix:///n2.sock', capacity: {{cpu: 2, memory: 16384}}}}
+"
+    )
+}
+
+fn needs_bundle(name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: {name}}}\nspec:\n  image: i\n  recovery: restart\n{spec}"
+    )
+}
+
+#[test]
+fn a_set_whose_needs_cannot_fit_even_on_an_empty_cluster_is_refused() {
+    let cluster = capacity_cluster("utilization");
+    // Fits: 2 × (1 cpu, 2048 memory), one per node.
+    let ok = format!(
+        "{cluster}{}",
+        needs_bundle("web", "  replicas: 2\n  needs: {cpu: 1, memory: 2048}\n")
+    );
+    assert_eq!(findings_of(&ok), []);
+    // More memory than any node offers: at the quantity, line 18 column 27.
+    let big = format!(
+        "{cluster}{}",
+        needs_bundle("db", "  needs: {cpu: 1, memory: 32768}\n")
+    );
+    let f = findings_of(&big);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0].0.as_str(), f[0].1, f[0].2),
+        ("quorate::placement::capacity", 18, 27)
+    );
+    assert_eq!(
+        f[0].3,
+        "each instance of `db` needs 32768 memory; no node it may run on offers that much (the most is 16384, on n2)"
+    );
+    assert!(f[0].4.contains("lower the bundle's needs"), "{}", f[0].4);
+    // Each quantity fits somewhere, but no node has both.
+    let split = format!(
+        "{cluster}{}",
+        needs_bundle("db", "  needs: {cpu: 4, memory: 8192}\n")
+    );
+    let f = findings_of(&split);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].0, "quorate::placement::capacity");
+    assert!(
+        f[0].3
+            .contains("no single node it may run on offers all of it at once"),
+        "{}",
+        f[0].3
+    );
+    // A quantity no node declares counts as 0 on every node.
+    let gpu = format!("{cluster}{}", needs_bundle("ml", "  needs: {gpu: 1}\n"));
+    let f = findings_of(&gpu);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        f[0].3.contains("no node declares a capacity of gpu"),
+        "{}",
+        f[0].3
+    );
+    // The sum over all instances: 3 × 4 cpu > 10 cpu in all, though one fits on n1.
+    let total = format!(
+        "{cluster}{}",
+        needs_bundle(
+            "batch",
+            "  replicas: 3\n  replicasPerHost: 3\n  needs: {cpu: 4}\n"
+        )
+    );
+    let f = findings_of(&total);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0].0.as_str(), f[0].1),
+        ("quorate::placement::capacity-total", 20)
+    );
+    assert_eq!(
+        f[0].3,
+        "with `batch`, the bundles need 12 cpu in all (replicas × needs), more than the 10 all nodes offer together"
+    );
+    // A -INFINITY location that keeps a bundle off the only node large enough.
+    let away = format!(
+        "{cluster}{}---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: not-n1}}\nspec:\n  location: {{bundle: web, node: n1, score: -INFINITY}}\n",
+        needs_bundle("web", "  needs: {cpu: 4}\n")
+    );
+    let f = findings_of(&away);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].3.contains("the most is 2, on n2"), "{}", f[0].3);
+}
+
+#[test]
+fn capacity_is_ignored_under_the_default_strategy_with_a_warning() {
+    let set = format!(
+        "{}{}",
+        capacity_cluster("default"),
+        needs_bundle("db", "  needs: {memory: 32768}\n")
+    );
+    let f = findings_of(&set);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].0, "quorate::placement::capacity-ignored");
+    assert!(f[0].4.contains("placementStrategy"), "{}", f[0].4);
+    // Capacities are non-negative integers, without unit suffixes.
+    for bad in ["-1", "32Gi", "1.5"] {
+        let set = format!(
+            "{}{}",
+            capacity_cluster("utilization"),
+            needs_bundle("db", &format!("  needs: {{memory: {bad}}}\n"))
+        );
+        let f = findings_of(&set);
+        assert!(
+            f.iter().any(|d| d.0.starts_with("quorate::shape")),
+            "{bad}: {f:?}"
+        );
+    }
 }

@@ -5,12 +5,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::progress::Progress;
 use super::{EXIT_FAILURE, EXIT_USAGE, SecretPolicyArgs, SpecsArg, StateDirArg};
 use crate::plan::render::{Format, render, summary};
 use crate::reconcile::real::RealEnvironment;
 use crate::reconcile::store::PassOutcome;
-use crate::reconcile::{Desired, Options, Reconciler};
+use crate::reconcile::{Desired, Options, PassReport, Reconciler, StepEvent};
 use crate::state::StateStore;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Arguments of `quorate apply`.
 #[derive(Debug, clap::Args)]
@@ -112,17 +114,19 @@ async fn apply(
         );
         return ExitCode::from(EXIT_FAILURE);
     }
+    let (events, mut steps) = tokio::sync::mpsc::unbounded_channel();
+    r.report_steps_to(events);
+    let progress = Progress::new();
     for _ in 0..MAX_PASSES {
-        let report = r.pass("apply").await;
-        for s in &report.record.results {
-            println!("  {:<40} {s}", s.what);
-        }
+        let report = pass_showing_steps(&mut r, &mut steps, &progress).await;
         if report.record.outcome == PassOutcome::Aborted {
+            drop(progress);
             eprintln!("error: a step failed; the cluster was left as shown (run again to retry)");
             return ExitCode::from(EXIT_FAILURE);
         }
         match report.plan {
             Some(p) if p.steps.is_empty() => {
+                drop(progress);
                 println!("Converged: {}.", summary(&p));
                 return blocked_exit(&p);
             }
@@ -132,6 +136,36 @@ async fn apply(
     }
     eprintln!("error: not converged after {MAX_PASSES} passes");
     ExitCode::from(EXIT_FAILURE)
+}
+
+/// One pass, each step printed as it ends while the pass goes on.
+async fn pass_showing_steps(
+    r: &mut Reconciler,
+    steps: &mut UnboundedReceiver<StepEvent>,
+    progress: &Progress,
+) -> PassReport {
+    let report = {
+        let pass = r.pass("apply");
+        tokio::pin!(pass);
+        loop {
+            tokio::select! {
+                report = &mut pass => break report,
+                Some(event) = steps.recv() => show(progress, event),
+            }
+        }
+    };
+    while let Ok(event) = steps.try_recv() {
+        show(progress, event);
+    }
+    report
+}
+
+/// A step's start on the spinner, its end as a line.
+fn show(progress: &Progress, event: StepEvent) {
+    match event {
+        StepEvent::Started(what) => progress.doing(&what),
+        StepEvent::Ended(s) => progress.line(&format!("  {:<40} {s}", s.what)),
+    }
 }
 
 /// The exit code of a plan with nothing left to do: 0, or 1 when instances stay blocked

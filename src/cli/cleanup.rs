@@ -5,14 +5,12 @@
 use std::process::ExitCode;
 
 use super::{EXIT_USAGE, SpecsArg, StateDirArg};
-use crate::reconcile::store::Store;
-use crate::state::StateStore;
 
 /// Arguments of `quorate cleanup`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Exit codes: 0 cleared (or nothing to clear), 1 invalid specs, 2 could \
-                        not run (unknown instance or node, unusable state directory)."
+    after_help = "Exit codes: 0 cleared (or nothing to clear), 1 invalid specs or could \
+                  not run (unknown instance or node, unusable state directory, etcd unreachable)."
 )]
 pub struct Args {
     /// The instance, `<bundle>-<i>` (an instance of a bundle of the specs).
@@ -25,11 +23,17 @@ pub struct Args {
     specs: SpecsArg,
     #[command(flatten)]
     state: StateDirArg,
+    /// HA mode: clear them in etcd (where the replicas keep them) instead of the state
+    /// directory.
+    #[command(flatten)]
+    etcd: super::ha::EtcdArgs,
 }
 
 /// Runs `quorate cleanup`. Clearing counts starts, stops, moves and fences nothing
 /// itself: the next pass of the reconciler plans from the counts left, under quorum
-/// (invariant 2) and the other invariants as always.
+/// (invariant 2) and the other invariants as always. With `--etcd` the counts are
+/// cleared in etcd, an operator's write like `fence confirm --etcd`: the leader reads
+/// them there at its next pass.
 pub fn run(args: &Args) -> ExitCode {
     let set = match super::validate::load_valid(&args.specs.paths, None) {
         Ok(set) => set,
@@ -56,18 +60,11 @@ pub fn run(args: &Args) -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     }
-    let store = match StateStore::open(&args.state.dir) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot use the state directory: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
     let rt = match super::cluster_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match rt.block_on(store.clear_failures(&args.instance, args.node.as_deref())) {
+    match rt.block_on(clear(args)) {
         Ok(n) => {
             let where_ = args
                 .node
@@ -81,8 +78,18 @@ pub fn run(args: &Args) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: cannot clear the fail counts: {e}");
+            eprintln!("error: {e}");
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// Clears the counts where they are kept: etcd with `--etcd` (an operator's write, as
+/// `fence confirm --etcd`), else the state directory's database.
+async fn clear(args: &Args) -> Result<u32, String> {
+    let store = super::ha::operator_store(&args.state, &args.etcd).await?;
+    store
+        .clear_failures(&args.instance, args.node.as_deref())
+        .await
+        .map_err(|e| format!("cannot clear the fail counts: {e}"))
 }

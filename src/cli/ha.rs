@@ -27,6 +27,28 @@ pub(crate) struct EtcdArgs {
     pub etcd_key_file: Option<PathBuf>,
 }
 
+/// The store an operator's command writes to: etcd with `--etcd` (where the replicas of
+/// HA mode keep their state; the leader reads it at its next pass), else the state
+/// directory's database.
+pub(crate) async fn operator_store(
+    state: &super::StateDirArg,
+    etcd: &EtcdArgs,
+) -> Result<Box<dyn crate::reconcile::store::Store>, String> {
+    Ok(match etcd.config() {
+        Some(cfg) => {
+            let client = crate::ha::connect(&cfg).await?;
+            Box::new(crate::ha::store::EtcdStore::operator(
+                client,
+                &etcd.etcd_prefix,
+            ))
+        }
+        None => Box::new(
+            crate::state::StateStore::open(&state.dir)
+                .map_err(|e| format!("cannot use the state directory: {e}"))?,
+        ),
+    })
+}
+
 impl EtcdArgs {
     /// The connection settings; `None` without `--etcd`.
     pub fn config(&self) -> Option<EtcdConfig> {

@@ -12,11 +12,13 @@ mod logging;
 mod observe;
 mod plan;
 mod pre_receive;
+mod progress;
 mod reconcile;
 mod run;
 mod schema;
 mod state;
 mod status;
+mod suspend;
 mod validate;
 
 pub(crate) use fence::history::entry_json as fence_entry_json;
@@ -91,6 +93,12 @@ enum Command {
     /// Write shell completions or man pages (for packages).
     #[command(hide = true)]
     Generate(generate::Args),
+    /// Maintenance: leave a bundle, or the whole cluster, alone (observed and shown, never
+    /// started, stopped, moved or fenced for) until `quorate resume` (exit 0 done, 1 not).
+    Suspend(suspend::SuspendArgs),
+    /// End a suspension: the next pass manages the bundle, or the cluster, again (exit 0
+    /// done, 1 not).
+    Resume(suspend::ResumeArgs),
 }
 
 /// The git commit this binary was built from (`unknown` outside a git checkout); see
@@ -225,6 +233,8 @@ pub fn main() -> ExitCode {
         Command::History(args) => history::run(&args),
         Command::Reconcile(args) => reconcile::run(&args),
         Command::Generate(args) => generate::run(&args),
+        Command::Suspend(args) => suspend::suspend(&args),
+        Command::Resume(args) => suspend::resume(&args),
     }
 }
 

@@ -38,6 +38,13 @@ pub struct Args {
     /// Treat NODE as lost (what-if); repeatable.
     #[arg(long = "fail-node", value_name = "NODE")]
     fail_nodes: Vec<String>,
+    /// Treat BUNDLE as suspended (what-if, as `quorate suspend BUNDLE`); repeatable. A
+    /// snapshot's, or with --live the state directory's, suspensions count too.
+    #[arg(long = "suspended", value_name = "BUNDLE")]
+    suspended: Vec<String>,
+    /// Treat the whole cluster as suspended (what-if, as `quorate suspend`).
+    #[arg(long = "suspended-cluster")]
+    suspended_cluster: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -111,6 +118,9 @@ pub fn run(args: &Args) -> ExitCode {
             }
         }
     }
+    if let Err(code) = what_if_suspended(args, &mut observed) {
+        return code;
+    }
     let options = Options {
         explain: args.explain,
         ..Options::default()
@@ -123,6 +133,29 @@ pub fn run(args: &Args) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `--suspended BUNDLE` and `--suspended-cluster`: added to what `observed` says is
+/// suspended (a bundle name that is not one is refused, exit 1).
+fn what_if_suspended(args: &Args, observed: &mut Observed) -> Result<(), ExitCode> {
+    let what_if = crate::observed::Suspension::new(
+        observed.now.saturating_mul(1000).try_into().unwrap_or(0),
+        Some("what-if"),
+    );
+    for bundle in &args.suspended {
+        if let Err(e) = bundle.parse::<Name>() {
+            eprintln!("error: --suspended {bundle}: not a bundle name: {e}");
+            return Err(ExitCode::from(super::EXIT_USAGE));
+        }
+        observed
+            .suspended
+            .bundles
+            .insert(bundle.clone(), what_if.clone());
+    }
+    if args.suspended_cluster {
+        observed.suspended.cluster = Some(what_if);
+    }
+    Ok(())
 }
 
 /// Reads a snapshot file, rendering its problems to stderr (exit 1, also when unreadable).

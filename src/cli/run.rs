@@ -86,7 +86,7 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     timeout: crate::spec::Duration,
     /// Most nodes probed or listed at once (each call holds a connection to its node
-    /// while it lasts).
+    /// while it lasts), and most steps run at once (at most 4 on one node).
     #[arg(long, value_name = "N", default_value_t = crate::reconcile::DEFAULT_NODE_CONCURRENCY,
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     node_concurrency: u32,
@@ -336,12 +336,12 @@ async fn serve(args: &Args) -> Result<(), String> {
         Some(cfg) => Some(start_ha(args, &cfg).await?),
         None => None,
     };
-    // `GET /history` reads the local database; in HA mode it is not kept there (yet).
-    let history = ha.is_none().then(|| sqlite.clone());
     let store: Arc<dyn Commits> = match &ha {
         Some(h) => Arc::new(h.store.clone()),
         None => Arc::new(sqlite),
     };
+    // `GET /history` reads where the state is kept: etcd in HA mode (any replica).
+    let history = store.clone();
     let source = GitSource::open(&args.repo, &args.branch, args.path.as_deref(), dir)
         .map_err(|e| e.to_string())?
         .with_credentials(Credentials {
@@ -426,7 +426,7 @@ async fn serve(args: &Args) -> Result<(), String> {
         status,
         triggers: if f.ha.is_some() { relay } else { triggers },
         token,
-        store: history,
+        store: Some(history),
     });
     if let Some(p) = &args.webhook_secret_file {
         read_secret(p)?;

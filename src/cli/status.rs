@@ -163,6 +163,11 @@ async fn from_state_dir(dir: &std::path::Path, page: u64) -> Result<StatusView, 
         None => last.first().map(|p| p.commit.clone()).unwrap_or_default(),
     };
     let mut view = StatusView::from_pass(&commit, last.first());
+    // What is suspended now, also before a pass has seen it.
+    view.suspended = store
+        .suspended()
+        .await
+        .map_err(|e| (EXIT_USAGE, e.to_string()))?;
     let offset = usize::try_from(page.saturating_sub(1))
         .unwrap_or(usize::MAX)
         .saturating_mul(REJECTED_PAGE);

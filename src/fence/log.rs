@@ -58,6 +58,21 @@ pub struct FenceOutcome {
     pub result: Result<u32, String>,
 }
 
+impl std::fmt::Display for FenceAttempt {
+    /// One line: `level 1 bmc-a try 2 (1.20s): off`, or the failure with its kind.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "level {} {} try {} ({:.2?}): ",
+            self.level, self.device, self.try_number, self.duration
+        )?;
+        match &self.result {
+            Ok(state) => write!(f, "{state}"),
+            Err(e) => write!(f, "failed [{}] {}", e.kind, e.cause),
+        }
+    }
+}
+
 /// An operator's declaration that a node is off, made after checking it by hand.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManualConfirmation {

@@ -9,6 +9,7 @@
 //! | `P/nodes/<node>/contents` | what may run on the node (invariant 1) |
 //! | `P/nodes/<node>/seen` | when the node last answered (Unix ms) |
 //! | `P/failures/<node>/<instance>` | fail counts |
+//! | `P/suspended/cluster`, `P/suspended/bundles/<bundle>` | what `quorate suspend` suspended |
 //! | `P/fence/<node>/<seq>` | fence attempts, outcomes and manual confirmations |
 //! | `P/passes/<id>` | the journal, the last [`KEEP_PASSES`] passes |
 //! | `P/commits/applied/<seq>`, `P/commits/rejected/<id>` | the commits |
@@ -36,7 +37,7 @@ use crate::fence::log::{
     AttemptFailure, FenceAttempt, FenceOutcome, HistoryEntry, ManualConfirmation,
 };
 use crate::fence::{FenceAction, FenceLog, FenceLogError, PowerState};
-use crate::observed::{Failures, ObservedInstance};
+use crate::observed::{Failures, ObservedInstance, Suspended, Suspension};
 use crate::reconcile::store::{PassRecord, Remembered, Store};
 use crate::source::git::Commit;
 use crate::state::{AppliedCommit, KEEP_REJECTED, RejectedCommit, Resume, STOPPED_WHILE_PLANNING};
@@ -604,6 +605,46 @@ impl Store for EtcdStore {
         Ok(resp.kvs().iter().map(decode).collect::<Result<_>>()?)
     }
 
+    async fn suspended(&self) -> Result<Suspended, FenceLogError> {
+        let mut out = Suspended {
+            cluster: self.get(&self.key("suspended/cluster")).await?,
+            ..Suspended::default()
+        };
+        let base = self.key("suspended/bundles/");
+        for kv in self.list("suspended/bundles/").await? {
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            if let Some(bundle) = key.strip_prefix(&base) {
+                out.bundles.insert(bundle.to_owned(), decode(&kv)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_suspended(
+        &self,
+        bundle: Option<&str>,
+        suspension: Option<&Suspension>,
+    ) -> Result<Option<Suspension>, FenceLogError> {
+        let now = self.suspended().await?;
+        crate::reconcile::store::room_for(
+            now.bundles.len(),
+            crate::reconcile::store::adds_bundle(&now, bundle, suspension),
+        )?;
+        let (key, before) = match bundle {
+            None => (self.key("suspended/cluster"), now.cluster),
+            Some(b) => (
+                self.key(&format!("suspended/bundles/{b}")),
+                now.bundles.get(b).cloned(),
+            ),
+        };
+        let op = match suspension {
+            Some(s) => self.put(&key, &s.bounded())?,
+            None => TxnOp::delete(key, None),
+        };
+        self.write(vec![op]).await?;
+        Ok(before)
+    }
+
     async fn record_planned(&self, commit: &str, at_unix_ms: i64) -> Result<(), FenceLogError> {
         let applied = self.applied().await?;
         let Some((key, rec)) = applied.iter().rev().find(|(_, r)| r.commit.id == commit) else {
@@ -646,6 +687,8 @@ pub trait Commits: Store {
     async fn resume(&self, now_unix_ms: i64) -> Result<Resume, String>;
     /// Forgets the commits adopted after the last one a pass planned from.
     async fn withdraw_unfinished(&self) -> Result<usize, String>;
+    /// The last `limit` commits put in force, newest first (`quorate history`).
+    async fn applied_history(&self, limit: usize) -> Result<Vec<AppliedCommit>, String>;
 }
 
 #[async_trait]
@@ -677,6 +720,9 @@ impl Commits for crate::state::StateStore {
         Self::withdraw_unfinished(self)
             .await
             .map_err(|e| e.to_string())
+    }
+    async fn applied_history(&self, limit: usize) -> Result<Vec<AppliedCommit>, String> {
+        Self::applied(self, limit).await.map_err(|e| e.to_string())
     }
 }
 
@@ -774,5 +820,15 @@ impl Commits for EtcdStore {
             self.write(ops).await.map_err(|e| e.to_string())?;
         }
         Ok(n)
+    }
+
+    async fn applied_history(&self, limit: usize) -> Result<Vec<AppliedCommit>, String> {
+        let applied = self.applied().await.map_err(|e| e.to_string())?;
+        Ok(applied
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|(_, r)| r.applied())
+            .collect())
     }
 }

@@ -7,7 +7,7 @@
 use roxmltree::Node;
 
 use super::{Ctx, is_true, nvpairs, xml};
-use crate::spec::cluster::NoQuorumPolicy;
+use crate::spec::cluster::{NoQuorumPolicy, PlacementStrategy};
 use crate::spec::{Duration, Name, Score};
 
 /// A handler of one `crm_config` property: the context, its value, its nvpair.
@@ -143,12 +143,48 @@ fn symmetric_cluster(ctx: &mut Ctx<'_>, value: &str, nv: Node<'_, '_>) {
 }
 
 fn placement_strategy(ctx: &mut Ctx<'_>, value: &str, nv: Node<'_, '_>) {
-    if value != "default" {
-        ctx.not_yet(
-            nv,
-            "placement strategies or node capacities (placement-strategy)",
-            "quorate places by scores and replicasPerHost alone; spread bundles with -INFINITY colocations if needed",
-        );
+    let strategy = match value.to_ascii_lowercase().as_str() {
+        "default" => PlacementStrategy::Default,
+        "utilization" => PlacementStrategy::Utilization,
+        "balanced" => PlacementStrategy::Balanced,
+        "minimal" => PlacementStrategy::Minimal,
+        _ => {
+            return ctx.not_carried(
+                nv,
+                format!(
+                    "placement-strategy `{}` is not one of default, utilization, balanced, minimal",
+                    xml::truncate(value)
+                ),
+                "set placementStrategy in the Cluster by hand",
+            );
+        }
+    };
+    ctx.draft.cluster.placement_strategy = strategy;
+}
+
+/// The `utilization` sets of `node` (a node's capacity, a resource's needs) into `into`:
+/// each name made a quantity name (lower case), each value a non-negative integer.
+pub(crate) fn utilization(
+    ctx: &mut Ctx<'_>,
+    node: Node<'_, '_>,
+    into: &mut std::collections::BTreeMap<Name, u64>,
+) {
+    for (key, value, nv) in nvpairs(ctx, node, "utilization") {
+        let name = key.to_ascii_lowercase().parse::<Name>();
+        match (name, value.trim().parse::<u64>()) {
+            (Ok(name), Ok(amount)) => {
+                into.insert(name, amount);
+            }
+            _ => ctx.not_carried(
+                nv,
+                format!(
+                    "the utilization `{}={}` is not a quantity name with a non-negative integer",
+                    xml::truncate(key),
+                    xml::truncate(value)
+                ),
+                "write it as a name of lower-case letters, digits and `-` with a whole number, in capacity or needs",
+            ),
+        }
     }
 }
 
@@ -292,6 +328,7 @@ fn one_node(ctx: &mut Ctx<'_>, n: Node<'_, '_>) {
         votes: 1,
         attributes: Default::default(),
         standby: false,
+        capacity: Default::default(),
     };
     for (key, value, nv) in nvpairs(ctx, n, "instance_attributes") {
         match key {
@@ -306,13 +343,7 @@ fn one_node(ctx: &mut Ctx<'_>, n: Node<'_, '_>) {
             }
         }
     }
-    for u in xml::children(n, "utilization") {
-        ctx.not_yet(
-            u,
-            "node capacities (utilization)",
-            "limit how many instances a node takes with replicasPerHost, or keep bundles apart with colocations",
-        );
-    }
+    utilization(ctx, n, &mut spec.capacity);
     ctx.draft.nodes.insert(uname.to_owned(), name.clone());
     if let Some(id) = n.attribute("id") {
         ctx.draft.node_ids.insert(id.to_owned(), name);

@@ -455,6 +455,7 @@ fn colocation(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
                 bundle,
                 with,
                 score: s,
+                sets: Vec::new(),
             })
         })
         .collect();
@@ -512,6 +513,8 @@ fn order(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
                 kind,
                 symmetrical,
                 min_instances: None,
+                sets: Vec::new(),
+                any_of: Vec::new(),
             })
         })
         .collect();

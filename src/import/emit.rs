@@ -123,6 +123,7 @@ fn expected(draft: &Draft) -> SpecSet {
             .map(|(n, d)| (n.clone(), d.spec.clone()))
             .collect(),
         constraints,
+        groups: BTreeMap::new(),
     }
 }
 

@@ -146,6 +146,7 @@ fn new_bundle(ctx: &Ctx<'_>, image: &str) -> BundleSpec {
         stickiness: None,
         migration_threshold: None,
         failure_timeout: None,
+        needs: BTreeMap::new(),
     }
 }
 
@@ -495,7 +496,10 @@ const META_ELSEWHERE: &[&str] = &[
     "container-attribute-target",
 ];
 
+/// The meta attributes of a bundle or primitive, and its `utilization` (the bundle's
+/// `needs`).
 fn meta(ctx: &mut Ctx<'_>, node: Node<'_, '_>, spec: &mut BundleSpec) {
+    super::config::utilization(ctx, node, &mut spec.needs);
     for (key, value, nv) in nvpairs(ctx, node, "meta_attributes") {
         match META.iter().find(|(k, _)| *k == key) {
             Some((_, handle)) => handle(ctx, value, nv, spec),
@@ -809,6 +813,7 @@ fn group(ctx: &mut Ctx<'_>, g: Node<'_, '_>) {
                 bundle: then.clone(),
                 with: first.clone(),
                 score: Score::INFINITY,
+                sets: Vec::new(),
             });
             add_group_constraint(
                 ctx,
@@ -825,6 +830,8 @@ fn group(ctx: &mut Ctx<'_>, g: Node<'_, '_>) {
                 kind: OrderKind::Mandatory,
                 symmetrical: true,
                 min_instances: None,
+                sets: Vec::new(),
+                any_of: Vec::new(),
             });
             add_group_constraint(
                 ctx,

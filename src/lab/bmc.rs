@@ -221,6 +221,7 @@ pub async fn chassis(cfg: &LabConfig, node: &LabNode, args: &[String]) -> Result
                 return bad("set takes parameter and value pairs");
             }
             for pair in params.chunks(2) {
+                record_command(cfg, node, &pair[0], &pair[1])?;
                 match (pair[0].as_str(), pair[1].as_str()) {
                     ("power", "0") => {
                         node::power_off(cfg, node).await?;
@@ -238,6 +239,38 @@ pub async fn chassis(cfg: &LabConfig, node: &LabNode, args: &[String]) -> Result
         }
         _ => bad("expected get or set"),
     }
+}
+
+/// The BMC's command log (`chassis.log` in its directory): one line per `set` that
+/// reached it, with the power state it found, written before the command runs. Tests
+/// count power commands there, at the BMC's side of the wire.
+pub(crate) fn chassis_log(cfg: &LabConfig, node: &LabNode) -> PathBuf {
+    cfg.bmc_dir(node).join("chassis.log")
+}
+
+fn record_command(
+    cfg: &LabConfig,
+    node: &LabNode,
+    param: &str,
+    value: &str,
+) -> Result<(), LabError> {
+    use std::io::Write;
+    let path = chassis_log(cfg, node);
+    let was = if node::power_is_on(cfg, node) {
+        "on"
+    } else {
+        "off"
+    };
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let line = format!("{ms} set {param} {value} (was {was})\n");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(line.as_bytes()))
+        .map_err(|e| LabError::io(&path, e))
 }
 
 #[cfg(test)]
@@ -298,5 +331,13 @@ mod tests {
         for bad in [&["get", "fan"][..], &["set", "power"], &["frob"], &[]] {
             assert!(chassis(&cfg, &node, &args(bad)).await.is_err(), "{bad:?}");
         }
+        // Each `set` that reaches the BMC is logged with the state it found.
+        std::fs::create_dir_all(cfg.bmc_dir(&node)).unwrap();
+        chassis(&cfg, &node, &args(&["set", "boot", "pxe"]))
+            .await
+            .unwrap();
+        let log = std::fs::read_to_string(chassis_log(&cfg, &node)).unwrap();
+        assert!(log.ends_with(" set boot pxe (was on)\n"), "{log}");
+        assert_eq!(log.lines().count(), 1, "{log}");
     }
 }

@@ -21,7 +21,8 @@ use crate::diag::{Diagnostic, Location, Span};
 use crate::source::budget::{Exceeded, MAX_SET_DOCUMENTS};
 use crate::source::{FileId, Sources};
 use crate::spec::{
-    API_VERSION, BundleSpec, ClusterSpec, ConstraintSpec, FenceSpec, Kind, Metadata, Name, SpecSet,
+    API_VERSION, BundleSpec, ClusterSpec, ConstraintSpec, FenceSpec, GroupSpec, Kind, Metadata,
+    Name, SpecSet,
 };
 
 /// The result of loading: the spec set, where every document came from, and what was
@@ -50,6 +51,7 @@ impl Loaded {
                 bundles: BTreeMap::new(),
                 fences: BTreeMap::new(),
                 constraints: BTreeMap::new(),
+                groups: BTreeMap::new(),
             },
             cluster_ok: false,
             index: SpecIndex::default(),
@@ -76,7 +78,7 @@ impl DocumentCount {
 }
 
 const TOP_LEVEL: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
-const KINDS: &[&str] = &["Cluster", "Bundle", "Fence", "Constraint"];
+const KINDS: &[&str] = &["Cluster", "Bundle", "Fence", "Constraint", "Group"];
 
 /// A document after the YAML and shape layers, before it joins the set.
 struct Decoded {
@@ -92,6 +94,7 @@ enum TypedSpec {
     Bundle(BundleSpec),
     Fence(FenceSpec),
     Constraint(ConstraintSpec),
+    Group(GroupSpec),
 }
 
 /// Loads every document of every file in `sources`.
@@ -119,6 +122,7 @@ pub fn load(sources: &Sources) -> Loaded {
     let mut bundles = BTreeMap::new();
     let mut fences = BTreeMap::new();
     let mut constraints = BTreeMap::new();
+    let mut groups = BTreeMap::new();
     for (docs, diags, secrets) in decoded.into_iter().flatten() {
         diagnostics.extend(diags);
         for (file, span) in secrets {
@@ -164,6 +168,9 @@ pub fn load(sources: &Sources) -> Loaded {
                 Some(TypedSpec::Constraint(s)) => {
                     constraints.insert(name.clone(), s);
                 }
+                Some(TypedSpec::Group(s)) => {
+                    groups.insert(name.clone(), s);
+                }
             }
             index.insert(kind, name, file, root);
         }
@@ -179,6 +186,7 @@ pub fn load(sources: &Sources) -> Loaded {
             bundles,
             fences,
             constraints,
+            groups,
         },
         cluster_ok,
         index,
@@ -228,6 +236,7 @@ fn decode_file(file: FileId, bytes: &[u8], count: &DocumentCount) -> Option<Deco
                 Kind::Bundle => typed(file, n, &mut diags).map(TypedSpec::Bundle),
                 Kind::Fence => typed(file, n, &mut diags).map(TypedSpec::Fence),
                 Kind::Constraint => typed(file, n, &mut diags).map(TypedSpec::Constraint),
+                Kind::Group => typed(file, n, &mut diags).map(TypedSpec::Group),
             }
         });
         cap_document(&mut diags, first);
@@ -381,7 +390,7 @@ fn header(
         None => {
             diags.push(missing(
                 "kind",
-                "add `kind:` with one of Cluster, Bundle, Fence, Constraint",
+                "add `kind:` with one of Cluster, Bundle, Fence, Constraint, Group",
             ));
             None
         }
@@ -395,7 +404,7 @@ fn header(
                     .map_or_else(String::new, |s| format!(" (did you mean `{s}`?)"));
                 diags.push(
                     Diagnostic::error("quorate::doc::kind", format!("unknown kind {text}{hint}"))
-                        .with_help("kind is one of Cluster, Bundle, Fence, Constraint")
+                        .with_help("kind is one of Cluster, Bundle, Fence, Constraint, Group")
                         .at(at(v.span)),
                 );
             }

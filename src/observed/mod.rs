@@ -33,6 +33,100 @@ pub struct Observed {
     /// Nodes an operator declared powered off by hand.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub confirmations: Vec<ManualConfirmation>,
+    /// What an operator suspended (`quorate suspend`): observed and shown, never acted on.
+    #[serde(default, skip_serializing_if = "Suspended::is_empty")]
+    pub suspended: Suspended,
+}
+
+/// The longest reason kept for a suspension (bytes; a longer one is cut).
+pub const MAX_SUSPEND_REASON: usize = 512;
+
+/// The most bundles suspended at once (a store refuses one more).
+pub const MAX_SUSPENDED_BUNDLES: usize = 10_000;
+
+/// What is suspended (`quorate suspend`): the whole cluster (Pacemaker's
+/// `maintenance-mode`) and single bundles (Pacemaker's `is-managed=false`). A suspended
+/// bundle's instances are observed and shown but never started, stopped, moved or fenced
+/// for; with the cluster suspended nothing is, and no node is fenced.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Suspended {
+    /// The whole cluster, since when and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Suspension>,
+    /// Bundles by name, each since when and why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bundles: BTreeMap<String, Suspension>,
+}
+
+/// One suspension: when, and the operator's reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Suspension {
+    /// When it was suspended (Unix ms).
+    pub at_unix_ms: i64,
+    /// Why, as the operator said (at most [`MAX_SUSPEND_REASON`] bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Suspension {
+    /// A suspension at `at_unix_ms`, its reason on one line (control characters as
+    /// spaces) and cut to [`MAX_SUSPEND_REASON`] bytes.
+    pub fn new(at_unix_ms: i64, reason: Option<&str>) -> Suspension {
+        Suspension {
+            at_unix_ms,
+            reason: reason.map(|r| {
+                let mut r: String = r
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect();
+                crate::state::cut(&mut r, MAX_SUSPEND_REASON);
+                r
+            }),
+        }
+    }
+
+    /// The same, its reason within bounds (what every store writes).
+    pub fn bounded(&self) -> Suspension {
+        Suspension::new(self.at_unix_ms, self.reason.as_deref())
+    }
+}
+
+impl Suspended {
+    /// Nothing suspended.
+    pub fn is_empty(&self) -> bool {
+        self.cluster.is_none() && self.bundles.is_empty()
+    }
+
+    /// Whether `bundle` is left alone: the cluster or the bundle is suspended. The one
+    /// test of suspension the planner makes.
+    pub fn covers(&self, bundle: &str) -> bool {
+        self.cluster.is_some() || self.bundles.contains_key(bundle)
+    }
+
+    /// Why `bundle` is not managed (`bundle db is suspended (reason)`), if it is not.
+    pub fn why(&self, bundle: &str) -> Option<String> {
+        if let Some(why) = self.why_cluster() {
+            return Some(why);
+        }
+        let s = self.bundles.get(bundle)?;
+        Some(with_reason(format!("bundle {bundle} is suspended"), s))
+    }
+
+    /// Why nothing is managed (`the cluster is suspended (reason)`), if the cluster is
+    /// suspended.
+    pub fn why_cluster(&self) -> Option<String> {
+        let s = self.cluster.as_ref()?;
+        Some(with_reason("the cluster is suspended".to_owned(), s))
+    }
+}
+
+fn with_reason(what: String, s: &Suspension) -> String {
+    match &s.reason {
+        Some(r) => format!("{what} ({r})"),
+        None => what,
+    }
 }
 
 /// One node as observed.

@@ -1,6 +1,6 @@
 //! Building a plan's actions and steps, with ids in creation order.
 
-use super::model::{Action, ActionId, ActionType, Blocked, Step, StepId, StepOp};
+use super::model::{Action, ActionId, ActionType, Blocked, Step, StepId, StepOp, Unmanaged};
 use crate::spec::Name;
 use crate::spec::bundle::instance_name;
 
@@ -10,6 +10,8 @@ pub struct Builder {
     pub actions: Vec<Action>,
     pub steps: Vec<Step>,
     pub blocked: Vec<Blocked>,
+    /// Instances of suspended bundles, left alone.
+    pub suspended: Vec<Unmanaged>,
 }
 
 /// An instance: its bundle and number.

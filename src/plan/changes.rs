@@ -86,6 +86,12 @@ impl<'a, 'p> Changes<'a, 'p> {
             let Some((name, spec)) = self.spec.bundles.get_key_value(bundle) else {
                 continue;
             };
+            // Suspended (`quorate suspend`): shown as observed, no step at all.
+            if let Some(why) = self.observed.suspended.why(bundle) {
+                let entries = super::suspended::entries(self.current, name, spec.replicas, &why);
+                self.b.suspended.extend(entries);
+                continue;
+            }
             let waits_for = self
                 .placed
                 .starved
@@ -193,6 +199,20 @@ impl<'a, 'p> Changes<'a, 'p> {
         }
 
         // Invariant 2 holds through `stop`: without quorum it is blocked, not done.
+        // A copy `onFail: block` holds is left alone even then (neither moved nor
+        // stopped), as placement leaves it.
+        if let Some(first) = waits_for
+            && let Some(k) = keep.filter(|k| k.held(spec.monitor.on_fail))
+        {
+            self.b.block(
+                inst,
+                format!(
+                    "fails its check on {} and onFail: block leaves it alone; it would wait for {first} (mandatory order)",
+                    k.node
+                ),
+            );
+            return;
+        }
         if let Some(first) = waits_for
             && let Some(k) = keep
         {
@@ -485,10 +505,16 @@ impl<'a, 'p> Changes<'a, 'p> {
     }
 
     fn nowhere(&self, inst: Inst) -> String {
-        self.nowhere_for(&inst.name())
+        let name = inst.name();
+        self.nowhere_for(&name, &name)
     }
 
-    fn nowhere_for(&self, what: &str) -> String {
+    /// Why no node takes `what`, whose first instance is `instance`: the capacity the
+    /// nodes lack when that is what kept it out (a strategy other than `default`).
+    fn nowhere_for(&self, what: &str, instance: &str) -> String {
+        if let Some(short) = self.placed.short.get(instance) {
+            return format!("no node can take {what}: {short} (see `quorate plan --explain`)");
+        }
         let total = self.spec.cluster.nodes.len();
         let usable = self.current.usable.len();
         format!(
@@ -535,9 +561,10 @@ impl<'a, 'p> Changes<'a, 'p> {
             let more = count - 1;
             let s = if more == 1 { "" } else { "s" };
             let reason = match kind {
-                Unplaced::Nowhere => self.nowhere_for(&format!(
-                    "{first} and {more} more new instance{s} of {bundle}"
-                )),
+                Unplaced::Nowhere => self.nowhere_for(
+                    &format!("{first} and {more} more new instance{s} of {bundle}"),
+                    &first,
+                ),
                 Unplaced::Waits => format!(
                     "waits for {} to run (mandatory order), with {more} more new instance{s} of {bundle}",
                     waits_for.unwrap_or("its first")
@@ -569,6 +596,11 @@ impl<'a, 'p> Changes<'a, 'p> {
                 bundle: &first.instance.bundle,
                 index: *index,
             };
+            if let Some(why) = self.observed.suspended.why(bundle) {
+                let entry = super::suspended::entry(inst.bundle, *index, copies, &why);
+                self.b.suspended.push(entry);
+                continue;
+            }
             let why = match wanted {
                 None => format!("bundle {bundle} was removed"),
                 Some(_) => format!(
@@ -595,7 +627,11 @@ impl<'a, 'p> Changes<'a, 'p> {
         let why = self.no_quorum();
         let current = self.current;
         for (index, copies) in current.copies.values().flat_map(|m| m.iter()) {
-            for c in copies.iter().filter(|c| c.running()) {
+            let suspended = &self.observed.suspended;
+            let left = copies
+                .iter()
+                .filter(|c| c.running() && !suspended.covers(c.instance.bundle.as_str()));
+            for c in left {
                 let inst = Inst {
                     bundle: &c.instance.bundle,
                     index: *index,
@@ -621,11 +657,24 @@ impl<'a, 'p> Changes<'a, 'p> {
     /// Why the running instances of `then` restart in this plan: an instance of the
     /// `first` of one of its mandatory orders restarts or moves (Pacemaker restarts what
     /// depends on a resource that restarts). Bundles are planned `first` before `then`, so
-    /// `restarting` already holds every `first`.
+    /// `restarting` already holds every `first`. With `requireAll: false` (`any_of`),
+    /// not while another of those firsts is placed and does not restart: it keeps `then`
+    /// going.
     fn first_restarts(&self, then: &str) -> Option<String> {
+        let steady = |f: &Name| {
+            !self.restarting.contains_key(f.as_str())
+                && self
+                    .placed
+                    .node
+                    .iter()
+                    .any(|((b, _), n)| *b == f.as_str() && n.is_some())
+        };
         self.spec.constraints.iter().find_map(|(name, c)| match c {
             ConstraintSpec::Order(o) if o.kind == OrderKind::Mandatory && o.then.as_str() == then => {
                 let inst = self.restarting.get(o.first.as_str())?;
+                if o.any_of.iter().any(steady) {
+                    return None;
+                }
                 Some(format!(
                     "{inst}, and {then} runs only after {} (mandatory order {name}): restart after it",
                     o.first

@@ -121,7 +121,11 @@ impl<'a> Current<'a> {
             .collect();
         let unfenceable = lost
             .iter()
-            .filter_map(|node| Some((*node, unfenceable_because(spec, quorum, node)?)))
+            .filter_map(|node| {
+                let why = spared_by_suspension(observed, node)
+                    .or_else(|| unfenceable_because(spec, quorum, node))?;
+                Some((*node, why))
+            })
             .collect();
         Current {
             copies,
@@ -180,6 +184,33 @@ pub fn unfenceable_because(spec: &SpecSet, quorum: &QuorumStatus, node: &str) ->
     })
 }
 
+/// Why a lost node is not fenced because of `quorate suspend`, or `None`: the cluster is
+/// suspended (Pacemaker's maintenance mode neither recovers nor fences), or everything it
+/// may run belongs to suspended bundles. Safe (invariants 1 and 3): a suspended instance
+/// is never started elsewhere, so no copy of it can run twice while the node is not
+/// fenced; any other instance on the node makes it fenced as before. A node nothing is
+/// known to run on is fenced as before too.
+fn spared_by_suspension(observed: &Observed, node: &str) -> Option<String> {
+    let suspended = &observed.suspended;
+    if let Some(why) = suspended.why_cluster() {
+        return Some(format!("{why}: no node is fenced"));
+    }
+    let instances = &observed.nodes.get(node)?.instances;
+    if instances.is_empty()
+        || !instances
+            .iter()
+            .all(|i| suspended.covers(i.bundle.as_str()))
+    {
+        return None;
+    }
+    let bundles: BTreeSet<&str> = instances.iter().map(|i| i.bundle.as_str()).collect();
+    let list: Vec<&str> = bundles.into_iter().collect();
+    Some(format!(
+        "everything it may run is suspended ({}): nothing is recovered from it",
+        list.join(", ")
+    ))
+}
+
 /// Online nodes with an instance the spec wants failing its check with `onFail: fence`,
 /// that can be fenced now, with the reason (the first such instance). One that cannot be
 /// fenced is left to the instance's own handling, which says why.
@@ -195,6 +226,7 @@ fn failing_nodes<'a>(
         .filter_map(|(name, n)| {
             let failing = n.instances.iter().find(|i| {
                 i.state == InstanceState::Failed
+                    && !observed.suspended.covers(i.bundle.as_str())
                     && spec
                         .bundles
                         .get(&i.bundle)

@@ -28,8 +28,11 @@ mod order;
 pub mod placement;
 pub mod quorum;
 pub mod render;
+mod suspended;
 
-pub use model::{Action, ActionId, ActionType, Blocked, Plan, QuorumStatus, Step, StepId, StepOp};
+pub use model::{
+    Action, ActionId, ActionType, Blocked, Plan, QuorumStatus, Step, StepId, StepOp, Unmanaged,
+};
 
 use crate::observed::Observed;
 use crate::spec::SpecSet;
@@ -59,5 +62,6 @@ pub fn plan(spec: &SpecSet, observed: &Observed, options: &Options) -> Plan {
         blocked: built.blocked,
         steps,
         placements: placed.explain,
+        suspended: built.suspended,
     }
 }

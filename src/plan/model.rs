@@ -251,6 +251,9 @@ pub enum Stage {
     Dependents,
     /// Stickiness to the node the instance is on.
     Stickiness,
+    /// The cluster's `placementStrategy`: what the node has free, and how ties between
+    /// nodes of equal score are broken (adds 0).
+    Strategy,
 }
 
 impl Stage {
@@ -264,6 +267,7 @@ impl Stage {
             Stage::Cycle => "cycle",
             Stage::Dependents => "dependents",
             Stage::Stickiness => "stickiness",
+            Stage::Strategy => "strategy",
         }
     }
 }
@@ -285,6 +289,31 @@ pub struct Plan {
     /// Scores of every placement decision.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub placements: Vec<Placement>,
+    /// Instances of suspended bundles (`quorate suspend`): shown as observed, never acted
+    /// on; no step touches them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suspended: Vec<Unmanaged>,
+}
+
+/// An instance the plan leaves alone because it is suspended, "suspended, not managed";
+/// with a `count` above 1, that many instances of one bundle observed nowhere, from
+/// `instance` on (one entry per bundle, like [`Blocked`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unmanaged {
+    /// `<bundle>-<i>`: the instance, or the first of those counted.
+    pub instance: String,
+    /// The bundle.
+    pub bundle: Name,
+    /// The nodes a copy of it is observed on, with its state there (`running`, `failed`,
+    /// `stopped`, `lost`: on a node that does not answer); empty when it is nowhere.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub on: Vec<(Name, String)>,
+    /// Why it is not managed (`bundle db is suspended (reason)`).
+    pub reason: String,
+    /// How many instances the entry stands for (not shown when 1).
+    #[serde(skip_serializing_if = "is_one")]
+    pub count: u32,
 }
 
 impl Plan {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{Action, ActionId, Step, StepId, StepOp};
 use crate::spec::bundle::{BundleSpec, Protocol};
-use crate::spec::constraint::{ConstraintSpec, OrderKind};
+use crate::spec::constraint::{ConstraintSpec, OrderConstraint, OrderKind};
 use crate::spec::{Name, SpecSet};
 
 /// Adds cross-action dependencies and renumbers actions and steps in dependency order.
@@ -106,7 +106,8 @@ pub fn finish(
 /// Bundles `then` of a mandatory order whose `first` has fewer instances placed than the
 /// order's `minInstances` (1 by default: none placed), with that `first`. Such a `then`
 /// places no instance, so a running one stops (Pacemaker stops what depends on a
-/// resource that cannot run).
+/// resource that cannot run). An order made from a set with `requireAll: false` starves
+/// `then` only when none of the set's bundles (`any_of`) has enough placed.
 pub(crate) fn starved<'a>(
     spec: &'a SpecSet,
     placed: &BTreeMap<(&'a str, u32), Option<&'a Name>>,
@@ -117,15 +118,18 @@ pub(crate) fn starved<'a>(
             *count.entry(bundle).or_default() += 1;
         }
     }
+    let short = |o: &OrderConstraint, first: &Name| {
+        spec.bundles.contains_key(first.as_str())
+            && count.get(first.as_str()).copied().unwrap_or(0) < o.min_instances.unwrap_or(1)
+    };
     spec.constraints
         .values()
         .filter_map(|c| match c {
             ConstraintSpec::Order(o)
                 if o.kind == OrderKind::Mandatory
                     && spec.bundles.contains_key(o.then.as_str())
-                    && spec.bundles.contains_key(o.first.as_str())
-                    && count.get(o.first.as_str()).copied().unwrap_or(0)
-                        < o.min_instances.unwrap_or(1) =>
+                    && short(o, &o.first)
+                    && o.any_of.iter().all(|f| short(o, f)) =>
             {
                 Some((o.then.as_str(), o.first.as_str()))
             }
@@ -178,7 +182,8 @@ fn serialize(phases: &[Vec<StepId>], extra: &mut BTreeMap<StepId, BTreeSet<StepI
 
 /// A start waits for the stops on its node that free what it needs: a place under the
 /// bundle's `replicasPerHost` (another instance of the same bundle), host ports it
-/// publishes too, or whatever a bundle no longer in the spec held there. Otherwise the
+/// publishes too, capacity it needs too (a `placementStrategy` other than `default`), or
+/// whatever a bundle no longer in the spec held there. Otherwise the
 /// start can find them taken ("address already in use") and fail until the next pass.
 fn wait_for_what_stops_free(
     spec: &SpecSet,
@@ -237,7 +242,17 @@ fn stop_frees(spec: &SpecSet, bundle: &str, stopped: &str) -> bool {
         theirs
             .iter()
             .any(|(p, f, l)| p == proto && first <= l && f <= last)
-    })
+    }) || frees_capacity(spec, a, b)
+}
+
+/// Whether an instance of `stopped` gives back capacity an instance of `bundle` needs:
+/// under a `placementStrategy` that counts capacity, they need some quantity both.
+fn frees_capacity(spec: &SpecSet, bundle: &BundleSpec, stopped: &BundleSpec) -> bool {
+    spec.cluster.placement_strategy.enforces_capacity()
+        && bundle
+            .needs
+            .iter()
+            .any(|(q, n)| *n > 0 && stopped.needs.get(q).is_some_and(|m| *m > 0))
 }
 
 /// The host ports a bundle publishes: protocol, first and last.

@@ -58,6 +58,10 @@ pub fn summary(plan: &Plan) -> String {
     if !plan.blocked.is_empty() {
         parts.push(format!("{} blocked", plan.blocked_instances()));
     }
+    if !plan.suspended.is_empty() {
+        let n: u64 = plan.suspended.iter().map(|u| u64::from(u.count)).sum();
+        parts.push(format!("{n} suspended"));
+    }
     if parts.is_empty() {
         "no changes".to_owned()
     } else {
@@ -116,6 +120,7 @@ fn human(plan: &Plan, explain: bool) -> String {
             let _ = writeln!(out, "  # {}{more}\n      {}", b.instance, b.reason);
         }
     }
+    human_suspended(plan, &mut out);
     if explain && !plan.placements.is_empty() {
         let _ = writeln!(out, "\nPlacement scores:");
         for p in &plan.placements {
@@ -141,6 +146,24 @@ fn human(plan: &Plan, explain: bool) -> String {
     }
     let _ = writeln!(out, "\nPlan: {}.", summary(plan));
     out
+}
+
+/// The instances of suspended bundles: where each is observed, and why it is left alone.
+fn human_suspended(plan: &Plan, out: &mut String) {
+    if plan.suspended.is_empty() {
+        return;
+    }
+    let n: u64 = plan.suspended.iter().map(|u| u64::from(u.count)).sum();
+    let _ = writeln!(out, "\nSuspended, not managed ({n}):");
+    for u in &plan.suspended {
+        let on: Vec<String> = u.on.iter().map(|(n, s)| format!("{s} on {n}")).collect();
+        let where_ = match (u.count, on.is_empty()) {
+            (0 | 1, true) => " (runs nowhere)".to_owned(),
+            (c, true) => format!(" and {} more (run nowhere)", c - 1),
+            (_, false) => format!(" ({})", on.join(", ")),
+        };
+        let _ = writeln!(out, "  = {}{where_}\n      {}", u.instance, u.reason);
+    }
 }
 
 fn capitalised(s: &str) -> String {

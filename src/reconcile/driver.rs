@@ -72,6 +72,9 @@ pub async fn run(mut r: Reconciler, mut triggers: mpsc::Receiver<Trigger>, statu
     let mut probe_at = Instant::now();
     let mut monitor_at = Instant::now() + MONITOR_TICK;
     let mut pass_at = Some(Instant::now());
+    // The recheck interval counts from the end of the last pass, not from the last wake-up
+    // (probes and monitor ticks wake the loop far more often than it).
+    let mut last_pass = Instant::now();
     let mut reason = String::from("start");
     publish_commit(&r, &status);
     loop {
@@ -83,7 +86,7 @@ pub async fn run(mut r: Reconciler, mut triggers: mpsc::Receiver<Trigger>, statu
             .recheck_interval
             .get()
             .max(Duration::from_secs(1));
-        let next_pass = pass_at.unwrap_or_else(|| Instant::now() + recheck);
+        let next_pass = pass_at.unwrap_or(last_pass + recheck);
         tokio::select! {
             // In a fixed order, so a simulation with the same seed runs the same way. A
             // due pass goes before probes: a probe of a silent node takes its whole
@@ -105,6 +108,7 @@ pub async fn run(mut r: Reconciler, mut triggers: mpsc::Receiver<Trigger>, statu
                 let began = Instant::now();
                 let report = r.pass(&why).await;
                 let took = began.elapsed().as_secs_f64();
+                last_pass = Instant::now();
                 pass_at = report.again_at;
                 if pass_at.is_some() {
                     reason = "follow-up".into();

@@ -50,11 +50,25 @@ pub struct Executor {
     pub runtimes: BTreeMap<Name, Arc<dyn Runtime>>,
     /// Quorum, re-checked before starts and fences.
     pub gate: Arc<QuorumGate>,
-    /// Steps run at once.
+    /// Most steps run at once, over all nodes.
     pub parallelism: usize,
     /// Clashes met while starting (unmanaged containers holding an instance's name).
     pub conflicts: Arc<Mutex<BTreeMap<Name, BTreeSet<String>>>>,
+    /// Where to report each step as it starts and ends (`quorate apply`'s progress).
+    pub progress: Option<StepEvents>,
 }
+
+/// A step starting or ending, as it happens.
+#[derive(Debug, Clone)]
+pub enum StepEvent {
+    /// A step was dispatched: what it does.
+    Started(String),
+    /// A step ended (or was skipped when the transition was cut short).
+    Ended(StepResult),
+}
+
+/// The sending end of a stream of [`StepEvent`]s.
+pub type StepEvents = tokio::sync::mpsc::UnboundedSender<StepEvent>;
 
 /// Why a step failed. Its text is what the journal and the status show.
 #[derive(Debug, thiserror::Error)]
@@ -137,30 +151,127 @@ pub struct Outcome {
     pub aborted: bool,
 }
 
+/// Most steps run at once on one node (Pacemaker's `node-action-limit` in spirit): a node
+/// is not asked to create and start dozens of containers at the same moment.
+pub const STEPS_PER_NODE: usize = 4;
+
+/// Which steps may run: each step waits for the steps it comes after; the ready ones are
+/// taken in id order. Kept incrementally, so a plan of n steps costs O(n + edges).
+struct Queue<'p> {
+    steps: BTreeMap<StepId, &'p Step>,
+    /// Steps still to finish before each waiting step may start.
+    unmet: BTreeMap<StepId, usize>,
+    /// The steps waiting on each step.
+    dependents: BTreeMap<StepId, Vec<StepId>>,
+    ready: BTreeSet<StepId>,
+    started: BTreeSet<StepId>,
+}
+
+impl<'p> Queue<'p> {
+    fn new(plan: &'p [Step]) -> Queue<'p> {
+        let steps: BTreeMap<StepId, &Step> = plan.iter().map(|s| (s.id, s)).collect();
+        let mut q = Queue {
+            steps,
+            unmet: BTreeMap::new(),
+            dependents: BTreeMap::new(),
+            ready: BTreeSet::new(),
+            started: BTreeSet::new(),
+        };
+        for s in plan {
+            // A step that names a step the plan does not have never becomes ready; it is
+            // reported as skipped.
+            let unmet: BTreeSet<StepId> = s.after.iter().copied().collect();
+            for d in &unmet {
+                q.dependents.entry(*d).or_default().push(s.id);
+            }
+            match unmet.len() {
+                0 => {
+                    q.ready.insert(s.id);
+                }
+                n => {
+                    q.unmet.insert(s.id, n);
+                }
+            }
+        }
+        q
+    }
+
+    /// `id` succeeded: the steps waiting only on it become ready.
+    fn succeeded(&mut self, id: StepId) {
+        for d in self.dependents.remove(&id).unwrap_or_default() {
+            if let Some(n) = self.unmet.get_mut(&d) {
+                *n -= 1;
+                if *n == 0 {
+                    self.unmet.remove(&d);
+                    self.ready.insert(d);
+                }
+            }
+        }
+    }
+
+    /// The ready steps to start now, in id order, within `free` slots overall and
+    /// [`STEPS_PER_NODE`] on each node (`busy` counts what runs on each).
+    fn take(&mut self, free: usize, busy: &BTreeMap<Name, usize>) -> Vec<&'p Step> {
+        let mut taken: Vec<&Step> = Vec::new();
+        let mut extra: BTreeMap<&Name, usize> = BTreeMap::new();
+        for id in &self.ready {
+            if taken.len() >= free {
+                break;
+            }
+            let Some(step) = self.steps.get(id).copied() else {
+                continue;
+            };
+            let node = node_of(&step.op);
+            let on_node =
+                busy.get(node).copied().unwrap_or(0) + extra.get(node).copied().unwrap_or(0);
+            if on_node < STEPS_PER_NODE {
+                *extra.entry(node).or_default() += 1;
+                taken.push(step);
+            }
+        }
+        for s in &taken {
+            self.ready.remove(&s.id);
+            self.started.insert(s.id);
+        }
+        taken
+    }
+
+    /// The steps never started (the transition was cut short), in id order.
+    fn never_started(&self) -> impl Iterator<Item = &'p Step> + '_ {
+        self.steps
+            .values()
+            .copied()
+            .filter(|s| !self.started.contains(&s.id))
+    }
+}
+
+/// The node a step acts on (for a fence, the node powered off).
+fn node_of(op: &StepOp) -> &Name {
+    match op {
+        StepOp::Fence { node } | StepOp::Stop { node, .. } | StepOp::Start { node, .. } => node,
+    }
+}
+
+type Running = JoinSet<(StepId, Result<String, StepError>, Duration)>;
+
 impl Executor {
-    /// Runs the steps of `plan`.
+    /// Runs the steps of `plan`: each after the steps it names (the planner's ordering
+    /// carries the safety invariants: fence before recovery, stop before start), at most
+    /// `parallelism` at once and [`STEPS_PER_NODE`] on one node. After a failure nothing
+    /// more is started; what runs is let finish.
     pub async fn run(&self, plan: &Plan) -> Outcome {
-        let steps: BTreeMap<StepId, &Step> = plan.steps.iter().map(|s| (s.id, s)).collect();
-        let mut done: BTreeSet<StepId> = BTreeSet::new();
-        let mut started: BTreeSet<StepId> = BTreeSet::new();
+        let mut queue = Queue::new(&plan.steps);
         let mut results = Vec::new();
         let mut failed = false;
-        let mut running: JoinSet<(StepId, Result<String, StepError>, Duration)> = JoinSet::new();
+        let mut running: Running = JoinSet::new();
         let mut tasks: BTreeMap<tokio::task::Id, StepId> = BTreeMap::new();
+        let mut busy: BTreeMap<Name, usize> = BTreeMap::new();
         loop {
             if !failed {
-                let ready: Vec<&Step> = steps
-                    .values()
-                    .filter(|s| {
-                        !started.contains(&s.id) && s.after.iter().all(|d| done.contains(d))
-                    })
-                    .copied()
-                    .collect();
-                for step in ready {
-                    if running.len() >= self.parallelism.max(1) {
-                        break;
-                    }
-                    started.insert(step.id);
+                let free = self.parallelism.max(1).saturating_sub(running.len());
+                for step in queue.take(free, &busy) {
+                    *busy.entry(node_of(&step.op).clone()).or_default() += 1;
+                    self.report(|| StepEvent::Started(describe(&step.op)));
                     let task = self.spawn(&mut running, step.clone());
                     tasks.insert(task, step.id);
                 }
@@ -183,10 +294,15 @@ impl Executor {
                     }
                 },
             };
-            let Some(step) = steps.get(&id) else { continue };
+            let Some(step) = queue.steps.get(&id).copied() else {
+                continue;
+            };
+            if let Some(n) = busy.get_mut(node_of(&step.op)) {
+                *n = n.saturating_sub(1);
+            }
             let (outcome, detail) = match result {
                 Ok(m) => {
-                    done.insert(id);
+                    queue.succeeded(id);
                     (StepOutcome::Ok, m)
                 }
                 Err(e) => {
@@ -194,15 +310,19 @@ impl Executor {
                     (StepOutcome::Failed, e)
                 }
             };
-            results.push(result_of(step, outcome, detail, took));
+            let result = result_of(step, outcome, detail, took);
+            self.report(|| StepEvent::Ended(result.clone()));
+            results.push(result);
         }
-        for s in steps.values().filter(|s| !started.contains(&s.id)) {
-            results.push(result_of(
+        for s in queue.never_started() {
+            let result = result_of(
                 s,
                 StepOutcome::Skipped,
                 "the transition was aborted".into(),
                 Duration::ZERO,
-            ));
+            );
+            self.report(|| StepEvent::Ended(result.clone()));
+            results.push(result);
         }
         Outcome {
             results,
@@ -210,11 +330,14 @@ impl Executor {
         }
     }
 
-    fn spawn(
-        &self,
-        running: &mut JoinSet<(StepId, Result<String, StepError>, Duration)>,
-        step: Step,
-    ) -> tokio::task::Id {
+    /// Sends an event to whoever follows the progress; one who stopped listening is ignored.
+    fn report(&self, event: impl FnOnce() -> StepEvent) {
+        if let Some(tx) = &self.progress {
+            let _ = tx.send(event());
+        }
+    }
+
+    fn spawn(&self, running: &mut Running, step: Step) -> tokio::task::Id {
         let this = self.clone();
         let span = tracing::info_span!("step", id = %step.id, action = %step.action, op = %describe(&step.op));
         running
@@ -511,6 +634,60 @@ pub fn describe(op: &StepOp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::ActionId;
+
+    fn start(id: u32, node: &str, after: &[u32]) -> Step {
+        Step {
+            id: StepId(id),
+            action: ActionId(id),
+            op: StepOp::Start {
+                node: node.parse().unwrap(),
+                bundle: "b".parse().unwrap(),
+                index: id,
+            },
+            after: after.iter().map(|a| StepId(*a)).collect(),
+        }
+    }
+
+    fn ids(steps: &[&Step]) -> Vec<u32> {
+        steps.iter().map(|s| s.id.0).collect()
+    }
+
+    #[test]
+    fn a_step_is_ready_once_every_step_it_comes_after_succeeded() {
+        let steps = [
+            start(1, "n1", &[]),
+            start(2, "n2", &[1]),
+            start(3, "n3", &[1, 2]),
+            start(4, "n4", &[9]),
+        ];
+        let mut q = Queue::new(&steps);
+        let idle = BTreeMap::new();
+        assert_eq!(ids(&q.take(64, &idle)), [1]);
+        assert_eq!(ids(&q.take(64, &idle)), Vec::<u32>::new());
+        q.succeeded(StepId(1));
+        assert_eq!(ids(&q.take(64, &idle)), [2]);
+        q.succeeded(StepId(2));
+        assert_eq!(ids(&q.take(64, &idle)), [3]);
+        q.succeeded(StepId(3));
+        // Step 4 names a step the plan lacks: never started, reported as skipped.
+        assert_eq!(ids(&q.take(64, &idle)), Vec::<u32>::new());
+        assert_eq!(q.never_started().map(|s| s.id.0).collect::<Vec<_>>(), [4]);
+    }
+
+    #[test]
+    fn at_most_four_steps_run_on_one_node_and_the_overall_bound_holds() {
+        let mut steps: Vec<Step> = (1..=10).map(|i| start(i, "n1", &[])).collect();
+        steps.extend((11..=20).map(|i| start(i, &format!("n{i}"), &[])));
+        let mut q = Queue::new(&steps);
+        let taken = ids(&q.take(64, &BTreeMap::new()));
+        assert_eq!(taken, [1, 2, 3, 4, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
+        // Two still run on n1: two more may start there, and no more than 1 overall.
+        let busy: BTreeMap<Name, usize> = [("n1".parse().unwrap(), 2)].into();
+        assert_eq!(ids(&q.take(1, &busy)), [5]);
+        let busy: BTreeMap<Name, usize> = [("n1".parse().unwrap(), 4)].into();
+        assert_eq!(ids(&q.take(64, &busy)), Vec::<u32>::new());
+    }
 
     #[test]
     fn a_start_the_runtime_could_not_carry_out_counts_as_a_failure() {

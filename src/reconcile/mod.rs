@@ -29,6 +29,7 @@ use tracing::Instrument;
 
 use env::Environment;
 use execute::Executor;
+pub use execute::{StepEvent, StepEvents};
 use gate::QuorumGate;
 use membership::Membership;
 use monitor::Monitors;
@@ -57,9 +58,8 @@ pub const DEFAULT_NODE_CONCURRENCY: u32 = 64;
 /// Tuning that is not part of the spec.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Steps run at once.
-    pub parallelism: usize,
-    /// Most nodes probed or listed at once.
+    /// Most nodes probed or listed at once, and most steps run at once (at most
+    /// [`execute::STEPS_PER_NODE`] on one node).
     pub node_concurrency: usize,
     /// Bound on listing one node.
     pub list_timeout: Duration,
@@ -75,7 +75,6 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            parallelism: 4,
             node_concurrency: DEFAULT_NODE_CONCURRENCY as usize,
             list_timeout: Duration::from_secs(3),
             plan: plan::Options::default(),
@@ -121,6 +120,8 @@ pub struct Reconciler {
     aborts: u32,
     /// Whether a pass planned from the spec in force, as recorded in the store.
     planned: bool,
+    /// Where steps are reported as they start and end.
+    progress: Option<StepEvents>,
 }
 
 impl Reconciler {
@@ -152,6 +153,7 @@ impl Reconciler {
             last_observed: None,
             aborts: 0,
             planned: false,
+            progress: None,
         };
         r.connect(&desired.spec)?;
         Ok(r)
@@ -168,6 +170,11 @@ impl Reconciler {
         }
         self.runtimes = runtimes;
         Ok(())
+    }
+
+    /// Reports every step of later passes to `events` as it starts and ends.
+    pub fn report_steps_to(&mut self, events: StepEvents) {
+        self.progress = Some(events);
     }
 
     /// Adopts a new validated spec; the next pass plans against it.
@@ -408,8 +415,9 @@ impl Reconciler {
             commit: self.desired.commit.clone(),
             runtimes: self.runtimes.clone(),
             gate: Arc::new(gate),
-            parallelism: self.options.parallelism,
+            parallelism: self.options.node_concurrency,
             conflicts: self.conflicts.clone(),
+            progress: self.progress.clone(),
         };
         let outcome = executor.run(plan).await;
         record.results = outcome.results;

@@ -97,9 +97,19 @@ impl Observer {
             reports.push(r);
         }
         let failures = store.failures().await?;
-        let assembled = assemble(spec, reports, &failures, now_unix_ms);
+        let mut assembled = assemble(spec, reports, &failures, now_unix_ms);
+        // What an operator suspended: an input of the plan, like the fail counts.
+        assembled.observed.suspended = store.suspended().await?;
         let now_unix = u64::try_from(now_unix_ms / 1000).unwrap_or(0);
-        for (node, instance) in &assembled.exited {
+        // An exit of a suspended instance is the operator's doing, not a failure.
+        let suspended = &assembled.observed.suspended;
+        let exits = assembled.exited.iter().filter(|(_, instance)| {
+            let bundle = instance
+                .rsplit_once('-')
+                .map_or(instance.as_str(), |(b, _)| b);
+            !suspended.covers(bundle)
+        });
+        for (node, instance) in exits {
             store
                 .record_failure(node.as_str(), instance, now_unix)
                 .await?;
@@ -588,11 +598,7 @@ spec: {image: i, recovery: fence}
         fn a_node_is_never_fenced_while_an_instance_started_since_runs_there(
             events in proptest::collection::vec(event(), 1..60)
         ) {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .start_paused(true)
-                .build()
-                .unwrap();
+            let rt = crate::sim::paused_runtime();
             rt.block_on(async {
                 let mut sources = crate::source::Sources::new();
                 sources.add("c.yaml", SPECS.as_bytes().to_vec());

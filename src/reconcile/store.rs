@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fence::{FenceLog, FenceLogError, MemoryFenceLog};
 pub use crate::observed::assemble::Remembered;
-use crate::observed::{Failures, ObservedInstance};
+use crate::observed::{Failures, MAX_SUSPENDED_BUNDLES, ObservedInstance, Suspended, Suspension};
 
 /// One reconcile pass, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +202,39 @@ pub trait Store: FenceLog {
         instance: &str,
         node: Option<&str>,
     ) -> Result<u32, FenceLogError>;
+    /// What is suspended (`quorate suspend`): the cluster and the bundles, with when and
+    /// why.
+    async fn suspended(&self) -> Result<Suspended, FenceLogError>;
+    /// Suspends (`Some`) or resumes (`None`) `bundle`, or the whole cluster when `bundle`
+    /// is `None`; returns the suspension it replaces or ends. Every store keeps the reason
+    /// within [`MAX_SUSPEND_REASON`](crate::observed::MAX_SUSPEND_REASON) bytes and refuses
+    /// a bundle past [`MAX_SUSPENDED_BUNDLES`](crate::observed::MAX_SUSPENDED_BUNDLES).
+    async fn set_suspended(
+        &self,
+        bundle: Option<&str>,
+        suspension: Option<&Suspension>,
+    ) -> Result<Option<Suspension>, FenceLogError>;
+}
+
+/// Refuses a new suspended bundle when [`MAX_SUSPENDED_BUNDLES`] are already (the rule
+/// every store applies before it adds one): `adds` says whether the write adds one.
+pub(crate) fn room_for(suspended_bundles: usize, adds: bool) -> Result<(), FenceLogError> {
+    if adds && suspended_bundles >= MAX_SUSPENDED_BUNDLES {
+        return Err(FenceLogError(Box::from(format!(
+            "{MAX_SUSPENDED_BUNDLES} bundles are suspended already: resume some, or suspend \
+             the whole cluster"
+        ))));
+    }
+    Ok(())
+}
+
+/// Whether suspending `bundle` with `suspension` adds a bundle to those suspended.
+pub(crate) fn adds_bundle(
+    now: &Suspended,
+    bundle: Option<&str>,
+    suspension: Option<&Suspension>,
+) -> bool {
+    matches!((bundle, suspension), (Some(b), Some(_)) if !now.bundles.contains_key(b))
 }
 
 /// An in-memory [`Store`] for simulations and tests.
@@ -212,6 +245,7 @@ pub struct MemoryStore {
     seen: Mutex<BTreeMap<String, i64>>,
     failures: Mutex<BTreeMap<(String, String), Failures>>,
     passes: Mutex<Vec<PassRecord>>,
+    suspended: Mutex<Suspended>,
 }
 
 impl MemoryStore {
@@ -340,6 +374,25 @@ impl Store for MemoryStore {
     async fn passes(&self, limit: usize) -> Result<Vec<PassRecord>, FenceLogError> {
         let p = self.passes.lock().map_err(|_| poisoned())?;
         Ok(p.iter().rev().take(limit).cloned().collect())
+    }
+
+    async fn suspended(&self) -> Result<Suspended, FenceLogError> {
+        Ok(self.suspended.lock().map_err(|_| poisoned())?.clone())
+    }
+
+    async fn set_suspended(
+        &self,
+        bundle: Option<&str>,
+        suspension: Option<&Suspension>,
+    ) -> Result<Option<Suspension>, FenceLogError> {
+        let mut s = self.suspended.lock().map_err(|_| poisoned())?;
+        room_for(s.bundles.len(), adds_bundle(&s, bundle, suspension))?;
+        let new = suspension.map(Suspension::bounded);
+        Ok(match (bundle, new) {
+            (None, new) => std::mem::replace(&mut s.cluster, new),
+            (Some(b), Some(new)) => s.bundles.insert(b.to_owned(), new),
+            (Some(b), None) => s.bundles.remove(b),
+        })
     }
 
     /// The simulation and the tests keep no commits.

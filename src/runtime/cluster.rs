@@ -118,7 +118,12 @@ pub async fn observe_once(
         (None, Some(previous)) => previous_failures(previous),
         (None, None) => BTreeMap::new(),
     };
-    let assembled = assemble(set, reports, &failures, now_unix_ms);
+    let mut assembled = assemble(set, reports, &failures, now_unix_ms);
+    assembled.observed.suspended = match (memory.store, memory.previous) {
+        (Some(store), _) => store.suspended().await?,
+        (None, Some(previous)) => previous.suspended.clone(),
+        (None, None) => crate::observed::Suspended::default(),
+    };
     Ok(Once {
         nodes,
         evidence,

@@ -29,8 +29,9 @@ pub struct ServerState {
     pub triggers: mpsc::Sender<Trigger>,
     /// The bearer token that changing requests must carry; none disables them.
     pub token: Option<Arc<Secret>>,
-    /// The state store, for `GET /history` (none: 404).
-    pub store: Option<crate::state::StateStore>,
+    /// The state store, for `GET /history` (none: 404): the state directory's database,
+    /// or etcd in HA mode.
+    pub store: Option<Arc<dyn crate::ha::store::Commits>>,
 }
 
 /// The router.
@@ -77,7 +78,7 @@ async fn history(State(st): State<ServerState>, query: Query<HistoryQuery>) -> R
     if !(1..=crate::history::MAX_LIMIT).contains(&limit) {
         return (StatusCode::BAD_REQUEST, "limit is 1 to 100\n").into_response();
     }
-    match crate::history::HistoryView::from_store(store, limit).await {
+    match crate::history::HistoryView::from_store(store.as_ref(), limit).await {
         Ok(view) => axum::Json(view).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot read the history");

@@ -563,4 +563,15 @@ impl Store for FencedStore {
         self.guard()?;
         self.inner.record_planned(commit, at).await
     }
+    async fn suspended(&self) -> Result<crate::observed::Suspended, FenceLogError> {
+        self.inner.suspended().await
+    }
+    async fn set_suspended(
+        &self,
+        bundle: Option<&str>,
+        s: Option<&crate::observed::Suspension>,
+    ) -> Result<Option<crate::observed::Suspension>, FenceLogError> {
+        self.guard()?;
+        self.inner.set_suspended(bundle, s).await
+    }
 }

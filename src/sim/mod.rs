@@ -17,3 +17,14 @@ pub(crate) mod world;
 
 pub use ha::{HaBite, HaConfig, Scenario, run_ha};
 pub use run::{Bite, Config, Outcome, run};
+
+/// A single-threaded runtime whose clock stands still until every task waits, for tests
+/// that run minutes of simulated time in milliseconds.
+#[cfg(test)]
+pub(crate) fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}

@@ -261,4 +261,94 @@ mod tests {
         assert!(out.violations.is_empty(), "{:#?}", out.trace);
         assert!(out.trace.iter().any(|l| l.contains("start db-0")));
     }
+
+    /// `quorate apply` prints each step as it ends: the reconciler reports every step's
+    /// start before its end, and every result of the pass, as they happen.
+    #[test]
+    fn every_step_is_reported_as_it_starts_and_ends() {
+        use crate::reconcile::StepEvent;
+        let rt = crate::sim::paused_runtime();
+        rt.block_on(async {
+            let spec = Arc::new(spec_set().unwrap());
+            let names: Vec<String> = spec
+                .cluster
+                .nodes
+                .iter()
+                .map(|n| n.name.to_string())
+                .collect();
+            let world = World::new(&names, 1, ["db".to_owned()].into(), 1);
+            let env = Arc::new(SimEnvironment::new(Arc::new(Mutex::new(world))));
+            let desired = Desired {
+                spec,
+                commit: "sim".into(),
+            };
+            let store = Arc::new(MemoryStore::new());
+            let mut r = Reconciler::new(env, store, desired, Options::default()).unwrap();
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            r.report_steps_to(tx);
+            let mut results = Vec::new();
+            for _ in 0..20 {
+                let report = r.pass("test").await;
+                results.extend(report.record.results);
+                if report.plan.is_some_and(|p| p.steps.is_empty()) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let mut started = Vec::new();
+            let mut ended = Vec::new();
+            while let Ok(event) = rx.try_recv() {
+                match event {
+                    StepEvent::Started(what) => started.push(what),
+                    StepEvent::Ended(result) => {
+                        assert!(
+                            started.contains(&result.what),
+                            "ended before it started: {}",
+                            result.what
+                        );
+                        ended.push(result);
+                    }
+                }
+            }
+            assert!(
+                ended.iter().any(|s| s.what.starts_with("start db-0")),
+                "{ended:?}"
+            );
+            assert_eq!(ended, results);
+            assert_eq!(started.len(), ended.len());
+        });
+    }
+
+    /// With nothing happening, a pass still runs every `recheckInterval`, although probes
+    /// and monitor ticks wake the loop far more often.
+    #[test]
+    fn a_recheck_pass_runs_every_recheck_interval_while_nothing_happens() {
+        let rt = crate::sim::paused_runtime();
+        rt.block_on(async {
+            let text = SPECS.replace(
+                "  membership: {probeInterval: 500ms, deadTime: 2s}",
+                "  membership: {probeInterval: 500ms, deadTime: 2s}\n  defaults: {recheckInterval: 5s}",
+            );
+            let mut sources = Sources::new();
+            sources.add("sim.yaml", text.into_bytes());
+            let spec = Arc::new(crate::validate::validate(&sources).into_valid_set().unwrap());
+            assert_eq!(spec.cluster.defaults.recheck_interval.get(), Duration::from_secs(5));
+            let names: Vec<String> = spec.cluster.nodes.iter().map(|n| n.name.to_string()).collect();
+            let world = World::new(&names, 1, ["db".to_owned()].into(), 1);
+            let env = Arc::new(SimEnvironment::new(Arc::new(Mutex::new(world))));
+            let desired = Desired { spec, commit: "sim".into() };
+            let r = Reconciler::new(env, Arc::new(MemoryStore::new()), desired, Options::default()).unwrap();
+            let status = SharedStatus::default();
+            let (_tx, rx) = mpsc::channel(4);
+            let task = tokio::spawn(driver::run(r, rx, status.clone()));
+            let passes = || status.read().map(|s| s.passes).unwrap_or(0);
+            // Converged well within 20 s; then 30 s of calm: six rechecks.
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            let before = passes();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            let rechecks = passes() - before;
+            task.abort();
+            assert!((5..=7).contains(&rechecks), "{rechecks} passes in 30 s of calm");
+        });
+    }
 }

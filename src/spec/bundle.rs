@@ -64,6 +64,11 @@ pub struct BundleSpec {
     /// This bundle's failure timeout, instead of `defaults.failureTimeout`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_timeout: Option<Duration>,
+    /// What each instance takes of its node's `capacity`, by quantity (`memory: 4096`):
+    /// non-negative integers (Pacemaker's utilization of a resource). Only counted with a
+    /// cluster `placementStrategy` other than `default`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub needs: BTreeMap<Name, u64>,
 }
 
 /// The stickiness and failure settings that hold for one bundle: its own where it gives

@@ -31,6 +31,44 @@ pub struct ClusterSpec {
     /// Runtime networks that give instances stable addresses (`ipRangeStart`).
     #[serde(default)]
     pub networks: Vec<NetworkSpec>,
+    /// Whether placement counts node `capacity` against bundle `needs`, and how it
+    /// breaks ties (Pacemaker's `placement-strategy`).
+    #[serde(default)]
+    pub placement_strategy: PlacementStrategy,
+}
+
+/// How placement treats capacity (Pacemaker's `placement-strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum PlacementStrategy {
+    /// Capacity and needs are ignored; ties go to the node with the fewest instances
+    /// (the default).
+    #[default]
+    Default,
+    /// A node only takes an instance whose needs fit in its free capacity; ties as
+    /// `default`.
+    Utilization,
+    /// As `utilization`; ties go to the node with the most free capacity.
+    Balanced,
+    /// As `utilization`; ties go to the first node by name, which fills few nodes.
+    Minimal,
+}
+
+impl PlacementStrategy {
+    /// Whether capacity limits placement (every strategy but `default`).
+    pub fn enforces_capacity(self) -> bool {
+        self != PlacementStrategy::Default
+    }
+
+    /// The strategy as written in a spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlacementStrategy::Default => "default",
+            PlacementStrategy::Utilization => "utilization",
+            PlacementStrategy::Balanced => "balanced",
+            PlacementStrategy::Minimal => "minimal",
+        }
+    }
 }
 
 /// One node.
@@ -59,6 +97,12 @@ pub struct NodeSpec {
     /// A standby node runs nothing; its instances move away.
     #[serde(default)]
     pub standby: bool,
+    /// What the node offers to the instances placed on it, by quantity (`cpu: 8`,
+    /// `memory: 32768`): non-negative integers in units of the author's choosing, the same
+    /// in every node and bundle. A quantity a node does not list is 0 there (Pacemaker's
+    /// utilization). Only counted with a `placementStrategy` other than `default`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capacity: BTreeMap<Name, u64>,
 }
 
 /// Client certificate files for Docker over TLS.

@@ -190,24 +190,59 @@ fn version(s: &str) -> Option<Vec<u64>> {
 
 /// Place `bundle` relative to `with`: a positive score on the same nodes, a negative
 /// score away from them; `INFINITY` and `-INFINITY` are mandatory.
+///
+/// Either `bundle` and `with`, or `sets`. A bundle name may also be a group's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ColocationConstraint {
     /// The bundle placed (the dependent).
+    #[serde(default = "Name::unset", skip_serializing_if = "Name::is_unset")]
     pub bundle: Name,
     /// The bundle it follows, placed first.
+    #[serde(default = "Name::unset", skip_serializing_if = "Name::is_unset")]
     pub with: Name,
     /// Strength.
     pub score: Score,
+    /// Resource sets instead of `bundle` and `with` (Pacemaker's colocation sets): in a
+    /// `sequential` set each bundle is placed with the one before it; every set is placed
+    /// with the set after it (its first bundle with the last of the next set, or every
+    /// bundle with every bundle where a set is not sequential).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<ResourceSet>,
+}
+
+/// An ordered list of bundles (or groups) in a colocation or order constraint
+/// (Pacemaker's `resource_set`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResourceSet {
+    /// The bundles or groups, in order.
+    pub bundles: Vec<Name>,
+    /// Whether the bundles of the set are chained one after another (`true`, the
+    /// default), or unrelated among themselves and only tied to the sets around it.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub sequential: bool,
+    /// Order sets only: with `false`, the set after this one may start once any one of
+    /// its bundles runs, and stops only when none does (Pacemaker's `require-all`).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub require_all: bool,
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 /// Start `then` after `first`.
+///
+/// Either `first` and `then`, or `sets`. A bundle name may also be a group's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OrderConstraint {
     /// Started first.
+    #[serde(default = "Name::unset", skip_serializing_if = "Name::is_unset")]
     pub first: Name,
     /// Started after `first`.
+    #[serde(default = "Name::unset", skip_serializing_if = "Name::is_unset")]
     pub then: Name,
     /// `mandatory`: `then` runs only while `first` does, and restarts after it;
     /// `optional`: only when both change in the same pass; `serialize`: their starts and
@@ -221,6 +256,17 @@ pub struct OrderConstraint {
     /// starts, and below which a running `then` stops (Pacemaker's `clone-min`; default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_instances: Option<u32>,
+    /// Resource sets instead of `first` and `then` (Pacemaker's ordered sets): in a
+    /// `sequential` set each bundle starts after the one before it; every set starts
+    /// after the set before it (its first bundle after the last of that set, or every
+    /// bundle after every bundle where a set is not sequential).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<ResourceSet>,
+    /// Made by quorate from a set with `requireAll: false`: every `first` of that set,
+    /// any one of which running is enough for `then` (empty: `first` is needed).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub any_of: Vec<Name>,
 }
 
 fn yes() -> bool {

@@ -8,7 +8,9 @@ pub mod bundle;
 pub mod cluster;
 pub mod constraint;
 pub(crate) mod endpoint;
+pub mod expand;
 pub mod fence;
+pub mod group;
 pub(crate) mod values;
 
 use std::collections::BTreeMap;
@@ -21,6 +23,7 @@ pub use bundle::BundleSpec;
 pub use cluster::ClusterSpec;
 pub use constraint::ConstraintSpec;
 pub use fence::FenceSpec;
+pub use group::GroupSpec;
 pub use values::{Duration, Name, Port, PortRange, Score};
 
 /// The only `apiVersion` this version of quorate reads.
@@ -37,11 +40,19 @@ pub enum Kind {
     Fence,
     /// A placement or ordering constraint.
     Constraint,
+    /// Bundles placed together and started in order.
+    Group,
 }
 
 impl Kind {
     /// Every kind, in the order documents are listed.
-    pub const ALL: [Kind; 4] = [Kind::Cluster, Kind::Bundle, Kind::Fence, Kind::Constraint];
+    pub const ALL: [Kind; 5] = [
+        Kind::Cluster,
+        Kind::Bundle,
+        Kind::Fence,
+        Kind::Constraint,
+        Kind::Group,
+    ];
 
     /// The kind as written in `kind:`.
     pub fn as_str(self) -> &'static str {
@@ -50,6 +61,7 @@ impl Kind {
             Kind::Bundle => "Bundle",
             Kind::Fence => "Fence",
             Kind::Constraint => "Constraint",
+            Kind::Group => "Group",
         }
     }
 
@@ -105,6 +117,10 @@ pub struct SpecSet {
     pub bundles: BTreeMap<Name, BundleSpec>,
     /// Fence devices by name.
     pub fences: BTreeMap<Name, FenceSpec>,
-    /// Constraints by name.
+    /// Constraints by name. In a validated set, groups and resource sets are expanded
+    /// into pairs of bundles ([`expand`]).
     pub constraints: BTreeMap<Name, ConstraintSpec>,
+    /// Groups by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<Name, GroupSpec>,
 }

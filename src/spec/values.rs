@@ -69,6 +69,24 @@ impl Name {
         &self.0
     }
 
+    /// No name: a bundle field left out because the constraint gives resource sets
+    /// instead (validation refuses it anywhere else).
+    pub(crate) fn unset() -> Name {
+        Name(String::new())
+    }
+
+    /// Whether this is [`Name::unset`].
+    pub fn is_unset(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The name of a constraint quorate makes from a group or a resource set, readable
+    /// in reasons (`group web: app after db`); never a name a spec can write, so it cannot
+    /// collide with one.
+    pub(crate) fn generated(text: String) -> Name {
+        Name(text)
+    }
+
     fn from_u64(_: u64) -> Result<Self, String> {
         no_integer("a name", "names start with a letter")
     }

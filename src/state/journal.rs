@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{StateError, StateStore};
 use crate::fence::FenceLogError;
-use crate::observed::{Failures, ObservedInstance};
+use crate::observed::{Failures, ObservedInstance, Suspended, Suspension};
 use crate::reconcile::store::{PassRecord, Remembered, Store};
 
 /// Passes kept in the journal; older ones are dropped.
@@ -200,6 +200,20 @@ impl Store for StateStore {
 
     async fn record_planned(&self, commit: &str, at_unix_ms: i64) -> Result<(), FenceLogError> {
         Ok(self.mark_planned(commit, at_unix_ms).await?)
+    }
+
+    async fn suspended(&self) -> Result<Suspended, FenceLogError> {
+        Ok(self.blocking(super::suspend::read).await?)
+    }
+
+    async fn set_suspended(
+        &self,
+        bundle: Option<&str>,
+        suspension: Option<&Suspension>,
+    ) -> Result<Option<Suspension>, FenceLogError> {
+        let (bundle, suspension) = (bundle.map(str::to_owned), suspension.cloned());
+        self.blocking(move |c| super::suspend::write(c, bundle.as_deref(), suspension.as_ref()))
+            .await?
     }
 
     async fn passes(&self, limit: usize) -> Result<Vec<PassRecord>, FenceLogError> {

@@ -101,6 +101,13 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE applied_commits ADD COLUMN planned_unix_ms INTEGER;
     UPDATE applied_commits SET planned_unix_ms = at_unix_ms
         WHERE commit_id IN (SELECT commit_id FROM passes);",
+    // 6: what an operator suspended (`quorate suspend`): the cluster (bundle '') or a
+    // bundle, since when and why.
+    "CREATE TABLE suspensions (
+        bundle     TEXT    PRIMARY KEY,
+        at_unix_ms INTEGER NOT NULL,
+        reason     TEXT
+    );",
 ];
 
 /// The schema version this build writes.

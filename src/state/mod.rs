@@ -13,6 +13,7 @@ mod export;
 mod fence_log;
 mod journal;
 mod migrate;
+mod suspend;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub(crate) use commits::cut;
 pub(crate) use commits::stopped_while_planning;
 pub use commits::{
     AppliedCommit, KEEP_COMMITS, KEEP_FINDINGS, KEEP_REJECTED, MAX_FINDING_TEXT, RejectedCommit,

@@ -23,12 +23,20 @@ pub const MAX_INSTANCES: u64 = 100_000;
 /// Most published ports of all instances together: every port a bundle publishes counts
 /// once per instance (once for a bundle with no replicas, whose ranges are still read).
 pub const MAX_PUBLISHED_PORTS: u64 = 1_000_000;
+/// Most distinct quantities in the nodes' `capacity` and the bundles' `needs` together:
+/// placement keeps what each node has free of each.
+pub const MAX_QUANTITIES: usize = 64;
+/// Most pairs of bundles the resource sets of all constraints expand into (two sets of
+/// 1,000 bundles that are not sequential already make 1,000,000).
+pub const MAX_SET_PAIRS: u64 = 100_000;
 
 /// Reports every limit the set goes over; returns whether it went over any.
 pub(super) fn check(set: &SpecSet, f: &mut Findings) -> bool {
     let before = f.diags.len();
     nodes(set, f);
     bundles(set, f);
+    quantities(set, f);
+    set_pairs(set, f);
     f.diags.len() > before
 }
 
@@ -47,6 +55,28 @@ fn nodes(set: &SpecSet, f: &mut Findings) {
         set.cluster_name.as_str(),
         &format!("spec.nodes.{MAX_NODES}"),
     );
+}
+
+/// The pairs resource sets expand into, reported at the constraint that takes the total
+/// over.
+fn set_pairs(set: &SpecSet, f: &mut Findings) {
+    let mut total: u64 = 0;
+    for (name, c) in &set.constraints {
+        total = total.saturating_add(crate::spec::expand::pair_count(c));
+        if total > MAX_SET_PAIRS {
+            f.push(
+                Diagnostic::error(
+                    "quorate::limit::set-pairs",
+                    format!("the resource sets of the constraints make more than {MAX_SET_PAIRS} pairs of bundles with this one"),
+                )
+                .with_help("make long sets sequential (a chain makes one pair per bundle), or split the bundles into groups"),
+                Kind::Constraint,
+                name.as_str(),
+                "spec",
+            );
+            return;
+        }
+    }
 }
 
 /// Replicas, replicasPerHost, and the totals of instances and published ports, which are
@@ -122,6 +152,42 @@ fn bundles(set: &SpecSet, f: &mut Findings) {
                 n,
                 "spec.network.ports",
             );
+        }
+    }
+}
+
+/// Distinct capacity quantities, reported at the first node, else bundle (in name
+/// order), that names one beyond the limit.
+fn quantities(set: &SpecSet, f: &mut Findings) {
+    let mut seen = std::collections::BTreeSet::new();
+    let nodes = set.cluster.nodes.iter().enumerate().map(|(i, n)| {
+        let at = (
+            Kind::Cluster,
+            set.cluster_name.as_str(),
+            format!("spec.nodes.{i}.capacity"),
+        );
+        (&n.capacity, at)
+    });
+    let bundles = set.bundles.iter().map(|(name, b)| {
+        (
+            &b.needs,
+            (Kind::Bundle, name.as_str(), "spec.needs".to_owned()),
+        )
+    });
+    for (map, (kind, name, path)) in nodes.chain(bundles) {
+        seen.extend(map.keys());
+        if seen.len() > MAX_QUANTITIES {
+            f.push(
+                Diagnostic::error(
+                    "quorate::limit::quantities",
+                    format!("the spec set names more than {MAX_QUANTITIES} capacity quantities; this is where it goes over"),
+                )
+                .with_help("use fewer quantity names in the nodes' capacity and the bundles' needs"),
+                kind,
+                name,
+                &path,
+            );
+            return;
         }
     }
 }
@@ -302,6 +368,7 @@ spec:
             ),
             ("quorate::limit::instances", MAX_INSTANCES),
             ("quorate::limit::ports", MAX_PUBLISHED_PORTS),
+            ("quorate::limit::set-pairs", MAX_SET_PAIRS),
         ] {
             let value = thousands(value);
             let row = docs.lines().find(|l| {

@@ -3,6 +3,8 @@
 //! Each submodule checks one concern and reports through [`Findings`], which locates
 //! every finding in its document. [`validate`] runs all three layers on a set of sources.
 
+mod capacity;
+mod groups;
 pub(crate) mod limits;
 pub(crate) mod network;
 mod placement;
@@ -14,7 +16,9 @@ use crate::diag::{self, Diagnostic};
 use crate::load::{self, SpecIndex};
 use crate::secret::SecretPolicy;
 use crate::source::Sources;
-use crate::spec::{Kind, SpecSet};
+use crate::spec::expand::{self, Origin};
+use crate::spec::{Kind, Name, SpecSet};
+use std::collections::BTreeMap;
 
 /// The outcome of validating a spec set.
 #[derive(Debug)]
@@ -61,20 +65,18 @@ pub fn validate(sources: &Sources) -> Report {
 pub fn validate_with(sources: &Sources, secrets: Option<&SecretPolicy>) -> Report {
     let loaded = load::load(sources);
     let mut diagnostics = loaded.diagnostics;
-    diagnostics.extend(check(&loaded.set, loaded.cluster_ok, &loaded.index));
+    let (found, set) = check_and_expand(loaded.set, loaded.cluster_ok, &loaded.index);
+    diagnostics.extend(found);
     if let Some(policy) = secrets {
-        let mut f = Findings {
-            index: &loaded.index,
-            diags: Vec::new(),
-        };
-        secret_policy::check(&loaded.set, policy, &mut f);
+        let mut f = Findings::new(&loaded.index);
+        secret_policy::check(&set, policy, &mut f);
         diagnostics.extend(f.diags);
     }
     diag::sort(&mut diagnostics);
     // Every finding, whatever it is about, loses the text of every inline secret.
     diag::mask::mask_findings(&mut diagnostics, sources, loaded.index.redactions());
     Report {
-        set: loaded.set,
+        set,
         cluster_ok: loaded.cluster_ok,
         index: loaded.index,
         diagnostics,
@@ -85,33 +87,65 @@ pub fn validate_with(sources: &Sources, secrets: Option<&SecretPolicy>) -> Repor
 /// only the checks that do not need the nodes run; a set over one of the [`limits`] gets
 /// only those findings, as the other checks cost in proportion to what it asks for.
 pub fn check(set: &SpecSet, cluster_ok: bool, index: &SpecIndex) -> Vec<Diagnostic> {
-    let mut f = Findings {
-        index,
-        diags: Vec::new(),
-    };
-    if limits::check(set, &mut f) {
-        return f.diags;
+    check_and_expand(set.clone(), cluster_ok, index).0
+}
+
+/// [`check`], and the set with its groups and resource sets expanded into pairs
+/// ([`expand`]): the checks of placement and order cycles run on the expanded set, as the
+/// planner reads it, and a finding about a constraint made there points at the group or
+/// set it came from.
+fn check_and_expand(
+    set: SpecSet,
+    cluster_ok: bool,
+    index: &SpecIndex,
+) -> (Vec<Diagnostic>, SpecSet) {
+    let mut f = Findings::new(index);
+    if limits::check(&set, &mut f) {
+        return (f.diags, set);
     }
-    refs::check(set, cluster_ok, &mut f);
-    network::check(set, &mut f);
-    safety::fences(set, &mut f);
-    safety::env_secrets(set, &mut f);
+    refs::check(&set, cluster_ok, &mut f);
+    groups::check(&set, &mut f);
+    network::check(&set, &mut f);
+    safety::fences(&set, &mut f);
+    safety::env_secrets(&set, &mut f);
+    let expanded = expand::expand(set);
+    f.origins = expanded.origins;
+    let set = expanded.set;
+    groups::contradictions(&set, &mut f);
     if cluster_ok {
-        placement::check(set, &mut f);
-        safety::cluster(set, &mut f);
+        placement::check(&set, &mut f);
+        safety::cluster(&set, &mut f);
     }
-    f.diags
+    (f.diags, set)
 }
 
 /// Collects findings, locating each in its document.
 pub(crate) struct Findings<'a> {
     index: &'a SpecIndex,
     diags: Vec<Diagnostic>,
+    /// Where each constraint made from a group or a resource set was written.
+    origins: BTreeMap<Name, Origin>,
 }
 
-impl Findings<'_> {
-    /// Reports `d` at `path` of document `kind`/`name`.
+impl<'a> Findings<'a> {
+    fn new(index: &'a SpecIndex) -> Findings<'a> {
+        Findings {
+            index,
+            diags: Vec::new(),
+            origins: BTreeMap::new(),
+        }
+    }
+
+    /// Reports `d` at `path` of document `kind`/`name` (for a constraint made from a
+    /// group or a set: where that group or set is written).
     pub(crate) fn push(&mut self, d: Diagnostic, kind: Kind, name: &str, path: &str) {
+        let made = (kind == Kind::Constraint)
+            .then(|| self.origins.get(name))
+            .flatten();
+        let (kind, name, path) = match made {
+            Some(o) => (o.kind, o.name.as_str(), o.path.as_str()),
+            None => (kind, name, path),
+        };
         let d = match self.index.locate(kind, name, path) {
             Some(l) => d.at(l),
             None => d,

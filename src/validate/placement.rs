@@ -74,6 +74,7 @@ fn eligible_nodes(set: &SpecSet) -> BTreeMap<&str, Vec<bool>> {
 
 pub(super) fn check(set: &SpecSet, f: &mut Findings) {
     let eligible = eligible_nodes(set);
+    super::capacity::check(set, &eligible, f);
     let groups = crate::plan::colocation::order(set).groups;
     let group_of: BTreeMap<&str, &[&str]> = groups
         .iter()

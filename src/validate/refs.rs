@@ -129,7 +129,8 @@ fn constraints(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
     for (name, c) in &set.constraints {
         let name = name.as_str();
         let bundle_ref = |f: &mut Findings, b: &str, path: &str| {
-            if !f.declared(Kind::Bundle, b) {
+            // An unset name (a constraint with sets) is checked with its sets.
+            if !b.is_empty() && !f.declared(Kind::Bundle, b) && !f.declared(Kind::Group, b) {
                 f.push(unknown("bundle", b, &bundles), Kind::Constraint, name, path);
             }
         };
@@ -165,7 +166,7 @@ fn constraints(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
             ConstraintSpec::Colocation(c) => {
                 bundle_ref(f, c.bundle.as_str(), "spec.colocation.bundle");
                 bundle_ref(f, c.with.as_str(), "spec.colocation.with");
-                if c.bundle == c.with {
+                if c.bundle == c.with && !c.bundle.is_unset() {
                     f.push(
                         self_reference("colocation"),
                         Kind::Constraint,
@@ -177,7 +178,7 @@ fn constraints(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
             ConstraintSpec::Order(o) => {
                 bundle_ref(f, o.first.as_str(), "spec.order.first");
                 bundle_ref(f, o.then.as_str(), "spec.order.then");
-                if o.first == o.then {
+                if o.first == o.then && !o.first.is_unset() {
                     f.push(
                         self_reference("order"),
                         Kind::Constraint,

@@ -113,6 +113,22 @@ impl EtcdCluster {
             .join(",")
     }
 
+    /// The client URLs, one per member (each also serves `/metrics`).
+    pub fn client_urls(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("http://127.0.0.1:{}", m.client))
+            .collect()
+    }
+
+    /// The process ids of the members that run.
+    pub fn pids(&self) -> Vec<u32> {
+        self.members
+            .iter()
+            .filter_map(|m| m.child.as_ref().map(Child::id))
+            .collect()
+    }
+
     /// Stops member `i` (SIGKILL).
     pub fn stop(&mut self, i: usize) {
         if let Some(mut c) = self.members[i].child.take() {

@@ -242,3 +242,139 @@ pub fn restore(t: &TestLab, r: &QuorateRun, w: &Watcher, node: &str) {
         (online && s["lastPass"]["outcome"] == "converged").then_some(())
     });
 }
+
+/// `quorate run --etcd` replica `name` against the lab's repository (HA mode): its own
+/// state directory and log beside the lab directory, `flags` besides.
+pub fn ha_reconciler(t: &TestLab, etcd: &str, name: &str, flags: &[&str]) -> QuorateRun {
+    let cfg = t.lab.config();
+    let secrets = cfg.secrets_dir();
+    let mut extra: Vec<&std::ffi::OsStr> = vec![
+        "--secrets-dir".as_ref(),
+        secrets.as_os_str(),
+        "--etcd".as_ref(),
+        etcd.as_ref(),
+        "--name".as_ref(),
+        name.as_ref(),
+    ];
+    extra.extend(flags.iter().map(std::ffi::OsStr::new));
+    QuorateRun::start(
+        &cfg.repo_bare(),
+        &t.dir.with_extension(format!("state-{name}")),
+        &t.dir.with_extension(format!("{name}.log")),
+        &extra,
+    )
+}
+
+/// The index of the replica of `rs` that says it leads (`None`: none or several).
+pub fn ha_leader(rs: &[&QuorateRun]) -> Option<usize> {
+    let leaders: Vec<usize> = (0..rs.len())
+        .filter(|&i| rs[i].status()["ha"]["role"] == "leader")
+        .collect();
+    match leaders[..] {
+        [l] => Some(l),
+        _ => None,
+    }
+}
+
+/// The fence history of `node` in etcd (default prefix), as stored.
+pub fn etcd_fence_history(etcd: &super::etcd_svc::EtcdCluster, node: &str) -> Vec<Value> {
+    let prefix = format!("/quorate/default/fence/{node}/");
+    let out = etcd.ctl(&["get", "--prefix", &prefix, "--print-value-only"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Successful power-off outcomes of fence runs on `node`, in etcd.
+pub fn etcd_fenced(etcd: &super::etcd_svc::EtcdCluster, node: &str) -> usize {
+    etcd_fence_history(etcd, node)
+        .iter()
+        .filter(|r| r["kind"] == "outcome" && r["action"] == "off" && r["error"].is_null())
+        .count()
+}
+
+/// The `set` commands that reached `node`'s BMC, as its `chassis.log` lists them
+/// (`set power 0 (was on)`, ...).
+pub fn bmc_commands(t: &TestLab, node: &str) -> Vec<String> {
+    let Ok(n) = t.lab.node(node) else {
+        return Vec::new();
+    };
+    let log = t.lab.config().bmc_dir(&n).join("chassis.log");
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, cmd)| cmd.to_owned()))
+        .collect()
+}
+
+/// The database's start log (`date >> /data/starts` in its bind mount): one line per start.
+pub fn db_starts(t: &TestLab) -> usize {
+    // The db bundle's `sourceDirRoot` (src/lab/specs.rs) and its first instance.
+    let path = t.lab.config().data_dir().join("db/db-0/starts");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+/// Waits until `f` gives a value (checking every 20 ms), or `None` after `within`.
+pub fn until<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Failover rounds for the benchmarks: each waits until `settled` names the node the
+/// database runs on (the cluster at rest), cuts that node's cable, times until the
+/// database answers on another node, then heals the node and powers it on again. The
+/// times of the rounds, each printed as it ends.
+pub fn failover_rounds(
+    t: &TestLab,
+    rounds: usize,
+    mut settled: impl FnMut() -> Option<String>,
+) -> Vec<Duration> {
+    let mut times = Vec::new();
+    for round in 0..rounds {
+        let Some(from) = until(Duration::from_secs(120), &mut settled) else {
+            println!("  round {round}: the cluster did not settle");
+            break;
+        };
+        let cut = Instant::now();
+        lab(t, &["cut", &from]);
+        let moved = until(Duration::from_secs(120), || {
+            t.lab
+                .nodes()
+                .iter()
+                .map(|n| n.name.clone())
+                .find(|n| *n != from && db_answers(t, n))
+        });
+        let took = cut.elapsed();
+        match moved {
+            Some(to) => println!("  round {round}: cut {from}, database on {to} after {took:.2?}"),
+            None => println!("  round {round}: cut {from}, no database after {took:.2?}"),
+        }
+        times.push(took);
+        lab(t, &["heal", &from]);
+        lab(t, &["power", &from, "on"]);
+    }
+    times
+}
+
+/// `median M, min A, max B` of `times` (sorted in place), or `no rounds`.
+pub fn summary(times: &mut [Duration]) -> String {
+    times.sort();
+    match (times.first(), times.last()) {
+        (Some(min), Some(max)) => format!(
+            "median {:.2?}, min {min:.2?}, max {max:.2?} ({} rounds)",
+            times[times.len() / 2],
+            times.len()
+        ),
+        _ => "no rounds".to_owned(),
+    }
+}

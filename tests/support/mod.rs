@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 mod docker_svc;
 pub mod etcd_svc;
 pub mod git_repos;
+pub mod ha_cluster;
 pub mod ipmi_sim;
 pub mod lab;
 pub mod lab_run;
@@ -324,4 +325,40 @@ pub fn app_instances(n: u32) -> Vec<String> {
     let mut v: Vec<String> = (0..n).map(|i| format!("app-{i}")).collect();
     v.sort();
     v
+}
+
+/// One spec file: a one-node cluster `cluster` on the test's Podman (with `settings`,
+/// more lines of its spec), and a bundle `app` of `replicas` instances that append their
+/// host name to `starts` in `data`, then sleep.
+pub fn app_specs(
+    cluster: &str,
+    settings: &str,
+    svc: &PodmanService,
+    data: &Path,
+    replicas: u32,
+) -> String {
+    format!(
+        "apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {{name: {cluster}}}
+spec:
+  nodes: [{{name: n1, runtime: '{url}'}}]
+  quorum: {{reconcilerVotes: 0}}
+  fencing: {{enabled: false}}
+{settings}---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {{name: app}}
+spec:
+  image: {TEST_IMAGE}
+  replicas: {replicas}
+  replicasPerHost: 20
+  recovery: restart
+  stopTimeout: 1s
+  storage: [{{sourceDir: {data}, targetDir: /data}}]
+  command: [sh, -c, 'echo $HOSTNAME >> /data/starts; exec sleep 1000']
+",
+        url = svc.url(),
+        data = data.display(),
+    )
 }

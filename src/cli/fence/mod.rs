@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
 
+use super::progress::{FenceProgress, Progress};
 use super::{EXIT_FAILURE, EXIT_USAGE, SecretPolicyArgs, SpecsArg, StateDirArg};
 use crate::fence::from_spec::{TopologyError, fence_policy, node_topology};
 use crate::fence::topology::{FenceReport, FenceResult};
@@ -172,14 +173,22 @@ fn fence(node: &str, action: FenceAction, args: &Args) -> ExitCode {
         Err(code) => return code,
     };
     print!("{}", plan(&topology, action, &policy));
+    // Each try is printed as it ends, the result line after the last.
+    let progress = Progress::new();
+    progress.doing(&format!("{action} {node}"));
+    let live = FenceProgress {
+        log: log.as_ref(),
+        progress: &progress,
+    };
     let report = rt.block_on(ops::fence_node(
         &topology,
         action,
         &policy,
         &SystemClock,
-        log.as_ref(),
+        &live,
     ));
-    print!("{report}");
+    drop(progress);
+    print!("{}", report.summary());
     println!("{}", verdict(&report));
     if action != FenceAction::Status && report.log_errors.is_empty() {
         println!("recorded in {}", state.dir.display());

@@ -120,8 +120,17 @@ impl FenceReport {
     }
 }
 
-impl fmt::Display for FenceReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl FenceReport {
+    /// The report without its tries (for one who printed them as they happened): the
+    /// result line and the records that could not be written.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write(&mut out, false);
+        out
+    }
+
+    fn write(&self, f: &mut impl fmt::Write, attempts: bool) -> fmt::Result {
         write!(f, "{} {}: ", self.action, self.node)?;
         match &self.result {
             FenceResult::Confirmed { level, state } => writeln!(
@@ -134,21 +143,19 @@ impl fmt::Display for FenceReport {
                 writeln!(f, "FAILED after {:.2?}: {cause}", self.duration)?
             }
         }
-        for a in &self.attempts {
-            write!(
-                f,
-                "  level {} {} try {} ({:.2?}): ",
-                a.level, a.device, a.try_number, a.duration
-            )?;
-            match &a.result {
-                Ok(state) => writeln!(f, "{state}")?,
-                Err(e) => writeln!(f, "failed [{}] {}", e.kind, e.cause)?,
-            }
+        for a in self.attempts.iter().filter(|_| attempts) {
+            writeln!(f, "  {a}")?;
         }
         for e in &self.log_errors {
             writeln!(f, "  warning: not recorded: {e}")?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for FenceReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, true)
     }
 }
 

@@ -21,6 +21,16 @@ pub(super) enum Ban<'b> {
     /// The first member of a colocation cycle has as many nodes as `member` has
     /// instances (`most`): a new node would have no `member`.
     CycleSpread { member: &'b str, most: usize },
+    /// The node has less of `quantity` free than the instance needs (a strategy other
+    /// than `default`; see [`super::capacity`]); `joined` when `needed` counts the
+    /// dependents that must join it.
+    Capacity {
+        quantity: &'b str,
+        needed: u64,
+        free: u64,
+        total: u64,
+        joined: bool,
+    },
 }
 
 impl Ban<'_> {
@@ -38,6 +48,20 @@ impl Ban<'_> {
             Ban::ReplicasPerHost(n) => format!("replicasPerHost {n} reached"),
             Ban::CycleSpread { member, most } => {
                 format!("colocation cycle: {member} has {most} instance(s), for as many nodes")
+            }
+            Ban::Capacity {
+                quantity,
+                needed,
+                free,
+                total,
+                joined,
+            } => {
+                let with = if *joined {
+                    " with the dependents that must join it"
+                } else {
+                    ""
+                };
+                format!("needs {needed} {quantity}{with}, {free} of {total} free")
             }
         }
     }

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::capacity::Capacity;
 use super::{Nodes, Placed, part, select};
 use crate::plan::model::Stage;
 use crate::spec::Score;
@@ -10,6 +11,7 @@ use crate::spec::bundle::instance_name;
 /// The placements made so far, for the corrections made after a cycle is placed.
 pub(super) struct Tally<'t, 'a> {
     pub(super) nodes: &'t Nodes<'a>,
+    pub(super) capacity: &'t mut Capacity<'a>,
     pub(super) placed_on: &'t mut BTreeMap<&'a str, Vec<u32>>,
     pub(super) load: &'t mut [usize],
     pub(super) out: &'t mut Placed<'a>,
@@ -50,6 +52,7 @@ impl<'a> Tally<'_, 'a> {
 
     fn unplace(&mut self, bundle: &'a str, index: u32, at: usize, with: &str) {
         self.out.node.remove(&(bundle, index));
+        self.capacity.release(bundle, index);
         if let Some(n) = self.placed_on.get_mut(bundle).and_then(|m| m.get_mut(at)) {
             *n = n.saturating_sub(1);
         }

@@ -4,16 +4,18 @@
 //! priority ([`colocation::order`]; the members of a cycle of `INFINITY` colocations are
 //! placed as one group). Each instance goes through a pipeline, as in Nomad's scheduler:
 //!
-//! 1. **pinned** ([`Placer::pinned`]): an instance waiting for a mandatory `first`, held
-//!    by `onFail: block`, or frozen by a lost node that cannot be fenced is not scored;
+//! 1. **pinned** ([`Placer::pinned`]): an instance of a suspended bundle (placed as
+//!    observed), waiting for a mandatory `first`, held by `onFail: block`, or frozen by a
+//!    lost node that cannot be fenced is not scored;
 //! 2. **feasibility** ([`feasible`]): nodes the instance may not use score `-INFINITY`
 //!    (unavailable, failed there too often, its name taken, `replicasPerHost` reached, a
-//!    colocation cycle's nodes all taken);
+//!    colocation cycle's nodes all taken, too little free [`capacity`]);
 //! 3. **ranking** ([`rank`]): location constraints, colocations with the bundles placed,
 //!    the scores of a colocation cycle's other members, stickiness; each stage adds its
 //!    own part of the score;
 //! 4. **selection** ([`select`]): the highest score; ties go to the node the instance is
-//!    on, then to the node with fewer instances, then to the first name.
+//!    on, then as the cluster's `placementStrategy` says (the fewest instances, or the
+//!    most free capacity, [`capacity::Capacity::prefer`]), then to the first name.
 //!
 //! `--explain` records every part with the stage that added it.
 //!
@@ -25,6 +27,7 @@
 //! placed nowhere has no entry: placement costs in proportion to what can be placed, not
 //! to the replicas asked for.
 
+mod capacity;
 mod feasible;
 mod group;
 mod rank;
@@ -38,6 +41,8 @@ use super::model::{Placement, Stage};
 use crate::observed::Observed;
 use crate::spec::bundle::{BundleSpec, Recovery, instance_name};
 use crate::spec::{Name, Score, SpecSet};
+use capacity::Capacity;
+pub use capacity::Shortfall;
 use rank::{Ranker, Scores};
 
 /// The outcome of placement.
@@ -50,6 +55,12 @@ pub struct Placed<'a> {
     /// Bundles that place no new instance because the `first` of a mandatory order into
     /// them runs nowhere, with that `first`.
     pub starved: BTreeMap<&'a str, &'a str>,
+    /// Instances placed nowhere because every node that would take them has too little
+    /// free capacity, by instance name, with the numbers.
+    pub short: BTreeMap<String, Shortfall>,
+    /// Running instances counted on their node from the start of the round that were
+    /// placed elsewhere or nowhere.
+    left: BTreeSet<(&'a str, u32)>,
 }
 
 /// The nodes, in name order, addressed by index.
@@ -95,19 +106,82 @@ pub fn place<'a>(
     // out can starve another bundle in turn, so repeat until nothing changes. A bundle
     // found starved stays starved for this plan: starving one can let its `first` run
     // again (a `-INFINITY` colocation between them), and forgetting it then would go
-    // round for ever. So each round adds a bundle or is the last: at most one per bundle.
-    let mut starved = BTreeMap::new();
+    // round for ever. Under capacity, a running instance keeps its claim on its node
+    // from the start of a round; one that leaves that node in a round (placed elsewhere
+    // or nowhere) gives its claim up from the start of the next, so the bundles placed
+    // before it see the room it leaves, as they will in the next plan. Each round adds a
+    // starved bundle or a leaving instance, or is the last: the rounds end.
+    let mut round = Round::default();
     loop {
-        let mut placed = place_once(spec, observed, current, explain, &starved);
-        let mut next = starved_bundles(spec, &placed);
-        for (then, first) in &starved {
-            next.insert(then, first);
-        }
-        if next == starved {
+        let mut placed = place_once(spec, observed, current, explain, &round);
+        let mut starved = starved_bundles(spec, &placed);
+        starved.extend(round.starved.iter().map(|(t, f)| (*t, *f)));
+        if starved == round.starved && placed.left.is_subset(&round.left) {
             placed.starved = starved;
+            return top_up(spec, observed, current, explain, placed, &round.left);
+        }
+        round.left.append(&mut placed.left);
+        round.starved = starved;
+    }
+}
+
+/// What a round of placement starts from.
+#[derive(Default)]
+struct Round<'a> {
+    /// Bundles that place no instance, with the `first` they wait for.
+    starved: BTreeMap<&'a str, &'a str>,
+    /// Running instances whose claim on their node is not counted from the start.
+    left: BTreeSet<(&'a str, u32)>,
+    /// Instances counted on a node from the start, as if they ran there.
+    claims: Vec<((&'a str, u32), &'a Name)>,
+}
+
+/// A bundle starved in an earlier round may have its `first` placed now, once starving it
+/// gave back the capacity its `first` needed (a `then` of higher priority placed before
+/// its `first` and took the room). One more round places such bundles in what the others
+/// leave: every other instance claims the node the last round put it on from the start,
+/// as a running instance claims its own, and theirs claim nothing. Its result is taken when it starves nothing new,
+/// and may free a bundle further down a chain of orders in turn; each such round starves
+/// fewer bundles, so they end.
+fn top_up<'a>(
+    spec: &'a SpecSet,
+    observed: &Observed,
+    current: &Current<'a>,
+    explain: bool,
+    mut placed: Placed<'a>,
+    left: &BTreeSet<(&'a str, u32)>,
+) -> Placed<'a> {
+    loop {
+        let still = starved_bundles(spec, &placed);
+        let freed = |b: &str| placed.starved.contains_key(b) && !still.contains_key(b);
+        if !placed.starved.keys().any(|b| freed(b)) {
             return placed;
         }
-        starved = next;
+        // The freed bundles were placed nowhere in the last round, running instances
+        // included: they claim nothing from the start either.
+        let mut left = left.clone();
+        for (bundle, by_index) in &current.copies {
+            if freed(bundle) {
+                left.extend(by_index.keys().map(|i| (*bundle, *i)));
+            }
+        }
+        let top = Round {
+            left,
+            claims: placed
+                .node
+                .iter()
+                .filter(|((b, _), _)| !freed(b))
+                .filter_map(|(key, node)| node.map(|n| (*key, n)))
+                .collect(),
+            starved: still,
+        };
+        let mut topped = place_once(spec, observed, current, explain, &top);
+        let more = starved_bundles(spec, &topped);
+        if !more.keys().all(|b| top.starved.contains_key(b)) {
+            return placed;
+        }
+        topped.starved = top.starved;
+        placed = topped;
     }
 }
 
@@ -117,16 +191,16 @@ fn starved_bundles<'a>(spec: &'a SpecSet, placed: &Placed<'a>) -> BTreeMap<&'a s
     super::order::starved(spec, &placed.node)
 }
 
-/// One round of placement: every bundle in colocation order, with `starved` bundles
-/// placing no new instance.
+/// One round of placement: every bundle in colocation order, from `round`.
 fn place_once<'a>(
     spec: &'a SpecSet,
     observed: &Observed,
     current: &Current<'a>,
     explain: bool,
-    starved: &BTreeMap<&'a str, &'a str>,
+    round: &Round<'a>,
 ) -> Placed<'a> {
     let nodes = Nodes::new(spec);
+    let order = colocation::order(spec);
     let usable: Vec<bool> = nodes
         .names
         .iter()
@@ -139,7 +213,7 @@ fn place_once<'a>(
         nodes: &nodes,
         usable: &usable,
         ranker: Ranker::new(spec, &nodes, &usable, explain),
-        starved,
+        starved: &round.starved,
         explain,
         load: vec![0; nodes.count()],
         placed_on: BTreeMap::new(),
@@ -148,9 +222,28 @@ fn place_once<'a>(
             node: BTreeMap::new(),
             explain: Vec::new(),
             starved: BTreeMap::new(),
+            short: BTreeMap::new(),
+            left: BTreeSet::new(),
         },
+        capacity: Capacity::new(
+            spec,
+            &nodes,
+            current,
+            (&order.bundles, &round.starved),
+            |bundle, index, at| {
+                stays_put(spec, observed, current, (bundle, index))
+                    || !(round.starved.contains_key(bundle)
+                        || !usable[at]
+                        || round.left.contains(&(bundle, index))
+                        || failed_out(spec, observed, current, (bundle, index), nodes.names[at]))
+            },
+        ),
     };
-    let order = colocation::order(spec);
+    for ((bundle, index), node) in &round.claims {
+        if let Some(at) = nodes.of(node.as_str()) {
+            placer.capacity.take(bundle, *index, at);
+        }
+    }
     let group_of: BTreeMap<&str, &[&str]> = order
         .groups
         .iter()
@@ -168,6 +261,7 @@ fn place_once<'a>(
             placer.keep_group_together(group);
         }
     }
+    placer.out.left = placer.capacity.left();
     placer.out
 }
 
@@ -188,6 +282,8 @@ struct Placer<'p, 'a> {
     /// Instances `onFail: block` keeps where they are.
     held: BTreeSet<(&'a str, u32)>,
     out: Placed<'a>,
+    /// What each node has free, kept as instances are placed.
+    capacity: Capacity<'a>,
 }
 
 /// What one bundle's instances are placed with.
@@ -267,7 +363,8 @@ impl<'a> Placer<'_, 'a> {
             if self.pinned(&mut b, index) {
                 continue;
             }
-            let fresh = self.home(name, index).is_none();
+            // (Unless it claims room of its own, as in a top-up round.)
+            let fresh = self.home(name, index).is_none() && !self.capacity.counts(name, index);
             if full_up && fresh && !self.explain {
                 continue;
             }
@@ -280,6 +377,7 @@ impl<'a> Placer<'_, 'a> {
     }
 
     fn put(&mut self, b: &mut Bundle<'_, 'a>, index: u32, at: usize) {
+        self.capacity.take(b.name, index, at);
         self.load[at] += 1;
         b.mine[at] += 1;
         self.out
@@ -289,23 +387,14 @@ impl<'a> Placer<'_, 'a> {
 
     /// The pinned stage: an instance decided before scoring. Returns whether it was.
     fn pinned(&mut self, b: &mut Bundle<'_, 'a>, index: u32) -> bool {
-        let name = instance_name(b.name, index);
-        let copies = self.current.of(b.name, index);
-        // Waiting for the `first` of a mandatory order: no slot, not even for a running
-        // copy (it is stopped, as Pacemaker's mandatory order does).
-        if let Some(first) = self.starved.get(b.name) {
-            if self.explain {
-                self.out.explain.push(select::stays(
-                    name,
-                    None,
-                    Name::from_static("nowhere"),
-                    format!("waits for {first} (mandatory order)"),
-                    Score::NEG_INFINITY,
-                ));
-            }
+        if self.observed.suspended.covers(b.name) {
+            self.suspended(b, index);
             return true;
         }
-        // Failing its check with `onFail: block`: left alone where it runs.
+        let name = instance_name(b.name, index);
+        let copies = self.current.of(b.name, index);
+        // Failing its check with `onFail: block`: left alone where it runs, even while
+        // it waits for a mandatory `first` (block means neither moved nor stopped).
         if let Some(at) = copies
             .iter()
             .find(|c| c.held(b.spec.monitor.on_fail))
@@ -325,16 +414,35 @@ impl<'a> Placer<'_, 'a> {
             }
             return true;
         }
+        // Waiting for the `first` of a mandatory order: no slot, not even for a running
+        // copy (it is stopped, as Pacemaker's mandatory order does).
+        if let Some(first) = self.starved.get(b.name) {
+            self.capacity.release(b.name, index);
+            if self.explain {
+                self.out.explain.push(select::stays(
+                    name,
+                    None,
+                    Name::from_static("nowhere"),
+                    format!("waits for {first} (mandatory order)"),
+                    Score::NEG_INFINITY,
+                ));
+            }
+            return true;
+        }
         // A single-writer instance that may still run on a lost node that cannot be
         // fenced stays where it is: on the reachable node it runs on (if that node may
         // still host it), or nowhere new (design invariant 1).
         if b.spec.recovery == Recovery::Fence
             && let Some(stay) = self.current.frozen(b.name, index)
         {
+            // Where it is not counted from the start of the round, it stays only if the
+            // node has room left for it.
+            let ran = self.capacity.release(b.name, index);
             let at = self.nodes.of(stay.as_str()).filter(|i| {
                 self.usable[*i]
                     && !b.base.score[*i].is_neg_infinity()
                     && b.mine[*i] < b.spec.replicas_per_host
+                    && (ran == Some(*i) || self.capacity.short(*i, b.name).is_none())
             });
             if let Some(i) = at {
                 self.put(b, index, i);
@@ -353,6 +461,30 @@ impl<'a> Placer<'_, 'a> {
         false
     }
 
+    /// A suspended instance (`quorate suspend`) is placed as observed: where it runs on a
+    /// node that answers, else nowhere, whatever the scores say; the bundles placed after
+    /// it see it there (a dependent keeps its place). Nothing is decided for it, so the
+    /// steps leave it alone (invariants 1 to 4 hold: no step touches it).
+    fn suspended(&mut self, b: &mut Bundle<'_, 'a>, index: u32) {
+        let current = self.current;
+        let runs = current.of(b.name, index).iter().find(|c| c.running());
+        let at = runs.and_then(|c| self.nodes.of(c.node.as_str()));
+        if let Some(i) = at {
+            self.put(b, index, i);
+            self.held.insert((b.name, index));
+        }
+        if self.explain {
+            let node = runs.map_or_else(|| Name::from_static("nowhere"), |c| c.node.clone());
+            self.out.explain.push(select::stays(
+                instance_name(b.name, index),
+                at.map(|i| self.nodes.names[i].clone()),
+                node,
+                "stays as observed: suspended, not managed".into(),
+                Score::ZERO,
+            ));
+        }
+    }
+
     /// Feasibility, ranking and selection for one instance: the node chosen, if any.
     fn choose(&mut self, b: &Bundle<'_, 'a>, index: u32) -> Option<usize> {
         let name = instance_name(b.name, index);
@@ -360,18 +492,53 @@ impl<'a> Placer<'_, 'a> {
         feasible::instance_bans(self, b, &name, &mut own);
         rank::stickiness(self, b, index, &mut own);
         let limits = feasible::Limits::new(b);
-        let score_of = |i: usize| {
-            let mut s = b.base.score[i] + own.sum(i);
-            if limits.ban(i).is_some() {
-                s += Score::NEG_INFINITY;
-            }
-            s
-        };
+        // The instance's needs are counted again where it is placed. The node it runs on
+        // keeps it even when short of capacity: it runs there already, nothing new starts.
+        let ran = self.capacity.release(b.name, index);
+        let capacity = &self.capacity;
+        let unbanned = |i: usize| b.base.score[i] + own.sum(i);
+        // With its dependents' needs where some node has room for them all; not on the
+        // node the instance is on (they never make it leave).
         let here = self.home(b.name, index);
-        let chosen = select::best(self.nodes.count(), score_of, here, &self.load);
+        let joined = |i: usize| match i {
+            _ if ran == Some(i) => None,
+            _ if here == Some(i) => capacity.short(i, b.name),
+            _ => capacity.short_joined(i, b.name, index),
+        };
+        let joins = capacity.has_dependents(b.name)
+            && (0..self.nodes.count()).any(|i| {
+                !unbanned(i).is_neg_infinity() && limits.ban(i).is_none() && joined(i).is_none()
+            });
+        let short = |i: usize| match i {
+            _ if joins => joined(i),
+            _ if ran == Some(i) => None,
+            _ => capacity.short(i, b.name),
+        };
+        let ban = |i: usize| limits.ban(i).or_else(|| short(i));
+        let score_of = |i: usize| match ban(i) {
+            Some(_) => unbanned(i) + Score::NEG_INFINITY,
+            None => unbanned(i),
+        };
+        let load = &self.load;
+        let prefer = |i: usize, j: usize| capacity.prefer(i, j, load);
+        let chosen = select::best(self.nodes.count(), score_of, here, prefer);
+        if chosen.is_none() && capacity.enforced() {
+            let bans = (0..self.nodes.count())
+                .filter(|i| !unbanned(*i).is_neg_infinity() && limits.ban(*i).is_none())
+                .filter_map(|i| Some((i, short(i)?)))
+                .collect();
+            if let Some(lack) = Shortfall::of(self.nodes, bans) {
+                self.out.short.insert(name.clone(), lack);
+            }
+        }
         if self.explain {
+            let extra = |i: usize| {
+                let banned =
+                    ban(i).map(|ban| part(Stage::Feasibility, ban.reason(), Score::NEG_INFINITY));
+                banned.into_iter().chain(capacity.part(i)).collect()
+            };
             let placement =
-                select::explained(self.nodes, name, chosen, &b.base, &own, &limits, score_of);
+                select::explained(self.nodes, name, chosen, &b.base, &own, extra, score_of);
             self.out.explain.push(placement);
         }
         chosen
@@ -381,12 +548,65 @@ impl<'a> Placer<'_, 'a> {
         let edges = self.ranker.mandatory_within(group);
         let mut tally = group::Tally {
             nodes: self.nodes,
+            capacity: &mut self.capacity,
             placed_on: &mut self.placed_on,
             load: &mut self.load,
             out: &mut self.out,
         };
         tally.keep_group_together(&edges, &self.held);
     }
+}
+
+/// Whether the pinned stage keeps instance `index` of `bundle` where it runs whatever
+/// else is placed, even while its bundle waits for a mandatory `first` (suspended, or held
+/// by `onFail: block`): it is counted there from the start of every round.
+///
+/// A copy frozen by a lost node that cannot be fenced is not: it stays only where it may
+/// (its bundle not waiting, the colocations placed before it allowing the node), and
+/// leaves its room to the next round when it does not.
+fn stays_put(
+    spec: &SpecSet,
+    observed: &Observed,
+    current: &Current<'_>,
+    (bundle, index): (&str, u32),
+) -> bool {
+    let Some(b) = spec.bundles.get(bundle) else {
+        return false;
+    };
+    observed.suspended.covers(bundle)
+        || current
+            .of(bundle, index)
+            .iter()
+            .any(|c| c.held(b.monitor.on_fail))
+}
+
+/// Whether instance `index` of `bundle` failed on `node` at least its migration threshold
+/// (failures it counts, younger than its failure timeout): the feasibility filter bans it
+/// from there, so it leaves that node whatever else is placed.
+fn failed_out(
+    spec: &SpecSet,
+    observed: &Observed,
+    current: &Current<'_>,
+    (bundle, index): (&str, u32),
+    node: &Name,
+) -> bool {
+    let Some(b) = spec.bundles.get(bundle) else {
+        return false;
+    };
+    let settings = b.settings(&spec.cluster.defaults);
+    let name = instance_name(bundle, index);
+    let recorded = current
+        .failed_on
+        .get(name.as_str())
+        .is_some_and(|on| on.contains(&node));
+    recorded
+        && b.monitor.on_fail.counts_failures()
+        && super::current::live_failures(
+            observed,
+            node.as_str(),
+            &name,
+            settings.failure_timeout_secs,
+        ) >= settings.migration_threshold
 }
 
 /// The node an instance is on: where it runs, else where its reachable container is.

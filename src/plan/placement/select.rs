@@ -1,29 +1,32 @@
 //! Selection: the node with the highest score, and what `--explain` records of it.
 
-use std::cmp::Reverse;
+use std::cmp::Ordering;
 
-use super::feasible::Limits;
 use super::rank::{Own, Scores};
 use super::{Nodes, part};
-use crate::plan::model::{Candidate, Placement, Stage};
+use crate::plan::model::{Candidate, Placement, ScorePart, Stage};
 use crate::spec::{Name, Score};
 
 /// The best of `count` nodes by `score_of`, if it is not `-INFINITY`. Equal scores
 /// (`INFINITY` absorbs stickiness) go to the node the instance is on (`here`), then to
-/// the least loaded node, then to the first name.
+/// the node the placement strategy `prefer`s (`Greater` for the first node: the least
+/// loaded, or the one with most free capacity), then to the first name.
 pub(super) fn best(
     count: usize,
     score_of: impl Fn(usize) -> Score,
     here: Option<usize>,
-    load: &[usize],
+    prefer: impl Fn(usize, usize) -> Ordering,
 ) -> Option<usize> {
-    let rank = |i: usize, s: Score| (s, here == Some(i), Reverse(load[i]));
+    let rank = |i: usize, s: Score| (s, here == Some(i));
     let mut best: Option<(Score, usize)> = None;
     for i in 0..count {
         let s = score_of(i);
         let better = match best {
             None => true,
-            Some((bs, bi)) => rank(i, s) > rank(bi, bs),
+            Some((bs, bi)) => rank(i, s)
+                .cmp(&rank(bi, bs))
+                .then_with(|| prefer(i, bi))
+                .is_gt(),
         };
         if better {
             best = Some((s, i));
@@ -32,22 +35,22 @@ pub(super) fn best(
     best.filter(|(s, _)| !s.is_neg_infinity()).map(|(_, i)| i)
 }
 
-/// Every candidate of an instance with its score and its parts, stage by stage.
+/// Every candidate of an instance with its score and its parts, stage by stage; `extra`
+/// gives the parts of a node that depend on what is placed so far (a full node, the
+/// strategy's part).
 pub(super) fn explained(
     nodes: &Nodes<'_>,
     instance: String,
     chosen: Option<usize>,
     base: &Scores,
     own: &Own,
-    limits: &Limits<'_, '_>,
+    extra: impl Fn(usize) -> Vec<ScorePart>,
     score_of: impl Fn(usize) -> Score,
 ) -> Placement {
     let mut candidates: Vec<Candidate> = (0..nodes.count())
         .map(|i| {
             let mut parts = base.why.get(i).cloned().unwrap_or_default();
-            if let Some(ban) = limits.ban(i) {
-                parts.push(part(Stage::Feasibility, ban.reason(), Score::NEG_INFINITY));
-            }
+            parts.extend(extra(i));
             parts.extend(own.parts(i).iter().cloned());
             parts.sort_by_key(|p| p.stage);
             Candidate {

@@ -89,6 +89,17 @@ function showCommit(status) {
   problem.textContent = status.sourceProblem ? `The followed branch cannot be read: ${status.sourceProblem}` : "";
 }
 
+// What `quorate suspend` left alone, as the last pass saw it: one line, as text.
+function showSuspended(status) {
+  const s = status.suspended || {};
+  const what = [];
+  if (s.cluster) what.push(`the whole cluster${s.cluster.reason ? ` (${s.cluster.reason})` : ""}`);
+  for (const [b, x] of Object.entries(s.bundles || {})) what.push(`${b}${x.reason ? ` (${x.reason})` : ""}`);
+  const p = document.getElementById("suspended");
+  p.hidden = what.length === 0;
+  p.textContent = what.length ? `Suspended, not managed: ${what.join(", ")}` : "";
+}
+
 function showRejected(status) {
   const list = (status.rejected || []).map((r) =>
     el("details", { class: "card", "data-commit": r.commit },
@@ -150,6 +161,7 @@ async function refresh() {
     try { history = await getJson("/history?limit=10"); } catch (_) { history = null; }
     showQuorum(status.quorum);
     showCommit(status);
+    showSuspended(status);
     showNodes(status.nodes, history);
     showBlocked(status.blocked);
     showRejected(status);

@@ -1,0 +1,424 @@
+//! The capacity filter and the placement strategy (Pacemaker's `placement-strategy`).
+//!
+//! Under every strategy but `default`, a node takes an instance only when the instance's
+//! `needs` fit in what the node has free: its `capacity` minus the needs of the instances
+//! counted there. What is counted is kept as instances are placed, never recomputed from
+//! the placements: an instance that runs is counted on its node from the start (it keeps
+//! its claim, as it does under `replicasPerHost`), and moves its count when it is placed
+//! elsewhere or nowhere. An instance keeps the node it runs on even when that node has
+//! less free than it needs (the node was given less capacity, the bundle more needs): it
+//! is not stopped or moved for capacity alone, and the node takes nothing new until it has
+//! room again.
+//!
+//! The strategy also breaks ties between nodes of equal score (after the node the
+//! instance is on): `default` and `utilization` the node with the fewest instances,
+//! `balanced` the node with the most free capacity, then the fewest instances; `minimal`
+//! none, so the first node by name fills up before the next is used.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use super::Nodes;
+use super::feasible::Ban;
+use crate::plan::current::Current;
+use crate::plan::model::{ScorePart, Stage};
+use crate::spec::cluster::PlacementStrategy;
+use crate::spec::constraint::ConstraintSpec;
+use crate::spec::{Name, Score, SpecSet};
+
+/// What each node has and what is counted on it, by quantity.
+pub(super) struct Capacity<'a> {
+    strategy: PlacementStrategy,
+    /// The quantities some bundle needs, by name; indexes the rows below.
+    quantities: Vec<&'a Name>,
+    /// Per node, what it offers of each quantity (0 where it does not say).
+    total: Vec<Vec<u64>>,
+    /// Per node, the needs of the instances counted there.
+    used: Vec<Vec<u64>>,
+    /// Per bundle, what one instance needs: (quantity, amount), amounts above 0.
+    needs: BTreeMap<&'a str, Vec<(usize, u64)>>,
+    /// Where each instance's needs are counted.
+    counted: BTreeMap<(&'a str, u32), usize>,
+    /// Where the running instances were counted from the start.
+    claimed: BTreeMap<(&'a str, u32), usize>,
+    /// Per bundle, the bundles placed after it that are colocated with it by `INFINITY`
+    /// and need something (its dependents, which must join its instances).
+    dependents: BTreeMap<&'a str, Vec<&'a str>>,
+    /// Per bundle that needs something, its replicas.
+    replicas: BTreeMap<&'a str, u32>,
+}
+
+impl<'a> Capacity<'a> {
+    /// The capacity of `spec`'s nodes, with every running instance counted on its node
+    /// when it `stays` there unless placed elsewhere (not when its bundle is `starved`,
+    /// the node is unavailable, or the instance failed there too often).
+    pub(super) fn new(
+        spec: &'a SpecSet,
+        nodes: &Nodes<'a>,
+        current: &Current<'a>,
+        (order, starved): (&[&'a str], &BTreeMap<&'a str, &'a str>),
+        stays: impl Fn(&str, u32, usize) -> bool,
+    ) -> Capacity<'a> {
+        let strategy = spec.cluster.placement_strategy;
+        let names: BTreeSet<&'a Name> = if strategy.enforces_capacity() {
+            spec.bundles.values().flat_map(|b| b.needs.keys()).collect()
+        } else {
+            BTreeSet::new()
+        };
+        let quantities: Vec<&Name> = names.into_iter().collect();
+        let row = |c: &BTreeMap<Name, u64>| -> Vec<u64> {
+            quantities
+                .iter()
+                .map(|q| c.get(*q).copied().unwrap_or(0))
+                .collect()
+        };
+        let total: Vec<Vec<u64>> = nodes
+            .names
+            .iter()
+            .map(|n| {
+                spec.cluster
+                    .node(n.as_str())
+                    .map_or(vec![0; quantities.len()], |s| row(&s.capacity))
+            })
+            .collect();
+        let needs = spec
+            .bundles
+            .iter()
+            .map(|(name, b)| {
+                let need = row(&b.needs)
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(_, n)| *n > 0);
+                (name.as_str(), need.collect::<Vec<_>>())
+            })
+            .filter(|(_, need)| !need.is_empty())
+            .collect();
+        let mut c = Capacity {
+            strategy,
+            used: vec![vec![0; quantities.len()]; total.len()],
+            quantities,
+            total,
+            needs,
+            counted: BTreeMap::new(),
+            claimed: BTreeMap::new(),
+            dependents: BTreeMap::new(),
+            replicas: BTreeMap::new(),
+        };
+        c.replicas = c
+            .needs
+            .keys()
+            .filter_map(|b| Some((*b, spec.bundles.get(*b)?.replicas)))
+            .collect();
+        c.dependents = c.dependents_of(spec, order, starved);
+        c.count_running(spec, nodes, current, stays);
+        c.claimed = c.counted.clone();
+        c
+    }
+
+    /// The running instances counted on their node from the start that are now counted
+    /// elsewhere or nowhere.
+    pub(super) fn left(&self) -> BTreeSet<(&'a str, u32)> {
+        self.claimed
+            .iter()
+            .filter(|(key, at)| self.counted.get(*key) != Some(*at))
+            .map(|(key, _)| *key)
+            .collect()
+    }
+
+    /// Counts every running instance the spec wants on the node it runs on, if it
+    /// `stays` there unless placed elsewhere (counting one that leaves whatever else is
+    /// placed would keep an instance placed before it from the room it leaves).
+    fn count_running(
+        &mut self,
+        spec: &'a SpecSet,
+        nodes: &Nodes<'a>,
+        current: &Current<'a>,
+        stays: impl Fn(&str, u32, usize) -> bool,
+    ) {
+        let wanted: Vec<&'a str> = self.needs.keys().copied().collect();
+        for bundle in wanted {
+            let Some(spec) = spec.bundles.get(bundle) else {
+                continue;
+            };
+            let Some(by_index) = current.copies.get(bundle) else {
+                continue;
+            };
+            // The copy `onFail: block` holds stays where it is, whichever runs first.
+            let on_fail = spec.monitor.on_fail;
+            for (index, copies) in by_index.range(..spec.replicas) {
+                let at = copies
+                    .iter()
+                    .find(|c| c.held(on_fail))
+                    .or_else(|| copies.iter().find(|c| c.running()))
+                    .and_then(|c| nodes.of(c.node.as_str()));
+                if let Some(at) = at.filter(|at| stays(bundle, *index, *at)) {
+                    self.take(bundle, *index, at);
+                }
+            }
+        }
+    }
+
+    /// Each bundle's dependents: bundles placed after it (by `order`) with an `INFINITY`
+    /// colocation on it, that need something and are not starved.
+    fn dependents_of(
+        &self,
+        spec: &'a SpecSet,
+        order: &[&'a str],
+        starved: &BTreeMap<&'a str, &'a str>,
+    ) -> BTreeMap<&'a str, Vec<&'a str>> {
+        let at: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+        let mut dependents: BTreeMap<&'a str, Vec<&'a str>> = BTreeMap::new();
+        for c in spec.constraints.values() {
+            let ConstraintSpec::Colocation(c) = c else {
+                continue;
+            };
+            let (with, bundle) = (c.with.as_str(), c.bundle.as_str());
+            let after = matches!((at.get(with), at.get(bundle)), (Some(w), Some(b)) if w < b);
+            if c.score.is_infinity()
+                && after
+                && self.needs.contains_key(bundle)
+                && !starved.contains_key(bundle)
+            {
+                dependents.entry(with).or_default().push(bundle);
+            }
+        }
+        dependents
+    }
+
+    /// Whether some bundle must join `bundle`'s instances and needs something.
+    pub(super) fn has_dependents(&self, bundle: &str) -> bool {
+        self.dependents.contains_key(bundle)
+    }
+
+    /// As [`Capacity::short`], for instance `index` of `bundle` together with the
+    /// instances of its dependents that must join it on node `i` (Pacemaker adds the
+    /// utilization of colocated resources when it places their primary): the same
+    /// instance number of each dependent that has it, unless that one is counted on `i`
+    /// already.
+    pub(super) fn short_joined(&self, i: usize, bundle: &str, index: u32) -> Option<Ban<'a>> {
+        let mut total: Vec<u64> = vec![0; self.quantities.len()];
+        let mut add = |need: &[(usize, u64)]| {
+            for (q, n) in need {
+                total[*q] = total[*q].saturating_add(*n);
+            }
+        };
+        add(self.needs.get(bundle).map_or(&[][..], Vec::as_slice));
+        let mut joined = false;
+        for dependent in self.dependents.get(bundle).into_iter().flatten() {
+            let here = self.counted.get(&(*dependent, index)) == Some(&i);
+            if !here && self.wants(dependent, index) {
+                add(self.needs.get(*dependent).map_or(&[][..], Vec::as_slice));
+                joined = true;
+            }
+        }
+        if !joined {
+            return self.short(i, bundle);
+        }
+        let need: Vec<(usize, u64)> = total
+            .into_iter()
+            .enumerate()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        self.short_of(i, &need, true)
+    }
+
+    /// Whether the bundle has an instance `index` (its replicas, kept with its needs).
+    fn wants(&self, bundle: &str, index: u32) -> bool {
+        self.replicas.get(bundle).is_some_and(|r| index < *r)
+    }
+
+    /// Whether capacity limits placement at all.
+    pub(super) fn enforced(&self) -> bool {
+        self.strategy.enforces_capacity()
+    }
+
+    /// Whether instance `index` of `bundle` is counted on some node.
+    pub(super) fn counts(&self, bundle: &str, index: u32) -> bool {
+        self.counted.contains_key(&(bundle, index))
+    }
+
+    /// Counts instance `index` of `bundle` on node `at` (moving its count there).
+    pub(super) fn take(&mut self, bundle: &'a str, index: u32, at: usize) {
+        self.release(bundle, index);
+        let Some(need) = self.needs.get(bundle) else {
+            return;
+        };
+        if let Some(row) = self.used.get_mut(at) {
+            for (q, n) in need {
+                row[*q] = row[*q].saturating_add(*n);
+            }
+            self.counted.insert((bundle, index), at);
+        }
+    }
+
+    /// Counts the instance nowhere; returns the node it was counted on.
+    pub(super) fn release(&mut self, bundle: &'a str, index: u32) -> Option<usize> {
+        let at = self.counted.remove(&(bundle, index))?;
+        if let (Some(need), Some(row)) = (self.needs.get(bundle), self.used.get_mut(at)) {
+            for (q, n) in need {
+                row[*q] = row[*q].saturating_sub(*n);
+            }
+        }
+        Some(at)
+    }
+
+    /// What node `i` has free of quantity `q`.
+    fn free(&self, i: usize, q: usize) -> u64 {
+        self.total[i][q].saturating_sub(self.used[i][q])
+    }
+
+    /// The first quantity an instance of `bundle` needs more of than node `i` has free.
+    pub(super) fn short(&self, i: usize, bundle: &str) -> Option<Ban<'a>> {
+        self.short_of(i, self.needs.get(bundle)?, false)
+    }
+
+    /// The first quantity of `need` node `i` has too little free of; `joined` when `need`
+    /// counts the dependents that must join the instance.
+    pub(super) fn short_of(
+        &self,
+        i: usize,
+        need: &[(usize, u64)],
+        joined: bool,
+    ) -> Option<Ban<'a>> {
+        if !self.enforced() {
+            return None;
+        }
+        need.iter()
+            .find(|(q, n)| *n > self.free(i, *q))
+            .map(|(q, n)| Ban::Capacity {
+                quantity: self.quantities[*q].as_str(),
+                needed: *n,
+                free: self.free(i, *q),
+                total: self.total[i][*q],
+                joined,
+            })
+    }
+
+    /// How the strategy orders two nodes of equal score: `Greater` when node `i` is to be
+    /// preferred to node `j`. `load` is the instances placed per node.
+    pub(super) fn prefer(&self, i: usize, j: usize, load: &[usize]) -> Ordering {
+        let fewer = || Reverse(load[i]).cmp(&Reverse(load[j]));
+        match self.strategy {
+            PlacementStrategy::Default | PlacementStrategy::Utilization => fewer(),
+            PlacementStrategy::Balanced => self.more_free(i, j).then_with(fewer),
+            PlacementStrategy::Minimal => Ordering::Equal,
+        }
+    }
+
+    /// Pacemaker's comparison of free capacity: the node with more free in more of the
+    /// quantities has more (`Greater` for node `i`).
+    fn more_free(&self, i: usize, j: usize) -> Ordering {
+        let mut balance: i64 = 0;
+        for q in 0..self.quantities.len() {
+            balance += match self.free(i, q).cmp(&self.free(j, q)) {
+                Ordering::Greater => 1,
+                Ordering::Less => -1,
+                Ordering::Equal => 0,
+            };
+        }
+        balance.cmp(&0)
+    }
+
+    /// The strategy's part on node `i` for `--explain` (none under `default`): what the
+    /// node has free, and how the strategy breaks ties.
+    pub(super) fn part(&self, i: usize) -> Option<ScorePart> {
+        let rule = match self.strategy {
+            PlacementStrategy::Default => return None,
+            PlacementStrategy::Utilization => "ties go to the fewest instances",
+            PlacementStrategy::Balanced => "ties go to the most free capacity",
+            PlacementStrategy::Minimal => "ties go to the first node by name",
+        };
+        let free: Vec<String> = (0..self.quantities.len())
+            .map(|q| {
+                let (name, total) = (self.quantities[q], self.total[i][q]);
+                format!("{name} {} of {total}", self.free(i, q))
+            })
+            .collect();
+        let free = if free.is_empty() {
+            "nothing needed".to_owned()
+        } else {
+            free.join(", ")
+        };
+        Some(super::part(
+            Stage::Strategy,
+            format!("{}: free {free}; {rule}", self.strategy.as_str()),
+            Score::ZERO,
+        ))
+    }
+}
+
+/// Most nodes a blocked reason names.
+const LISTED: usize = 5;
+
+/// Why an instance fits on no node that would otherwise take it: each such node with the
+/// first quantity it has too little of (the nodes with most free first, at most
+/// [`LISTED`]), and how many more there are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortfall {
+    /// (node, quantity, needed, free, total), by quantity and most free first.
+    pub nodes: Vec<(Name, String, u64, u64, u64)>,
+    /// Nodes left out of the list.
+    pub more: usize,
+}
+
+impl Shortfall {
+    /// The shortfall from every node's ban, if every node was banned for capacity.
+    pub(super) fn of(nodes: &Nodes<'_>, bans: Vec<(usize, Ban<'_>)>) -> Option<Shortfall> {
+        let mut lacks: Vec<(Name, String, u64, u64, u64)> = bans
+            .into_iter()
+            .filter_map(|(i, ban)| match ban {
+                Ban::Capacity {
+                    quantity,
+                    needed,
+                    free,
+                    total,
+                    ..
+                } => Some((
+                    nodes.names[i].clone(),
+                    quantity.to_owned(),
+                    needed,
+                    free,
+                    total,
+                )),
+                _ => None,
+            })
+            .collect();
+        if lacks.is_empty() {
+            return None;
+        }
+        lacks.sort_by(|a, b| a.1.cmp(&b.1).then(b.3.cmp(&a.3)).then(a.0.cmp(&b.0)));
+        let more = lacks.len().saturating_sub(LISTED);
+        lacks.truncate(LISTED);
+        Some(Shortfall { nodes: lacks, more })
+    }
+}
+
+impl fmt::Display for Shortfall {
+    /// `no node has 4096 memory free (n1 1024 of 32768, n2 0 of 16384)`, one clause per
+    /// quantity and amount.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        let mut i = 0;
+        while let Some((_, quantity, needed, _, _)) = self.nodes.get(i) {
+            let same: Vec<String> = self.nodes[i..]
+                .iter()
+                .take_while(|l| l.1 == *quantity && l.2 == *needed)
+                .map(|(node, _, _, free, total)| format!("{node} {free} of {total}"))
+                .collect();
+            let sep = if first { "" } else { "; " };
+            write!(
+                f,
+                "{sep}no node has {needed} {quantity} free ({})",
+                same.join(", ")
+            )?;
+            first = false;
+            i += same.len();
+        }
+        if self.more > 0 {
+            let s = if self.more == 1 { "" } else { "s" };
+            write!(f, " and {} more node{s}", self.more)?;
+        }
+        Ok(())
+    }
+}

@@ -2291,3 +2291,41 @@ fn order_require_all_false_stops_then_only_when_no_first_runs() {
     let p = run(&s, &o);
     assert_eq!(summary(&p), [(ActionType::Stop, "c-0".into(), "n2".into())]);
 }
+
+#[test]
+fn a_held_instance_keeps_its_room_while_its_bundle_waits() {
+    // worker-0 fails its check on n1 with onFail: block, and its `first` (queue) fits
+    // nowhere, so worker waits; the held copy stays on n1 all the same (block means
+    // neither moved nor stopped) and keeps its memory there: cache, placed before worker
+    // and preferring n1, goes to n2 rather than over n1's capacity.
+    let queue = bundle_doc("queue", "{image: queueimg, needs: {memory: 5}}");
+    let worker = bundle_doc(
+        "worker",
+        "{image: workerimg, monitor: {onFail: block}, needs: {memory: 1}}",
+    );
+    let cache = bundle_doc(
+        "cache",
+        "{image: cacheimg, priority: 1, needs: {memory: 1}}",
+    );
+    let order = constraint("queue-then-worker", "order: {first: queue, then: worker}");
+    let prefer = constraint(
+        "cache-on-n1",
+        "location: {bundle: cache, node: n1, score: 100}",
+    );
+    let nodes = [("n1", "{memory: 1}"), ("n2", "{memory: 1}")];
+    let docs: [&str; 5] = [&queue, &worker, &cache, &order, &prefer];
+    // (validate would refuse queue's needs; the planner must cope all the same.)
+    let s = capacity_set("utilization", &nodes, &docs, false);
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{{bundle: worker, index: 0, specHash: {}, state: failed}}]}}\n  n2: {{}}\n",
+        hash(&s, "worker", 0)
+    ));
+    let p = run(&s, &o);
+    assert_eq!(starts(&p), [("cache-0".into(), "n2".into())]);
+    assert!(
+        p.blocked.iter().any(|b| b.instance == "worker-0"),
+        "{:#?}",
+        p.blocked
+    );
+    converges(&s, &o, &p);
+}

@@ -13,7 +13,7 @@ use super::placement::Placed;
 use crate::observed::{InstanceState, Observed};
 use crate::spec::bundle::{OnFail, Recovery, Settings};
 use crate::spec::cluster::NoQuorumPolicy;
-use crate::spec::constraint::{ConstraintSpec, OrderKind};
+use crate::spec::constraint::{ConstraintSpec, OrderConstraint, OrderKind};
 use crate::spec::{Name, SpecSet};
 
 /// The state of one planning run.
@@ -42,6 +42,8 @@ pub struct Changes<'a, 'p> {
     /// Whether an instance of the bundle under way runs now: when none does, its starts
     /// restart the `then` of its mandatory orders like a restart does.
     bundle_runs: bool,
+    /// The mandatory orders by their `then`, with their names.
+    mandatory_into: BTreeMap<&'a str, Vec<(&'a Name, &'a OrderConstraint)>>,
 }
 
 /// Why a new instance (one with no copy anywhere) is blocked: the same for every new
@@ -76,6 +78,7 @@ impl<'a, 'p> Changes<'a, 'p> {
             restarting: BTreeMap::new(),
             restart_after: None,
             bundle_runs: false,
+            mandatory_into: mandatory_into(spec),
         }
     }
 
@@ -669,18 +672,16 @@ impl<'a, 'p> Changes<'a, 'p> {
                     .iter()
                     .any(|((b, _), n)| *b == f.as_str() && n.is_some())
         };
-        self.spec.constraints.iter().find_map(|(name, c)| match c {
-            ConstraintSpec::Order(o) if o.kind == OrderKind::Mandatory && o.then.as_str() == then => {
-                let inst = self.restarting.get(o.first.as_str())?;
-                if o.any_of.iter().any(steady) {
-                    return None;
-                }
-                Some(format!(
-                    "{inst}, and {then} runs only after {} (mandatory order {name}): restart after it",
-                    o.first
-                ))
+        let orders = self.mandatory_into.get(then)?;
+        orders.iter().find_map(|(name, o)| {
+            let inst = self.restarting.get(o.first.as_str())?;
+            if o.any_of.iter().any(steady) {
+                return None;
             }
-            _ => None,
+            Some(format!(
+                "{inst}, and {then} runs only after {} (mandatory order {name}): restart after it",
+                o.first
+            ))
         })
     }
 
@@ -771,4 +772,17 @@ fn bundle_order(spec: &SpecSet) -> Vec<&str> {
     let mut out = sorted.order;
     out.extend(sorted.left);
     out
+}
+
+/// The mandatory orders of `spec` by their `then`, in name order.
+fn mandatory_into(spec: &SpecSet) -> BTreeMap<&str, Vec<(&Name, &OrderConstraint)>> {
+    let mut into: BTreeMap<&str, Vec<(&Name, &OrderConstraint)>> = BTreeMap::new();
+    for (name, c) in &spec.constraints {
+        if let ConstraintSpec::Order(o) = c
+            && o.kind == OrderKind::Mandatory
+        {
+            into.entry(o.then.as_str()).or_default().push((name, o));
+        }
+    }
+    into
 }

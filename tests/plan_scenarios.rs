@@ -2329,3 +2329,34 @@ fn a_held_instance_keeps_its_room_while_its_bundle_waits() {
     );
     converges(&s, &o, &p);
 }
+
+#[test]
+fn a_colocation_cycle_moves_together_to_where_all_its_members_fit() {
+    // web and cache must share a node both ways (a group, and web with cache); web runs
+    // on n1, where cache's memory does not fit. Pacemaker places the pair where the
+    // utilization of both fits: web moves to n2 and cache starts beside it, in one plan
+    // (web is not kept on n1 only to be taken off by the cycle, blocked for a plan).
+    let web = bundle_doc("web", "{image: webimg, priority: 2, needs: {memory: 1}}");
+    let cache = bundle_doc("cache", "{image: cacheimg, needs: {memory: 1}}");
+    let group = "apiVersion: quorate.io/v1alpha1\nkind: Group\nmetadata: {name: pair}\nspec: {bundles: [web, cache]}\n";
+    let with = constraint(
+        "web-with-cache",
+        "colocation: {bundle: web, with: cache, score: INFINITY}",
+    );
+    let nodes = [("n1", "{memory: 1}"), ("n2", "{memory: 2}")];
+    let docs: [&str; 4] = [&web, &cache, group, &with];
+    let s = capacity_set("utilization", &nodes, &docs, true);
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{{bundle: web, index: 0, specHash: {}}}]}}\n  n2: {{}}\n",
+        hash(&s, "web", 0)
+    ));
+    let p = run(&s, &o);
+    assert_eq!(
+        summary(&p),
+        [
+            (ActionType::Move, "web-0".into(), "n2".into()),
+            (ActionType::Start, "cache-0".into(), "n2".into())
+        ]
+    );
+    converges(&s, &o, &p);
+}

@@ -27,6 +27,40 @@ use crate::spec::cluster::PlacementStrategy;
 use crate::spec::constraint::ConstraintSpec;
 use crate::spec::{Name, Score, SpecSet};
 
+/// Amounts by quantity (its index in [`Capacity`]'s rows), only those above 0.
+type Amounts = Vec<(usize, u64)>;
+
+/// What one instance needs, from [`Capacity::need`].
+pub(super) struct Need<'c> {
+    /// Its own needs.
+    own: &'c [(usize, u64)],
+    /// With its dependents that must join it (none when no dependent does).
+    joined: Option<Joined>,
+}
+
+/// An instance's needs with those of its dependents that must join it.
+struct Joined {
+    /// Its own and all theirs.
+    all: Amounts,
+    /// On each node where some dependent is counted already: the sum without those
+    /// (`None` when that leaves its own needs alone).
+    on: BTreeMap<usize, Option<Amounts>>,
+}
+
+impl Need<'_> {
+    /// Whether some dependent must join the instance.
+    pub(super) fn joins(&self) -> bool {
+        self.joined.is_some()
+    }
+
+    /// Whether some dependent that must join the instance is not counted on node `i`.
+    pub(super) fn joins_on(&self, i: usize) -> bool {
+        self.joined
+            .as_ref()
+            .is_some_and(|j| !matches!(j.on.get(&i), Some(None)))
+    }
+}
+
 /// What each node has and what is counted on it, by quantity.
 pub(super) struct Capacity<'a> {
     strategy: PlacementStrategy,
@@ -186,46 +220,73 @@ impl<'a> Capacity<'a> {
         dependents
     }
 
-    /// Whether some bundle must join `bundle`'s instances and needs something.
-    pub(super) fn has_dependents(&self, bundle: &str) -> bool {
-        self.dependents.contains_key(bundle)
-    }
-
-    /// As [`Capacity::short`], for instance `index` of `bundle` together with the
-    /// instances of its dependents that must join it on node `i` (Pacemaker adds the
-    /// utilization of colocated resources when it places their primary): the same
-    /// instance number of each dependent that has it, unless that one is counted on `i`
-    /// already.
-    pub(super) fn short_joined(&self, i: usize, bundle: &str, index: u32) -> Option<Ban<'a>> {
-        let mut total: Vec<u64> = vec![0; self.quantities.len()];
-        let mut add = |need: &[(usize, u64)]| {
-            for (q, n) in need {
+    /// What instance `index` of `bundle` needs on a node, worked out once for all nodes:
+    /// its own needs, and with them those of its dependents that must join it (Pacemaker
+    /// adds the utilization of colocated resources when it places their primary): the
+    /// same instance number of each dependent that has it, less on a node where that one
+    /// is counted already.
+    pub(super) fn need(&self, bundle: &str, index: u32) -> Need<'_> {
+        let own = self.needs.get(bundle).map_or(&[][..], Vec::as_slice);
+        // Each dependent that must join it: its needs, and the node it is counted on.
+        let joining: Vec<(&[_], Option<&usize>)> = self
+            .dependents
+            .get(bundle)
+            .into_iter()
+            .flatten()
+            .filter(|d| self.replicas.get(**d).is_some_and(|r| index < *r))
+            .filter_map(|d| {
+                Some((
+                    self.needs.get(*d)?.as_slice(),
+                    self.counted.get(&(*d, index)),
+                ))
+            })
+            .collect();
+        if joining.is_empty() {
+            return Need { own, joined: None };
+        }
+        let sum = |parts: &mut dyn Iterator<Item = &[(usize, u64)]>| -> Amounts {
+            let mut total = vec![0_u64; self.quantities.len()];
+            for (q, n) in parts.flatten() {
                 total[*q] = total[*q].saturating_add(*n);
             }
+            total
+                .into_iter()
+                .enumerate()
+                .filter(|(_, n)| *n > 0)
+                .collect()
         };
-        add(self.needs.get(bundle).map_or(&[][..], Vec::as_slice));
-        let mut joined = false;
-        for dependent in self.dependents.get(bundle).into_iter().flatten() {
-            let here = self.counted.get(&(*dependent, index)) == Some(&i);
-            if !here && self.wants(dependent, index) {
-                add(self.needs.get(*dependent).map_or(&[][..], Vec::as_slice));
-                joined = true;
-            }
+        let all = sum(&mut std::iter::once(own).chain(joining.iter().map(|(n, _)| *n)));
+        // On a node where some dependent is counted: the others only, or none at all.
+        let mut on = BTreeMap::new();
+        for at in joining.iter().filter_map(|(_, at)| *at) {
+            let mut rest = joining
+                .iter()
+                .filter(|(_, o)| *o != Some(at))
+                .map(|(n, _)| *n)
+                .peekable();
+            let need = rest
+                .peek()
+                .is_some()
+                .then(|| sum(&mut std::iter::once(own).chain(rest)));
+            on.insert(*at, need);
         }
-        if !joined {
-            return self.short(i, bundle);
+        Need {
+            own,
+            joined: Some(Joined { all, on }),
         }
-        let need: Vec<(usize, u64)> = total
-            .into_iter()
-            .enumerate()
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        self.short_of(i, &need, true)
     }
 
-    /// Whether the bundle has an instance `index` (its replicas, kept with its needs).
-    fn wants(&self, bundle: &str, index: u32) -> bool {
-        self.replicas.get(bundle).is_some_and(|r| index < *r)
+    /// The first quantity `need` has more of than node `i` has free: with the dependents
+    /// that must join it when `joined` (and some do on `i`), else its own needs alone.
+    pub(super) fn short_for(&self, i: usize, need: &Need<'_>, joined: bool) -> Option<Ban<'a>> {
+        let with = match &need.joined {
+            Some(j) if joined => j.on.get(&i).map_or(Some(&j.all), Option::as_ref),
+            _ => None,
+        };
+        match with {
+            Some(with) => self.short_of(i, with, true),
+            None => self.short_of(i, need.own, false),
+        }
     }
 
     /// Whether capacity limits placement at all.
@@ -268,19 +329,9 @@ impl<'a> Capacity<'a> {
         self.total[i][q].saturating_sub(self.used[i][q])
     }
 
-    /// The first quantity an instance of `bundle` needs more of than node `i` has free.
-    pub(super) fn short(&self, i: usize, bundle: &str) -> Option<Ban<'a>> {
-        self.short_of(i, self.needs.get(bundle)?, false)
-    }
-
     /// The first quantity of `need` node `i` has too little free of; `joined` when `need`
     /// counts the dependents that must join the instance.
-    pub(super) fn short_of(
-        &self,
-        i: usize,
-        need: &[(usize, u64)],
-        joined: bool,
-    ) -> Option<Ban<'a>> {
+    fn short_of(&self, i: usize, need: &[(usize, u64)], joined: bool) -> Option<Ban<'a>> {
         if !self.enforced() {
             return None;
         }

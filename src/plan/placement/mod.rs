@@ -297,6 +297,8 @@ struct Bundle<'b, 'a> {
     /// For the first member of a colocation cycle: the fewest instances another member
     /// has, and that member (it takes no more nodes than that).
     spread: Option<(usize, &'b str)>,
+    /// Whether the bundle is in a colocation cycle with other bundles.
+    cycle: bool,
 }
 
 impl<'a> Placer<'_, 'a> {
@@ -351,6 +353,7 @@ impl<'a> Placer<'_, 'a> {
             base,
             mine: vec![0; self.nodes.count()],
             spread,
+            cycle: group.is_some_and(|g| g.len() > 1),
         };
         let running = self.instance_order(name, spec, &b.base.score);
         let (current, nodes) = (self.current, self.nodes);
@@ -442,7 +445,11 @@ impl<'a> Placer<'_, 'a> {
                 self.usable[*i]
                     && !b.base.score[*i].is_neg_infinity()
                     && b.mine[*i] < b.spec.replicas_per_host
-                    && (ran == Some(*i) || self.capacity.short(*i, b.name).is_none())
+                    && (ran == Some(*i)
+                        || self
+                            .capacity
+                            .short_for(*i, &self.capacity.need(b.name, index), false)
+                            .is_none())
             });
             if let Some(i) = at {
                 self.put(b, index, i);
@@ -498,21 +505,23 @@ impl<'a> Placer<'_, 'a> {
         let capacity = &self.capacity;
         let unbanned = |i: usize| b.base.score[i] + own.sum(i);
         // With its dependents' needs where some node has room for them all; not on the
-        // node the instance is on (they never make it leave).
+        // node the instance is on (they never make it leave), unless it is in a
+        // colocation cycle: it cannot stay where the other members cannot join it.
         let here = self.home(b.name, index);
+        let anchored = here.filter(|_| !b.cycle);
+        let need = capacity.need(b.name, index);
         let joined = |i: usize| match i {
-            _ if ran == Some(i) => None,
-            _ if here == Some(i) => capacity.short(i, b.name),
-            _ => capacity.short_joined(i, b.name, index),
+            _ if ran == Some(i) && !(b.cycle && need.joins_on(i)) => None,
+            _ => capacity.short_for(i, &need, anchored != Some(i)),
         };
-        let joins = capacity.has_dependents(b.name)
+        let joins = need.joins()
             && (0..self.nodes.count()).any(|i| {
                 !unbanned(i).is_neg_infinity() && limits.ban(i).is_none() && joined(i).is_none()
             });
         let short = |i: usize| match i {
             _ if joins => joined(i),
             _ if ran == Some(i) => None,
-            _ => capacity.short(i, b.name),
+            _ => capacity.short_for(i, &need, false),
         };
         let ban = |i: usize| limits.ban(i).or_else(|| short(i));
         let score_of = |i: usize| match ban(i) {

@@ -260,21 +260,18 @@ fn sets_groups_clones_and_levels_map() {
     // A clone of a container primitive: one bundle, clone-max replicas.
     let agent = &set.bundles["agent"];
     assert_eq!((agent.replicas, agent.replicas_per_host), (3, 1));
-    // A group: its members, an INFINITY colocation and a mandatory order each, and a
-    // finding that groups are not yet supported.
+    // A group: a Group of its members' bundles, in order, with no finding.
     let groups = imp.file("groups.yaml");
-    assert!(
-        groups.contains("first: api") && groups.contains("then: worker"),
-        "{groups}"
-    );
-    assert!(groups.contains("score: INFINITY"), "{groups}");
+    assert!(groups.contains("kind: Group"), "{groups}");
+    let members: Vec<&str> = set.groups["app"]
+        .bundles
+        .iter()
+        .map(|b| b.as_str())
+        .collect();
+    assert_eq!(members, ["api", "worker"]);
     let group = line_of("sets.xml", "app");
     assert!(
-        imp.errors().iter().any(|f| f["line"] == group
-            && f["message"]
-                .as_str()
-                .unwrap_or("")
-                .contains("not yet supported by quorate")),
+        !imp.errors().iter().any(|f| f["line"] == group),
         "{}",
         imp.stdout
     );
@@ -294,6 +291,15 @@ fn sets_groups_clones_and_levels_map() {
         let pair = (pair.0.to_owned(), pair.1.to_owned());
         assert!(orders.contains(&pair), "{pair:?} in {orders:?}");
     }
+    // The sets are written as sets; require-all=false lets agent start after either.
+    let constraints = imp.file("constraints.yaml");
+    assert!(constraints.contains("requireAll: false"), "{constraints}");
+    let any = set.constraints.values().any(|c| {
+        matches!(c, quorate::spec::ConstraintSpec::Order(o)
+            if o.then.as_str() == "agent"
+                && o.any_of.iter().map(|b| b.as_str()).collect::<Vec<_>>() == ["db", "cache"])
+    });
+    assert!(any, "{:?}", set.constraints);
     // fencing-topology: a device used at level 2 is a second document at level 2.
     let levels: BTreeMap<&str, u32> = set
         .fences
@@ -328,7 +334,7 @@ fn every_element_that_does_not_map_is_reported_at_its_line() {
         "edge1",
         "vip",
         "tmpl",
-        "app",
+        "legacy-unordered",
         "app-api-opts",
         "agent-stickiness",
         "pg-clone",

@@ -13,7 +13,8 @@ use roxmltree::Node;
 use super::config::score;
 use super::{Ctx, Doc, Handler, Resource, is_true, xml};
 use crate::spec::constraint::{
-    ColocationConstraint, LocationConstraint, OrderConstraint, OrderKind, Rule, RuleOperator,
+    ColocationConstraint, LocationConstraint, OrderConstraint, OrderKind, ResourceSet, Rule,
+    RuleOperator,
 };
 use crate::spec::{ConstraintSpec, Name, Score};
 
@@ -47,31 +48,12 @@ fn ticket(ctx: &mut Ctx<'_>, t: Node<'_, '_>) {
     );
 }
 
-/// Which members of a group a constraint means: a location or a colocation places the
-/// group by its first member (the others follow it); an order waits for its last member
-/// and holds back its first; a member of an ordered set stands for all of them.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum End {
-    First,
-    Last,
-    All,
-}
-
-/// The bundle a resource id stands for, or a finding on `c`.
-fn bundle(ctx: &mut Ctx<'_>, c: Node<'_, '_>, id: &str, end: End) -> Option<Name> {
-    members(ctx, c, id, end)?.into_iter().next()
-}
-
-/// The bundles a resource id stands for, or a finding on `c`.
-fn members(ctx: &mut Ctx<'_>, c: Node<'_, '_>, id: &str, end: End) -> Option<Vec<Name>> {
+/// The bundle (or group) a resource id stands for, or a finding on `c`. A group keeps
+/// its name: quorate reads a group in a constraint as Pacemaker does (a location or a
+/// colocation places its first member, an order waits for its last).
+fn bundle(ctx: &mut Ctx<'_>, c: Node<'_, '_>, id: &str) -> Option<Name> {
     let found = match ctx.draft.resources.get(id) {
-        Some(Resource::Bundle { name, .. }) => Ok(vec![name.clone()]),
-        Some(Resource::Group(members)) if members.is_empty() => Err("an empty group"),
-        Some(Resource::Group(members)) => Ok(match end {
-            End::First => members[..1].to_vec(),
-            End::Last => members[members.len() - 1..].to_vec(),
-            End::All => members.clone(),
-        }),
+        Some(Resource::Bundle { name, .. } | Resource::Group(name)) => Ok(name.clone()),
         Some(Resource::Fence) => Err("a fence device"),
         Some(Resource::Left) => Err("not carried over"),
         None => Err("not a resource of the CIB"),
@@ -133,12 +115,8 @@ fn roles(ctx: &mut Ctx<'_>, c: Node<'_, '_>, keys: &[&str]) -> bool {
     !promoted
 }
 
-/// The members of each `<resource_set>` of `c`, as bundles, with the set element.
-fn sets<'a, 'i>(
-    ctx: &mut Ctx<'_>,
-    c: Node<'a, 'i>,
-    end: End,
-) -> Option<Vec<(Node<'a, 'i>, Vec<Name>)>> {
+/// Each `<resource_set>` of `c` as a set of bundles (and groups), or a finding.
+fn sets(ctx: &mut Ctx<'_>, c: Node<'_, '_>) -> Option<Vec<ResourceSet>> {
     let mut out = Vec::new();
     for set in xml::children(c, "resource_set") {
         if !roles(ctx, set, &["role"]) {
@@ -152,19 +130,15 @@ fn sets<'a, 'i>(
             );
             return None;
         }
-        if set.attribute("require-all").is_some_and(|v| !is_true(v)) {
-            ctx.not_yet(
-                set,
-                "sets where one member is enough (require-all=false)",
-                "write an optional order from each member",
-            );
-            return None;
-        }
-        let mut members = Vec::new();
+        let mut bundles = Vec::new();
         for r in xml::children(set, "resource_ref") {
-            members.extend(self::members(ctx, c, r.attribute("id").unwrap_or(""), end)?);
+            bundles.push(bundle(ctx, c, r.attribute("id").unwrap_or(""))?);
         }
-        out.push((set, members));
+        out.push(ResourceSet {
+            bundles,
+            sequential: sequential(set),
+            require_all: set.attribute("require-all").is_none_or(is_true),
+        });
     }
     Some(out)
 }
@@ -195,13 +169,13 @@ fn location(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
         );
     }
     let bundles = if let Some(rsc) = c.attribute("rsc") {
-        match bundle(ctx, c, rsc, End::First) {
+        match bundle(ctx, c, rsc) {
             Some(b) => vec![b],
             None => return,
         }
     } else {
-        match sets(ctx, c, End::First) {
-            Some(sets) => sets.into_iter().flat_map(|(_, m)| m).collect(),
+        match sets(ctx, c) {
+            Some(sets) => sets.into_iter().flat_map(|s| s.bundles).collect(),
             None => return,
         }
     };
@@ -402,8 +376,7 @@ fn builtin_places(
     Some(out)
 }
 
-/// `<rsc_colocation>`: two resources, or one sequential set (each member with the one
-/// before it).
+/// `<rsc_colocation>`: two resources, or resource sets (kept as sets).
 fn colocation(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
     if !roles(ctx, c, &["rsc-role", "with-rsc-role"]) {
         return;
@@ -415,55 +388,48 @@ fn colocation(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
             "colocate on the same node, or use location rules on that attribute",
         );
     }
-    let Some(s) = c.attribute("score").and_then(|s| score(ctx, s, c)) else {
+    let Some(score) = c.attribute("score").and_then(|s| score(ctx, s, c)) else {
         return ctx.not_yet(c, "colocations without a score", "write the score");
     };
-    let pairs = match (c.attribute("rsc"), c.attribute("with-rsc")) {
+    let spec = match (c.attribute("rsc"), c.attribute("with-rsc")) {
         (Some(rsc), Some(with)) => {
-            let (Some(b), Some(w)) = (
-                bundle(ctx, c, rsc, End::First),
-                bundle(ctx, c, with, End::First),
-            ) else {
+            let (Some(bundle), Some(with)) = (bundle(ctx, c, rsc), bundle(ctx, c, with)) else {
                 return;
             };
-            vec![(b, w)]
+            if bundle == with {
+                return;
+            }
+            ColocationConstraint {
+                bundle,
+                with,
+                score,
+                sets: Vec::new(),
+            }
         }
         _ => {
-            let Some(sets) = sets(ctx, c, End::First) else {
+            let Some(mut sets) = sets(ctx, c) else {
                 return;
             };
-            match sets.as_slice() {
-                [(set, members)] if sequential(*set) => members
-                    .windows(2)
-                    .filter_map(|w| Some((w.get(1)?.clone(), w.first()?.clone())))
-                    .collect(),
-                _ => {
-                    return ctx.not_yet(
-                        c,
-                        "colocations of several or unordered sets",
-                        "write a colocation for each pair that must share (or avoid) a node",
-                    );
-                }
+            if sets.iter().any(|s| !s.require_all) {
+                ctx.adjusted(
+                    c,
+                    "require-all is dropped: it only means something in an order".into(),
+                    "nothing to do",
+                );
+                sets.iter_mut().for_each(|s| s.require_all = true);
+            }
+            ColocationConstraint {
+                bundle: Name::unset(),
+                with: Name::unset(),
+                score,
+                sets,
             }
         }
     };
-    let specs = pairs
-        .into_iter()
-        .filter(|(b, w)| b != w)
-        .map(|(bundle, with)| {
-            ConstraintSpec::Colocation(ColocationConstraint {
-                bundle,
-                with,
-                score: s,
-                sets: Vec::new(),
-            })
-        })
-        .collect();
-    add(ctx, c, specs);
+    add(ctx, c, vec![ConstraintSpec::Colocation(spec)]);
 }
 
-/// `<rsc_order>`: two resources, or sets (members of a sequential set in turn, every
-/// member of a set before every member of the next).
+/// `<rsc_order>`: two resources, or resource sets (kept as sets, with `require-all`).
 fn order(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
     for key in ["first-action", "then-action"] {
         if c.attribute(key).is_some_and(|a| a != "start") {
@@ -487,58 +453,29 @@ fn order(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
             );
         }
     };
-    let symmetrical = c.attribute("symmetrical").is_none_or(is_true);
-    let pairs = match (c.attribute("first"), c.attribute("then")) {
+    let (first, then, sets) = match (c.attribute("first"), c.attribute("then")) {
         (Some(first), Some(then)) => {
-            let (Some(f), Some(t)) = (
-                bundle(ctx, c, first, End::Last),
-                bundle(ctx, c, then, End::First),
-            ) else {
+            let (Some(f), Some(t)) = (bundle(ctx, c, first), bundle(ctx, c, then)) else {
                 return;
             };
-            vec![(f, t)]
+            if f == t {
+                return;
+            }
+            (f, t, Vec::new())
         }
-        _ => match sets(ctx, c, End::All) {
-            Some(sets) => set_pairs(&sets),
+        _ => match sets(ctx, c) {
+            Some(sets) => (Name::unset(), Name::unset(), sets),
             None => return,
         },
     };
-    let specs = pairs
-        .into_iter()
-        .filter(|(f, t)| f != t)
-        .map(|(first, then)| {
-            ConstraintSpec::Order(OrderConstraint {
-                first,
-                then,
-                kind,
-                symmetrical,
-                min_instances: None,
-                sets: Vec::new(),
-                any_of: Vec::new(),
-            })
-        })
-        .collect();
-    add(ctx, c, specs);
-}
-
-fn set_pairs(sets: &[(Node<'_, '_>, Vec<Name>)]) -> Vec<(Name, Name)> {
-    let mut pairs = Vec::new();
-    for (set, members) in sets {
-        if sequential(*set) {
-            pairs.extend(
-                members
-                    .windows(2)
-                    .filter_map(|w| Some((w.first()?.clone(), w.get(1)?.clone()))),
-            );
-        }
-    }
-    for w in sets.windows(2) {
-        let [(_, before), (_, after)] = w else {
-            continue;
-        };
-        for f in before {
-            pairs.extend(after.iter().map(|t| (f.clone(), t.clone())));
-        }
-    }
-    pairs
+    let spec = OrderConstraint {
+        first,
+        then,
+        kind,
+        symmetrical: c.attribute("symmetrical").is_none_or(is_true),
+        min_instances: None,
+        sets,
+        any_of: Vec::new(),
+    };
+    add(ctx, c, vec![ConstraintSpec::Order(spec)]);
 }

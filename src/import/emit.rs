@@ -57,7 +57,7 @@ pub(crate) fn files(draft: &Draft, cib_name: &str) -> Vec<OutputFile> {
     );
     push(
         "groups.yaml",
-        documents(Kind::Constraint, &draft.groups, cib_name),
+        documents(Kind::Group, &draft.groups, cib_name),
     );
     out
 }
@@ -96,35 +96,23 @@ fn document<S: Serialize>(kind: Kind, name: &Name, doc: &Doc<S>, cib: &str) -> S
     format!("---\n# from {origin} of {cib}\n{yaml}")
 }
 
-/// The set `draft` stands for, as the loader would build it.
+/// The set `draft` stands for, as validation would build it (groups and sets expanded).
 fn expected(draft: &Draft) -> SpecSet {
-    let mut constraints: BTreeMap<Name, _> = draft
-        .constraints
-        .iter()
-        .map(|(n, d)| (n.clone(), d.spec.clone()))
-        .collect();
-    constraints.extend(
-        draft
-            .groups
-            .iter()
-            .map(|(n, d)| (n.clone(), d.spec.clone())),
-    );
-    SpecSet {
+    let set = SpecSet {
         cluster_name: cluster_name(draft),
         cluster: draft.cluster.clone(),
-        bundles: draft
-            .bundles
-            .iter()
-            .map(|(n, d)| (n.clone(), d.spec.clone()))
-            .collect(),
-        fences: draft
-            .fences
-            .iter()
-            .map(|(n, d)| (n.clone(), d.spec.clone()))
-            .collect(),
-        constraints,
-        groups: BTreeMap::new(),
-    }
+        bundles: specs(&draft.bundles),
+        fences: specs(&draft.fences),
+        constraints: specs(&draft.constraints),
+        groups: specs(&draft.groups),
+    };
+    crate::spec::expand::expand(set).set
+}
+
+fn specs<S: Clone>(docs: &BTreeMap<Name, Doc<S>>) -> BTreeMap<Name, S> {
+    docs.iter()
+        .map(|(n, d)| (n.clone(), d.spec.clone()))
+        .collect()
 }
 
 /// Validates `files` with the real validator. `Ok` with its warnings when the set is

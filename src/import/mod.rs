@@ -31,7 +31,7 @@ use roxmltree::Node;
 use crate::diag::{Diagnostic, Location, Span};
 use crate::observed::Observed;
 use crate::source::FileId;
-use crate::spec::{BundleSpec, ClusterSpec, ConstraintSpec, FenceSpec, Name};
+use crate::spec::{BundleSpec, ClusterSpec, ConstraintSpec, FenceSpec, GroupSpec, Name};
 
 pub(crate) use emit::OutputFile;
 
@@ -218,8 +218,8 @@ pub(crate) struct Doc<S> {
 pub(crate) enum Resource {
     /// A bundle (from a `<bundle>`, a container primitive, or a clone of one).
     Bundle { name: Name, form: Form },
-    /// A group of container primitives: its members' bundles, in order.
-    Group(Vec<Name>),
+    /// A group of container primitives, written as a `Group` of that name.
+    Group(Name),
     /// A fence device.
     Fence,
     /// Not carried over (a finding says why).
@@ -255,8 +255,8 @@ pub(crate) struct Draft {
     pub fences: BTreeMap<Name, Doc<FenceSpec>>,
     /// Constraints from `<constraints>`.
     pub constraints: BTreeMap<Name, Doc<ConstraintSpec>>,
-    /// Constraints that stand for a `<group>`.
-    pub groups: BTreeMap<Name, Doc<ConstraintSpec>>,
+    /// Groups.
+    pub groups: BTreeMap<Name, Doc<GroupSpec>>,
     /// What each CIB resource id became.
     pub resources: BTreeMap<String, Resource>,
     /// Node names by CIB `uname`, and by node `id`.

@@ -15,8 +15,7 @@ use crate::spec::bundle::{
     StorageMapping, UpdatePolicy,
 };
 use crate::spec::cluster::{NetworkSpec, Subnet};
-use crate::spec::constraint::{ColocationConstraint, OrderConstraint, OrderKind};
-use crate::spec::{ConstraintSpec, Duration, Name, Port, PortRange, Score};
+use crate::spec::{Duration, GroupSpec, Name, Port, PortRange, Score};
 
 /// The kinds of element in `<resources>`.
 const KINDS: &[(&str, Handler)] = &[
@@ -770,106 +769,56 @@ fn clone(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
     ctx.draft.resources.insert(id(c).to_owned(), resource);
 }
 
-/// A `<group>` of container primitives: each member a bundle, the group an `INFINITY`
-/// colocation and a mandatory order of each member after the one before (what a group
-/// means in Pacemaker), written to groups.yaml. quorate has no groups yet.
+/// A `<group>` of container primitives: each member a bundle, the group a `Group` of
+/// them in order (placed together, started in order, stopped in reverse, as in
+/// Pacemaker). quorate's groups are always ordered and collocated: a group that says
+/// otherwise (deprecated in Pacemaker) is a finding, its members imported on their own.
 fn group(ctx: &mut Ctx<'_>, g: Node<'_, '_>) {
     let mut members = Vec::new();
     for p in xml::children(g, "primitive") {
-        match container_primitive(
-            ctx,
-            p,
-            Form::Primitive {
-                id: id(p).to_owned(),
-            },
-            1,
-        ) {
+        let form = Form::Primitive {
+            id: id(p).to_owned(),
+        };
+        match container_primitive(ctx, p, form, 1) {
             Some(name) => members.push(name),
             None => left(ctx, p),
         }
     }
-    let mut meta: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut whole = true;
     for (key, value, nv) in nvpairs(ctx, g, "meta_attributes") {
-        if key == "ordered" || key == "collocated" {
-            meta.insert(key, value);
-        } else {
-            ctx.not_carried(
-                nv,
-                format!(
-                    "the meta attribute `{}` of a group is not carried over",
-                    xml::truncate(key)
-                ),
+        let (help, carried) = match key {
+            "ordered" | "collocated" if is_true(value) => continue,
+            "ordered" | "collocated" => (
+                "quorate's groups are ordered and collocated: write the colocations or orders you want between the members instead",
+                false,
+            ),
+            _ => (
                 "set it on each member, where quorate has it (see docs/import.md)",
-            );
-        }
+                true,
+            ),
+        };
+        whole &= carried;
+        ctx.not_carried(
+            nv,
+            format!(
+                "the meta attribute `{}` of a group is not carried over",
+                xml::truncate(key)
+            ),
+            help,
+        );
     }
-    let ordered = meta.get("ordered").is_none_or(|v| is_true(v));
-    let collocated = meta.get("collocated").is_none_or(|v| is_true(v));
+    let named = (whole && !members.is_empty())
+        .then(|| ctx.name(g, id(g), |d| &mut d.bundle_names))
+        .flatten();
+    let Some(name) = named else {
+        return left(ctx, g);
+    };
     let origin = ctx.origin(g);
-    for pair in members.windows(2) {
-        let [first, then] = pair else { continue };
-        if collocated {
-            let spec = ConstraintSpec::Colocation(ColocationConstraint {
-                bundle: then.clone(),
-                with: first.clone(),
-                score: Score::INFINITY,
-                sets: Vec::new(),
-            });
-            add_group_constraint(
-                ctx,
-                g,
-                &format!("{}-{then}-with-{first}", id(g)),
-                spec,
-                &origin,
-            );
-        }
-        if ordered {
-            let spec = ConstraintSpec::Order(OrderConstraint {
-                first: first.clone(),
-                then: then.clone(),
-                kind: OrderKind::Mandatory,
-                symmetrical: true,
-                min_instances: None,
-                sets: Vec::new(),
-                any_of: Vec::new(),
-            });
-            add_group_constraint(
-                ctx,
-                g,
-                &format!("{}-{first}-then-{then}", id(g)),
-                spec,
-                &origin,
-            );
-        }
-    }
-    ctx.not_yet(
-        g,
-        "groups",
-        "its members are written as bundles, tied by INFINITY colocations and mandatory orders in groups.yaml: check them",
-    );
+    let spec = GroupSpec { bundles: members };
+    ctx.draft.groups.insert(name.clone(), Doc { spec, origin });
     ctx.draft
         .resources
-        .insert(id(g).to_owned(), Resource::Group(members));
-}
-
-fn add_group_constraint(
-    ctx: &mut Ctx<'_>,
-    g: Node<'_, '_>,
-    id: &str,
-    spec: ConstraintSpec,
-    origin: &str,
-) {
-    let Some(given) = ctx.draft.constraint_names.give(id) else {
-        return;
-    };
-    let _ = g;
-    ctx.draft.groups.insert(
-        given.name,
-        Doc {
-            spec,
-            origin: origin.to_owned(),
-        },
-    );
+        .insert(id(g).to_owned(), Resource::Group(name));
 }
 
 fn template(ctx: &mut Ctx<'_>, t: Node<'_, '_>) {

@@ -20,7 +20,11 @@
 //!   one level per node and level number holding the devices of that level;
 //! - location (node or rule), colocation and order constraints map one to one
 //!   (orders on clones with `interleave` off, as quorate waits for every instance of
-//!   `first`);
+//!   `first`); groups and resource sets are written as the pairs quorate expands them
+//!   into (a group of clones has no CIB form; Pacemaker expands its own groups into the
+//!   same chain of colocations and orders), each id made of the constraint's name;
+//! - capacity: `placement-strategy`, a node's `capacity` and a bundle's `needs` as
+//!   `<utilization>` of the node and of the clone's primitive;
 //! - start-up probes are off (`enable-startup-probes=false`): quorate's planner is given
 //!   what runs where and schedules no discovery, so Pacemaker is not asked to probe
 //!   every resource on every node either.
@@ -38,7 +42,7 @@ use quorate::spec::bundle::{BundleSpec, OnFail, Recovery};
 use quorate::spec::cluster::NoQuorumPolicy;
 use quorate::spec::constraint::{ConstraintSpec, OrderKind, Rule, RuleOperator, RuleType};
 use quorate::spec::fence::FenceSpec;
-use quorate::spec::{Duration, SpecSet};
+use quorate::spec::{Duration, Name, SpecSet};
 
 /// Escapes text for an XML attribute value.
 fn esc(s: &str) -> String {
@@ -195,10 +199,12 @@ fn crm_config(spec: &SpecSet, x: &mut String) {
 <nvpair id=\"opt-quorum\" name=\"no-quorum-policy\" value=\"{policy}\"/>\
 <nvpair id=\"opt-probes\" name=\"enable-startup-probes\" value=\"false\"/>\
 <nvpair id=\"opt-recheck\" name=\"cluster-recheck-interval\" value=\"{}\"/>\
+<nvpair id=\"opt-placement\" name=\"placement-strategy\" value=\"{}\"/>\
 </cluster_property_set></crm_config>",
         c.fencing.enabled,
         secs(c.fencing.timeout),
         secs(c.defaults.recheck_interval),
+        c.placement_strategy.as_str(),
     );
     let _ = writeln!(
         x,
@@ -236,7 +242,9 @@ fn nodes(spec: &SpecSet, x: &mut String) {
                 "<nvpair id=\"node-{i}-standby\" name=\"standby\" value=\"on\"/>"
             );
         }
-        x.push_str("</instance_attributes></node>\n");
+        x.push_str("</instance_attributes>");
+        utilization(x, &format!("node-{i}-util"), &n.capacity);
+        x.push_str("</node>\n");
     }
     x.push_str("</nodes>\n");
 }
@@ -279,20 +287,49 @@ fn resources(spec: &SpecSet, x: &mut String) {
 <nvpair id=\"{name}-requires\" name=\"requires\" value=\"{requires}\"/>\
 </meta_attributes><primitive id=\"{name}\" class=\"ocf\" provider=\"pacemaker\" type=\"Dummy\"><operations>\
 <op id=\"{name}-monitor\" name=\"monitor\" interval=\"{}\" timeout=\"{}\" on-fail=\"{on_fail}\"/>\
-</operations></primitive></clone>",
+</operations>{}</primitive></clone>",
             b.replicas,
             b.replicas_per_host,
             b.priority,
             secs(b.monitor.interval),
             secs(b.monitor.timeout),
+            {
+                let mut u = String::new();
+                utilization(&mut u, &format!("{name}-util"), &b.needs);
+                u
+            },
         );
     }
     x.push_str("</resources>\n");
 }
 
+/// A `<utilization>` element with one nvpair per quantity (none when `amounts` is empty).
+fn utilization(x: &mut String, id: &str, amounts: &BTreeMap<Name, u64>) {
+    if amounts.is_empty() {
+        return;
+    }
+    let _ = write!(x, "<utilization id=\"{id}\">");
+    for (q, n) in amounts {
+        let _ = write!(x, "<nvpair id=\"{id}-{q}\" name=\"{q}\" value=\"{n}\"/>");
+    }
+    x.push_str("</utilization>");
+}
+
+/// A constraint's name as an XML id: what is not a letter, digit, `-`, `_` or `.`
+/// (the spaces and colons of the names groups and sets expand into) becomes `-`.
+fn xml_id(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c,
+            _ => '-',
+        })
+        .collect()
+}
+
 fn constraints(spec: &SpecSet, x: &mut String) {
     x.push_str("<constraints>\n");
-    for (id, c) in &spec.constraints {
+    for (name, c) in &spec.constraints {
+        let id = xml_id(name.as_str());
         match c {
             ConstraintSpec::Location(l) => match (&l.node, &l.rule) {
                 (Some(node), _) => {

@@ -14,7 +14,7 @@ use support::{Shape, documents, median};
 fn main() {
     let shape = Shape {
         nodes: 50,
-        bundles: 3_400,
+        bundles: 3_800,
         replicas: 2,
     };
     let mut docs = documents(&shape, 20);

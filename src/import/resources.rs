@@ -784,9 +784,10 @@ fn group(ctx: &mut Ctx<'_>, g: Node<'_, '_>) {
             None => left(ctx, p),
         }
     }
+    // Whether the members still make a Group (not when it must be unordered or apart).
     let mut whole = true;
     for (key, value, nv) in nvpairs(ctx, g, "meta_attributes") {
-        let (help, carried) = match key {
+        let (help, keeps_group) = match key {
             "ordered" | "collocated" if is_true(value) => continue,
             "ordered" | "collocated" => (
                 "quorate's groups are ordered and collocated: write the colocations or orders you want between the members instead",
@@ -797,7 +798,7 @@ fn group(ctx: &mut Ctx<'_>, g: Node<'_, '_>) {
                 true,
             ),
         };
-        whole &= carried;
+        whole &= keeps_group;
         ctx.not_carried(
             nv,
             format!(

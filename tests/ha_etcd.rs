@@ -53,6 +53,16 @@ fn assert_started_once(data: &Path, n: u32) {
     assert_eq!(unique.len(), n as usize, "{lines:?}");
 }
 
+/// A client of `etcd`, as `quorate run --etcd` makes one (a 2 s timeout).
+async fn connect(etcd: &EtcdCluster) -> etcd_client::Client {
+    let cfg = quorate::ha::EtcdConfig {
+        endpoints: etcd.endpoints().split(',').map(str::to_owned).collect(),
+        timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    quorate::ha::connect(&cfg).await.unwrap()
+}
+
 fn log(r: &QuorateRun) -> String {
     std::fs::read_to_string(&r.log).unwrap_or_default()
 }
@@ -372,12 +382,7 @@ fn a_write_with_a_stale_fencing_token_is_refused() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let cfg = quorate::ha::EtcdConfig {
-            endpoints: etcd.endpoints().split(',').map(str::to_owned).collect(),
-            timeout: Duration::from_secs(2),
-            ..Default::default()
-        };
-        let client = quorate::ha::connect(&cfg).await.unwrap();
+        let client = connect(&etcd).await;
         let lease = Arc::new(Lease::default());
         let store = EtcdStore::leader(client, "/quorate/fence-test", lease.clone());
         // No token yet: refused without a round trip's doubt.
@@ -503,13 +508,8 @@ spec: {image: 'localhost/x:1', replicas: 2}
     .unwrap();
     let prefix = "/quorate/clean";
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let cfg = quorate::ha::EtcdConfig {
-        endpoints: etcd.endpoints().split(',').map(str::to_owned).collect(),
-        timeout: Duration::from_secs(2),
-        ..Default::default()
-    };
     let store = rt.block_on(async {
-        let store = EtcdStore::operator(quorate::ha::connect(&cfg).await.unwrap(), prefix);
+        let store = EtcdStore::operator(connect(&etcd).await, prefix);
         for (node, instance) in [("n1", "app-0"), ("n2", "app-0"), ("n1", "app-1")] {
             store.record_failure(node, instance, 1).await.unwrap();
         }
@@ -558,12 +558,7 @@ fn suspensions_are_kept_in_etcd() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let cfg = quorate::ha::EtcdConfig {
-            endpoints: etcd.endpoints().split(',').map(str::to_owned).collect(),
-            timeout: Duration::from_secs(2),
-            ..Default::default()
-        };
-        let client = quorate::ha::connect(&cfg).await.unwrap();
+        let client = connect(&etcd).await;
         let store = EtcdStore::operator(client, "/quorate/suspend-test");
         assert!(store.suspended().await.unwrap().is_empty());
         let db = Suspension::new(10, Some("upgrade"));

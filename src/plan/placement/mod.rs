@@ -441,15 +441,14 @@ impl<'a> Placer<'_, 'a> {
             // Where it is not counted from the start of the round, it stays only if the
             // node has room left for it.
             let ran = self.capacity.release(b.name, index);
+            let need = self.capacity.need(b.name, index);
+            let fits =
+                |i: usize| ran == Some(i) || self.capacity.short_for(i, &need, false).is_none();
             let at = self.nodes.of(stay.as_str()).filter(|i| {
                 self.usable[*i]
                     && !b.base.score[*i].is_neg_infinity()
                     && b.mine[*i] < b.spec.replicas_per_host
-                    && (ran == Some(*i)
-                        || self
-                            .capacity
-                            .short_for(*i, &self.capacity.need(b.name, index), false)
-                            .is_none())
+                    && fits(*i)
             });
             if let Some(i) = at {
                 self.put(b, index, i);

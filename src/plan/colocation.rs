@@ -79,12 +79,21 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
             .collect()
     };
     let part_edges = between(&part, &all);
-    let unit_edges = between(&unit, &hard);
+    // The hard edges between units, by the part both ends are in (each part's units
+    // are sorted with their own edges only, so sorting costs what the part holds).
+    let part_of_unit = |u: usize| units.get(&u).and_then(|m| m.first()).map(|b| part[*b]);
+    let mut unit_edges: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
+    for (w, b) in between(&unit, &hard) {
+        if let Some(p) = part_of_unit(w).filter(|p| part_of_unit(b) == Some(*p)) {
+            unit_edges.entry(p).or_default().push((w, b));
+        }
+    }
     let mut bundles = Vec::with_capacity(names.len());
     let mut groups = Vec::new();
-    for p in kahn(parts.keys().copied(), &part_edges, part_key) {
+    for p in kahn(parts.keys().copied(), part_edges, part_key) {
         let inside = parts[&p].iter().copied();
-        for u in kahn(inside, &unit_edges, unit_key) {
+        let edges = unit_edges.get(&p).map_or(&[][..], Vec::as_slice);
+        for u in kahn(inside, edges.iter().copied(), unit_key) {
             let members: Vec<&str> = units[&u].iter().map(|b| names[*b]).collect();
             bundles.extend(&members);
             if members.len() > 1 {
@@ -99,10 +108,10 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
 /// the ready vertex with the highest `key` first. `edges` must form no cycle among them.
 fn kahn<K: Ord>(
     of: impl Iterator<Item = usize>,
-    edges: &BTreeSet<(usize, usize)>,
+    edges: impl IntoIterator<Item = (usize, usize)>,
     key: impl Fn(usize) -> K,
 ) -> Vec<usize> {
-    crate::graph::toposort(of, edges.iter().copied(), |v| (key(v), Reverse(v))).order
+    crate::graph::toposort(of, edges, |v| (key(v), Reverse(v))).order
 }
 
 /// The strongly connected component of each vertex of a graph on `0..n` (Kosaraju's

@@ -118,24 +118,41 @@ pub(crate) fn starved<'a>(
             *count.entry(bundle).or_default() += 1;
         }
     }
-    let short = |o: &OrderConstraint, first: &Name| {
-        spec.bundles.contains_key(first.as_str())
-            && count.get(first.as_str()).copied().unwrap_or(0) < o.min_instances.unwrap_or(1)
-    };
+    let placed = |b: &str| Some(count.get(b).copied().unwrap_or(0));
     spec.constraints
         .values()
         .filter_map(|c| match c {
-            ConstraintSpec::Order(o)
-                if o.kind == OrderKind::Mandatory
-                    && spec.bundles.contains_key(o.then.as_str())
-                    && short(o, &o.first)
-                    && o.any_of.iter().all(|f| short(o, f)) =>
-            {
+            ConstraintSpec::Order(o) if starves(spec, o, placed) == Some(true) => {
                 Some((o.then.as_str(), o.first.as_str()))
             }
             _ => None,
         })
         .collect()
+}
+
+/// Whether order `o` keeps its `then` from placing instances (as [`starved`] says), by
+/// how many instances of each bundle are `placed`; `None` while that depends on a bundle
+/// whose count is not known yet.
+pub(crate) fn starves(
+    spec: &SpecSet,
+    o: &OrderConstraint,
+    placed: impl Fn(&str) -> Option<u32>,
+) -> Option<bool> {
+    if o.kind != OrderKind::Mandatory || !spec.bundles.contains_key(o.then.as_str()) {
+        return Some(false);
+    }
+    let mut all = Some(true);
+    for first in std::iter::once(&o.first).chain(&o.any_of) {
+        if !spec.bundles.contains_key(first.as_str()) {
+            return Some(false);
+        }
+        match placed(first.as_str()) {
+            Some(n) if n >= o.min_instances.unwrap_or(1) => return Some(false),
+            Some(_) => {}
+            None => all = None,
+        }
+    }
+    all
 }
 
 /// What `then` waits for from `first` in reasons: `db`, or `2 instances of db` for an

@@ -35,7 +35,7 @@ pub struct LocationConstraint {
 
 /// A test on a node: one expression (`attribute`, `operator`, `value`, `type`), or
 /// `and` / `or` of rules.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Rule {
     /// Attribute name; `#uname` is the node's name (give `attribute` and `operator`, or
@@ -61,7 +61,7 @@ pub struct Rule {
 }
 
 /// Comparisons in a [`Rule`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum RuleOperator {
     /// Equal.
@@ -83,7 +83,7 @@ pub enum RuleOperator {
 }
 
 /// How a [`Rule`] compares values (Pacemaker's `type` of an expression).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum RuleType {
     /// Byte by byte.

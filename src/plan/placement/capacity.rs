@@ -220,6 +220,12 @@ impl<'a> Capacity<'a> {
         dependents
     }
 
+    /// Whether `bundle` is a dependent that must join the instances of a bundle placed
+    /// before it (its needs are counted with theirs).
+    pub(super) fn joins_another(&self, bundle: &str) -> bool {
+        self.dependents.values().flatten().any(|d| *d == bundle)
+    }
+
     /// What instance `index` of `bundle` needs on a node, worked out once for all nodes:
     /// its own needs, and with them those of its dependents that must join it (Pacemaker
     /// adds the utilization of colocated resources when it places their primary): the

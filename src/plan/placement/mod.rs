@@ -40,6 +40,7 @@ use super::current::{Current, Whereabouts};
 use super::model::{Placement, Stage};
 use crate::observed::Observed;
 use crate::spec::bundle::{BundleSpec, Recovery, instance_name};
+use crate::spec::constraint::{ConstraintSpec, OrderConstraint};
 use crate::spec::{Name, Score, SpecSet};
 use capacity::Capacity;
 pub use capacity::Shortfall;
@@ -61,6 +62,9 @@ pub struct Placed<'a> {
     /// Running instances counted on their node from the start of the round that were
     /// placed elsewhere or nowhere.
     left: BTreeSet<(&'a str, u32)>,
+    /// Bundles the round found starved, with the `first` they wait for: that `first` was
+    /// placed before them, short (see [`Placer::starved_now`]).
+    found: BTreeMap<&'a str, &'a str>,
 }
 
 /// The nodes, in name order, addressed by index.
@@ -110,19 +114,62 @@ pub fn place<'a>(
     // from the start of a round; one that leaves that node in a round (placed elsewhere
     // or nowhere) gives its claim up from the start of the next, so the bundles placed
     // before it see the room it leaves, as they will in the next plan. Each round adds a
-    // starved bundle or a leaving instance, or is the last: the rounds end.
+    // starved bundle or a leaving instance, or is the last: the rounds end. Most
+    // starvation is found within a round (the `first` placed before its `then`), so
+    // one round usually does. What every round shares is worked out once.
+    let nodes = Nodes::new(spec);
+    let usable: Vec<bool> = nodes
+        .names
+        .iter()
+        .map(|n| current.usable.contains(n.as_str()))
+        .collect();
+    let ranker = Ranker::new(spec, &nodes, &usable, explain);
+    let order = colocation::order(spec);
+    let mut into: BTreeMap<&str, Vec<&OrderConstraint>> = BTreeMap::new();
+    for c in spec.constraints.values() {
+        if let ConstraintSpec::Order(o) = c {
+            into.entry(o.then.as_str()).or_default().push(o);
+        }
+    }
+    let fixed = Fixed {
+        nodes: &nodes,
+        usable: &usable,
+        ranker: &ranker,
+        order: &order,
+        into: &into,
+    };
     let mut round = Round::default();
     loop {
-        let mut placed = place_once(spec, observed, current, explain, &round);
+        let mut placed = place_once(spec, observed, current, explain, &round, &fixed);
         let mut starved = starved_bundles(spec, &placed);
         starved.extend(round.starved.iter().map(|(t, f)| (*t, *f)));
-        if starved == round.starved && placed.left.is_subset(&round.left) {
+        // The bundles the round treated as starved: those it started with, and those it
+        // found starved on the way (their `first` placed before them, short).
+        let treated = round.starved.keys().chain(placed.found.keys());
+        let treated: BTreeSet<&str> = treated.copied().collect();
+        if starved.keys().copied().eq(treated) && placed.left.is_subset(&round.left) {
             placed.starved = starved;
-            return top_up(spec, observed, current, explain, placed, &round.left);
+            return top_up(
+                (spec, observed, current, explain),
+                placed,
+                &round.left,
+                &fixed,
+            );
         }
         round.left.append(&mut placed.left);
         round.starved = starved;
     }
+}
+
+/// What every round of placement shares: the nodes, what rules and constraints give
+/// each bundle, the order bundles are placed in.
+struct Fixed<'f, 'a> {
+    nodes: &'f Nodes<'a>,
+    usable: &'f [bool],
+    ranker: &'f Ranker<'f, 'a>,
+    order: &'f colocation::Order<'a>,
+    /// The order constraints, by their `then`.
+    into: &'f BTreeMap<&'a str, Vec<&'a OrderConstraint>>,
 }
 
 /// What a round of placement starts from.
@@ -144,12 +191,10 @@ struct Round<'a> {
 /// and may free a bundle further down a chain of orders in turn; each such round starves
 /// fewer bundles, so they end.
 fn top_up<'a>(
-    spec: &'a SpecSet,
-    observed: &Observed,
-    current: &Current<'a>,
-    explain: bool,
+    (spec, observed, current, explain): (&'a SpecSet, &Observed, &Current<'a>, bool),
     mut placed: Placed<'a>,
     left: &BTreeSet<(&'a str, u32)>,
+    fixed: &Fixed<'_, 'a>,
 ) -> Placed<'a> {
     loop {
         let still = starved_bundles(spec, &placed);
@@ -175,7 +220,7 @@ fn top_up<'a>(
                 .collect(),
             starved: still,
         };
-        let mut topped = place_once(spec, observed, current, explain, &top);
+        let mut topped = place_once(spec, observed, current, explain, &top, fixed);
         let more = starved_bundles(spec, &topped);
         if !more.keys().all(|b| top.starved.contains_key(b)) {
             return placed;
@@ -198,22 +243,24 @@ fn place_once<'a>(
     current: &Current<'a>,
     explain: bool,
     round: &Round<'a>,
+    fixed: &Fixed<'_, 'a>,
 ) -> Placed<'a> {
-    let nodes = Nodes::new(spec);
-    let order = colocation::order(spec);
-    let usable: Vec<bool> = nodes
-        .names
-        .iter()
-        .map(|n| current.usable.contains(n.as_str()))
-        .collect();
+    let Fixed {
+        nodes,
+        usable,
+        ranker,
+        order,
+        into,
+    } = *fixed;
     let mut placer = Placer {
         spec,
         observed,
         current,
-        nodes: &nodes,
-        usable: &usable,
-        ranker: Ranker::new(spec, &nodes, &usable, explain),
+        nodes,
+        usable,
+        ranker,
         starved: &round.starved,
+        into,
         explain,
         load: vec![0; nodes.count()],
         placed_on: BTreeMap::new(),
@@ -224,10 +271,11 @@ fn place_once<'a>(
             starved: BTreeMap::new(),
             short: BTreeMap::new(),
             left: BTreeSet::new(),
+            found: BTreeMap::new(),
         },
         capacity: Capacity::new(
             spec,
-            &nodes,
+            nodes,
             current,
             (&order.bundles, &round.starved),
             |bundle, index, at| {
@@ -249,7 +297,7 @@ fn place_once<'a>(
         .iter()
         .flat_map(|g| g.iter().map(move |b| (*b, g.as_slice())))
         .collect();
-    for bundle in order.bundles {
+    for &bundle in &order.bundles {
         let Some(b) = spec.bundles.get(bundle) else {
             continue;
         };
@@ -272,8 +320,10 @@ struct Placer<'p, 'a> {
     current: &'p Current<'a>,
     nodes: &'p Nodes<'a>,
     usable: &'p [bool],
-    ranker: Ranker<'p, 'a>,
+    ranker: &'p Ranker<'p, 'a>,
     starved: &'p BTreeMap<&'a str, &'a str>,
+    /// The order constraints, by their `then`.
+    into: &'p BTreeMap<&'a str, Vec<&'a OrderConstraint>>,
     explain: bool,
     /// Instances placed per node, of every bundle.
     load: Vec<usize>,
@@ -334,6 +384,9 @@ impl<'a> Placer<'_, 'a> {
     }
 
     fn place_bundle(&mut self, name: &'a str, spec: &'a BundleSpec, group: Option<&[&'a str]>) {
+        if let Some(first) = self.starved_now(name) {
+            self.out.found.insert(name, first);
+        }
         let base = self.ranker.bundle_scores(name, group, &self.placed_on);
         let spread = group
             .filter(|g| g.first() == Some(&name))
@@ -388,6 +441,25 @@ impl<'a> Placer<'_, 'a> {
             .insert((b.name, index), Some(self.nodes.names[at]));
     }
 
+    /// The `first` of a mandatory order that starves `bundle`, when this round can tell
+    /// already: every `first` of the order was placed before it (so its count is final),
+    /// too few. Finding it now spares the round after, which would start with `bundle`
+    /// starved and place everything else as this one does. Not for a bundle whose needs
+    /// are counted with a primary placed before it (a round that starts with it starved
+    /// counts them no more), nor one starved already.
+    fn starved_now(&self, bundle: &str) -> Option<&'a str> {
+        if self.starved.contains_key(bundle) {
+            return None;
+        }
+        let placed = |b: &str| self.placed_on.get(b).map(|on| on.iter().sum::<u32>());
+        self.into
+            .get(bundle)?
+            .iter()
+            .find(|o| super::order::starves(self.spec, o, placed) == Some(true))
+            .map(|o| o.first.as_str())
+            .filter(|_| !self.capacity.joins_another(bundle))
+    }
+
     /// The pinned stage: an instance decided before scoring. Returns whether it was.
     fn pinned(&mut self, b: &mut Bundle<'_, 'a>, index: u32) -> bool {
         if self.observed.suspended.covers(b.name) {
@@ -419,7 +491,8 @@ impl<'a> Placer<'_, 'a> {
         }
         // Waiting for the `first` of a mandatory order: no slot, not even for a running
         // copy (it is stopped, as Pacemaker's mandatory order does).
-        if let Some(first) = self.starved.get(b.name) {
+        let waits = self.starved.get(b.name).or(self.out.found.get(b.name));
+        if let Some(first) = waits.copied() {
             self.capacity.release(b.name, index);
             if self.explain {
                 self.out.explain.push(select::stays(
@@ -529,7 +602,7 @@ impl<'a> Placer<'_, 'a> {
         };
         let load = &self.load;
         let prefer = |i: usize, j: usize| capacity.prefer(i, j, load);
-        let chosen = select::best(self.nodes.count(), score_of, here, prefer);
+        let chosen = select::best(self.nodes.count(), (unbanned, score_of), here, prefer);
         if chosen.is_none() && capacity.enforced() {
             let bans = (0..self.nodes.count())
                 .filter(|i| !unbanned(*i).is_neg_infinity() && limits.ban(*i).is_none())

@@ -2,7 +2,8 @@
 //! instance of a bundle ([`Ranker::bundle_scores`]) run once per bundle; stickiness runs
 //! per instance and touches the nodes the instance is on.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
 
 use super::{Bundle, Nodes, Placer, feasible, part};
 use crate::plan::current::Whereabouts;
@@ -89,7 +90,9 @@ pub(super) struct Ranker<'s, 'a> {
     shunned_by: BTreeMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
     /// Colocations, by the bundle they follow (`with`): its dependents.
     dependents_of: BTreeMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
-    rule_cache: BTreeMap<String, Vec<usize>>,
+    /// The nodes each location constraint's rule matches (computed once per distinct
+    /// rule), by constraint name.
+    rule_hits: BTreeMap<&'a str, Rc<[usize]>>,
     explain: bool,
 }
 
@@ -108,7 +111,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
             colocations: BTreeMap::new(),
             shunned_by: BTreeMap::new(),
             dependents_of: BTreeMap::new(),
-            rule_cache: BTreeMap::new(),
+            rule_hits: BTreeMap::new(),
             explain,
         };
         for (cname, c) in &spec.constraints {
@@ -132,6 +135,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 ConstraintSpec::Order(_) => {}
             }
         }
+        r.rule_hits = rule_hits(spec, nodes);
         r
     }
 
@@ -141,7 +145,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
     /// only go where every member placed before it is (the cycle is made whole afterwards
     /// by [`super::group::Tally::keep_group_together`]).
     pub(super) fn bundle_scores(
-        &mut self,
+        &self,
         bundle: &str,
         group: Option<&[&str]>,
         placed_on: &BTreeMap<&str, Vec<u32>>,
@@ -196,12 +200,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
     /// clones). When the parts would leave the primary no
     /// node, none is added: they are preferences, and the primary's own hard constraints
     /// still decide; the dependents' hard constraints are kept when they are placed.
-    fn dependents(
-        &mut self,
-        own: &mut Scores,
-        primaries: &[&str],
-        placed: &BTreeMap<&str, Vec<u32>>,
-    ) {
+    fn dependents(&self, own: &mut Scores, primaries: &[&str], placed: &BTreeMap<&str, Vec<u32>>) {
         if !primaries.iter().any(|p| self.dependents_of.contains_key(p)) {
             return;
         }
@@ -247,7 +246,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
     /// The weighted parts of the dependents of `bundle` (not placed, not `seen`), and of
     /// theirs, at `factor`.
     fn merge<'x>(
-        &mut self,
+        &self,
         bundle: &str,
         factor: f64,
         seen: &mut BTreeSet<&'x str>,
@@ -292,7 +291,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
     /// A dependent's own preferences: its location constraints. Not its stickiness:
     /// where it runs now would move the primary in the plan after the one that moves the
     /// dependent, and planning again against a plan's result must change nothing.
-    fn preferences(&mut self, bundle: &str) -> Scores {
+    fn preferences(&self, bundle: &str) -> Scores {
         let mut s = Scores::new(self.nodes.count(), false);
         self.location(&mut s, bundle);
         s
@@ -317,7 +316,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
     /// Colocations with the members of its cycle not placed yet (`unplaced`) are left to
     /// the cycle stage.
     fn shared(
-        &mut self,
+        &self,
         bundle: &str,
         placed_on: &BTreeMap<&str, Vec<u32>>,
         unplaced: &BTreeSet<&str>,
@@ -331,23 +330,14 @@ impl<'s, 'a> Ranker<'s, 'a> {
     }
 
     /// The location stage: each location constraint's score on the nodes it matches.
-    fn location(&mut self, s: &mut Scores, bundle: &str) {
-        let Ranker {
-            nodes,
-            locations,
-            rule_cache,
-            ..
-        } = self;
-        let Some(locations) = locations.get(bundle) else {
+    fn location(&self, s: &mut Scores, bundle: &str) {
+        let Some(locations) = self.locations.get(bundle) else {
             return;
         };
-        for (cname, l) in locations {
-            let hits: Vec<usize> = match (&l.node, &l.rule) {
-                (Some(n), _) => nodes.of(n.as_str()).into_iter().collect(),
-                (None, Some(rule)) => matching(rule, nodes, rule_cache).to_vec(),
-                (None, None) => Vec::new(),
-            };
-            for i in hits {
+        for &(cname, l) in locations {
+            let one = l.node.as_ref().and_then(|n| self.nodes.of(n.as_str()));
+            let hits = self.rule_hits.get(cname).map_or(&[][..], |h| &h[..]);
+            for i in one.into_iter().chain(hits.iter().copied()) {
                 s.add(i, Stage::Location, || format!("location {cname}"), l.score);
             }
         }
@@ -439,16 +429,26 @@ fn weighted(score: Score, factor: f64) -> Option<Score> {
     Some(Score::new(delta))
 }
 
-/// Indices of the nodes matching `rule`, computed once per distinct rule.
-fn matching<'c>(
-    rule: &Rule,
-    nodes: &Nodes<'_>,
-    cache: &'c mut BTreeMap<String, Vec<usize>>,
-) -> &'c [usize] {
-    let key = format!("{rule:?}");
-    cache.entry(key).or_insert_with(|| {
-        (0..nodes.count())
-            .filter(|i| rule.matches_node(nodes.names[*i].as_str(), nodes.attributes[*i]))
-            .collect()
-    })
+/// The nodes each location constraint's rule matches, by constraint name; each distinct
+/// rule is matched against the nodes once.
+fn rule_hits<'a>(spec: &'a SpecSet, nodes: &Nodes<'_>) -> BTreeMap<&'a str, Rc<[usize]>> {
+    let mut distinct: HashMap<&'a Rule, Rc<[usize]>> = HashMap::new();
+    let mut hits = BTreeMap::new();
+    for (cname, c) in &spec.constraints {
+        let ConstraintSpec::Location(LocationConstraint {
+            node: None,
+            rule: Some(rule),
+            ..
+        }) = c
+        else {
+            continue;
+        };
+        let matched = distinct.entry(rule).or_insert_with(|| {
+            (0..nodes.count())
+                .filter(|i| rule.matches_node(nodes.names[*i].as_str(), nodes.attributes[*i]))
+                .collect()
+        });
+        hits.insert(cname.as_str(), Rc::clone(matched));
+    }
+    hits
 }

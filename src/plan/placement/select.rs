@@ -11,24 +11,32 @@ use crate::spec::{Name, Score};
 /// (`INFINITY` absorbs stickiness) go to the node the instance is on (`here`), then to
 /// the node the placement strategy `prefer`s (`Greater` for the first node: the least
 /// loaded, or the one with most free capacity), then to the first name.
+///
+/// `bound` is a cheap score no lower than `score_of` (which may only bring it down to
+/// `-INFINITY`, with a ban): a node that cannot beat the best so far even at its bound is
+/// passed over without asking `score_of`, so the filters that look at what is placed
+/// (capacity) run only for the few nodes that could win.
 pub(super) fn best(
     count: usize,
-    score_of: impl Fn(usize) -> Score,
+    (bound, score_of): (impl Fn(usize) -> Score, impl Fn(usize) -> Score),
     here: Option<usize>,
     prefer: impl Fn(usize, usize) -> Ordering,
 ) -> Option<usize> {
     let rank = |i: usize, s: Score| (s, here == Some(i));
+    let beats = |i: usize, s: Score, best: Option<(Score, usize)>| match best {
+        None => true,
+        Some((bs, bi)) => rank(i, s)
+            .cmp(&rank(bi, bs))
+            .then_with(|| prefer(i, bi))
+            .is_gt(),
+    };
     let mut best: Option<(Score, usize)> = None;
     for i in 0..count {
+        if !beats(i, bound(i), best) {
+            continue;
+        }
         let s = score_of(i);
-        let better = match best {
-            None => true,
-            Some((bs, bi)) => rank(i, s)
-                .cmp(&rank(bi, bs))
-                .then_with(|| prefer(i, bi))
-                .is_gt(),
-        };
-        if better {
+        if beats(i, s, best) {
             best = Some((s, i));
         }
     }

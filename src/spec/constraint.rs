@@ -1,5 +1,7 @@
 //! `kind: Constraint`: location, colocation and order constraints with Pacemaker scores.
 
+use std::collections::{BTreeMap, HashMap};
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -119,11 +121,7 @@ impl Rule {
     /// Whether the node `name` with `attributes` matches. An `and` or `or` matches as
     /// its rules do; a rule with neither and no operator (which validation refuses)
     /// matches nothing.
-    pub fn matches_node(
-        &self,
-        name: &str,
-        attributes: &std::collections::BTreeMap<String, String>,
-    ) -> bool {
+    pub fn matches_node(&self, name: &str, attributes: &BTreeMap<String, String>) -> bool {
         if !self.and.is_empty() {
             return self.and.iter().all(|r| r.matches_node(name, attributes));
         }
@@ -151,6 +149,50 @@ impl Rule {
             RuleOperator::Exists => actual.is_some(),
             RuleOperator::NotExists => actual.is_none(),
         }
+    }
+}
+
+/// Matches rules against one list of nodes, each distinct expression once: an `and` or
+/// `or` combines the masks of its rules, so ten thousand rule trees built from a few
+/// hundred expressions cost a few hundred passes over the nodes.
+pub(crate) struct NodeMatcher<'n, 'r> {
+    /// Each node's name and attributes.
+    nodes: Vec<(&'n str, &'n BTreeMap<String, String>)>,
+    /// The nodes each expression (a rule without `and` or `or`) matches.
+    leaves: HashMap<&'r Rule, Vec<bool>>,
+}
+
+impl<'n, 'r> NodeMatcher<'n, 'r> {
+    pub(crate) fn new(
+        nodes: impl IntoIterator<Item = (&'n str, &'n BTreeMap<String, String>)>,
+    ) -> Self {
+        NodeMatcher {
+            nodes: nodes.into_iter().collect(),
+            leaves: HashMap::new(),
+        }
+    }
+
+    /// Per node, in the order given, whether `rule` matches it (as
+    /// [`Rule::matches_node`] says).
+    pub(crate) fn mask(&mut self, rule: &'r Rule) -> Vec<bool> {
+        let (all, children) = match (&rule.and[..], &rule.or[..]) {
+            ([], []) => {
+                let nodes = &self.nodes;
+                let leaf = self.leaves.entry(rule).or_insert_with(|| {
+                    nodes.iter().map(|(n, a)| rule.matches_node(n, a)).collect()
+                });
+                return leaf.clone();
+            }
+            ([], or) => (false, or),
+            (and, _) => (true, and),
+        };
+        let mut mask = vec![all; self.nodes.len()];
+        for child in children {
+            for (m, c) in mask.iter_mut().zip(self.mask(child)) {
+                *m = if all { *m && c } else { *m || c };
+            }
+        }
+        mask
     }
 }
 
@@ -362,5 +404,17 @@ mod tests {
         assert!(both.matches_node("n2", &attrs));
         let old = BTreeMap::from([("kernel".to_owned(), "4.19".to_owned())]);
         assert!(!both.matches_node("n2", &old));
+        // The matcher's masks say what each node's match says, trees and leaves alike.
+        let nodes = [("n1", &attrs), ("n2", &attrs), ("n2", &old), ("n3", &old)];
+        let mut matcher = NodeMatcher::new(nodes);
+        let empty = Rule {
+            operator: None,
+            ..Rule::expression(String::new(), RuleOperator::Eq, None)
+        };
+        for rule in [&me, &either, &both, &either, &empty] {
+            let each: Vec<bool> = nodes.iter().map(|(n, a)| rule.matches_node(n, a)).collect();
+            assert_eq!(matcher.mask(rule), each, "{rule:?}");
+        }
+        assert_eq!(matcher.mask(&both), [false, true, false, false]);
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Findings;
 use crate::diag::Diagnostic;
-use crate::spec::constraint::ConstraintSpec;
+use crate::spec::constraint::{ConstraintSpec, NodeMatcher};
 use crate::spec::{Kind, SpecSet};
 
 /// The nodes a bundle may ever run on, as a mask over the cluster's nodes (in spec
@@ -23,27 +23,22 @@ fn eligible_nodes(set: &SpecSet) -> BTreeMap<&str, Vec<bool>> {
             bans.entry(l.bundle.as_str()).or_default().push(l);
         }
     }
-    let mut eligible: BTreeMap<&str, Vec<bool>> = set
-        .bundles
-        .keys()
-        .map(|b| {
-            let bans = bans.get(b.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-            let nodes = set
-                .cluster
-                .nodes
-                .iter()
-                .map(|n| {
-                    !bans.iter().any(|l| {
-                        l.node.as_ref() == Some(&n.name)
-                            || l.rule
-                                .as_ref()
-                                .is_some_and(|r| r.matches_node(n.name.as_str(), &n.attributes))
-                    })
-                })
-                .collect();
-            (b.as_str(), nodes)
-        })
-        .collect();
+    let nodes = &set.cluster.nodes;
+    let mut matcher = NodeMatcher::new(nodes.iter().map(|n| (n.name.as_str(), &n.attributes)));
+    let mut eligible: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
+    for b in set.bundles.keys() {
+        let mut mask = vec![true; nodes.len()];
+        for l in bans.get(b.as_str()).map(Vec::as_slice).unwrap_or(&[]) {
+            if let Some(rule) = &l.rule {
+                let banned = matcher.mask(rule);
+                mask.iter_mut().zip(banned).for_each(|(m, x)| *m &= !x);
+            }
+            for (m, n) in mask.iter_mut().zip(nodes) {
+                *m &= l.node.as_ref() != Some(&n.name);
+            }
+        }
+        eligible.insert(b.as_str(), mask);
+    }
     // Narrow along mandatory colocations until nothing changes (bounded by the number of
     // constraints, since each round removes at least one node or stops).
     for _ in 0..=set.constraints.len() {

@@ -8,7 +8,9 @@ use std::rc::Rc;
 use super::{Bundle, Nodes, Placer, feasible, part};
 use crate::plan::current::Whereabouts;
 use crate::plan::model::{ScorePart, Stage};
-use crate::spec::constraint::{ColocationConstraint, ConstraintSpec, LocationConstraint, Rule};
+use crate::spec::constraint::{
+    ColocationConstraint, ConstraintSpec, LocationConstraint, NodeMatcher, Rule,
+};
 use crate::spec::{Score, SpecSet};
 
 /// A bundle's score on every node as the stages add to it, and (only when explaining)
@@ -432,6 +434,8 @@ fn weighted(score: Score, factor: f64) -> Option<Score> {
 /// The nodes each location constraint's rule matches, by constraint name; each distinct
 /// rule is matched against the nodes once.
 fn rule_hits<'a>(spec: &'a SpecSet, nodes: &Nodes<'_>) -> BTreeMap<&'a str, Rc<[usize]>> {
+    let named = (0..nodes.count()).map(|i| (nodes.names[i].as_str(), nodes.attributes[i]));
+    let mut matcher = NodeMatcher::new(named);
     let mut distinct: HashMap<&'a Rule, Rc<[usize]>> = HashMap::new();
     let mut hits = BTreeMap::new();
     for (cname, c) in &spec.constraints {
@@ -444,9 +448,8 @@ fn rule_hits<'a>(spec: &'a SpecSet, nodes: &Nodes<'_>) -> BTreeMap<&'a str, Rc<[
             continue;
         };
         let matched = distinct.entry(rule).or_insert_with(|| {
-            (0..nodes.count())
-                .filter(|i| rule.matches_node(nodes.names[*i].as_str(), nodes.attributes[*i]))
-                .collect()
+            let mask = matcher.mask(rule);
+            (0..mask.len()).filter(|i| mask[*i]).collect()
         });
         hits.insert(cname.as_str(), Rc::clone(matched));
     }

@@ -146,11 +146,15 @@ pub fn parse_documents(bytes: &[u8]) -> Result<Vec<Node>, ParseError> {
         },
         reject_unsupported_tags: true,
     };
+    UNRESOLVED.set(false);
+    TEXT_LEN.set(text.len());
     let raw: Vec<Spanned<Raw>> = serde_saphyr::from_multiple_with_options(text, options)
         .map_err(|e| parse_error(text, &e))?;
-    raw.into_iter()
-        .map(|r| convert(text, r))
-        .collect::<Result<_, _>>()
+    let mut nodes: Vec<Node> = raw.into_iter().map(node_of).collect();
+    if UNRESOLVED.take() {
+        nodes.iter_mut().for_each(|n| resolve(text, n));
+    }
+    Ok(nodes)
 }
 
 fn parse_error(text: &str, err: &serde_saphyr::Error) -> ParseError {
@@ -284,7 +288,8 @@ pub fn syntax_help(message: &str) -> &'static str {
     }
 }
 
-/// The shape serde-saphyr fills in; converted to [`Node`] once spans are known.
+/// The shape serde-saphyr fills in, one level at a time: its children are [`Node`]s
+/// already, made as soon as their spans are known, so the tree is built once.
 enum Raw {
     Null,
     Bool(bool),
@@ -292,13 +297,62 @@ enum Raw {
     UInt(u64),
     Float(f64),
     Str(String),
-    Seq(Vec<Spanned<Raw>>),
-    Map(Vec<(Spanned<Raw>, Spanned<Raw>)>),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
 }
 
-fn convert(text: &str, raw: Spanned<Raw>) -> Result<Node, ParseError> {
+thread_local! {
+    /// Whether a node of the file being parsed came without a byte offset and a line
+    /// (its span is then worked out from the text afterwards, by [`resolve`]).
+    static UNRESOLVED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The length of the text being parsed: no span starts past it.
+    static TEXT_LEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A span whose line (0) or offset (`usize::MAX`) is still to be worked out.
+fn unresolved(span: Span) -> bool {
+    span.line == 0 || span.offset == usize::MAX
+}
+
+/// The node of a parsed value. Nodes carry their byte offset and the parser's line and
+/// column; one that lacks either is marked and resolved against the text later.
+fn node_of(raw: Spanned<Raw>) -> Node {
     let min_len = usize::from(matches!(raw.value, Raw::Map(_) | Raw::Seq(_)));
-    let span = span_of(text, &raw.referenced, min_len);
+    let loc = &raw.referenced;
+    let s = loc.span();
+    let len = s
+        .byte_len()
+        .and_then(|l| usize::try_from(l).ok())
+        .unwrap_or(0)
+        .max(min_len);
+    let line = u32::try_from(loc.line()).unwrap_or(u32::MAX);
+    let column = u32::try_from(loc.column()).unwrap_or(u32::MAX);
+    let offset = s.byte_offset().and_then(|o| usize::try_from(o).ok());
+    let offset = offset.map(|o| o.min(TEXT_LEN.get()));
+    let span = match offset {
+        Some(offset) if line > 0 => Span {
+            offset,
+            len,
+            line,
+            column,
+        },
+        Some(offset) => Span {
+            offset,
+            len,
+            line: 0,
+            column: 0,
+        },
+        None if line > 0 => Span {
+            offset: usize::MAX,
+            len,
+            line,
+            column,
+        },
+        None => Span::START,
+    };
+    if unresolved(span) {
+        UNRESOLVED.set(true);
+    }
     let value = match raw.value {
         Raw::Null => Value::Null,
         Raw::Bool(b) => Value::Bool(b),
@@ -306,20 +360,28 @@ fn convert(text: &str, raw: Spanned<Raw>) -> Result<Node, ParseError> {
         Raw::UInt(u) => Value::UInt(u),
         Raw::Float(f) => Value::Float(f),
         Raw::Str(s) => Value::Str(s),
-        Raw::Seq(items) => Value::Seq(
-            items
-                .into_iter()
-                .map(|i| convert(text, i))
-                .collect::<Result<_, _>>()?,
-        ),
-        Raw::Map(entries) => Value::Map(
-            entries
-                .into_iter()
-                .map(|(k, v)| Ok((convert(text, k)?, convert(text, v)?)))
-                .collect::<Result<_, ParseError>>()?,
-        ),
+        Raw::Seq(items) => Value::Seq(items),
+        Raw::Map(entries) => Value::Map(entries),
     };
-    Ok(Node { value, span })
+    Node { value, span }
+}
+
+/// Works out the spans [`node_of`] could not, from the text.
+fn resolve(text: &str, node: &mut Node) {
+    let s = node.span;
+    if s.offset == usize::MAX {
+        node.span = Span::at_line_column(text.as_bytes(), s.line, s.column, s.len);
+    } else if s.line == 0 {
+        node.span = Span::at_offset(text.as_bytes(), s.offset.min(text.len()), s.len);
+    }
+    match &mut node.value {
+        Value::Seq(items) => items.iter_mut().for_each(|n| resolve(text, n)),
+        Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+            resolve(text, k);
+            resolve(text, v);
+        }),
+        _ => {}
+    }
 }
 
 impl<'de> Deserialize<'de> for Raw {
@@ -392,7 +454,7 @@ impl<'de> Visitor<'de> for RawVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Raw, A::Error> {
         let mut items = Vec::new();
         while let Some(item) = a.next_element::<Spanned<Raw>>()? {
-            items.push(item);
+            items.push(node_of(item));
         }
         Ok(Raw::Seq(items))
     }
@@ -400,7 +462,7 @@ impl<'de> Visitor<'de> for RawVisitor {
         let mut entries = Vec::new();
         while let Some(k) = a.next_key::<Spanned<Raw>>()? {
             let v = a.next_value::<Spanned<Raw>>()?;
-            entries.push((k, v));
+            entries.push((node_of(k), node_of(v)));
         }
         Ok(Raw::Map(entries))
     }

@@ -249,6 +249,13 @@ fn at_tab(text: &str, span: Span) -> Span {
 }
 
 fn span_of(text: &str, loc: &YamlLocation, min_len: usize) -> Span {
+    resolved(text, located(loc, min_len, text.len()))
+}
+
+/// The span `loc` gives, its offset at most `limit`. Nodes carry their byte offset and
+/// the parser's line and column, which are trusted; parse errors carry only a line and
+/// column. What is missing is marked (offset `usize::MAX`, or line 0) for [`resolved`].
+fn located(loc: &YamlLocation, min_len: usize, limit: usize) -> Span {
     let s = loc.span();
     let len = s
         .byte_len()
@@ -258,18 +265,37 @@ fn span_of(text: &str, loc: &YamlLocation, min_len: usize) -> Span {
     let line = u32::try_from(loc.line()).unwrap_or(u32::MAX);
     let column = u32::try_from(loc.column()).unwrap_or(u32::MAX);
     match s.byte_offset().and_then(|o| usize::try_from(o).ok()) {
-        // Nodes carry their byte offset; trust it, with the parser's line and column.
-        Some(offset) if line > 0 => Span {
-            offset: offset.min(text.len()),
+        Some(offset) => Span {
+            offset: offset.min(limit),
+            len,
+            line,
+            column: if line > 0 { column } else { 0 },
+        },
+        None if line > 0 => Span {
+            offset: usize::MAX,
             len,
             line,
             column,
         },
-        Some(offset) => Span::at_offset(text.as_bytes(), offset, len),
-        // Parse errors carry only a line and column: the offset is computed from them,
-        // so a snippet shows the place the error names, not the start of the file.
-        None if line > 0 => Span::at_line_column(text.as_bytes(), line, column, len),
         None => Span::START,
+    }
+}
+
+/// Whether [`located`] left part of `span` to work out from the text.
+fn unresolved(span: Span) -> bool {
+    span.line == 0 || span.offset == usize::MAX
+}
+
+/// `span` with what [`located`] marked missing worked out from the text: the offset from
+/// the line and column (so a snippet shows the place an error names, not the start of
+/// the file), or the line and column from the offset.
+fn resolved(text: &str, span: Span) -> Span {
+    if span.offset == usize::MAX {
+        Span::at_line_column(text.as_bytes(), span.line, span.column, span.len)
+    } else if span.line == 0 {
+        Span::at_offset(text.as_bytes(), span.offset, span.len)
+    } else {
+        span
     }
 }
 
@@ -309,47 +335,11 @@ thread_local! {
     static TEXT_LEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// A span whose line (0) or offset (`usize::MAX`) is still to be worked out.
-fn unresolved(span: Span) -> bool {
-    span.line == 0 || span.offset == usize::MAX
-}
-
-/// The node of a parsed value. Nodes carry their byte offset and the parser's line and
-/// column; one that lacks either is marked and resolved against the text later.
+/// The node of a parsed value; a span [`located`] could not complete is resolved against
+/// the text later.
 fn node_of(raw: Spanned<Raw>) -> Node {
     let min_len = usize::from(matches!(raw.value, Raw::Map(_) | Raw::Seq(_)));
-    let loc = &raw.referenced;
-    let s = loc.span();
-    let len = s
-        .byte_len()
-        .and_then(|l| usize::try_from(l).ok())
-        .unwrap_or(0)
-        .max(min_len);
-    let line = u32::try_from(loc.line()).unwrap_or(u32::MAX);
-    let column = u32::try_from(loc.column()).unwrap_or(u32::MAX);
-    let offset = s.byte_offset().and_then(|o| usize::try_from(o).ok());
-    let offset = offset.map(|o| o.min(TEXT_LEN.get()));
-    let span = match offset {
-        Some(offset) if line > 0 => Span {
-            offset,
-            len,
-            line,
-            column,
-        },
-        Some(offset) => Span {
-            offset,
-            len,
-            line: 0,
-            column: 0,
-        },
-        None if line > 0 => Span {
-            offset: usize::MAX,
-            len,
-            line,
-            column,
-        },
-        None => Span::START,
-    };
+    let span = located(&raw.referenced, min_len, TEXT_LEN.get());
     if unresolved(span) {
         UNRESOLVED.set(true);
     }
@@ -368,12 +358,7 @@ fn node_of(raw: Spanned<Raw>) -> Node {
 
 /// Works out the spans [`node_of`] could not, from the text.
 fn resolve(text: &str, node: &mut Node) {
-    let s = node.span;
-    if s.offset == usize::MAX {
-        node.span = Span::at_line_column(text.as_bytes(), s.line, s.column, s.len);
-    } else if s.line == 0 {
-        node.span = Span::at_offset(text.as_bytes(), s.offset.min(text.len()), s.len);
-    }
+    node.span = resolved(text, node.span);
     match &mut node.value {
         Value::Seq(items) => items.iter_mut().for_each(|n| resolve(text, n)),
         Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {

@@ -37,7 +37,13 @@ const OUTCOMES: [PassOutcome; 6] = [
     PassOutcome::Waiting,
     PassOutcome::StoreFailed,
 ];
-const STEP_KINDS: [StepKind; 3] = [StepKind::Fence, StepKind::Stop, StepKind::Start];
+const STEP_KINDS: [StepKind; 5] = [
+    StepKind::Fence,
+    StepKind::Stop,
+    StepKind::Start,
+    StepKind::Promote,
+    StepKind::Demote,
+];
 const STEP_RESULTS: [StepOutcome; 3] = [StepOutcome::Ok, StepOutcome::Failed, StepOutcome::Skipped];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -95,6 +101,7 @@ struct Inner {
     commit_adopted: Gauge<f64, AtomicU64>,
     leader: Gauge,
     suspended: Family<ScopeLabel, Gauge>,
+    promoted: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -129,6 +136,7 @@ impl Metrics {
             commit_adopted: Gauge::default(),
             leader: Gauge::default(),
             suspended: Family::default(),
+            promoted: Gauge::default(),
         };
         let mut inner = inner;
         inner.fill();
@@ -327,6 +335,12 @@ impl Inner {
              how many bundles",
             self.suspended.clone(),
         );
+        r.register(
+            "quorate_promoted_instances",
+            "Instances of promotable bundles on answering nodes that reported themselves \
+             promoted at the last pass",
+            self.promoted.clone(),
+        );
     }
 
     /// Nodes and instances by state, as last observed.
@@ -350,6 +364,15 @@ impl Inner {
                 instances[s] += 1;
             }
         }
+        let promoted = obs
+            .nodes
+            .values()
+            .filter(|n| n.state == NodeState::Online)
+            .flat_map(|n| &n.instances)
+            .filter(|i| i.role.as_ref().is_some_and(|r| r.promoted))
+            .count();
+        self.promoted
+            .set(i64::try_from(promoted).unwrap_or(i64::MAX));
         for (state, n) in NODE_STATES.into_iter().zip(nodes) {
             self.nodes.get_or_create(&StateLabel { state }).set(n);
         }
@@ -455,7 +478,7 @@ mod tests {
         let observed: Observed = serde_json::from_value(serde_json::json!({
             "nodes": {
                 "a": {"state": "online", "instances": [
-                    {"bundle": "db", "index": 0, "state": "running"},
+                    {"bundle": "db", "index": 0, "state": "running", "role": {"promoted": true}},
                     {"bundle": "db", "index": 1, "state": "failed"}]},
                 "b": {"state": "lost", "instances": [{"bundle": "db", "index": 2}]},
                 "c": {"state": "fenced"}
@@ -492,5 +515,6 @@ mod tests {
         assert_eq!(get("quorate_git_fetch_errors_total"), "2");
         assert_eq!(get("quorate_suspended{scope=\"cluster\"}"), "0");
         assert_eq!(get("quorate_suspended{scope=\"bundle\"}"), "2");
+        assert_eq!(get("quorate_promoted_instances"), "1");
     }
 }

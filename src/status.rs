@@ -2,6 +2,7 @@
 //! instances and why, the last pass, the commit in force. Built from the reconciler's
 //! journal, so the same view comes from a running server or from a state directory.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,10 @@ pub struct NodeView {
     pub since: Option<u64>,
     /// `<bundle>-<i>` with its state (`running`, `failed`, `stopped`).
     pub instances: Vec<(String, String)>,
+    /// The roles of instances of promotable bundles that reported one: `promoted` or
+    /// `unpromoted`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub roles: BTreeMap<String, String>,
 }
 
 /// A blocked instance.
@@ -171,6 +176,15 @@ impl NodeView {
                             InstanceState::Stopped => "stopped",
                         };
                         (i.name(), s.to_owned())
+                    })
+                    .collect(),
+                roles: n
+                    .instances
+                    .iter()
+                    .filter_map(|i| {
+                        let r = i.role.as_ref()?;
+                        let role = if r.promoted { "promoted" } else { "unpromoted" };
+                        Some((i.name(), role.to_owned()))
                     })
                     .collect(),
             })
@@ -287,7 +301,12 @@ impl StatusView {
                 .unwrap_or_default();
             let _ = writeln!(out, "  {} {}{since}", n.name, n.state);
             for (i, s) in &n.instances {
-                let _ = writeln!(out, "      {i} {s}");
+                let role = n
+                    .roles
+                    .get(i)
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "      {i} {s}{role}");
             }
         }
         if !self.blocked.is_empty() {

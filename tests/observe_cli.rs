@@ -115,6 +115,7 @@ fn observe_then_plan_against_podman() {
                     "-c".into(),
                     "test \"$PW\" = file-secret-value".into(),
                 ],
+                &[],
             )
             .await
             .unwrap();
@@ -426,6 +427,7 @@ fn plan_live_and_a_reconcile_pass_decide_the_same() {
         index: 0,
         spec_hash: instance_hash("db", &set.bundles["db"], 0),
         state: quorate::observed::InstanceState::Running,
+        role: None,
     };
     block_on(async {
         use quorate::reconcile::store::Store;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use quorate::observed::{
     Failures, InstanceState, ManualConfirmation, NodeState, Observed, ObservedInstance,
-    ObservedNode,
+    ObservedNode, Role,
 };
 use quorate::plan::apply::expected_state;
 use quorate::plan::{Options, Plan, StepId, StepOp, plan};
@@ -74,8 +74,10 @@ fn world() -> impl Strategy<Value = World> {
             (0usize..STRATEGIES.len(), prop::collection::vec((0u64..=8, 0u64..=4), n), prop::collection::vec((0u64..=3, 0u64..=2), b)),
             // A group (its first and last candidate), an order set and a colocation set.
             (prop::option::weighted(0.4, (0..b, 0..b)), prop::option::weighted(0.3, (0..b, 0..b, 0..b, any::<bool>(), any::<bool>())), prop::option::weighted(0.3, (0..b, 0..b, 0usize..SCORES.len()))),
+            // A promotable bundle: which, maxPromoted, maxPromotedPerNode.
+            prop::option::weighted(0.5, (0..b, 1u32..=2, 1u32..=2)),
         )
-            .prop_map(move |(nodes, bundles, cluster, locs, colos, orders, states, copies, capacity, extra)| {
+            .prop_map(move |(nodes, bundles, cluster, locs, colos, orders, states, copies, capacity, extra, promotable)| {
                 let (strategy, caps, needs) = capacity;
                 let (rv, policy, fencing, stickiness) = cluster;
                 let mut t = String::from("apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  nodes:\n");
@@ -99,7 +101,11 @@ fn world() -> impl Strategy<Value = World> {
                     let on_fail = ON_FAIL[*on_fail];
                     let own = BUNDLE_SETTINGS[*own];
                     let (cpu, mem) = needs[i];
-                    t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: b{i}}}\nspec: {{image: img{i}, replicas: {replicas}, replicasPerHost: {rph}, recovery: {recovery}, priority: {prio}, update: {{maxParallel: 10}}, monitor: {{onFail: {on_fail}}}{own}, needs: {{cpu: {cpu}, memory: {mem}}}}}\n");
+                    let promotable = match promotable {
+                        Some((k, max, per_node)) if k == i => format!(", promotable: {{maxPromoted: {max}, maxPromotedPerNode: {per_node}, promote: [p], demote: [d], role: [r]}}"),
+                        _ => String::new(),
+                    };
+                    t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: b{i}}}\nspec: {{image: img{i}, replicas: {replicas}, replicasPerHost: {rph}, recovery: {recovery}, priority: {prio}, update: {{maxParallel: 10}}, monitor: {{onFail: {on_fail}}}{own}, needs: {{cpu: {cpu}, memory: {mem}}}{promotable}}}\n");
                 }
                 for (k, (b, node, target, s)) in locs.iter().enumerate() {
                     let target = target_of(*target, *node);
@@ -243,11 +249,22 @@ fn build(w: &World) -> Option<(SpecSet, Observed)> {
             4 => InstanceState::Failed,
             _ => InstanceState::Stopped,
         };
+        // Of a promotable bundle's running copies: promoted, a replica, or unknown.
+        let role = match fails % 3 {
+            _ if b.promotable.is_none() || state == InstanceState::Stopped => None,
+            0 => Some(Role {
+                promoted: true,
+                ..Role::default()
+            }),
+            1 => Some(Role::default()),
+            _ => None,
+        };
         n.instances.push(ObservedInstance {
             bundle: bname.clone(),
             index: *index,
             spec_hash,
             state,
+            role,
         });
         if *fails > 0 {
             let name = quorate::spec::bundle::instance_name(bname.as_str(), *index);
@@ -294,6 +311,27 @@ fn possibly_running(o: &Observed, bundle: &Name, index: u32) -> Vec<(Name, bool)
                 _ => None,
             }
         })
+        .collect()
+}
+
+/// The copies of `bundle` that may be promoted as `o` says: running ones that report
+/// `promoted` or no role, and any on a lost node not confirmed off; as (node, index).
+fn holders(o: &Observed, bundle: &Name) -> Vec<(Name, u32)> {
+    o.nodes
+        .iter()
+        .flat_map(|(name, n)| n.instances.iter().map(move |i| (name, n, i)))
+        .filter(|(name, n, i)| {
+            i.bundle == *bundle
+                && match n.state {
+                    NodeState::Online => {
+                        i.state != InstanceState::Stopped
+                            && i.role.as_ref().is_none_or(|r| r.promoted)
+                    }
+                    NodeState::Lost => !o.confirmed_off(name.as_str()),
+                    NodeState::Fenced => false,
+                }
+        })
+        .map(|(name, _, i)| (name.clone(), i.index))
         .collect()
 }
 
@@ -398,12 +436,35 @@ proptest! {
                 let cleared = p.steps.iter().filter(|x| before.contains(&x.id)).any(|x| match &x.op {
                     StepOp::Fence { node: f } => *f == other,
                     StepOp::Stop { node: n, bundle: b, index: i } => !lost && *n == other && b == bundle && i == index,
-                    StepOp::Start { .. } => false,
+                    _ => false,
                 });
                 prop_assert!(cleared, "{bundle}-{index} starts on {node} while a copy may run on {other}:\n{:#?}", p);
             }
         }
         prop_assert!(started.values().all(|n| *n == 1), "an instance started twice: {started:?}");
+
+        // Invariant 8: when a promotion runs, the copies that may be promoted (those that
+        // report it, running ones of unknown role, any on a lost node) that no step before
+        // it demoted, stopped or fenced, and every other promotion of the plan, leave room
+        // for it, in all and on its node.
+        for s in &p.steps {
+            let StepOp::Promote { node, bundle, index } = &s.op else { continue };
+            let limits = spec.bundles[bundle].promotable.as_ref().unwrap();
+            let before = ancestors(&p, s.id);
+            let mut held = holders(&observed, bundle);
+            held.retain(|(n, i)| !p.steps.iter().filter(|x| before.contains(&x.id)).any(|x| match &x.op {
+                StepOp::Fence { node: f } => f == n,
+                StepOp::Stop { node: m, bundle: b, index: j } | StepOp::Demote { node: m, bundle: b, index: j, .. } => m == n && b == bundle && j == i,
+                _ => false,
+            }));
+            held.extend(p.steps.iter().filter_map(|x| match &x.op {
+                StepOp::Promote { node: m, bundle: b, index: j } if b == bundle => Some((m.clone(), *j)),
+                _ => None,
+            }));
+            let here = held.iter().filter(|(n, _)| n == node).count();
+            prop_assert!(held.len() <= limits.max_promoted as usize && here <= limits.max_promoted_per_node as usize,
+                "promoting {bundle}-{index} on {node} with {held:?} promoted or possibly so:\n{:#?}\n{:#?}", p, observed);
+        }
 
         // Every action and every blocked instance says why.
         prop_assert!(p.actions.iter().all(|a| !a.reason.is_empty()));
@@ -541,7 +602,7 @@ proptest! {
         let covered = |b: &Name| observed.suspended.covers(b.as_str());
         for st in &p.steps {
             match &st.op {
-                StepOp::Start { bundle, .. } | StepOp::Stop { bundle, .. } => {
+                StepOp::Start { bundle, .. } | StepOp::Stop { bundle, .. } | StepOp::Promote { bundle, .. } | StepOp::Demote { bundle, .. } => {
                     prop_assert!(!covered(bundle), "a step touches suspended {bundle}: {:#?}", p);
                 }
                 StepOp::Fence { node } => {

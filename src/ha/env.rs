@@ -126,8 +126,16 @@ impl Runtime for LeasedRuntime {
         self.guard("remove")?;
         self.inner.remove(name).await
     }
-    async fn exec(&self, name: &str, command: &[String]) -> Result<ExecOutcome, RuntimeError> {
-        self.inner.exec(name, command).await
+    async fn exec(
+        &self,
+        name: &str,
+        command: &[String],
+        env: &[(String, String)],
+    ) -> Result<ExecOutcome, RuntimeError> {
+        // A promote or a demote acts: only under a valid lease (invariant 9), and so does
+        // asking a role, since only the leader's pass reads it.
+        self.guard("exec")?;
+        self.inner.exec(name, command, env).await
     }
 }
 

@@ -146,6 +146,7 @@ fn new_bundle(ctx: &Ctx<'_>, image: &str) -> BundleSpec {
         migration_threshold: None,
         failure_timeout: None,
         needs: BTreeMap::new(),
+        promotable: None,
     }
 }
 

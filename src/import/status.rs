@@ -136,6 +136,7 @@ fn node_state(
                 index,
                 spec_hash,
                 state: st,
+                role: None,
             });
         }
     }

@@ -270,6 +270,7 @@ fn assume_anything_on(spec: &SpecSet, observed: &mut Observed, nodes: &[Name]) {
             index,
             spec_hash: String::new(),
             state: InstanceState::Running,
+            role: None,
         })
         .collect();
     for node in nodes {
@@ -341,6 +342,7 @@ spec: {image: i, recovery: restart}
             index,
             spec_hash: "h".into(),
             state,
+            role: None,
         }
     }
 

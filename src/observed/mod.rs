@@ -202,6 +202,24 @@ pub struct ObservedInstance {
     /// Container state.
     #[serde(default)]
     pub state: InstanceState,
+    /// For a running instance of a promotable bundle: what its `role` command reported
+    /// (not known when the command failed or was not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+}
+
+/// The role of an instance of a promotable bundle, as its container reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Role {
+    /// Whether it is the primary.
+    pub promoted: bool,
+    /// For a replica, the host it follows, if it follows one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follows: Option<String>,
+    /// Its promotion preference (higher wins), when the bundle asks for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preference: Option<i64>,
 }
 
 impl ObservedInstance {

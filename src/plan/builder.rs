@@ -1,6 +1,8 @@
 //! Building a plan's actions and steps, with ids in creation order.
 
-use super::model::{Action, ActionId, ActionType, Blocked, Step, StepId, StepOp, Unmanaged};
+use super::model::{
+    Action, ActionId, ActionType, Blocked, Promotion, Step, StepId, StepOp, Unmanaged,
+};
 use crate::spec::Name;
 use crate::spec::bundle::instance_name;
 
@@ -12,6 +14,8 @@ pub struct Builder {
     pub blocked: Vec<Blocked>,
     /// Instances of suspended bundles, left alone.
     pub suspended: Vec<Unmanaged>,
+    /// How promotions were decided (`--explain`).
+    pub promotions: Vec<Promotion>,
 }
 
 /// An instance: its bundle and number.
@@ -130,6 +134,50 @@ impl Builder {
         deps.extend(stop);
         let start = self.step(a, Self::start_op(to, inst), deps);
         (stop, start)
+    }
+
+    /// Promotes `inst` on `node` after `after`; returns the step.
+    pub fn promote(
+        &mut self,
+        node: &Name,
+        inst: Inst,
+        reason: String,
+        after: Vec<StepId>,
+    ) -> StepId {
+        let a = self.action(ActionType::Promote, Some(node), None, Some(inst), reason);
+        let op = StepOp::Promote {
+            node: node.clone(),
+            bundle: inst.bundle.clone(),
+            index: inst.index,
+        };
+        self.step(a, op, after)
+    }
+
+    /// Demotes `inst` on `node` (or tells it whom to follow: instance `follow.0` on node
+    /// `follow.1`) after `after`; returns the step.
+    pub fn demote(
+        &mut self,
+        node: &Name,
+        inst: Inst,
+        follow: Option<(u32, Name)>,
+        reason: String,
+        after: Vec<StepId>,
+    ) -> StepId {
+        let a = self.action(ActionType::Demote, Some(node), None, Some(inst), reason);
+        let op = StepOp::Demote {
+            node: node.clone(),
+            bundle: inst.bundle.clone(),
+            index: inst.index,
+            follow,
+        };
+        self.step(a, op, after)
+    }
+
+    /// Makes step `step` wait for step `first` too.
+    pub fn add_after(&mut self, step: StepId, first: StepId) {
+        if let Some(s) = self.steps.iter_mut().find(|s| s.id == step) {
+            s.after.push(first);
+        }
     }
 
     /// Records that `inst` is left as it is.

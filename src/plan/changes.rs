@@ -23,7 +23,6 @@ pub struct Changes<'a, 'p> {
     current: &'p Current<'a>,
     placed: &'p Placed<'a>,
     quorum: &'p QuorumStatus,
-    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     options: &'p Options,
     b: Builder,
     /// Fence steps planned, per node.
@@ -118,6 +117,17 @@ impl<'a, 'p> Changes<'a, 'p> {
             self.count_unplaced(name, waits_for.as_deref());
         }
         self.leftovers();
+        let cx = super::promotion::Context {
+            spec: self.spec,
+            observed: self.observed,
+            current: self.current,
+            quorum: self.quorum,
+            fences: &self.fences,
+            explain: self.options.explain,
+            #[cfg(feature = "sim")]
+            unsafe_skip_fence_dependency: self.options.unsafe_skip_fence_dependency,
+        };
+        super::promotion::run(&cx, &mut self.b);
         if !self.quorum.may_act() && self.quorum.policy == NoQuorumPolicy::Stop {
             self.stop_everything_reachable();
         }

@@ -26,6 +26,7 @@ pub mod hash;
 pub mod model;
 mod order;
 pub mod placement;
+pub mod promotion;
 pub mod quorum;
 pub mod render;
 mod suspended;
@@ -63,5 +64,6 @@ pub fn plan(spec: &SpecSet, observed: &Observed, options: &Options) -> Plan {
         steps,
         placements: placed.explain,
         suspended: built.suspended,
+        promotions: built.promotions,
     }
 }

@@ -87,6 +87,10 @@ pub enum ActionType {
     /// Stop an instance on one node (unless that node is confirmed off) and start it on
     /// another.
     Move,
+    /// Make an instance of a promotable bundle its primary.
+    Promote,
+    /// Make an instance of a promotable bundle a replica that follows the primary.
+    Demote,
 }
 
 impl ActionType {
@@ -98,6 +102,8 @@ impl ActionType {
             ActionType::Start => "start",
             ActionType::Restart => "restart",
             ActionType::Move => "move",
+            ActionType::Promote => "promote",
+            ActionType::Demote => "demote",
         }
     }
 }
@@ -154,6 +160,52 @@ pub enum StepOp {
         /// The instance number.
         index: u32,
     },
+    /// Run the promote command of instance `index` of `bundle` on `node`.
+    Promote {
+        /// The node.
+        node: Name,
+        /// The bundle.
+        bundle: Name,
+        /// The instance number.
+        index: u32,
+    },
+    /// Run the demote command of instance `index` of `bundle` on `node`, telling it the
+    /// promoted instance it follows (none when no instance is promoted yet).
+    Demote {
+        /// The node.
+        node: Name,
+        /// The bundle.
+        bundle: Name,
+        /// The instance number.
+        index: u32,
+        /// The promoted instance it follows: its number and node.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        follow: Option<(u32, Name)>,
+    },
+}
+
+impl StepOp {
+    /// The node the step acts on (for a fence, the node powered off).
+    pub fn node(&self) -> &Name {
+        match self {
+            StepOp::Fence { node }
+            | StepOp::Stop { node, .. }
+            | StepOp::Start { node, .. }
+            | StepOp::Promote { node, .. }
+            | StepOp::Demote { node, .. } => node,
+        }
+    }
+
+    /// The instance the step acts on, if any: its bundle and number.
+    pub fn instance(&self) -> Option<(&Name, u32)> {
+        match self {
+            StepOp::Fence { .. } => None,
+            StepOp::Stop { bundle, index, .. }
+            | StepOp::Start { bundle, index, .. }
+            | StepOp::Promote { bundle, index, .. }
+            | StepOp::Demote { bundle, index, .. } => Some((bundle, *index)),
+        }
+    }
 }
 
 /// One primitive operation of an action, as the executor runs it.
@@ -293,6 +345,39 @@ pub struct Plan {
     /// on; no step touches them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub suspended: Vec<Unmanaged>,
+    /// How the promoted instances of each promotable bundle were chosen (`--explain`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub promotions: Vec<Promotion>,
+}
+
+/// The promotion decision of one promotable bundle, for `--explain`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Promotion {
+    /// The bundle.
+    pub bundle: Name,
+    /// The instances promoted once the plan is carried out.
+    pub promoted: Vec<String>,
+    /// Every instance that runs once the plan is carried out, best candidate first:
+    /// promoted now, then by preference, then running before new, then by number.
+    pub candidates: Vec<PromotionCandidate>,
+}
+
+/// One instance considered for promotion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionCandidate {
+    /// `<bundle>-<i>`.
+    pub instance: String,
+    /// Where it runs once the plan is carried out.
+    pub node: Name,
+    /// Whether it is promoted now.
+    pub promoted_now: bool,
+    /// Its promotion preference, if it reported one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preference: Option<i64>,
+    /// Whether the plan starts it (a new container starts unpromoted).
+    pub starting: bool,
 }
 
 /// An instance the plan leaves alone because it is suspended, "suspended, not managed";

@@ -37,7 +37,7 @@ pub fn finish(
                     .or_default()
                     .push(s.id);
             }
-            StepOp::Fence { .. } => {}
+            StepOp::Fence { .. } | StepOp::Promote { .. } | StepOp::Demote { .. } => {}
         }
     }
     let mut extra: BTreeMap<StepId, BTreeSet<StepId>> = BTreeMap::new();

@@ -17,12 +17,14 @@ pub enum Format {
     Dot,
 }
 
-const GROUPS: [(ActionType, &str); 5] = [
+const GROUPS: [(ActionType, &str); 7] = [
     (ActionType::Fence, "!"),
+    (ActionType::Demote, "v"),
     (ActionType::Stop, "-"),
     (ActionType::Start, "+"),
     (ActionType::Restart, "~"),
     (ActionType::Move, ">"),
+    (ActionType::Promote, "^"),
 ];
 
 /// Renders `plan` in `format`; `explain` adds the placement scores to human output.
@@ -144,8 +146,49 @@ fn human(plan: &Plan, explain: bool) -> String {
             }
         }
     }
+    if explain {
+        human_promotions(plan, &mut out);
+    }
     let _ = writeln!(out, "\nPlan: {}.", summary(plan));
     out
+}
+
+/// How each promotable bundle's primaries were chosen, best candidate first.
+fn human_promotions(plan: &Plan, out: &mut String) {
+    if plan.promotions.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nPromotion (promoted now, then preference, then running, then number):"
+    );
+    for p in &plan.promotions {
+        let promoted = if p.promoted.is_empty() {
+            "none".to_owned()
+        } else {
+            p.promoted.join(", ")
+        };
+        let _ = writeln!(out, "  {} -> {promoted}", p.bundle);
+        for c in &p.candidates {
+            let mut notes = Vec::new();
+            if c.promoted_now {
+                notes.push("promoted now".to_owned());
+            }
+            if let Some(pref) = c.preference {
+                notes.push(format!("preference {pref}"));
+            }
+            if c.starting {
+                notes.push("starts in this plan".to_owned());
+            }
+            let _ = writeln!(
+                out,
+                "      {} on {}  ({})",
+                c.instance,
+                c.node,
+                notes.join("; ")
+            );
+        }
+    }
 }
 
 /// The instances of suspended bundles: where each is observed, and why it is left alone.

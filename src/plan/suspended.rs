@@ -130,12 +130,9 @@ spec: {colocation: {bundle: web, with: db, score: 500}}
 
     /// Whether a step of `p` touches `bundle`, or fences any node.
     fn touches(p: &Plan, bundle: &str) -> bool {
-        p.steps.iter().any(|s| match &s.op {
-            StepOp::Start { bundle: b, .. } | StepOp::Stop { bundle: b, .. } => {
-                b.as_str() == bundle
-            }
-            StepOp::Fence { .. } => false,
-        })
+        p.steps
+            .iter()
+            .any(|s| s.op.instance().is_some_and(|(b, _)| b.as_str() == bundle))
     }
 
     #[test]
@@ -218,6 +215,7 @@ spec: {colocation: {bundle: web, with: db, score: 500}}
                 index: 1,
                 spec_hash: "old".into(),
                 state: crate::observed::InstanceState::Running,
+                role: None,
             });
         let p = plan(&s, &o, &Options::default());
         assert!(

@@ -133,7 +133,20 @@ pub enum StepError {
         /// Why.
         reason: String,
     },
-    /// A stop failed, and so did the fence that had to replace it (invariant 4).
+    /// A promote or demote command failed or gave no exit code 0.
+    #[error("{what} of {instance} on {node} failed: {reason}")]
+    Role {
+        /// `promote` or `demote`.
+        what: &'static str,
+        /// The instance.
+        instance: String,
+        /// The node.
+        node: Name,
+        /// Why.
+        reason: String,
+    },
+    /// A stop (or a demote) failed, and so did the fence that had to replace it
+    /// (invariants 4 and 8).
     #[error("stop failed ({why}) and {fence}")]
     StopThenFence {
         /// Why the stop failed.
@@ -141,6 +154,13 @@ pub enum StepError {
         /// Why the fence failed.
         fence: Box<StepError>,
     },
+}
+
+/// A change of role.
+#[derive(Clone, Copy)]
+enum Change {
+    Promote,
+    Demote,
 }
 
 /// The result of carrying out a plan.
@@ -221,7 +241,7 @@ impl<'p> Queue<'p> {
             let Some(step) = self.steps.get(id).copied() else {
                 continue;
             };
-            let node = node_of(&step.op);
+            let node = step.op.node();
             let on_node =
                 busy.get(node).copied().unwrap_or(0) + extra.get(node).copied().unwrap_or(0);
             if on_node < STEPS_PER_NODE {
@@ -245,13 +265,6 @@ impl<'p> Queue<'p> {
     }
 }
 
-/// The node a step acts on (for a fence, the node powered off).
-fn node_of(op: &StepOp) -> &Name {
-    match op {
-        StepOp::Fence { node } | StepOp::Stop { node, .. } | StepOp::Start { node, .. } => node,
-    }
-}
-
 type Running = JoinSet<(StepId, Result<String, StepError>, Duration)>;
 
 impl Executor {
@@ -270,7 +283,7 @@ impl Executor {
             if !failed {
                 let free = self.parallelism.max(1).saturating_sub(running.len());
                 for step in queue.take(free, &busy) {
-                    *busy.entry(node_of(&step.op).clone()).or_default() += 1;
+                    *busy.entry(step.op.node().clone()).or_default() += 1;
                     self.report(|| StepEvent::Started(describe(&step.op)));
                     let task = self.spawn(&mut running, step.clone());
                     tasks.insert(task, step.id);
@@ -297,7 +310,7 @@ impl Executor {
             let Some(step) = queue.steps.get(&id).copied() else {
                 continue;
             };
-            if let Some(n) = busy.get_mut(node_of(&step.op)) {
+            if let Some(n) = busy.get_mut(step.op.node()) {
                 *n = n.saturating_sub(1);
             }
             let (outcome, detail) = match result {
@@ -369,6 +382,95 @@ impl Executor {
                 bundle,
                 index,
             } => self.start(node, bundle, *index).await,
+            StepOp::Promote {
+                node,
+                bundle,
+                index,
+            } => {
+                let me = Some((*index, node));
+                self.role_command(node, bundle, *index, Change::Promote, me)
+                    .await
+            }
+            StepOp::Demote {
+                node,
+                bundle,
+                index,
+                follow,
+            } => self.demote(node, bundle, *index, follow.as_ref()).await,
+        }
+    }
+
+    /// Invariant 8: a demote that fails is handled like a failed stop: the node is
+    /// fenced, and only a confirmed fence lets the steps after it (a promotion elsewhere)
+    /// go on.
+    async fn demote(
+        &self,
+        node: &Name,
+        bundle: &Name,
+        index: u32,
+        follow: Option<&(u32, Name)>,
+    ) -> Result<String, StepError> {
+        let follow = follow.map(|(i, n)| (*i, n));
+        let why = match self
+            .role_command(node, bundle, index, Change::Demote, follow)
+            .await
+        {
+            Ok(m) => return Ok(m),
+            Err(e @ (StepError::NoQuorum(_) | StepError::NoDriver(_) | StepError::NoBundle(_))) => {
+                return Err(e);
+            }
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(%node, %why, "demote failed; fencing the node (invariant 8)");
+        match self.fence(node).await {
+            Ok(m) => Ok(format!("demote failed ({why}); {m}")),
+            Err(e) => Err(StepError::StopThenFence {
+                why,
+                fence: Box::new(e),
+            }),
+        }
+    }
+
+    /// Runs the bundle's promote or demote command in the instance's container, within
+    /// the bundle's `timeout`, after checking quorum (invariant 2); the command is told
+    /// the promoted instance (`follow`).
+    async fn role_command(
+        &self,
+        node: &Name,
+        bundle: &Name,
+        index: u32,
+        change: Change,
+        follow: Option<(u32, &Name)>,
+    ) -> Result<String, StepError> {
+        self.gate.check().await?;
+        let p = self
+            .spec
+            .bundles
+            .get(bundle)
+            .and_then(|b| b.promotable.as_ref())
+            .ok_or_else(|| StepError::NoBundle(bundle.clone()))?;
+        let rt = self.runtime(node)?.clone();
+        let instance = instance_name(bundle.as_str(), index);
+        let (what, command) = match change {
+            Change::Promote => ("promote", &p.promote),
+            Change::Demote => ("demote", &p.demote),
+        };
+        let env = crate::plan::promotion::env(&self.spec, bundle.as_str(), follow);
+        let failed = |reason: String| StepError::Role {
+            what,
+            instance: instance.clone(),
+            node: node.clone(),
+            reason,
+        };
+        let limit = p.timeout.get();
+        match tokio::time::timeout(limit, rt.exec(&instance, command, &env)).await {
+            Ok(Ok(o)) if o.exit_code == Some(0) => Ok(String::new()),
+            Ok(Ok(o)) => Err(failed(match o.exit_code {
+                Some(c) => format!("the command exited with code {c}"),
+                None => "the command gave no exit code".to_owned(),
+            })),
+            Ok(Err(e)) => Err(failed(e.to_string())),
+            Err(_) => Err(failed(format!("no answer within {limit:?}"))),
         }
     }
 
@@ -500,6 +602,7 @@ impl Executor {
             index,
             spec_hash: instance_hash(bundle.as_str(), spec, index),
             state: InstanceState::Running,
+            role: None,
         };
         // Invariant 1, across crashes and restarts: before anything is created, the store
         // says this instance may run on the node, and that the node is up now, so no fence
@@ -611,23 +714,21 @@ fn kind(op: &StepOp) -> StepKind {
         StepOp::Fence { .. } => StepKind::Fence,
         StepOp::Stop { .. } => StepKind::Stop,
         StepOp::Start { .. } => StepKind::Start,
+        StepOp::Promote { .. } => StepKind::Promote,
+        StepOp::Demote { .. } => StepKind::Demote,
     }
 }
 
 /// `start db-0 on worker2`.
 pub fn describe(op: &StepOp) -> String {
-    match op {
-        StepOp::Fence { node } => format!("fence {node}"),
-        StepOp::Stop {
-            node,
-            bundle,
-            index,
-        } => format!("stop {} on {node}", instance_name(bundle.as_str(), *index)),
-        StepOp::Start {
-            node,
-            bundle,
-            index,
-        } => format!("start {} on {node}", instance_name(bundle.as_str(), *index)),
+    let verb = kind(op).as_str();
+    match op.instance() {
+        None => format!("{verb} {}", op.node()),
+        Some((bundle, index)) => format!(
+            "{verb} {} on {}",
+            instance_name(bundle.as_str(), index),
+            op.node()
+        ),
     }
 }
 

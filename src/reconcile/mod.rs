@@ -284,9 +284,14 @@ impl Reconciler {
             timeout: self.options.list_timeout,
             concurrency: self.options.node_concurrency,
         };
-        self.observer
+        let mut observation = self
+            .observer
             .observe(&inputs, &mut m, self.store.as_ref(), now_unix_ms)
-            .await
+            .await?;
+        drop(m);
+        let spec = &self.desired.spec;
+        crate::runtime::roles::ask(spec, &mut observation.observed, &self.runtimes).await;
+        Ok(observation)
     }
 
     /// When the first of `suspect` becomes lost if it stays silent.

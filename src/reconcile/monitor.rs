@@ -213,7 +213,12 @@ mod tests {
         async fn remove(&self, _: &str) -> Result<(), RuntimeError> {
             Err(self.refuse())
         }
-        async fn exec(&self, _: &str, _: &[String]) -> Result<ExecOutcome, RuntimeError> {
+        async fn exec(
+            &self,
+            _: &str,
+            _: &[String],
+            _: &[(String, String)],
+        ) -> Result<ExecOutcome, RuntimeError> {
             Err(self.refuse())
         }
         async fn check_health(&self, _: &str, _: &Monitor) -> HealthResult {

@@ -428,7 +428,12 @@ spec: {image: i, recovery: fence}
         async fn remove(&self, _: &str) -> Result<(), RuntimeError> {
             Err(unreachable(&self.endpoint))
         }
-        async fn exec(&self, _: &str, _: &[String]) -> Result<ExecOutcome, RuntimeError> {
+        async fn exec(
+            &self,
+            _: &str,
+            _: &[String],
+            _: &[(String, String)],
+        ) -> Result<ExecOutcome, RuntimeError> {
             Err(unreachable(&self.endpoint))
         }
     }
@@ -540,6 +545,7 @@ spec: {image: i, recovery: fence}
                             index: 0,
                             spec_hash: "h".into(),
                             state: InstanceState::Running,
+                            role: None,
                         };
                         self.store
                             .intend_start("x", &intent, self.unix_ms)

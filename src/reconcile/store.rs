@@ -90,6 +90,10 @@ pub enum StepKind {
     Stop,
     /// Create and start a container.
     Start,
+    /// Promote an instance of a promotable bundle.
+    Promote,
+    /// Demote an instance of a promotable bundle (or tell it whom to follow).
+    Demote,
 }
 
 /// What came of one step.
@@ -111,6 +115,8 @@ impl StepKind {
             StepKind::Fence => "fence",
             StepKind::Stop => "stop",
             StepKind::Start => "start",
+            StepKind::Promote => "promote",
+            StepKind::Demote => "demote",
         }
     }
 }

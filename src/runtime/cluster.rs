@@ -124,11 +124,33 @@ pub async fn observe_once(
         (None, Some(previous)) => previous.suspended.clone(),
         (None, None) => crate::observed::Suspended::default(),
     };
+    if set.bundles.values().any(|b| b.promotable.is_some()) {
+        let runtimes = online_runtimes(set, timeout, &assembled.observed);
+        super::roles::ask(set, &mut assembled.observed, &runtimes).await;
+    }
     Ok(Once {
         nodes,
         evidence,
         assembled,
     })
+}
+
+/// Drivers for the nodes of `observed` that answered, to ask roles through.
+fn online_runtimes(
+    set: &SpecSet,
+    timeout: Duration,
+    observed: &Observed,
+) -> BTreeMap<Name, std::sync::Arc<dyn super::Runtime>> {
+    let cluster = set.cluster_name.as_str();
+    set.cluster
+        .nodes
+        .iter()
+        .filter(|n| observed.node_state(n.name.as_str()) == NodeState::Online)
+        .filter_map(|n| {
+            let conn = connection(n, timeout).ok()?.for_cluster(cluster);
+            Some((n.name.clone(), std::sync::Arc::from(connect(conn).ok()?)))
+        })
+        .collect()
 }
 
 /// The fail counts of a snapshot, by (node, instance).

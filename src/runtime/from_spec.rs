@@ -287,6 +287,7 @@ pub fn observed_instances(containers: &[ContainerState]) -> Vec<ObservedInstance
                 index: labels.index,
                 spec_hash: labels.spec_hash.clone(),
                 state: instance_state(&c.status),
+                role: None,
             })
         })
         .collect();

@@ -125,7 +125,7 @@ pub async fn check<R: Runtime + ?Sized>(rt: &R, name: &str, monitor: &Monitor) -
 
 async fn run_check<R: Runtime + ?Sized>(rt: &R, name: &str, check: &HealthCheck) -> HealthResult {
     match check {
-        HealthCheck::Exec(cmd) => match rt.exec(name, cmd).await {
+        HealthCheck::Exec(cmd) => match rt.exec(name, cmd, &[]).await {
             Ok(o) if o.exit_code == Some(0) => HealthResult::Healthy,
             Ok(o) => HealthResult::Failed {
                 reason: match o.exit_code {

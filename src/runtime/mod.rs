@@ -42,6 +42,7 @@ pub(crate) mod health;
 pub mod instance;
 pub(crate) mod podman;
 mod relay;
+pub mod roles;
 pub(crate) mod ssh;
 pub(crate) mod state;
 
@@ -150,10 +151,21 @@ impl RuntimeError {
 }
 
 /// Result of running a command in a container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ExecOutcome {
     /// Exit code, when the runtime reported one.
     pub exit_code: Option<i64>,
+    /// The first [`EXEC_STDOUT_MAX`] bytes of its standard output (lossy UTF-8).
+    pub stdout: String,
+}
+
+/// The most standard output an exec keeps; the rest is read and dropped.
+pub const EXEC_STDOUT_MAX: usize = 4096;
+
+/// Appends `chunk` to `kept` up to [`EXEC_STDOUT_MAX`] bytes in all.
+pub(crate) fn keep_stdout(kept: &mut Vec<u8>, chunk: &[u8]) {
+    let room = EXEC_STDOUT_MAX.saturating_sub(kept.len());
+    kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
 }
 
 /// Facts about a runtime service, from [`Runtime::ping`].
@@ -205,8 +217,14 @@ pub trait Runtime: Send + Sync {
     /// Removes a quorate container (it must be stopped or it is killed).
     async fn remove(&self, name: &str) -> Result<(), RuntimeError>;
 
-    /// Runs a command in a running quorate container and waits for its exit code.
-    async fn exec(&self, name: &str, command: &[String]) -> Result<ExecOutcome, RuntimeError>;
+    /// Runs a command in a running quorate container, with `env` added to its
+    /// environment, and waits for its exit code.
+    async fn exec(
+        &self,
+        name: &str,
+        command: &[String],
+        env: &[(String, String)],
+    ) -> Result<ExecOutcome, RuntimeError>;
 
     /// Creates and starts an instance, and returns what is then observed.
     async fn run(&self, spec: &InstanceSpec) -> Result<ContainerState, RuntimeError> {

@@ -160,6 +160,7 @@ impl Runtime for SimRuntime {
                     labels: spec.labels.clone(),
                     image: spec.image.clone(),
                     running: false,
+                    promoted: false,
                 },
             );
             w.log(format!("create {name} on {node}"));
@@ -191,6 +192,7 @@ impl Runtime for SimRuntime {
                 .and_then(|n| n.containers.get_mut(name))
             {
                 c.running = false;
+                c.promoted = false;
             }
             w.log(format!("stop {name} on {node}"));
             Ok(())
@@ -210,9 +212,53 @@ impl Runtime for SimRuntime {
         .await
     }
 
-    async fn exec(&self, _name: &str, _command: &[String]) -> Result<ExecOutcome, RuntimeError> {
-        self.call("exec", false, |_| Ok(ExecOutcome { exit_code: Some(0) }))
-            .await
+    /// The simulated containers understand the simulation's promotable commands:
+    /// `promote`, `demote`, `role` and `preference`; anything else succeeds.
+    async fn exec(
+        &self,
+        name: &str,
+        command: &[String],
+        _env: &[(String, String)],
+    ) -> Result<ExecOutcome, RuntimeError> {
+        let node = self.node.clone();
+        let verb = command.first().map_or("", String::as_str);
+        let acts = matches!(verb, "promote" | "demote");
+        self.call("exec", acts, |w| {
+            let promoted = match w.nodes[&node].containers.get(name) {
+                Some(c) if c.running => c.promoted,
+                _ => {
+                    return Err(RuntimeError::NotFound {
+                        name: name.to_owned(),
+                    });
+                }
+            };
+            let stdout = match verb {
+                "promote" => {
+                    w.on_promote(&node, name);
+                    ""
+                }
+                "demote" => {
+                    if let Some(c) = w
+                        .nodes
+                        .get_mut(&node)
+                        .and_then(|n| n.containers.get_mut(name))
+                    {
+                        c.promoted = false;
+                    }
+                    w.log(format!("demote {name} on {node}"));
+                    ""
+                }
+                "role" if promoted => "promoted\n",
+                "role" => "unpromoted\n",
+                "preference" => "0\n",
+                _ => "",
+            };
+            Ok(ExecOutcome {
+                exit_code: Some(0),
+                stdout: stdout.to_owned(),
+            })
+        })
+        .await
     }
 }
 

@@ -164,6 +164,7 @@ async fn simulate(config: HaConfig) -> Outcome {
         .collect();
     let single: BTreeSet<String> = ["db".to_owned()].into();
     let world = Arc::new(Mutex::new(World::new(&nodes, 1, single, config.seed)));
+    lock(&world).promotable = super::run::promotable(&spec);
     let etcd: Shared<Etcd> = Arc::default();
     let memory = Arc::new(MemoryStore::new());
     let sim_env: Arc<dyn Environment> = Arc::new(SimEnvironment::new(world.clone()));
@@ -195,7 +196,9 @@ async fn simulate(config: HaConfig) -> Outcome {
         }
         let mut w = lock(&world);
         w.check_single_copies();
-        let expected: BTreeSet<String> = ["db-0", "web-0", "web-1"].map(String::from).into();
+        let expected: BTreeSet<String> = ["db-0", "web-0", "web-1", "kv-0", "kv-1"]
+            .map(String::from)
+            .into();
         if script.is_empty() && w.converged(&expected) && converged_at.is_none() {
             converged_at = Some(now);
             w.log("converged");
@@ -473,8 +476,13 @@ impl Runtime for HookedRuntime {
     async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
         self.inner.remove(name).await
     }
-    async fn exec(&self, name: &str, command: &[String]) -> Result<ExecOutcome, RuntimeError> {
-        self.inner.exec(name, command).await
+    async fn exec(
+        &self,
+        name: &str,
+        command: &[String],
+        env: &[(String, String)],
+    ) -> Result<ExecOutcome, RuntimeError> {
+        self.inner.exec(name, command, env).await
     }
 }
 

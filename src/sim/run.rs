@@ -18,7 +18,9 @@ use crate::source::Sources;
 use crate::spec::SpecSet;
 
 /// The cluster every simulation runs: three nodes, the reconciler as a fourth vote, a
-/// single-writer database and a stateless web tier, a BMC per node.
+/// single-writer database, a stateless web tier and a promotable store (`kv`, one
+/// primary and one replica, each fitting on the two nodes left when one is fenced), a
+/// BMC per node.
 pub const SPECS: &str = "apiVersion: quorate.io/v1alpha1
 kind: Cluster
 metadata: {name: sim}
@@ -40,6 +42,16 @@ apiVersion: quorate.io/v1alpha1
 kind: Bundle
 metadata: {name: web}
 spec: {image: sim, replicas: 2, recovery: restart, stopTimeout: 1s}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: kv}
+spec:
+  image: sim
+  replicas: 2
+  recovery: restart
+  stopTimeout: 1s
+  promotable: {promote: [promote], demote: [demote], role: [role], preference: [preference], timeout: 1s}
 ---
 apiVersion: quorate.io/v1alpha1
 kind: Fence
@@ -103,6 +115,14 @@ pub struct Outcome {
     pub trace: Vec<String>,
 }
 
+/// The promotable bundles of `spec`, with their `maxPromoted`.
+pub fn promotable(spec: &SpecSet) -> std::collections::BTreeMap<String, u32> {
+    spec.bundles
+        .iter()
+        .filter_map(|(name, b)| Some((name.to_string(), b.promotable.as_ref()?.max_promoted)))
+        .collect()
+}
+
 /// The simulated spec set (`None` if [`SPECS`] ever stopped validating).
 pub fn spec_set() -> Option<SpecSet> {
     let mut sources = Sources::new();
@@ -164,8 +184,14 @@ async fn simulate(config: Config) -> Outcome {
         .map(|n| n.name.to_string())
         .collect();
     let single: BTreeSet<String> = ["db".to_owned()].into();
-    let expected: BTreeSet<String> = ["db-0", "web-0", "web-1"].map(String::from).into();
+    let expected: BTreeSet<String> = ["db-0", "web-0", "web-1", "kv-0", "kv-1"]
+        .map(String::from)
+        .into();
     let world = Arc::new(Mutex::new(World::new(&nodes, 1, single, config.seed)));
+    world
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .promotable = promotable(&spec);
     let env = Arc::new(SimEnvironment::new(world.clone()));
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let mut options = Options::default();
@@ -253,13 +279,21 @@ mod tests {
 
     #[test]
     fn the_simulated_specs_are_valid_and_a_calm_run_converges() {
-        assert_eq!(spec_set().map(|s| s.bundles.len()), Some(2));
+        assert_eq!(spec_set().map(|s| s.bundles.len()), Some(3));
         let out = run(Config {
             schedule: Some(Vec::new()),
             ..Config::seed(3)
         });
         assert!(out.violations.is_empty(), "{:#?}", out.trace);
         assert!(out.trace.iter().any(|l| l.contains("start db-0")));
+        // Converged means one kv instance promoted, the others told to follow it.
+        let promoted: Vec<&String> = out
+            .trace
+            .iter()
+            .filter(|l| l.contains("promote kv-"))
+            .collect();
+        assert_eq!(promoted.len(), 1, "{:#?}", out.trace);
+        assert!(out.trace.iter().any(|l| l.contains("demote kv-")));
     }
 
     /// `quorate apply` prints each step as it ends: the reconciler reports every step's

@@ -23,6 +23,8 @@ pub struct SimContainer {
     pub image: String,
     /// Whether it runs.
     pub running: bool,
+    /// Whether it is its promotable bundle's primary.
+    pub promoted: bool,
 }
 
 /// One node.
@@ -63,6 +65,8 @@ pub struct World {
     pub reconciler_votes: u32,
     /// Bundles with `recovery: fence`.
     pub single_writer: BTreeSet<String>,
+    /// Promotable bundles, with their `maxPromoted`.
+    pub promotable: BTreeMap<String, u32>,
     /// What happened, in order, with virtual times.
     pub trace: Vec<String>,
     /// Invariant violations seen.
@@ -100,6 +104,7 @@ impl World {
             votes: nodes.iter().map(|n| (n.clone(), 1)).collect(),
             reconciler_votes,
             single_writer,
+            promotable: BTreeMap::new(),
             trace: Vec::new(),
             violations: Vec::new(),
             fail_percent: 0,
@@ -239,6 +244,45 @@ impl World {
         self.check_single_copies();
     }
 
+    /// A container is promoted: invariant 2 first, then invariant 8: no more promoted
+    /// copies of its bundle on powered nodes than allowed, counting those the reconciler
+    /// cannot reach (they still take writes).
+    pub fn on_promote(&mut self, node: &str, name: &str) {
+        self.update_reachability();
+        self.check_quorum(&format!("promotion of {name} on {node}"));
+        let Some(c) = self
+            .nodes
+            .get_mut(node)
+            .and_then(|n| n.containers.get_mut(name))
+        else {
+            return;
+        };
+        c.promoted = true;
+        let bundle = c.labels.bundle.clone();
+        self.log(format!("promote {name} on {node}"));
+        let max = self.promotable.get(&bundle).copied().unwrap_or(0);
+        let promoted = self.promoted(&bundle);
+        if promoted.len() > usize::try_from(max).unwrap_or(usize::MAX) {
+            self.violation(format!(
+                "invariant 8: {promoted:?} of {bundle} are promoted at once (maxPromoted {max})"
+            ));
+        }
+    }
+
+    /// The promoted copies of `bundle` that run on powered nodes, as `instance on node`.
+    fn promoted(&self, bundle: &str) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.powered)
+            .flat_map(|(node, n)| {
+                n.containers
+                    .iter()
+                    .filter(|(_, c)| c.running && c.promoted && c.labels.bundle == bundle)
+                    .map(move |(name, _)| format!("{name} on {node}"))
+            })
+            .collect()
+    }
+
     /// A fence powers `node` off: invariant 2 first.
     pub fn on_fence(&mut self, node: &str) {
         self.update_reachability();
@@ -263,8 +307,13 @@ impl World {
                 }
             }
         }
+        let promoted = self
+            .promotable
+            .iter()
+            .all(|(b, max)| self.promoted(b).len() == usize::try_from(*max).unwrap_or(usize::MAX));
         running.len() == expected.len()
             && expected.iter().all(|e| running.get(e.as_str()) == Some(&1))
+            && promoted
     }
 }
 
@@ -273,5 +322,6 @@ pub fn power_off(n: &mut SimNode) {
     n.powered = false;
     for c in n.containers.values_mut() {
         c.running = false;
+        c.promoted = false;
     }
 }

@@ -69,6 +69,47 @@ pub struct BundleSpec {
     /// cluster `placementStrategy` other than `default`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub needs: BTreeMap<Name, u64>,
+    /// A primary and its replicas (Pacemaker's promotable bundle): how many instances
+    /// may be promoted, and the commands run in a container to promote it, demote it,
+    /// and ask its role and promotion preference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotable: Option<Box<Promotable>>,
+}
+
+/// How a promotable bundle's instances are promoted and demoted. Each command runs in
+/// the instance's container, within `timeout`; every instance starts unpromoted (its
+/// command must not start it as a primary). The commands see the promoted instance in
+/// `QUORATE_PROMOTED_INSTANCE`, `QUORATE_PROMOTED_NODE` and `QUORATE_PROMOTED_HOST` (the
+/// host of that node's runtime endpoint), unset while there is none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Promotable {
+    /// Most instances promoted at once (Pacemaker's `promoted-max`).
+    #[serde(default = "one")]
+    pub max_promoted: u32,
+    /// Most instances promoted at once on one node (`promoted-node-max`).
+    #[serde(default = "one")]
+    pub max_promoted_per_node: u32,
+    /// Makes the instance the primary (exit 0: done).
+    pub promote: Vec<String>,
+    /// Makes the instance a replica that follows the promoted instance; also run after
+    /// every start of an unpromoted instance and whenever the promoted instance changes
+    /// (exit 0: done; a failure is handled like a failed stop: the node is fenced).
+    pub demote: Vec<String>,
+    /// Prints the instance's role on its first line: `promoted`, or `unpromoted`
+    /// followed by the host it follows, if any (`unpromoted 10.0.0.11`).
+    pub role: Vec<String>,
+    /// Prints an integer, higher for the better candidate (e.g. a replication offset);
+    /// optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preference: Option<Vec<String>>,
+    /// Longest each command may take.
+    #[serde(default = "default_promotable_timeout")]
+    pub timeout: Duration,
+}
+
+fn default_promotable_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// The stickiness and failure settings that hold for one bundle: its own where it gives

@@ -246,6 +246,7 @@ mod tests {
             index,
             spec_hash: "h".into(),
             state: InstanceState::Running,
+            role: None,
         }
     }
 

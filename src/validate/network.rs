@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use super::Findings;
 use crate::diag::Diagnostic;
-use crate::spec::bundle::{BundleSpec, PortMapping};
+use crate::spec::bundle::{BundleSpec, PortMapping, Promotable};
 use crate::spec::{Kind, Name, SpecSet};
 
 pub(crate) const MOUNT_OPTIONS: &[&str] = &[
@@ -98,6 +98,77 @@ fn subnets(set: &SpecSet, f: &mut Findings) {
     }
 }
 
+/// A promotable bundle: limits of at least 1, commands that name a program.
+fn promotable(n: &str, b: &BundleSpec, p: &Promotable, f: &mut Findings) {
+    let limits = [
+        (p.max_promoted, "maxPromoted"),
+        (p.max_promoted_per_node, "maxPromotedPerNode"),
+    ];
+    for (value, field) in limits {
+        if value == 0 {
+            f.push(
+                Diagnostic::error(
+                    "quorate::bundle::promotable-limit",
+                    format!("promotable.{field} must be at least 1"),
+                )
+                .with_help(
+                    "use 1 for one primary; a bundle with no primary need not be promotable",
+                ),
+                Kind::Bundle,
+                n,
+                &format!("spec.promotable.{field}"),
+            );
+        }
+    }
+    if p.max_promoted > b.replicas {
+        f.push(
+            Diagnostic::warning(
+                "quorate::bundle::promotable-limit",
+                format!(
+                    "promotable.maxPromoted ({}) is more than the bundle's replicas ({})",
+                    p.max_promoted, b.replicas
+                ),
+            )
+            .with_help("at most `replicas` instances can be promoted; lower maxPromoted"),
+            Kind::Bundle,
+            n,
+            "spec.promotable.maxPromoted",
+        );
+    }
+    let commands = [
+        (Some(&p.promote), "promote"),
+        (Some(&p.demote), "demote"),
+        (Some(&p.role), "role"),
+        (p.preference.as_ref(), "preference"),
+    ];
+    for (command, field) in commands {
+        if command.is_some_and(|c| c.first().is_none_or(|p| p.trim().is_empty())) {
+            f.push(
+                Diagnostic::error(
+                    "quorate::bundle::promotable-command",
+                    format!("promotable.{field} is empty"),
+                )
+                .with_help("list the program to run in the container and its arguments"),
+                Kind::Bundle,
+                n,
+                &format!("spec.promotable.{field}"),
+            );
+        }
+    }
+    if p.timeout.get().is_zero() {
+        f.push(
+            Diagnostic::error(
+                "quorate::bundle::promotable-timeout",
+                "promotable.timeout must be more than 0",
+            )
+            .with_help("give each command the time it needs, like `10s`"),
+            Kind::Bundle,
+            n,
+            "spec.promotable.timeout",
+        );
+    }
+}
+
 fn basics(n: &str, b: &BundleSpec, f: &mut Findings) {
     if b.image.trim().is_empty() {
         f.push(
@@ -141,6 +212,9 @@ fn basics(n: &str, b: &BundleSpec, f: &mut Findings) {
             n,
             "spec.command",
         );
+    }
+    if let Some(p) = &b.promotable {
+        promotable(n, b, p, f);
     }
     for key in b.env.keys() {
         let ok = key

@@ -200,7 +200,7 @@ pub async fn ports_storage_env(rt: &dyn Runtime, dir: &Path) {
 
     let exec = |c: &[&str]| {
         let c = cmd(c);
-        async move { rt.exec("web-3", &c).await }
+        async move { rt.exec("web-3", &c, &[]).await }
     };
     let ok = exec(&["sh", "-c", "echo written-inside > /data/f"])
         .await
@@ -221,6 +221,29 @@ pub async fn ports_storage_env(rt: &dyn Runtime, dir: &Path) {
         r#"test "$PW" = s3cret-value && test "$MODE" = test"#,
     ]);
     assert_eq!(env_ok.await.unwrap().exit_code, Some(0));
+    // What promote and demote commands rely on: variables added for one exec, and its
+    // standard output, cut at the bound.
+    let told = rt
+        .exec(
+            "web-3",
+            &cmd(&["sh", "-c", r#"echo "to $QUORATE_PROMOTED_HOST""#]),
+            &[("QUORATE_PROMOTED_HOST".into(), "10.0.0.9".into())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (told.exit_code, told.stdout.as_str()),
+        (Some(0), "to 10.0.0.9\n")
+    );
+    let long = exec(&[
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 2000 ]; do echo 0123456789; i=$((i+1)); done",
+    ]);
+    assert_eq!(
+        long.await.unwrap().stdout.len(),
+        quorate::runtime::EXEC_STDOUT_MAX
+    );
 
     rt.remove("web-3").await.unwrap();
     assert!(root.join("web-3/f").exists(), "data outlives the container");
@@ -327,7 +350,9 @@ pub async fn unmanaged_conflict(rt: &dyn Runtime, make_unmanaged: impl Fn(&str))
     assert!(conflict(rt.stop("db-0", Duration::ZERO).await));
     assert!(conflict(rt.remove("db-0").await));
     assert!(conflict(rt.start("db-0").await));
-    assert!(conflict(rt.exec("db-0", &cmd(&["true"])).await.map(|_| ())));
+    assert!(conflict(
+        rt.exec("db-0", &cmd(&["true"]), &[]).await.map(|_| ())
+    ));
     let r = rt.check_health("db-0", &monitor(None)).await;
     assert!(matches!(r, HealthResult::Failed { .. }), "{r:?}");
 
@@ -374,7 +399,9 @@ pub async fn other_cluster(url: &str) {
     assert!(conflict(ours.start("shared-0").await));
     assert!(conflict(ours.remove("shared-0").await));
     assert!(conflict(
-        ours.exec("shared-0", &cmd(&["true"])).await.map(|_| ())
+        ours.exec("shared-0", &cmd(&["true"]), &[])
+            .await
+            .map(|_| ())
     ));
     let r = ours.check_health("shared-0", &monitor(None)).await;
     assert!(matches!(r, HealthResult::Failed { .. }), "{r:?}");
@@ -510,7 +537,7 @@ pub async fn over_ssh(scheme: &str, ssh: &super::SshServer, socket: &Path) {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].name, "remote-2");
     let exec = rt
-        .exec("remote-2", &cmd(&["touch", "/data/over-ssh"]))
+        .exec("remote-2", &cmd(&["touch", "/data/over-ssh"]), &[])
         .await
         .unwrap();
     assert_eq!(exec.exit_code, Some(0));

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
+use bollard::container::LogOutput;
 use bollard::exec::StartExecResults;
 use bollard::models::{ExecConfig, Ipam, IpamConfig, NetworkCreateRequest};
 use bollard::query_parameters as qp;
@@ -421,29 +422,39 @@ impl Runtime for DockerRuntime {
         .await
     }
 
-    async fn exec(&self, name: &str, command: &[String]) -> Result<ExecOutcome, RuntimeError> {
+    async fn exec(
+        &self,
+        name: &str,
+        command: &[String],
+        env: &[(String, String)],
+    ) -> Result<ExecOutcome, RuntimeError> {
         let id = managed_id(self, name).await?;
         let config = ExecConfig {
             cmd: Some(command.to_vec()),
+            env: Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             ..Default::default()
         };
-        let info = self
+        let (info, stdout) = self
             .call("exec", |d| async move {
                 let exec = d.create_exec(&id, config).await?;
+                let mut stdout = Vec::new();
                 if let StartExecResults::Attached { mut output, .. } =
                     d.start_exec(&exec.id, None).await?
                 {
                     while let Some(chunk) = output.next().await {
-                        chunk?;
+                        if let LogOutput::StdOut { message } = chunk? {
+                            super::keep_stdout(&mut stdout, &message);
+                        }
                     }
                 }
-                d.inspect_exec(&exec.id).await
+                Ok((d.inspect_exec(&exec.id).await?, stdout))
             })
             .await?;
         Ok(ExecOutcome {
             exit_code: info.exit_code,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
         })
     }
 }

@@ -422,20 +422,29 @@ impl Runtime for PodmanRuntime {
         Ok(())
     }
 
-    async fn exec(&self, name: &str, command: &[String]) -> Result<ExecOutcome, RuntimeError> {
+    async fn exec(
+        &self,
+        name: &str,
+        command: &[String],
+        env: &[(String, String)],
+    ) -> Result<ExecOutcome, RuntimeError> {
         let id = managed_id(self, name).await?;
         let c = self.api.containers().get(id);
         let create = opts::ExecCreateOpts::builder()
             .command(command)
+            .env(env.iter().cloned())
             .attach_stdout(true)
             .attach_stderr(true)
             .build();
+        let mut stdout = Vec::new();
         let run = async {
             let exec = c.create_exec(&create).await?;
             let start = opts::ExecStartOpts::builder().build();
             if let Some(mut output) = exec.start(&start).await? {
                 while let Some(chunk) = output.next().await {
-                    chunk?;
+                    if let podman_api::conn::TtyChunk::StdOut(bytes) = chunk? {
+                        super::keep_stdout(&mut stdout, &bytes);
+                    }
                 }
             }
             exec.inspect().await
@@ -443,6 +452,7 @@ impl Runtime for PodmanRuntime {
         let info = self.call("exec", run).await?;
         Ok(ExecOutcome {
             exit_code: info.get("ExitCode").and_then(|v| v.as_i64()),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
         })
     }
 }

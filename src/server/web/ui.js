@@ -45,19 +45,9 @@ function showQuorum(q) {
 }
 
 // Instance names to the role the last plan gives them (promoted copies), if any.
-function roles(history) {
-  const out = {};
-  const last = history && history.passes && history.passes[0];
-  const placements = (last && last.plan && last.plan.placements) || [];
-  for (const p of placements) {
-    if (p && p.instance && p.role) out[p.instance] = p.role;
-  }
-  return out;
-}
-
-function showNodes(nodes, history) {
-  const role = roles(history);
+function showNodes(nodes) {
   const cards = (nodes || []).map((n) => {
+    const role = n.roles || {};
     const since = n.since ? when(n.since * 1000) : "–";
     const rows = (n.instances || []).map(([name, health]) =>
       el("tr", { "data-instance": name, "data-health": health },
@@ -162,7 +152,7 @@ async function refresh() {
     showQuorum(status.quorum);
     showCommit(status);
     showSuspended(status);
-    showNodes(status.nodes, history);
+    showNodes(status.nodes);
     showBlocked(status.blocked);
     showRejected(status);
     showPasses(history);

@@ -42,7 +42,8 @@ use support::git_repos::Repos;
 use support::ha_cluster::{converged, leader_of, replica_with, setup};
 use support::lab::TestLab;
 use support::lab_run::{
-    db_answers, db_node, failover_rounds, ha_leader, ha_reconciler, reconciler, summary, until,
+    db_answers, db_answers_elsewhere, db_node, failover_rounds, ha_leader, ha_reconciler,
+    reconciler, summary, until,
 };
 use support::quorate_run::QuorateRun;
 
@@ -141,7 +142,12 @@ fn lab_failover(rounds: usize) {
         };
         let r = reconciler(&t);
         println!("lab failover, one `quorate run` (SQLite):");
-        failover_rounds(&t, rounds, || at_rest(&t, &r))
+        failover_rounds(
+            &t,
+            rounds,
+            || at_rest(&t, &r),
+            |from| db_answers_elsewhere(&t, from),
+        )
     };
     let mut ha = {
         let Some(t) = TestLab::up(3) else {
@@ -158,10 +164,15 @@ fn lab_failover(rounds: usize) {
             ha_reconciler(&t, &e, "b", &[]),
         );
         println!("lab failover, two replicas on three etcd members (lease 10 s, timeout 10 s):");
-        failover_rounds(&t, rounds, || {
-            let rs = [&a, &b];
-            at_rest(&t, rs[ha_leader(&rs)?])
-        })
+        failover_rounds(
+            &t,
+            rounds,
+            || {
+                let rs = [&a, &b];
+                at_rest(&t, rs[ha_leader(&rs)?])
+            },
+            |from| db_answers_elsewhere(&t, from),
+        )
     };
     println!(
         "lab failover, cut -> database answering elsewhere: one process {}; HA {}",

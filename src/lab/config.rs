@@ -36,7 +36,7 @@ pub const PODMAN_PORT: u16 = 8080;
 pub const BMC_PORT: u16 = 623;
 /// The BMC user name.
 pub const BMC_USER: &str = "quorate";
-/// The busybox image loaded on every node.
+/// The image (busybox and Redis) loaded on every node.
 pub const IMAGE: &str = "localhost/quorate-lab:latest";
 /// The runtime network the database bundle's fixed addresses are on (inside each node).
 pub const INSTANCE_NETWORK: &str = "lab";
@@ -209,7 +209,7 @@ impl LabConfig {
         self.secrets_dir().join("bmc-password")
     }
 
-    /// The busybox rootfs tar imported on every node.
+    /// The image's rootfs tar (busybox and Redis) imported on every node.
     pub fn image_tar(&self) -> PathBuf {
         self.dir.join("image.tar")
     }

@@ -2,12 +2,12 @@
 //!
 //! [`Lab::up`] builds N node hosts, each a network namespace on a bridge with its own
 //! Podman service (own storage) on its own address, a BMC per node (`ipmi_sim`) whose
-//! power control really kills or revives that node, the busybox image on every node, and
-//! a git repository with the lab's specs. [`Lab::cut`]/[`Lab::heal`] pull and put back a
-//! node's network cable (its BMC stays reachable); [`Lab::power`] goes through the BMC;
-//! [`Lab::status`] reports each node; [`Lab::down`] removes everything `up` made, and is
-//! safe to run twice. Everything is shelled out to `ip`, `nsenter`, `unshare`, `setsid`,
-//! `podman`, `ipmi_sim` and `git`, every call checked. Needs root.
+//! power control really kills or revives that node, the image (busybox and Redis) on every
+//! node, and a git repository with the lab's specs. [`Lab::cut`]/[`Lab::heal`] pull and
+//! put back a node's network cable (its BMC stays reachable); [`Lab::power`] goes through
+//! the BMC; [`Lab::status`] reports each node; [`Lab::down`] removes everything `up` made,
+//! and is safe to run twice. Everything is shelled out to `ip`, `nsenter`, `unshare`,
+//! `setsid`, `podman`, `ipmi_sim`, `git`, `tar` and `ldd`, every call checked. Needs root.
 //!
 //! Modules, one concept each: [`config`] (names, addresses, paths), [`net`] (bridge,
 //! namespaces, veths), [`node`] (a node's power and Podman service), [`bmc`] (`ipmi_sim`

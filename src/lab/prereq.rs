@@ -1,5 +1,7 @@
 //! What `lab up` needs from the machine, checked before anything is made, so a missing
-//! piece is one clear message instead of a failure in the middle of a failover.
+//! piece is one clear message instead of a failure in the middle of a failover: the
+//! programs it runs, Podman's network helpers, and what the lab's image is built from
+//! (busybox, `redis-server`, `redis-cli`).
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -18,6 +20,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("ipmi_sim", "openipmi"),
     ("git", "git"),
     ("tar", "tar"),
+    ("ldd", "libc-bin"),
 ];
 
 /// Podman's helper programs (not on `PATH`): the network backend `lab/containers.conf`
@@ -34,6 +37,25 @@ const HELPER_DIRS: &[&str] = &[
 
 /// Where busybox-static installs busybox (the lab's image is built from it).
 pub(crate) const BUSYBOX: &[&str] = &["/bin/busybox", "/usr/bin/busybox"];
+
+/// Where redis-server installs `redis-server` (copied into the lab's image with the
+/// libraries `ldd` lists for it).
+pub(crate) const REDIS_SERVER: &[&str] = &["/usr/bin/redis-server", "/usr/local/bin/redis-server"];
+
+/// Where redis-tools installs `redis-cli` (copied into the lab's image likewise).
+pub(crate) const REDIS_CLI: &[&str] = &["/usr/bin/redis-cli", "/usr/local/bin/redis-cli"];
+
+/// The files of the lab's image other than programs on `PATH`: where each may be, what it
+/// is, and its package.
+const IMAGE_FILES: &[(&[&str], &str, &str)] = &[
+    (BUSYBOX, "busybox (the lab's image)", "busybox-static"),
+    (
+        REDIS_SERVER,
+        "redis-server (the lab's image)",
+        "redis-server",
+    ),
+    (REDIS_CLI, "redis-cli (the lab's image)", "redis-tools"),
+];
 
 /// A prerequisite the machine lacks, and the Debian package that brings it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,11 +87,13 @@ pub(crate) fn missing(path: Option<&OsStr>) -> Vec<Missing> {
             });
         }
     }
-    if !BUSYBOX.iter().any(|p| Path::new(p).is_file()) {
-        out.push(Missing {
-            what: "busybox (the lab's image)".into(),
-            package: "busybox-static",
-        });
+    for (paths, what, package) in IMAGE_FILES {
+        if !paths.iter().any(|p| Path::new(p).is_file()) {
+            out.push(Missing {
+                what: (*what).to_owned(),
+                package,
+            });
+        }
     }
     out
 }

@@ -330,14 +330,24 @@ pub fn until<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T>
     None
 }
 
+/// A node other than `from` the database answers on.
+pub fn db_answers_elsewhere(t: &TestLab, from: &str) -> Option<String> {
+    t.lab
+        .nodes()
+        .iter()
+        .map(|n| n.name.clone())
+        .find(|n| n != from && db_answers(t, n))
+}
+
 /// Failover rounds for the benchmarks: each waits until `settled` names the node the
-/// database runs on (the cluster at rest), cuts that node's cable, times until the
-/// database answers on another node, then heals the node and powers it on again. The
-/// times of the rounds, each printed as it ends.
+/// service runs on (the cluster at rest), cuts that node's cable, times until
+/// `moved_from` names another node it serves on, then heals the node and powers it on
+/// again. The times of the rounds, each printed as it ends.
 pub fn failover_rounds(
     t: &TestLab,
     rounds: usize,
     mut settled: impl FnMut() -> Option<String>,
+    mut moved_from: impl FnMut(&str) -> Option<String>,
 ) -> Vec<Duration> {
     let mut times = Vec::new();
     for round in 0..rounds {
@@ -347,17 +357,11 @@ pub fn failover_rounds(
         };
         let cut = Instant::now();
         lab(t, &["cut", &from]);
-        let moved = until(Duration::from_secs(120), || {
-            t.lab
-                .nodes()
-                .iter()
-                .map(|n| n.name.clone())
-                .find(|n| *n != from && db_answers(t, n))
-        });
+        let moved = until(Duration::from_secs(120), || moved_from(&from));
         let took = cut.elapsed();
         match moved {
-            Some(to) => println!("  round {round}: cut {from}, database on {to} after {took:.2?}"),
-            None => println!("  round {round}: cut {from}, no database after {took:.2?}"),
+            Some(to) => println!("  round {round}: cut {from}, serving on {to} after {took:.2?}"),
+            None => println!("  round {round}: cut {from}, not serving after {took:.2?}"),
         }
         times.push(took);
         lab(t, &["heal", &from]);

@@ -24,6 +24,7 @@ pub mod lab;
 pub mod lab_run;
 mod podman_svc;
 pub mod quorate_run;
+pub mod redis_lab;
 pub mod scenarios;
 mod ssh_svc;
 pub mod webdriver;

@@ -45,7 +45,7 @@ fn stdout(o: &Output) -> String {
 
 #[test]
 fn every_example_plans_as_recorded() {
-    for example in ["two-workers", "racks", "lb-pair", "capacity"] {
+    for example in ["two-workers", "racks", "lb-pair", "capacity", "redis"] {
         let out = stdout(&quorate(&[
             "plan",
             "--specs",
@@ -180,7 +180,7 @@ fn the_what_if_fences_the_database_node_then_moves_the_database() {
 
 #[test]
 fn json_output_has_the_documented_shape_for_every_example() {
-    for example in ["two-workers", "racks", "lb-pair", "capacity"] {
+    for example in ["two-workers", "racks", "lb-pair", "capacity", "redis"] {
         let out = stdout(&quorate(&[
             "plan",
             "--specs",

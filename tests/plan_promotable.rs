@@ -157,7 +157,7 @@ fn a_converged_bundle_plans_nothing_and_a_replica_following_elsewhere_is_told() 
     kv2.role.as_mut().unwrap().follows = Some("10.0.0.9".into());
     let p = run(&s, &o);
     assert_eq!(summary(&p), [(ActionType::Demote, "kv-2".to_owned())]);
-    assert!(p.actions[0].reason.contains("follows kv-0, promoted on n1"));
+    assert!(p.actions[0].reason.contains("to follow kv-0, promoted on n1"));
 }
 
 #[test]

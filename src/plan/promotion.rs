@@ -348,7 +348,7 @@ impl<'a> Bundle<'a, '_, '_> {
             };
             after.extend(r.start);
             let why = format!(
-                "{} follows {}, promoted on {}",
+                "tell {} to follow {}, promoted on {}",
                 self.inst(r.index).name(),
                 self.inst(t.index).name(),
                 t.node

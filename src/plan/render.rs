@@ -19,12 +19,12 @@ pub enum Format {
 
 const GROUPS: [(ActionType, &str); 7] = [
     (ActionType::Fence, "!"),
-    (ActionType::Demote, "v"),
     (ActionType::Stop, "-"),
     (ActionType::Start, "+"),
     (ActionType::Restart, "~"),
     (ActionType::Move, ">"),
     (ActionType::Promote, "^"),
+    (ActionType::Demote, "v"),
 ];
 
 /// Renders `plan` in `format`; `explain` adds the placement scores to human output.

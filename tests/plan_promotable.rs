@@ -157,7 +157,11 @@ fn a_converged_bundle_plans_nothing_and_a_replica_following_elsewhere_is_told() 
     kv2.role.as_mut().unwrap().follows = Some("10.0.0.9".into());
     let p = run(&s, &o);
     assert_eq!(summary(&p), [(ActionType::Demote, "kv-2".to_owned())]);
-    assert!(p.actions[0].reason.contains("to follow kv-0, promoted on n1"));
+    assert!(
+        p.actions[0]
+            .reason
+            .contains("to follow kv-0, promoted on n1")
+    );
 }
 
 #[test]
@@ -334,4 +338,43 @@ fn bad_promotable_settings_are_refused_where_they_are_written() {
         report.diagnostics
     );
     assert!(report.into_valid_set().is_none(), "nothing is applied");
+}
+
+#[test]
+fn an_order_on_promote_starts_then_after_the_promotion() {
+    let app = "---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: app}
+spec: {image: app, replicas: 1, recovery: restart}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: app-after-primary}
+spec: {order: {first: kv, then: app, action: promote}}
+";
+    let mut sources = Sources::new();
+    sources.add(
+        "c.yaml",
+        format!("{}{app}", CLUSTER.replace("FENCING", "true")).into_bytes(),
+    );
+    let s = validate(&sources).into_valid_set().unwrap();
+    let p = run(&s, &Observed::fresh(&s));
+    let promote = promote_of(&p, 0);
+    let start = step(
+        &p,
+        |op| matches!(op, StepOp::Start { bundle, .. } if bundle.as_str() == "app"),
+    );
+    assert!(start.after.contains(&promote.id), "{p:#?}");
+    // On a bundle that is not promotable, refused where it is written.
+    let mut sources = Sources::new();
+    let bad = app.replace("first: kv, then: app", "first: app, then: kv");
+    sources.add(
+        "c.yaml",
+        format!("{}{bad}", CLUSTER.replace("FENCING", "true")).into_bytes(),
+    );
+    let report = validate(&sources);
+    let d = report.diagnostics.iter().find(|d| d.is_error()).unwrap();
+    assert_eq!(d.code, "quorate::order::action", "{d:?}");
+    assert!(d.message.contains("app is not"), "{}", d.message);
 }

@@ -473,6 +473,7 @@ fn order(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
         then,
         kind,
         symmetrical: c.attribute("symmetrical").is_none_or(is_true),
+        action: crate::spec::constraint::OrderAction::Start,
         min_instances: None,
         sets,
         any_of: Vec::new(),

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{Action, ActionId, Step, StepId, StepOp};
 use crate::spec::bundle::{BundleSpec, Protocol};
-use crate::spec::constraint::{ConstraintSpec, OrderConstraint, OrderKind};
+use crate::spec::constraint::{ConstraintSpec, OrderAction, OrderConstraint, OrderKind};
 use crate::spec::{Name, SpecSet};
 
 /// Adds cross-action dependencies and renumbers actions and steps in dependency order.
@@ -18,6 +18,7 @@ pub fn finish(
 ) -> (Vec<Action>, Vec<Step>) {
     let mut starts: BTreeMap<(&str, Option<u32>), Vec<StepId>> = BTreeMap::new();
     let mut stops: BTreeMap<(&str, Option<u32>), Vec<StepId>> = BTreeMap::new();
+    let mut promotes: BTreeMap<(&str, Option<u32>), Vec<StepId>> = BTreeMap::new();
     for s in &steps {
         match &s.op {
             StepOp::Start { bundle, index, .. } => {
@@ -37,7 +38,13 @@ pub fn finish(
                     .or_default()
                     .push(s.id);
             }
-            StepOp::Fence { .. } | StepOp::Promote { .. } | StepOp::Demote { .. } => {}
+            StepOp::Promote { bundle, .. } => {
+                promotes
+                    .entry((bundle.as_str(), None))
+                    .or_default()
+                    .push(s.id);
+            }
+            StepOp::Fence { .. } | StepOp::Demote { .. } => {}
         }
     }
     let mut extra: BTreeMap<StepId, BTreeSet<StepId>> = BTreeMap::new();
@@ -73,11 +80,16 @@ pub fn finish(
             serialize(&phases, &mut extra);
             continue;
         }
+        // `action: promote`: after `first`'s promotions instead of its starts.
+        let awaited = match o.action {
+            OrderAction::Start => &starts,
+            OrderAction::Promote => &promotes,
+        };
         for start in starts.get(&(then, None)).into_iter().flatten() {
             extra
                 .entry(*start)
                 .or_default()
-                .extend(starts.get(&(first, None)).into_iter().flatten());
+                .extend(awaited.get(&(first, None)).into_iter().flatten());
         }
         if o.symmetrical {
             for stop in stops.get(&(first, None)).into_iter().flatten() {

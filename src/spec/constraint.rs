@@ -294,6 +294,10 @@ pub struct OrderConstraint {
     /// Whether stops happen in the reverse order.
     #[serde(default = "yes")]
     pub symmetrical: bool,
+    /// What of `first` the starts of `then` wait for: its starts (default), or, for a
+    /// promotable `first`, its promotions (Pacemaker's `first-action=promote`).
+    #[serde(default, skip_serializing_if = "OrderAction::is_start")]
+    pub action: OrderAction,
     /// For a `mandatory` order: how many instances of `first` must run before `then`
     /// starts, and below which a running `then` stops (Pacemaker's `clone-min`; default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -313,6 +317,24 @@ pub struct OrderConstraint {
 
 fn yes() -> bool {
     true
+}
+
+/// What of an order's `first` its `then` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum OrderAction {
+    /// Its starts.
+    #[default]
+    Start,
+    /// Its promotions (`first` must be promotable).
+    Promote,
+}
+
+impl OrderAction {
+    /// Whether it is the default, `start`.
+    pub fn is_start(&self) -> bool {
+        *self == OrderAction::Start
+    }
 }
 
 /// Strength of an order constraint.

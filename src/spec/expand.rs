@@ -23,7 +23,9 @@
 
 use std::collections::BTreeMap;
 
-use super::constraint::{ColocationConstraint, ConstraintSpec, OrderConstraint, OrderKind};
+use super::constraint::{
+    ColocationConstraint, ConstraintSpec, OrderAction, OrderConstraint, OrderKind,
+};
 use super::{GroupSpec, Kind, Name, Score, SpecSet};
 
 /// Where a constraint made by [`expand`] was written.
@@ -145,6 +147,7 @@ fn chain(name: &Name, group: &GroupSpec, out: &mut Out) {
             then: member.clone(),
             kind: OrderKind::Mandatory,
             symmetrical: true,
+            action: OrderAction::Start,
             min_instances: None,
             sets: Vec::new(),
             any_of: Vec::new(),
@@ -190,6 +193,7 @@ fn order(
         then: resolve(groups, &then, End::First),
         kind: like.kind,
         symmetrical: like.symmetrical,
+        action: like.action,
         min_instances: like.min_instances,
         sets: Vec::new(),
         any_of: any_of

@@ -189,9 +189,36 @@ fn constraints(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
                 if let Some(d) = min_instances(set, o) {
                     f.push(d, Kind::Constraint, name, "spec.order.minInstances");
                 }
+                if let Some(d) = promote_action(set, o) {
+                    f.push(d, Kind::Constraint, name, "spec.order.action");
+                }
             }
         }
     }
+}
+
+/// `action: promote` needs a promotable `first`, named as `first` (not in sets).
+fn promote_action(set: &SpecSet, o: &OrderConstraint) -> Option<Diagnostic> {
+    if o.action.is_start() {
+        return None;
+    }
+    let why = if !o.sets.is_empty() {
+        "`action: promote` is for an order with `first` and `then`, not sets".to_owned()
+    } else if set
+        .bundles
+        .get(&o.first)
+        .is_none_or(|b| b.promotable.is_none())
+    {
+        format!(
+            "`action: promote` needs a promotable `first`, and {} is not",
+            o.first
+        )
+    } else {
+        return None;
+    };
+    Some(Diagnostic::error("quorate::order::action", why).with_help(
+        "give the first bundle a `promotable` section, or remove `action` to wait for its starts",
+    ))
 }
 
 /// `minInstances` of an order: at least 1, on a mandatory order, and no more than

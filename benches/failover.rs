@@ -22,7 +22,7 @@ use support::lab::TestLab;
 use support::lab_run::{
     db_answers, db_answers_elsewhere, db_node, failover_rounds, reconciler, summary,
 };
-use support::redis_lab::{masters, push_redis, set};
+use support::redis_lab::{followed_master, push_redis, set};
 
 fn main() {
     let rounds = env_usize("QUORATE_BENCH_ROUNDS", 7);
@@ -47,8 +47,7 @@ fn main() {
         rounds,
         || {
             let converged = r.status()["lastPass"]["outcome"] == "converged";
-            let m = masters(&nodes);
-            (converged && m.len() == 1).then(|| m[0].clone())
+            followed_master(&nodes).filter(|_| converged)
         },
         |from| {
             let to = nodes

@@ -15,10 +15,8 @@ use std::time::{Duration, Instant};
 
 use quorate::lab::LabNode;
 use support::lab::{TestLab, quorate, text};
-use support::lab_run::{failed_attempts, fences, lab, reconciler};
-use support::redis_lab::{
-    MasterWatcher, get, masters, push_redis, replication, set, settled, wait,
-};
+use support::lab_run::{Watcher, failed_attempts, fences, lab, reconciler, wait_for as wait};
+use support::redis_lab::{get, master_watcher, masters, push_redis, replication, set, settled};
 
 fn node(t: &TestLab, name: &str) -> LabNode {
     t.lab.node(name).unwrap()
@@ -34,7 +32,7 @@ fn others(t: &TestLab, but: &[&str]) -> Vec<LabNode> {
 
 /// Puts `name` back (cable in, powered on) and waits until every node's Redis follows
 /// one master again; returns it.
-fn back(t: &TestLab, w: &MasterWatcher, name: &str) -> String {
+fn back(t: &TestLab, w: &Watcher, name: &str) -> String {
     lab(t, &["heal", name]);
     lab(t, &["power", name, "on"]);
     settled(&t.lab.nodes(), w, Duration::from_secs(90))
@@ -47,7 +45,7 @@ fn redis_fails_over_to_one_new_primary_and_never_two() {
     };
     push_redis(&t);
     let r = reconciler(&t);
-    let w = MasterWatcher::start(t.lab.nodes());
+    let w = master_watcher(t.lab.nodes());
 
     // 1. One primary, two replicas; a key written on the primary reaches both.
     let first = settled(&t.lab.nodes(), &w, Duration::from_secs(120));

@@ -5,7 +5,7 @@ use quorate::observed::{Observed, snapshot};
 use quorate::plan::{ActionType, Options, Plan, Step, StepOp, plan};
 use quorate::source::{FileId, Sources};
 use quorate::spec::SpecSet;
-use quorate::validate::validate;
+use quorate::validate::{Report, validate};
 
 const CLUSTER: &str = r#"apiVersion: quorate.io/v1alpha1
 kind: Cluster
@@ -38,11 +38,15 @@ spec:
     preference: [offset]
 "#;
 
-fn spec_with(fencing: bool) -> SpecSet {
+/// The validation of one file holding `text`.
+fn validated(text: &str) -> Report {
     let mut sources = Sources::new();
-    let text = CLUSTER.replace("FENCING", &fencing.to_string());
-    sources.add("cluster.yaml", text.into_bytes());
-    let report = validate(&sources);
+    sources.add("cluster.yaml", text.as_bytes().to_vec());
+    validate(&sources)
+}
+
+fn spec_with(fencing: bool) -> SpecSet {
+    let report = validated(&CLUSTER.replace("FENCING", &fencing.to_string()));
     assert_eq!(report.errors(), 0, "{:#?}", report.diagnostics);
     report.into_valid_set().unwrap()
 }
@@ -131,8 +135,13 @@ fn a_fresh_bundle_starts_unpromoted_then_promotes_one_and_the_others_follow_it()
             |op| matches!(op, StepOp::Start { index, .. } if *index == i),
         );
         assert!(follow.after.contains(&promote.id) && follow.after.contains(&start.id));
-        let StepOp::Demote { follow: to, .. } = &follow.op else {
-            unreachable!()
+        let StepOp::Demote {
+            follow: to,
+            primary: false,
+            ..
+        } = &follow.op
+        else {
+            panic!("a replica told whom to follow is no primary: {follow:?}")
         };
         let (at, node) = to.as_ref().unwrap();
         assert_eq!((*at, node.as_str()), (0, "n1"));
@@ -232,6 +241,7 @@ fn a_primary_is_demoted_before_it_stops_and_another_is_promoted_after() {
             StepOp::Demote {
                 index: 0,
                 follow: Some((2, _)),
+                primary: true,
                 ..
             }
         )
@@ -305,9 +315,7 @@ fn bad_promotable_settings_are_refused_where_they_are_written() {
         "    promote: [redis-cli, REPLICAOF, \"NO\", ONE]\n",
         "    maxPromoted: 0\n    timeout: 0s\n    promote: []\n",
     );
-    let mut sources = Sources::new();
-    sources.add("cluster.yaml", bad.clone().into_bytes());
-    let report = validate(&sources);
+    let report = validated(&bad);
     let found: Vec<(&str, usize)> = report
         .diagnostics
         .iter()
@@ -353,12 +361,9 @@ kind: Constraint
 metadata: {name: app-after-primary}
 spec: {order: {first: kv, then: app, action: promote}}
 ";
-    let mut sources = Sources::new();
-    sources.add(
-        "c.yaml",
-        format!("{}{app}", CLUSTER.replace("FENCING", "true")).into_bytes(),
-    );
-    let s = validate(&sources).into_valid_set().unwrap();
+    let s = validated(&format!("{}{app}", CLUSTER.replace("FENCING", "true")))
+        .into_valid_set()
+        .unwrap();
     let p = run(&s, &Observed::fresh(&s));
     let promote = promote_of(&p, 0);
     let start = step(
@@ -367,13 +372,8 @@ spec: {order: {first: kv, then: app, action: promote}}
     );
     assert!(start.after.contains(&promote.id), "{p:#?}");
     // On a bundle that is not promotable, refused where it is written.
-    let mut sources = Sources::new();
     let bad = app.replace("first: kv, then: app", "first: app, then: kv");
-    sources.add(
-        "c.yaml",
-        format!("{}{bad}", CLUSTER.replace("FENCING", "true")).into_bytes(),
-    );
-    let report = validate(&sources);
+    let report = validated(&format!("{}{bad}", CLUSTER.replace("FENCING", "true")));
     let d = report.diagnostics.iter().find(|d| d.is_error()).unwrap();
     assert_eq!(d.code, "quorate::order::action", "{d:?}");
     assert!(d.message.contains("app is not"), "{}", d.message);

@@ -22,8 +22,8 @@ fn replay_command(seed: u64) -> String {
 }
 
 /// Runs seeds `0..count` on every core; returns the failed outcomes. With a `bite`, stops
-/// at the first failure.
-fn run_many(count: u64, bite: Option<Bite>) -> Vec<sim::Outcome> {
+/// at the first failure that breaks one of `wanted`.
+fn run_many(count: u64, bite: Option<Bite>, wanted: &'static [&'static str]) -> Vec<sim::Outcome> {
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(Mutex::new(Vec::new()));
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
@@ -41,8 +41,9 @@ fn run_many(count: u64, bite: Option<Bite>) -> Vec<sim::Outcome> {
                         ..Config::seed(seed)
                     });
                     if !out.violations.is_empty() {
+                        let found = breaks(&out, wanted);
                         failed.lock().unwrap().push(out);
-                        if bite.is_some() {
+                        if bite.is_some() && found {
                             next.store(count, Ordering::Relaxed);
                         }
                     }
@@ -72,7 +73,7 @@ fn the_invariants_hold_under_random_faults() {
     }
     let count = env_u64("QUORATE_SIM_SEEDS").unwrap_or(1_000);
     let started = std::time::Instant::now();
-    let failed = run_many(count, None);
+    let failed = run_many(count, None, &[]);
     eprintln!("{count} schedules in {:?}", started.elapsed());
     if let Some(first) = failed.first() {
         panic!(
@@ -86,19 +87,22 @@ fn the_invariants_hold_under_random_faults() {
     }
 }
 
+/// Whether `out` breaks one of `invariants`.
+fn breaks(out: &sim::Outcome, invariants: &[&str]) -> bool {
+    out.violations
+        .iter()
+        .any(|v| invariants.iter().any(|i| v.contains(i)))
+}
+
 /// The first schedule among `count` that breaks invariant 1 or 3 with `bite`.
 fn bites(count: u64, bite: Bite) -> sim::Outcome {
     bites_on(count, bite, &["invariant 1", "invariant 3"])
 }
 
 /// The first schedule among `count` that breaks one of `invariants` with `bite`.
-fn bites_on(count: u64, bite: Bite, invariants: &[&str]) -> sim::Outcome {
-    let failed = run_many(count, Some(bite));
-    let found = failed.into_iter().find(|o| {
-        o.violations
-            .iter()
-            .any(|v| invariants.iter().any(|i| v.contains(i)))
-    });
+fn bites_on(count: u64, bite: Bite, invariants: &'static [&'static str]) -> sim::Outcome {
+    let failed = run_many(count, Some(bite), invariants);
+    let found = failed.into_iter().find(|o| breaks(o, invariants));
     let found = found.unwrap_or_else(|| panic!("no violation found with {bite:?}"));
     eprintln!(
         "{bite:?}: seed {} bites: {:?}",

@@ -132,10 +132,17 @@ impl Runtime for LeasedRuntime {
         command: &[String],
         env: &[(String, String)],
     ) -> Result<ExecOutcome, RuntimeError> {
-        // A promote or a demote acts: only under a valid lease (invariant 9), and so does
-        // asking a role, since only the leader's pass reads it.
-        self.guard("exec")?;
         self.inner.exec(name, command, env).await
+    }
+    async fn exec_acting(
+        &self,
+        name: &str,
+        command: &[String],
+        env: &[(String, String)],
+    ) -> Result<ExecOutcome, RuntimeError> {
+        // A promote or a demote acts: only under a valid lease (invariant 9).
+        self.guard("exec")?;
+        self.inner.exec_acting(name, command, env).await
     }
 }
 
@@ -174,5 +181,60 @@ impl FenceAgent for LeasedAgent {
     async fn reboot(&self) -> Result<PowerState, FenceError> {
         self.guard()?;
         self.inner.reboot().await
+    }
+}
+
+#[cfg(all(test, feature = "sim"))]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::sim::drivers::SimEnvironment;
+    use crate::sim::world::World;
+
+    /// Invariant 9 for roles: a promote or demote (an acting exec) needs the lease; a
+    /// check or a role question (a plain exec) does not, so a lapse of the lease counts no
+    /// failure against a healthy instance.
+    #[test]
+    fn acting_execs_need_the_lease_and_questions_do_not() {
+        let rt = crate::sim::paused_runtime();
+        rt.block_on(async {
+            let spec = crate::sim::run::spec_set().unwrap();
+            let nodes = vec!["n1".to_owned(), "n2".to_owned(), "n3".to_owned()];
+            let world = Arc::new(Mutex::new(World::new(&nodes, 1, Default::default(), 1)));
+            let sim: Arc<dyn Environment> = Arc::new(SimEnvironment::new(world));
+            let node = &spec.cluster.nodes[0];
+            let plain = sim.runtime(node).unwrap();
+            let kv =
+                crate::runtime::from_spec::instance_spec(&spec, "kv", 0, "h", &Default::default())
+                    .unwrap();
+            plain.run(&kv).await.unwrap();
+
+            let lease = Arc::new(Lease::default());
+            let leased = LeasedEnvironment::new(sim, lease.clone())
+                .runtime(node)
+                .unwrap();
+            let cmd = |c: &str| vec![c.to_owned()];
+            assert!(leased.exec("kv-0", &cmd("role"), &[]).await.is_ok());
+            let refused = leased.exec_acting("kv-0", &cmd("promote"), &[]).await;
+            assert!(
+                matches!(refused, Err(RuntimeError::Api { .. })),
+                "{refused:?}"
+            );
+            let role = plain.exec("kv-0", &cmd("role"), &[]).await.unwrap();
+            assert_eq!(role.stdout, "unpromoted\n", "nothing was promoted");
+
+            let now = tokio::time::Instant::now();
+            lease.won(7, now + Duration::from_secs(60), now);
+            assert!(
+                leased
+                    .exec_acting("kv-0", &cmd("promote"), &[])
+                    .await
+                    .is_ok()
+            );
+            let role = plain.exec("kv-0", &cmd("role"), &[]).await.unwrap();
+            assert_eq!(role.stdout, "promoted\n");
+        });
     }
 }

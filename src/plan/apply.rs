@@ -70,6 +70,7 @@ pub fn expected_state(spec: &SpecSet, observed: &Observed, plan: &Plan) -> Obser
                 bundle,
                 index,
                 follow,
+                ..
             } => {
                 let follows = follow
                     .as_ref()

@@ -153,13 +153,14 @@ impl Builder {
         self.step(a, op, after)
     }
 
-    /// Demotes `inst` on `node` (or tells it whom to follow: instance `follow.0` on node
-    /// `follow.1`) after `after`; returns the step.
+    /// Demotes `inst` on `node`, which may be promoted now (`primary`), or tells the
+    /// replica whom to follow: instance `follow.0` on node `follow.1`. After `after`;
+    /// returns the step.
     pub fn demote(
         &mut self,
         node: &Name,
         inst: Inst,
-        follow: Option<(u32, Name)>,
+        (follow, primary): (Option<(u32, Name)>, bool),
         reason: String,
         after: Vec<StepId>,
     ) -> StepId {
@@ -169,6 +170,7 @@ impl Builder {
             bundle: inst.bundle.clone(),
             index: inst.index,
             follow,
+            primary,
         };
         self.step(a, op, after)
     }

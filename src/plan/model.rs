@@ -181,6 +181,10 @@ pub enum StepOp {
         /// The promoted instance it follows: its number and node.
         #[serde(skip_serializing_if = "Option::is_none")]
         follow: Option<(u32, Name)>,
+        /// Whether the instance may be promoted now: a failed demote then fences its node
+        /// (invariant 8). A replica only told whom to follow is not.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        primary: bool,
     },
 }
 

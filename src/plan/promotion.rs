@@ -323,7 +323,13 @@ impl<'a> Bundle<'a, '_, '_> {
         let mut frees: Vec<StepId> = self.holders.iter().filter_map(|h| h.ends).collect();
         for h in stopping {
             let why = format!("demote {} before it stops", self.inst(h.index).name());
-            let d = b.demote(h.node, self.inst(h.index), follow.clone(), why, Vec::new());
+            let d = b.demote(
+                h.node,
+                self.inst(h.index),
+                (follow.clone(), true),
+                why,
+                Vec::new(),
+            );
             if let Some(stop) = self.stops.get(&(h.index, h.node.as_str())) {
                 b.add_after(*stop, d);
             }
@@ -338,7 +344,14 @@ impl<'a> Bundle<'a, '_, '_> {
                 self.p.max_promoted_per_node,
                 self.inst(r.index).name()
             );
-            frees.push(b.demote(r.node, self.inst(r.index), follow.clone(), why, Vec::new()));
+            let d = b.demote(
+                r.node,
+                self.inst(r.index),
+                (follow.clone(), true),
+                why,
+                Vec::new(),
+            );
+            frees.push(d);
         }
         let promoted = self.promote(b, &choice, &frees);
         for i in follows {
@@ -353,7 +366,13 @@ impl<'a> Bundle<'a, '_, '_> {
                 self.inst(t.index).name(),
                 t.node
             );
-            b.demote(r.node, self.inst(r.index), follow.clone(), why, after);
+            b.demote(
+                r.node,
+                self.inst(r.index),
+                (follow.clone(), false),
+                why,
+                after,
+            );
         }
     }
 

@@ -396,21 +396,30 @@ impl Executor {
                 bundle,
                 index,
                 follow,
-            } => self.demote(node, bundle, *index, follow.as_ref()).await,
+                primary,
+            } => {
+                let follow = follow.as_ref().map(|(i, n)| (*i, n));
+                if *primary {
+                    self.demote(node, bundle, *index, follow).await
+                } else {
+                    self.role_command(node, bundle, *index, Change::Demote, follow)
+                        .await
+                }
+            }
         }
     }
 
-    /// Invariant 8: a demote that fails is handled like a failed stop: the node is
-    /// fenced, and only a confirmed fence lets the steps after it (a promotion elsewhere)
-    /// go on.
+    /// Invariant 8: a demote of an instance that may be promoted that fails is handled
+    /// like a failed stop: the node is fenced, and only a confirmed fence lets the steps
+    /// after it (a promotion elsewhere) go on. (A replica told whom to follow is not
+    /// promoted: its failure only fails the step, and the next pass asks again.)
     async fn demote(
         &self,
         node: &Name,
         bundle: &Name,
         index: u32,
-        follow: Option<&(u32, Name)>,
+        follow: Option<(u32, &Name)>,
     ) -> Result<String, StepError> {
-        let follow = follow.map(|(i, n)| (*i, n));
         let why = match self
             .role_command(node, bundle, index, Change::Demote, follow)
             .await
@@ -463,7 +472,7 @@ impl Executor {
             reason,
         };
         let limit = p.timeout.get();
-        match tokio::time::timeout(limit, rt.exec(&instance, command, &env)).await {
+        match tokio::time::timeout(limit, rt.exec_acting(&instance, command, &env)).await {
             Ok(Ok(o)) if o.exit_code == Some(0) => Ok(String::new()),
             Ok(Ok(o)) => Err(failed(match o.exit_code {
                 Some(c) => format!("the command exited with code {c}"),

@@ -289,8 +289,12 @@ impl Reconciler {
             .observe(&inputs, &mut m, self.store.as_ref(), now_unix_ms)
             .await?;
         drop(m);
-        let spec = &self.desired.spec;
-        crate::runtime::roles::ask(spec, &mut observation.observed, &self.runtimes).await;
+        // Roles are asked only when the pass may plan: with a node suspect nothing is
+        // planned, and asking it would wait out the command's timeout.
+        if observation.suspect.is_empty() {
+            let spec = &self.desired.spec;
+            crate::runtime::roles::ask(spec, &mut observation.observed, &self.runtimes).await;
+        }
         Ok(observation)
     }
 

@@ -226,6 +226,18 @@ pub trait Runtime: Send + Sync {
         env: &[(String, String)],
     ) -> Result<ExecOutcome, RuntimeError>;
 
+    /// Runs a command that changes what the instance is (a promote or a demote): an
+    /// exec, but one that acts, so wrappers that guard acting calls (HA mode's lease)
+    /// guard it; plain `exec` is for checks and questions.
+    async fn exec_acting(
+        &self,
+        name: &str,
+        command: &[String],
+        env: &[(String, String)],
+    ) -> Result<ExecOutcome, RuntimeError> {
+        self.exec(name, command, env).await
+    }
+
     /// Creates and starts an instance, and returns what is then observed.
     async fn run(&self, spec: &InstanceSpec) -> Result<ContainerState, RuntimeError> {
         let name = spec.name();

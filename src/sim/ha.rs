@@ -484,6 +484,14 @@ impl Runtime for HookedRuntime {
     ) -> Result<ExecOutcome, RuntimeError> {
         self.inner.exec(name, command, env).await
     }
+    async fn exec_acting(
+        &self,
+        name: &str,
+        command: &[String],
+        env: &[(String, String)],
+    ) -> Result<ExecOutcome, RuntimeError> {
+        self.inner.exec_acting(name, command, env).await
+    }
 }
 
 /// The shared store with etcd's guard: a write succeeds only while the writer's token is

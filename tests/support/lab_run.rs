@@ -111,7 +111,8 @@ pub fn db_runs_on(node: &LabNode, cluster: &str) -> bool {
     list_in_namespace(node, cluster).is_some_and(|l| l.iter().any(|(n, r)| n == "db-0" && *r))
 }
 
-/// Polls every node until stopped; records each moment two `db-0` run at once.
+/// Polls a check every 100 ms until dropped, and records each moment it finds something
+/// wrong: by default, two `db-0` running at once.
 pub struct Watcher {
     stop: Arc<AtomicBool>,
     violations: Arc<Mutex<Vec<String>>>,
@@ -119,22 +120,30 @@ pub struct Watcher {
 }
 
 impl Watcher {
+    /// Watches for two `db-0` of `cluster` running at once on `nodes` (invariant 1).
     pub fn start(nodes: Vec<LabNode>, cluster: String) -> Watcher {
+        Watcher::new(move || {
+            let running: Vec<&str> = nodes
+                .iter()
+                .filter(|n| db_runs_on(n, &cluster))
+                .map(|n| n.name.as_str())
+                .collect();
+            (running.len() > 1).then(|| format!("db-0 runs on {running:?}"))
+        })
+    }
+
+    /// Watches with `wrong`, which says what is wrong now, if anything.
+    pub fn new(wrong: impl Fn() -> Option<String> + Send + 'static) -> Watcher {
         let stop = Arc::new(AtomicBool::new(false));
         let violations = Arc::new(Mutex::new(Vec::new()));
         let (s, v) = (stop.clone(), violations.clone());
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
             while !s.load(Ordering::Relaxed) {
-                let running: Vec<&str> = nodes
-                    .iter()
-                    .filter(|n| db_runs_on(n, &cluster))
-                    .map(|n| n.name.as_str())
-                    .collect();
-                if running.len() > 1 {
+                if let Some(what) = wrong() {
                     v.lock()
                         .unwrap()
-                        .push(format!("{:?}: db-0 runs on {running:?}", started.elapsed()));
+                        .push(format!("{:?}: {what}", started.elapsed()));
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -146,10 +155,10 @@ impl Watcher {
         }
     }
 
-    /// Fails the test if two databases were ever seen at once.
+    /// Fails the test if anything wrong was ever seen.
     pub fn check(&self) {
         let v = self.violations.lock().unwrap();
-        assert!(v.is_empty(), "two databases at once: {v:?}");
+        assert!(v.is_empty(), "seen while watching: {v:?}");
     }
 }
 

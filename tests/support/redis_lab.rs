@@ -8,14 +8,13 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use quorate::lab::LabNode;
 
 use super::git_repos::git_ok;
 use super::lab::TestLab;
+use super::lab_run::{Watcher, wait_for};
 
 /// The port every Redis instance publishes on its node's address.
 pub const PORT: u16 = 6379;
@@ -114,88 +113,37 @@ pub fn get(node: &LabNode, key: &str) -> Option<String> {
     lines.next().map(str::to_owned)
 }
 
-/// Polls every node's Redis every 100 ms until dropped; records each moment two report
-/// `role:master`.
-pub struct MasterWatcher {
-    stop: Arc<AtomicBool>,
-    violations: Arc<Mutex<Vec<String>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+/// Watches every node's Redis every 100 ms for two reporting `role:master` at once
+/// (invariant 8).
+pub fn master_watcher(nodes: Vec<LabNode>) -> Watcher {
+    Watcher::new(move || {
+        let m = masters(&nodes);
+        (m.len() > 1).then(|| format!("Redis masters on {m:?}"))
+    })
 }
 
-impl MasterWatcher {
-    pub fn start(nodes: Vec<LabNode>) -> MasterWatcher {
-        let stop = Arc::new(AtomicBool::new(false));
-        let violations = Arc::new(Mutex::new(Vec::new()));
-        let (s, v) = (stop.clone(), violations.clone());
-        let thread = std::thread::spawn(move || {
-            let started = Instant::now();
-            while !s.load(Ordering::Relaxed) {
-                let m = masters(&nodes);
-                if m.len() > 1 {
-                    let at = started.elapsed();
-                    v.lock().unwrap().push(format!("{at:?}: masters on {m:?}"));
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        MasterWatcher {
-            stop,
-            violations,
-            thread: Some(thread),
-        }
-    }
-
-    /// Fails the test if two masters were ever seen at once.
-    pub fn check(&self) {
-        let v = self.violations.lock().unwrap();
-        assert!(v.is_empty(), "two Redis masters at once: {v:?}");
-    }
-}
-
-impl Drop for MasterWatcher {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Polls `f` every 100 ms until it gives a value, checking the watcher each time.
-pub fn wait<T>(
-    what: &str,
-    within: Duration,
-    w: &MasterWatcher,
-    mut f: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        w.check();
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// The node of the one master among `nodes`, when every other node's Redis follows it
+/// with its link up.
+pub fn followed_master(nodes: &[LabNode]) -> Option<String> {
+    let m = masters(nodes);
+    let [master] = m.as_slice() else {
+        return None;
+    };
+    let addr = nodes
+        .iter()
+        .find(|n| n.name == *master)?
+        .address
+        .to_string();
+    let following = nodes.iter().filter(|n| n.name != *master).all(|n| {
+        replication(n).is_some_and(|r| r.link_up && r.master_host.as_deref() == Some(addr.as_str()))
+    });
+    following.then(|| master.clone())
 }
 
 /// Waits for one master and every other node's Redis following it with its link up;
 /// returns the master's node.
-pub fn settled(nodes: &[LabNode], w: &MasterWatcher, within: Duration) -> String {
-    wait("one master, the others following it", within, w, || {
-        let m = masters(nodes);
-        let [master] = m.as_slice() else {
-            return None;
-        };
-        let addr = nodes
-            .iter()
-            .find(|n| n.name == *master)?
-            .address
-            .to_string();
-        let following = nodes.iter().filter(|n| n.name != *master).all(|n| {
-            replication(n)
-                .is_some_and(|r| r.link_up && r.master_host.as_deref() == Some(addr.as_str()))
-        });
-        following.then(|| master.clone())
+pub fn settled(nodes: &[LabNode], w: &Watcher, within: Duration) -> String {
+    wait_for("one master, the others following it", within, w, || {
+        followed_master(nodes)
     })
 }

@@ -7,16 +7,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures_util::future::join_all;
+use futures_util::StreamExt;
 
 use super::Runtime;
 use crate::observed::{InstanceState, NodeState, Observed, Role};
 use crate::spec::bundle::Promotable;
 use crate::spec::{Name, SpecSet};
 
+/// Most roles asked at once.
+const AT_ONCE: usize = 64;
+
 /// Fills in the role of every running instance of a promotable bundle on the online
-/// nodes of `observed`, asking through `runtimes`; a role that cannot be asked stays
-/// unknown.
+/// nodes of `observed`, asking through `runtimes` ([`AT_ONCE`] at a time); a role that
+/// cannot be asked stays unknown.
 pub async fn ask(
     spec: &SpecSet,
     observed: &mut Observed,
@@ -45,7 +48,10 @@ pub async fn ask(
             }
         }
     }
-    let answers = join_all(asks).await;
+    let answers: Vec<_> = futures_util::stream::iter(asks)
+        .buffer_unordered(AT_ONCE)
+        .collect()
+        .await;
     for (node, at, role) in answers {
         if let Some(i) = observed
             .nodes

@@ -321,6 +321,39 @@ impl<'a> Bundle<'a, '_, '_> {
             );
         }
         let mut frees: Vec<StepId> = self.holders.iter().filter_map(|h| h.ends).collect();
+        frees.extend(self.demotes(b, &choice, &stopping, &follow));
+        let promoted = self.promote(b, &choice, &frees);
+        // Every instance in `follows` has a target to follow (see its filter).
+        for (i, t) in follows.into_iter().zip(std::iter::repeat(target).flatten()) {
+            let r = &self.runs[i];
+            let mut after = promoted.clone();
+            after.extend(r.start);
+            let why = format!(
+                "tell {} to follow {}, promoted on {}",
+                self.inst(r.index).name(),
+                self.inst(t.index).name(),
+                t.node
+            );
+            b.demote(
+                r.node,
+                self.inst(r.index),
+                (follow.clone(), false),
+                why,
+                after,
+            );
+        }
+    }
+
+    /// Demotes the promoted copies the plan stops (each before its stop) and those beyond
+    /// the limits; returns the demote steps.
+    fn demotes(
+        &self,
+        b: &mut Builder,
+        choice: &Choice,
+        stopping: &[&Holder<'a>],
+        follow: &Option<(u32, Name)>,
+    ) -> Vec<StepId> {
+        let mut frees = Vec::new();
         for h in stopping {
             let why = format!("demote {} before it stops", self.inst(h.index).name());
             let d = b.demote(
@@ -353,27 +386,7 @@ impl<'a> Bundle<'a, '_, '_> {
             );
             frees.push(d);
         }
-        let promoted = self.promote(b, &choice, &frees);
-        for i in follows {
-            let r = &self.runs[i];
-            let (Some(t), mut after) = (target, promoted.clone()) else {
-                continue;
-            };
-            after.extend(r.start);
-            let why = format!(
-                "tell {} to follow {}, promoted on {}",
-                self.inst(r.index).name(),
-                self.inst(t.index).name(),
-                t.node
-            );
-            b.demote(
-                r.node,
-                self.inst(r.index),
-                (follow.clone(), false),
-                why,
-                after,
-            );
-        }
+        frees
     }
 
     /// Promotes the chosen instances not promoted now, each after its start and after

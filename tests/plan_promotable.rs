@@ -378,3 +378,74 @@ spec: {order: {first: kv, then: app, action: promote}}
     assert_eq!(d.code, "quorate::order::action", "{d:?}");
     assert!(d.message.contains("app is not"), "{}", d.message);
 }
+
+/// A virtual address that goes where the primary is, and starts after its promotion.
+const VIP: &str = "---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: vip}
+spec: {image: vip, replicas: 1, recovery: restart}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: vip-with-primary}
+spec: {colocation: {bundle: vip, with: kv, role: promoted, score: INFINITY}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: vip-after-primary}
+spec: {order: {first: kv, then: vip, action: promote}}
+";
+
+fn vip_spec() -> SpecSet {
+    let report = validated(&format!("{}{VIP}", CLUSTER.replace("FENCING", "true")));
+    assert_eq!(report.errors(), 0, "{:#?}", report.diagnostics);
+    report.into_valid_set().unwrap()
+}
+
+fn vip_on(p: &Plan) -> String {
+    let start = step(
+        p,
+        |op| matches!(op, StepOp::Start { bundle, .. } if bundle.as_str() == "vip"),
+    );
+    start.op.node().to_string()
+}
+
+#[test]
+fn a_colocation_with_the_promoted_instance_follows_the_primary() {
+    let s = vip_spec();
+    // Fresh: kv-0 is promoted on n1, the address starts there after it.
+    let p = run(&s, &Observed::fresh(&s));
+    assert_eq!(vip_on(&p), "n1", "{p:#?}");
+    // The primary's node is lost: kv-2 (the best replica) is promoted on n3 after the
+    // fence, and the address moves there after the promotion.
+    let mut o = observed(&s, ["p", "50", "900"], &["n1"], "");
+    let h = quorate::plan::hash::instance_hash("vip", &s.bundles["vip"], 0);
+    let vip: quorate::observed::ObservedInstance =
+        serde_json::from_value(serde_json::json!({"bundle": "vip", "index": 0, "specHash": h}))
+            .unwrap();
+    o.nodes.get_mut("n1").unwrap().instances.push(vip.clone());
+    let p = run(&s, &o);
+    assert_eq!(vip_on(&p), "n3", "{p:#?}");
+    let start = step(
+        &p,
+        |op| matches!(op, StepOp::Start { bundle, .. } if bundle.as_str() == "vip"),
+    );
+    assert!(start.after.contains(&promote_of(&p, 2).id));
+    // Converged, the address beside the primary: nothing to do.
+    let mut o = observed(&s, ["p", "50", "900"], &[], "");
+    o.nodes.get_mut("n1").unwrap().instances.push(vip);
+    assert!(run(&s, &o).actions.is_empty());
+    // On a bundle that is not promotable, refused where it is written.
+    let bad = VIP
+        .replace("with: kv, role", "with: vip, role")
+        .replace("bundle: vip, with: vip", "bundle: kv, with: vip");
+    let report = validated(&format!("{}{bad}", CLUSTER.replace("FENCING", "true")));
+    let codes: Vec<&str> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.code)
+        .collect();
+    assert!(codes.contains(&"quorate::colocation::role"), "{codes:?}");
+}

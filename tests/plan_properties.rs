@@ -113,7 +113,12 @@ fn world() -> impl Strategy<Value = World> {
                 }
                 for (k, (a, w, s)) in colos.iter().enumerate() {
                     if a != w {
-                        t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: col{k}}}\nspec: {{colocation: {{bundle: b{a}, with: b{w}, score: {}}}}}\n", SCORES[*s]);
+                        // With the promotable bundle's primaries, every other time.
+                        let role = match promotable {
+                            Some((p, _, _)) if p == *w && k % 2 == 0 => ", role: promoted",
+                            _ => "",
+                        };
+                        t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: col{k}}}\nspec: {{colocation: {{bundle: b{a}, with: b{w}, score: {}{role}}}}}\n", SCORES[*s]);
                     }
                 }
                 for (k, (f, th, kind, min)) in orders.iter().enumerate() {
@@ -480,6 +485,12 @@ proptest! {
                         ConstraintSpec::Location(l) if l.score.is_neg_infinity() => {
                             let hit = l.node.as_ref() == Some(node) || l.rule.as_ref().is_some_and(|r| r.matches_node(node.as_str(), &spec_node.attributes));
                             prop_assert!(!(hit && on(l.bundle.as_str(), node)), "{} on {node} despite -INFINITY", l.bundle);
+                        }
+                        // With a role: beside (or away from) `with`'s primary only.
+                        ConstraintSpec::Colocation(c) if c.role.is_some() && on(c.bundle.as_str(), node) => {
+                            let primary = end.nodes.get(node).is_some_and(|n| n.instances.iter().any(|i| i.bundle == c.with && i.role.as_ref().is_some_and(|r| r.promoted)));
+                            prop_assert!(!c.score.is_infinity() || primary, "{} on {node} without {}'s primary", c.bundle, c.with);
+                            prop_assert!(!c.score.is_neg_infinity() || !primary, "{} on {node} with {}'s primary", c.bundle, c.with);
                         }
                         ConstraintSpec::Colocation(c) if c.score.is_infinity() && on(c.bundle.as_str(), node) => {
                             prop_assert!(on(c.with.as_str(), node), "{} on {node} without {}", c.bundle, c.with);

@@ -2360,3 +2360,62 @@ fn a_colocation_cycle_moves_together_to_where_all_its_members_fit() {
     );
     converges(&s, &o, &p);
 }
+
+/// Found by `plan_properties` (its new promotable bundles changed the random cases): a
+/// mandatory order `b1 -> b2` with `minInstances: 2` and `b1` colocated with `b2` by
+/// `INFINITY`, under capacity, with `b2-0` running on a node `b1` does not fit. The first
+/// plan stops `b2-0` (too few `b1` placed) yet starts both `b1` (its colocation with the
+/// starved `b2` no longer holds it back); the next plan starts `b2` again. Planning
+/// against a plan's result should change nothing. Not fixed yet (issue 18).
+#[test]
+#[ignore = "known: not idempotent yet, see the comment (issue 18)"]
+fn a_starved_first_colocated_with_its_then_settles_in_one_plan() {
+    let text = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes:
+    - {name: n0, runtime: 'podman+unix:///n0', votes: 0, capacity: {cpu: 0}}
+    - {name: n3, runtime: 'podman+unix:///n3', votes: 0, capacity: {cpu: 2, memory: 3}}
+    - {name: n4, runtime: 'podman+unix:///n4', votes: 1, capacity: {cpu: 2, memory: 3}}
+  placementStrategy: utilization
+  quorum: {reconcilerVotes: 0}
+  fencing: {enabled: false}
+  defaults: {stickiness: 1}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b1}
+spec: {image: img1, replicas: 2, recovery: restart, needs: {cpu: 0, memory: 1}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b2}
+spec: {image: img2, replicas: 2, recovery: restart, needs: {cpu: 0, memory: 0}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: ord0}
+spec: {order: {first: b1, then: b2, kind: mandatory, minInstances: 2}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: cset}
+spec: {colocation: {score: INFINITY, sets: [{bundles: [b2, b1]}]}}
+"#;
+    let mut sources = Sources::new();
+    sources.add("c.yaml", text.as_bytes().to_vec());
+    let s = validate(&sources).into_valid_set().unwrap();
+    let o = observed(
+        "nodes:\n  n0: {instances: [{bundle: b2, index: 0, specHash: old}]}\n  n3: {}\n  n4: {}\n",
+    );
+    let p = run(&s, &o);
+    let end = quorate::plan::apply::expected_state(&s, &o, &p);
+    let again = run(&s, &end);
+    assert!(
+        again.actions.is_empty(),
+        "first: {:#?}\nsecond: {:#?}",
+        p.actions,
+        again.actions
+    );
+}

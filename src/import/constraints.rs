@@ -403,6 +403,7 @@ fn colocation(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
                 bundle,
                 with,
                 score,
+                role: None,
                 sets: Vec::new(),
             }
         }
@@ -422,6 +423,7 @@ fn colocation(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
                 bundle: Name::unset(),
                 with: Name::unset(),
                 score,
+                role: None,
                 sets,
             }
         }

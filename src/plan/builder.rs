@@ -16,6 +16,8 @@ pub struct Builder {
     pub suspended: Vec<Unmanaged>,
     /// How promotions were decided (`--explain`).
     pub promotions: Vec<Promotion>,
+    /// Where each promotable bundle's promoted instances are once the plan is done.
+    pub promoted_on: super::placement::Promoted,
 }
 
 /// An instance: its bundle and number.

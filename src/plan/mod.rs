@@ -53,7 +53,21 @@ pub struct Options {
 pub fn plan(spec: &SpecSet, observed: &Observed, options: &Options) -> Plan {
     let quorum = quorum::status(spec, observed);
     let current = current::Current::new(spec, observed, &quorum);
-    let placed = placement::place(spec, observed, &current, options.explain);
+    // A colocation with `role: promoted` follows the instances the plan promotes, which
+    // it does not move: plan once without it to know them, then place it against them.
+    let promoted = if has_role_colocation(spec) {
+        let none = placement::Promoted::new();
+        let placed = placement::place(spec, observed, &current, &none, false);
+        let quiet = Options {
+            explain: false,
+            ..options.clone()
+        };
+        let first = changes::Changes::new(spec, observed, &current, &placed, &quorum, &quiet);
+        first.run().promoted_on
+    } else {
+        placement::Promoted::new()
+    };
+    let placed = placement::place(spec, observed, &current, &promoted, options.explain);
     let built = changes::Changes::new(spec, observed, &current, &placed, &quorum, options).run();
     let (actions, steps) = order::finish(spec, built.actions, built.steps);
     Plan {
@@ -66,4 +80,11 @@ pub fn plan(spec: &SpecSet, observed: &Observed, options: &Options) -> Plan {
         suspended: built.suspended,
         promotions: built.promotions,
     }
+}
+
+/// Whether a colocation of `spec` follows the promoted instances of a bundle.
+fn has_role_colocation(spec: &SpecSet) -> bool {
+    spec.constraints.values().any(
+        |c| matches!(c, crate::spec::constraint::ConstraintSpec::Colocation(c) if c.role.is_some()),
+    )
 }

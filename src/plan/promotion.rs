@@ -73,11 +73,24 @@ pub(crate) fn run(cx: &Context, b: &mut Builder) {
             continue;
         };
         if cx.observed.suspended.covers(name.as_str()) {
+            // Left alone: its primaries are where they report to be.
+            b.promoted_on.insert(name.clone(), reported(cx, name));
             continue;
         }
         let bundle = Bundle::new(cx, name, p, b);
         bundle.plan(b);
     }
+}
+
+/// The nodes where running copies of `bundle` report themselves promoted.
+fn reported(cx: &Context, bundle: &Name) -> Vec<Name> {
+    let copies = cx.current.copies.get(bundle.as_str());
+    copies
+        .into_iter()
+        .flat_map(|m| m.values().flatten())
+        .filter(|c| c.running() && c.instance.role.as_ref().is_some_and(|r| r.promoted))
+        .map(|c| c.node.clone())
+        .collect()
 }
 
 /// A copy that may be promoted now, and the step of this plan after which it no longer
@@ -288,6 +301,8 @@ impl<'a> Bundle<'a, '_, '_> {
     fn plan(mut self, b: &mut Builder) {
         self.runs.sort_by(rank);
         let choice = self.choose();
+        let on = choice.chosen.iter().map(|i| self.runs[*i].node.clone());
+        b.promoted_on.insert(self.name.clone(), on.collect());
         if self.cx.explain {
             b.promotions.push(self.explain(&choice));
         }

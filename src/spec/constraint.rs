@@ -245,12 +245,24 @@ pub struct ColocationConstraint {
     pub with: Name,
     /// Strength.
     pub score: Score,
+    /// With the promoted instances of `with` only (a promotable bundle), instead of any
+    /// of its instances (Pacemaker's `with-rsc-role=Promoted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<ColocationRole>,
     /// Resource sets instead of `bundle` and `with` (Pacemaker's colocation sets): in a
     /// `sequential` set each bundle is placed with the one before it; every set is placed
     /// with the set after it (its first bundle with the last of the next set, or every
     /// bundle with every bundle where a set is not sequential).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sets: Vec<ResourceSet>,
+}
+
+/// The role of the instances of `with` a colocation follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ColocationRole {
+    /// The promoted instances.
+    Promoted,
 }
 
 /// An ordered list of bundles (or groups) in a colocation or order constraint

@@ -135,6 +135,7 @@ fn chain(name: &Name, group: &GroupSpec, out: &mut Out) {
             bundle: member.clone(),
             with: before.clone(),
             score: Score::INFINITY,
+            role: None,
             sets: Vec::new(),
         });
         out.make(
@@ -176,6 +177,7 @@ fn colocation(
         bundle: resolve(groups, &bundle, End::First),
         with: resolve(groups, &with, end),
         score: like.score,
+        role: like.role,
         sets: Vec::new(),
     }
 }

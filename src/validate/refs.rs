@@ -6,7 +6,7 @@ use super::Findings;
 use crate::diag::Diagnostic;
 use crate::load::de::suggest;
 use crate::spec::constraint::{
-    ConstraintSpec, OrderConstraint, OrderKind, Rule, RuleOperator, RuleType,
+    ColocationConstraint, ConstraintSpec, OrderConstraint, OrderKind, Rule, RuleOperator, RuleType,
 };
 use crate::spec::{Kind, SpecSet};
 
@@ -174,6 +174,9 @@ fn constraints(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
                         "spec.colocation.with",
                     );
                 }
+                if let Some(d) = colocation_role(set, c) {
+                    f.push(d, Kind::Constraint, name, "spec.colocation.role");
+                }
             }
             ConstraintSpec::Order(o) => {
                 bundle_ref(f, o.first.as_str(), "spec.order.first");
@@ -195,6 +198,28 @@ fn constraints(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
             }
         }
     }
+}
+
+/// `role: promoted` needs a promotable `with`, named as `with` (not in sets).
+fn colocation_role(set: &SpecSet, c: &ColocationConstraint) -> Option<Diagnostic> {
+    c.role?;
+    let why = if !c.sets.is_empty() {
+        "`role` is for a colocation with `bundle` and `with`, not sets".to_owned()
+    } else if set
+        .bundles
+        .get(&c.with)
+        .is_none_or(|b| b.promotable.is_none())
+    {
+        format!(
+            "`role: promoted` needs a promotable `with`, and {} is not",
+            c.with
+        )
+    } else {
+        return None;
+    };
+    Some(Diagnostic::error("quorate::colocation::role", why).with_help(
+        "give the bundle followed a `promotable` section, or remove `role` to follow any of its instances",
+    ))
 }
 
 /// `action: promote` needs a promotable `first`, named as `first` (not in sets).

@@ -67,6 +67,12 @@ pub struct Placed<'a> {
     found: BTreeMap<&'a str, &'a str>,
 }
 
+/// The nodes of the instances of each promotable bundle that are promoted once the plan
+/// is carried out, as the plan decides them without the colocations with `role:
+/// promoted` (those follow the promoted instances and do not move them): what those
+/// colocations are placed against.
+pub type Promoted = BTreeMap<Name, Vec<Name>>;
+
 /// The nodes, in name order, addressed by index.
 struct Nodes<'a> {
     names: Vec<&'a Name>,
@@ -104,6 +110,7 @@ pub fn place<'a>(
     spec: &'a SpecSet,
     observed: &Observed,
     current: &Current<'a>,
+    promoted: &'a Promoted,
     explain: bool,
 ) -> Placed<'a> {
     // A bundle whose mandatory `first` runs nowhere places no new instances; finding
@@ -123,7 +130,7 @@ pub fn place<'a>(
         .iter()
         .map(|n| current.usable.contains(n.as_str()))
         .collect();
-    let ranker = Ranker::new(spec, &nodes, &usable, explain);
+    let ranker = Ranker::new(spec, &nodes, &usable, promoted, explain);
     let order = colocation::order(spec);
     let mut into: BTreeMap<&str, Vec<&OrderConstraint>> = BTreeMap::new();
     for c in spec.constraints.values() {

@@ -95,6 +95,9 @@ pub(super) struct Ranker<'s, 'a> {
     /// The nodes each location constraint's rule matches (computed once per distinct
     /// rule), by constraint name.
     rule_hits: BTreeMap<&'a str, Rc<[usize]>>,
+    /// The promoted instances of promotable bundles per node, for colocations with
+    /// `role: promoted`.
+    promoted: BTreeMap<&'a str, Vec<u32>>,
     explain: bool,
 }
 
@@ -103,6 +106,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
         spec: &'a SpecSet,
         nodes: &'s Nodes<'a>,
         usable: &'s [bool],
+        promoted: &'a super::Promoted,
         explain: bool,
     ) -> Ranker<'s, 'a> {
         let mut r = Ranker {
@@ -114,8 +118,16 @@ impl<'s, 'a> Ranker<'s, 'a> {
             shunned_by: BTreeMap::new(),
             dependents_of: BTreeMap::new(),
             rule_hits: BTreeMap::new(),
+            promoted: BTreeMap::new(),
             explain,
         };
+        for (bundle, on) in promoted {
+            let mut count = vec![0u32; nodes.count()];
+            for i in on.iter().filter_map(|n| nodes.of(n.as_str())) {
+                count[i] += 1;
+            }
+            r.promoted.insert(bundle.as_str(), count);
+        }
         for (cname, c) in &spec.constraints {
             match c {
                 ConstraintSpec::Location(l) => {
@@ -125,6 +137,11 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 ConstraintSpec::Colocation(c) => {
                     let at = r.colocations.entry(c.bundle.as_str()).or_default();
                     at.push((cname.as_str(), c));
+                    // With a role, the promoted instances are decided without it (see
+                    // `super::Promoted`): it neither moves `with` nor is avoided by it.
+                    if c.role.is_some() {
+                        continue;
+                    }
                     if c.bundle != c.with {
                         let at = r.dependents_of.entry(c.with.as_str()).or_default();
                         at.push((cname.as_str(), c));
@@ -359,14 +376,21 @@ impl<'s, 'a> Ranker<'s, 'a> {
             if unplaced.contains(c.with.as_str()) {
                 continue;
             }
-            let with = placed_on.get(c.with.as_str());
+            let with = match c.role {
+                Some(_) => self.promoted.get(c.with.as_str()),
+                None => placed_on.get(c.with.as_str()),
+            };
+            let whom = match c.role {
+                Some(_) => format!("{}'s promoted instance", c.with),
+                None => c.with.to_string(),
+            };
             for i in 0..self.nodes.count() {
                 let here = with.is_some_and(|w| w[i] > 0);
                 if here {
-                    let source = || format!("colocation {cname} with {}", c.with);
+                    let source = || format!("colocation {cname} with {whom}");
                     s.add(i, Stage::Colocation, source, c.score);
                 } else if c.score.is_infinity() {
-                    let source = || format!("colocation {cname}: no {} here", c.with);
+                    let source = || format!("colocation {cname}: no {whom} here");
                     s.add(i, Stage::Colocation, source, Score::NEG_INFINITY);
                 }
             }

@@ -144,15 +144,9 @@ pub async fn lifecycle(rt: &dyn Runtime) {
     ));
 }
 
-/// Port mappings (single and range), per-instance and fixed storage (rw/ro), secret env.
-pub async fn ports_storage_env(rt: &dyn Runtime, dir: &Path) {
-    let (p1, p2) = consecutive_free_ports();
-    let single = free_port();
-    let root = dir.join("instances");
-    let fixed = dir.join("fixed");
-    std::fs::create_dir_all(&fixed).unwrap();
-    std::fs::write(fixed.join("seed"), "from host").unwrap();
-
+/// `web-3`: ports `single` and the range `p1-p2` published, per-instance storage under
+/// `root`, `fixed` read-only, a plain and a secret variable.
+fn web_3(root: &Path, fixed: &Path, single: u16, (p1, p2): (u16, u16)) -> InstanceSpec {
     let script = format!("httpd -p {p1} -h /www; httpd -p {p2} -h /www; httpd -f -p 80 -h /www");
     let mut s = spec("web", 3, &["sh", "-c", &script]);
     s.ports = vec![
@@ -161,13 +155,13 @@ pub async fn ports_storage_env(rt: &dyn Runtime, dir: &Path) {
     ];
     s.mounts = vec![
         MountSpec {
-            source: MountSource::PerInstance(root.clone()),
+            source: MountSource::PerInstance(root.to_owned()),
             target: "/data".into(),
             read_only: false,
             options: vec![],
         },
         MountSpec {
-            source: MountSource::Fixed(fixed.clone()),
+            source: MountSource::Fixed(fixed.to_owned()),
             target: "/ro".into(),
             read_only: true,
             options: vec![],
@@ -180,9 +174,35 @@ pub async fn ports_storage_env(rt: &dyn Runtime, dir: &Path) {
             EnvValue::Secret(SecretValue::new("s3cret-value")),
         ),
     ];
-    assert!(!format!("{s:?}").contains("s3cret-value"));
+    s
+}
+
+/// Port mappings (single and range), per-instance and fixed storage (rw/ro), secret env.
+pub async fn ports_storage_env(rt: &dyn Runtime, dir: &Path) {
+    let root = dir.join("instances");
+    let fixed = dir.join("fixed");
+    std::fs::create_dir_all(&fixed).unwrap();
+    std::fs::write(fixed.join("seed"), "from host").unwrap();
     assert!(!root.join("web-3").exists());
-    let state = rt.run(&s).await.unwrap();
+    // A free port is only free until someone binds it (tests run in parallel): a start
+    // that finds one taken is tried again on others.
+    let mut attempts = 0;
+    let (state, single, p1, p2) = loop {
+        let (p1, p2) = consecutive_free_ports();
+        let single = std::iter::repeat_with(free_port)
+            .find(|p| *p != p1 && *p != p2)
+            .unwrap();
+        let s = web_3(&root, &fixed, single, (p1, p2));
+        assert!(!format!("{s:?}").contains("s3cret-value"));
+        match rt.run(&s).await {
+            Ok(state) => break (state, single, p1, p2),
+            Err(e) if attempts < 3 && e.to_string().contains("address already in use") => {
+                attempts += 1;
+                rt.remove("web-3").await.unwrap();
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     assert!(state.is_running());
     assert!(root.join("web-3").is_dir(), "per-instance dir was created");
 

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 use quorate::observed::{
     Failures, InstanceState, ManualConfirmation, NodeState, Observed, ObservedInstance,
     ObservedNode, Role,
@@ -399,14 +400,30 @@ const REGRESSIONS: proptest::test_runner::FileFailurePersistence =
         "tests/plan_properties.proptest-regressions",
     );
 
-proptest! {
-    // 400 cases by default; PROPTEST_CASES=N runs more.
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400),
+/// 400 cases by default (`PROPTEST_CASES=N` runs more), from a fixed seed so that a run
+/// of the suite is repeatable; `PROPTEST_RNG_SEED=N` explores from another. Known cases
+/// that still fail are kept as ignored scenario tests in `plan_scenarios.rs` (issue 18).
+fn config() -> ProptestConfig {
+    let default = ProptestConfig::default();
+    let seeded = std::env::var_os("PROPTEST_RNG_SEED").is_some();
+    ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(400),
         max_global_rejects: 100_000,
         failure_persistence: Some(Box::new(REGRESSIONS)),
-        ..ProptestConfig::default()
-    })]
+        rng_seed: if seeded {
+            default.rng_seed
+        } else {
+            RngSeed::Fixed(1)
+        },
+        ..default
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
 
     #[test]
     fn the_planner_keeps_its_invariants(w in world()) {
@@ -589,12 +606,7 @@ fn suspend(observed: &mut Observed, (cluster, bundles): &(bool, Vec<bool>)) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400),
-        max_global_rejects: 100_000,
-        failure_persistence: Some(Box::new(REGRESSIONS)),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(config())]
 
     /// `quorate suspend`: no step ever touches a suspended bundle's instance, no node is
     /// fenced while the cluster is suspended (nor one whose every instance is suspended),

@@ -111,6 +111,13 @@ fn step(p: &Plan, f: impl Fn(&StepOp) -> bool) -> &Step {
     p.steps.iter().find(|s| f(&s.op)).unwrap()
 }
 
+/// Whether `p` promotes anything.
+fn promotes(p: &Plan) -> bool {
+    p.steps
+        .iter()
+        .any(|s| matches!(s.op, StepOp::Promote { .. }))
+}
+
 fn promote_of(p: &Plan, index: u32) -> &Step {
     step(
         p,
@@ -195,12 +202,7 @@ fn a_lost_primary_that_cannot_be_fenced_blocks_promotion_until_confirmed() {
     let s = spec_with(false);
     let o = observed(&s, ["p", "50", "900"], &["n1"], "");
     let p = run(&s, &o);
-    assert!(
-        !p.steps
-            .iter()
-            .any(|s| matches!(s.op, StepOp::Promote { .. })),
-        "{p:#?}"
-    );
+    assert!(!promotes(&p), "{p:#?}");
     let blocked = p.blocked.iter().find(|b| b.instance == "kv-2").unwrap();
     assert!(
         blocked
@@ -257,23 +259,14 @@ fn two_primaries_after_a_partition_are_cut_to_the_allowed_one() {
     // Both report promoted: the lower number stays, kv-1 already follows it.
     let p = run(&s, &observed(&s, ["p", "50", "p"], &[], ""));
     assert_eq!(summary(&p), [(ActionType::Demote, "kv-2".to_owned())]);
-    assert!(
-        !p.steps
-            .iter()
-            .any(|s| matches!(s.op, StepOp::Promote { .. }))
-    );
+    assert!(!promotes(&p));
 }
 
 #[test]
 fn a_replica_of_unknown_role_holds_a_place_and_the_plan_says_why() {
     let s = spec();
     let p = run(&s, &observed(&s, ["?", "50", "900"], &[], ""));
-    assert!(
-        !p.steps
-            .iter()
-            .any(|s| matches!(s.op, StepOp::Promote { .. })),
-        "{p:#?}"
-    );
+    assert!(!promotes(&p), "{p:#?}");
     let blocked = p.blocked.iter().find(|b| b.instance == "kv-2").unwrap();
     assert!(
         blocked.reason.contains("role of kv-0 on n1 is unknown"),

@@ -2403,20 +2403,9 @@ kind: Constraint
 metadata: {name: cset}
 spec: {colocation: {score: INFINITY, sets: [{bundles: [b2, b1]}]}}
 "#;
-    let mut sources = Sources::new();
-    sources.add("c.yaml", text.as_bytes().to_vec());
-    let s = validate(&sources).into_valid_set().unwrap();
-    let o = observed(
+    settles_in_one_plan(
+        text,
         "nodes:\n  n0: {instances: [{bundle: b2, index: 0, specHash: old}]}\n  n3: {}\n  n4: {}\n",
-    );
-    let p = run(&s, &o);
-    let end = quorate::plan::apply::expected_state(&s, &o, &p);
-    let again = run(&s, &end);
-    assert!(
-        again.actions.is_empty(),
-        "first: {:#?}\nsecond: {:#?}",
-        p.actions,
-        again.actions
     );
 }
 
@@ -2468,10 +2457,8 @@ kind: Constraint
 metadata: {name: col1}
 spec: {colocation: {bundle: b1, with: b0, score: INFINITY}}
 "#;
-    let mut sources = Sources::new();
-    sources.add("c.yaml", text.as_bytes().to_vec());
-    let s = validate(&sources).into_valid_set().unwrap();
-    let o = observed(
+    settles_in_one_plan(
+        text,
         "now: 10000
 nodes:
   n0: {since: 8000, standby: true, instances: [{bundle: b0, index: 1, specHash: old}]}
@@ -2482,6 +2469,15 @@ nodes:
   n5: {since: 8000}
 ",
     );
+}
+
+/// Plans `text` against the snapshot `observed`, then against the state that plan leaves:
+/// the second plan must change nothing.
+fn settles_in_one_plan(text: &str, observed_text: &str) {
+    let mut sources = Sources::new();
+    sources.add("c.yaml", text.as_bytes().to_vec());
+    let s = validate(&sources).into_valid_set().unwrap();
+    let o = observed(observed_text);
     let p = run(&s, &o);
     let end = quorate::plan::apply::expected_state(&s, &o, &p);
     let again = run(&s, &end);

@@ -442,3 +442,188 @@ fn a_colocation_with_the_promoted_instance_follows_the_primary() {
         .collect();
     assert!(codes.contains(&"quorate::colocation::role"), "{codes:?}");
 }
+
+/// The base spec with location constraints for `kv` (`(node, score, role promoted?)`).
+fn located_spec(locations: &[(&str, &str, bool)]) -> SpecSet {
+    let mut text = CLUSTER.replace("FENCING", "true");
+    for (i, (node, score, promoted)) in locations.iter().enumerate() {
+        let role = if *promoted { ", role: promoted" } else { "" };
+        text += &format!(
+            "---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: at-{i}}}\nspec: {{location: {{bundle: kv, node: {node}, score: {score}{role}}}}}\n"
+        );
+    }
+    let report = validated(&text);
+    assert_eq!(report.errors(), 0, "{:#?}", report.diagnostics);
+    report.into_valid_set().unwrap()
+}
+
+/// The instance `p` promotes (it promotes exactly one).
+fn promoted_by(p: &Plan) -> u32 {
+    let promotes: Vec<u32> = p
+        .steps
+        .iter()
+        .filter_map(|s| match s.op {
+            StepOp::Promote { index, .. } => Some(index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(promotes.len(), 1, "{p:#?}");
+    promotes[0]
+}
+
+#[test]
+fn a_location_for_the_promoted_role_outranks_the_preference() {
+    // n1 lost: kv-1 on n2 is promoted for its location, though kv-2 is further ahead.
+    let s = located_spec(&[("n2", "200", true)]);
+    let p = run(&s, &observed(&s, ["p", "50", "900"], &["n1"], ""));
+    assert_eq!(promoted_by(&p), 1);
+    // A location for every role only breaks ties of the preference.
+    let s = located_spec(&[("n2", "200", false)]);
+    let p = run(&s, &observed(&s, ["p", "50", "900"], &["n1"], ""));
+    assert_eq!(promoted_by(&p), 2);
+    let p = run(&s, &observed(&s, ["p", "50", "50"], &["n1"], ""));
+    assert_eq!(promoted_by(&p), 1);
+}
+
+#[test]
+fn a_location_for_the_promoted_role_moves_the_primary_when_it_beats_the_stickiness() {
+    // Below the stickiness (100): the primary stays where it is.
+    let s = located_spec(&[("n2", "50", true)]);
+    assert!(
+        run(&s, &observed(&s, ["p", "5", "7"], &[], ""))
+            .actions
+            .is_empty()
+    );
+    // Above it: kv-0 is demoted to follow kv-1, then kv-1 is promoted, and kv-2 follows.
+    let s = located_spec(&[("n2", "150", true)]);
+    let p = run(&s, &observed(&s, ["p", "5", "7"], &[], ""));
+    let demote = step(&p, |op| {
+        matches!(
+            op,
+            StepOp::Demote {
+                index: 0,
+                follow: Some((1, _)),
+                primary: true,
+                ..
+            }
+        )
+    });
+    assert_eq!(promoted_by(&p), 1);
+    assert!(promote_of(&p, 1).after.contains(&demote.id), "{p:#?}");
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| a.kind == ActionType::Demote && a.reason.contains("better candidates"))
+    );
+    let follow = step(&p, |op| matches!(op, StepOp::Demote { index: 2, .. }));
+    assert!(follow.after.contains(&promote_of(&p, 1).id));
+}
+
+#[test]
+fn a_location_forbidding_the_promoted_role_keeps_the_primary_off_and_the_instance_on() {
+    let s = located_spec(&[("n1", "-INFINITY", true)]);
+    // Fresh: kv-0 still starts on n1, but kv-1 is promoted.
+    let p = run(&s, &Observed::fresh(&s));
+    assert!(
+        step(&p, |op| matches!(op, StepOp::Start { index: 0, .. }))
+            .op
+            .node()
+            .as_str()
+            == "n1"
+    );
+    assert_eq!(promoted_by(&p), 1);
+    // A primary there is demoted, not stopped, and the best replica promoted after.
+    let p = run(&s, &observed(&s, ["p", "50", "900"], &[], ""));
+    assert!(
+        !p.steps.iter().any(|s| matches!(s.op, StepOp::Stop { .. })),
+        "{p:#?}"
+    );
+    let demote = step(&p, |op| {
+        matches!(
+            op,
+            StepOp::Demote {
+                index: 0,
+                primary: true,
+                ..
+            }
+        )
+    });
+    assert!(promote_of(&p, 2).after.contains(&demote.id));
+    let why = &p
+        .actions
+        .iter()
+        .find(|a| a.kind == ActionType::Demote)
+        .unwrap()
+        .reason;
+    assert!(why.contains("may not be promoted on n1"), "{why}");
+    // On a bundle that is not promotable, refused where it is written.
+    let text = format!(
+        "{}---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: web}}\nspec: {{image: nginx}}\n---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: web-at}}\nspec: {{location: {{bundle: web, node: n1, score: 10, role: promoted}}}}\n",
+        CLUSTER.replace("FENCING", "true")
+    );
+    let report = validated(&text);
+    let bad = report
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "quorate::location::role")
+        .unwrap_or_else(|| panic!("{:#?}", report.diagnostics));
+    assert!(bad.is_error());
+}
+
+#[test]
+fn a_colocation_with_the_primary_follows_it_where_capacity_puts_it() {
+    // b1 runs on n0, where kv's only instance does not fit beside it. The primary goes
+    // where placement puts it, and b1 may only be beside it: there is no room for both
+    // on any node, so b1 stops rather than run away from the primary.
+    let text = "apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes:
+    - {name: n0, runtime: 'podman+unix:///n0', capacity: {memory: 2}}
+    - {name: n1, runtime: 'podman+unix:///n1', capacity: {memory: 2}}
+  placementStrategy: utilization
+  fencing: {enabled: false}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: kv}
+spec: {image: redis, replicas: 1, needs: {memory: 2}, promotable: {promote: [p], demote: [d], role: [r]}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: app}
+spec: {image: app, replicas: 1, needs: {memory: 1}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: app-with-primary}
+spec: {colocation: {bundle: app, with: kv, role: promoted, score: INFINITY}}
+";
+    let report = validated(text);
+    assert_eq!(report.errors(), 0, "{:#?}", report.diagnostics);
+    let s = report.into_valid_set().unwrap();
+    let h = quorate::plan::hash::instance_hash("app", &s.bundles["app"], 0);
+    let o = snapshot::parse(
+        FileId(0),
+        format!("nodes:\n  n0: {{state: online, since: 100, instances: [{{bundle: app, index: 0, specHash: {h}}}]}}\n  n1: {{state: online, since: 100, instances: []}}\n").as_bytes(),
+    )
+    .unwrap();
+    let p = run(&s, &o);
+    let kv = step(
+        &p,
+        |op| matches!(op, StepOp::Start { bundle, .. } if bundle.as_str() == "kv"),
+    );
+    assert_eq!(promote_of(&p, 0).op.node(), kv.op.node());
+    assert!(
+        !p.steps
+            .iter()
+            .any(|x| matches!(&x.op, StepOp::Start { bundle, .. } if bundle.as_str() == "app")),
+        "{p:#?}"
+    );
+    assert!(
+        p.steps
+            .iter()
+            .any(|x| matches!(&x.op, StepOp::Stop { bundle, .. } if bundle.as_str() == "app"))
+    );
+}

@@ -110,7 +110,12 @@ fn world() -> impl Strategy<Value = World> {
                 }
                 for (k, (b, node, target, s)) in locs.iter().enumerate() {
                     let target = target_of(*target, *node);
-                    t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: loc{k}}}\nspec: {{location: {{bundle: b{b}, {target}, score: {}}}}}\n", SCORES[*s]);
+                    // For the promotable bundle's primaries, every other time.
+                    let role = match promotable {
+                        Some((p, _, _)) if p == *b && k % 2 == 1 => ", role: promoted",
+                        _ => "",
+                    };
+                    t += &format!("---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: loc{k}}}\nspec: {{location: {{bundle: b{b}, {target}, score: {}{role}}}}}\n", SCORES[*s]);
                 }
                 for (k, (a, w, s)) in colos.iter().enumerate() {
                     if a != w {
@@ -501,12 +506,15 @@ proptest! {
                     match c {
                         ConstraintSpec::Location(l) if l.score.is_neg_infinity() => {
                             let hit = l.node.as_ref() == Some(node) || l.rule.as_ref().is_some_and(|r| r.matches_node(node.as_str(), &spec_node.attributes));
-                            prop_assert!(!(hit && on(l.bundle.as_str(), node)), "{} on {node} despite -INFINITY", l.bundle);
+                            // With a role, no primary there; without, no instance.
+                            let primary = on(l.bundle.as_str(), node) && end.nodes[node].instances.iter().any(|i| i.bundle == l.bundle && i.role.as_ref().is_some_and(|r| r.promoted));
+                            let there = if l.role.is_some() { primary } else { on(l.bundle.as_str(), node) };
+                            prop_assert!(!(hit && there), "{} on {node} despite -INFINITY (role {:?})", l.bundle, l.role);
                         }
                         // With a role: beside (or away from) `with`'s primary only.
                         ConstraintSpec::Colocation(c) if c.role.is_some() && on(c.bundle.as_str(), node) => {
                             let primary = end.nodes.get(node).is_some_and(|n| n.instances.iter().any(|i| i.bundle == c.with && i.role.as_ref().is_some_and(|r| r.promoted)));
-                            prop_assert!(!c.score.is_infinity() || primary, "{} on {node} without {}'s primary", c.bundle, c.with);
+                            prop_assert!(!c.score.is_infinity() || primary, "{} on {node} without {}'s primary\n{:?}\n{:?}\n{:?}", c.bundle, c.with, p.steps.iter().map(|s| &s.op).collect::<Vec<_>>(), end.nodes, observed.nodes);
                             prop_assert!(!c.score.is_neg_infinity() || !primary, "{} on {node} with {}'s primary", c.bundle, c.with);
                         }
                         ConstraintSpec::Colocation(c) if c.score.is_infinity() && on(c.bundle.as_str(), node) => {

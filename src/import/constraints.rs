@@ -226,6 +226,7 @@ fn located(bundle: &Name, node: Option<Name>, rule: Option<Rule>, score: Score) 
         node,
         rule,
         score,
+        role: None,
     })
 }
 

@@ -53,21 +53,13 @@ pub struct Options {
 pub fn plan(spec: &SpecSet, observed: &Observed, options: &Options) -> Plan {
     let quorum = quorum::status(spec, observed);
     let current = current::Current::new(spec, observed, &quorum);
-    // A colocation with `role: promoted` follows the instances the plan promotes, which
-    // it does not move: plan once without it to know them, then place it against them.
-    let promoted = if has_role_colocation(spec) {
-        let none = placement::Promoted::new();
-        let placed = placement::place(spec, observed, &current, &none, false);
-        let quiet = Options {
-            explain: false,
-            ..options.clone()
-        };
-        let first = changes::Changes::new(spec, observed, &current, &placed, &quorum, &quiet);
-        first.run().promoted_on
+    let (promoted, settled) = if has_role_colocation(spec) {
+        primaries(spec, observed, &current, &quorum, options)
     } else {
-        placement::Promoted::new()
+        (placement::Promoted::new(), true)
     };
-    let placed = placement::place(spec, observed, &current, &promoted, options.explain);
+    let promoted = settled.then_some(&promoted);
+    let placed = placement::place(spec, observed, &current, promoted, options.explain);
     let built = changes::Changes::new(spec, observed, &current, &placed, &quorum, options).run();
     let (actions, steps) = order::finish(spec, built.actions, built.steps);
     Plan {
@@ -80,6 +72,38 @@ pub fn plan(spec: &SpecSet, observed: &Observed, options: &Options) -> Plan {
         suspended: built.suspended,
         promotions: built.promotions,
     }
+}
+
+/// How many times at most the primaries are decided again for colocations with them.
+const PRIMARY_ROUNDS: usize = 4;
+
+/// The primaries a plan ends with, for the colocations with `role: promoted`, and whether
+/// they settled. Those colocations follow the instances the plan promotes and do not move
+/// them, so the first round plans without them to know the primaries; their bundles then
+/// take capacity or starve others through orders, which can change the primaries, so the
+/// rounds go on until the primaries stay the same instances (one or two rounds but for
+/// contradictory specs).
+fn primaries(
+    spec: &SpecSet,
+    observed: &Observed,
+    current: &current::Current,
+    quorum: &QuorumStatus,
+    options: &Options,
+) -> (placement::Promoted, bool) {
+    let quiet = Options {
+        explain: false,
+        ..options.clone()
+    };
+    let mut promoted = placement::Promoted::new();
+    for _ in 0..PRIMARY_ROUNDS {
+        let placed = placement::place(spec, observed, current, Some(&promoted), false);
+        let built = changes::Changes::new(spec, observed, current, &placed, quorum, &quiet).run();
+        if built.promoted_on == promoted {
+            return (promoted, true);
+        }
+        promoted = built.promoted_on;
+    }
+    (promoted, false)
 }
 
 /// Whether a colocation of `spec` follows the promoted instances of a bundle.

@@ -375,6 +375,11 @@ pub struct PromotionCandidate {
     pub instance: String,
     /// Where it runs once the plan is carried out.
     pub node: Name,
+    /// Its node's score for the promoted role: locations with `role: promoted`, plus the
+    /// stickiness when it is promoted now.
+    pub score: Score,
+    /// Its node's score from the bundle's other locations.
+    pub placement: Score,
     /// Whether it is promoted now.
     pub promoted_now: bool,
     /// Its promotion preference, if it reported one.

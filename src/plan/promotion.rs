@@ -18,8 +18,9 @@ use super::current::{Copy, Current, Whereabouts};
 use super::model::{Promotion, PromotionCandidate, QuorumStatus, StepId, StepOp};
 use crate::observed::Observed;
 use crate::spec::bundle::Promotable;
+use crate::spec::constraint::{ConstraintSpec, LocationConstraint};
 use crate::spec::endpoint::Transport;
-use crate::spec::{Name, SpecSet};
+use crate::spec::{Name, Score, SpecSet};
 
 /// What promotion reads of the rest of the plan.
 pub(crate) struct Context<'a, 'p> {
@@ -82,14 +83,14 @@ pub(crate) fn run(cx: &Context, b: &mut Builder) {
     }
 }
 
-/// The nodes where running copies of `bundle` report themselves promoted.
-fn reported(cx: &Context, bundle: &Name) -> Vec<Name> {
+/// The instances of `bundle` whose running copies report themselves promoted, and where.
+fn reported(cx: &Context, bundle: &Name) -> Vec<(u32, Name)> {
     let copies = cx.current.copies.get(bundle.as_str());
     copies
         .into_iter()
         .flat_map(|m| m.values().flatten())
         .filter(|c| c.running() && c.instance.role.as_ref().is_some_and(|r| r.promoted))
-        .map(|c| c.node.clone())
+        .map(|c| (c.instance.index, c.node.clone()))
         .collect()
 }
 
@@ -116,6 +117,11 @@ enum Held {
 struct Runs<'a> {
     index: u32,
     node: &'a Name,
+    /// Its node's score for the promoted role: the location constraints with `role:
+    /// promoted` that match it, plus the stickiness when it is promoted now.
+    score: Score,
+    /// Its node's score from the other location constraints of its bundle.
+    placement: Score,
     /// Its start in this plan: a new container, unpromoted.
     start: Option<StepId>,
     promoted: bool,
@@ -172,7 +178,45 @@ impl<'a, 'c, 'p> Bundle<'a, 'c, 'p> {
             stops,
         };
         me.read_copies(&starts);
+        me.score_runs();
         me
+    }
+
+    /// Scores each instance's node: the location constraints of the bundle, those with
+    /// `role: promoted` apart from the rest, and the stickiness of the promoted ones.
+    fn score_runs(&mut self) {
+        let spec = self.cx.spec;
+        let stickiness = spec.bundles.get(self.name).map_or(Score::ZERO, |b| {
+            b.settings(&spec.cluster.defaults).stickiness
+        });
+        let locations: Vec<&LocationConstraint> = spec
+            .constraints
+            .values()
+            .filter_map(|c| match c {
+                ConstraintSpec::Location(l) if l.bundle == *self.name => Some(l),
+                _ => None,
+            })
+            .collect();
+        for r in &mut self.runs {
+            let Some(node) = spec.cluster.node(r.node.as_str()) else {
+                continue;
+            };
+            for l in &locations {
+                let hit = match (&l.node, &l.rule) {
+                    (Some(n), _) => *n == node.name,
+                    (None, Some(rule)) => rule.matches_node(node.name.as_str(), &node.attributes),
+                    (None, None) => false,
+                };
+                match (hit, l.role) {
+                    (false, _) => {}
+                    (true, Some(_)) => r.score += l.score,
+                    (true, None) => r.placement += l.score,
+                }
+            }
+            if r.promoted {
+                r.score += stickiness;
+            }
+        }
     }
 
     /// Sorts the observed copies into holders and instances that keep running, and adds
@@ -187,6 +231,8 @@ impl<'a, 'c, 'p> Bundle<'a, 'c, 'p> {
             self.runs.push(Runs {
                 index: *index,
                 node,
+                score: Score::ZERO,
+                placement: Score::ZERO,
                 start: Some(*start),
                 promoted: false,
                 preference: None,
@@ -226,6 +272,8 @@ impl<'a, 'c, 'p> Bundle<'a, 'c, 'p> {
             self.runs.push(Runs {
                 index,
                 node: c.node,
+                score: Score::ZERO,
+                placement: Score::ZERO,
                 start: None,
                 promoted: role.is_some_and(|r| r.promoted),
                 preference: role.and_then(|r| r.preference),
@@ -235,21 +283,30 @@ impl<'a, 'c, 'p> Bundle<'a, 'c, 'p> {
     }
 }
 
-/// Best candidate first: promoted now, then the higher preference, then running before
-/// new, then the lower number.
+/// Best candidate first: the higher score for the promoted role (the stickiness keeps a
+/// primary in place), then promoted now, then the higher preference, then the higher
+/// placement score, then running before new, then the lower number. The score comes
+/// before the preference because it is what the operator wrote; the preference (say, a
+/// replication offset) decides among the nodes the operator did not tell apart.
 fn rank(a: &Runs, b: &Runs) -> std::cmp::Ordering {
-    (b.promoted, b.preference.is_some(), b.preference)
-        .cmp(&(a.promoted, a.preference.is_some(), a.preference))
+    let key = |r: &Runs| {
+        (
+            r.score,
+            r.promoted,
+            r.preference.is_some(),
+            r.preference,
+            r.placement,
+        )
+    };
+    key(b)
+        .cmp(&key(a))
         .then((a.start.is_some(), a.index).cmp(&(b.start.is_some(), b.index)))
 }
 
 /// What the ranking chose.
 struct Choice {
-    /// Positions in `runs` of the instances promoted after the plan, those promoted now
-    /// first.
+    /// Positions in `runs` of the instances promoted after the plan, best first.
     chosen: Vec<usize>,
-    /// How many of `chosen` are promoted now.
-    kept: usize,
     /// Positions of instances promoted now beyond the limits.
     extra: Vec<usize>,
 }
@@ -281,16 +338,14 @@ impl<'a> Bundle<'a, '_, '_> {
         }
         let mut c = Choice {
             chosen: Vec::new(),
-            kept: 0,
             extra: Vec::new(),
         };
         for (i, r) in self.runs.iter().enumerate() {
             let here = on.entry(r.node.as_str()).or_default();
-            if taken < max && *here < per_node {
+            if taken < max && *here < per_node && !r.score.is_neg_infinity() {
                 taken += 1;
                 *here += 1;
                 c.chosen.push(i);
-                c.kept += usize::from(r.promoted);
             } else if r.promoted {
                 c.extra.push(i);
             }
@@ -301,7 +356,10 @@ impl<'a> Bundle<'a, '_, '_> {
     fn plan(mut self, b: &mut Builder) {
         self.runs.sort_by(rank);
         let choice = self.choose();
-        let on = choice.chosen.iter().map(|i| self.runs[*i].node.clone());
+        let on = choice.chosen.iter().map(|i| {
+            let r = &self.runs[*i];
+            (r.index, r.node.clone())
+        });
         b.promoted_on.insert(self.name.clone(), on.collect());
         if self.cx.explain {
             b.promotions.push(self.explain(&choice));
@@ -323,7 +381,7 @@ impl<'a> Bundle<'a, '_, '_> {
                 h.why == Held::Promoted && self.stops.contains_key(&(h.index, h.node.as_str()))
             })
             .collect();
-        let promotes = choice.chosen.len() - choice.kept;
+        let promotes = self.promoted_by_plan(&choice).count();
         if promotes == 0 && choice.extra.is_empty() && stopping.is_empty() && follows.is_empty() {
             return self.wait_for_stuck(b, &choice);
         }
@@ -336,7 +394,7 @@ impl<'a> Bundle<'a, '_, '_> {
             );
         }
         let mut frees: Vec<StepId> = self.holders.iter().filter_map(|h| h.ends).collect();
-        frees.extend(self.demotes(b, &choice, &stopping, &follow));
+        frees.extend(self.demotes(b, &choice, &stopping));
         let promoted = self.promote(b, &choice, &frees);
         // Every instance in `follows` has a target to follow (see its filter).
         for (i, t) in follows.into_iter().zip(std::iter::repeat(target).flatten()) {
@@ -359,22 +417,35 @@ impl<'a> Bundle<'a, '_, '_> {
         }
     }
 
+    /// The chosen instances not promoted now: those this plan promotes.
+    fn promoted_by_plan<'s>(&'s self, choice: &'s Choice) -> impl Iterator<Item = &'s Runs<'a>> {
+        choice
+            .chosen
+            .iter()
+            .map(|i| &self.runs[*i])
+            .filter(|r| !r.promoted)
+    }
+
+    /// The best chosen instance other than `index`: whom a demoted copy follows.
+    fn leader_for(&self, choice: &Choice, index: u32) -> Option<(u32, Name)> {
+        let r = choice
+            .chosen
+            .iter()
+            .map(|i| &self.runs[*i])
+            .find(|r| r.index != index)?;
+        Some((r.index, r.node.clone()))
+    }
+
     /// Demotes the promoted copies the plan stops (each before its stop) and those beyond
     /// the limits; returns the demote steps.
-    fn demotes(
-        &self,
-        b: &mut Builder,
-        choice: &Choice,
-        stopping: &[&Holder<'a>],
-        follow: &Option<(u32, Name)>,
-    ) -> Vec<StepId> {
+    fn demotes(&self, b: &mut Builder, choice: &Choice, stopping: &[&Holder<'a>]) -> Vec<StepId> {
         let mut frees = Vec::new();
         for h in stopping {
             let why = format!("demote {} before it stops", self.inst(h.index).name());
             let d = b.demote(
                 h.node,
                 self.inst(h.index),
-                (follow.clone(), true),
+                (self.leader_for(choice, h.index), true),
                 why,
                 Vec::new(),
             );
@@ -385,17 +456,22 @@ impl<'a> Bundle<'a, '_, '_> {
         }
         for i in &choice.extra {
             let r = &self.runs[*i];
-            let why = format!(
-                "{} may have at most {} promoted instance(s), {} per node: demote {}",
-                self.name,
-                self.p.max_promoted,
-                self.p.max_promoted_per_node,
-                self.inst(r.index).name()
-            );
+            let inst = self.inst(r.index).name();
+            let why = if r.score.is_neg_infinity() {
+                format!(
+                    "{inst} may not be promoted on {} (a location with role promoted scores it -INFINITY): demote it",
+                    r.node
+                )
+            } else {
+                format!(
+                    "{} may have at most {} promoted instance(s), {} per node, and better candidates come first: demote {inst}",
+                    self.name, self.p.max_promoted, self.p.max_promoted_per_node,
+                )
+            };
             let d = b.demote(
                 r.node,
                 self.inst(r.index),
-                (follow.clone(), true),
+                (self.leader_for(choice, r.index), true),
                 why,
                 Vec::new(),
             );
@@ -408,8 +484,7 @@ impl<'a> Bundle<'a, '_, '_> {
     /// every step that frees a place (invariant 8); returns the promote steps.
     fn promote(&self, b: &mut Builder, choice: &Choice, frees: &[StepId]) -> Vec<StepId> {
         let mut out = Vec::new();
-        for i in &choice.chosen[choice.kept..] {
-            let r = &self.runs[*i];
+        for r in self.promoted_by_plan(choice) {
             let mut after = frees.to_vec();
             after.extend(r.start);
             let pref = r
@@ -482,6 +557,8 @@ impl<'a> Bundle<'a, '_, '_> {
                 .map(|r| PromotionCandidate {
                     instance: self.inst(r.index).name(),
                     node: r.node.clone(),
+                    score: r.score,
+                    placement: r.placement,
                     promoted_now: r.promoted,
                     preference: r.preference,
                     starting: r.start.is_some(),

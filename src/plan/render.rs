@@ -160,7 +160,7 @@ fn human_promotions(plan: &Plan, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "\nPromotion (promoted now, then preference, then running, then number):"
+        "\nPromotion (role score, then promoted now, then preference, then placement score, then running, then number):"
     );
     for p in &plan.promotions {
         let promoted = if p.promoted.is_empty() {
@@ -170,12 +170,15 @@ fn human_promotions(plan: &Plan, out: &mut String) {
         };
         let _ = writeln!(out, "  {} -> {promoted}", p.bundle);
         for c in &p.candidates {
-            let mut notes = Vec::new();
+            let mut notes = vec![format!("role score {}", c.score)];
             if c.promoted_now {
                 notes.push("promoted now".to_owned());
             }
             if let Some(pref) = c.preference {
                 notes.push(format!("preference {pref}"));
+            }
+            if c.placement != crate::spec::Score::ZERO {
+                notes.push(format!("placement score {}", c.placement));
             }
             if c.starting {
                 notes.push("starts in this plan".to_owned());

@@ -33,6 +33,11 @@ pub struct LocationConstraint {
     pub rule: Option<Rule>,
     /// Added to the matching nodes' scores; `-INFINITY` forbids them.
     pub score: Score,
+    /// With `promoted`, the score is for the promoted instances only (Pacemaker's
+    /// `role=Promoted`): it ranks the candidates for promotion, `-INFINITY` keeps the
+    /// primary off those nodes, and where instances run is left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<ConstraintRole>,
 }
 
 /// A test on a node: one expression (`attribute`, `operator`, `value`, `type`), or
@@ -248,7 +253,7 @@ pub struct ColocationConstraint {
     /// With the promoted instances of `with` only (a promotable bundle), instead of any
     /// of its instances (Pacemaker's `with-rsc-role=Promoted`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<ColocationRole>,
+    pub role: Option<ConstraintRole>,
     /// Resource sets instead of `bundle` and `with` (Pacemaker's colocation sets): in a
     /// `sequential` set each bundle is placed with the one before it; every set is placed
     /// with the set after it (its first bundle with the last of the next set, or every
@@ -257,10 +262,11 @@ pub struct ColocationConstraint {
     pub sets: Vec<ResourceSet>,
 }
 
-/// The role of the instances of `with` a colocation follows.
+/// The role of the instances a constraint is about: a colocation's `with`, a location's
+/// `bundle`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub enum ColocationRole {
+pub enum ConstraintRole {
     /// The promoted instances.
     Promoted,
 }

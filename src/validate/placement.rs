@@ -19,6 +19,7 @@ fn eligible_nodes(set: &SpecSet) -> BTreeMap<&str, Vec<bool>> {
     for c in set.constraints.values() {
         if let ConstraintSpec::Location(l) = c
             && l.score.is_neg_infinity()
+            && l.role.is_none()
         {
             bans.entry(l.bundle.as_str()).or_default().push(l);
         }

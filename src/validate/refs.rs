@@ -6,7 +6,8 @@ use super::Findings;
 use crate::diag::Diagnostic;
 use crate::load::de::suggest;
 use crate::spec::constraint::{
-    ColocationConstraint, ConstraintSpec, OrderConstraint, OrderKind, Rule, RuleOperator, RuleType,
+    ColocationConstraint, ConstraintSpec, LocationConstraint, OrderConstraint, OrderKind, Rule,
+    RuleOperator, RuleType,
 };
 use crate::spec::{Kind, SpecSet};
 
@@ -162,6 +163,9 @@ fn constraints(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
                 if let Some(rule) = &l.rule {
                     check_rule(f, name, rule, "spec.location.rule");
                 }
+                if let Some(d) = location_role(set, l) {
+                    f.push(d, Kind::Constraint, name, "spec.location.role");
+                }
             }
             ConstraintSpec::Colocation(c) => {
                 bundle_ref(f, c.bundle.as_str(), "spec.colocation.bundle");
@@ -219,6 +223,25 @@ fn colocation_role(set: &SpecSet, c: &ColocationConstraint) -> Option<Diagnostic
     };
     Some(Diagnostic::error("quorate::colocation::role", why).with_help(
         "give the bundle followed a `promotable` section, or remove `role` to follow any of its instances",
+    ))
+}
+
+/// `role: promoted` on a location needs a promotable `bundle`.
+fn location_role(set: &SpecSet, l: &LocationConstraint) -> Option<Diagnostic> {
+    l.role?;
+    if set
+        .bundles
+        .get(&l.bundle)
+        .is_some_and(|b| b.promotable.is_some())
+    {
+        return None;
+    }
+    let why = format!(
+        "`role: promoted` places the promoted instances of a promotable bundle, and {} is not one",
+        l.bundle
+    );
+    Some(Diagnostic::error("quorate::location::role", why).with_help(
+        "give the bundle a `promotable` section, or remove `role` to place all its instances",
     ))
 }
 

@@ -67,11 +67,14 @@ pub struct Placed<'a> {
     found: BTreeMap<&'a str, &'a str>,
 }
 
-/// The nodes of the instances of each promotable bundle that are promoted once the plan
-/// is carried out, as the plan decides them without the colocations with `role:
-/// promoted` (those follow the promoted instances and do not move them): what those
-/// colocations are placed against.
-pub type Promoted = BTreeMap<Name, Vec<Name>>;
+/// The instances of each promotable bundle that are promoted once the plan is carried
+/// out, and their nodes, as an earlier round of planning decided them (see
+/// `plan::primaries`): the colocations with `role: promoted` are placed beside wherever
+/// this placement puts those instances (the node of that round while they are not placed
+/// yet, in a colocation cycle). A promotable bundle with no entry is not followed by role
+/// yet (the first round). None at all: the rounds did not settle, and every bundle
+/// colocated with primaries is placed nowhere.
+pub type Promoted = BTreeMap<Name, Vec<(u32, Name)>>;
 
 /// The nodes, in name order, addressed by index.
 struct Nodes<'a> {
@@ -110,7 +113,7 @@ pub fn place<'a>(
     spec: &'a SpecSet,
     observed: &Observed,
     current: &Current<'a>,
-    promoted: &'a Promoted,
+    promoted: Option<&'a Promoted>,
     explain: bool,
 ) -> Placed<'a> {
     // A bundle whose mandatory `first` runs nowhere places no new instances; finding
@@ -394,7 +397,9 @@ impl<'a> Placer<'_, 'a> {
         if let Some(first) = self.starved_now(name) {
             self.out.found.insert(name, first);
         }
-        let base = self.ranker.bundle_scores(name, group, &self.placed_on);
+        let base = self
+            .ranker
+            .bundle_scores(name, group, &self.placed_on, &self.out.node);
         let spread = group
             .filter(|g| g.first() == Some(&name))
             .into_iter()

@@ -11,7 +11,7 @@ use crate::plan::model::{ScorePart, Stage};
 use crate::spec::constraint::{
     ColocationConstraint, ConstraintSpec, LocationConstraint, NodeMatcher, Rule,
 };
-use crate::spec::{Score, SpecSet};
+use crate::spec::{Name, Score, SpecSet};
 
 /// A bundle's score on every node as the stages add to it, and (only when explaining)
 /// the parts it is made of.
@@ -79,6 +79,9 @@ pub(super) fn stickiness(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, index: u32, own
     }
 }
 
+/// Where this placement put each instance (none: nowhere).
+pub(super) type NodeOf<'a> = BTreeMap<(&'a str, u32), Option<&'a Name>>;
+
 /// What the shared parts of bundles are computed from.
 pub(super) struct Ranker<'s, 'a> {
     spec: &'a SpecSet,
@@ -95,9 +98,9 @@ pub(super) struct Ranker<'s, 'a> {
     /// The nodes each location constraint's rule matches (computed once per distinct
     /// rule), by constraint name.
     rule_hits: BTreeMap<&'a str, Rc<[usize]>>,
-    /// The promoted instances of promotable bundles per node, for colocations with
-    /// `role: promoted`.
-    promoted: BTreeMap<&'a str, Vec<u32>>,
+    /// The promoted instances of promotable bundles, for colocations with `role:
+    /// promoted`.
+    promoted: Option<&'a super::Promoted>,
     explain: bool,
 }
 
@@ -106,7 +109,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
         spec: &'a SpecSet,
         nodes: &'s Nodes<'a>,
         usable: &'s [bool],
-        promoted: &'a super::Promoted,
+        promoted: Option<&'a super::Promoted>,
         explain: bool,
     ) -> Ranker<'s, 'a> {
         let mut r = Ranker {
@@ -118,18 +121,13 @@ impl<'s, 'a> Ranker<'s, 'a> {
             shunned_by: BTreeMap::new(),
             dependents_of: BTreeMap::new(),
             rule_hits: BTreeMap::new(),
-            promoted: BTreeMap::new(),
+            promoted,
             explain,
         };
-        for (bundle, on) in promoted {
-            let mut count = vec![0u32; nodes.count()];
-            for i in on.iter().filter_map(|n| nodes.of(n.as_str())) {
-                count[i] += 1;
-            }
-            r.promoted.insert(bundle.as_str(), count);
-        }
         for (cname, c) in &spec.constraints {
             match c {
+                // A location with a role ranks promotions (`plan::promotion`) only.
+                ConstraintSpec::Location(l) if l.role.is_some() => {}
                 ConstraintSpec::Location(l) => {
                     let at = r.locations.entry(l.bundle.as_str()).or_default();
                     at.push((cname.as_str(), l));
@@ -168,6 +166,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
         bundle: &str,
         group: Option<&[&str]>,
         placed_on: &BTreeMap<&str, Vec<u32>>,
+        node_of: &NodeOf,
     ) -> Scores {
         let unplaced: BTreeSet<&str> = group
             .unwrap_or(&[])
@@ -175,11 +174,11 @@ impl<'s, 'a> Ranker<'s, 'a> {
             .copied()
             .filter(|m| !placed_on.contains_key(m))
             .collect();
-        let mut own = self.shared(bundle, placed_on, &unplaced);
+        let mut own = self.shared(bundle, placed_on, node_of, &unplaced);
         match group.and_then(|g| g.first()) {
             Some(first) if *first == bundle => {
                 for member in unplaced.iter().filter(|m| **m != bundle) {
-                    let theirs = self.shared(member, placed_on, &unplaced);
+                    let theirs = self.shared(member, placed_on, node_of, &unplaced);
                     self.cycle_members(&mut own, member, theirs);
                 }
                 self.dependents(&mut own, group.unwrap_or(&[]), placed_on);
@@ -338,12 +337,13 @@ impl<'s, 'a> Ranker<'s, 'a> {
         &self,
         bundle: &str,
         placed_on: &BTreeMap<&str, Vec<u32>>,
+        node_of: &NodeOf,
         unplaced: &BTreeSet<&str>,
     ) -> Scores {
         let mut s = Scores::new(self.nodes.count(), self.explain);
         feasible::unavailable(&mut s, self.usable);
         self.location(&mut s, bundle);
-        self.colocation(&mut s, bundle, placed_on, unplaced);
+        self.colocation(&mut s, bundle, (placed_on, node_of), unplaced);
         self.anti_colocation(&mut s, bundle, placed_on);
         s
     }
@@ -368,7 +368,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
         &self,
         s: &mut Scores,
         bundle: &str,
-        placed_on: &BTreeMap<&str, Vec<u32>>,
+        (placed_on, node_of): (&BTreeMap<&str, Vec<u32>>, &NodeOf),
         unplaced: &BTreeSet<&str>,
     ) {
         let colocations = self.colocations.get(bundle).map_or(&[][..], Vec::as_slice);
@@ -376,8 +376,20 @@ impl<'s, 'a> Ranker<'s, 'a> {
             if unplaced.contains(c.with.as_str()) {
                 continue;
             }
+            let primaries;
             let with = match c.role {
-                Some(_) => self.promoted.get(c.with.as_str()),
+                // The first round, which decides the primaries, leaves it out.
+                Some(_) => match self.promoted.map(|p| p.get(&c.with)) {
+                    Some(Some(chosen)) => {
+                        primaries = self.placed(c.with.as_str(), chosen, node_of);
+                        Some(&primaries)
+                    }
+                    Some(None) => continue,
+                    None => {
+                        self.unsettled(s, cname, c);
+                        continue;
+                    }
+                },
                 None => placed_on.get(c.with.as_str()),
             };
             let whom = match c.role {
@@ -395,6 +407,35 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 }
             }
         }
+    }
+
+    /// Where the primaries do not settle, a bundle colocated with them runs nowhere.
+    fn unsettled(&self, s: &mut Scores, cname: &str, c: &ColocationConstraint) {
+        for i in 0..self.nodes.count() {
+            let source = || {
+                format!(
+                    "colocation {cname} with {}'s promoted instances does not settle (where {} runs changes which are promoted, and back): loosen it or the constraints on {}",
+                    c.with, c.bundle, c.bundle
+                )
+            };
+            s.add(i, Stage::Colocation, source, Score::NEG_INFINITY);
+        }
+    }
+
+    /// How many of the instances `chosen` of `bundle` this placement put on each node
+    /// (those it has not placed yet, where the round before put them).
+    fn placed(&self, bundle: &str, chosen: &[(u32, Name)], node_of: &NodeOf) -> Vec<u32> {
+        let mut count = vec![0u32; self.nodes.count()];
+        for (index, before) in chosen {
+            let node = node_of
+                .get(&(bundle, *index))
+                .copied()
+                .unwrap_or(Some(before));
+            if let Some(i) = node.and_then(|n| self.nodes.of(n.as_str())) {
+                count[i] += 1;
+            }
+        }
+        count
     }
 
     /// A `-INFINITY` colocation keeps two bundles apart whichever is placed first: one

@@ -12,7 +12,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::etcd_svc::EtcdCluster;
@@ -240,12 +240,48 @@ fn without_an_etcd_majority_nobody_acts_and_the_cluster_converges_when_it_return
     assert!(st["ha"]["problem"].is_string(), "status says why: {st}");
     s.etcd.restart(1);
     s.etcd.restart(2);
-    wait_for("app-0 running again", Duration::from_secs(60), || {
-        converged(&s, 2)
-    });
-    wait_for("one leader again", Duration::from_secs(30), || {
-        leader_of(&[&a, &b])
-    });
+    let since = Instant::now();
+    wait_logged(
+        "app-0 running again",
+        Duration::from_secs(60),
+        &[&a, &b],
+        || converged(&s, 2),
+    );
+    wait_logged(
+        "one leader again",
+        Duration::from_secs(30),
+        &[&a, &b],
+        || leader_of(&[&a, &b]),
+    );
+    eprintln!(
+        "converged {:?} after etcd's majority returned",
+        since.elapsed()
+    );
+}
+
+/// [`wait_for`], with each replica's status and the end of its log when it times out.
+fn wait_logged<T>(
+    what: &str,
+    within: Duration,
+    rs: &[&QuorateRun],
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            let mut report = format!("{what}: not within {within:?}");
+            for r in rs {
+                let log = log(r);
+                let tail = &log[log.floor_char_boundary(log.len().saturating_sub(4000))..];
+                report += &format!("\n--- status: {}\n--- log tail:\n{tail}", r.status());
+            }
+            panic!("{report}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `quorate state export` of a SQLite state directory, `state import` into etcd: the

@@ -321,7 +321,13 @@ fn sets_groups_clones_and_levels_map() {
 fn every_element_that_does_not_map_is_reported_at_its_line() {
     let imp = import(&data("unmapped.xml"));
     assert_eq!(imp.code, Some(1), "{}", imp.stdout);
-    validated(&imp);
+    let set = validated(&imp);
+    // A resource's own stickiness, threshold and failure timeout are the bundle's.
+    let (agent, cache) = (&set.bundles["agent"], &set.bundles["cache"]);
+    assert_eq!(agent.stickiness.map(|s| s.value()), Some(200));
+    assert_eq!(agent.failure_timeout.map(|d| d.get().as_secs()), Some(300));
+    assert_eq!(cache.migration_threshold, Some(1));
+    assert_eq!((cache.stickiness, agent.migration_threshold), (None, None));
     let ids = [
         "o-quorum",
         "o-symmetric",
@@ -336,11 +342,9 @@ fn every_element_that_does_not_map_is_reported_at_its_line() {
         "tmpl",
         "legacy-unordered",
         "app-api-opts",
-        "agent-stickiness",
         "pg-clone",
         "pg-password",
         "cache-managed",
-        "cache-threshold",
         "cache-monitor-promoted",
         "fence-a-delay",
         "fence-a-cipher",

@@ -556,21 +556,30 @@ fn meta_requires(ctx: &mut Ctx<'_>, value: &str, nv: Node<'_, '_>, spec: &mut Bu
     };
 }
 
-/// Stickiness, migration threshold, failure timeout: quorate has them for the whole
-/// cluster only, so a bundle's own value is a finding unless it equals the cluster's.
-fn meta_default(ctx: &mut Ctx<'_>, value: &str, nv: Node<'_, '_>, _: &mut BundleSpec) {
+/// Stickiness, migration threshold, failure timeout: the bundle's own when it differs
+/// from the cluster's defaults (`rsc_defaults`, read before the resources).
+fn meta_default(ctx: &mut Ctx<'_>, value: &str, nv: Node<'_, '_>, spec: &mut BundleSpec) {
     let key = nv.attribute("name").unwrap_or("");
     let d = &ctx.draft.cluster.defaults;
-    let same = match key {
-        "resource-stickiness" => score_of(value) == Some(d.stickiness),
-        "migration-threshold" => super::config::threshold_of(value) == Some(d.migration_threshold),
-        _ => super::config::parse_duration(value) == Some(d.failure_timeout),
+    let understood = match key {
+        "resource-stickiness" => score_of(value).map(|v| {
+            spec.stickiness = (v != d.stickiness).then_some(v);
+        }),
+        "migration-threshold" => super::config::threshold_of(value).map(|v| {
+            spec.migration_threshold = (v != d.migration_threshold).then_some(v);
+        }),
+        _ => super::config::parse_duration(value).map(|v| {
+            spec.failure_timeout = (v != d.failure_timeout).then_some(v);
+        }),
     };
-    if !same {
-        ctx.not_yet(
+    if understood.is_none() {
+        ctx.not_carried(
             nv,
-            &format!("{key} per bundle"),
-            "the cluster's defaults apply to every bundle; set the value there if it suits all",
+            format!(
+                "{key} `{}` is not a value quorate reads",
+                xml::truncate(value)
+            ),
+            "the cluster's default applies to this bundle; write the bundle's own value by hand",
         );
     }
 }

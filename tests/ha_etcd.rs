@@ -275,7 +275,11 @@ fn wait_logged<T>(
             let mut report = format!("{what}: not within {within:?}");
             for r in rs {
                 let log = log(r);
-                let tail = &log[log.floor_char_boundary(log.len().saturating_sub(4000))..];
+                let mut from = log.len().saturating_sub(4000);
+                while !log.is_char_boundary(from) {
+                    from += 1;
+                }
+                let tail = &log[from..];
                 report += &format!("\n--- status: {}\n--- log tail:\n{tail}", r.status());
             }
             panic!("{report}");

@@ -260,6 +260,20 @@ fn sets_groups_clones_and_levels_map() {
     // A clone of a container primitive: one bundle, clone-max replicas.
     let agent = &set.bundles["agent"];
     assert_eq!((agent.replicas, agent.replicas_per_host), (3, 1));
+    // Its clone-min: an order after it waits for that many instances.
+    let after_agents = set
+        .constraints
+        .values()
+        .find_map(|c| match c {
+            quorate::spec::ConstraintSpec::Order(o)
+                if o.first.as_str() == "agent" && o.then.as_str() == "worker" =>
+            {
+                Some(o)
+            }
+            _ => None,
+        })
+        .expect("the order after the agents");
+    assert_eq!(after_agents.min_instances, Some(2));
     // A group: a Group of its members' bundles, in order, with no finding.
     let groups = imp.file("groups.yaml");
     assert!(groups.contains("kind: Group"), "{groups}");

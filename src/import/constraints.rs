@@ -471,13 +471,15 @@ fn order(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
             None => return,
         },
     };
+    let min_instances = ctx.draft.clone_min.get(&first).copied();
     let spec = OrderConstraint {
         first,
         then,
         kind,
         symmetrical: c.attribute("symmetrical").is_none_or(is_true),
         action: crate::spec::constraint::OrderAction::Start,
-        min_instances: None,
+        // Pacemaker's `clone-min` of `first`: `then` waits for that many instances.
+        min_instances,
         sets,
         any_of: Vec::new(),
     };

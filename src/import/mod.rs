@@ -277,6 +277,8 @@ pub(crate) struct Draft {
     pub rsc_defaults: BTreeMap<String, String>,
     /// The operation timeout of `op_defaults`.
     pub op_timeout: Option<crate::spec::Duration>,
+    /// `clone-min` of each cloned bundle: an order after it waits for that many.
+    pub clone_min: BTreeMap<Name, u32>,
 }
 
 /// The importer's state: the CIB's bytes, the set being built, the findings.

@@ -482,6 +482,7 @@ const META: &[(&str, MetaHandler)] = &[
 const META_ELSEWHERE: &[&str] = &[
     "clone-max",
     "clone-node-max",
+    "clone-min",
     "globally-unique",
     "interleave",
     "ordered",
@@ -767,6 +768,17 @@ fn clone(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
     doc.origin = format!("{}, cloned by {cloned_by}", doc.origin);
     let mut spec = doc.spec.clone();
     self::meta(ctx, c, &mut spec);
+    match meta.get("clone-min").map(|v| v.trim().parse::<u32>()) {
+        Some(Ok(min)) if min > 0 => {
+            ctx.draft.clone_min.insert(name.clone(), min);
+        }
+        Some(_) => ctx.not_carried(
+            c,
+            "clone-min is not a positive number".into(),
+            "write `minInstances` on the orders after this bundle",
+        ),
+        None => {}
+    }
     if let Some(doc) = ctx.draft.bundles.get_mut(&name) {
         doc.spec = spec;
     }

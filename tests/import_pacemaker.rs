@@ -367,7 +367,6 @@ fn every_element_that_does_not_map_is_reported_at_its_line() {
         "app-office-hours-date",
         "app-east-big-rule",
         "everything-on-a",
-        "agent-with-primary",
         "vip-then-app",
         "app-needs-ticket",
         "fl-c-2",
@@ -624,4 +623,74 @@ fn utilization_and_placement_strategy_carry_over() {
         .map(|(q, n)| (q.to_string(), *n))
         .collect();
     assert_eq!(needs, [("cpu".to_owned(), 2)]);
+}
+
+#[test]
+fn promotable_bundles_and_clones_map_with_their_role_constraints() {
+    let imp = import(&data("promotable.xml"));
+    assert_eq!(imp.code, Some(1), "{}", imp.stdout);
+    let set = validated(&imp);
+    // Promotable, with their limits, and commands that fail until written: reported.
+    let kv = set.bundles["kv"]
+        .promotable
+        .as_deref()
+        .expect("kv is promotable");
+    assert_eq!((kv.max_promoted, kv.max_promoted_per_node), (1, 1));
+    assert_eq!(kv.role, ["false"]);
+    let queue = set.bundles["queue"]
+        .promotable
+        .as_deref()
+        .expect("queue is promotable");
+    assert_eq!(queue.max_promoted, 2);
+    // Where the promotion is written: kv's <podman> (the line after the bundle's), the clone.
+    let lines: Vec<&serde_json::Value> = imp
+        .errors()
+        .iter()
+        .filter(|f| {
+            f["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("promote, demote and role"))
+        })
+        .map(|f| &f["line"])
+        .collect();
+    let (kv_at, queue_at) = (
+        line_of("promotable.xml", "kv") + 1,
+        line_of("promotable.xml", "queue-clone"),
+    );
+    assert_eq!(
+        lines,
+        [&serde_json::json!(kv_at), &serde_json::json!(queue_at)],
+        "{}",
+        imp.stdout
+    );
+    // The role constraints: a location, a colocation and an order on the promoted role.
+    let mut seen = Vec::new();
+    for c in set.constraints.values() {
+        match c {
+            quorate::spec::ConstraintSpec::Location(l) if l.bundle.as_str() == "kv" => {
+                assert!(l.role.is_some() && l.score.value() == 50, "{l:?}");
+                seen.push("location");
+            }
+            quorate::spec::ConstraintSpec::Colocation(c) => {
+                assert!(c.role.is_some() && c.with.as_str() == "kv", "{c:?}");
+                seen.push("colocation");
+            }
+            quorate::spec::ConstraintSpec::Order(o) => {
+                assert!(!o.action.is_start() && o.first.as_str() == "kv", "{o:?}");
+                seen.push("order");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, ["colocation", "location", "order"]);
+    // An unpromoted role, and a promoted role of a bundle that is not promotable: reported.
+    for id in ["kv-replica-off-node3", "gateway-primary"] {
+        let line = line_of("promotable.xml", id);
+        assert!(
+            imp.errors().iter().any(|f| f["line"] == line),
+            "{id}: {}",
+            imp.stdout
+        );
+    }
 }

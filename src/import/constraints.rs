@@ -13,8 +13,8 @@ use roxmltree::Node;
 use super::config::score;
 use super::{Ctx, Doc, Handler, Resource, is_true, xml};
 use crate::spec::constraint::{
-    ColocationConstraint, LocationConstraint, OrderConstraint, OrderKind, ResourceSet, Rule,
-    RuleOperator,
+    ColocationConstraint, ConstraintRole, LocationConstraint, OrderConstraint, OrderKind,
+    ResourceSet, Rule, RuleOperator,
 };
 use crate::spec::{ConstraintSpec, Name, Score};
 
@@ -99,7 +99,8 @@ fn add(ctx: &mut Ctx<'_>, c: Node<'_, '_>, specs: Vec<ConstraintSpec>) {
     }
 }
 
-/// Roles other than Started are promotion, which quorate does not have.
+/// Roles other than Started where quorate has none: the dependent's role in a colocation,
+/// and roles in resource sets.
 fn roles(ctx: &mut Ctx<'_>, c: Node<'_, '_>, keys: &[&str]) -> bool {
     let promoted = keys
         .iter()
@@ -108,11 +109,53 @@ fn roles(ctx: &mut Ctx<'_>, c: Node<'_, '_>, keys: &[&str]) -> bool {
     if promoted {
         ctx.not_yet(
             c,
-            "roles (Promoted, Unpromoted)",
-            "quorate's instances run as equals: drop the role, or keep the constraint out",
+            "roles here (Promoted, Unpromoted)",
+            "quorate has the promoted role on a location, on the `with-rsc` of a colocation and on the `first` of an order: rewrite it so, or drop the role",
         );
     }
     !promoted
+}
+
+/// The role `key` of `c` names: none (absent, `Started`), the promoted instances
+/// (`Promoted`, `Master`), or a finding (`Err`) for the others.
+fn promoted_role(
+    ctx: &mut Ctx<'_>,
+    c: Node<'_, '_>,
+    key: &str,
+) -> Result<Option<ConstraintRole>, ()> {
+    match c.attribute(key) {
+        None | Some("Started") => Ok(None),
+        Some("Promoted" | "Master") => Ok(Some(ConstraintRole::Promoted)),
+        Some(_) => {
+            ctx.not_yet(
+                c,
+                "roles other than Promoted (Unpromoted, Stopped)",
+                "write the constraint for every instance, or for the promoted ones",
+            );
+            Err(())
+        }
+    }
+}
+
+/// Whether the bundle `name` is promotable; if not, `c` (which names a role for it) is
+/// reported.
+fn promotable_or_report(ctx: &mut Ctx<'_>, c: Node<'_, '_>, name: &Name) -> bool {
+    let yes = ctx
+        .draft
+        .bundles
+        .get(name)
+        .is_some_and(|d| d.spec.promotable.is_some());
+    if !yes {
+        ctx.not_carried(
+            c,
+            format!(
+                "{} names the promoted role of {name}, which is not promotable",
+                xml::describe(c)
+            ),
+            "drop the role, or make the resource promotable",
+        );
+    }
+    yes
 }
 
 /// Each `<resource_set>` of `c` as a set of bundles (and groups), or a finding.
@@ -156,9 +199,9 @@ fn location(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
             "write one location per bundle",
         );
     }
-    if !roles(ctx, c, &["role"]) {
+    let Ok(role) = promoted_role(ctx, c, "role") else {
         return;
-    }
+    };
     if c.attribute("resource-discovery")
         .is_some_and(|d| d != "always")
     {
@@ -179,6 +222,9 @@ fn location(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
             None => return,
         }
     };
+    if role.is_some() && !bundles.iter().all(|b| promotable_or_report(ctx, c, b)) {
+        return;
+    }
     let mut specs = Vec::new();
     if let Some(node) = c.attribute("node") {
         let Some(s) = c.attribute("score").and_then(|s| score(ctx, s, c)) else {
@@ -202,7 +248,7 @@ fn location(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
         specs.extend(
             bundles
                 .iter()
-                .map(|b| located(b, Some(node.clone()), None, s)),
+                .map(|b| located(b, (Some(node.clone()), None), s, role)),
         );
     }
     for rule in xml::children(c, "rule") {
@@ -213,20 +259,25 @@ fn location(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
             specs.extend(
                 bundles
                     .iter()
-                    .map(|b| located(b, node.clone(), r.clone(), s)),
+                    .map(|b| located(b, (node.clone(), r.clone()), s, role)),
             );
         }
     }
     add(ctx, c, specs);
 }
 
-fn located(bundle: &Name, node: Option<Name>, rule: Option<Rule>, score: Score) -> ConstraintSpec {
+fn located(
+    bundle: &Name,
+    (node, rule): (Option<Name>, Option<Rule>),
+    score: Score,
+    role: Option<ConstraintRole>,
+) -> ConstraintSpec {
     ConstraintSpec::Location(LocationConstraint {
         bundle: bundle.clone(),
         node,
         rule,
         score,
-        role: None,
+        role,
     })
 }
 
@@ -379,9 +430,12 @@ fn builtin_places(
 
 /// `<rsc_colocation>`: two resources, or resource sets (kept as sets).
 fn colocation(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
-    if !roles(ctx, c, &["rsc-role", "with-rsc-role"]) {
+    if !roles(ctx, c, &["rsc-role"]) {
         return;
     }
+    let Ok(role) = promoted_role(ctx, c, "with-rsc-role") else {
+        return;
+    };
     if c.attribute("node-attribute").is_some_and(|a| a != "#uname") {
         return ctx.not_yet(
             c,
@@ -397,16 +451,23 @@ fn colocation(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
             let (Some(bundle), Some(with)) = (bundle(ctx, c, rsc), bundle(ctx, c, with)) else {
                 return;
             };
-            if bundle == with {
+            if bundle == with || (role.is_some() && !promotable_or_report(ctx, c, &with)) {
                 return;
             }
             ColocationConstraint {
                 bundle,
                 with,
                 score,
-                role: None,
+                role,
                 sets: Vec::new(),
             }
+        }
+        _ if role.is_some() => {
+            return ctx.not_yet(
+                c,
+                "roles in colocation sets",
+                "write a colocation with `rsc` and `with-rsc` for the promoted role",
+            );
         }
         _ => {
             let Some(mut sets) = sets(ctx, c) else {
@@ -434,12 +495,14 @@ fn colocation(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
 
 /// `<rsc_order>`: two resources, or resource sets (kept as sets, with `require-all`).
 fn order(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
+    let promote = c.attribute("first-action") == Some("promote") && c.attribute("first").is_some();
     for key in ["first-action", "then-action"] {
-        if c.attribute(key).is_some_and(|a| a != "start") {
+        let action = c.attribute(key);
+        if action.is_some_and(|a| a != "start") && !(promote && key == "first-action") {
             return ctx.not_yet(
                 c,
-                "ordering of actions other than start",
-                "quorate orders starts (and, symmetrically, stops)",
+                "ordering of actions other than start (and promote of first)",
+                "quorate orders starts (and, symmetrically, stops), and starts after promotions",
             );
         }
     }
@@ -472,12 +535,20 @@ fn order(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
         },
     };
     let min_instances = ctx.draft.clone_min.get(&first).copied();
+    if promote && !promotable_or_report(ctx, c, &first) {
+        return;
+    }
+    let action = if promote {
+        crate::spec::constraint::OrderAction::Promote
+    } else {
+        crate::spec::constraint::OrderAction::Start
+    };
     let spec = OrderConstraint {
         first,
         then,
         kind,
         symmetrical: c.attribute("symmetrical").is_none_or(is_true),
-        action: crate::spec::constraint::OrderAction::Start,
+        action,
         // Pacemaker's `clone-min` of `first`: `then` waits for that many instances.
         min_instances,
         sets,

@@ -11,7 +11,7 @@ use roxmltree::Node;
 use super::config::{duration, score};
 use super::{Ctx, Doc, Form, Handler, Resource, is_true, nvpairs, xml};
 use crate::spec::bundle::{
-    BundleNetwork, BundleSpec, Check, Monitor, OnFail, PortMapping, Protocol, Recovery,
+    BundleNetwork, BundleSpec, Check, Monitor, OnFail, PortMapping, Promotable, Protocol, Recovery,
     StorageMapping, UpdatePolicy,
 };
 use crate::spec::cluster::{NetworkSpec, Subnet};
@@ -174,12 +174,8 @@ fn container_attributes(ctx: &mut Ctx<'_>, c: Node<'_, '_>, spec: &mut BundleSpe
     let promoted = count(ctx, "promoted-max").or(count(ctx, "masters"));
     spec.replicas = count(ctx, "replicas").or(promoted).unwrap_or(1);
     spec.replicas_per_host = count(ctx, "replicas-per-host").unwrap_or(1).max(1);
-    if promoted.is_some_and(|p| p > 0) {
-        ctx.not_yet(
-            c,
-            "promotable bundles (promoted-max)",
-            "the replicas are imported as equals: let the image elect its primary, or run one replica",
-        );
+    if let Some(max) = promoted.filter(|p| *p > 0) {
+        promotable(ctx, c, spec, max, 1);
     }
     if let Some(cmd) = c.attribute("run-command") {
         spec.command = Some(cmd.split_whitespace().map(str::to_owned).collect());
@@ -463,6 +459,38 @@ fn on_fail(ctx: &mut Ctx<'_>, op: Node<'_, '_>, value: &str) -> OnFail {
     }
 }
 
+/// A promotable bundle or clone (`promoted-max`, `promotable=true`): promotable with its
+/// limits, and with `promote`, `demote` and `role` commands that fail. Pacemaker's agent
+/// did those inside the container, and the import cannot know the commands: with a role
+/// that is never known, every instance holds a place (invariant 8) and nothing is
+/// promoted until the user writes them, which the finding asks for.
+fn promotable(
+    ctx: &mut Ctx<'_>,
+    node: Node<'_, '_>,
+    spec: &mut BundleSpec,
+    max: u32,
+    per_node: u32,
+) {
+    let unknown = || vec!["false".to_owned()];
+    spec.promotable = Some(Box::new(Promotable {
+        max_promoted: max,
+        max_promoted_per_node: per_node,
+        promote: unknown(),
+        demote: unknown(),
+        role: unknown(),
+        preference: None,
+        timeout: Duration::from_secs(10),
+    }));
+    ctx.not_carried(
+        node,
+        format!(
+            "{} is promotable: the agent's promote, demote and role actions are not carried over, and until they are written nothing is promoted",
+            xml::describe(node)
+        ),
+        "write promotable.promote, demote and role (and preference) in bundles.yaml: commands run in the container (see the README's promotable section)",
+    );
+}
+
 /// A handler of one meta attribute of a resource.
 type MetaHandler = for<'a, 'i> fn(&mut Ctx<'_>, &str, Node<'a, 'i>, &mut BundleSpec);
 
@@ -742,13 +770,17 @@ fn clone(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(nodes);
     let promotable = c.has_tag_name("master") || meta.get("promotable").is_some_and(|v| is_true(v));
-    if promotable {
-        ctx.not_yet(
-            c,
-            "promotable clones",
-            "the instances are imported as equals: let the image elect its primary",
-        );
-    }
+    let limit = |keys: [&str; 2]| {
+        keys.iter()
+            .find_map(|k| meta.get(k))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(1)
+    };
+    let limits = (
+        limit(["promoted-max", "master-max"]),
+        limit(["promoted-node-max", "master-node-max"]),
+    );
     let form = Form::Clone {
         id: id(inner).to_owned(),
     };
@@ -768,6 +800,9 @@ fn clone(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
     doc.origin = format!("{}, cloned by {cloned_by}", doc.origin);
     let mut spec = doc.spec.clone();
     self::meta(ctx, c, &mut spec);
+    if promotable {
+        self::promotable(ctx, c, &mut spec, limits.0, limits.1);
+    }
     match meta.get("clone-min").map(|v| v.trim().parse::<u32>()) {
         Some(Ok(min)) if min > 0 => {
             ctx.draft.clone_min.insert(name.clone(), min);

@@ -663,6 +663,13 @@ fn promotable_bundles_and_clones_map_with_their_role_constraints() {
         "{}",
         imp.stdout
     );
+    // target-role Promoted on a promotable clone: nothing to report.
+    let target = line_of("promotable.xml", "queue-target-role");
+    assert!(
+        !imp.errors().iter().any(|f| f["line"] == target),
+        "{}",
+        imp.stdout
+    );
     // The role constraints: a location, a colocation and an order on the promoted role.
     let mut seen = Vec::new();
     for c in set.constraints.values() {

@@ -562,10 +562,12 @@ fn meta_target_role(ctx: &mut Ctx<'_>, value: &str, nv: Node<'_, '_>, spec: &mut
                 "raise replicas to start it",
             );
         }
-        _ => ctx.not_yet(
+        // Promoted (Master): promotion allowed, as it is for a promotable bundle.
+        "promoted" | "master" if spec.promotable.is_some() => {}
+        _ => ctx.not_carried(
             nv,
-            "promotion (target-role Promoted)",
-            "the bundle's instances run as equals",
+            format!("target-role `{}` is not carried over", xml::truncate(value)),
+            "a bundle that is not promotable runs its instances as equals",
         ),
     }
 }
@@ -799,10 +801,10 @@ fn clone(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
         .max(1);
     doc.origin = format!("{}, cloned by {cloned_by}", doc.origin);
     let mut spec = doc.spec.clone();
-    self::meta(ctx, c, &mut spec);
     if promotable {
         self::promotable(ctx, c, &mut spec, limits.0, limits.1);
     }
+    self::meta(ctx, c, &mut spec);
     match meta.get("clone-min").map(|v| v.trim().parse::<u32>()) {
         Some(Ok(min)) if min > 0 => {
             ctx.draft.clone_min.insert(name.clone(), min);

@@ -260,6 +260,20 @@ fn sets_groups_clones_and_levels_map() {
     // A clone of a container primitive: one bundle, clone-max replicas.
     let agent = &set.bundles["agent"];
     assert_eq!((agent.replicas, agent.replicas_per_host), (3, 1));
+    // A nested rule, its built-in attributes as node names, its version comparison typed.
+    let nested = set
+        .constraints
+        .values()
+        .find_map(|c| match c {
+            quorate::spec::ConstraintSpec::Location(l) if l.score.value() == 30 => l.rule.as_ref(),
+            _ => None,
+        })
+        .expect("the nested rule's location");
+    let kernel = |v: &str| BTreeMap::from([("kernel".to_owned(), v.to_owned())]);
+    assert!(nested.matches_node("n1", &BTreeMap::new()));
+    assert!(!nested.matches_node("n2", &BTreeMap::new()));
+    assert!(nested.matches_node("n2", &kernel("5.12")));
+    assert!(!nested.matches_node("n3", &kernel("5.9")));
     // Its clone-min: an order after it waits for that many instances.
     let after_agents = set
         .constraints
@@ -342,6 +356,27 @@ fn every_element_that_does_not_map_is_reported_at_its_line() {
     assert_eq!(agent.failure_timeout.map(|d| d.get().as_secs()), Some(300));
     assert_eq!(cache.migration_threshold, Some(1));
     assert_eq!((cache.stickiness, agent.migration_threshold), (None, None));
+    // A compound rule with a finite score: one location with the rule tree, typed.
+    let east_big = set
+        .constraints
+        .values()
+        .find_map(|c| match c {
+            quorate::spec::ConstraintSpec::Location(l) if l.score.value() == 50 => l.rule.as_ref(),
+            _ => None,
+        })
+        .expect("the east-and-big location");
+    let parts: Vec<(&str, Option<quorate::spec::constraint::RuleType>)> = east_big
+        .and
+        .iter()
+        .map(|r| (r.attribute.as_str(), r.value_type))
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            ("zone", None),
+            ("cores", Some(quorate::spec::constraint::RuleType::Integer))
+        ]
+    );
     let ids = [
         "o-quorum",
         "o-symmetric",
@@ -365,7 +400,6 @@ fn every_element_that_does_not_map_is_reported_at_its_line() {
         "fence-pdu",
         "vip-on-a",
         "app-office-hours-date",
-        "app-east-big-rule",
         "everything-on-a",
         "vip-then-app",
         "app-needs-ticket",

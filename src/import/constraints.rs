@@ -13,8 +13,8 @@ use roxmltree::Node;
 use super::config::score;
 use super::{Ctx, Doc, Handler, Resource, is_true, xml};
 use crate::spec::constraint::{
-    ColocationConstraint, ConstraintRole, LocationConstraint, OrderConstraint, OrderKind,
-    ResourceSet, Rule, RuleOperator,
+    ColocationConstraint, ConstraintRole, LocationConstraint, NODE_NAME, OrderConstraint,
+    OrderKind, ResourceSet, Rule, RuleOperator, RuleType,
 };
 use crate::spec::{ConstraintSpec, Name, Score};
 
@@ -301,13 +301,10 @@ fn rule(ctx: &mut Ctx<'_>, r: Node<'_, '_>) -> Option<Vec<Place>> {
     let s = score(ctx, r.attribute("score").unwrap_or("0"), r)?;
     let parts: Vec<Node<'_, '_>> = r.children().filter(|x| x.is_element()).collect();
     let or = r.attribute("boolean-op") == Some("or");
-    if parts.len() > 1 && !(or && (s.is_infinity() || s.is_neg_infinity())) {
-        ctx.not_yet(
-            r,
-            "compound rules (and, or with a finite score)",
-            "write a node attribute that says what the rule tests, and one expression on it",
-        );
-        return None;
+    let nested = parts.iter().any(|p| p.has_tag_name("rule"));
+    if nested || (parts.len() > 1 && !(or && (s.is_infinity() || s.is_neg_infinity()))) {
+        // A compound rule: one location with the whole tree.
+        return Some(vec![(None, Some(tree(ctx, r)?), s)]);
     }
     let mut out = Vec::new();
     for p in parts {
@@ -323,6 +320,79 @@ fn rule(ctx: &mut Ctx<'_>, r: Node<'_, '_>) -> Option<Vec<Place>> {
         out.extend(expression(ctx, p, s)?);
     }
     Some(out)
+}
+
+/// A `<rule>` as a rule tree: its expressions and nested rules joined by its
+/// `boolean-op` (`and` by default), a built-in attribute other than `#uname` evaluated
+/// into the names of the nodes it matches.
+fn tree(ctx: &mut Ctx<'_>, r: Node<'_, '_>) -> Option<Rule> {
+    let mut subs = Vec::new();
+    for p in r.children().filter(|x| x.is_element()) {
+        let sub = if p.has_tag_name("expression") {
+            leaf(ctx, p)?
+        } else if p.has_tag_name("rule") && p.attribute("role").is_none() {
+            tree(ctx, p)?
+        } else {
+            ctx.not_yet(
+                p,
+                "date rules and roles in nested rules",
+                "quorate's rules test node attributes only; change the constraint with a commit when the time comes",
+            );
+            return None;
+        };
+        subs.push(sub);
+    }
+    match (subs.len(), r.attribute("boolean-op")) {
+        (1, _) => subs.pop(),
+        (0, _) => {
+            let what = format!("{} is empty", xml::describe(r));
+            ctx.not_carried(r, what, "give it an expression");
+            None
+        }
+        (_, Some("or")) => Some(joined(Vec::new(), subs)),
+        _ => Some(joined(subs, Vec::new())),
+    }
+}
+
+/// The rule that matches when all of `and` (or any of `or`) do.
+fn joined(and: Vec<Rule>, or: Vec<Rule>) -> Rule {
+    Rule {
+        attribute: String::new(),
+        operator: None,
+        value: None,
+        value_type: None,
+        and,
+        or,
+    }
+}
+
+/// One `<expression>` in a rule tree; a built-in attribute other than `#uname` becomes a
+/// test of the names of the nodes it matches.
+fn leaf(ctx: &mut Ctx<'_>, e: Node<'_, '_>) -> Option<Rule> {
+    if e.attribute("value-source").is_some_and(|v| v != "literal") {
+        ctx.not_yet(
+            e,
+            "rules that compare with resource parameters (value-source)",
+            "write the value",
+        );
+        return None;
+    }
+    let attribute = e.attribute("attribute").unwrap_or("");
+    let rule = to_rule(ctx, e, attribute)?;
+    let Some(builtin) = attribute.strip_prefix('#').filter(|b| *b != "uname") else {
+        return Some(rule);
+    };
+    let names: Vec<Rule> = builtin_places(ctx, e, builtin, &rule, Score::ZERO)?
+        .into_iter()
+        .filter_map(|(node, _, _)| node)
+        .map(|n| Rule::expression(NODE_NAME.to_owned(), RuleOperator::Eq, Some(n.to_string())))
+        .collect();
+    Some(if names.is_empty() {
+        // No node: a test nothing passes (every node has a name).
+        Rule::expression(NODE_NAME.to_owned(), RuleOperator::NotExists, None)
+    } else {
+        joined(Vec::new(), names)
+    })
 }
 
 /// One `<expression>` on a node attribute. A test of a built-in attribute (`#uname`,
@@ -348,30 +418,33 @@ fn expression(ctx: &mut Ctx<'_>, e: Node<'_, '_>, s: Score) -> Option<Vec<Place>
 fn to_rule(ctx: &mut Ctx<'_>, e: Node<'_, '_>, attribute: &str) -> Option<Rule> {
     let op = e.attribute("operation").unwrap_or("");
     let value = e.attribute("value").map(str::to_owned);
-    let numeric = matches!(e.attribute("type"), None | Some("integer") | Some("number"));
+    let value_type = match e.attribute("type") {
+        Some("string") => Some(RuleType::String),
+        Some("version") => Some(RuleType::Version),
+        Some("integer" | "number") => Some(RuleType::Integer),
+        _ => None,
+    };
+    let numeric = matches!(value_type, None | Some(RuleType::Integer));
+    let ordered = !numeric
+        || value
+            .as_deref()
+            .is_some_and(|v| v.trim().parse::<i64>().is_ok());
     let operator = match op {
         "eq" => RuleOperator::Eq,
         "ne" => RuleOperator::Ne,
         "defined" => RuleOperator::Exists,
         "not_defined" => RuleOperator::NotExists,
-        "lt" | "lte" | "gt" | "gte"
-            if numeric
-                && value
-                    .as_deref()
-                    .is_some_and(|v| v.trim().parse::<i64>().is_ok()) =>
-        {
-            match op {
-                "lt" => RuleOperator::Lt,
-                "lte" => RuleOperator::Lte,
-                "gt" => RuleOperator::Gt,
-                _ => RuleOperator::Gte,
-            }
-        }
+        "lt" | "lte" | "gt" | "gte" if ordered => match op {
+            "lt" => RuleOperator::Lt,
+            "lte" => RuleOperator::Lte,
+            "gt" => RuleOperator::Gt,
+            _ => RuleOperator::Gte,
+        },
         _ => {
             ctx.not_yet(
                 e,
-                "this comparison (quorate compares lt, lte, gt, gte as whole numbers)",
-                "write the rule with eq, ne, defined, not_defined, or a whole-number comparison",
+                "this comparison (an integer comparison with a value that is not a whole number, or an operation quorate does not have)",
+                "write the rule with eq, ne, defined, not_defined, or lt, lte, gt, gte with type string, version, or integer and a whole number",
             );
             return None;
         }
@@ -381,7 +454,10 @@ fn to_rule(ctx: &mut Ctx<'_>, e: Node<'_, '_>, attribute: &str) -> Option<Rule> 
     } else {
         Some(value.unwrap_or_default())
     };
-    Some(Rule::expression(attribute.to_owned(), operator, value))
+    let mut rule = Rule::expression(attribute.to_owned(), operator, value);
+    // Pacemaker's default types are quorate's: only an explicit one is written.
+    rule.value_type = value_type.filter(|_| e.attribute("type").is_some());
+    Some(rule)
 }
 
 /// Places for a rule on a built-in attribute: each node that matches it.

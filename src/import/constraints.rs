@@ -369,16 +369,7 @@ fn joined(and: Vec<Rule>, or: Vec<Rule>) -> Rule {
 /// One `<expression>` in a rule tree; a built-in attribute other than `#uname` becomes a
 /// test of the names of the nodes it matches.
 fn leaf(ctx: &mut Ctx<'_>, e: Node<'_, '_>) -> Option<Rule> {
-    if e.attribute("value-source").is_some_and(|v| v != "literal") {
-        ctx.not_yet(
-            e,
-            "rules that compare with resource parameters (value-source)",
-            "write the value",
-        );
-        return None;
-    }
-    let attribute = e.attribute("attribute").unwrap_or("");
-    let rule = to_rule(ctx, e, attribute)?;
+    let (attribute, rule) = literal(ctx, e)?;
     let Some(builtin) = attribute.strip_prefix('#').filter(|b| *b != "uname") else {
         return Some(rule);
     };
@@ -395,10 +386,8 @@ fn leaf(ctx: &mut Ctx<'_>, e: Node<'_, '_>) -> Option<Rule> {
     })
 }
 
-/// One `<expression>` on a node attribute. A test of a built-in attribute (`#uname`,
-/// `#id`, `#kind`, `#cluster-name`) is evaluated here, giving one place per node it
-/// matches.
-fn expression(ctx: &mut Ctx<'_>, e: Node<'_, '_>, s: Score) -> Option<Vec<Place>> {
+/// An `<expression>` that compares with a literal value, as a rule, with its attribute.
+fn literal<'x>(ctx: &mut Ctx<'_>, e: Node<'x, '_>) -> Option<(&'x str, Rule)> {
     if e.attribute("value-source").is_some_and(|v| v != "literal") {
         ctx.not_yet(
             e,
@@ -409,6 +398,14 @@ fn expression(ctx: &mut Ctx<'_>, e: Node<'_, '_>, s: Score) -> Option<Vec<Place>
     }
     let attribute = e.attribute("attribute").unwrap_or("");
     let rule = to_rule(ctx, e, attribute)?;
+    Some((attribute, rule))
+}
+
+/// One `<expression>` on a node attribute. A test of a built-in attribute (`#uname`,
+/// `#id`, `#kind`, `#cluster-name`) is evaluated here, giving one place per node it
+/// matches.
+fn expression(ctx: &mut Ctx<'_>, e: Node<'_, '_>, s: Score) -> Option<Vec<Place>> {
+    let (attribute, rule) = literal(ctx, e)?;
     if let Some(builtin) = attribute.strip_prefix('#') {
         return builtin_places(ctx, e, builtin, &rule, s);
     }

@@ -53,13 +53,12 @@ pub struct Options {
 pub fn plan(spec: &SpecSet, observed: &Observed, options: &Options) -> Plan {
     let quorum = quorum::status(spec, observed);
     let current = current::Current::new(spec, observed, &quorum);
-    let (promoted, settled) = if has_role_colocation(spec) {
+    let promoted = if has_role_colocation(spec) {
         primaries(spec, observed, &current, &quorum, options)
     } else {
-        (placement::Promoted::new(), true)
+        Some(placement::Promoted::new())
     };
-    let promoted = settled.then_some(&promoted);
-    let placed = placement::place(spec, observed, &current, promoted, options.explain);
+    let placed = placement::place(spec, observed, &current, promoted.as_ref(), options.explain);
     let built = changes::Changes::new(spec, observed, &current, &placed, &quorum, options).run();
     let (actions, steps) = order::finish(spec, built.actions, built.steps);
     Plan {
@@ -77,8 +76,8 @@ pub fn plan(spec: &SpecSet, observed: &Observed, options: &Options) -> Plan {
 /// How many times at most the primaries are decided again for colocations with them.
 const PRIMARY_ROUNDS: usize = 4;
 
-/// The primaries a plan ends with, for the colocations with `role: promoted`, and whether
-/// they settled. Those colocations follow the instances the plan promotes and do not move
+/// The primaries a plan ends with, for the colocations with `role: promoted` (none when
+/// they do not settle). Those colocations follow the instances the plan promotes and do not move
 /// them, so the first round plans without them to know the primaries; their bundles then
 /// take capacity or starve others through orders, which can change the primaries, so the
 /// rounds go on until the primaries stay the same instances (one or two rounds but for
@@ -89,7 +88,7 @@ fn primaries(
     current: &current::Current,
     quorum: &QuorumStatus,
     options: &Options,
-) -> (placement::Promoted, bool) {
+) -> Option<placement::Promoted> {
     let quiet = Options {
         explain: false,
         ..options.clone()
@@ -99,11 +98,11 @@ fn primaries(
         let placed = placement::place(spec, observed, current, Some(&promoted), false);
         let built = changes::Changes::new(spec, observed, current, &placed, quorum, &quiet).run();
         if built.promoted_on == promoted {
-            return (promoted, true);
+            return Some(promoted);
         }
         promoted = built.promoted_on;
     }
-    (promoted, false)
+    None
 }
 
 /// Whether a colocation of `spec` follows the promoted instances of a bundle.

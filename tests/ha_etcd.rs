@@ -76,7 +76,7 @@ fn exactly_one_leader_and_every_replica_names_it() {
     let l = wait_for("one leader named by all", Duration::from_secs(30), || {
         leader_of(&rs)
     });
-    wait_for("the apps running", Duration::from_secs(60), || {
+    wait_logged("the apps running", Duration::from_secs(60), &rs, || {
         converged(&s, 2)
     });
     // Still exactly one, and the same, a while later; the metrics agree.
@@ -160,9 +160,12 @@ fn a_leader_paused_past_its_lease_acts_no_more_and_rejoins_as_a_follower() {
     let l = wait_for("one leader", Duration::from_secs(30), || {
         leader_of(&[&a, &b])
     });
-    wait_for("the apps running", Duration::from_secs(60), || {
-        converged(&s, 2)
-    });
+    wait_logged(
+        "the apps running",
+        Duration::from_secs(60),
+        &[&a, &b],
+        || converged(&s, 2),
+    );
     let (old, new) = if l == 0 { (&a, &b) } else { (&b, &a) };
     let pid = old.child.id() as i32;
     // SAFETY: signalling our own child process.
@@ -208,9 +211,12 @@ fn without_an_etcd_majority_nobody_acts_and_the_cluster_converges_when_it_return
     wait_for("one leader", Duration::from_secs(30), || {
         leader_of(&[&a, &b])
     });
-    wait_for("the apps running", Duration::from_secs(60), || {
-        converged(&s, 2)
-    });
+    wait_logged(
+        "the apps running",
+        Duration::from_secs(60),
+        &[&a, &b],
+        || converged(&s, 2),
+    );
     s.etcd.stop(1);
     s.etcd.stop(2);
     wait_for("no replica may act", Duration::from_secs(20), || {
@@ -470,9 +476,12 @@ fn history_in_ha_mode_is_read_from_etcd_on_every_replica() {
     let l = wait_for("one leader", Duration::from_secs(30), || {
         leader_of(&[&a, &b])
     });
-    wait_for("the apps running", Duration::from_secs(60), || {
-        converged(&s, 2)
-    });
+    wait_logged(
+        "the apps running",
+        Duration::from_secs(60),
+        &[&a, &b],
+        || converged(&s, 2),
+    );
     let specs_dir = s.repos.work().join("specs");
     let endpoints = s.etcd.endpoints();
     let out = support::quorate_cmd()

@@ -505,7 +505,7 @@ proptest! {
                 for (node, spec_node) in spec.cluster.nodes.iter().map(|n| (&n.name, n)) {
                     match c {
                         ConstraintSpec::Location(l) if l.score.is_neg_infinity() => {
-                            let hit = l.node.as_ref() == Some(node) || l.rule.as_ref().is_some_and(|r| r.matches_node(node.as_str(), &spec_node.attributes));
+                            let hit = l.matches_node(node.as_str(), &spec_node.attributes);
                             // With a role, no primary there; without, no instance.
                             let primary = on(l.bundle.as_str(), node) && end.nodes[node].instances.iter().any(|i| i.bundle == l.bundle && i.role.as_ref().is_some_and(|r| r.promoted));
                             let there = if l.role.is_some() { primary } else { on(l.bundle.as_str(), node) };

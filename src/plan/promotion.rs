@@ -69,6 +69,19 @@ pub fn env(spec: &SpecSet, bundle: &str, follow: Option<(u32, &Name)>) -> Vec<(S
 
 /// Plans the promotions and demotions of every promotable bundle that is not suspended.
 pub(crate) fn run(cx: &Context, b: &mut Builder) {
+    // The location constraints of each promotable bundle, gathered once.
+    let mut locations: BTreeMap<&str, Vec<&LocationConstraint>> = BTreeMap::new();
+    for c in cx.spec.constraints.values() {
+        if let ConstraintSpec::Location(l) = c
+            && cx
+                .spec
+                .bundles
+                .get(&l.bundle)
+                .is_some_and(|s| s.promotable.is_some())
+        {
+            locations.entry(l.bundle.as_str()).or_default().push(l);
+        }
+    }
     for (name, spec) in &cx.spec.bundles {
         let Some(p) = &spec.promotable else {
             continue;
@@ -78,7 +91,8 @@ pub(crate) fn run(cx: &Context, b: &mut Builder) {
             b.promoted_on.insert(name.clone(), reported(cx, name));
             continue;
         }
-        let bundle = Bundle::new(cx, name, p, b);
+        let mut bundle = Bundle::new(cx, name, p, b);
+        bundle.score_runs(locations.get(name.as_str()).map_or(&[], Vec::as_slice));
         bundle.plan(b);
     }
 }
@@ -178,39 +192,27 @@ impl<'a, 'c, 'p> Bundle<'a, 'c, 'p> {
             stops,
         };
         me.read_copies(&starts);
-        me.score_runs();
         me
     }
 
-    /// Scores each instance's node: the location constraints of the bundle, those with
-    /// `role: promoted` apart from the rest, and the stickiness of the promoted ones.
-    fn score_runs(&mut self) {
+    /// Scores each instance's node: the bundle's `locations`, those with `role:
+    /// promoted` apart from the rest, and the stickiness of the promoted ones.
+    fn score_runs(&mut self, locations: &[&LocationConstraint]) {
         let spec = self.cx.spec;
         let stickiness = spec.bundles.get(self.name).map_or(Score::ZERO, |b| {
             b.settings(&spec.cluster.defaults).stickiness
         });
-        let locations: Vec<&LocationConstraint> = spec
-            .constraints
-            .values()
-            .filter_map(|c| match c {
-                ConstraintSpec::Location(l) if l.bundle == *self.name => Some(l),
-                _ => None,
-            })
-            .collect();
         for r in &mut self.runs {
             let Some(node) = spec.cluster.node(r.node.as_str()) else {
                 continue;
             };
-            for l in &locations {
-                let hit = match (&l.node, &l.rule) {
-                    (Some(n), _) => *n == node.name,
-                    (None, Some(rule)) => rule.matches_node(node.name.as_str(), &node.attributes),
-                    (None, None) => false,
-                };
-                match (hit, l.role) {
-                    (false, _) => {}
-                    (true, Some(_)) => r.score += l.score,
-                    (true, None) => r.placement += l.score,
+            let hits = locations
+                .iter()
+                .filter(|l| l.matches_node(node.name.as_str(), &node.attributes));
+            for l in hits {
+                match l.role {
+                    Some(_) => r.score += l.score,
+                    None => r.placement += l.score,
                 }
             }
             if r.promoted {

@@ -40,6 +40,17 @@ pub struct LocationConstraint {
     pub role: Option<ConstraintRole>,
 }
 
+impl LocationConstraint {
+    /// Whether the constraint names node `name` (with `attributes`), or its rule matches it.
+    pub fn matches_node(&self, name: &str, attributes: &BTreeMap<String, String>) -> bool {
+        match (&self.node, &self.rule) {
+            (Some(n), _) => n.as_str() == name,
+            (None, Some(rule)) => rule.matches_node(name, attributes),
+            (None, None) => false,
+        }
+    }
+}
+
 /// A test on a node: one expression (`attribute`, `operator`, `value`, `type`), or
 /// `and` / `or` of rules.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

@@ -122,6 +122,19 @@ fn snapshot(path: &Path) -> Observed {
 }
 
 /// The line of the first `id="ID"` in `file`.
+/// The rule of the one location of `set` with `score`.
+fn rule_scored(set: &SpecSet, score: i64) -> &quorate::spec::constraint::Rule {
+    set.constraints
+        .values()
+        .find_map(|c| match c {
+            quorate::spec::ConstraintSpec::Location(l) if l.score.value() == score => {
+                l.rule.as_ref()
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no location with a rule scored {score}"))
+}
+
 fn line_of(file: &str, id: &str) -> u64 {
     let text = std::fs::read_to_string(data(file)).unwrap();
     let needle = format!("id=\"{id}\"");
@@ -261,14 +274,7 @@ fn sets_groups_clones_and_levels_map() {
     let agent = &set.bundles["agent"];
     assert_eq!((agent.replicas, agent.replicas_per_host), (3, 1));
     // A nested rule, its built-in attributes as node names, its version comparison typed.
-    let nested = set
-        .constraints
-        .values()
-        .find_map(|c| match c {
-            quorate::spec::ConstraintSpec::Location(l) if l.score.value() == 30 => l.rule.as_ref(),
-            _ => None,
-        })
-        .expect("the nested rule's location");
+    let nested = rule_scored(&set, 30);
     let kernel = |v: &str| BTreeMap::from([("kernel".to_owned(), v.to_owned())]);
     assert!(nested.matches_node("n1", &BTreeMap::new()));
     assert!(!nested.matches_node("n2", &BTreeMap::new()));
@@ -357,14 +363,7 @@ fn every_element_that_does_not_map_is_reported_at_its_line() {
     assert_eq!(cache.migration_threshold, Some(1));
     assert_eq!((cache.stickiness, agent.migration_threshold), (None, None));
     // A compound rule with a finite score: one location with the rule tree, typed.
-    let east_big = set
-        .constraints
-        .values()
-        .find_map(|c| match c {
-            quorate::spec::ConstraintSpec::Location(l) if l.score.value() == 50 => l.rule.as_ref(),
-            _ => None,
-        })
-        .expect("the east-and-big location");
+    let east_big = rule_scored(&set, 50);
     let parts: Vec<(&str, Option<quorate::spec::constraint::RuleType>)> = east_big
         .and
         .iter()

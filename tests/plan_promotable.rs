@@ -118,6 +118,14 @@ fn promotes(p: &Plan) -> bool {
         .any(|s| matches!(s.op, StepOp::Promote { .. }))
 }
 
+/// The reason of the first action of `kind` in `p`.
+fn reason_of(p: &Plan, kind: ActionType) -> &str {
+    let action = p.actions.iter().find(|a| a.kind == kind);
+    &action
+        .unwrap_or_else(|| panic!("no {kind:?} in {p:#?}"))
+        .reason
+}
+
 fn promote_of(p: &Plan, index: u32) -> &Step {
     step(
         p,
@@ -153,12 +161,7 @@ fn a_fresh_bundle_starts_unpromoted_then_promotes_one_and_the_others_follow_it()
         let (at, node) = to.as_ref().unwrap();
         assert_eq!((*at, node.as_str()), (0, "n1"));
     }
-    let why = &p
-        .actions
-        .iter()
-        .find(|a| a.kind == ActionType::Promote)
-        .unwrap()
-        .reason;
+    let why = reason_of(&p, ActionType::Promote);
     assert!(why.contains("0 of 1 promoted"), "{why}");
 }
 
@@ -549,12 +552,7 @@ fn a_location_forbidding_the_promoted_role_keeps_the_primary_off_and_the_instanc
         )
     });
     assert!(promote_of(&p, 2).after.contains(&demote.id));
-    let why = &p
-        .actions
-        .iter()
-        .find(|a| a.kind == ActionType::Demote)
-        .unwrap()
-        .reason;
+    let why = reason_of(&p, ActionType::Demote);
     assert!(why.contains("may not be promoted on n1"), "{why}");
     // On a bundle that is not promotable, refused where it is written.
     let text = format!(

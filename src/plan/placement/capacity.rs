@@ -107,15 +107,7 @@ impl<'a> Capacity<'a> {
                 .map(|q| c.get(*q).copied().unwrap_or(0))
                 .collect()
         };
-        let total: Vec<Vec<u64>> = nodes
-            .names
-            .iter()
-            .map(|n| {
-                spec.cluster
-                    .node(n.as_str())
-                    .map_or(vec![0; quantities.len()], |s| row(&s.capacity))
-            })
-            .collect();
+        let total: Vec<Vec<u64>> = nodes.capacity.iter().map(|c| row(c)).collect();
         let needs = spec
             .bundles
             .iter()

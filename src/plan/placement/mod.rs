@@ -33,7 +33,7 @@ mod group;
 mod rank;
 mod select;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::colocation;
 use super::current::{Current, Whereabouts};
@@ -80,7 +80,9 @@ pub type Promoted = BTreeMap<Name, Vec<(u32, Name)>>;
 struct Nodes<'a> {
     names: Vec<&'a Name>,
     attributes: Vec<&'a BTreeMap<String, String>>,
-    index: BTreeMap<&'a str, usize>,
+    capacity: Vec<&'a BTreeMap<Name, u64>>,
+    /// Hashed: looked up for every instance placed, never walked in order.
+    index: HashMap<&'a str, usize>,
 }
 
 impl<'a> Nodes<'a> {
@@ -90,6 +92,7 @@ impl<'a> Nodes<'a> {
         Nodes {
             names: sorted.iter().map(|n| &n.name).collect(),
             attributes: sorted.iter().map(|n| &n.attributes).collect(),
+            capacity: sorted.iter().map(|n| &n.capacity).collect(),
             index: sorted
                 .iter()
                 .enumerate()
@@ -587,7 +590,8 @@ impl<'a> Placer<'_, 'a> {
         // keeps it even when short of capacity: it runs there already, nothing new starts.
         let ran = self.capacity.release(b.name, index);
         let capacity = &self.capacity;
-        let unbanned = |i: usize| b.base.score[i] + own.sum(i);
+        let scores = own.added_to(&b.base.score);
+        let unbanned = |i: usize| scores[i];
         // With its dependents' needs where some node has room for them all; not on the
         // node the instance is on (they never make it leave), unless it is in a
         // colocation cycle: it cannot stay where the other members cannot join it.

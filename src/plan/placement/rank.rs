@@ -52,10 +52,16 @@ impl Own {
         self.0.entry(i).or_default().push(part);
     }
 
-    pub(super) fn sum(&self, i: usize) -> Score {
-        self.0
-            .get(&i)
-            .map_or(Score::ZERO, |e| e.iter().map(|p| p.score).sum())
+    /// `base` with these parts added: the instance's score on every node, read once per
+    /// node by selection.
+    pub(super) fn added_to(&self, base: &[Score]) -> Vec<Score> {
+        let mut scores = base.to_vec();
+        for (i, parts) in &self.0 {
+            if let Some(s) = scores.get_mut(*i) {
+                *s += parts.iter().map(|p| p.score).sum();
+            }
+        }
+        scores
     }
 
     pub(super) fn parts(&self, i: usize) -> &[ScorePart] {
@@ -273,8 +279,11 @@ impl<'s, 'a> Ranker<'s, 'a> {
     ) where
         'a: 'x,
     {
-        let dependents = self.dependents_of.get(bundle).cloned().unwrap_or_default();
-        for (cname, c) in dependents {
+        let dependents = self
+            .dependents_of
+            .get(bundle)
+            .map_or(&[][..], Vec::as_slice);
+        for &(cname, c) in dependents {
             let dependent = c.bundle.as_str();
             // A dependent `bundle` is itself colocated with (a cycle of finite scores) is
             // left out: `bundle`'s own colocation with it has the say.

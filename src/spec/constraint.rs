@@ -176,16 +176,49 @@ pub(crate) struct NodeMatcher<'n, 'r> {
     nodes: Vec<(&'n str, &'n BTreeMap<String, String>)>,
     /// The nodes each expression (a rule without `and` or `or`) matches.
     leaves: HashMap<&'r Rule, Vec<bool>>,
+    /// Where each name is among the nodes, for `#uname eq` and `ne`, which are as
+    /// many as the nodes in rules that single each node out.
+    names: HashMap<&'n str, Vec<usize>>,
 }
 
 impl<'n, 'r> NodeMatcher<'n, 'r> {
     pub(crate) fn new(
         nodes: impl IntoIterator<Item = (&'n str, &'n BTreeMap<String, String>)>,
     ) -> Self {
-        NodeMatcher {
-            nodes: nodes.into_iter().collect(),
-            leaves: HashMap::new(),
+        let nodes: Vec<_> = nodes.into_iter().collect();
+        let mut names: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, (name, _)) in nodes.iter().enumerate() {
+            names.entry(*name).or_default().push(i);
         }
+        NodeMatcher {
+            nodes,
+            leaves: HashMap::new(),
+            names,
+        }
+    }
+
+    /// The mask of `#uname eq NAME` or `ne` compared as strings, by looking the name up
+    /// (what [`Rule::matches_node`] says of every node, without comparing each).
+    fn by_name(&self, rule: &Rule) -> Option<Vec<bool>> {
+        let by_name =
+            rule.attribute == NODE_NAME && matches!(rule.value_type, None | Some(RuleType::String));
+        let eq = match rule.operator? {
+            RuleOperator::Eq if by_name => true,
+            RuleOperator::Ne if by_name => false,
+            _ => return None,
+        };
+        let mut mask = vec![!eq; self.nodes.len()];
+        let at = self.names.get(rule.value.as_deref()?);
+        for i in at.into_iter().flatten() {
+            mask[*i] = eq;
+        }
+        // A node without a name is matched by its attribute `#uname`, as a rule would.
+        for (i, (name, attributes)) in self.nodes.iter().enumerate() {
+            if name.is_empty() {
+                mask[i] = rule.matches_node(name, attributes);
+            }
+        }
+        Some(mask)
     }
 
     /// Per node, in the order given, whether `rule` matches it (as
@@ -193,6 +226,9 @@ impl<'n, 'r> NodeMatcher<'n, 'r> {
     pub(crate) fn mask(&mut self, rule: &'r Rule) -> Vec<bool> {
         let (all, children) = match (&rule.and[..], &rule.or[..]) {
             ([], []) => {
+                if let Some(mask) = self.by_name(rule) {
+                    return mask;
+                }
                 let nodes = &self.nodes;
                 let leaf = self.leaves.entry(rule).or_insert_with(|| {
                     nodes.iter().map(|(n, a)| rule.matches_node(n, a)).collect()
@@ -456,16 +492,44 @@ mod tests {
         let old = BTreeMap::from([("kernel".to_owned(), "4.19".to_owned())]);
         assert!(!both.matches_node("n2", &old));
         // The matcher's masks say what each node's match says, trees and leaves alike.
-        let nodes = [("n1", &attrs), ("n2", &attrs), ("n2", &old), ("n3", &old)];
+        // Names are looked up for `#uname eq` and `ne`: a repeated name, a node without a
+        // name (its `#uname` attribute answers), no value, a typed comparison.
+        let unnamed = BTreeMap::from([(NODE_NAME.to_owned(), "n3".to_owned())]);
+        let nodes = [
+            ("n1", &attrs),
+            ("n2", &attrs),
+            ("n2", &old),
+            ("n3", &old),
+            ("", &unnamed),
+        ];
         let mut matcher = NodeMatcher::new(nodes);
         let empty = Rule {
             operator: None,
             ..Rule::expression(String::new(), RuleOperator::Eq, None)
         };
-        for rule in [&me, &either, &both, &either, &empty] {
+        let name = |operator, value: Option<&str>| {
+            Rule::expression(NODE_NAME.into(), operator, value.map(str::to_owned))
+        };
+        let not_n2 = name(RuleOperator::Ne, Some("n2"));
+        let is_n3 = name(RuleOperator::Eq, Some("n3"));
+        let no_value = name(RuleOperator::Ne, None);
+        let as_integer = typed(NODE_NAME, RuleOperator::Eq, "n1", i);
+        for rule in [
+            &me,
+            &either,
+            &both,
+            &either,
+            &empty,
+            &not_n2,
+            &is_n3,
+            &no_value,
+            &as_integer,
+        ] {
             let each: Vec<bool> = nodes.iter().map(|(n, a)| rule.matches_node(n, a)).collect();
             assert_eq!(matcher.mask(rule), each, "{rule:?}");
         }
-        assert_eq!(matcher.mask(&both), [false, true, false, false]);
+        assert_eq!(matcher.mask(&both), [false, true, false, false, false]);
+        assert_eq!(matcher.mask(&not_n2), [true, false, false, true, true]);
+        assert_eq!(matcher.mask(&is_n3), [false, false, false, true, true]);
     }
 }

@@ -179,6 +179,8 @@ pub(crate) struct NodeMatcher<'n, 'r> {
     /// Where each name is among the nodes, for `#uname eq` and `ne`, which are as
     /// many as the nodes in rules that single each node out.
     names: HashMap<&'n str, Vec<usize>>,
+    /// The nodes without a name (their attribute `#uname` answers for them).
+    unnamed: Vec<usize>,
 }
 
 impl<'n, 'r> NodeMatcher<'n, 'r> {
@@ -187,13 +189,18 @@ impl<'n, 'r> NodeMatcher<'n, 'r> {
     ) -> Self {
         let nodes: Vec<_> = nodes.into_iter().collect();
         let mut names: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut unnamed = Vec::new();
         for (i, (name, _)) in nodes.iter().enumerate() {
-            names.entry(*name).or_default().push(i);
+            match *name {
+                "" => unnamed.push(i),
+                name => names.entry(name).or_default().push(i),
+            }
         }
         NodeMatcher {
             nodes,
             leaves: HashMap::new(),
             names,
+            unnamed,
         }
     }
 
@@ -212,11 +219,9 @@ impl<'n, 'r> NodeMatcher<'n, 'r> {
         for i in at.into_iter().flatten() {
             mask[*i] = eq;
         }
-        // A node without a name is matched by its attribute `#uname`, as a rule would.
-        for (i, (name, attributes)) in self.nodes.iter().enumerate() {
-            if name.is_empty() {
-                mask[i] = rule.matches_node(name, attributes);
-            }
+        for i in &self.unnamed {
+            let (name, attributes) = self.nodes[*i];
+            mask[*i] = rule.matches_node(name, attributes);
         }
         Some(mask)
     }

@@ -107,7 +107,7 @@ impl<'a> Capacity<'a> {
                 .map(|q| c.get(*q).copied().unwrap_or(0))
                 .collect()
         };
-        let total: Vec<Vec<u64>> = nodes.capacity.iter().map(|c| row(c)).collect();
+        let total: Vec<Vec<u64>> = nodes.specs.iter().map(|n| row(&n.capacity)).collect();
         let needs = spec
             .bundles
             .iter()

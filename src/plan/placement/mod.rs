@@ -40,6 +40,7 @@ use super::current::{Current, Whereabouts};
 use super::model::{Placement, Stage};
 use crate::observed::Observed;
 use crate::spec::bundle::{BundleSpec, Recovery, instance_name};
+use crate::spec::cluster::NodeSpec;
 use crate::spec::constraint::{ConstraintSpec, OrderConstraint};
 use crate::spec::{Name, Score, SpecSet};
 use capacity::Capacity;
@@ -79,8 +80,8 @@ pub type Promoted = BTreeMap<Name, Vec<(u32, Name)>>;
 /// The nodes, in name order, addressed by index.
 struct Nodes<'a> {
     names: Vec<&'a Name>,
-    attributes: Vec<&'a BTreeMap<String, String>>,
-    capacity: Vec<&'a BTreeMap<Name, u64>>,
+    /// Each node's spec (its attributes, its capacity).
+    specs: Vec<&'a NodeSpec>,
     /// Hashed: looked up for every instance placed, never walked in order.
     index: HashMap<&'a str, usize>,
 }
@@ -91,13 +92,12 @@ impl<'a> Nodes<'a> {
         sorted.sort_by(|a, b| a.name.cmp(&b.name));
         Nodes {
             names: sorted.iter().map(|n| &n.name).collect(),
-            attributes: sorted.iter().map(|n| &n.attributes).collect(),
-            capacity: sorted.iter().map(|n| &n.capacity).collect(),
             index: sorted
                 .iter()
                 .enumerate()
                 .map(|(i, n)| (n.name.as_str(), i))
                 .collect(),
+            specs: sorted,
         }
     }
 

@@ -508,7 +508,7 @@ fn weighted(score: Score, factor: f64) -> Option<Score> {
 /// The nodes each location constraint's rule matches, by constraint name; each distinct
 /// rule is matched against the nodes once.
 fn rule_hits<'a>(spec: &'a SpecSet, nodes: &Nodes<'_>) -> BTreeMap<&'a str, Rc<[usize]>> {
-    let named = (0..nodes.count()).map(|i| (nodes.names[i].as_str(), nodes.attributes[i]));
+    let named = (0..nodes.count()).map(|i| (nodes.names[i].as_str(), &nodes.specs[i].attributes));
     let mut matcher = NodeMatcher::new(named);
     let mut distinct: HashMap<&'a Rule, Rc<[usize]>> = HashMap::new();
     let mut hits = BTreeMap::new();

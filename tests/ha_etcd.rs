@@ -5,7 +5,8 @@
 //! it; a leader killed in a transition is replaced and the cluster converges with no
 //! container started twice; a leader paused past its lease makes no change after it wakes
 //! and rejoins as a follower; without an etcd majority nobody acts and the instances keep
-//! running, and the cluster converges once etcd is back.
+//! running, and the cluster converges once etcd is back; a replica that finds its lease
+//! gone when etcd returns takes a new one.
 
 mod support;
 
@@ -263,6 +264,54 @@ fn without_an_etcd_majority_nobody_acts_and_the_cluster_converges_when_it_return
         "converged {:?} after etcd's majority returned",
         since.elapsed()
     );
+}
+
+/// A leader whose keep-alive stream broke while its lease was revoked (paused while etcd
+/// lost it and restarted) finds the lease gone when it reopens the stream: it takes a new
+/// lease and leads again, rather than renewing the lost one for ever.
+#[test]
+fn a_replica_whose_lease_is_gone_when_etcd_returns_takes_a_new_one() {
+    let _serial = support::serial();
+    let Some(mut s) = setup(1) else { return };
+    let a = replica(&s, "a");
+    wait_for("a leads", Duration::from_secs(30), || {
+        (role(&a) == "leader").then_some(())
+    });
+    let pid = a.child.id() as i32;
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let leases = s.etcd.ctl(&["lease", "list"]);
+    let listed = String::from_utf8_lossy(&leases.stdout).into_owned();
+    // `found N leases`, then one hexadecimal id a line.
+    let ids: Vec<&str> = listed
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(!ids.is_empty(), "no lease held: {listed}");
+    for id in &ids {
+        let out = s.etcd.ctl(&["lease", "revoke", id]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    // Every member restarts: the paused replica's stream is gone when it wakes.
+    for i in 0..3 {
+        s.etcd.stop(i);
+    }
+    for i in 0..3 {
+        s.etcd.restart(i);
+    }
+    s.etcd.wait_healthy(Duration::from_secs(20)).unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    // Elected again, under a new lease (the status read just after waking is stale).
+    wait_logged("a leads again", Duration::from_secs(40), &[&a], || {
+        let log = log(&a);
+        (log.contains("expired in etcd while it was away")
+            && log.matches("elected leader").count() == 2
+            && role(&a) == "leader")
+            .then_some(())
+    });
 }
 
 /// [`wait_for`], with each replica's status and the end of its log when it times out.

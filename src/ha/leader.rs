@@ -151,18 +151,42 @@ impl Campaign {
                 Err("the lease expired in etcd; taking a new one".into())
             }
             Ok(Ok(None)) | Ok(Err(_)) | Err(_) => {
-                // The stream may be broken: a new one next round, same lease.
                 let why = match answer {
                     Err(_) => "no answer in time".to_owned(),
                     Ok(Err(e)) => e.to_string(),
                     _ => "keep-alive stream closed".to_owned(),
                 };
-                if let Ok((keeper, stream)) = client.lease_keep_alive(h.id).await {
-                    h.keeper = keeper;
-                    h.stream = stream;
-                }
+                self.restream(&mut client).await?;
                 Err(format!("cannot renew the lease: {why}"))
             }
+        }
+    }
+
+    /// A new keep-alive stream for the lease held, after the old one broke (etcd was
+    /// away): renewed through it next round, so a replica whose lease outlived the
+    /// outage in etcd keeps it. When etcd answers that the lease is gone (it expired
+    /// while the stream was down), the lease is dropped and this replica follows
+    /// (invariant 9: stepping down early is safe); a new lease is taken next round.
+    /// Retrying a lost lease would keep this replica out of every election.
+    async fn restream(&mut self, client: &mut etcd_client::Client) -> Result<(), String> {
+        let Some(h) = self.held.as_mut() else {
+            return Ok(());
+        };
+        match client.lease_keep_alive(h.id).await {
+            Ok((keeper, stream)) => {
+                h.keeper = keeper;
+                h.stream = stream;
+                Ok(())
+            }
+            // The client's only keep-alive error when opening a stream: etcd answered
+            // the first keep-alive with no time left.
+            Err(etcd_client::Error::LeaseKeepAliveError(_)) => {
+                self.held = None;
+                self.give_up("the lease expired in etcd while it was away");
+                Err("the lease expired in etcd while it was away; taking a new one".into())
+            }
+            // etcd is still away: the same lease, through a new stream, next round.
+            Err(_) => Ok(()),
         }
     }
 

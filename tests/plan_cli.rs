@@ -306,4 +306,18 @@ fn exit_codes() {
     let out = quorate(&["plan", "--specs", invalid.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("quorate::runtime::unauthenticated"));
+    // The snapshot is parsed alongside the specs, but reported only once they are valid.
+    let both = quorate(&[
+        "plan",
+        "--specs",
+        invalid.to_str().unwrap(),
+        "--observed",
+        bad_snap.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&both.stderr);
+    assert_eq!(both.status.code(), Some(1));
+    assert!(
+        stderr.contains("quorate::runtime::unauthenticated") && !stderr.contains("bad.yaml"),
+        "{stderr}"
+    );
 }

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::diag::Diagnostic;
 use crate::diag::render::{Format as DiagFormat, RenderContext, render as render_diags};
 use crate::observed::{Observed, snapshot};
 use crate::plan::render::{Format, render};
@@ -74,7 +75,18 @@ pub fn run(args: &Args) -> ExitCode {
         Format::Json => DiagFormat::Json,
         _ => DiagFormat::Human,
     };
-    let spec = match super::validate::load_valid_as(args.spec_paths(), None, findings) {
+    // The snapshot is parsed while the specs are validated: their meaning checks use one
+    // core, and the snapshot of a large cluster is a megabyte or more of JSON.
+    let (spec, snapshot) = std::thread::scope(|s| {
+        let snapshot = args
+            .observed
+            .as_deref()
+            .map(|path| s.spawn(move || parse_snapshot(path)));
+        let spec = super::validate::load_valid_as(args.spec_paths(), None, findings);
+        let snapshot = snapshot.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (spec, snapshot)
+    });
+    let spec = match spec {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -82,7 +94,7 @@ pub fn run(args: &Args) -> ExitCode {
         eprintln!("error: --timeout, --state-dir and --previous go with --live");
         return ExitCode::from(super::EXIT_USAGE);
     }
-    let mut observed = match &args.observed {
+    let mut observed = match snapshot {
         None if args.live => match super::observe::observe_live(&spec, &args.live_args) {
             Ok((observed, _)) => observed,
             Err(code) => return code,
@@ -100,10 +112,8 @@ pub fn run(args: &Args) -> ExitCode {
             );
             Observed::fresh(&spec)
         }
-        Some(path) => match read_snapshot(path) {
-            Ok(o) => o,
-            Err(code) => return code,
-        },
+        Some(Ok(o)) => o,
+        Some(Err(e)) => return e.report(),
     };
     for node in &args.fail_nodes {
         match node
@@ -160,28 +170,50 @@ fn what_if_suspended(args: &Args, observed: &mut Observed) -> Result<(), ExitCod
 
 /// Reads a snapshot file, rendering its problems to stderr (exit 1, also when unreadable).
 pub(super) fn read_snapshot(path: &Path) -> Result<Observed, ExitCode> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        eprintln!("error: cannot read {}: {e}", path.display());
-        ExitCode::from(super::EXIT_USAGE)
-    })?;
+    parse_snapshot(path).map_err(SnapshotError::report)
+}
+
+/// Why a snapshot file could not be used, kept until it can be reported.
+enum SnapshotError {
+    Unreadable(String),
+    Invalid(Sources, Vec<Diagnostic>),
+}
+
+impl SnapshotError {
+    /// Renders the problem to stderr; the exit code for it.
+    fn report(self) -> ExitCode {
+        match self {
+            SnapshotError::Unreadable(message) => {
+                eprintln!("error: {message}");
+                ExitCode::from(super::EXIT_USAGE)
+            }
+            SnapshotError::Invalid(sources, diags) => {
+                let ctx = RenderContext {
+                    sources: &sources,
+                    redactions: &[],
+                    color: super::color_stderr(),
+                };
+                let _ = render_diags(
+                    &mut std::io::stderr().lock(),
+                    DiagFormat::Human,
+                    &diags,
+                    &ctx,
+                );
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// Reads and parses a snapshot file.
+fn parse_snapshot(path: &Path) -> Result<Observed, SnapshotError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| SnapshotError::Unreadable(format!("cannot read {}: {e}", path.display())))?;
     let mut sources = Sources::new();
     let file = sources.add(path.display().to_string(), bytes);
     let bytes = sources
         .get(file)
         .map(|f| f.bytes.as_slice())
         .unwrap_or_default();
-    snapshot::parse(file, bytes).map_err(|diags| {
-        let ctx = RenderContext {
-            sources: &sources,
-            redactions: &[],
-            color: super::color_stderr(),
-        };
-        let _ = render_diags(
-            &mut std::io::stderr().lock(),
-            DiagFormat::Human,
-            &diags,
-            &ctx,
-        );
-        ExitCode::from(1)
-    })
+    snapshot::parse(file, bytes).map_err(|diags| SnapshotError::Invalid(sources, diags))
 }

@@ -16,7 +16,7 @@
 //! none, so the first node by name fills up before the next is used.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use super::Nodes;
@@ -72,8 +72,8 @@ pub(super) struct Capacity<'a> {
     used: Vec<Vec<u64>>,
     /// Per bundle, what one instance needs: (quantity, amount), amounts above 0.
     needs: BTreeMap<&'a str, Vec<(usize, u64)>>,
-    /// Where each instance's needs are counted.
-    counted: BTreeMap<(&'a str, u32), usize>,
+    /// Where each instance's needs are counted (looked up only, never walked).
+    counted: HashMap<(&'a str, u32), usize>,
     /// Where the running instances were counted from the start.
     claimed: BTreeMap<(&'a str, u32), usize>,
     /// Per bundle, the bundles placed after it that are colocated with it by `INFINITY`
@@ -126,7 +126,7 @@ impl<'a> Capacity<'a> {
             quantities,
             total,
             needs,
-            counted: BTreeMap::new(),
+            counted: HashMap::new(),
             claimed: BTreeMap::new(),
             dependents: BTreeMap::new(),
             replicas: BTreeMap::new(),
@@ -138,7 +138,7 @@ impl<'a> Capacity<'a> {
             .collect();
         c.dependents = c.dependents_of(spec, order, starved);
         c.count_running(spec, nodes, current, stays);
-        c.claimed = c.counted.clone();
+        c.claimed = c.counted.iter().map(|(k, at)| (*k, *at)).collect();
         c
     }
 

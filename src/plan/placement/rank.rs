@@ -299,13 +299,12 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 continue;
             }
             let weight = factor * c.score.value() as f64 / Score::INFINITY_VALUE as f64;
-            let theirs = self.preferences(dependent);
-            for (node, score) in theirs.score.iter().enumerate() {
-                if let Some(delta) = weighted(*score, weight) {
+            for (node, score) in self.preferences(dependent) {
+                if let Some(delta) = weighted(score, weight) {
                     adds.push(Add {
                         node,
                         delta,
-                        theirs: *score,
+                        theirs: score,
                         dependent,
                         constraint: cname,
                     });
@@ -315,13 +314,25 @@ impl<'s, 'a> Ranker<'s, 'a> {
         }
     }
 
-    /// A dependent's own preferences: its location constraints. Not its stickiness:
-    /// where it runs now would move the primary in the plan after the one that moves the
-    /// dependent, and planning again against a plan's result must change nothing.
-    fn preferences(&self, bundle: &str) -> Scores {
-        let mut s = Scores::new(self.nodes.count(), false);
-        self.location(&mut s, bundle);
-        s
+    /// A dependent's own preferences: its location constraints, summed on each node
+    /// they touch, by node. Not its stickiness: where it runs now would move the primary
+    /// in the plan after the one that moves the dependent, and planning again against a
+    /// plan's result must change nothing.
+    fn preferences(&self, bundle: &str) -> Vec<(usize, Score)> {
+        let mut prefs: Vec<(usize, Score)> = self
+            .location_hits(bundle)
+            .map(|(i, _, score)| (i, score))
+            .collect();
+        // Stable: each node's scores add up in the constraints' order, as on a score row.
+        prefs.sort_by_key(|(i, _)| *i);
+        prefs.dedup_by(|next, kept| {
+            let same = next.0 == kept.0;
+            if same {
+                kept.1 += next.1;
+            }
+            same
+        });
+        prefs
     }
 
     /// The cycle stage of its first member: another member's parts, added.
@@ -359,16 +370,23 @@ impl<'s, 'a> Ranker<'s, 'a> {
 
     /// The location stage: each location constraint's score on the nodes it matches.
     fn location(&self, s: &mut Scores, bundle: &str) {
-        let Some(locations) = self.locations.get(bundle) else {
-            return;
-        };
-        for &(cname, l) in locations {
+        for (i, cname, score) in self.location_hits(bundle) {
+            s.add(i, Stage::Location, || format!("location {cname}"), score);
+        }
+    }
+
+    /// Each location constraint of `bundle` on each node it matches: (node, constraint,
+    /// score), constraint by constraint.
+    fn location_hits(&self, bundle: &str) -> impl Iterator<Item = (usize, &'a str, Score)> {
+        let locations = self.locations.get(bundle).map_or(&[][..], Vec::as_slice);
+        locations.iter().flat_map(|&(cname, l)| {
             let one = l.node.as_ref().and_then(|n| self.nodes.of(n.as_str()));
             let hits = self.rule_hits.get(cname).map_or(&[][..], |h| &h[..]);
-            for i in one.into_iter().chain(hits.iter().copied()) {
-                s.add(i, Stage::Location, || format!("location {cname}"), l.score);
-            }
-        }
+            let score = l.score;
+            one.into_iter()
+                .chain(hits.iter().copied())
+                .map(move |i| (i, cname, score))
+        })
     }
 
     /// The colocation stage: each colocation's score where the bundle it follows has an

@@ -71,16 +71,16 @@ pub(super) struct Capacity<'a> {
     /// Per node, the needs of the instances counted there.
     used: Vec<Vec<u64>>,
     /// Per bundle, what one instance needs: (quantity, amount), amounts above 0.
-    needs: BTreeMap<&'a str, Vec<(usize, u64)>>,
+    needs: HashMap<&'a str, Vec<(usize, u64)>>,
     /// Where each instance's needs are counted (looked up only, never walked).
     counted: HashMap<(&'a str, u32), usize>,
     /// Where the running instances were counted from the start.
     claimed: BTreeMap<(&'a str, u32), usize>,
     /// Per bundle, the bundles placed after it that are colocated with it by `INFINITY`
     /// and need something (its dependents, which must join its instances).
-    dependents: BTreeMap<&'a str, Vec<&'a str>>,
+    dependents: HashMap<&'a str, Vec<&'a str>>,
     /// Per bundle that needs something, its replicas.
-    replicas: BTreeMap<&'a str, u32>,
+    replicas: HashMap<&'a str, u32>,
 }
 
 impl<'a> Capacity<'a> {
@@ -128,8 +128,8 @@ impl<'a> Capacity<'a> {
             needs,
             counted: HashMap::new(),
             claimed: BTreeMap::new(),
-            dependents: BTreeMap::new(),
-            replicas: BTreeMap::new(),
+            dependents: HashMap::new(),
+            replicas: HashMap::new(),
         };
         c.replicas = c
             .needs
@@ -192,9 +192,9 @@ impl<'a> Capacity<'a> {
         spec: &'a SpecSet,
         order: &[&'a str],
         starved: &BTreeMap<&'a str, &'a str>,
-    ) -> BTreeMap<&'a str, Vec<&'a str>> {
-        let at: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, b)| (*b, i)).collect();
-        let mut dependents: BTreeMap<&'a str, Vec<&'a str>> = BTreeMap::new();
+    ) -> HashMap<&'a str, Vec<&'a str>> {
+        let at: HashMap<&str, usize> = order.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+        let mut dependents: HashMap<&'a str, Vec<&'a str>> = HashMap::new();
         for c in spec.constraints.values() {
             let ConstraintSpec::Colocation(c) = c else {
                 continue;

@@ -88,22 +88,23 @@ pub(super) fn stickiness(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, index: u32, own
 /// Where this placement put each instance (none: nowhere).
 pub(super) type NodeOf<'a> = BTreeMap<(&'a str, u32), Option<&'a Name>>;
 
-/// What the shared parts of bundles are computed from.
+/// What the shared parts of bundles are computed from. Its maps are looked up, never
+/// walked: hashed. The constraints in each are in the set's order.
 pub(super) struct Ranker<'s, 'a> {
     spec: &'a SpecSet,
     nodes: &'s Nodes<'a>,
     usable: &'s [bool],
     /// Location constraints, by the bundle they place.
-    locations: BTreeMap<&'a str, Vec<(&'a str, &'a LocationConstraint)>>,
+    locations: HashMap<&'a str, Vec<(&'a str, &'a LocationConstraint)>>,
     /// Colocations, by the bundle they place.
-    colocations: BTreeMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
+    colocations: HashMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
     /// `-INFINITY` colocations, by the bundle they keep away from (`with`).
-    shunned_by: BTreeMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
+    shunned_by: HashMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
     /// Colocations, by the bundle they follow (`with`): its dependents.
-    dependents_of: BTreeMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
+    dependents_of: HashMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
     /// The nodes each location constraint's rule matches (computed once per distinct
     /// rule), by constraint name.
-    rule_hits: BTreeMap<&'a str, Rc<[usize]>>,
+    rule_hits: HashMap<&'a str, Rc<[usize]>>,
     /// The promoted instances of promotable bundles, for colocations with `role:
     /// promoted`.
     promoted: Option<&'a super::Promoted>,
@@ -122,11 +123,11 @@ impl<'s, 'a> Ranker<'s, 'a> {
             spec,
             nodes,
             usable,
-            locations: BTreeMap::new(),
-            colocations: BTreeMap::new(),
-            shunned_by: BTreeMap::new(),
-            dependents_of: BTreeMap::new(),
-            rule_hits: BTreeMap::new(),
+            locations: HashMap::new(),
+            colocations: HashMap::new(),
+            shunned_by: HashMap::new(),
+            dependents_of: HashMap::new(),
+            rule_hits: HashMap::new(),
             promoted,
             explain,
         };
@@ -525,11 +526,11 @@ fn weighted(score: Score, factor: f64) -> Option<Score> {
 
 /// The nodes each location constraint's rule matches, by constraint name; each distinct
 /// rule is matched against the nodes once.
-fn rule_hits<'a>(spec: &'a SpecSet, nodes: &Nodes<'_>) -> BTreeMap<&'a str, Rc<[usize]>> {
+fn rule_hits<'a>(spec: &'a SpecSet, nodes: &Nodes<'_>) -> HashMap<&'a str, Rc<[usize]>> {
     let named = (0..nodes.count()).map(|i| (nodes.names[i].as_str(), &nodes.specs[i].attributes));
     let mut matcher = NodeMatcher::new(named);
     let mut distinct: HashMap<&'a Rule, Rc<[usize]>> = HashMap::new();
-    let mut hits = BTreeMap::new();
+    let mut hits = HashMap::new();
     for (cname, c) in &spec.constraints {
         let ConstraintSpec::Location(LocationConstraint {
             node: None,

@@ -292,7 +292,6 @@ pub(crate) fn cluster_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-/// Whether to colour output written to stdout.
 /// Frees `value` on a thread of its own, for a command that goes on without it; the
 /// process may end first (its memory goes with it). Where no thread starts, `value` is
 /// freed here, as usual.
@@ -302,6 +301,7 @@ pub(crate) fn free_later<T: Send + 'static>(value: T) {
         .spawn(move || drop(value));
 }
 
+/// Whether to colour output written to stdout.
 pub(crate) fn color_stdout() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
 }

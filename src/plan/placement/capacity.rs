@@ -424,7 +424,7 @@ impl Shortfall {
                     total,
                     ..
                 } => Some((
-                    nodes.names[i].clone(),
+                    nodes.name(i).clone(),
                     quantity.to_owned(),
                     needed,
                     free,

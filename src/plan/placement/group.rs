@@ -63,7 +63,7 @@ impl<'a> Tally<'_, 'a> {
             for c in p
                 .candidates
                 .iter_mut()
-                .filter(|c| c.node == *self.nodes.names[at])
+                .filter(|c| c.node == *self.nodes.name(at))
             {
                 let source = format!("colocation cycle: no {with} here");
                 c.parts

@@ -79,8 +79,7 @@ pub type Promoted = BTreeMap<Name, Vec<(u32, Name)>>;
 
 /// The nodes, in name order, addressed by index.
 struct Nodes<'a> {
-    names: Vec<&'a Name>,
-    /// Each node's spec (its attributes, its capacity).
+    /// Each node's spec (its name, attributes, capacity).
     specs: Vec<&'a NodeSpec>,
     /// Hashed: looked up for every instance placed, never walked in order.
     index: HashMap<&'a str, usize>,
@@ -91,7 +90,6 @@ impl<'a> Nodes<'a> {
         let mut sorted: Vec<_> = spec.cluster.nodes.iter().collect();
         sorted.sort_by(|a, b| a.name.cmp(&b.name));
         Nodes {
-            names: sorted.iter().map(|n| &n.name).collect(),
             index: sorted
                 .iter()
                 .enumerate()
@@ -102,7 +100,12 @@ impl<'a> Nodes<'a> {
     }
 
     fn count(&self) -> usize {
-        self.names.len()
+        self.specs.len()
+    }
+
+    /// The name of node `i`.
+    fn name(&self, i: usize) -> &'a Name {
+        &self.specs[i].name
     }
 
     fn of(&self, node: &str) -> Option<usize> {
@@ -132,9 +135,9 @@ pub fn place<'a>(
     // one round usually does. What every round shares is worked out once.
     let nodes = Nodes::new(spec);
     let usable: Vec<bool> = nodes
-        .names
+        .specs
         .iter()
-        .map(|n| current.usable.contains(n.as_str()))
+        .map(|n| current.usable.contains(n.name.as_str()))
         .collect();
     let ranker = Ranker::new(spec, &nodes, &usable, promoted, explain);
     let order = colocation::order(spec);
@@ -296,7 +299,7 @@ fn place_once<'a>(
                     || !(round.starved.contains_key(bundle)
                         || !usable[at]
                         || round.left.contains(&(bundle, index))
-                        || failed_out(spec, observed, current, (bundle, index), nodes.names[at]))
+                        || failed_out(spec, observed, current, (bundle, index), nodes.name(at)))
             },
         ),
     };
@@ -453,7 +456,7 @@ impl<'a> Placer<'_, 'a> {
         b.mine[at] += 1;
         self.out
             .node
-            .insert((b.name, index), Some(self.nodes.names[at]));
+            .insert((b.name, index), Some(self.nodes.name(at)));
     }
 
     /// The `first` of a mandatory order that starves `bundle`, when this round can tell
@@ -493,7 +496,7 @@ impl<'a> Placer<'_, 'a> {
             self.put(b, index, at);
             self.held.insert((b.name, index));
             if self.explain {
-                let node = self.nodes.names[at].clone();
+                let node = self.nodes.name(at).clone();
                 self.out.explain.push(select::stays(
                     name,
                     Some(node.clone()),
@@ -544,7 +547,7 @@ impl<'a> Placer<'_, 'a> {
             if self.explain {
                 self.out.explain.push(select::stays(
                     name,
-                    at.map(|i| self.nodes.names[i].clone()),
+                    at.map(|i| self.nodes.name(i).clone()),
                     stay.clone(),
                     "stays: a copy may still run on a lost node that cannot be fenced".into(),
                     Score::ZERO,
@@ -571,7 +574,7 @@ impl<'a> Placer<'_, 'a> {
             let node = runs.map_or_else(|| Name::from_static("nowhere"), |c| c.node.clone());
             self.out.explain.push(select::stays(
                 instance_name(b.name, index),
-                at.map(|i| self.nodes.names[i].clone()),
+                at.map(|i| self.nodes.name(i).clone()),
                 node,
                 "stays as observed: suspended, not managed".into(),
                 Score::ZERO,

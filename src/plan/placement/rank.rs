@@ -527,7 +527,7 @@ fn weighted(score: Score, factor: f64) -> Option<Score> {
 /// The nodes each location constraint's rule matches, by constraint name; each distinct
 /// rule is matched against the nodes once.
 fn rule_hits<'a>(spec: &'a SpecSet, nodes: &Nodes<'_>) -> HashMap<&'a str, Rc<[usize]>> {
-    let named = (0..nodes.count()).map(|i| (nodes.names[i].as_str(), &nodes.specs[i].attributes));
+    let named = nodes.specs.iter().map(|n| (n.name.as_str(), &n.attributes));
     let mut matcher = NodeMatcher::new(named);
     let mut distinct: HashMap<&'a Rule, Rc<[usize]>> = HashMap::new();
     let mut hits = HashMap::new();

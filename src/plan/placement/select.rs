@@ -62,7 +62,7 @@ pub(super) fn explained(
             parts.extend(own.parts(i).iter().cloned());
             parts.sort_by_key(|p| p.stage);
             Candidate {
-                node: nodes.names[i].clone(),
+                node: nodes.name(i).clone(),
                 score: score_of(i),
                 parts,
             }
@@ -71,7 +71,7 @@ pub(super) fn explained(
     sort_candidates(&mut candidates);
     Placement {
         instance,
-        chosen: chosen.map(|i| nodes.names[i].clone()),
+        chosen: chosen.map(|i| nodes.name(i).clone()),
         candidates,
     }
 }

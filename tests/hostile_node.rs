@@ -28,6 +28,8 @@ enum List {
     Endless,
     /// A chunked body that does not end, 100 bytes every 50 ms.
     Trickle,
+    /// The running quorate container `web-0`, and nothing else.
+    Web0,
 }
 
 /// Serves a fake runtime API on `path`: the version and ping calls like Docker 24 and
@@ -61,6 +63,8 @@ fn serve(mut s: UnixStream, list: List) {
             &mut s,
             r#"{"ApiVersion":"1.43","MinAPIVersion":"1.12","Version":"24.0.0"}"#,
         );
+    } else if path.contains("/containers/json") && matches!(list, List::Web0) {
+        json(&mut s, &list_web_0());
     } else if path.contains("/containers/json") {
         let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
                     Transfer-Encoding: chunked\r\n\r\n";
@@ -95,7 +99,7 @@ fn endless(s: &mut UnixStream, list: List) {
     }
     let (chunk, pause) = match list {
         List::Endless => (body.as_str(), Duration::ZERO),
-        List::Trickle => (&body[..100], Duration::from_millis(50)),
+        List::Trickle | List::Web0 => (&body[..100], Duration::from_millis(50)),
     };
     let framed = format!("{:x}\r\n{chunk}\r\n", chunk.len());
     let mut sent = 0;
@@ -110,21 +114,42 @@ fn endless(s: &mut UnixStream, list: List) {
     let _ = s.read(&mut [0u8; 1]);
 }
 
+fn web_0_labels() -> serde_json::Value {
+    serde_json::json!({
+        "io.quorate.managed-by": "quorate",
+        "io.quorate.cluster": "c",
+        "io.quorate.bundle": "web",
+        "io.quorate.instance": "0",
+        "io.quorate.spec-hash": "0000000000000000",
+        "io.quorate.commit": "0000000"
+    })
+}
+
 fn inspect_web_0() -> String {
     serde_json::json!({
         "Id": "0123456789abcdef",
         "Name": "/web-0",
         "State": {"Status": "running", "Running": true, "ExitCode": 0},
-        "Config": {"Labels": {
-            "io.quorate.managed-by": "quorate",
-            "io.quorate.cluster": "c",
-            "io.quorate.bundle": "web",
-            "io.quorate.instance": "0",
-            "io.quorate.spec-hash": "0000000000000000",
-            "io.quorate.commit": "0000000"
-        }}
+        "Config": {"Labels": web_0_labels()}
     })
     .to_string()
+}
+
+/// Docker's list with `web-0` in it.
+fn list_web_0() -> String {
+    serde_json::json!([{
+        "Id": "0123456789abcdef",
+        "Names": ["/web-0"],
+        "State": "running",
+        "Status": "Up 1 minute",
+        "Labels": web_0_labels()
+    }])
+    .to_string()
+}
+
+/// `web-0`'s monitor, run once.
+fn health(rt: &dyn Runtime, m: &Monitor) -> HealthResult {
+    block_on(rt.check_health(&[("web-0", m)])).remove(0)
 }
 
 fn driver(url: &str, timeout: Duration) -> Box<dyn Runtime> {
@@ -273,7 +298,7 @@ fn http_node(reply: Vec<u8>, trickle: bool) -> SocketAddr {
 fn a_health_check_reply_without_end_fails_the_check_in_bounds() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("docker.sock");
-    fake_runtime(&sock, List::Endless);
+    fake_runtime(&sock, List::Web0);
     let rt = driver(
         &format!("docker+unix://{}", sock.display()),
         Duration::from_secs(10),
@@ -289,7 +314,7 @@ fn a_health_check_reply_without_end_fails_the_check_in_bounds() {
     // 64 MiB without a line end: the status line is looked for in the first 4 KiB only.
     let flood = http_node(vec![b'x'; 64 << 20], false);
     let started = Instant::now();
-    let r = block_on(rt.check_health("web-0", &check(flood)));
+    let r = health(&*rt, &check(flood));
     assert_eq!(
         r,
         HealthResult::Failed {
@@ -301,7 +326,7 @@ fn a_health_check_reply_without_end_fails_the_check_in_bounds() {
     // A status line that never ends: the check's timeout.
     let slow = http_node(b"HTTP/1.1 200".to_vec(), true);
     let started = Instant::now();
-    let r = block_on(rt.check_health("web-0", &check(slow)));
+    let r = health(&*rt, &check(slow));
     assert_eq!(
         r,
         HealthResult::Failed {

@@ -230,16 +230,17 @@ impl Reconciler {
 
     /// Runs due monitors; returns whether a failure (or a recovery) was seen.
     pub async fn monitor(&mut self) -> bool {
-        let Some(observed) = self.last_observed.clone() else {
+        let Some(observed) = &self.last_observed else {
             return false;
         };
         let results = self
             .monitors
             .run_due(
                 &self.desired.spec,
-                &observed,
+                observed,
                 &self.runtimes,
                 self.store.as_ref(),
+                self.options.node_concurrency,
             )
             .await;
         let mut changed = false;

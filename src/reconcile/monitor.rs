@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use super::store::Store;
@@ -73,59 +75,46 @@ pub fn monitor_for(spec: &SpecSet, node: &Name, bundle: &BundleSpec, index: u32)
     }
 }
 
+/// A monitor that is due: the instance's name, its monitor, and what its failure does.
+struct Due {
+    name: String,
+    monitor: Monitor,
+    on_fail: OnFail,
+}
+
 impl Monitors {
-    /// Runs the checks that are due on the running instances of `observed`; records
-    /// failures in `store` and returns the instances failing now, per node.
+    /// Runs the checks that are due on the running instances of `observed`, one call to
+    /// list each node with any due, at most `concurrency` nodes at a time; records failures
+    /// in `store` and returns the instances failing now, per node.
     pub async fn run_due(
         &mut self,
         spec: &SpecSet,
         observed: &Observed,
         runtimes: &BTreeMap<Name, Arc<dyn Runtime>>,
         store: &dyn Store,
+        concurrency: usize,
     ) -> BTreeMap<Name, BTreeMap<String, bool>> {
-        let now = Instant::now();
-        let mut due = Vec::new();
-        for (node, n) in observed
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.state == NodeState::Online)
-        {
-            for i in n
-                .instances
-                .iter()
-                .filter(|i| i.state != InstanceState::Stopped)
-            {
-                let Some(b) = spec.bundles.get(&i.bundle) else {
-                    continue;
-                };
-                let name = instance_name(i.bundle.as_str(), i.index);
-                let key = (node.clone(), name.clone());
-                if self
-                    .last
-                    .get(&key)
-                    .is_some_and(|t| now.duration_since(*t) < b.monitor.interval.get())
-                {
-                    continue;
-                }
-                self.last.insert(key, now);
-                if let Some(rt) = runtimes.get(node) {
-                    due.push((
-                        node.clone(),
-                        name,
-                        rt.clone(),
-                        monitor_for(spec, node, b, i.index),
-                        b.monitor.on_fail,
-                    ));
-                }
-            }
-        }
-        let results = futures_util::future::join_all(due.into_iter().map(
-            |(node, name, rt, m, on_fail)| async move {
-                let r = rt.check_health(&name, &m).await;
-                (node, name, r, on_fail)
-            },
-        ))
-        .await;
+        let calls = self
+            .due(spec, observed, Instant::now())
+            .into_iter()
+            .filter_map(|(node, due)| {
+                let rt = runtimes.get(&node)?.clone();
+                Some(async move {
+                    let asked: Vec<(&str, &Monitor)> =
+                        due.iter().map(|d| (d.name.as_str(), &d.monitor)).collect();
+                    let results = rt.check_health(&asked).await;
+                    (node, due, results)
+                })
+            })
+            .collect();
+        let results = super::bounded(calls, concurrency)
+            .await
+            .into_iter()
+            .flat_map(|(node, due, results)| {
+                due.into_iter()
+                    .zip(results)
+                    .map(move |(d, r)| (node.clone(), d.name, r, d.on_fail))
+            });
         let now_unix = observed.now;
         let mut out: BTreeMap<Name, BTreeMap<String, bool>> = BTreeMap::new();
         for (node, name, r, on_fail) in results {
@@ -152,6 +141,60 @@ impl Monitors {
             }
         }
         out
+    }
+
+    /// The monitors due at `now` on the running instances of `observed`, by node; each is
+    /// marked run at `now`. A node's monitors run together, one list call for them all:
+    /// when one is due, those at least half their interval since their last run join it,
+    /// so each node is listed at most about twice per interval, however many instances it
+    /// runs and whenever they started.
+    fn due(
+        &mut self,
+        spec: &SpecSet,
+        observed: &Observed,
+        now: Instant,
+    ) -> BTreeMap<Name, Vec<Due>> {
+        let mut due = BTreeMap::new();
+        let online = observed
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.state == NodeState::Online);
+        for (node, n) in online {
+            let mut ages = Vec::new();
+            for i in n
+                .instances
+                .iter()
+                .filter(|i| i.state != InstanceState::Stopped)
+            {
+                let Some(b) = spec.bundles.get(&i.bundle) else {
+                    continue;
+                };
+                let name = instance_name(i.bundle.as_str(), i.index);
+                let age = self.last.get(&(node.clone(), name.clone()));
+                let age = age.map_or(Duration::MAX, |t| now.duration_since(*t));
+                ages.push((i.index, b, name, age));
+            }
+            if !ages
+                .iter()
+                .any(|(_, b, _, age)| *age >= b.monitor.interval.get())
+            {
+                continue;
+            }
+            let mut run = Vec::new();
+            for (index, b, name, age) in ages {
+                if age < b.monitor.interval.get() / 2 {
+                    continue;
+                }
+                self.last.insert((node.clone(), name.clone()), now);
+                run.push(Due {
+                    monitor: monitor_for(spec, node, b, index),
+                    on_fail: b.monitor.on_fail,
+                    name,
+                });
+            }
+            due.insert(node.clone(), run);
+        }
+        due
     }
 
     /// Forgets instances no longer running, so a new copy is checked at once.
@@ -221,10 +264,11 @@ mod tests {
         ) -> Result<ExecOutcome, RuntimeError> {
             Err(self.refuse())
         }
-        async fn check_health(&self, _: &str, _: &Monitor) -> HealthResult {
-            HealthResult::Failed {
+        async fn check_health(&self, due: &[(&str, &Monitor)]) -> Vec<HealthResult> {
+            let failed = HealthResult::Failed {
                 reason: "connection refused".into(),
-            }
+            };
+            vec![failed; due.len()]
         }
     }
 
@@ -255,7 +299,7 @@ mod tests {
         let runtimes = BTreeMap::from([(node.clone(), rt)]);
         let store = MemoryStore::new();
         let failing = Monitors::default()
-            .run_due(&spec, &observed, &runtimes, &store)
+            .run_due(&spec, &observed, &runtimes, &store, 4)
             .await;
         // Every failing instance is reported failing, whatever its onFail...
         let reported: Vec<(&str, bool)> = failing[&node]

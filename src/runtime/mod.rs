@@ -248,9 +248,10 @@ pub trait Runtime: Send + Sync {
             .ok_or(RuntimeError::NotFound { name })
     }
 
-    /// Runs the instance's monitor once: is it running, and does its check pass?
-    async fn check_health(&self, name: &str, monitor: &Monitor) -> HealthResult {
-        health::check(self, name, monitor).await
+    /// Runs the monitors of `due` (instance name, monitor) once: is each running, and
+    /// does its check pass? The results in `due`'s order.
+    async fn check_health(&self, due: &[(&str, &Monitor)]) -> Vec<HealthResult> {
+        health::check(self, due).await
     }
 }
 

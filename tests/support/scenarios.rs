@@ -63,6 +63,11 @@ fn monitor(check: Option<HealthCheck>) -> Monitor {
     }
 }
 
+/// `name`'s monitor, run once.
+async fn health(rt: &dyn Runtime, name: &str, m: &Monitor) -> HealthResult {
+    rt.check_health(&[(name, m)]).await.remove(0)
+}
+
 fn cmd(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
@@ -75,7 +80,7 @@ fn local(port: u16) -> SocketAddr {
 async fn eventually_healthy(rt: &dyn Runtime, name: &str, m: &Monitor) -> HealthResult {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let r = rt.check_health(name, m).await;
+        let r = health(rt, name, m).await;
         if r == HealthResult::Healthy || Instant::now() > deadline {
             return r;
         }
@@ -325,7 +330,7 @@ pub async fn health_checks(rt: &dyn Runtime) {
     for (check, healthy) in cases {
         let m = monitor(check.clone());
         let started = Instant::now();
-        let r = rt.check_health("mon-0", &m).await;
+        let r = health(rt, "mon-0", &m).await;
         assert!(
             started.elapsed() < Duration::from_secs(6),
             "{check:?} overran its timeout"
@@ -342,7 +347,7 @@ pub async fn health_checks(rt: &dyn Runtime) {
 
     // An exited instance is a failure, whatever its check says.
     rt.stop("mon-0", Duration::from_secs(1)).await.unwrap();
-    let r = rt.check_health("mon-0", &monitor(None)).await;
+    let r = health(rt, "mon-0", &monitor(None)).await;
     match &r {
         HealthResult::Failed { reason } => assert!(reason.contains("exited"), "{reason}"),
         other => panic!("expected failure, got {other:?}"),
@@ -351,7 +356,7 @@ pub async fn health_checks(rt: &dyn Runtime) {
     assert_eq!(record.fail_count, failures + 1);
     assert_eq!(record.last_failure.as_ref().map(|f| f.0), Some(2_000));
     rt.remove("mon-0").await.unwrap();
-    let gone = rt.check_health("mon-0", &monitor(None)).await;
+    let gone = health(rt, "mon-0", &monitor(None)).await;
     assert!(matches!(gone, HealthResult::Failed { .. }), "{gone:?}");
 }
 
@@ -373,7 +378,7 @@ pub async fn unmanaged_conflict(rt: &dyn Runtime, make_unmanaged: impl Fn(&str))
     assert!(conflict(
         rt.exec("db-0", &cmd(&["true"]), &[]).await.map(|_| ())
     ));
-    let r = rt.check_health("db-0", &monitor(None)).await;
+    let r = health(rt, "db-0", &monitor(None)).await;
     assert!(matches!(r, HealthResult::Failed { .. }), "{r:?}");
 
     let after = rt.inspect("db-0").await.unwrap().unwrap();
@@ -423,7 +428,7 @@ pub async fn other_cluster(url: &str) {
             .await
             .map(|_| ())
     ));
-    let r = ours.check_health("shared-0", &monitor(None)).await;
+    let r = health(&*ours, "shared-0", &monitor(None)).await;
     assert!(matches!(r, HealthResult::Failed { .. }), "{r:?}");
     let still = theirs.inspect("shared-0").await.unwrap().unwrap();
     assert!(
@@ -522,7 +527,7 @@ pub async fn unreachable_endpoints(scheme: &str, dir: &Path) {
         took >= timeout && took < timeout + Duration::from_secs(2),
         "{took:?}"
     );
-    let r = silent.check_health("x-0", &monitor(None)).await;
+    let r = health(&*silent, "x-0", &monitor(None)).await;
     assert!(matches!(r, HealthResult::Unobservable { .. }), "{r:?}");
     holder.abort();
 }

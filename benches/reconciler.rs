@@ -8,7 +8,8 @@
 //! Phases, each printed with its goal:
 //! 1. converge: first push -> every instance running;
 //! 2. idle: CPU and memory of the `quorate run` process over `QUORATE_BENCH_SECONDS`
-//!    (30), the probe rate achieved per node, and the most calls in flight at once;
+//!    (30), the probe rate achieved per node (and the monitors' lists and inspects), and
+//!    the most connections open at once;
 //! 3. a pushed commit that changes 1,000 instances (a new image): push -> every one
 //!    replaced and running, and the passes' latency (observation + plan + dispatch, from
 //!    the journal);
@@ -199,11 +200,13 @@ fn main() {
     let (cpu1, rss, hwm) = sample(pid);
     let calls1 = fake.counts();
     let wall = t0.elapsed().as_secs_f64();
-    let probes = (calls1.ping + calls1.list - calls0.ping - calls0.list) as f64;
+    let per_node = |n: u64| n as f64 / nodes as f64 / wall;
     println!(
-        "  idle, {seconds} s: {:.1}% of a core, {rss:.0} MB resident (peak {hwm:.0} MB); {:.2} probes (ping or list) per node per second (configured: 2); at most {} connections open at once so far  (goal < 10 %, < 100 MB)",
+        "  idle, {seconds} s: {:.1}% of a core, {rss:.0} MB resident (peak {hwm:.0} MB); per node per second {:.2} pings (configured: 2), {:.3} lists, {:.3} inspects; at most {} connections open at once so far  (goal < 10 %, < 100 MB)",
         100.0 * (cpu1 - cpu0) / wall,
-        probes / nodes as f64 / wall,
+        per_node(calls1.ping - calls0.ping),
+        per_node(calls1.list - calls0.list),
+        per_node(calls1.inspect - calls0.inspect),
         fake.peak_connections()
     );
 

@@ -331,4 +331,36 @@ mod tests {
             [("restart-0".to_owned(), 1), ("stop-0".to_owned(), 1)]
         );
     }
+
+    #[test]
+    fn a_nodes_monitors_run_together_when_one_is_due() {
+        let spec = spec();
+        let observed = crate::observed::snapshot::parse(
+            crate::source::FileId(0),
+            b"now: 500\nnodes:\n  n1: {instances: [{bundle: ignore, index: 0, specHash: h}, {bundle: block, index: 0, specHash: h}, {bundle: restart, index: 0, specHash: h}]}\n",
+        )
+        .unwrap();
+        let node: Name = "n1".parse().unwrap();
+        let t0 = Instant::now();
+        let mut m = Monitors::default();
+        // The default interval is 10 s: `ignore-0` last ran 10 s ago (due), `block-0` 6 s
+        // ago (past half, joins), `restart-0` 2 s ago (stays out).
+        for (instance, ago) in [("ignore-0", 10), ("block-0", 6), ("restart-0", 2)] {
+            m.last.insert(
+                (node.clone(), instance.into()),
+                t0 - Duration::from_secs(ago),
+            );
+        }
+        let names = |due: &BTreeMap<Name, Vec<Due>>| -> Vec<String> {
+            due.values().flatten().map(|d| d.name.clone()).collect()
+        };
+        assert_eq!(names(&m.due(&spec, &observed, t0)), ["ignore-0", "block-0"]);
+        // Two seconds on nothing is due, although `restart-0` is past half its interval.
+        let later = t0 + Duration::from_secs(2);
+        assert!(m.due(&spec, &observed, later).is_empty());
+        // When it is due, the others (8 s since they ran) join it: the node is in step.
+        let due = t0 + Duration::from_secs(8);
+        let all = ["ignore-0", "block-0", "restart-0"];
+        assert_eq!(names(&m.due(&spec, &observed, due)), all);
+    }
 }

@@ -3,7 +3,7 @@
 //! unless `onFail` is `ignore` or `block`, and starts a pass, which handles the instance
 //! as its `onFail` says.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -12,16 +12,20 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::store::Store;
-use crate::observed::{InstanceState, NodeState, Observed};
+use crate::observed::{InstanceState, NodeState, Observed, ObservedNode};
 use crate::runtime::{HealthCheck, HealthResult, Monitor, Runtime};
 use crate::spec::bundle::{BundleSpec, Check, OnFail, instance_ip, instance_name};
 use crate::spec::endpoint::Transport;
 use crate::spec::{Name, SpecSet};
 
-/// When each instance was last checked.
+/// When each instance was last checked, and when each node has a monitor due next.
 #[derive(Default)]
 pub struct Monitors {
     last: BTreeMap<(Name, String), Instant>,
+    /// Until then no monitor of the node is due, so the tick skips it without looking at
+    /// its instances. Forgotten at each pass ([`Monitors::retain`]), which may bring new
+    /// instances to check at once.
+    next: HashMap<Name, Instant>,
 }
 
 /// The address a TCP or HTTP check connects to for container port `port`: the host port
@@ -74,6 +78,9 @@ pub fn monitor_for(spec: &SpecSet, node: &Name, bundle: &BundleSpec, index: u32)
         timeout: bundle.monitor.timeout.get(),
     }
 }
+
+/// Far enough to mean never, near enough to add to an [`Instant`].
+const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A monitor that is due: the instance's name, its monitor, and what its failure does.
 struct Due {
@@ -160,46 +167,67 @@ impl Monitors {
             .iter()
             .filter(|(_, n)| n.state == NodeState::Online);
         for (node, n) in online {
-            let mut ages = Vec::new();
-            for i in n
-                .instances
-                .iter()
-                .filter(|i| i.state != InstanceState::Stopped)
-            {
-                let Some(b) = spec.bundles.get(&i.bundle) else {
-                    continue;
-                };
-                let name = instance_name(i.bundle.as_str(), i.index);
-                let age = self.last.get(&(node.clone(), name.clone()));
-                let age = age.map_or(Duration::MAX, |t| now.duration_since(*t));
-                ages.push((i.index, b, name, age));
-            }
-            if !ages
-                .iter()
-                .any(|(_, b, _, age)| *age >= b.monitor.interval.get())
-            {
+            if self.next.get(node).is_some_and(|at| now < *at) {
                 continue;
             }
-            let mut run = Vec::new();
-            for (index, b, name, age) in ages {
-                if age < b.monitor.interval.get() / 2 {
-                    continue;
-                }
-                self.last.insert((node.clone(), name.clone()), now);
-                run.push(Due {
-                    monitor: monitor_for(spec, node, b, index),
-                    on_fail: b.monitor.on_fail,
-                    name,
-                });
+            let (run, wait) = self.node_due(spec, node, n, now);
+            let next = now.checked_add(wait).unwrap_or(now + YEAR);
+            self.next.insert(node.clone(), next);
+            if !run.is_empty() {
+                due.insert(node.clone(), run);
             }
-            due.insert(node.clone(), run);
         }
         due
+    }
+
+    /// `node`'s monitors to run at `now` (none unless one is due), marked run; and how long
+    /// until the next one is due.
+    fn node_due(
+        &mut self,
+        spec: &SpecSet,
+        node: &Name,
+        n: &ObservedNode,
+        now: Instant,
+    ) -> (Vec<Due>, Duration) {
+        let mut ages = Vec::new();
+        for i in n
+            .instances
+            .iter()
+            .filter(|i| i.state != InstanceState::Stopped)
+        {
+            let Some(b) = spec.bundles.get(&i.bundle) else {
+                continue;
+            };
+            let name = instance_name(i.bundle.as_str(), i.index);
+            let last = self.last.get(&(node.clone(), name.clone()));
+            let age = last.map_or(Duration::MAX, |t| now.duration_since(*t));
+            ages.push((i.index, b, name, age));
+        }
+        let any_due = ages
+            .iter()
+            .any(|(_, b, _, age)| *age >= b.monitor.interval.get());
+        let (mut run, mut wait) = (Vec::new(), Duration::MAX);
+        for (index, b, name, age) in ages {
+            let interval = b.monitor.interval.get();
+            if !any_due || age < interval / 2 {
+                wait = wait.min(interval.saturating_sub(age));
+                continue;
+            }
+            wait = wait.min(interval);
+            self.last.insert((node.clone(), name.clone()), now);
+            run.push(Due {
+                monitor: monitor_for(spec, node, b, index),
+                on_fail: b.monitor.on_fail,
+                name,
+            });
+        }
+        (run, wait)
     }
 
     /// Forgets instances no longer running, so a new copy is checked at once.
     pub fn retain(&mut self, running: &BTreeSet<(Name, String)>) {
         self.last.retain(|k, _| running.contains(k));
+        self.next.clear();
     }
 }
 

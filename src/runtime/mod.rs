@@ -41,6 +41,7 @@ pub mod from_spec;
 pub(crate) mod health;
 pub mod instance;
 pub(crate) mod podman;
+mod probe;
 mod relay;
 pub mod roles;
 pub(crate) mod ssh;

@@ -14,6 +14,7 @@ use podman_api::models;
 use podman_api::opts;
 
 use super::instance::{InstanceSpec, NetworkSpec, create_dirs, label};
+use super::probe::{Probe, Target};
 use super::relay::{Relay, Upstream};
 use super::ssh::{SshTarget, SshTunnel};
 use super::state::{ContainerState, ContainerStatus};
@@ -29,8 +30,8 @@ use convert::{create_opts, state_from_inspect, state_from_list};
 pub struct PodmanRuntime {
     conn: Connection,
     api: Podman,
-    /// The probe's client, on the relay's socket (see [`PodmanRuntime::ping`]).
-    pinger: reqwest::Client,
+    /// The ping's own connection, straight to the node.
+    probe: Probe,
     relay: Relay,
     tunnel: Option<SshTunnel>,
     ssh: Option<SshTarget>,
@@ -70,12 +71,19 @@ impl PodmanRuntime {
                 (local, Some(tunnel), Some(target))
             }
         };
-        // Every answer comes through the relay, which bounds its size.
-        let relay = Relay::new(upstream, endpoint.clone(), conn.timeout)?;
-        let pinger = pinger(&relay, &endpoint)?;
+        // The ping goes straight to the node (it bounds what it reads itself); every
+        // other answer comes through the relay, which bounds its size.
+        let target = match &upstream {
+            Upstream::Unix(path) => Target::Unix(path.clone()),
+            Upstream::Tcp { host, port, .. } => Target::Tcp {
+                host: host.clone(),
+                port: *port,
+            },
+        };
+        let relay = Relay::new(upstream, endpoint, conn.timeout)?;
         Ok(PodmanRuntime {
             api: Podman::unix(relay.socket()),
-            pinger,
+            probe: Probe::new(target, "/v4.3.1/libpod/_ping"),
             conn,
             relay,
             tunnel,
@@ -99,7 +107,10 @@ impl PodmanRuntime {
         fut: impl Future<Output = Result<T, podman_api::Error>>,
     ) -> Result<T, RuntimeError> {
         timed(&self.conn.endpoint, op, after, async {
-            let seen = self.ready(after).await?;
+            if let Some(t) = &self.tunnel {
+                t.ensure(after).await?;
+            }
+            let seen = self.relay.ensure().await?;
             fut.await.map_err(|e| {
                 // An answer the relay cut short reads as a broken connection or bad JSON
                 // to the client: the relay knows what the node did.
@@ -109,15 +120,6 @@ impl PodmanRuntime {
             })
         })
         .await
-    }
-
-    /// Brings up the tunnel (if any) and the relay; the relay's failures so far, for
-    /// [`Relay::blame`].
-    async fn ready(&self, within: Duration) -> Result<u64, RuntimeError> {
-        if let Some(t) = &self.tunnel {
-            t.ensure(within).await?;
-        }
-        self.relay.ensure().await
     }
 
     fn error(&self, op: &'static str, e: podman_api::Error) -> RuntimeError {
@@ -215,22 +217,6 @@ impl PodmanRuntime {
     }
 }
 
-/// The probe's HTTP client: one keep-alive connection to the relay's socket, no proxy, no
-/// TLS roots (the relay does any TLS towards the node).
-fn pinger(relay: &Relay, endpoint: &str) -> Result<reqwest::Client, RuntimeError> {
-    reqwest::Client::builder()
-        .unix_socket(relay.socket())
-        .no_proxy()
-        .http1_only()
-        .tls_built_in_root_certs(false)
-        .pool_max_idle_per_host(1)
-        .build()
-        .map_err(|e| RuntimeError::Unreachable {
-            endpoint: endpoint.to_owned(),
-            reason: format!("cannot set up the probe's client: {e}"),
-        })
-}
-
 fn is_status(e: &podman_api::Error, status: u16) -> bool {
     use podman_api::conn::Error as ConnError;
     match e {
@@ -271,40 +257,26 @@ impl Runtime for PodmanRuntime {
         self.conn.cluster.as_deref()
     }
 
-    /// `GET /libpod/_ping`, read to its end. podman-api's `ping` reads only the headers
-    /// and drops the body, which closes the connection: at 2 probes a second per node
-    /// that was a new connection (and relayed connection) per probe. This client keeps
-    /// its connection to the relay open between probes.
+    /// `GET /libpod/_ping` on the probe's own kept-alive connection ([`super::probe`]).
     async fn ping(&self) -> Result<RuntimeInfo, RuntimeError> {
         let endpoint = &self.conn.endpoint;
-        let answer = timed(endpoint, "ping", self.conn.timeout, async {
-            let seen = self.ready(self.conn.timeout).await?;
-            let unreachable = |e: reqwest::Error| {
-                self.relay
-                    .blame(seen, "ping")
-                    .unwrap_or_else(|| RuntimeError::Unreachable {
-                        endpoint: endpoint.to_string(),
-                        reason: format!("ping: {}", crate::diag::error_chain(&e.without_url())),
-                    })
-            };
-            let answer = self
-                .pinger
-                .get("http://d/v4.3.1/libpod/_ping")
-                .send()
-                .await
-                .map_err(unreachable)?;
-            let version = answer.headers().get("libpod-api-version").cloned();
-            let status = answer.status();
-            answer.bytes().await.map_err(unreachable)?;
-            Ok((status, version))
+        let unreachable = |reason: String| RuntimeError::Unreachable {
+            endpoint: endpoint.to_string(),
+            reason: format!("ping: {reason}"),
+        };
+        let (status, headers) = timed(endpoint, "ping", self.conn.timeout, async {
+            if let Some(t) = &self.tunnel {
+                t.ensure(self.conn.timeout).await?;
+            }
+            self.probe.get().await.map_err(unreachable)
         })
         .await?;
-        match answer {
-            (status, Some(v)) if status.is_success() => Ok(RuntimeInfo {
+        match headers.get("libpod-api-version") {
+            Some(v) if status.is_success() => Ok(RuntimeInfo {
                 kind: RuntimeKind::Podman,
                 version: String::from_utf8_lossy(v.as_bytes()).into_owned(),
             }),
-            (status, _) => Err(RuntimeError::Api {
+            _ => Err(RuntimeError::Api {
                 op: "ping",
                 message: format!("{status}, no Libpod-Api-Version header: not a Podman service"),
             }),

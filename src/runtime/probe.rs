@@ -21,8 +21,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::Mutex;
 
-/// The most bytes of a status line and headers: hyper's smallest read buffer.
-pub(crate) const MAX_HEAD_BYTES: usize = 8 * 1024;
+/// The most bytes of a status line and headers (Podman's ping sends about 250), and the
+/// size of the connection's read buffer: a fixed buffer, kept for each node between
+/// probes, where hyper's default starts at 8 KiB.
+pub(crate) const MAX_HEAD_BYTES: usize = 2 * 1024;
 
 /// The most bytes of a probe's body (Podman's ping answers `OK`).
 pub(crate) const MAX_BODY_BYTES: usize = 4 * 1024;
@@ -103,7 +105,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, connection) = http1::Builder::new()
-        .max_buf_size(MAX_HEAD_BYTES)
+        .read_buf_exact_size(Some(MAX_HEAD_BYTES))
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| e.to_string())?;

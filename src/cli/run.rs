@@ -137,31 +137,11 @@ impl Args {
     }
 }
 
-/// mimalloc's option numbers in the version built in (mimalloc 3); the test below checks
-/// them against the options' documented defaults, so an upgrade that renumbers them fails.
-const MI_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-const MI_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Tells mimalloc, the binary's allocator, to give freed memory back at once and to
-/// commit its arenas as they are used, not ahead. For a process that runs for months
-/// what it keeps resident matters more than the few percent of speed the defaults give
-/// one-shot commands. Measured with the same settings from the environment at 1,000
-/// nodes x 1,000 instances, idle: 96 MB resident with the defaults, 62 MB with these.
-fn return_memory_promptly() {
-    // SAFETY: plain setters of mimalloc's global options, called before any thread of
-    // ours starts; options are read atomically by the allocator.
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_PURGE_DELAY, 0);
-        libmimalloc_sys::mi_option_set(MI_ARENA_EAGER_COMMIT, 0);
-    }
-}
-
 /// How long a stop waits for the pass under way (after the HTTP server's
 /// [`listen::SHUTDOWN_GRACE`]).
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
 pub fn run(args: &Args) -> ExitCode {
-    return_memory_promptly();
     let runtime = match super::cluster_runtime() {
         Ok(r) => r,
         Err(code) => return code,
@@ -797,23 +777,5 @@ impl Signals {
             _ = self.term.recv() => {}
             _ = self.int.recv() => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// The numbers name the options meant: each still has its documented default
-    /// (`purge_delay` 1,000 ms, `arena_eager_commit` 2). Nothing in the library's tests sets
-    /// them.
-    #[test]
-    fn mimalloc_option_numbers_name_the_options_meant() {
-        // SAFETY: plain getters of mimalloc's global options.
-        let (delay, eager) = unsafe {
-            (
-                libmimalloc_sys::mi_option_get(super::MI_PURGE_DELAY),
-                libmimalloc_sys::mi_option_get(super::MI_ARENA_EAGER_COMMIT),
-            )
-        };
-        assert_eq!((delay, eager), (1000, 2));
     }
 }

@@ -85,16 +85,11 @@ pub async fn check<R: Runtime + ?Sized>(rt: &R, due: &[(&str, &Monitor)]) -> Vec
     let Some(within) = due.iter().map(|(_, m)| m.timeout).min() else {
         return Vec::new();
     };
+    let unobservable = |reason: String| vec![HealthResult::Unobservable { reason }; due.len()];
     let listed = match tokio::time::timeout(within, rt.list()).await {
         Ok(Ok(listed)) => listed,
-        failed => {
-            let reason = match failed {
-                Err(_) => format!("list timed out after {within:?}"),
-                Ok(Err(e)) => e.to_string(),
-                Ok(Ok(_)) => String::new(),
-            };
-            return vec![HealthResult::Unobservable { reason }; due.len()];
-        }
+        Ok(Err(e)) => return unobservable(e.to_string()),
+        Err(_) => return unobservable(format!("list timed out after {within:?}")),
     };
     let checks = due.iter().map(|(name, monitor)| {
         let state = listed.iter().find(|c| c.name == *name);

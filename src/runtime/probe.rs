@@ -11,15 +11,14 @@
 //! ([`super::timed`]). A connection is reused only after a whole answer; a call that
 //! fails or is given up drops it.
 
-use std::path::PathBuf;
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{HeaderMap, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::Mutex;
+
+use super::relay::{NodeStream, Upstream, connect};
 
 /// The most bytes of a status line and headers (Podman's ping sends about 250), and the
 /// size of the connection's read buffer: a fixed buffer, kept for each node between
@@ -29,27 +28,19 @@ pub(crate) const MAX_HEAD_BYTES: usize = 2 * 1024;
 /// The most bytes of a probe's body (Podman's ping answers `OK`).
 pub(crate) const MAX_BODY_BYTES: usize = 4 * 1024;
 
-/// Where the probe connects.
-#[derive(Debug, Clone)]
-pub(crate) enum Target {
-    /// A Unix socket.
-    Unix(PathBuf),
-    /// Plain TCP.
-    Tcp { host: String, port: u16 },
-}
-
 /// One node's probe: the path it asks and the connection it keeps.
 pub(crate) struct Probe {
-    target: Target,
+    upstream: Upstream,
     path: &'static str,
     idle: Mutex<Option<SendRequest<Empty<Bytes>>>>,
 }
 
 impl Probe {
-    /// A probe of `path` on `target`; nothing is contacted until [`Probe::get`].
-    pub fn new(target: Target, path: &'static str) -> Probe {
+    /// A probe of `path` on `upstream` (without TLS); nothing is contacted until
+    /// [`Probe::get`].
+    pub fn new(upstream: Upstream, path: &'static str) -> Probe {
         Probe {
-            target,
+            upstream,
             path,
             idle: Mutex::new(None),
         }
@@ -62,7 +53,7 @@ impl Probe {
         let kept = self.idle.lock().await.take();
         let mut sender = match kept {
             Some(s) if !s.is_closed() => s,
-            _ => self.connect().await?,
+            _ => handshake(connect(&self.upstream, None).await?).await?,
         };
         sender.ready().await.map_err(|e| e.to_string())?;
         let request = Request::get(self.path)
@@ -81,29 +72,9 @@ impl Probe {
         *self.idle.lock().await = Some(sender);
         Ok((head.status, head.headers))
     }
-
-    async fn connect(&self) -> Result<SendRequest<Empty<Bytes>>, String> {
-        match &self.target {
-            Target::Unix(path) => {
-                let stream = UnixStream::connect(path)
-                    .await
-                    .map_err(|e| format!("cannot connect to {}: {e}", path.display()))?;
-                handshake(stream).await
-            }
-            Target::Tcp { host, port } => {
-                let stream = TcpStream::connect((host.as_str(), *port))
-                    .await
-                    .map_err(|e| format!("cannot connect: {e}"))?;
-                handshake(stream).await
-            }
-        }
-    }
 }
 
-async fn handshake<S>(stream: S) -> Result<SendRequest<Empty<Bytes>>, String>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+async fn handshake(stream: Box<dyn NodeStream>) -> Result<SendRequest<Empty<Bytes>>, String> {
     let (sender, connection) = http1::Builder::new()
         .read_buf_exact_size(Some(MAX_HEAD_BYTES))
         .handshake(TokioIo::new(stream))
@@ -153,7 +124,7 @@ mod tests {
         let path = dir.path().join("node.sock");
         let ok = b"HTTP/1.1 200 OK\r\nLibpod-Api-Version: 4.3.1\r\nContent-Length: 2\r\n\r\nOK";
         let accepted = node(&path, ok.to_vec());
-        let probe = Probe::new(Target::Unix(path), "/libpod/_ping");
+        let probe = Probe::new(Upstream::Unix(path), "/libpod/_ping");
         for _ in 0..3 {
             let (status, headers) = probe.get().await.unwrap();
             assert_eq!(status, StatusCode::OK);
@@ -171,7 +142,10 @@ mod tests {
         );
         let path = dir.path().join("head.sock");
         node(&path, long_head.into_bytes());
-        let e = Probe::new(Target::Unix(path), "/").get().await.unwrap_err();
+        let e = Probe::new(Upstream::Unix(path), "/")
+            .get()
+            .await
+            .unwrap_err();
         assert!(e.contains("too large"), "{e}");
 
         let big = MAX_BODY_BYTES + 1;
@@ -181,7 +155,10 @@ mod tests {
         );
         let path = dir.path().join("body.sock");
         node(&path, long_body.into_bytes());
-        let e = Probe::new(Target::Unix(path), "/").get().await.unwrap_err();
+        let e = Probe::new(Upstream::Unix(path), "/")
+            .get()
+            .await
+            .unwrap_err();
         assert!(e.contains("length limit exceeded"), "{e}");
     }
 }

@@ -226,10 +226,11 @@ async fn relay_one(
 }
 
 /// A connection to the node, plain or TLS.
-trait NodeStream: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(super) trait NodeStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> NodeStream for T {}
 
-async fn connect(
+/// A connection to the node (with TLS when `tls` is given): the relay's, and the probe's.
+pub(super) async fn connect(
     upstream: &Upstream,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<Box<dyn NodeStream>, String> {

@@ -14,7 +14,7 @@ use podman_api::models;
 use podman_api::opts;
 
 use super::instance::{InstanceSpec, NetworkSpec, create_dirs, label};
-use super::probe::{Probe, Target};
+use super::probe::Probe;
 use super::relay::{Relay, Upstream};
 use super::ssh::{SshTarget, SshTunnel};
 use super::state::{ContainerState, ContainerStatus};
@@ -73,17 +73,11 @@ impl PodmanRuntime {
         };
         // The ping goes straight to the node (it bounds what it reads itself); every
         // other answer comes through the relay, which bounds its size.
-        let target = match &upstream {
-            Upstream::Unix(path) => Target::Unix(path.clone()),
-            Upstream::Tcp { host, port, .. } => Target::Tcp {
-                host: host.clone(),
-                port: *port,
-            },
-        };
+        let probe = Probe::new(upstream.clone(), "/v4.3.1/libpod/_ping");
         let relay = Relay::new(upstream, endpoint, conn.timeout)?;
         Ok(PodmanRuntime {
             api: Podman::unix(relay.socket()),
-            probe: Probe::new(target, "/v4.3.1/libpod/_ping"),
+            probe,
             conn,
             relay,
             tunnel,

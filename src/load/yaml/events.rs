@@ -1,0 +1,395 @@
+//! The common case of [`super::parse_documents`], built straight from the parser's events
+//! without serde in between: documents that are mappings, with no anchors, aliases, tags,
+//! directives or merge keys, whose keys are distinct strings. It gives the same nodes and
+//! spans as serde-saphyr's deserializer, in about a third of the time; anything else, and
+//! every error, it leaves to the deserializer (`None`), which also says what is wrong.
+//! The two are compared in this module's tests and in the property tests of
+//! `tests/yaml_events.rs`.
+
+use std::borrow::Cow;
+
+use granit_parser::{Event, Parser, ScalarStyle, Span as ParserSpan};
+
+use super::{MAX_DEPTH, MAX_SCALAR_BYTES, Node, Value};
+use crate::diag::Span;
+
+/// Half the deserializer's budget for events and scalar bytes in one file, and less
+/// nesting (see [`super::parse_documents`]): whatever comes near a limit is left to it,
+/// and it says which was passed.
+const MAX_EVENTS: usize = 1_000_000;
+const MAX_SCALAR_TOTAL: usize = 4 * 1024 * 1024;
+const MAX_OPEN: usize = MAX_DEPTH - 2;
+/// Keys of one mapping compared pairwise for duplicates; a longer mapping is left to the
+/// deserializer, so hostile input cannot make this quadratic.
+const MAX_KEYS: usize = 64;
+
+/// A collection being read: its items (a mapping's key waiting for its value) and span.
+enum Open {
+    Seq(Vec<Node>, Span),
+    Map(Vec<(Node, Node)>, Option<Node>, Span),
+}
+
+/// Running totals against the budget.
+#[derive(Default)]
+struct Tally {
+    events: usize,
+    scalar_bytes: usize,
+}
+
+/// The documents of `text` (at most `max_documents`), or `None` when the deserializer
+/// must read it.
+pub(super) fn parse(text: &str, max_documents: usize) -> Option<Vec<Node>> {
+    let mut docs = Vec::new();
+    let mut open: Vec<Open> = Vec::new();
+    let mut root: Option<Node> = None;
+    let mut tally = Tally::default();
+    for item in Parser::new_from_str(text) {
+        let (event, span) = item.ok()?;
+        tally.events += 1;
+        if tally.events > MAX_EVENTS {
+            return None;
+        }
+        let node = match event {
+            Event::StreamStart | Event::StreamEnd | Event::DocumentStart(_, None) => continue,
+            Event::DocumentEnd => {
+                docs.push(root.take().filter(|r| matches!(r.value, Value::Map(_)))?);
+                if docs.len() > max_documents {
+                    return None;
+                }
+                continue;
+            }
+            Event::SequenceStart(_, 0, None) if open.len() < MAX_OPEN => {
+                open.push(Open::Seq(Vec::new(), span_of(&span, 1)));
+                continue;
+            }
+            Event::MappingStart(_, 0, None) if open.len() < MAX_OPEN => {
+                open.push(Open::Map(Vec::new(), None, span_of(&span, 1)));
+                continue;
+            }
+            Event::Scalar(text, style, 0, None) => scalar(text, style, &span, &mut tally)?,
+            Event::SequenceEnd => match open.pop()? {
+                Open::Seq(items, span) => Node {
+                    value: Value::Seq(items),
+                    span,
+                },
+                Open::Map(..) => return None,
+            },
+            Event::MappingEnd => match open.pop()? {
+                Open::Map(entries, None, span) => Node {
+                    value: Value::Map(entries),
+                    span,
+                },
+                _ => return None,
+            },
+            _ => return None,
+        };
+        match open.last_mut() {
+            None if root.is_none() => root = Some(node),
+            None => return None,
+            Some(Open::Seq(items, _)) => items.push(node),
+            Some(Open::Map(entries, key @ None, _)) => *key = Some(usable_key(node, entries)?),
+            Some(Open::Map(entries, key, _)) => entries.push((key.take()?, node)),
+        }
+    }
+    (open.is_empty() && root.is_none() && !docs.is_empty()).then_some(docs)
+}
+
+/// A key the deserializer would read the same way: a string, not the merge key, not
+/// already in the mapping.
+fn usable_key(key: Node, entries: &[(Node, Node)]) -> Option<Node> {
+    let s = key.as_str()?;
+    let repeated = entries.iter().any(|(k, _)| k.as_str() == Some(s));
+    (s != "<<" && !repeated && entries.len() < MAX_KEYS).then_some(key)
+}
+
+fn scalar(
+    text: Cow<'_, str>,
+    style: ScalarStyle,
+    span: &ParserSpan,
+    tally: &mut Tally,
+) -> Option<Node> {
+    tally.scalar_bytes += text.len();
+    if text.len() > MAX_SCALAR_BYTES || tally.scalar_bytes > MAX_SCALAR_TOTAL {
+        return None;
+    }
+    let value = if style == ScalarStyle::Plain {
+        plain(&text)?
+    } else {
+        Value::Str(text.into_owned())
+    };
+    Some(Node {
+        value,
+        span: span_of(span, 0),
+    })
+}
+
+/// A plain scalar as serde-saphyr reads it untyped (YAML 1.1 booleans, then integers,
+/// then floats, else a string), or `None` for the spellings whose reading is not plain to
+/// see here (signs, underscores, radix prefixes, infinities, padding).
+fn plain(s: &str) -> Option<Value> {
+    const PAD: [char; 4] = [' ', '\t', '\r', '\n'];
+    if s.starts_with(PAD) || s.ends_with(PAD) {
+        return None;
+    }
+    if matches!(s, "" | "~" | "null" | "Null" | "NULL") {
+        return Some(Value::Null);
+    }
+    if let Some(b) = yaml11_bool(s) {
+        return Some(Value::Bool(b));
+    }
+    if !s.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '.' | '+')) {
+        return Some(Value::Str(s.to_owned()));
+    }
+    let unsigned = s.strip_prefix('-').unwrap_or(s);
+    let radix = ["0x", "0X", "0o", "0O", "0b", "0B"]
+        .iter()
+        .any(|p| unsigned.starts_with(p));
+    let named = unsigned
+        .strip_prefix('.')
+        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()));
+    if s.contains(['+', '_']) || radix || named {
+        return None;
+    }
+    let decimal = !unsigned.is_empty()
+        && unsigned.bytes().all(|b| b.is_ascii_digit())
+        && (unsigned == "0" || !unsigned.starts_with('0'));
+    if decimal {
+        if let Ok(i) = s.parse::<i64>() {
+            return Some(match u64::try_from(i) {
+                Ok(u) => Value::UInt(u),
+                Err(_) => Value::Int(i),
+            });
+        }
+        if let Ok(u) = s.parse::<u64>() {
+            return Some(Value::UInt(u));
+        }
+    }
+    // Rust also reads `inf`, `infinity` and `nan`, which YAML keeps as text; a numeral
+    // too large for a float is refused by the deserializer, which says so.
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() => Some(Value::Float(f)),
+        Ok(_) if unsigned.starts_with(|c: char| c.is_ascii_digit()) => None,
+        _ => Some(Value::Str(s.to_owned())),
+    }
+}
+
+fn yaml11_bool(s: &str) -> Option<bool> {
+    let is = |words: [&str; 4]| words.iter().any(|w| s.eq_ignore_ascii_case(w));
+    if is(["true", "yes", "y", "on"]) {
+        Some(true)
+    } else if is(["false", "no", "n", "off"]) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The span the deserializer gives a node from its event: the byte range, and the
+/// line and column of its start (columns 1-based).
+fn span_of(span: &ParserSpan, min_len: usize) -> Span {
+    let offset = span.start.byte_offset().unwrap_or(0);
+    let len = span
+        .end
+        .byte_offset()
+        .unwrap_or(offset)
+        .saturating_sub(offset);
+    let line = u32::try_from(span.start.line()).unwrap_or(u32::MAX);
+    let column = u32::try_from(span.start.col() + 1).unwrap_or(u32::MAX);
+    Span {
+        offset,
+        len: len.max(min_len),
+        line,
+        column: if line > 0 { column } else { 0 },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::deserialize;
+    use super::*;
+
+    const MAX: usize = 1_000;
+
+    /// Whether the events gave an answer; when they do, it is the deserializer's.
+    fn agrees(text: &str) -> bool {
+        let fast = parse(text, MAX);
+        if let Some(nodes) = &fast {
+            assert_eq!(Ok(nodes), deserialize(text, MAX).as_ref(), "{text:?}");
+        }
+        fast.is_some()
+    }
+
+    fn yaml_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                yaml_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn the_examples_are_read_from_the_events_as_the_deserializer_reads_them() {
+        let mut files = Vec::new();
+        yaml_files(std::path::Path::new("examples"), &mut files);
+        assert!(files.len() >= 10, "{files:?}");
+        for path in files {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                agrees(&text),
+                "{} was left to the deserializer",
+                path.display()
+            );
+        }
+    }
+
+    #[test]
+    fn every_style_and_spelling_reads_as_the_deserializer_reads_it() {
+        let text = "a: 1\nb: -2\nc: 1.5\nd: true\ne: Yes\nf: ~\ng:\nh: 'q'\ni: \"d\\n\"\n\
+            j: |\n  lit\n  two\nk: >-\n  folded\n  text\nl: [1, x, {m: n}, []]\nm: 10s\n\
+            nn: 1.2.3.4\no: 007\np: 1e5\nq: 12345678901234567890\nr: -9223372036854775809\n\
+            s: inf\nt: nan\nu: 0\nv: -0\nw: .5\nx: 0s\nyy: \"\"\naa: 10.0.0.0/24\n\
+            ab: {}\nac:\n  - x: 1\n    ys: [a, b]\n  - plain text over\n    two lines\n\
+            'ad': é ü\n\"ae\": NULL\naf: -1.5e-3\nag: off\n";
+        assert!(agrees(text));
+        assert!(agrees("---\na: 1\n...\n---\nb: 2\n# end\n"));
+    }
+
+    #[test]
+    fn what_it_cannot_read_plainly_is_left_to_the_deserializer() {
+        for text in [
+            "a: &x 1\nb: *x\n",
+            "a: !!str 1\n",
+            "<<: {a: 1}\n",
+            "a: 1\na: 2\n",
+            "a: 1\n'a': 2\n",
+            "%YAML 1.2\n---\na: 1\n",
+            "- 1\n",
+            "a: +5\n",
+            "a: 1_000\n",
+            "a: 0x1F\n",
+            "a: .inf\n",
+            "a: -.NaN\n",
+            "a: 1e999\n",
+            "1: a\n",
+            "true: a\n",
+            "a: [\n",
+            "a: 1\n---\n",
+            "",
+        ] {
+            assert!(parse(text, MAX).is_none(), "{text:?}");
+        }
+        let three = "a: 1\n---\nb: 2\n---\nc: 3\n";
+        assert!(parse(three, 2).is_none());
+        let many: String = (0..=MAX_KEYS).map(|i| format!("k{i}: v\n")).collect();
+        assert!(parse(&many, MAX).is_none());
+    }
+
+    #[test]
+    fn deep_nesting_is_read_or_left_whole() {
+        for depth in 1..=MAX_DEPTH + 4 {
+            let mut text = String::new();
+            for level in 0..depth {
+                text.push_str(&format!("{}k{level}:\n", "  ".repeat(level)));
+            }
+            text.push_str(&format!("{}leaf: 1\n", "  ".repeat(depth)));
+            assert_eq!(agrees(&text), depth < MAX_OPEN, "depth {depth}");
+        }
+    }
+
+    /// A document tree to write out as YAML.
+    #[derive(Debug, Clone)]
+    enum Tree {
+        Scalar(String),
+        Seq(Vec<Tree>),
+        Map(Vec<(String, Tree)>),
+    }
+
+    fn tree() -> impl Strategy<Value = Tree> {
+        let scalar = prop_oneof![
+            "[a-z0-9.:/~-]{0,8}",
+            "'[a-z 0-9#:]{0,6}'",
+            "\"[a-z 0-9#:\\\\]{0,6}\"",
+            Just("true".to_owned()),
+            Just("-3".to_owned()),
+        ];
+        scalar
+            .prop_map(Tree::Scalar)
+            .prop_recursive(5, 40, 5, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..5).prop_map(Tree::Seq),
+                    prop::collection::btree_map("k[a-z]{0,2}", inner, 0..5)
+                        .prop_map(|m| Tree::Map(m.into_iter().collect())),
+                ]
+            })
+    }
+
+    fn flow(t: &Tree) -> String {
+        match t {
+            Tree::Scalar(s) => s.clone(),
+            Tree::Seq(items) => format!(
+                "[{}]",
+                items.iter().map(flow).collect::<Vec<_>>().join(", ")
+            ),
+            Tree::Map(entries) => {
+                let e: Vec<String> = entries
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}", flow(v)))
+                    .collect();
+                format!("{{{}}}", e.join(", "))
+            }
+        }
+    }
+
+    fn block(entries: &[(String, Tree)], indent: usize, out: &mut String) {
+        let pad = " ".repeat(indent);
+        for (k, v) in entries {
+            match v {
+                Tree::Map(inner) if !inner.is_empty() => {
+                    out.push_str(&format!("{pad}{k}:\n"));
+                    block(inner, indent + 2, out);
+                }
+                Tree::Seq(items) if !items.is_empty() => {
+                    out.push_str(&format!("{pad}{k}:\n"));
+                    for item in items {
+                        out.push_str(&format!("{pad}  - {}\n", flow(item)));
+                    }
+                }
+                _ => out.push_str(&format!("{pad}{k}: {}\n", flow(v))),
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn plain_scalars_read_as_the_deserializer_reads_them(s in "[-+._0-9a-fA-FinxobsyY:/ ~]{0,10}") {
+            agrees(&format!("k: {s}\n"));
+        }
+
+        #[test]
+        fn documents_read_as_the_deserializer_reads_them(
+            docs in prop::collection::vec(prop::collection::btree_map("k[a-z]{0,2}", tree(), 1..6), 1..4),
+            flow_style in any::<bool>(),
+        ) {
+            let text: Vec<String> = docs
+                .iter()
+                .map(|entries| {
+                    let entries: Vec<(String, Tree)> = entries.clone().into_iter().collect();
+                    let mut out = String::new();
+                    if flow_style {
+                        out = flow(&Tree::Map(entries.clone()));
+                        out.push('\n');
+                    } else {
+                        block(&entries, 0, &mut out);
+                    }
+                    out
+                })
+                .collect();
+            agrees(&text.join("---\n"));
+        }
+    }
+}

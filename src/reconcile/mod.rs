@@ -116,7 +116,8 @@ pub struct Reconciler {
     conflicts: Arc<Mutex<BTreeMap<Name, BTreeSet<String>>>>,
     monitors: Monitors,
     observer: observe::Observer,
-    last_observed: Option<Observed>,
+    /// Shared with the status, which shows it.
+    last_observed: Option<Arc<Observed>>,
     aborts: u32,
     /// Whether a pass planned from the spec in force, as recorded in the store.
     planned: bool,
@@ -198,7 +199,12 @@ impl Reconciler {
 
     /// The state observed by the last pass.
     pub fn last_observed(&self) -> Option<&Observed> {
-        self.last_observed.as_ref()
+        self.last_observed.as_deref()
+    }
+
+    /// The state observed by the last pass, to keep.
+    pub fn shared_observed(&self) -> Option<Arc<Observed>> {
+        self.last_observed.clone()
     }
 
     /// The store.
@@ -331,7 +337,8 @@ impl Reconciler {
         };
         record.observed = serde_json::to_value(&observation.observed).unwrap_or_default();
         self.forget_stale_monitors(&observation.observed);
-        self.last_observed = Some(observation.observed.clone());
+        let observed = Arc::new(observation.observed);
+        self.last_observed = Some(observed.clone());
         if !observation.suspect.is_empty() {
             // Membership first: decide nothing while a node may just be slow.
             record.detail = format!("{} not answering", join(&observation.suspect));
@@ -344,7 +351,7 @@ impl Reconciler {
             };
         }
         let spec = self.desired.spec.clone();
-        let plan = plan::plan(&spec, &observation.observed, &self.options.plan);
+        let plan = plan::plan(&spec, &observed, &self.options.plan);
         self.record_planned().await;
         record.plan = plan_summary(&plan);
         let again_at = if plan.steps.is_empty() {

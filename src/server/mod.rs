@@ -55,8 +55,9 @@ pub fn view(status: &SharedStatus, page: u64) -> StatusView {
     let s = status.read().map(|s| s.clone()).unwrap_or_default();
     let mut v = StatusView::from_pass(&s.commit, s.last_pass.as_ref());
     if let Some(obs) = &s.observed {
-        // Nodes as observed most recently (also by passes that only waited).
+        // As observed most recently (also by passes that only waited).
         v.nodes = crate::status::NodeView::all(obs);
+        v.suspended = obs.suspended.clone();
     }
     v.source_problem = s.source_problem;
     v.ha = s.ha;

@@ -267,19 +267,25 @@ fn span_of(text: &str, loc: &YamlLocation, min_len: usize) -> Span {
     resolved(text, located(loc, min_len, text.len()))
 }
 
-/// The span `loc` gives, its offset at most `limit`. Nodes carry their byte offset and
-/// the parser's line and column, which are trusted; parse errors carry only a line and
-/// column. What is missing is marked (offset `usize::MAX`, or line 0) for [`resolved`].
+/// The span `loc` gives, its offset at most `limit` (see [`span_at`]).
 fn located(loc: &YamlLocation, min_len: usize, limit: usize) -> Span {
     let s = loc.span();
+    let offset = s.byte_offset().and_then(|o| usize::try_from(o).ok());
     let len = s
         .byte_len()
         .and_then(|l| usize::try_from(l).ok())
-        .unwrap_or(0)
-        .max(min_len);
-    let line = u32::try_from(loc.line()).unwrap_or(u32::MAX);
-    let column = u32::try_from(loc.column()).unwrap_or(u32::MAX);
-    match s.byte_offset().and_then(|o| usize::try_from(o).ok()) {
+        .unwrap_or(0);
+    span_at(offset, len.max(min_len), (loc.line(), loc.column()), limit)
+}
+
+/// The span of a place the parser names by its byte offset, length, and 1-based line and
+/// column, its offset at most `limit`. Nodes carry their byte offset and the parser's line
+/// and column, which are trusted; parse errors carry only a line and column. What is
+/// missing is marked (offset `usize::MAX`, or line 0) for [`resolved`].
+fn span_at(offset: Option<usize>, len: usize, (line, column): (u64, u64), limit: usize) -> Span {
+    let line = u32::try_from(line).unwrap_or(u32::MAX);
+    let column = u32::try_from(column).unwrap_or(u32::MAX);
+    match offset {
         Some(offset) => Span {
             offset: offset.min(limit),
             len,

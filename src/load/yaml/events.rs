@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use granit_parser::{Event, Parser, ScalarStyle, Span as ParserSpan};
 
-use super::{MAX_DEPTH, MAX_SCALAR_BYTES, Node, Value};
+use super::{MAX_DEPTH, MAX_SCALAR_BYTES, Node, Value, span_at, unresolved};
 use crate::diag::Span;
 
 /// Half the deserializer's budget for events and scalar bytes in one file, and less
@@ -58,11 +58,11 @@ pub(super) fn parse(text: &str, max_documents: usize) -> Option<Vec<Node>> {
                 continue;
             }
             Event::SequenceStart(_, 0, None) if open.len() < MAX_OPEN => {
-                open.push(Open::Seq(Vec::new(), span_of(&span, 1)));
+                open.push(Open::Seq(Vec::new(), span_of(&span, 1)?));
                 continue;
             }
             Event::MappingStart(_, 0, None) if open.len() < MAX_OPEN => {
-                open.push(Open::Map(Vec::new(), None, span_of(&span, 1)));
+                open.push(Open::Map(Vec::new(), None, span_of(&span, 1)?));
                 continue;
             }
             Event::Scalar(text, style, 0, None) => scalar(text, style, &span, &mut tally)?,
@@ -118,7 +118,7 @@ fn scalar(
     };
     Some(Node {
         value,
-        span: span_of(span, 0),
+        span: span_of(span, 0)?,
     })
 }
 
@@ -183,23 +183,17 @@ fn yaml11_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// The span the deserializer gives a node from its event: the byte range, and the
-/// line and column of its start (columns 1-based).
-fn span_of(span: &ParserSpan, min_len: usize) -> Span {
-    let offset = span.start.byte_offset().unwrap_or(0);
-    let len = span
-        .end
+/// The span the deserializer gives a node from its event ([`span_at`]), or `None` when
+/// the parser left part of it out (the deserializer works it out from the text).
+fn span_of(span: &ParserSpan, min_len: usize) -> Option<Span> {
+    let (start, end) = (&span.start, &span.end);
+    let len = end
         .byte_offset()
-        .unwrap_or(offset)
-        .saturating_sub(offset);
-    let line = u32::try_from(span.start.line()).unwrap_or(u32::MAX);
-    let column = u32::try_from(span.start.col() + 1).unwrap_or(u32::MAX);
-    Span {
-        offset,
-        len: len.max(min_len),
-        line,
-        column: if line > 0 { column } else { 0 },
-    }
+        .zip(start.byte_offset())
+        .map_or(0, |(e, s)| e.saturating_sub(s));
+    let at = (start.line() as u64, start.col() as u64 + 1);
+    let span = span_at(start.byte_offset(), len.max(min_len), at, usize::MAX);
+    (!unresolved(span)).then_some(span)
 }
 
 #[cfg(test)]

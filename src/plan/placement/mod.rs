@@ -132,7 +132,9 @@ pub fn place<'a>(
     // before it see the room it leaves, as they will in the next plan. Each round adds a
     // starved bundle or a leaving instance, or is the last: the rounds end. Most
     // starvation is found within a round (the `first` placed before its `then`), so
-    // one round usually does. What every round shares is worked out once.
+    // one round usually does; a round after the first scores only from the first bundle
+    // that what it learnt can change, and takes the last round's placements over for
+    // those before. What every round shares is worked out once.
     let nodes = Nodes::new(spec);
     let usable: Vec<bool> = nodes
         .specs
@@ -155,8 +157,10 @@ pub fn place<'a>(
         into: &into,
     };
     let mut round = Round::default();
+    let mut last: Option<(usize, Placed<'a>)> = None;
     loop {
-        let mut placed = place_once(spec, observed, current, explain, &round, &fixed);
+        let same = last.as_ref().map(|(same, prev)| (*same, prev));
+        let mut placed = place_again(spec, observed, current, explain, &round, &fixed, same);
         let mut starved = starved_bundles(spec, &placed);
         starved.extend(round.starved.iter().map(|(t, f)| (*t, *f)));
         // The bundles the round treated as starved: those it started with, and those it
@@ -172,9 +176,103 @@ pub fn place<'a>(
                 &fixed,
             );
         }
+        // Instances that leave change what is claimed from the start: all anew.
+        let same = if placed.left.is_subset(&round.left) {
+            unchanged(
+                spec,
+                current,
+                &order,
+                (&round.starved, &starved),
+                &placed.found,
+            )
+        } else {
+            0
+        };
         round.left.append(&mut placed.left);
         round.starved = starved;
+        last = Some((same, placed));
     }
+}
+
+/// How many bundles, in placement order, the next round places as the last one did,
+/// when it starts with `new` starved instead of `old` (and no more leaving instances):
+/// those before the first bundle the newly starved ones can change. A starved bundle
+/// changes what it needs counted with its `INFINITY` primaries (placed before it) and
+/// what its running instances claim from the start; one the last round `found` starved
+/// at its place was already placed as a starved one. Counted from a group's first member
+/// (a group is placed, and kept together, as one).
+fn unchanged<'a>(
+    spec: &'a SpecSet,
+    current: &Current<'a>,
+    order: &colocation::Order<'a>,
+    (old, new): (&BTreeMap<&'a str, &'a str>, &BTreeMap<&'a str, &'a str>),
+    found: &BTreeMap<&'a str, &'a str>,
+) -> usize {
+    let newly: BTreeSet<&str> = new
+        .keys()
+        .filter(|b| !old.contains_key(*b))
+        .copied()
+        .collect();
+    if newly.iter().any(|b| current.copies.contains_key(b)) {
+        return 0;
+    }
+    let at: HashMap<&str, usize> = order
+        .bundles
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (*b, i))
+        .collect();
+    let primaries = spec.constraints.values().filter_map(|c| match c {
+        ConstraintSpec::Colocation(c)
+            if c.score.is_infinity() && newly.contains(c.bundle.as_str()) =>
+        {
+            Some(c.with.as_str())
+        }
+        _ => None,
+    });
+    let changed = newly.iter().copied().filter(|b| !found.contains_key(b));
+    let mut same = changed
+        .chain(primaries)
+        .map(|b| at.get(b).copied().unwrap_or(0))
+        .min()
+        .unwrap_or(order.bundles.len());
+    for group in &order.groups {
+        let first = group.first().and_then(|b| at.get(b)).copied().unwrap_or(0);
+        let last = group.last().and_then(|b| at.get(b)).copied().unwrap_or(0);
+        if first < same && same <= last {
+            same = first;
+        }
+    }
+    same
+}
+
+/// A round of placement from `round`; with `same`, the number of bundles it places as
+/// the round before did ([`unchanged`]) and that round's outcome, whose placements it
+/// takes over for them instead of scoring them again. Debug builds check that it comes
+/// to what scoring them again would.
+fn place_again<'a>(
+    spec: &'a SpecSet,
+    observed: &Observed,
+    current: &Current<'a>,
+    explain: bool,
+    round: &Round<'a>,
+    fixed: &Fixed<'_, 'a>,
+    same: Option<(usize, &Placed<'a>)>,
+) -> Placed<'a> {
+    let same = same.filter(|(count, _)| *count > 0 && !explain);
+    let placed = place_once(spec, observed, current, explain, round, fixed, same);
+    #[cfg(debug_assertions)]
+    if let Some((count, _)) = same {
+        let full = place_once(spec, observed, current, explain, round, fixed, None);
+        debug_assert!(
+            placed.node == full.node
+                && placed.short == full.short
+                && placed.found == full.found
+                && placed.left == full.left,
+            "a round that takes over {count} bundles' placements differs from one that scores them"
+        );
+    }
+    placed
 }
 
 /// What every round of placement shares: the nodes, what rules and constraints give
@@ -236,7 +334,7 @@ fn top_up<'a>(
                 .collect(),
             starved: still,
         };
-        let mut topped = place_once(spec, observed, current, explain, &top, fixed);
+        let mut topped = place_once(spec, observed, current, explain, &top, fixed, None);
         let more = starved_bundles(spec, &topped);
         if !more.keys().all(|b| top.starved.contains_key(b)) {
             return placed;
@@ -252,7 +350,8 @@ fn starved_bundles<'a>(spec: &'a SpecSet, placed: &Placed<'a>) -> BTreeMap<&'a s
     super::order::starved(spec, &placed.node)
 }
 
-/// One round of placement: every bundle in colocation order, from `round`.
+/// One round of placement: every bundle in colocation order, from `round`; with
+/// `taken`, the first bundles placed as the given outcome placed them.
 fn place_once<'a>(
     spec: &'a SpecSet,
     observed: &Observed,
@@ -260,6 +359,7 @@ fn place_once<'a>(
     explain: bool,
     round: &Round<'a>,
     fixed: &Fixed<'_, 'a>,
+    taken: Option<(usize, &Placed<'a>)>,
 ) -> Placed<'a> {
     let Fixed {
         nodes,
@@ -313,7 +413,11 @@ fn place_once<'a>(
         .iter()
         .flat_map(|g| g.iter().map(move |b| (*b, g.as_slice())))
         .collect();
-    for &bundle in &order.bundles {
+    let skip = taken.map_or(0, |(count, _)| count);
+    if let Some((count, prev)) = taken {
+        placer.take_over(&order.bundles[..count], prev);
+    }
+    for &bundle in order.bundles.iter().skip(skip) {
         let Some(b) = spec.bundles.get(bundle) else {
             continue;
         };
@@ -448,6 +552,42 @@ impl<'a> Placer<'_, 'a> {
             }
         }
         self.placed_on.insert(name, b.mine);
+    }
+
+    /// Places `bundles` as `prev` placed them, without scoring them (see [`unchanged`]):
+    /// the same nodes, counted the same, the same shortfalls. Their running instances
+    /// give up the claim they started with, as placing them does.
+    fn take_over(&mut self, bundles: &[&'a str], prev: &Placed<'a>) {
+        for &bundle in bundles {
+            let Some(spec) = self.spec.bundles.get(bundle) else {
+                continue;
+            };
+            let running = self
+                .current
+                .copies
+                .get(bundle)
+                .into_iter()
+                .flat_map(|m| m.keys());
+            for index in running {
+                self.capacity.release(bundle, *index);
+            }
+            let mut mine = vec![0; self.nodes.count()];
+            for (key, node) in prev.node.range((bundle, 0)..=(bundle, u32::MAX)) {
+                self.out.node.insert(*key, *node);
+                if let Some(at) = node.and_then(|n| self.nodes.of(n.as_str())) {
+                    self.capacity.take(bundle, key.1, at);
+                    self.load[at] += 1;
+                    mine[at] += 1;
+                }
+            }
+            for index in 0..spec.replicas {
+                let name = instance_name(bundle, index);
+                if let Some(short) = prev.short.get(&name) {
+                    self.out.short.insert(name, short.clone());
+                }
+            }
+            self.placed_on.insert(bundle, mine);
+        }
     }
 
     fn put(&mut self, b: &mut Bundle<'_, 'a>, index: u32, at: usize) {

@@ -462,6 +462,8 @@ struct Bundle<'b, 'a> {
     spec: &'a BundleSpec,
     /// The parts shared by every instance, from the bundle's stages.
     base: Scores,
+    /// The nodes of the highest shared score, looked at first.
+    likely: select::Likely,
     /// Instances of this bundle placed per node so far.
     mine: Vec<u32>,
     /// For the first member of a colocation cycle: the fewest instances another member
@@ -525,6 +527,7 @@ impl<'a> Placer<'_, 'a> {
         let mut b = Bundle {
             name,
             spec,
+            likely: select::Likely::of(&base.score),
             base,
             mine: vec![0; self.nodes.count()],
             spread,
@@ -761,7 +764,17 @@ impl<'a> Placer<'_, 'a> {
         };
         let load = &self.load;
         let prefer = |i: usize, j: usize| capacity.prefer(i, j, load);
-        let chosen = select::best(self.nodes.count(), (unbanned, score_of), here, prefer);
+        let mut touched: Vec<usize> = own.nodes().chain(here).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let likely = b.likely.with(&touched);
+        let chosen = select::best(
+            self.nodes.count(),
+            (unbanned, score_of),
+            here,
+            prefer,
+            likely,
+        );
         if chosen.is_none() && capacity.enforced() {
             let bans = (0..self.nodes.count())
                 .filter(|i| !unbanned(*i).is_neg_infinity() && limits.ban(*i).is_none())

@@ -64,6 +64,11 @@ impl Own {
         scores
     }
 
+    /// The nodes these parts touch, in node order.
+    pub(super) fn nodes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.keys().copied()
+    }
+
     pub(super) fn parts(&self, i: usize) -> &[ScorePart] {
         self.0.get(&i).map_or(&[], Vec::as_slice)
     }

@@ -7,6 +7,46 @@ use super::{Nodes, part};
 use crate::plan::model::{Candidate, Placement, ScorePart, Stage};
 use crate::spec::{Name, Score};
 
+/// The nodes a bundle's instances are most likely placed on: those of the highest shared
+/// score, and the highest shared score of the others. Selection looks at these (and at the
+/// few nodes an instance's own parts touch) first.
+pub(super) struct Likely {
+    nodes: Vec<usize>,
+    below: Score,
+}
+
+impl Likely {
+    /// From a bundle's shared scores.
+    pub(super) fn of(base: &[Score]) -> Likely {
+        let top = base.iter().copied().max().unwrap_or(Score::NEG_INFINITY);
+        let below = base.iter().copied().filter(|s| *s < top).max();
+        Likely {
+            nodes: (0..base.len()).filter(|i| base[*i] == top).collect(),
+            below: below.unwrap_or(Score::NEG_INFINITY),
+        }
+    }
+
+    /// These nodes and `more` (sorted), in node order, without repeats; and the highest
+    /// shared score of the other nodes.
+    pub(super) fn with<'l>(
+        &'l self,
+        more: &'l [usize],
+    ) -> (impl Iterator<Item = usize> + 'l, Score) {
+        let (mut x, mut y) = (self.nodes.iter().peekable(), more.iter().peekable());
+        let merged = std::iter::from_fn(move || {
+            match (x.peek(), y.peek()) {
+                (Some(a), Some(b)) if a < b => x.next(),
+                (Some(a), Some(b)) if a > b => y.next(),
+                (Some(_), Some(_)) => y.next().and(x.next()),
+                (Some(_), None) => x.next(),
+                (None, _) => y.next(),
+            }
+            .copied()
+        });
+        (merged, self.below)
+    }
+}
+
 /// The best of `count` nodes by `score_of`, if it is not `-INFINITY`. Equal scores
 /// (`INFINITY` absorbs stickiness) go to the node the instance is on (`here`), then to
 /// the node the placement strategy `prefer`s (`Greater` for the first node: the least
@@ -15,12 +55,15 @@ use crate::spec::{Name, Score};
 /// `bound` is a cheap score no lower than `score_of` (which may only bring it down to
 /// `-INFINITY`, with a ban): a node that cannot beat the best so far even at its bound is
 /// passed over without asking `score_of`, so the filters that look at what is placed
-/// (capacity) run only for the few nodes that could win.
+/// (capacity) run only for the few nodes that could win. The `likely` nodes (with `here`
+/// and every node whose bound differs from the bundle's shared score) are looked at
+/// first: when the best of them scores above every other node's bound, it is the best.
 pub(super) fn best(
     count: usize,
     (bound, score_of): (impl Fn(usize) -> Score, impl Fn(usize) -> Score),
     here: Option<usize>,
     prefer: impl Fn(usize, usize) -> Ordering,
+    (likely, below): (impl Iterator<Item = usize>, Score),
 ) -> Option<usize> {
     let rank = |i: usize, s: Score| (s, here == Some(i));
     let beats = |i: usize, s: Score, best: Option<(Score, usize)>| match best {
@@ -30,16 +73,22 @@ pub(super) fn best(
             .then_with(|| prefer(i, bi))
             .is_gt(),
     };
-    let mut best: Option<(Score, usize)> = None;
-    for i in 0..count {
-        if !beats(i, bound(i), best) {
-            continue;
+    let scan = |nodes: &mut dyn Iterator<Item = usize>| {
+        let mut best: Option<(Score, usize)> = None;
+        for i in nodes {
+            if !beats(i, bound(i), best) {
+                continue;
+            }
+            let s = score_of(i);
+            if beats(i, s, best) {
+                best = Some((s, i));
+            }
         }
-        let s = score_of(i);
-        if beats(i, s, best) {
-            best = Some((s, i));
-        }
-    }
+        best
+    };
+    let first = scan(&mut likely.into_iter()).filter(|(s, _)| *s > below);
+    let best = first.or_else(|| scan(&mut (0..count)));
+    debug_assert!(first.is_none() || first == scan(&mut (0..count)));
     best.filter(|(s, _)| !s.is_neg_infinity()).map(|(_, i)| i)
 }
 

@@ -11,7 +11,7 @@
 //! puts its target first.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::spec::SpecSet;
 use crate::spec::constraint::ConstraintSpec;
@@ -31,7 +31,8 @@ pub struct Order<'a> {
 /// otherwise by priority; the members of a mandatory group are consecutive.
 pub fn order(spec: &SpecSet) -> Order<'_> {
     let names: Vec<&str> = spec.bundles.keys().map(|b| b.as_str()).collect();
-    let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    let priority: Vec<i32> = spec.bundles.values().map(|b| b.priority).collect();
+    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, b)| (*b, i)).collect();
     let mut edges = BTreeMap::new(); // (with, bundle) -> mandatory
     for c in spec.constraints.values() {
         if let ConstraintSpec::Colocation(c) = c
@@ -44,12 +45,7 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     let all: Vec<(usize, usize)> = edges.keys().copied().collect();
     let hard: Vec<(usize, usize)> = edges.iter().filter(|e| *e.1).map(|e| *e.0).collect();
     // Highest priority first, then name.
-    let key = |b: usize| {
-        (
-            spec.bundles.get(names[b]).map_or(0, |x| x.priority),
-            Reverse(names[b]),
-        )
-    };
+    let key = |b: usize| (priority[b], Reverse(names[b]));
     // Units: the mandatory groups, and every other bundle alone. Hard edges between
     // units form no cycle. Parts: the cycles of any colocation, made of units.
     let unit = components(names.len(), &hard);

@@ -843,6 +843,10 @@ fn failed_out(
     (bundle, index): (&str, u32),
     node: &Name,
 ) -> bool {
+    // Most clusters have no failure on record: nothing to look up per instance.
+    if current.failed_on.is_empty() {
+        return false;
+    }
     let Some(b) = spec.bundles.get(bundle) else {
         return false;
     };

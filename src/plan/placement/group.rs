@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::capacity::Capacity;
-use super::{Nodes, Placed, part, select};
+use super::{Counts, Nodes, Placed, part, select};
 use crate::plan::model::Stage;
 use crate::spec::Score;
 use crate::spec::bundle::instance_name;
@@ -12,7 +12,7 @@ use crate::spec::bundle::instance_name;
 pub(super) struct Tally<'t, 'a> {
     pub(super) nodes: &'t Nodes<'a>,
     pub(super) capacity: &'t mut Capacity<'a>,
-    pub(super) placed_on: &'t mut BTreeMap<&'a str, Vec<u32>>,
+    pub(super) placed_on: &'t mut BTreeMap<&'a str, Counts>,
     pub(super) load: &'t mut [usize],
     pub(super) out: &'t mut Placed<'a>,
 }
@@ -37,7 +37,7 @@ impl<'a> Tally<'_, 'a> {
                     .range((bundle, 0)..=(bundle, u32::MAX))
                     .filter(|(key, _)| !held.contains(*key))
                     .filter_map(|((_, i), n)| Some((*i, self.nodes.of((*n)?.as_str())?)))
-                    .filter(|(_, at)| self.placed_on.get(with).is_none_or(|w| w[*at] == 0))
+                    .filter(|(_, at)| self.placed_on.get(with).is_none_or(|w| w.on(*at) == 0))
                     .collect();
                 for (index, at) in alone {
                     self.unplace(bundle, index, at, with);
@@ -53,8 +53,8 @@ impl<'a> Tally<'_, 'a> {
     fn unplace(&mut self, bundle: &'a str, index: u32, at: usize, with: &str) {
         self.out.node.remove(&(bundle, index));
         self.capacity.release(bundle, index);
-        if let Some(n) = self.placed_on.get_mut(bundle).and_then(|m| m.get_mut(at)) {
-            *n = n.saturating_sub(1);
+        if let Some(counts) = self.placed_on.get_mut(bundle) {
+            counts.remove_one(at);
         }
         self.load[at] = self.load[at].saturating_sub(1);
         let name = instance_name(bundle, index);

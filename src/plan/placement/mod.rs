@@ -77,6 +77,47 @@ pub struct Placed<'a> {
 /// colocated with primaries is placed nowhere.
 pub type Promoted = BTreeMap<Name, Vec<(u32, Name)>>;
 
+/// How many instances of a placed bundle each node has, for the nodes that have any, in
+/// node order. Sparse: every bundle placed is kept until the round ends, and a bundle has
+/// a few instances where a cluster may have thousands of nodes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct Counts(Vec<(usize, u32)>);
+
+impl Counts {
+    /// From a count per node.
+    fn of(per_node: &[u32]) -> Counts {
+        let some = per_node.iter().enumerate().filter(|(_, n)| **n > 0);
+        Counts(some.map(|(i, n)| (i, *n)).collect())
+    }
+
+    /// The instances on node `i`.
+    pub(super) fn on(&self, i: usize) -> u32 {
+        self.0
+            .binary_search_by_key(&i, |(at, _)| *at)
+            .map_or(0, |k| self.0[k].1)
+    }
+
+    /// Every instance counted.
+    fn total(&self) -> u32 {
+        self.0.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The nodes with an instance, in order.
+    pub(super) fn nodes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().map(|(i, _)| *i)
+    }
+
+    /// One instance fewer on node `i`.
+    pub(super) fn remove_one(&mut self, i: usize) {
+        if let Ok(k) = self.0.binary_search_by_key(&i, |(at, _)| *at) {
+            self.0[k].1 -= 1;
+            if self.0[k].1 == 0 {
+                self.0.remove(k);
+            }
+        }
+    }
+}
+
 /// The nodes, in name order, addressed by index.
 struct Nodes<'a> {
     /// Each node's spec (its name, attributes, capacity).
@@ -448,7 +489,7 @@ struct Placer<'p, 'a> {
     /// Instances placed per node, of every bundle.
     load: Vec<usize>,
     /// Instances placed per node, per bundle placed.
-    placed_on: BTreeMap<&'a str, Vec<u32>>,
+    placed_on: BTreeMap<&'a str, Counts>,
     /// Instances `onFail: block` keeps where they are.
     held: BTreeSet<(&'a str, u32)>,
     out: Placed<'a>,
@@ -554,7 +595,7 @@ impl<'a> Placer<'_, 'a> {
                 None => full_up |= fresh,
             }
         }
-        self.placed_on.insert(name, b.mine);
+        self.placed_on.insert(name, Counts::of(&b.mine));
     }
 
     /// Places `bundles` as `prev` placed them, without scoring them (see [`unchanged`]):
@@ -589,7 +630,7 @@ impl<'a> Placer<'_, 'a> {
                     self.out.short.insert(name, short.clone());
                 }
             }
-            self.placed_on.insert(bundle, mine);
+            self.placed_on.insert(bundle, Counts::of(&mine));
         }
     }
 
@@ -612,7 +653,7 @@ impl<'a> Placer<'_, 'a> {
         if self.starved.contains_key(bundle) {
             return None;
         }
-        let placed = |b: &str| self.placed_on.get(b).map(|on| on.iter().sum::<u32>());
+        let placed = |b: &str| self.placed_on.get(b).map(Counts::total);
         self.into
             .get(bundle)?
             .iter()

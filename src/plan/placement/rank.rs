@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
-use super::{Bundle, Nodes, Placer, feasible, part};
+use super::{Bundle, Counts, Nodes, Placer, feasible, part};
 use crate::plan::current::Whereabouts;
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::constraint::{
@@ -177,7 +177,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
         &self,
         bundle: &str,
         group: Option<&[&str]>,
-        placed_on: &BTreeMap<&str, Vec<u32>>,
+        placed_on: &BTreeMap<&str, Counts>,
         node_of: &NodeOf,
     ) -> Scores {
         let unplaced: BTreeSet<&str> = group
@@ -203,7 +203,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 {
                     let with = placed_on.get(member);
                     for i in 0..self.nodes.count() {
-                        if with.is_none_or(|w| w[i] == 0) {
+                        if with.is_none_or(|w| w.on(i) == 0) {
                             own.add(
                                 i,
                                 Stage::Cycle,
@@ -230,7 +230,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
     /// clones). When the parts would leave the primary no
     /// node, none is added: they are preferences, and the primary's own hard constraints
     /// still decide; the dependents' hard constraints are kept when they are placed.
-    fn dependents(&self, own: &mut Scores, primaries: &[&str], placed: &BTreeMap<&str, Vec<u32>>) {
+    fn dependents(&self, own: &mut Scores, primaries: &[&str], placed: &BTreeMap<&str, Counts>) {
         if !primaries.iter().any(|p| self.dependents_of.contains_key(p)) {
             return;
         }
@@ -280,7 +280,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
         bundle: &str,
         factor: f64,
         seen: &mut BTreeSet<&'x str>,
-        placed: &BTreeMap<&str, Vec<u32>>,
+        placed: &BTreeMap<&str, Counts>,
         adds: &mut Vec<Add<'x>>,
     ) where
         'a: 'x,
@@ -362,7 +362,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
     fn shared(
         &self,
         bundle: &str,
-        placed_on: &BTreeMap<&str, Vec<u32>>,
+        placed_on: &BTreeMap<&str, Counts>,
         node_of: &NodeOf,
         unplaced: &BTreeSet<&str>,
     ) -> Scores {
@@ -401,7 +401,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
         &self,
         s: &mut Scores,
         bundle: &str,
-        (placed_on, node_of): (&BTreeMap<&str, Vec<u32>>, &NodeOf),
+        (placed_on, node_of): (&BTreeMap<&str, Counts>, &NodeOf),
         unplaced: &BTreeSet<&str>,
     ) {
         let colocations = self.colocations.get(bundle).map_or(&[][..], Vec::as_slice);
@@ -430,7 +430,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 None => c.with.to_string(),
             };
             for i in 0..self.nodes.count() {
-                let here = with.is_some_and(|w| w[i] > 0);
+                let here = with.is_some_and(|w| w.on(i) > 0);
                 if here {
                     let source = || format!("colocation {cname} with {whom}");
                     s.add(i, Stage::Colocation, source, c.score);
@@ -457,7 +457,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
 
     /// How many of the instances `chosen` of `bundle` this placement put on each node
     /// (those it has not placed yet, where the round before put them).
-    fn placed(&self, bundle: &str, chosen: &[(u32, Name)], node_of: &NodeOf) -> Vec<u32> {
+    fn placed(&self, bundle: &str, chosen: &[(u32, Name)], node_of: &NodeOf) -> Counts {
         let mut count = vec![0u32; self.nodes.count()];
         for (index, before) in chosen {
             let node = node_of
@@ -468,13 +468,13 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 count[i] += 1;
             }
         }
-        count
+        Counts::of(&count)
     }
 
     /// A `-INFINITY` colocation keeps two bundles apart whichever is placed first: one
     /// placed before the bundle it shuns (in a colocation cycle) could not avoid it, so
     /// the shunned bundle avoids it instead.
-    fn anti_colocation(&self, s: &mut Scores, bundle: &str, placed_on: &BTreeMap<&str, Vec<u32>>) {
+    fn anti_colocation(&self, s: &mut Scores, bundle: &str, placed_on: &BTreeMap<&str, Counts>) {
         let shunned = self.shunned_by.get(bundle).map_or(&[][..], Vec::as_slice);
         for (cname, c) in shunned {
             let Some(there) = placed_on
@@ -483,11 +483,9 @@ impl<'s, 'a> Ranker<'s, 'a> {
             else {
                 continue;
             };
-            for (i, n) in there.iter().enumerate() {
-                if *n > 0 {
-                    let source = || format!("colocation {cname}: {} runs here", c.bundle);
-                    s.add(i, Stage::Colocation, source, Score::NEG_INFINITY);
-                }
+            for i in there.nodes() {
+                let source = || format!("colocation {cname}: {} runs here", c.bundle);
+                s.add(i, Stage::Colocation, source, Score::NEG_INFINITY);
             }
         }
     }

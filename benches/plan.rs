@@ -15,6 +15,10 @@
 //!   `--node-fail`, and fresh for the small size; each with peak RSS, what it planned,
 //!   and its ratio to the `quorate plan` process.
 //!
+//! `-- double` runs 2,000 nodes x 20,000 instances, quorate only (`crm_simulate -R` takes
+//! many minutes at the large size already), and prints what doubling the nodes and
+//! instances from the large size cost, when both ran (`-- large double`).
+//!
 //! `PLAN_BENCH_KEEP=DIR` keeps the generated specs, snapshot and CIBs in DIR.
 
 mod support;
@@ -258,6 +262,14 @@ fn main() {
             process_runs: 3,
             pcmk_runs: 1,
         },
+        Size {
+            name: "double",
+            nodes: 2_000,
+            instances: 20_000,
+            runs: 3,
+            process_runs: 3,
+            pcmk_runs: 0,
+        },
     ];
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
@@ -268,15 +280,50 @@ fn main() {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let mut last: Option<(&Size, Measured)> = None;
     for size in sizes
         .iter()
         .filter(|s| wanted.is_empty() || wanted.iter().any(|w| w == s.name))
     {
-        run_size(size);
+        let now = run_size(size);
+        if let Some((before, then)) = &last
+            && before.nodes * 2 == size.nodes
+            && before.instances * 2 == size.instances
+        {
+            now.doubling_from(then);
+        }
+        last = Some((size, now));
     }
 }
 
-fn run_size(size: &Size) {
+/// What one size measured: (fresh, lost) each.
+struct Measured {
+    in_process: (Duration, Duration),
+    heap_mib: (f64, f64),
+    process: (Duration, Duration),
+    rss_mib: (f64, f64),
+}
+
+impl Measured {
+    /// Prints what this size cost against `half`, the size with half the nodes and
+    /// instances.
+    fn doubling_from(&self, half: &Measured) {
+        let t = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+        println!(
+            "  twice the nodes and instances: plan() {:.2}x / {:.2}x, heap {:.2}x / {:.2}x; process {:.2}x / {:.2}x, RSS {:.2}x / {:.2}x (fresh / lost)",
+            t(self.in_process.0, half.in_process.0),
+            t(self.in_process.1, half.in_process.1),
+            self.heap_mib.0 / half.heap_mib.0,
+            self.heap_mib.1 / half.heap_mib.1,
+            t(self.process.0, half.process.0),
+            t(self.process.1, half.process.1),
+            self.rss_mib.0 / half.rss_mib.0,
+            self.rss_mib.1 / half.rss_mib.1,
+        );
+    }
+}
+
+fn run_size(size: &Size) -> Measured {
     let shape = Shape {
         nodes: size.nodes,
         bundles: size.instances / 2,
@@ -353,6 +400,12 @@ fn run_size(size: &Size) {
         ms(q_lost.time),
         q_lost.peak_mib
     );
+    let measured = Measured {
+        in_process: (t_fresh, t_lost),
+        heap_mib: (heap_fresh, heap_lost),
+        process: (q_fresh.time, q_lost.time),
+        rss_mib: (q_fresh.peak_mib, q_lost.peak_mib),
+    };
 
     // Pacemaker on the equivalent CIB: fresh, and converged on quorate's placement.
     let fresh_cib = dir.path().join("fresh.xml");
@@ -385,7 +438,11 @@ fn run_size(size: &Size) {
         println!(
             "  crm_simulate: not installed (apt-get install pacemaker-cli-utils, or scripts/bench-plan)"
         );
-        return;
+        return measured;
+    }
+    if size.pcmk_runs == 0 {
+        println!("  crm_simulate: not run at this size (-R takes many minutes at the large size)");
+        return measured;
     }
     let crm = |cib: &Path, op: &str, fail: bool| {
         let mut c = Command::new("crm_simulate");
@@ -441,4 +498,5 @@ fn run_size(size: &Size) {
             "  crm_simulate -S fresh: skipped (it simulates every action on the CIB, hours at this size; PLAN_BENCH_SLOW=1 runs it)"
         );
     }
+    measured
 }

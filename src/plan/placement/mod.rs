@@ -90,6 +90,19 @@ impl Counts {
         Counts(some.map(|(i, n)| (i, *n)).collect())
     }
 
+    /// From the node of each instance.
+    pub(super) fn at(mut nodes: Vec<usize>) -> Counts {
+        nodes.sort_unstable();
+        let mut counts: Vec<(usize, u32)> = Vec::new();
+        for i in nodes {
+            match counts.last_mut() {
+                Some((at, n)) if *at == i => *n += 1,
+                _ => counts.push((i, 1)),
+            }
+        }
+        Counts(counts)
+    }
+
     /// The instances on node `i`.
     pub(super) fn on(&self, i: usize) -> u32 {
         self.0
@@ -603,9 +616,9 @@ impl<'a> Placer<'_, 'a> {
     /// give up the claim they started with, as placing them does.
     fn take_over(&mut self, bundles: &[&'a str], prev: &Placed<'a>) {
         for &bundle in bundles {
-            let Some(spec) = self.spec.bundles.get(bundle) else {
+            if !self.spec.bundles.contains_key(bundle) {
                 continue;
-            };
+            }
             let running = self
                 .current
                 .copies
@@ -615,22 +628,25 @@ impl<'a> Placer<'_, 'a> {
             for index in running {
                 self.capacity.release(bundle, *index);
             }
-            let mut mine = vec![0; self.nodes.count()];
+            let mut mine = Vec::new();
             for (key, node) in prev.node.range((bundle, 0)..=(bundle, u32::MAX)) {
                 self.out.node.insert(*key, *node);
                 if let Some(at) = node.and_then(|n| self.nodes.of(n.as_str())) {
                     self.capacity.take(bundle, key.1, at);
                     self.load[at] += 1;
-                    mine[at] += 1;
+                    mine.push(at);
                 }
             }
-            for index in 0..spec.replicas {
-                let name = instance_name(bundle, index);
-                if let Some(short) = prev.short.get(&name) {
-                    self.out.short.insert(name, short.clone());
+            // Its instances' names: the bundle's, a dash, a number (`instance_name`).
+            let dash = format!("{bundle}-");
+            let shorts = prev.short.range(dash.clone()..);
+            let shorts = shorts.take_while(|(name, _)| name.starts_with(&dash));
+            for (name, short) in shorts {
+                if name[dash.len()..].bytes().all(|c| c.is_ascii_digit()) {
+                    self.out.short.insert(name.clone(), short.clone());
                 }
             }
-            self.placed_on.insert(bundle, Counts::of(&mine));
+            self.placed_on.insert(bundle, Counts::at(mine));
         }
     }
 

@@ -458,17 +458,14 @@ impl<'s, 'a> Ranker<'s, 'a> {
     /// How many of the instances `chosen` of `bundle` this placement put on each node
     /// (those it has not placed yet, where the round before put them).
     fn placed(&self, bundle: &str, chosen: &[(u32, Name)], node_of: &NodeOf) -> Counts {
-        let mut count = vec![0u32; self.nodes.count()];
-        for (index, before) in chosen {
+        let nodes = chosen.iter().filter_map(|(index, before)| {
             let node = node_of
                 .get(&(bundle, *index))
                 .copied()
                 .unwrap_or(Some(before));
-            if let Some(i) = node.and_then(|n| self.nodes.of(n.as_str())) {
-                count[i] += 1;
-            }
-        }
-        Counts::of(&count)
+            self.nodes.of(node?.as_str())
+        });
+        Counts::at(nodes.collect())
     }
 
     /// A `-INFINITY` colocation keeps two bundles apart whichever is placed first: one

@@ -2471,6 +2471,53 @@ nodes:
     );
 }
 
+/// Found by `plan_properties` with `PROPTEST_CASES=3000 PROPTEST_RNG_SEED=11`: `b0`
+/// colocated with `b1` by `INFINITY` and ordered before it (mandatory), under capacity,
+/// with `b1-0` running on a node that has no room for `b0`. The first plan stops `b1-0`
+/// (`b0` fits nowhere beside it, and the needs of a dependent that must join `b1` never
+/// make `b1` leave its node); the next plan starts both on the node with room. Planning
+/// against a plan's result should change nothing. Not fixed yet (issue 18).
+#[test]
+#[ignore = "known: not idempotent yet, see the comment (issue 18)"]
+fn a_primary_on_a_node_too_small_for_its_dependent_settles_in_one_plan() {
+    let text = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes:
+    - {name: n0, runtime: 'podman+unix:///n0', votes: 0, capacity: {cpu: 1, memory: 2}}
+    - {name: n1, runtime: 'podman+unix:///n1', votes: 1, capacity: {cpu: 0}}
+  placementStrategy: utilization
+  quorum: {reconcilerVotes: 0}
+  fencing: {enabled: false}
+  defaults: {stickiness: 1}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b0}
+spec: {image: img0, replicas: 1, recovery: restart, needs: {cpu: 0, memory: 1}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b1}
+spec: {image: img1, replicas: 1, recovery: restart, needs: {cpu: 0, memory: 0}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: col0}
+spec: {colocation: {bundle: b0, with: b1, score: INFINITY}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: ord0}
+spec: {order: {first: b0, then: b1, kind: mandatory}}
+"#;
+    settles_in_one_plan(
+        text,
+        "nodes:\n  n0: {}\n  n1: {instances: [{bundle: b1, index: 0, specHash: old}]}\n",
+    );
+}
+
 /// Plans `text` against the snapshot `observed`, then against the state that plan leaves:
 /// the second plan must change nothing.
 fn settles_in_one_plan(text: &str, observed_text: &str) {

@@ -213,8 +213,10 @@ pub fn place<'a>(
     let mut round = Round::default();
     let mut last: Option<(usize, Placed<'a>)> = None;
     loop {
-        let same = last.as_ref().map(|(same, prev)| (*same, prev));
-        let mut placed = place_again(spec, observed, current, explain, &round, &fixed, same);
+        // (With `--explain`, every instance is scored and explained again.)
+        let taken = last.as_ref().map(|(same, prev)| (*same, prev));
+        let taken = taken.filter(|(same, _)| *same > 0 && !explain);
+        let mut placed = place_once(spec, observed, current, explain, &round, &fixed, taken);
         let mut starved = starved_bundles(spec, &placed);
         starved.extend(round.starved.iter().map(|(t, f)| (*t, *f)));
         // The bundles the round treated as starved: those it started with, and those it
@@ -300,35 +302,6 @@ fn unchanged<'a>(
     same
 }
 
-/// A round of placement from `round`; with `same`, the number of bundles it places as
-/// the round before did ([`unchanged`]) and that round's outcome, whose placements it
-/// takes over for them instead of scoring them again. Debug builds check that it comes
-/// to what scoring them again would.
-fn place_again<'a>(
-    spec: &'a SpecSet,
-    observed: &Observed,
-    current: &Current<'a>,
-    explain: bool,
-    round: &Round<'a>,
-    fixed: &Fixed<'_, 'a>,
-    same: Option<(usize, &Placed<'a>)>,
-) -> Placed<'a> {
-    let same = same.filter(|(count, _)| *count > 0 && !explain);
-    let placed = place_once(spec, observed, current, explain, round, fixed, same);
-    #[cfg(debug_assertions)]
-    if let Some((count, _)) = same {
-        let full = place_once(spec, observed, current, explain, round, fixed, None);
-        debug_assert!(
-            placed.node == full.node
-                && placed.short == full.short
-                && placed.found == full.found
-                && placed.left == full.left,
-            "a round that takes over {count} bundles' placements differs from one that scores them"
-        );
-    }
-    placed
-}
-
 /// What every round of placement shares: the nodes, what rules and constraints give
 /// each bundle, the order bundles are placed in.
 struct Fixed<'f, 'a> {
@@ -405,7 +378,9 @@ fn starved_bundles<'a>(spec: &'a SpecSet, placed: &Placed<'a>) -> BTreeMap<&'a s
 }
 
 /// One round of placement: every bundle in colocation order, from `round`; with
-/// `taken`, the first bundles placed as the given outcome placed them.
+/// `taken`, the first bundles placed as the given outcome placed them instead of scored
+/// again ([`unchanged`] says how many). Debug builds also score them again and check that
+/// both come to the same.
 fn place_once<'a>(
     spec: &'a SpecSet,
     observed: &Observed,
@@ -484,6 +459,18 @@ fn place_once<'a>(
         }
     }
     placer.out.left = placer.capacity.left();
+    #[cfg(debug_assertions)]
+    if let Some((count, _)) = taken {
+        let full = place_once(spec, observed, current, explain, round, fixed, None);
+        let out = &placer.out;
+        debug_assert!(
+            out.node == full.node
+                && out.short == full.short
+                && out.found == full.found
+                && out.left == full.left,
+            "a round that takes over {count} bundles' placements differs from one that scores them"
+        );
+    }
     placer.out
 }
 

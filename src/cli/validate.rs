@@ -148,7 +148,7 @@ pub(crate) fn load_valid_as(
             return Err(ExitCode::from(super::EXIT_USAGE));
         }
     };
-    let mut report = validate_with(&sources, secrets);
+    let report = validate_with(&sources, secrets);
     let invalid = report.errors() > 0;
     if format != Format::Human && invalid {
         let ctx = RenderContext {
@@ -176,9 +176,9 @@ pub(crate) fn load_valid_as(
         );
     }
     let (errors, warnings) = (report.errors(), report.warnings());
-    // The files and their located documents are only needed for the findings, rendered
-    // above: freed while the command goes on (about 55 ms at 10,000 documents).
-    super::free_later((std::mem::take(&mut report.index), sources));
+    // The files are only needed for the findings, rendered above: freed while the
+    // command goes on.
+    super::free_later(sources);
     match report.into_valid_set() {
         Some(set) => Ok(set),
         None => {

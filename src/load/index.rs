@@ -1,20 +1,36 @@
 //! Where each document of a spec set came from, so that findings about the typed model
 //! can point back at the exact YAML node.
+//!
+//! Loading keeps no document's tree: the index holds each document's file, its place in
+//! the file and the span of its name. A finding that points deeper has the [`Locator`]
+//! parse that file again, once, when it is first asked for.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use super::yaml::Node;
+use super::yaml::{self, Node, Value};
 use crate::diag::{Location, Span};
-use crate::source::FileId;
+use crate::source::{FileId, Sources};
 use crate::spec::{Kind, Name};
 
-/// A document's file and tree.
+/// A document's file, its place there and its name's span.
 #[derive(Debug, Clone)]
 pub struct DocOrigin {
     /// The file.
     pub file: FileId,
-    /// The whole document.
-    pub root: Node,
+    /// Which document of the file it is, from 0.
+    pub ordinal: usize,
+    /// Where `metadata.name` is written.
+    pub name: Span,
+}
+
+impl DocOrigin {
+    /// Where the document's name is written.
+    pub fn name_location(&self) -> Location {
+        Location {
+            file: self.file,
+            span: Some(self.name),
+        }
+    }
 }
 
 /// Every document of a spec set by kind and name, plus spans that must never be shown.
@@ -26,8 +42,8 @@ pub struct SpecIndex {
 
 impl SpecIndex {
     /// Records a document.
-    pub fn insert(&mut self, kind: Kind, name: Name, file: FileId, root: Node) {
-        self.docs.insert((kind, name), DocOrigin { file, root });
+    pub fn insert(&mut self, kind: Kind, name: Name, origin: DocOrigin) {
+        self.docs.insert((kind, name), origin);
     }
 
     /// The document `kind`/`name`, if one was declared (valid or not).
@@ -48,17 +64,6 @@ impl SpecIndex {
             .filter(|(k, _)| *k == kind)
             .map(|(_, n)| n.as_str())
             .collect()
-    }
-
-    /// The location of `path` (dot-separated keys and sequence indices, such as
-    /// `spec.nodes.2.name`) in document `kind`/`name`. When the path does not exist all
-    /// the way, the deepest node that does is given.
-    pub fn locate(&self, kind: Kind, name: &str, path: &str) -> Option<Location> {
-        let origin = self.origin(kind, name)?;
-        Some(Location {
-            file: origin.file,
-            span: Some(walk(&origin.root, path).span),
-        })
     }
 
     /// Number of documents declared.
@@ -82,8 +87,52 @@ impl SpecIndex {
     }
 }
 
+/// Locates paths in the documents of an index, parsing a file again the first time one
+/// of its documents is asked for (the same bytes parse to the same documents).
+pub(crate) struct Locator<'a> {
+    index: &'a SpecIndex,
+    sources: &'a Sources,
+    parsed: HashMap<FileId, Vec<Node>>,
+}
+
+impl<'a> Locator<'a> {
+    pub(crate) fn new(index: &'a SpecIndex, sources: &'a Sources) -> Locator<'a> {
+        Locator {
+            index,
+            sources,
+            parsed: HashMap::new(),
+        }
+    }
+
+    /// The index it locates in.
+    pub(crate) fn index(&self) -> &'a SpecIndex {
+        self.index
+    }
+
+    /// The location of `path` (dot-separated keys and sequence indices, such as
+    /// `spec.nodes.2.name`) in document `kind`/`name`. When the path does not exist all
+    /// the way, the deepest node that does is given.
+    pub(crate) fn locate(&mut self, kind: Kind, name: &str, path: &str) -> Option<Location> {
+        let origin = self.index.origin(kind, name)?;
+        let sources = self.sources;
+        let roots = self.parsed.entry(origin.file).or_insert_with(|| {
+            sources
+                .get(origin.file)
+                .and_then(|f| yaml::parse_documents(&f.bytes).ok())
+                .unwrap_or_default()
+        });
+        // Only with other bytes than were loaded: the name is the best place left.
+        let Some(root) = roots.get(origin.ordinal) else {
+            return Some(origin.name_location());
+        };
+        Some(Location {
+            file: origin.file,
+            span: Some(walk(root, path).span),
+        })
+    }
+}
+
 fn walk<'a>(root: &'a Node, path: &str) -> &'a Node {
-    use super::yaml::Value;
     let mut node = root;
     for seg in path.split('.').filter(|s| !s.is_empty()) {
         let next = match (&node.value, seg.parse::<usize>()) {
@@ -96,4 +145,47 @@ fn walk<'a>(root: &'a Node, path: &str) -> &'a Node {
         }
     }
     node
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "\
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: a}
+spec: {image: 'x:1'}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata:
+  name: b
+spec:
+  image: 'y:1'
+  replicas: 2
+";
+
+    #[test]
+    fn a_path_is_found_in_its_own_document_of_the_file() {
+        let mut sources = Sources::new();
+        sources.add("first.yaml", b"# nothing here\n".to_vec());
+        sources.add("two.yaml", FILE.as_bytes().to_vec());
+        let loaded = crate::load::load(&sources);
+        let b = loaded
+            .index
+            .origin(Kind::Bundle, "b")
+            .expect("b is indexed");
+        assert_eq!((b.file, b.ordinal), (FileId(1), 1));
+        assert_eq!((b.name.line, b.name.column), (9, 9));
+        let mut locator = Locator::new(&loaded.index, &sources);
+        let at = |l: Option<Location>| l.and_then(|l| l.span).map(|s| (s.line, s.column));
+        let replicas = locator.locate(Kind::Bundle, "b", "spec.replicas");
+        assert_eq!(at(replicas), Some((12, 13)));
+        // A path that goes on past what is written stops at the deepest node there is.
+        let deeper = locator.locate(Kind::Bundle, "a", "spec.image.tag");
+        assert_eq!(at(deeper), Some((4, 15)));
+        assert_eq!(locator.locate(Kind::Bundle, "c", "spec"), None);
+        assert_eq!(locator.parsed.len(), 1, "one file parsed once");
+    }
 }

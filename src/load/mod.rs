@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use de::{MAX_ERRORS, ShapeErrorKind, from_node};
-pub use index::SpecIndex;
+pub(crate) use index::Locator;
+pub use index::{DocOrigin, SpecIndex};
 use yaml::{Node, ParseErrorKind, Value};
 
 use crate::diag::{Diagnostic, Location, Span};
@@ -82,8 +83,7 @@ const KINDS: &[&str] = &["Cluster", "Bundle", "Fence", "Constraint", "Group"];
 
 /// A document after the YAML and shape layers, before it joins the set.
 struct Decoded {
-    file: FileId,
-    root: Node,
+    origin: DocOrigin,
     kind: Kind,
     name: Name,
     spec: Option<TypedSpec>,
@@ -130,28 +130,20 @@ pub fn load(sources: &Sources) -> Loaded {
         }
         for doc in docs {
             let Decoded {
-                file,
-                root,
+                origin,
                 kind,
                 name,
                 spec,
             } = doc;
             if let Some(first) = index.origin(kind, name.as_str()) {
-                let first = Location {
-                    file: first.file,
-                    span: first
-                        .root
-                        .get("metadata")
-                        .and_then(|m| m.get("name"))
-                        .map(|n| n.span),
-                };
+                let first = first.name_location();
                 diagnostics.push(
                     Diagnostic::error(
                         "quorate::set::duplicate-name",
                         format!("a {kind} named `{name}` is already defined"),
                     )
                     .with_help(format!("rename one of the two {kind} documents"))
-                    .at(locate(file, &root, &["metadata", "name"]))
+                    .at(origin.name_location())
                     .with_related(first, "first defined here"),
                 );
                 continue;
@@ -172,7 +164,7 @@ pub fn load(sources: &Sources) -> Loaded {
                     groups.insert(name.clone(), s);
                 }
             }
-            index.insert(kind, name, file, root);
+            index.insert(kind, name, origin);
         }
     }
     let cluster = assemble(clusters, &index, &mut diagnostics);
@@ -226,7 +218,7 @@ fn decode_file(file: FileId, bytes: &[u8], count: &DocumentCount) -> Option<Deco
         .map(|span| (file, span))
         .collect();
     let mut docs = Vec::with_capacity(roots.len());
-    for root in roots {
+    for (ordinal, root) in roots.into_iter().enumerate() {
         let first = diags.len();
         let decoded = header(file, &root, &mut diags);
         let spec = decoded.as_ref().and_then(|(kind, _, usable)| {
@@ -243,9 +235,13 @@ fn decode_file(file: FileId, bytes: &[u8], count: &DocumentCount) -> Option<Deco
         let Some((kind, metadata, _)) = decoded else {
             continue;
         };
+        let name = root.get("metadata").and_then(|m| m.get("name"));
         docs.push(Decoded {
-            file,
-            root,
+            origin: DocOrigin {
+                file,
+                ordinal,
+                name: name.unwrap_or(&root).span,
+            },
             kind,
             name: metadata.name,
             spec,
@@ -281,14 +277,19 @@ fn assemble(
 ) -> Option<(Name, ClusterSpec)> {
     let declared = index.names(Kind::Cluster);
     if declared.len() > 1 {
-        let first = index.locate(Kind::Cluster, declared[0], "metadata.name");
+        let at = |name| {
+            index
+                .origin(Kind::Cluster, name)
+                .map(DocOrigin::name_location)
+        };
+        let first = at(declared[0]);
         for other in &declared[1..] {
             let mut d = Diagnostic::error(
                 "quorate::set::multiple-clusters",
                 format!("a second Cluster document `{other}`: a spec set describes exactly one cluster"),
             )
             .with_help("keep one Cluster document; put each cluster's specs in its own directory or repository");
-            if let Some(l) = index.locate(Kind::Cluster, other, "metadata.name") {
+            if let Some(l) = at(other) {
                 d = d.at(l);
             }
             if let Some(f) = first {
@@ -521,20 +522,6 @@ fn cap_document(diags: &mut Vec<Diagnostic>, first: usize) {
         });
     }
     diags.extend(found);
-}
-
-fn locate(file: FileId, root: &Node, path: &[&str]) -> Location {
-    let mut node = root;
-    for seg in path {
-        match node.get(seg) {
-            Some(n) => node = n,
-            None => break,
-        }
-    }
-    Location {
-        file,
-        span: Some(node.span),
-    }
 }
 
 fn parse_diagnostic(file: FileId, e: &yaml::ParseError) -> Diagnostic {

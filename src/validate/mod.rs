@@ -13,7 +13,7 @@ mod safety;
 mod secret_policy;
 
 use crate::diag::{self, Diagnostic};
-use crate::load::{self, SpecIndex};
+use crate::load::{self, Locator, SpecIndex};
 use crate::secret::SecretPolicy;
 use crate::source::Sources;
 use crate::spec::expand::{self, Origin};
@@ -65,13 +65,12 @@ pub fn validate(sources: &Sources) -> Report {
 pub fn validate_with(sources: &Sources, secrets: Option<&SecretPolicy>) -> Report {
     let loaded = load::load(sources);
     let mut diagnostics = loaded.diagnostics;
-    let (found, set) = check_and_expand(loaded.set, loaded.cluster_ok, &loaded.index);
-    diagnostics.extend(found);
+    let mut f = Findings::new(Locator::new(&loaded.index, sources));
+    let set = check_and_expand(loaded.set, loaded.cluster_ok, &mut f);
     if let Some(policy) = secrets {
-        let mut f = Findings::new(&loaded.index);
         secret_policy::check(&set, policy, &mut f);
-        diagnostics.extend(f.diags);
     }
+    diagnostics.append(&mut f.diags);
     diag::sort(&mut diagnostics);
     // Every finding, whatever it is about, loses the text of every inline secret.
     diag::mask::mask_findings(&mut diagnostics, sources, loaded.index.redactions());
@@ -83,54 +82,45 @@ pub fn validate_with(sources: &Sources, secrets: Option<&SecretPolicy>) -> Repor
     }
 }
 
-/// Runs the meaning layer on a loaded set. Without a valid cluster (`cluster_ok` false)
-/// only the checks that do not need the nodes run; a set over one of the [`limits`] gets
-/// only those findings, as the other checks cost in proportion to what it asks for.
-pub fn check(set: &SpecSet, cluster_ok: bool, index: &SpecIndex) -> Vec<Diagnostic> {
-    check_and_expand(set.clone(), cluster_ok, index).0
-}
-
-/// [`check`], and the set with its groups and resource sets expanded into pairs
-/// ([`expand`]): the checks of placement and order cycles run on the expanded set, as the
-/// planner reads it, and a finding about a constraint made there points at the group or
-/// set it came from.
-fn check_and_expand(
-    set: SpecSet,
-    cluster_ok: bool,
-    index: &SpecIndex,
-) -> (Vec<Diagnostic>, SpecSet) {
-    let mut f = Findings::new(index);
-    if limits::check(&set, &mut f) {
-        return (f.diags, set);
+/// Runs the meaning layer on a loaded set, into `f`, and returns the set with its groups
+/// and resource sets expanded into pairs ([`expand`]): the checks of placement and order
+/// cycles run on the expanded set, as the planner reads it, and a finding about a
+/// constraint made there points at the group or set it came from. Without a valid cluster
+/// (`cluster_ok` false) only the checks that do not need the nodes run; a set over one of
+/// the [`limits`] gets only those findings, as the other checks cost in proportion to what
+/// it asks for.
+fn check_and_expand(set: SpecSet, cluster_ok: bool, f: &mut Findings) -> SpecSet {
+    if limits::check(&set, f) {
+        return set;
     }
-    refs::check(&set, cluster_ok, &mut f);
-    groups::check(&set, &mut f);
-    network::check(&set, &mut f);
-    safety::fences(&set, &mut f);
-    safety::env_secrets(&set, &mut f);
+    refs::check(&set, cluster_ok, f);
+    groups::check(&set, f);
+    network::check(&set, f);
+    safety::fences(&set, f);
+    safety::env_secrets(&set, f);
     let expanded = expand::expand(set);
     f.origins = expanded.origins;
     let set = expanded.set;
-    groups::contradictions(&set, &mut f);
+    groups::contradictions(&set, f);
     if cluster_ok {
-        placement::check(&set, &mut f);
-        safety::cluster(&set, &mut f);
+        placement::check(&set, f);
+        safety::cluster(&set, f);
     }
-    (f.diags, set)
+    set
 }
 
 /// Collects findings, locating each in its document.
 pub(crate) struct Findings<'a> {
-    index: &'a SpecIndex,
+    locator: Locator<'a>,
     diags: Vec<Diagnostic>,
     /// Where each constraint made from a group or a resource set was written.
     origins: BTreeMap<Name, Origin>,
 }
 
 impl<'a> Findings<'a> {
-    fn new(index: &'a SpecIndex) -> Findings<'a> {
+    fn new(locator: Locator<'a>) -> Findings<'a> {
         Findings {
-            index,
+            locator,
             diags: Vec::new(),
             origins: BTreeMap::new(),
         }
@@ -146,7 +136,7 @@ impl<'a> Findings<'a> {
             Some(o) => (o.kind, o.name.as_str(), o.path.as_str()),
             None => (kind, name, path),
         };
-        let d = match self.index.locate(kind, name, path) {
+        let d = match self.locator.locate(kind, name, path) {
             Some(l) => d.at(l),
             None => d,
         };
@@ -160,7 +150,7 @@ impl<'a> Findings<'a> {
         here: (Kind, &str, &str),
         there: (Kind, &str, &str, &str),
     ) {
-        let d = match self.index.locate(there.0, there.1, there.2) {
+        let d = match self.locator.locate(there.0, there.1, there.2) {
             Some(l) => d.with_related(l, there.3),
             None => d,
         };
@@ -170,11 +160,11 @@ impl<'a> Findings<'a> {
     /// Whether a document was declared, even if its spec failed to load (so references to
     /// it are not reported twice).
     pub(crate) fn declared(&self, kind: Kind, name: &str) -> bool {
-        self.index.declared(kind, name)
+        self.locator.index().declared(kind, name)
     }
 
     /// Names declared for `kind`.
     pub(crate) fn names(&self, kind: Kind) -> Vec<&str> {
-        self.index.names(kind)
+        self.locator.index().names(kind)
     }
 }

@@ -125,47 +125,96 @@ struct Run {
     summary: Option<String>,
 }
 
+/// Set in a copy of this bench that only runs one command and writes how it went to the
+/// file named here (see [`measure`]).
+const MEASURE_INTO: &str = "PLAN_BENCH_MEASURE_INTO";
+
 /// Runs `cmd` with its output in a file, returning its wall time, its peak RSS and a
 /// count of the transition summary in its output, or why it failed.
+///
+/// A new copy of this bench spawns it and waits: a child's peak RSS (`ru_maxrss`) starts
+/// from its parent's at the moment it is spawned, and this process, which holds the
+/// generated cluster, is larger than a `quorate plan` of it. The copy has just started.
 fn measure(cmd: &mut Command) -> Result<Run, String> {
     let out = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
     let err = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-    let t = Instant::now();
-    let child = cmd
+    let into = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let status = Command::new(exe)
+        .env(MEASURE_INTO, into.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
         .stdin(Stdio::null())
         .stdout(out.reopen().map_err(|e| e.to_string())?)
         .stderr(err.reopen().map_err(|e| e.to_string())?)
-        .spawn()
+        .status()
         .map_err(|e| format!("{:?}: {e}", cmd.get_program()))?;
-    let pid = i32::try_from(child.id()).map_err(|e| e.to_string())?;
-    let mut status = 0;
-    // SAFETY: rusage is plain data; all zeroes is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child, writing into locals we own; `child` is not
-    // waited on again.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let time = t.elapsed();
-    if rc != pid {
-        return Err(format!("wait4 failed for {:?}", cmd.get_program()));
-    }
+    let report = std::fs::read_to_string(into.path()).unwrap_or_default();
+    let numbers: Vec<i64> = report
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let &[status_word, nanos, peak_kib] = numbers.as_slice() else {
+        return Err(format!(
+            "{:?} was not measured ({status})",
+            cmd.get_program()
+        ));
+    };
+    let status_word = i32::try_from(status_word).unwrap_or(-1);
     // `quorate plan` exits 2 when the plan has changes (terraform's -detailed-exitcode).
     let quorate = cmd.get_program() == std::ffi::OsStr::new(env!("CARGO_BIN_EXE_quorate"));
-    let ok = libc::WIFEXITED(status)
-        && (libc::WEXITSTATUS(status) == 0 || (quorate && libc::WEXITSTATUS(status) == 2));
+    let ok = libc::WIFEXITED(status_word)
+        && (libc::WEXITSTATUS(status_word) == 0
+            || (quorate && libc::WEXITSTATUS(status_word) == 2));
     if !ok {
         let text = std::fs::read_to_string(err.path()).unwrap_or_default();
         return Err(format!(
-            "{:?} failed (wait status {status}): {}",
+            "{:?} failed (wait status {status_word}): {}",
             cmd.get_program(),
             text.lines().take(5).collect::<Vec<_>>().join("\n")
         ));
     }
     let text = std::fs::read_to_string(out.path()).unwrap_or_default();
     Ok(Run {
-        time,
-        peak_mib: usage.ru_maxrss as f64 / 1024.0,
+        time: Duration::from_nanos(u64::try_from(nanos).unwrap_or(0)),
+        peak_mib: peak_kib as f64 / 1024.0,
         summary: transition_summary(&text),
     })
+}
+
+/// The copy of [`measure`]: runs the command of its arguments with its own standard
+/// streams, and writes its wait status, wall time (ns) and peak RSS (KiB) to `into`.
+fn measure_here(into: &std::ffi::OsStr) -> std::process::ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let Some(program) = args.next() else {
+        return std::process::ExitCode::FAILURE;
+    };
+    let t = Instant::now();
+    let Ok(child) = Command::new(program)
+        .args(args)
+        .env_remove(MEASURE_INTO)
+        .spawn()
+    else {
+        return std::process::ExitCode::FAILURE;
+    };
+    let Ok(pid) = i32::try_from(child.id()) else {
+        return std::process::ExitCode::FAILURE;
+    };
+    let mut status = 0;
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, writing into locals we own; `child` is not
+    // waited on again.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let nanos = t.elapsed().as_nanos();
+    if rc != pid {
+        return std::process::ExitCode::FAILURE;
+    }
+    let report = format!("{status} {nanos} {}", usage.ru_maxrss);
+    match std::fs::write(into, report) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(_) => std::process::ExitCode::FAILURE,
+    }
 }
 
 /// The median time and the largest peak of `runs` runs of `cmd()`, with the summary of
@@ -240,7 +289,10 @@ struct Size {
     pcmk_runs: usize,
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    if let Some(into) = std::env::var_os(MEASURE_INTO) {
+        return measure_here(&into);
+    }
     let wanted: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -294,6 +346,7 @@ fn main() {
         }
         last = Some((size, now));
     }
+    std::process::ExitCode::SUCCESS
 }
 
 /// What one size measured: (fresh, lost) each.

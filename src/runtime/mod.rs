@@ -44,6 +44,7 @@ pub(crate) mod podman;
 mod probe;
 mod relay;
 pub mod roles;
+mod socket_dir;
 pub(crate) mod ssh;
 pub(crate) mod state;
 

@@ -29,6 +29,7 @@ use zeroize::Zeroizing;
 
 use super::RuntimeError;
 use super::connection::TlsFiles;
+use super::socket_dir::SocketDir;
 
 /// The most a node may send in answer to one request: 8 MiB. A container in a list is
 /// about 0.9 KB on Podman 4.3 and 1.3 KB on Docker 28 (quorate's labels, a port, a mount),
@@ -58,7 +59,7 @@ pub(crate) enum Upstream {
 /// A relay for one node's runtime, started on the first call ([`Relay::ensure`]) and
 /// stopped, with every connection it relays, when dropped.
 pub(crate) struct Relay {
-    dir: tempfile::TempDir,
+    dir: SocketDir,
     shared: Arc<Shared>,
     /// The accept loop, while it runs (it ends with the async runtime it was started on).
     serving: Mutex<Option<Serving>>,
@@ -112,13 +113,10 @@ impl Relay {
         limit: u64,
     ) -> Result<Relay, RuntimeError> {
         // The directory is private (0700) to this user: only we can use the socket.
-        let dir = tempfile::Builder::new()
-            .prefix("quorate-relay-")
-            .tempdir()
-            .map_err(|e| RuntimeError::Unreachable {
-                endpoint: endpoint.clone(),
-                reason: format!("cannot create a private dir for the relay: {e}"),
-            })?;
+        let dir = SocketDir::new("relay-").map_err(|e| RuntimeError::Unreachable {
+            endpoint: endpoint.clone(),
+            reason: format!("cannot create a private dir for the relay: {e}"),
+        })?;
         Ok(Relay {
             dir,
             shared: Arc::new(Shared {

@@ -13,6 +13,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
 use super::RuntimeError;
+use super::socket_dir::SocketDir;
 
 /// Where and how to reach a node over SSH.
 #[derive(Debug, Clone)]
@@ -130,7 +131,7 @@ pub(crate) fn shell_quote(s: &str) -> String {
 pub(crate) struct SshTunnel {
     target: SshTarget,
     remote_socket: PathBuf,
-    dir: tempfile::TempDir,
+    dir: SocketDir,
     child: Mutex<Option<Child>>,
 }
 
@@ -138,13 +139,10 @@ impl SshTunnel {
     /// Prepares a tunnel; nothing is started until [`SshTunnel::ensure`].
     pub fn new(target: SshTarget, remote_socket: PathBuf) -> Result<SshTunnel, RuntimeError> {
         // The directory is private (0700) to this user: only we can use the socket.
-        let dir = tempfile::Builder::new()
-            .prefix("quorate-ssh-")
-            .tempdir()
-            .map_err(|e| RuntimeError::Unreachable {
-                endpoint: target.endpoint.clone(),
-                reason: format!("cannot create a private dir for the ssh tunnel: {e}"),
-            })?;
+        let dir = SocketDir::new("ssh-").map_err(|e| RuntimeError::Unreachable {
+            endpoint: target.endpoint.clone(),
+            reason: format!("cannot create a private dir for the ssh tunnel: {e}"),
+        })?;
         Ok(SshTunnel {
             target,
             remote_socket,

@@ -1,10 +1,11 @@
 //! Whether hard constraints alone make a bundle impossible to place, and whether order
 //! constraints form a cycle.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 
 use super::Findings;
 use crate::diag::Diagnostic;
+use crate::plan::colocation::Order;
 use crate::spec::constraint::{ConstraintSpec, NodeMatcher};
 use crate::spec::{Kind, SpecSet};
 
@@ -13,7 +14,62 @@ use crate::spec::{Kind, SpecSet};
 /// colocations to the nodes their targets may run on. Standby is not counted: it is a
 /// passing state, not a constraint. (A mask, not a set of names: 5,000 bundles on 1,000
 /// nodes stay at a few megabytes.)
-fn eligible_nodes(set: &SpecSet) -> BTreeMap<&str, Vec<bool>> {
+///
+/// One pass in placement `order`, which puts a bundle after those it is colocated with by
+/// `INFINITY`, so that their masks are final when it is reached; the members of a cycle
+/// of such colocations share one mask. (Narrowing until nothing changes took a round per
+/// link of a chain written against the order constraints are read in: minutes for a
+/// chain of thousands.)
+fn eligible_nodes<'s>(set: &'s SpecSet, order: &Order<'s>, group_of: &Groups<'s, '_>) -> Masks<'s> {
+    let mut eligible = own_masks(set);
+    let mut hard: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for c in set.constraints.values() {
+        if let ConstraintSpec::Colocation(c) = c
+            && c.score.is_infinity()
+        {
+            hard.entry(c.bundle.as_str())
+                .or_default()
+                .push(c.with.as_str());
+        }
+    }
+    for b in &order.bundles {
+        let members = match group_of.get(b) {
+            Some(g) if g.first() != Some(b) => continue,
+            Some(g) => *g,
+            None => std::slice::from_ref(b),
+        };
+        let mut mask = vec![true; set.cluster.nodes.len()];
+        let narrowing = members.iter().flat_map(|m| {
+            let with = hard.get(m).map_or(&[][..], Vec::as_slice);
+            std::iter::once(m).chain(with)
+        });
+        for other in narrowing {
+            if let Some(theirs) = eligible.get(other) {
+                mask.iter_mut().zip(theirs).for_each(|(m, t)| *m &= t);
+            }
+        }
+        for m in members {
+            eligible.insert(m, mask.clone());
+        }
+    }
+    eligible
+}
+
+/// A mask of nodes per bundle.
+type Masks<'s> = BTreeMap<&'s str, Vec<bool>>;
+
+/// The members of its cycle of `INFINITY` colocations, per bundle on one.
+type Groups<'s, 'o> = BTreeMap<&'s str, &'o [&'s str]>;
+
+fn groups<'s, 'o>(order: &'o Order<'s>) -> Groups<'s, 'o> {
+    let groups = order.groups.iter();
+    groups
+        .flat_map(|g| g.iter().map(move |b| (*b, g.as_slice())))
+        .collect()
+}
+
+/// Each bundle's nodes by its own `-INFINITY` locations alone.
+fn own_masks(set: &SpecSet) -> Masks<'_> {
     let mut bans: BTreeMap<&str, Vec<&crate::spec::constraint::LocationConstraint>> =
         BTreeMap::new();
     for c in set.constraints.values() {
@@ -40,42 +96,14 @@ fn eligible_nodes(set: &SpecSet) -> BTreeMap<&str, Vec<bool>> {
         }
         eligible.insert(b.as_str(), mask);
     }
-    // Narrow along mandatory colocations until nothing changes (bounded by the number of
-    // constraints, since each round removes at least one node or stops).
-    for _ in 0..=set.constraints.len() {
-        let mut changed = false;
-        for c in set.constraints.values() {
-            let ConstraintSpec::Colocation(c) = c else {
-                continue;
-            };
-            if !c.score.is_infinity() {
-                continue;
-            }
-            let Some(with) = eligible.get(c.with.as_str()).cloned() else {
-                continue;
-            };
-            if let Some(mine) = eligible.get_mut(c.bundle.as_str()) {
-                for (m, w) in mine.iter_mut().zip(with) {
-                    changed |= *m && !w;
-                    *m &= w;
-                }
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
     eligible
 }
 
 pub(super) fn check(set: &SpecSet, f: &mut Findings) {
-    let eligible = eligible_nodes(set);
+    let order = crate::plan::colocation::order(set);
+    let group_of = groups(&order);
+    let eligible = eligible_nodes(set, &order, &group_of);
     super::capacity::check(set, &eligible, f);
-    let groups = crate::plan::colocation::order(set).groups;
-    let group_of: BTreeMap<&str, &[&str]> = groups
-        .iter()
-        .flat_map(|g| g.iter().map(move |b| (*b, g.as_slice())))
-        .collect();
     for (name, b) in &set.bundles {
         let nodes = eligible
             .get(name.as_str())
@@ -157,46 +185,45 @@ fn unplaceable_why(set: &SpecSet, name: &str, nodes: u64, rph: u32) -> String {
     }
 }
 
-/// Reports cycles of order constraints: the topological sort peels off every bundle that is
-/// not on or behind a cycle; from what is left a walk along edges finds a cycle, which is
-/// reported and removed, until nothing is left.
+/// Most order cycles reported in one set: each costs a walk, and a set can hold thousands.
+const MAX_ORDER_CYCLES: usize = 100;
+
+/// Reports cycles of order constraints. The topological sort leaves the bundles on or
+/// behind a cycle, each with a predecessor among them; a walk back along predecessors from
+/// the first of them must come round, and that cycle is reported and removed, with every
+/// bundle left with no predecessor (nothing is sorted again), until nothing is left.
 fn order_cycles(set: &SpecSet, f: &mut Findings) {
-    let mut edges: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new(); // first -> then -> constraint
-    for (cname, c) in &set.constraints {
-        if let ConstraintSpec::Order(o) = c {
-            edges.entry(o.then.as_str()).or_default();
-            edges
-                .entry(o.first.as_str())
-                .or_default()
-                .entry(o.then.as_str())
-                .or_insert(cname.as_str());
+    let g = OrderGraph::of(set);
+    let arcs = g.succ.iter().enumerate();
+    let arcs = arcs.flat_map(|(a, s)| s.iter().map(move |(b, _)| (a, *b)));
+    let sorted = crate::graph::toposort(0..g.names.len(), arcs, |_| ());
+    let mut left = Left::new(&g, &sorted.left);
+    let mut reported = 0;
+    while let Some(start) = left.first() {
+        if reported == MAX_ORDER_CYCLES {
+            let more = left.count;
+            f.push(
+                Diagnostic::error(
+                    "quorate::order::cycle",
+                    format!("{more} more bundle(s) are on or behind order cycles not listed here"),
+                )
+                .with_help("remove or reverse the order constraints in the cycles above, then validate again"),
+                Kind::Bundle,
+                g.names[start],
+                "metadata.name",
+            );
+            break;
         }
-    }
-    let mut left: BTreeSet<&str> = edges.keys().copied().collect();
-    loop {
-        peel(&edges, &mut left);
-        let Some(&start) = left.iter().next() else {
+        let cycle = g.cycle_back_from(start, &left);
+        let (Some(&first), Some(&last)) = (cycle.first(), cycle.last()) else {
             break;
         };
-        // Every bundle left has a successor that is left, so this walk must repeat.
-        let mut walk = vec![start];
-        let cycle_start = loop {
-            let here = walk[walk.len() - 1];
-            let next = edges[here].keys().copied().find(|n| left.contains(n));
-            let Some(next) = next else { break None };
-            if let Some(pos) = walk.iter().position(|n| *n == next) {
-                break Some(pos);
-            }
-            walk.push(next);
-        };
-        let Some(pos) = cycle_start else {
-            left.remove(start);
-            continue;
-        };
-        let cycle = &walk[pos..];
-        let closing = edges[cycle[cycle.len() - 1]][cycle[0]];
-        let mut names: Vec<&str> = cycle.to_vec();
-        names.push(cycle[0]);
+        let closing = g.succ[last]
+            .iter()
+            .find(|(b, _)| *b == first)
+            .map(|(_, c)| *c);
+        let mut names: Vec<&str> = cycle.iter().map(|v| g.names[*v]).collect();
+        names.push(g.names[first]);
         f.push(
             Diagnostic::error(
                 "quorate::order::cycle",
@@ -204,20 +231,308 @@ fn order_cycles(set: &SpecSet, f: &mut Findings) {
             )
             .with_help("remove or reverse one of the order constraints in the cycle"),
             Kind::Constraint,
-            closing,
+            closing.unwrap_or_default(),
             "spec.order.then",
         );
-        for n in cycle {
-            left.remove(n);
+        reported += 1;
+        left.remove(&g, &cycle);
+    }
+}
+
+/// The order constraints as a graph over the bundles they name, in name order.
+struct OrderGraph<'s> {
+    names: Vec<&'s str>,
+    /// Each bundle's `then`s (in name order) with the constraint.
+    succ: Vec<Vec<(usize, &'s str)>>,
+    /// Each bundle's `first`s, in name order.
+    pred: Vec<Vec<usize>>,
+}
+
+impl<'s> OrderGraph<'s> {
+    fn of(set: &'s SpecSet) -> OrderGraph<'s> {
+        let mut edges: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new(); // first -> then -> constraint
+        for (cname, c) in &set.constraints {
+            if let ConstraintSpec::Order(o) = c {
+                edges.entry(o.then.as_str()).or_default();
+                let then = edges.entry(o.first.as_str()).or_default();
+                then.entry(o.then.as_str()).or_insert(cname.as_str());
+            }
+        }
+        let names: Vec<&str> = edges.keys().copied().collect();
+        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let mut succ = vec![Vec::new(); names.len()];
+        let mut pred = vec![Vec::new(); names.len()];
+        for (a, thens) in edges.values().enumerate() {
+            for (then, cname) in thens {
+                let b = index[then];
+                succ[a].push((b, *cname));
+                pred[b].push(a);
+            }
+        }
+        pred.iter_mut().for_each(|p| p.sort_unstable());
+        OrderGraph { names, succ, pred }
+    }
+
+    /// A cycle among `left`, found walking back from `start` (each bundle left has a
+    /// predecessor left), in the order of its constraints.
+    fn cycle_back_from(&self, start: usize, left: &Left) -> Vec<usize> {
+        let mut walk = vec![start];
+        let mut at: HashMap<usize, usize> = HashMap::from([(start, 0)]);
+        loop {
+            let here = walk[walk.len() - 1];
+            let Some(&back) = self.pred[here].iter().find(|p| left.has[**p]) else {
+                return Vec::new();
+            };
+            if let Some(&pos) = at.get(&back) {
+                // back → here → ... → walk[pos] → back.
+                let mut cycle = vec![back];
+                cycle.extend(walk[pos + 1..].iter().rev());
+                return cycle;
+            }
+            at.insert(back, walk.len());
+            walk.push(back);
         }
     }
 }
 
-/// Removes from `left` every bundle on no cycle and behind none.
-fn peel<'a>(edges: &BTreeMap<&'a str, BTreeMap<&'a str, &'a str>>, left: &mut BTreeSet<&'a str>) {
-    let arcs = left
-        .iter()
-        .flat_map(|from| edges[from].keys().map(move |to| (*from, *to)));
-    let sorted = crate::graph::toposort(left.iter().copied(), arcs, |_| ());
-    *left = sorted.left.into_iter().collect();
+/// The bundles on or behind an order cycle not reported yet, with how many of their
+/// predecessors are among them.
+struct Left {
+    has: Vec<bool>,
+    waits: Vec<usize>,
+    count: usize,
+    /// No bundle before this one is left.
+    cursor: usize,
+}
+
+impl Left {
+    fn new(g: &OrderGraph, left: &[usize]) -> Left {
+        let mut has = vec![false; g.names.len()];
+        left.iter().for_each(|v| has[*v] = true);
+        let waits = (0..g.names.len())
+            .map(|v| g.pred[v].iter().filter(|p| has[**p]).count())
+            .collect();
+        Left {
+            has,
+            waits,
+            count: left.len(),
+            cursor: 0,
+        }
+    }
+
+    /// The first bundle left, by name.
+    fn first(&mut self) -> Option<usize> {
+        while self.cursor < self.has.len() && !self.has[self.cursor] {
+            self.cursor += 1;
+        }
+        (self.cursor < self.has.len()).then_some(self.cursor)
+    }
+
+    /// Removes `gone`, and every bundle that is then left with no predecessor.
+    fn remove(&mut self, g: &OrderGraph, gone: &[usize]) {
+        let mut stack: Vec<usize> = gone.iter().copied().filter(|v| self.has[*v]).collect();
+        stack.iter().for_each(|v| self.has[*v] = false);
+        while let Some(v) = stack.pop() {
+            self.count -= 1;
+            for (s, _) in &g.succ[v] {
+                if self.has[*s] {
+                    self.waits[*s] -= 1;
+                    if self.waits[*s] == 0 {
+                        self.has[*s] = false;
+                        stack.push(*s);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eligible(set: &SpecSet) -> Masks<'_> {
+        let order = crate::plan::colocation::order(set);
+        eligible_nodes(set, &order, &groups(&order))
+    }
+
+    /// Narrowing until nothing changes: what [`eligible_nodes`] must agree with.
+    fn until_stable(set: &SpecSet) -> Masks<'_> {
+        let mut eligible = own_masks(set);
+        loop {
+            let mut changed = false;
+            for c in set.constraints.values() {
+                let ConstraintSpec::Colocation(c) = c else {
+                    continue;
+                };
+                let Some(with) = eligible.get(c.with.as_str()).cloned() else {
+                    continue;
+                };
+                if let Some(mine) = eligible.get_mut(c.bundle.as_str())
+                    && c.score.is_infinity()
+                {
+                    for (m, w) in mine.iter_mut().zip(with) {
+                        changed |= *m && !w;
+                        *m &= w;
+                    }
+                }
+            }
+            if !changed {
+                return eligible;
+            }
+        }
+    }
+
+    fn set_of(nodes: usize, bundles: usize, constraints: &[String]) -> SpecSet {
+        let mut t = String::from(
+            "apiVersion: quorate.io/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec:\n  nodes:\n",
+        );
+        for i in 0..nodes {
+            t += &format!("    - {{name: n{i}, runtime: 'podman+unix:///n{i}.sock'}}\n");
+        }
+        for b in 0..bundles {
+            t += &format!(
+                "---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: b{b}}}\nspec: {{image: 'i:1'}}\n"
+            );
+        }
+        for (i, c) in constraints.iter().enumerate() {
+            t += &format!(
+                "---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: c{i:04}}}\nspec: {c}\n"
+            );
+        }
+        let mut s = crate::source::Sources::new();
+        s.add("s.yaml", t.into_bytes());
+        let loaded = crate::load::load(&s);
+        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+        loaded.set
+    }
+
+    /// The order cycles reported for `orders` (first, then) among bundles b0..b(n).
+    fn cycles_of(bundles: usize, orders: &[(usize, usize)]) -> Vec<String> {
+        let constraints: Vec<String> = orders
+            .iter()
+            .map(|(a, b)| format!("{{order: {{first: b{a}, then: b{b}}}}}"))
+            .collect();
+        let set = set_of(1, bundles, &constraints);
+        let (index, sources) = (
+            crate::load::SpecIndex::default(),
+            crate::source::Sources::new(),
+        );
+        let mut f = Findings::new(crate::load::Locator::new(&index, &sources));
+        order_cycles(&set, &mut f);
+        f.diags.iter().map(|d| d.message.clone()).collect()
+    }
+
+    /// Whether `orders` among `bundles` have a cycle (every bundle removed by a sort).
+    fn cyclic(bundles: usize, orders: &[(usize, usize)]) -> bool {
+        !crate::graph::toposort(0..bundles, orders.iter().copied(), |_| ())
+            .left
+            .is_empty()
+    }
+
+    #[test]
+    fn every_order_cycle_reported_is_one_and_none_is_left_out() {
+        let mut seed: u64 = 11;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for _ in 0..300 {
+            let bundles = 2 + next(8) as usize;
+            let orders: Vec<(usize, usize)> = (0..next(14))
+                .map(|_| (next(bundles as u64) as usize, next(bundles as u64) as usize))
+                .filter(|(a, b)| a != b)
+                .collect();
+            let mut left = orders.clone();
+            for message in cycles_of(bundles, &orders) {
+                let ring = message
+                    .strip_prefix("order constraints form a cycle: ")
+                    .unwrap();
+                let ring: Vec<usize> = ring.split(" → ").map(|b| b[1..].parse().unwrap()).collect();
+                for pair in ring.windows(2) {
+                    assert!(
+                        orders.contains(&(pair[0], pair[1])),
+                        "{message} in {orders:?}"
+                    );
+                }
+                assert_eq!(ring.first(), ring.last());
+                // Cycles are disjoint: what one goes through is taken out.
+                left.retain(|(a, b)| !ring.contains(a) && !ring.contains(b));
+            }
+            assert!(
+                !cyclic(bundles, &left),
+                "a cycle left in {left:?} of {orders:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn thousands_of_order_cycles_are_reported_up_to_a_bound() {
+        let orders: Vec<(usize, usize)> = (0..1_000)
+            .flat_map(|i| [(2 * i, 2 * i + 1), (2 * i + 1, 2 * i)])
+            .collect();
+        let found = cycles_of(2_000, &orders);
+        assert_eq!(found.len(), MAX_ORDER_CYCLES + 1);
+        assert_eq!(
+            found.last().map(String::as_str),
+            Some("1800 more bundle(s) are on or behind order cycles not listed here")
+        );
+    }
+
+    #[test]
+    fn one_pass_narrows_as_far_as_narrowing_until_nothing_changes() {
+        // Random sets of colocations (cycles, finite scores, self-references) and bans.
+        let mut seed: u64 = 7;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for _ in 0..300 {
+            let (nodes, bundles) = (1 + next(5) as usize, 2 + next(7) as usize);
+            let mut constraints = Vec::new();
+            for _ in 0..next(10) {
+                let (b, w) = (next(bundles as u64), next(bundles as u64));
+                let score = if next(4) == 0 { "10" } else { "INFINITY" };
+                constraints.push(format!(
+                    "{{colocation: {{bundle: b{b}, with: b{w}, score: {score}}}}}"
+                ));
+            }
+            for _ in 0..next(4) {
+                let (b, n) = (next(bundles as u64), next(nodes as u64));
+                constraints.push(format!(
+                    "{{location: {{bundle: b{b}, node: n{n}, score: -INFINITY}}}}"
+                ));
+            }
+            let set = set_of(nodes, bundles, &constraints);
+            assert_eq!(eligible(&set), until_stable(&set), "{constraints:#?}");
+        }
+    }
+
+    #[test]
+    fn a_chain_written_against_the_reading_order_narrows_to_its_far_end() {
+        // b(i) with b(i-1), the constraints read from the far end: one round of narrowing
+        // moved the ban one link.
+        let n = 200;
+        let mut constraints: Vec<String> = (1..n)
+            .rev()
+            .map(|i| {
+                format!(
+                    "{{colocation: {{bundle: b{i}, with: b{}, score: INFINITY}}}}",
+                    i - 1
+                )
+            })
+            .collect();
+        constraints.push("{location: {bundle: b0, node: n0, score: -INFINITY}}".into());
+        let set = set_of(2, n, &constraints);
+        let eligible = eligible(&set);
+        assert_eq!(
+            eligible.get(format!("b{}", n - 1).as_str()),
+            Some(&vec![false, true])
+        );
+        assert_eq!(eligible, until_stable(&set));
+    }
 }

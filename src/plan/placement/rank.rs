@@ -274,10 +274,11 @@ impl<'s, 'a> Ranker<'s, 'a> {
     }
 
     /// The weighted parts of the dependents of `bundle` (not placed, not `seen`), and of
-    /// theirs, at `factor`.
+    /// theirs, at `factor`, depth first. (With a stack of its own: a chain of dependents
+    /// may be as long as a spec set has bundles.)
     fn merge<'x>(
         &self,
-        bundle: &str,
+        bundle: &'x str,
         factor: f64,
         seen: &mut BTreeSet<&'x str>,
         placed: &BTreeMap<&str, Counts>,
@@ -285,11 +286,19 @@ impl<'s, 'a> Ranker<'s, 'a> {
     ) where
         'a: 'x,
     {
-        let dependents = self
-            .dependents_of
-            .get(bundle)
-            .map_or(&[][..], Vec::as_slice);
-        for &(cname, c) in dependents {
+        // Each bundle on the way down, its factor and its next dependent to look at.
+        let mut stack: Vec<(&'x str, f64, usize)> = vec![(bundle, factor, 0)];
+        while let Some(top) = stack.last_mut() {
+            let (bundle, factor, next) = *top;
+            let dependents = self
+                .dependents_of
+                .get(bundle)
+                .map_or(&[][..], Vec::as_slice);
+            let Some(&(cname, c)) = dependents.get(next) else {
+                stack.pop();
+                continue;
+            };
+            top.2 += 1;
             let dependent = c.bundle.as_str();
             // A dependent `bundle` is itself colocated with (a cycle of finite scores) is
             // left out: `bundle`'s own colocation with it has the say.
@@ -316,7 +325,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
                     });
                 }
             }
-            self.merge(dependent, weight, seen, placed, adds);
+            stack.push((dependent, weight, 0));
         }
     }
 

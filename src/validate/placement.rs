@@ -423,6 +423,16 @@ mod tests {
         f.diags.iter().map(|d| d.message.clone()).collect()
     }
 
+    /// Numbers below `n`, the same for the same `seed` (a linear congruential generator).
+    fn random(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        }
+    }
+
     /// Whether `orders` among `bundles` have a cycle (every bundle removed by a sort).
     fn cyclic(bundles: usize, orders: &[(usize, usize)]) -> bool {
         !crate::graph::toposort(0..bundles, orders.iter().copied(), |_| ())
@@ -432,13 +442,7 @@ mod tests {
 
     #[test]
     fn every_order_cycle_reported_is_one_and_none_is_left_out() {
-        let mut seed: u64 = 11;
-        let mut next = |n: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
+        let mut next = random(11);
         for _ in 0..300 {
             let bundles = 2 + next(8) as usize;
             let orders: Vec<(usize, usize)> = (0..next(14))
@@ -484,13 +488,7 @@ mod tests {
     #[test]
     fn one_pass_narrows_as_far_as_narrowing_until_nothing_changes() {
         // Random sets of colocations (cycles, finite scores, self-references) and bans.
-        let mut seed: u64 = 7;
-        let mut next = |n: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
+        let mut next = random(7);
         for _ in 0..300 {
             let (nodes, bundles) = (1 + next(5) as usize, 2 + next(7) as usize);
             let mut constraints = Vec::new();

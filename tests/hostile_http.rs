@@ -100,7 +100,8 @@ fn slow_body() -> Vec<u8> {
 #[test]
 fn slow_header_clients_are_dropped_and_healthz_answers_meanwhile() {
     let _g = support::serial();
-    let (_repos, run) = start(&["--http-header-timeout", "2s"]);
+    let timeout = Duration::from_secs(4);
+    let (_repos, run) = start(&["--http-header-timeout", "4s"]);
     let t0 = Instant::now();
     let mut slow = partial(&run.addr, 300, SLOW_HEAD);
     // One more that keeps sending a byte of its head every 200 ms: the timeout counts
@@ -111,17 +112,25 @@ fn slow_header_clients_are_dropped_and_healthz_answers_meanwhile() {
         healthz(&run.addr, Duration::from_secs(1));
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(count_closed(&slow), 0, "closed before the header timeout");
+    // A close is early only while the timeout has not passed since the first connection
+    // (a CI run once took more than 2 s to get here, with a 2 s timeout).
+    let closed_now = count_closed(&slow);
+    if t0.elapsed() < timeout {
+        assert_eq!(closed_now, 0, "closed before the header timeout");
+    }
     let mut trickled = false;
-    while t0.elapsed() < Duration::from_secs(8) {
+    while t0.elapsed() < Duration::from_secs(10) {
         if trickle.write_all(b"X").is_err() || closed(&trickle) {
             trickled = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(trickled, "a client trickling its head stayed connected 8 s");
-    let deadline = t0 + Duration::from_secs(8);
+    assert!(
+        trickled,
+        "a client trickling its head stayed connected 10 s"
+    );
+    let deadline = t0 + Duration::from_secs(10);
     let mut open = slow.len();
     while Instant::now() < deadline && open > 0 {
         open = slow.len() - count_closed(&slow);
@@ -130,7 +139,7 @@ fn slow_header_clients_are_dropped_and_healthz_answers_meanwhile() {
     }
     assert_eq!(
         open, 0,
-        "slow-header clients still connected 8 s after they came"
+        "slow-header clients still connected 10 s after they came"
     );
     healthz(&run.addr, Duration::from_secs(1));
 }

@@ -61,6 +61,7 @@ type Masks<'s> = BTreeMap<&'s str, Vec<bool>>;
 /// The members of its cycle of `INFINITY` colocations, per bundle on one.
 type Groups<'s, 'o> = BTreeMap<&'s str, &'o [&'s str]>;
 
+/// Each bundle on a cycle of `INFINITY` colocations, with that cycle's members.
 fn groups<'s, 'o>(order: &'o Order<'s>) -> Groups<'s, 'o> {
     let groups = order.groups.iter();
     groups

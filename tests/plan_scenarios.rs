@@ -2543,6 +2543,46 @@ fn settles_in_one_plan(text: &str, observed_text: &str) {
 #[test]
 fn a_long_chain_of_colocations_plans_in_a_small_stack() {
     let links = 1_000;
+    let text = colocation_chain(links, "{bundle: c0, node: n1, score: -INFINITY}");
+    let s = spec(&[&text]);
+    let planned = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let p = run(&s, &Observed::fresh(&s));
+            // Every link follows the first off the banned node.
+            node_of(&p, &format!("c{}-0", links - 1))
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(planned.is_some_and(|n| n.as_str() != "n1"));
+}
+
+/// The dependents stage follows a chain 64 colocations down from the primary and no
+/// farther (each bundle placed would weigh every bundle below it: quadratic in a long
+/// chain). `c0` has no preference of its own: the preference of `c64` for `n2` brings the
+/// whole chain there; the same preference one link farther down, on `c65`, does not
+/// reach `c0`, which takes the first node, and the chain follows it.
+#[test]
+fn the_dependents_stage_follows_a_chain_sixty_four_links_down() {
+    for (link, expected) in [(64, "n2"), (65, "n1")] {
+        let text = colocation_chain(66, &format!("{{bundle: c{link}, node: n2, score: 100}}"));
+        let s = spec(&[&text]);
+        let p = run(&s, &Observed::fresh(&s));
+        for instance in ["c0-0", "c65-0"] {
+            let node = node_of(&p, instance);
+            assert_eq!(
+                node.as_deref(),
+                Some(expected),
+                "{instance}, preference on c{link}"
+            );
+        }
+    }
+}
+
+/// Bundles `c0`..`c{links-1}`, each colocated by `INFINITY` with the one before, and the
+/// location constraint `location`.
+fn colocation_chain(links: usize, location: &str) -> String {
     let mut docs = Vec::new();
     for i in 0..links {
         docs.push(format!(
@@ -2555,22 +2595,14 @@ fn a_long_chain_of_colocations_plans_in_a_small_stack() {
             ));
         }
     }
-    docs.push("apiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {name: ban}\nspec: {location: {bundle: c0, node: n1, score: -INFINITY}}\n".into());
-    let text = docs.join("---\n");
-    let s = spec(&[&text]);
-    let planned = std::thread::Builder::new()
-        .stack_size(256 * 1024)
-        .spawn(move || {
-            let p = run(&s, &Observed::fresh(&s));
-            // Every link follows the first off the banned node.
-            let last = format!("c{}-0", links - 1);
-            p.actions
-                .iter()
-                .find(|a| a.instance.as_deref() == Some(last.as_str()))
-                .and_then(|a| a.node.clone())
-        })
-        .unwrap()
-        .join()
-        .unwrap();
-    assert!(planned.is_some_and(|n| n.as_str() != "n1"));
+    docs.push(format!("apiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: loc}}\nspec: {{location: {location}}}\n"));
+    docs.join("---\n")
+}
+
+/// The node the plan starts or keeps `instance` on.
+fn node_of(p: &Plan, instance: &str) -> Option<String> {
+    p.actions
+        .iter()
+        .find(|a| a.instance.as_deref() == Some(instance))
+        .and_then(|a| a.node.as_ref().map(|n| n.to_string()))
 }

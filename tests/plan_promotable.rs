@@ -629,10 +629,11 @@ spec: {colocation: {bundle: app, with: kv, role: promoted, score: INFINITY}}
 /// Found by `plan_properties` with `PROPTEST_CASES=4000 PROPTEST_RNG_SEED=7`: `b1`
 /// follows `b0`'s promoted instance by `INFINITY` while `b0` follows `b1` (a plain
 /// `INFINITY` colocation), and a location with `role: promoted` bans promotion on every
-/// node. No instance of `b0` can be promoted, yet the plan starts `b1` beside an
-/// unpromoted `b0`. Not fixed yet (issue 18).
+/// node. No instance of `b0` can be promoted, yet the plan started `b1` beside an
+/// unpromoted `b0`: placed first in the cycle, `b1` left its colocation with `b0`'s
+/// promoted instance to the cycle stage, which knows no roles. It now follows the
+/// promoted instances of the round before, none here, so neither bundle is placed.
 #[test]
-#[ignore = "known: placed beside a primary that cannot exist, see the comment (issue 18)"]
 fn a_colocation_with_a_primary_that_cannot_be_promoted_places_nothing() {
     let text = r#"apiVersion: quorate.io/v1alpha1
 kind: Cluster

@@ -377,7 +377,8 @@ impl<'s, 'a> Ranker<'s, 'a> {
     /// The stages of `bundle` alone, on every node: feasibility (unavailable nodes),
     /// location constraints, colocations with the bundles placed (`placed_on`).
     /// Colocations with the members of its cycle not placed yet (`unplaced`) are left to
-    /// the cycle stage.
+    /// the cycle stage, but for those with a role: they follow the promoted instances
+    /// where the round before put them.
     fn shared(
         &self,
         bundle: &str,
@@ -425,7 +426,8 @@ impl<'s, 'a> Ranker<'s, 'a> {
     ) {
         let colocations = self.colocations.get(bundle).map_or(&[][..], Vec::as_slice);
         for (cname, c) in colocations {
-            if unplaced.contains(c.with.as_str()) {
+            // One with a role follows the primaries wherever they are, placed or not.
+            if c.role.is_none() && unplaced.contains(c.with.as_str()) {
                 continue;
             }
             let primaries;

@@ -42,8 +42,8 @@ pub(super) struct Need<'c> {
 struct Joined {
     /// Its own and all theirs.
     all: Amounts,
-    /// On each node where some dependent is counted already: the sum without those
-    /// (`None` when that leaves its own needs alone).
+    /// On each node where some dependent has an instance free to join it: the sum
+    /// without those (`None` when that leaves its own needs alone).
     on: BTreeMap<usize, Option<Amounts>>,
 }
 
@@ -53,7 +53,8 @@ impl Need<'_> {
         self.joined.is_some()
     }
 
-    /// Whether some dependent that must join the instance is not counted on node `i`.
+    /// Whether some dependent that must join the instance has no instance free to join
+    /// it on node `i` (see [`Capacity::need`]).
     pub(super) fn joins_on(&self, i: usize) -> bool {
         self.joined
             .as_ref()
@@ -74,6 +75,8 @@ pub(super) struct Capacity<'a> {
     needs: HashMap<&'a str, Vec<(usize, u64)>>,
     /// Where each instance's needs are counted (looked up only, never walked).
     counted: HashMap<(&'a str, u32), usize>,
+    /// Per bundle, how many of its instances are counted on each node that has any.
+    on_node: HashMap<&'a str, BTreeMap<usize, u32>>,
     /// Where the running instances were counted from the start.
     claimed: BTreeMap<(&'a str, u32), usize>,
     /// Per bundle, the bundles placed after it that are colocated with it by `INFINITY`
@@ -127,6 +130,7 @@ impl<'a> Capacity<'a> {
             total,
             needs,
             counted: HashMap::new(),
+            on_node: HashMap::new(),
             claimed: BTreeMap::new(),
             dependents: HashMap::new(),
             replicas: HashMap::new(),
@@ -212,6 +216,14 @@ impl<'a> Capacity<'a> {
         dependents
     }
 
+    /// Whether `dependent` must join the instances of `bundle` (its needs are counted
+    /// with theirs).
+    pub(super) fn joins(&self, dependent: &str, bundle: &str) -> bool {
+        self.dependents
+            .get(bundle)
+            .is_some_and(|ds| ds.contains(&dependent))
+    }
+
     /// Whether `bundle` is a dependent that must join the instances of a bundle placed
     /// before it (its needs are counted with theirs).
     pub(super) fn joins_another(&self, bundle: &str) -> bool {
@@ -220,22 +232,33 @@ impl<'a> Capacity<'a> {
 
     /// What instance `index` of `bundle` needs on a node, worked out once for all nodes:
     /// its own needs, and with them those of its dependents that must join it (Pacemaker
-    /// adds the utilization of colocated resources when it places their primary): the
-    /// same instance number of each dependent that has it, less on a node where that one
-    /// is counted already.
-    pub(super) fn need(&self, bundle: &str, index: u32) -> Need<'_> {
+    /// adds the utilization of colocated resources when it places their primary): one
+    /// instance of each dependent that has as many instances as `index + 1`, less on a
+    /// node where that dependent has an instance counted already that no other instance
+    /// of `bundle` there is joined by (`mine`: the bundle's instances placed so far, by
+    /// node). Pairs go by node, not by instance number, as a cycle is kept together.
+    pub(super) fn need(&self, bundle: &str, index: u32, mine: &[u32]) -> Need<'_> {
         let own = self.needs.get(bundle).map_or(&[][..], Vec::as_slice);
-        // Each dependent that must join it: its needs, and the node it is counted on.
-        let joining: Vec<(&[_], Option<&usize>)> = self
+        let no_counts = BTreeMap::new();
+        let ours = self.on_node.get(bundle).unwrap_or(&no_counts);
+        let taken = |at: usize| {
+            let placed = mine.get(at).copied().unwrap_or(0);
+            placed.max(ours.get(&at).copied().unwrap_or(0))
+        };
+        // Each dependent that must join it: its needs, and the nodes where one of its
+        // instances is free to.
+        let joining: Vec<(&[_], Vec<usize>)> = self
             .dependents
             .get(bundle)
             .into_iter()
             .flatten()
             .filter(|d| self.replicas.get(**d).is_some_and(|r| index < *r))
             .filter_map(|d| {
+                let counts = self.on_node.get(*d).unwrap_or(&no_counts);
+                let free = counts.iter().filter(|(at, n)| **n > taken(**at));
                 Some((
                     self.needs.get(*d)?.as_slice(),
-                    self.counted.get(&(*d, index)),
+                    free.map(|(at, _)| *at).collect(),
                 ))
             })
             .collect();
@@ -254,12 +277,12 @@ impl<'a> Capacity<'a> {
                 .collect()
         };
         let all = sum(&mut std::iter::once(own).chain(joining.iter().map(|(n, _)| *n)));
-        // On a node where some dependent is counted: the others only, or none at all.
+        // On a node where some dependent is free to join: the others only, or none.
         let mut on = BTreeMap::new();
-        for at in joining.iter().filter_map(|(_, at)| *at) {
+        for at in joining.iter().flat_map(|(_, free)| free) {
             let mut rest = joining
                 .iter()
-                .filter(|(_, o)| *o != Some(at))
+                .filter(|(_, free)| !free.contains(at))
                 .map(|(n, _)| *n)
                 .peekable();
             let need = rest
@@ -308,12 +331,26 @@ impl<'a> Capacity<'a> {
                 row[*q] = row[*q].saturating_add(*n);
             }
             self.counted.insert((bundle, index), at);
+            *self
+                .on_node
+                .entry(bundle)
+                .or_default()
+                .entry(at)
+                .or_default() += 1;
         }
     }
 
     /// Counts the instance nowhere; returns the node it was counted on.
     pub(super) fn release(&mut self, bundle: &'a str, index: u32) -> Option<usize> {
         let at = self.counted.remove(&(bundle, index))?;
+        if let Some(counts) = self.on_node.get_mut(bundle)
+            && let Some(n) = counts.get_mut(&at)
+        {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&at);
+            }
+        }
         if let (Some(need), Some(row)) = (self.needs.get(bundle), self.used.get_mut(at)) {
             for (q, n) in need {
                 row[*q] = row[*q].saturating_sub(*n);

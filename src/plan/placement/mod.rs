@@ -41,7 +41,7 @@ use super::model::{Placement, Stage};
 use crate::observed::Observed;
 use crate::spec::bundle::{BundleSpec, Recovery, instance_name};
 use crate::spec::cluster::NodeSpec;
-use crate::spec::constraint::{ConstraintSpec, OrderConstraint};
+use crate::spec::constraint::{ConstraintSpec, OrderConstraint, OrderKind};
 use crate::spec::{Name, Score, SpecSet};
 use capacity::Capacity;
 pub use capacity::Shortfall;
@@ -510,8 +510,9 @@ struct Bundle<'b, 'a> {
     /// For the first member of a colocation cycle: the fewest instances another member
     /// has, and that member (it takes no more nodes than that).
     spread: Option<(usize, &'b str)>,
-    /// Whether the bundle is in a colocation cycle with other bundles.
-    cycle: bool,
+    /// Whether the bundle cannot run where the dependents that must join it do not fit
+    /// (see [`Placer::needs_joiners`]).
+    with_joiners: bool,
 }
 
 impl<'a> Placer<'_, 'a> {
@@ -572,7 +573,7 @@ impl<'a> Placer<'_, 'a> {
             base,
             mine: vec![0; self.nodes.count()],
             spread,
-            cycle: group.is_some_and(|g| g.len() > 1),
+            with_joiners: self.needs_joiners(name, group),
         };
         let running = self.instance_order(name, spec, &b.base.score);
         let (current, nodes) = (self.current, self.nodes);
@@ -635,6 +636,21 @@ impl<'a> Placer<'_, 'a> {
             }
             self.placed_on.insert(bundle, Counts::at(mine));
         }
+    }
+
+    /// Whether `bundle` cannot run where the dependents that must join it do not fit: it
+    /// is in a colocation cycle with other bundles (they all go where they all fit), or
+    /// such a dependent is the `first` of a mandatory order into it (it runs only while
+    /// that dependent does, which runs only beside it). Its instances then leave a node
+    /// too small for them all, as they would stop there anyway.
+    fn needs_joiners(&self, bundle: &str, group: Option<&[&str]>) -> bool {
+        let waits_for = |o: &&OrderConstraint| {
+            o.kind == OrderKind::Mandatory
+                && o.any_of.is_empty()
+                && self.capacity.joins(o.first.as_str(), bundle)
+        };
+        group.is_some_and(|g| g.len() > 1)
+            || self.into.get(bundle).into_iter().flatten().any(waits_for)
     }
 
     fn put(&mut self, b: &mut Bundle<'_, 'a>, index: u32, at: usize) {
@@ -719,7 +735,7 @@ impl<'a> Placer<'_, 'a> {
             // Where it is not counted from the start of the round, it stays only if the
             // node has room left for it.
             let ran = self.capacity.release(b.name, index);
-            let need = self.capacity.need(b.name, index);
+            let need = self.capacity.need(b.name, index, &b.mine);
             let fits =
                 |i: usize| ran == Some(i) || self.capacity.short_for(i, &need, false).is_none();
             let at = self.nodes.of(stay.as_str()).filter(|i| {
@@ -783,13 +799,13 @@ impl<'a> Placer<'_, 'a> {
         let scores = own.added_to(&b.base.score);
         let unbanned = |i: usize| scores[i];
         // With its dependents' needs where some node has room for them all; not on the
-        // node the instance is on (they never make it leave), unless it is in a
-        // colocation cycle: it cannot stay where the other members cannot join it.
+        // node the instance is on (they never make it leave), unless it cannot run
+        // without them (`with_joiners`): it cannot stay where they cannot join it.
         let here = self.home(b.name, index);
-        let anchored = here.filter(|_| !b.cycle);
-        let need = capacity.need(b.name, index);
+        let anchored = here.filter(|_| !b.with_joiners);
+        let need = capacity.need(b.name, index, &b.mine);
         let joined = |i: usize| match i {
-            _ if ran == Some(i) && !(b.cycle && need.joins_on(i)) => None,
+            _ if ran == Some(i) && !(b.with_joiners && need.joins_on(i)) => None,
             _ => capacity.short_for(i, &need, anchored != Some(i)),
         };
         let joins = need.joins()

@@ -450,12 +450,19 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 Some(_) => format!("{}'s promoted instance", c.with),
                 None => c.with.to_string(),
             };
+            let with_source = || format!("colocation {cname} with {whom}");
+            let mut here = with.into_iter().flat_map(Counts::nodes).peekable();
+            if !c.score.is_infinity() {
+                // Only the nodes `with` is on are touched.
+                for i in here {
+                    s.add(i, Stage::Colocation, with_source, c.score);
+                }
+                continue;
+            }
             for i in 0..self.nodes.count() {
-                let here = with.is_some_and(|w| w.on(i) > 0);
-                if here {
-                    let source = || format!("colocation {cname} with {whom}");
-                    s.add(i, Stage::Colocation, source, c.score);
-                } else if c.score.is_infinity() {
+                if here.next_if_eq(&i).is_some() {
+                    s.add(i, Stage::Colocation, with_source, c.score);
+                } else {
                     let source = || format!("colocation {cname}: no {whom} here");
                     s.add(i, Stage::Colocation, source, Score::NEG_INFINITY);
                 }

@@ -92,9 +92,10 @@ pub(super) fn stickiness(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, index: u32, own
 
 /// How many colocations down from a primary the dependents stage follows a chain of
 /// dependents. Every bundle placed weighs the dependents below it, so a chain of `n` costs
-/// `n` times this rather than `n²` (a chain of 20,000 took 73 s to plan when followed to
-/// its end); a group or chain written by hand is far shorter. Preferences farther down are
-/// left out, as preferences: a dependent's own constraints still hold when it is placed.
+/// `n` times this rather than `n²` (a chain of 20,000 took over a minute to plan when
+/// followed to its end); a group or chain written by hand is far shorter. Preferences
+/// farther down are left out, as preferences: a dependent's own constraints still hold
+/// when it is placed.
 pub(super) const DEPENDENT_DEPTH: usize = 64;
 
 /// Where this placement put each instance (none: nowhere).

@@ -234,9 +234,9 @@ impl<'a> Capacity<'a> {
     /// its own needs, and with them those of its dependents that must join it (Pacemaker
     /// adds the utilization of colocated resources when it places their primary): one
     /// instance of each dependent that has as many instances as `index + 1`, less on a
-    /// node where that dependent has an instance counted already that no other instance
-    /// of `bundle` there is joined by (`mine`: the bundle's instances placed so far, by
-    /// node). Pairs go by node, not by instance number, as a cycle is kept together.
+    /// node where that dependent has more instances counted than `bundle` has there
+    /// (placed so far, `mine`, or counted): one of them is free to join this one. Pairs
+    /// go by node, not by instance number, as a cycle is kept together.
     pub(super) fn need(&self, bundle: &str, index: u32, mine: &[u32]) -> Need<'_> {
         let own = self.needs.get(bundle).map_or(&[][..], Vec::as_slice);
         let no_counts = BTreeMap::new();

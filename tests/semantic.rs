@@ -374,7 +374,15 @@ metadata: {name: c}
 spec:
   image: x
   network: {name: net, ipRangeStart: 10.2.0.1}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: d}
+spec:
+  image: x
+  network: {name: net, ipRangeStart: 10.1.0.11}
 "#;
+    // `b` and `d` each overlap `a` (and each other), and each is reported once.
     check(
         &[CLUSTER, FENCES, WEB, doc],
         &[
@@ -390,7 +398,50 @@ spec:
                 "ipRangeStart: ",
                 "10.2.0.1",
             ),
+            at(
+                "quorate::network::ip-overlap",
+                3,
+                "ipRangeStart: ",
+                "10.1.0.11",
+            ),
         ],
+    );
+}
+
+/// Two thousand bundles on one address overlap two million ways: each is reported once
+/// (not once per pair), and past `MAX_FINDINGS` the others are counted in one finding.
+/// Before, validating this set wrote gigabytes of findings.
+#[test]
+fn thousands_of_bundles_on_one_address_make_a_bounded_list() {
+    let mut doc = String::new();
+    for i in 0..2_000 {
+        doc.push_str(&format!(
+            "---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: b{i:04}}}\nspec: {{image: x, network: {{name: net, ipRangeStart: 10.1.0.10}}}}\n"
+        ));
+    }
+    let mut sources = Sources::new();
+    for (i, f) in [CLUSTER, FENCES, WEB, &doc].iter().enumerate() {
+        sources.add(format!("f{i}.yaml"), f.as_bytes().to_vec());
+    }
+    let report = validate(&sources);
+    let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code).collect();
+    let overlaps = codes
+        .iter()
+        .filter(|c| **c == "quorate::network::ip-overlap");
+    assert_eq!(overlaps.count(), quorate::validate::MAX_FINDINGS);
+    let summary: Vec<_> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "quorate::limit::findings")
+        .collect();
+    assert_eq!(summary.len(), 1, "{codes:?}");
+    assert_eq!(summary[0].severity, Severity::Error);
+    assert!(
+        summary[0]
+            .message
+            .starts_with("999 more finding(s) not listed: 999 error(s)"),
+        "{}",
+        summary[0].message
     );
 }
 

@@ -70,7 +70,7 @@ pub fn validate_with(sources: &Sources, secrets: Option<&SecretPolicy>) -> Repor
     if let Some(policy) = secrets {
         secret_policy::check(&set, policy, &mut f);
     }
-    diagnostics.append(&mut f.diags);
+    diagnostics.append(&mut f.finish());
     diag::sort(&mut diagnostics);
     // Every finding, whatever it is about, loses the text of every inline secret.
     diag::mask::mask_findings(&mut diagnostics, sources, loaded.index.redactions());
@@ -109,10 +109,17 @@ fn check_and_expand(set: SpecSet, cluster_ok: bool, f: &mut Findings) -> SpecSet
     set
 }
 
+/// The most findings of the meaning layer listed for one spec set; the others are
+/// counted in one last finding. A set written against itself (two thousand bundles on one
+/// address) would otherwise make millions, each located and rendered.
+pub const MAX_FINDINGS: usize = 1_000;
+
 /// Collects findings, locating each in its document.
 pub(crate) struct Findings<'a> {
     locator: Locator<'a>,
     diags: Vec<Diagnostic>,
+    /// Errors and warnings past [`MAX_FINDINGS`], counted only.
+    unlisted: (usize, usize),
     /// Where each constraint made from a group or a resource set was written.
     origins: BTreeMap<Name, Origin>,
 }
@@ -122,13 +129,51 @@ impl<'a> Findings<'a> {
         Findings {
             locator,
             diags: Vec::new(),
+            unlisted: (0, 0),
             origins: BTreeMap::new(),
         }
+    }
+
+    /// Whether [`MAX_FINDINGS`] are listed already; if so, `d` is counted.
+    fn full(&mut self, d: &Diagnostic) -> bool {
+        if self.diags.len() < MAX_FINDINGS {
+            return false;
+        }
+        match d.is_error() {
+            true => self.unlisted.0 += 1,
+            false => self.unlisted.1 += 1,
+        }
+        true
+    }
+
+    /// The findings listed, and one that counts the others.
+    fn finish(self) -> Vec<Diagnostic> {
+        let mut diags = self.diags;
+        let (errors, warnings) = self.unlisted;
+        if errors + warnings > 0 {
+            let message = format!(
+                "{} more finding(s) not listed: {errors} error(s), {warnings} warning(s)",
+                errors + warnings
+            );
+            let help =
+                "fix the findings listed and validate again: this many often repeat one mistake";
+            diags.push(
+                match errors {
+                    0 => Diagnostic::warning("quorate::limit::findings", message),
+                    _ => Diagnostic::error("quorate::limit::findings", message),
+                }
+                .with_help(help),
+            );
+        }
+        diags
     }
 
     /// Reports `d` at `path` of document `kind`/`name` (for a constraint made from a
     /// group or a set: where that group or set is written).
     pub(crate) fn push(&mut self, d: Diagnostic, kind: Kind, name: &str, path: &str) {
+        if self.full(&d) {
+            return;
+        }
         let made = (kind == Kind::Constraint)
             .then(|| self.origins.get(name))
             .flatten();
@@ -150,6 +195,9 @@ impl<'a> Findings<'a> {
         here: (Kind, &str, &str),
         there: (Kind, &str, &str, &str),
     ) {
+        if self.full(&d) {
+            return;
+        }
         let d = match self.locator.locate(there.0, there.1, there.2) {
             Some(l) => d.with_related(l, there.3),
             None => d,

@@ -1,6 +1,6 @@
 //! The shape of each bundle beyond what types say: addresses, ports, storage, environment.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use super::Findings;
@@ -42,37 +42,47 @@ pub(super) fn check(set: &SpecSet, f: &mut Findings) {
             }
         }
     }
-    for (i, a) in ranges.iter().enumerate() {
-        for b in &ranges[i + 1..] {
-            if a.1 <= b.2 && b.1 <= a.2 {
-                f.push_related(
-                    Diagnostic::error(
-                        "quorate::network::ip-overlap",
-                        format!(
-                            "the addresses of `{}` ({}-{}) overlap those of `{}` ({}-{})",
-                            b.0,
-                            Ipv4Addr::from(b.1),
-                            Ipv4Addr::from(b.2),
-                            a.0,
-                            Ipv4Addr::from(a.1),
-                            Ipv4Addr::from(a.2)
-                        ),
-                    )
-                    .with_help(
-                        "move one ipRangeStart so the ranges (start + replicas) do not overlap",
+    overlaps(ranges, f);
+    host_port_clashes(set, f);
+}
+
+/// Address ranges that overlap one before them, by start (then name): each is reported
+/// once, beside the range before it that reaches furthest, not beside every range it
+/// overlaps (which is quadratic when many share one address).
+fn overlaps(mut ranges: Vec<(&Name, u32, u32)>, f: &mut Findings) {
+    ranges.sort_by_key(|(name, first, _)| (*first, *name));
+    let mut furthest: Option<(&Name, u32, u32)> = None;
+    for b in ranges {
+        if let Some(a) = furthest
+            && b.1 <= a.2
+        {
+            f.push_related(
+                Diagnostic::error(
+                    "quorate::network::ip-overlap",
+                    format!(
+                        "the addresses of `{}` ({}-{}) overlap those of `{}` ({}-{})",
+                        b.0,
+                        Ipv4Addr::from(b.1),
+                        Ipv4Addr::from(b.2),
+                        a.0,
+                        Ipv4Addr::from(a.1),
+                        Ipv4Addr::from(a.2)
                     ),
-                    (Kind::Bundle, b.0.as_str(), "spec.network.ipRangeStart"),
-                    (
-                        Kind::Bundle,
-                        a.0.as_str(),
-                        "spec.network.ipRangeStart",
-                        "the other range starts here",
-                    ),
-                );
-            }
+                )
+                .with_help("move one ipRangeStart so the ranges (start + replicas) do not overlap"),
+                (Kind::Bundle, b.0.as_str(), "spec.network.ipRangeStart"),
+                (
+                    Kind::Bundle,
+                    a.0.as_str(),
+                    "spec.network.ipRangeStart",
+                    "the other range starts here",
+                ),
+            );
+        }
+        if furthest.is_none_or(|a| b.2 > a.2) {
+            furthest = Some(b);
         }
     }
-    host_port_clashes(set, f);
 }
 
 /// A subnet is written with its network address: `10.88.10.5/24` is either a typo or an
@@ -406,6 +416,7 @@ fn address_range(
 /// Two bundles without their own addresses publishing the same host port can collide
 /// when placed on the same node.
 fn host_port_clashes(set: &SpecSet, f: &mut Findings) {
+    let apart = kept_apart(set);
     let mut seen: BTreeMap<u16, &Name> = BTreeMap::new();
     for (name, b) in &set.bundles {
         let Some(net) = b.network.as_ref().filter(|n| n.ip_range_start.is_none()) else {
@@ -419,7 +430,11 @@ fn host_port_clashes(set: &SpecSet, f: &mut Findings) {
             };
             for port in ports {
                 match seen.get(&port) {
-                    Some(other) if *other != name && !kept_apart(set, name, other) => {
+                    Some(other)
+                        if *other != name
+                            && !apart.contains(&(name, *other))
+                            && !apart.contains(&(*other, name)) =>
+                    {
                         f.push_related(
                             Diagnostic::warning(
                                 "quorate::network::port-clash",
@@ -440,11 +455,14 @@ fn host_port_clashes(set: &SpecSet, f: &mut Findings) {
     }
 }
 
-/// Whether a -INFINITY colocation keeps `a` and `b` off each other's nodes.
-fn kept_apart(set: &SpecSet, a: &Name, b: &Name) -> bool {
-    set.constraints.values().any(|c| {
-        matches!(c, crate::spec::ConstraintSpec::Colocation(c)
-            if c.score.is_neg_infinity()
-                && ((c.bundle == *a && c.with == *b) || (c.bundle == *b && c.with == *a)))
-    })
+/// The pairs of bundles a -INFINITY colocation keeps off each other's nodes, as written
+/// (`bundle`, `with`).
+fn kept_apart(set: &SpecSet) -> BTreeSet<(&Name, &Name)> {
+    let apart = set.constraints.values().filter_map(|c| match c {
+        crate::spec::ConstraintSpec::Colocation(c) if c.score.is_neg_infinity() => {
+            Some((&c.bundle, &c.with))
+        }
+        _ => None,
+    });
+    apart.collect()
 }

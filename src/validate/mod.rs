@@ -29,17 +29,25 @@ pub struct Report {
     pub index: SpecIndex,
     /// Every finding, sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
+    /// The errors and warnings past [`MAX_FINDINGS`], counted in one finding.
+    unlisted: (usize, usize),
 }
 
 impl Report {
-    /// Number of errors.
+    /// Number of errors, those not listed included.
     pub fn errors(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.is_error()).count()
+        self.listed(Diagnostic::is_error) + self.unlisted.0
     }
 
-    /// Number of warnings.
+    /// Number of warnings, those not listed included.
     pub fn warnings(&self) -> usize {
-        self.diagnostics.len() - self.errors()
+        self.listed(|d| !d.is_error()) + self.unlisted.1
+    }
+
+    /// The findings listed that are `which`, the one that counts the others left out.
+    fn listed(&self, which: impl Fn(&Diagnostic) -> bool) -> usize {
+        let counted = |d: &&Diagnostic| d.code != UNLISTED && which(d);
+        self.diagnostics.iter().filter(counted).count()
     }
 
     /// The set, when it has no errors: the only form the planner accepts (invariant 6:
@@ -70,6 +78,7 @@ pub fn validate_with(sources: &Sources, secrets: Option<&SecretPolicy>) -> Repor
     if let Some(policy) = secrets {
         secret_policy::check(&set, policy, &mut f);
     }
+    let unlisted = f.unlisted;
     diagnostics.append(&mut f.finish());
     diag::sort(&mut diagnostics);
     // Every finding, whatever it is about, loses the text of every inline secret.
@@ -79,6 +88,7 @@ pub fn validate_with(sources: &Sources, secrets: Option<&SecretPolicy>) -> Repor
         cluster_ok: loaded.cluster_ok,
         index: loaded.index,
         diagnostics,
+        unlisted,
     }
 }
 
@@ -113,6 +123,9 @@ fn check_and_expand(set: SpecSet, cluster_ok: bool, f: &mut Findings) -> SpecSet
 /// counted in one last finding. A set written against itself (two thousand bundles on one
 /// address) would otherwise make millions, each located and rendered.
 pub const MAX_FINDINGS: usize = 1_000;
+
+/// The code of the finding that counts those past [`MAX_FINDINGS`].
+const UNLISTED: &str = "quorate::limit::findings";
 
 /// Collects findings, locating each in its document.
 pub(crate) struct Findings<'a> {
@@ -159,8 +172,8 @@ impl<'a> Findings<'a> {
                 "fix the findings listed and validate again: this many often repeat one mistake";
             diags.push(
                 match errors {
-                    0 => Diagnostic::warning("quorate::limit::findings", message),
-                    _ => Diagnostic::error("quorate::limit::findings", message),
+                    0 => Diagnostic::warning(UNLISTED, message),
+                    _ => Diagnostic::error(UNLISTED, message),
                 }
                 .with_help(help),
             );

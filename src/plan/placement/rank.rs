@@ -96,7 +96,7 @@ pub(super) fn stickiness(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, index: u32, own
 /// followed to its end); a group or chain written by hand is far shorter. Preferences
 /// farther down are left out, as preferences: a dependent's own constraints still hold
 /// when it is placed.
-pub(super) const DEPENDENT_DEPTH: usize = 64;
+const DEPENDENT_DEPTH: usize = 64;
 
 /// Where this placement put each instance (none: nowhere).
 pub(super) type NodeOf<'a> = BTreeMap<(&'a str, u32), Option<&'a Name>>;
@@ -447,11 +447,12 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 },
                 None => placed_on.get(c.with.as_str()),
             };
-            let whom = match c.role {
+            // Only written when explaining.
+            let whom = || match c.role {
                 Some(_) => format!("{}'s promoted instance", c.with),
                 None => c.with.to_string(),
             };
-            let with_source = || format!("colocation {cname} with {whom}");
+            let with_source = || format!("colocation {cname} with {}", whom());
             let mut here = with.into_iter().flat_map(Counts::nodes).peekable();
             if !c.score.is_infinity() {
                 // Only the nodes `with` is on are touched.
@@ -464,7 +465,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 if here.next_if_eq(&i).is_some() {
                     s.add(i, Stage::Colocation, with_source, c.score);
                 } else {
-                    let source = || format!("colocation {cname}: no {whom} here");
+                    let source = || format!("colocation {cname}: no {} here", whom());
                     s.add(i, Stage::Colocation, source, Score::NEG_INFINITY);
                 }
             }

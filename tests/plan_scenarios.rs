@@ -1,7 +1,7 @@
 //! The planner on hand-written situations: each of its rules, with the reason it gives.
 
 use quorate::observed::{Observed, snapshot};
-use quorate::plan::{ActionType, Options, Plan, StepOp, plan};
+use quorate::plan::{Action, ActionType, Options, Plan, StepOp, plan};
 use quorate::source::{FileId, Sources};
 use quorate::spec::SpecSet;
 use quorate::validate::validate;
@@ -408,16 +408,8 @@ fn symmetrical_orders_stop_then_before_first() {
     let mut gone = none.clone();
     gone.constraints = s.constraints.clone();
     let p = run(&gone, &o);
-    let stop_web = p
-        .actions
-        .iter()
-        .find(|a| a.instance.as_deref() == Some("web-0"))
-        .unwrap();
-    let stop_db = p
-        .actions
-        .iter()
-        .find(|a| a.instance.as_deref() == Some("db-0"))
-        .unwrap();
+    let stop_web = action_of(&p, "web-0").unwrap();
+    let stop_db = action_of(&p, "db-0").unwrap();
     assert_eq!(stop_db.after, vec![stop_web.id]);
 }
 
@@ -676,22 +668,14 @@ fn on_fail_fence_recovers_elsewhere_after_the_fence_like_pacemaker() {
             _ => {}
         }
     }
-    let db_move = p
-        .actions
-        .iter()
-        .find(|a| a.instance.as_deref() == Some("db-0"))
-        .unwrap();
+    let db_move = action_of(&p, "db-0").unwrap();
     assert_eq!(db_move.kind, ActionType::Move);
     assert_eq!(
         db_move.reason,
         "n1 is fenced (db-0 fails its check; onFail: fence); start db-0 elsewhere once n1 is fenced"
     );
     // web-0 (recovery: restart) goes elsewhere too, without waiting.
-    let web_move = p
-        .actions
-        .iter()
-        .find(|a| a.instance.as_deref() == Some("web-0"))
-        .unwrap();
+    let web_move = action_of(&p, "web-0").unwrap();
     assert_eq!(
         (web_move.kind, web_move.after.as_slice()),
         (ActionType::Move, &[][..])
@@ -1094,11 +1078,7 @@ fn a_restart_ripples_down_a_chain_of_mandatory_orders() {
         step_of(&p, "stop", "db-0"),
         step_of(&p, "stop", "web-0")
     ));
-    let web = p
-        .actions
-        .iter()
-        .find(|a| a.instance.as_deref() == Some("web-0"))
-        .map(|a| a.reason.as_str());
+    let web = action_of(&p, "web-0").map(|a| a.reason.as_str());
     assert_eq!(
         web,
         Some(
@@ -2608,12 +2588,16 @@ fn colocation_chain(links: usize, location: &str) -> String {
     docs.join("---\n")
 }
 
-/// The node the plan starts or keeps `instance` on.
-fn node_of(p: &Plan, instance: &str) -> Option<String> {
+/// The first action of `instance` in the plan.
+fn action_of<'p>(p: &'p Plan, instance: &str) -> Option<&'p Action> {
     p.actions
         .iter()
         .find(|a| a.instance.as_deref() == Some(instance))
-        .and_then(|a| a.node.as_ref().map(|n| n.to_string()))
+}
+
+/// The node the plan's first action of `instance` puts it on.
+fn node_of(p: &Plan, instance: &str) -> Option<String> {
+    action_of(p, instance).and_then(|a| a.node.as_ref().map(|n| n.to_string()))
 }
 
 /// Found by `plan_properties` with `PROPTEST_CASES=1500 PROPTEST_RNG_SEED=11`: `b1`

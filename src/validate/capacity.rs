@@ -5,22 +5,25 @@
 
 use std::collections::BTreeMap;
 
+use fixedbitset::FixedBitSet;
+
 use super::Findings;
+use super::placement::Masks;
 use crate::diag::Diagnostic;
 use crate::spec::cluster::PlacementStrategy;
 use crate::spec::{BundleSpec, Kind, Name, SpecSet};
 
 /// Reports what cannot fit on an empty cluster; `eligible` is, per bundle, the mask of
 /// nodes (in spec order) its hard constraints leave it.
-pub(super) fn check(set: &SpecSet, eligible: &BTreeMap<&str, Vec<bool>>, f: &mut Findings) {
+pub(super) fn check(set: &SpecSet, eligible: &Masks<'_>, f: &mut Findings) {
     if set.cluster.placement_strategy == PlacementStrategy::Default {
         ignored(set, f);
         return;
     }
     let mut fit = true;
     for (name, b) in set.bundles.iter().filter(|(_, b)| b.replicas > 0) {
-        let mask = eligible.get(name.as_str()).map(Vec::as_slice);
-        fit &= one_instance(set, name.as_str(), b, mask.unwrap_or(&[]), f);
+        let mask = eligible.get(name.as_str());
+        fit &= one_instance(set, name.as_str(), b, mask, f);
     }
     // The sums only say more once every instance fits somewhere on its own.
     if fit {
@@ -59,20 +62,19 @@ fn one_instance(
     set: &SpecSet,
     name: &str,
     b: &BundleSpec,
-    mask: &[bool],
+    mask: Option<&FixedBitSet>,
     f: &mut Findings,
 ) -> bool {
-    let nodes: Vec<_> = set
-        .cluster
-        .nodes
-        .iter()
-        .zip(mask)
-        .filter(|(_, ok)| **ok)
-        .map(|(n, _)| n)
-        .collect();
-    if nodes.iter().any(|n| fits(&b.needs, &n.capacity)) {
+    let all = &set.cluster.nodes;
+    let eligible = || {
+        mask.into_iter()
+            .flat_map(|m| m.ones())
+            .filter_map(|i| all.get(i))
+    };
+    if eligible().any(|n| fits(&b.needs, &n.capacity)) {
         return true;
     }
+    let nodes: Vec<_> = eligible().collect();
     // The first quantity no node offers enough of, else the needs together.
     let lacking = b.needs.iter().find_map(|(q, need)| {
         let best = nodes

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use fixedbitset::FixedBitSet;
+
 use super::Findings;
 use crate::diag::Diagnostic;
 use crate::plan::colocation::Order;
@@ -12,8 +14,8 @@ use crate::spec::{Kind, SpecSet};
 /// The nodes a bundle may ever run on, as a mask over the cluster's nodes (in spec
 /// order): every node, minus those a `-INFINITY` location forbids, narrowed by `INFINITY`
 /// colocations to the nodes their targets may run on. Standby is not counted: it is a
-/// passing state, not a constraint. (A mask, not a set of names: 5,000 bundles on 1,000
-/// nodes stay at a few megabytes.)
+/// passing state, not a constraint. (A bit mask, not a set of names: 5,000 bundles on
+/// 1,000 nodes take 625 KB, and narrowing one takes a word per 64 nodes.)
 ///
 /// One pass in placement `order`, which puts a bundle after those it is colocated with by
 /// `INFINITY`, so that their masks are final when it is reached; the members of a cycle
@@ -38,14 +40,14 @@ fn eligible_nodes<'s>(set: &'s SpecSet, order: &Order<'s>, group_of: &Groups<'s,
             Some(g) => *g,
             None => std::slice::from_ref(b),
         };
-        let mut mask = vec![true; set.cluster.nodes.len()];
+        let mut mask = every_node(set);
         let narrowing = members.iter().flat_map(|m| {
             let with = hard.get(m).map_or(&[][..], Vec::as_slice);
             std::iter::once(m).chain(with)
         });
         for other in narrowing {
             if let Some(theirs) = eligible.get(other) {
-                mask.iter_mut().zip(theirs).for_each(|(m, t)| *m &= t);
+                mask.intersect_with(theirs);
             }
         }
         for m in members {
@@ -55,8 +57,15 @@ fn eligible_nodes<'s>(set: &'s SpecSet, order: &Order<'s>, group_of: &Groups<'s,
     eligible
 }
 
-/// A mask of nodes per bundle.
-type Masks<'s> = BTreeMap<&'s str, Vec<bool>>;
+/// A mask of nodes (bit `i`: the cluster's `i`th node) per bundle.
+pub(super) type Masks<'s> = BTreeMap<&'s str, FixedBitSet>;
+
+/// The mask of every node of the cluster.
+fn every_node(set: &SpecSet) -> FixedBitSet {
+    let mut mask = FixedBitSet::with_capacity(set.cluster.nodes.len());
+    mask.insert_range(..);
+    mask
+}
 
 /// The members of its cycle of `INFINITY` colocations, per bundle on one.
 type Groups<'s, 'o> = BTreeMap<&'s str, &'o [&'s str]>;
@@ -83,16 +92,18 @@ fn own_masks(set: &SpecSet) -> Masks<'_> {
     }
     let nodes = &set.cluster.nodes;
     let mut matcher = NodeMatcher::new(nodes.iter().map(|n| (n.name.as_str(), &n.attributes)));
-    let mut eligible: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
+    let mut eligible = Masks::new();
     for b in set.bundles.keys() {
-        let mut mask = vec![true; nodes.len()];
+        let mut mask = every_node(set);
         for l in bans.get(b.as_str()).map(Vec::as_slice).unwrap_or(&[]) {
             if let Some(rule) = &l.rule {
                 let banned = matcher.mask(rule);
-                mask.iter_mut().zip(banned).for_each(|(m, x)| *m &= !x);
+                let banned = banned.iter().enumerate().filter(|(_, x)| **x);
+                banned.for_each(|(i, _)| mask.set(i, false));
             }
-            for (m, n) in mask.iter_mut().zip(nodes) {
-                *m &= l.node.as_ref() != Some(&n.name);
+            if let Some(node) = &l.node {
+                let named = nodes.iter().enumerate().filter(|(_, n)| n.name == *node);
+                named.for_each(|(i, _)| mask.set(i, false));
             }
         }
         eligible.insert(b.as_str(), mask);
@@ -108,7 +119,7 @@ pub(super) fn check(set: &SpecSet, f: &mut Findings) {
     for (name, b) in &set.bundles {
         let nodes = eligible
             .get(name.as_str())
-            .map_or(0, |mask| mask.iter().filter(|e| **e).count());
+            .map_or(0, |mask| mask.count_ones(..));
         let nodes = u64::try_from(nodes).unwrap_or(u64::MAX);
         let group = group_of.get(name.as_str()).copied();
         // A node of a mandatory cycle needs an instance of every member, so the members
@@ -372,10 +383,8 @@ mod tests {
                 if let Some(mine) = eligible.get_mut(c.bundle.as_str())
                     && c.score.is_infinity()
                 {
-                    for (m, w) in mine.iter_mut().zip(with) {
-                        changed |= *m && !w;
-                        *m &= w;
-                    }
+                    changed |= !mine.is_subset(&with);
+                    mine.intersect_with(&with);
                 }
             }
             if !changed {
@@ -528,10 +537,8 @@ mod tests {
         constraints.push("{location: {bundle: b0, node: n0, score: -INFINITY}}".into());
         let set = set_of(2, n, &constraints);
         let eligible = eligible(&set);
-        assert_eq!(
-            eligible.get(format!("b{}", n - 1).as_str()),
-            Some(&vec![false, true])
-        );
+        let last = eligible.get(format!("b{}", n - 1).as_str());
+        assert_eq!(last.map(|m| m.ones().collect()), Some(vec![1]));
         assert_eq!(eligible, until_stable(&set));
     }
 }

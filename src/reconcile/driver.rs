@@ -134,9 +134,10 @@ pub async fn run(mut r: Reconciler, mut triggers: mpsc::Receiver<Trigger>, statu
     }
 }
 
-/// Gives the memory a pass freed back to the system. glibc's allocator keeps freed
-/// pages in each thread's arena for reuse; after a pass over a large cluster that is tens
-/// of megabytes no later pass may need, held for the life of the process.
+/// Gives the memory a pass freed back to the system. quorate's own allocations go to
+/// mimalloc, which returns freed pages itself; the C libraries (libgit2, SQLite) allocate
+/// from glibc, which keeps freed pages in each thread's arena for reuse, held for the life
+/// of the process.
 fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` takes no pointers and is safe to call from any thread at any

@@ -2,7 +2,8 @@
 //!
 //! serde-saphyr does the parsing, with budgets tight enough that hostile input (alias
 //! bombs, deep nesting, huge scalars) is refused early and cheaply; documents of the
-//! common shape are built from its parser's events directly, in less than half the time.
+//! common shape are read by quorate's own reader of that subset of YAML, or built from
+//! serde-saphyr's parser's events directly, in a fraction of the time.
 //! Every node keeps its span, so any later layer can point at the exact place a problem
 //! comes from.
 
@@ -15,6 +16,7 @@ use crate::diag::Span;
 use crate::source::budget::MAX_SET_DOCUMENTS;
 
 mod events;
+mod subset;
 
 /// Longest scalar accepted (bytes). Nothing in a spec needs more.
 pub const MAX_SCALAR_BYTES: usize = 64 * 1024;
@@ -123,8 +125,9 @@ pub enum ParseErrorKind {
     Tag,
 }
 
-/// Parses every document in `bytes`: the common shape of a spec straight from the
-/// parser's events ([`events`]), anything else through serde-saphyr.
+/// Parses every document in `bytes`: the YAML specs are written in by [`subset`], the
+/// common shape of a spec straight from granit-parser's events ([`events`]), anything
+/// else through serde-saphyr.
 pub fn parse_documents(bytes: &[u8]) -> Result<Vec<Node>, ParseError> {
     let text = std::str::from_utf8(bytes).map_err(|e| ParseError {
         message: format!(
@@ -135,7 +138,7 @@ pub fn parse_documents(bytes: &[u8]) -> Result<Vec<Node>, ParseError> {
         kind: ParseErrorKind::Encoding,
     })?;
     let max_documents = usize::try_from(MAX_SET_DOCUMENTS).unwrap_or(usize::MAX);
-    match events::parse(text, max_documents) {
+    match subset::parse(text, max_documents).or_else(|| events::parse(text, max_documents)) {
         Some(nodes) => Ok(nodes),
         None => deserialize(text, max_documents),
     }

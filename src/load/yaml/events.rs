@@ -1,13 +1,15 @@
-//! The common case of [`super::parse_documents`], built straight from the parser's events
-//! without serde in between: documents that are mappings, with no anchors, aliases, tags,
-//! directives or merge keys, whose keys are distinct strings. It gives the same nodes and
-//! spans as serde-saphyr's deserializer, in less than half the time; anything else, and
-//! every error, it leaves to the deserializer (`None`), which also says what is wrong.
-//! This module's tests, property tests among them, compare the two.
+//! The [`Builder`] of the node tree from a reader's events, with its budget, and the
+//! reader of the common case of [`super::parse_documents`] that [`super::subset`] leaves:
+//! granit-parser's events, without serde in between, for documents that are mappings,
+//! with no anchors, aliases, tags, directives or merge keys, whose keys are distinct
+//! strings. It gives the same nodes and spans as serde-saphyr's deserializer, in less than
+//! half the time; anything else, and every error, it leaves to the deserializer (`None`),
+//! which also says what is wrong. This module's tests, property tests among them, compare
+//! the two.
 
 use std::borrow::Cow;
 
-use granit_parser::{Event, Parser, ScalarStyle, Span as ParserSpan};
+use granit_parser::{Event as Parsed, Parser, ScalarStyle, Span as ParserSpan};
 
 use super::{MAX_DEPTH, MAX_SCALAR_BYTES, Node, Value, span_at, unresolved};
 use crate::diag::Span;
@@ -28,69 +30,138 @@ enum Open {
     Map(Vec<(Node, Node)>, Option<Node>, Span),
 }
 
-/// Running totals against the budget.
-#[derive(Default)]
-struct Tally {
-    events: usize,
-    scalar_bytes: usize,
+/// What a reader of YAML text tells the [`Builder`], in document order.
+pub(super) enum Event<'t> {
+    SeqStart,
+    MapStart,
+    /// A scalar's text, and whether it is plain (not quoted): a plain scalar is typed.
+    Scalar(Cow<'t, str>, bool),
+    SeqEnd,
+    MapEnd,
+    DocEnd,
 }
 
-/// The documents of `text` (at most `max_documents`), or `None` when the deserializer
-/// must read it.
-pub(super) fn parse(text: &str, max_documents: usize) -> Option<Vec<Node>> {
-    let mut docs = Vec::new();
-    let mut open: Vec<Open> = Vec::new();
-    let mut root: Option<Node> = None;
-    let mut tally = Tally::default();
-    for item in Parser::new_from_str(text) {
-        let (event, span) = item.ok()?;
-        tally.events += 1;
-        if tally.events > MAX_EVENTS {
+/// The documents of a file, built from its events within the budget; `None` from any
+/// method means the deserializer must read the file.
+pub(super) struct Builder {
+    docs: Vec<Node>,
+    open: Vec<Open>,
+    root: Option<Node>,
+    events: usize,
+    scalar_bytes: usize,
+    max_documents: usize,
+}
+
+impl Builder {
+    pub(super) fn new(max_documents: usize) -> Builder {
+        Builder {
+            docs: Vec::new(),
+            open: Vec::new(),
+            root: None,
+            events: 0,
+            scalar_bytes: 0,
+            max_documents,
+        }
+    }
+
+    /// Takes the next event, which starts at `span` (a collection's span is at least
+    /// one byte long).
+    pub(super) fn push(&mut self, event: Event<'_>, mut span: Span) -> Option<()> {
+        self.events += 1;
+        if self.events > MAX_EVENTS {
             return None;
         }
         let node = match event {
-            Event::StreamStart | Event::StreamEnd | Event::DocumentStart(_, None) => continue,
-            Event::DocumentEnd => {
-                docs.push(root.take().filter(|r| matches!(r.value, Value::Map(_)))?);
-                if docs.len() > max_documents {
-                    return None;
-                }
-                continue;
+            Event::DocEnd => {
+                let root = self
+                    .root
+                    .take()
+                    .filter(|r| matches!(r.value, Value::Map(_)))?;
+                self.docs.push(root);
+                return (self.docs.len() <= self.max_documents).then_some(());
             }
-            Event::SequenceStart(_, 0, None) if open.len() < MAX_OPEN => {
-                open.push(Open::Seq(Vec::new(), span_of(&span, 1)?));
-                continue;
+            Event::SeqStart | Event::MapStart if self.open.len() >= MAX_OPEN => return None,
+            Event::SeqStart => {
+                span.len = span.len.max(1);
+                self.open.push(Open::Seq(Vec::new(), span));
+                return Some(());
             }
-            Event::MappingStart(_, 0, None) if open.len() < MAX_OPEN => {
-                open.push(Open::Map(Vec::new(), None, span_of(&span, 1)?));
-                continue;
+            Event::MapStart => {
+                span.len = span.len.max(1);
+                self.open.push(Open::Map(Vec::new(), None, span));
+                return Some(());
             }
-            Event::Scalar(text, style, 0, None) => scalar(text, style, &span, &mut tally)?,
-            Event::SequenceEnd => match open.pop()? {
+            Event::Scalar(text, plain) => self.scalar(text, plain, span)?,
+            Event::SeqEnd => match self.open.pop()? {
                 Open::Seq(items, span) => Node {
                     value: Value::Seq(items),
                     span,
                 },
                 Open::Map(..) => return None,
             },
-            Event::MappingEnd => match open.pop()? {
+            Event::MapEnd => match self.open.pop()? {
                 Open::Map(entries, None, span) => Node {
                     value: Value::Map(entries),
                     span,
                 },
                 _ => return None,
             },
-            _ => return None,
         };
-        match open.last_mut() {
-            None if root.is_none() => root = Some(node),
+        match self.open.last_mut() {
+            None if self.root.is_none() => self.root = Some(node),
             None => return None,
             Some(Open::Seq(items, _)) => items.push(node),
             Some(Open::Map(entries, key @ None, _)) => *key = Some(usable_key(node, entries)?),
             Some(Open::Map(entries, key, _)) => entries.push((key.take()?, node)),
         }
+        Some(())
     }
-    (open.is_empty() && root.is_none() && !docs.is_empty()).then_some(docs)
+
+    fn scalar(&mut self, text: Cow<'_, str>, plain: bool, span: Span) -> Option<Node> {
+        self.scalar_bytes += text.len();
+        if text.len() > MAX_SCALAR_BYTES || self.scalar_bytes > MAX_SCALAR_TOTAL {
+            return None;
+        }
+        let value = if plain {
+            self::plain(&text)?
+        } else {
+            Value::Str(text.into_owned())
+        };
+        Some(Node { value, span })
+    }
+
+    /// The documents, when every one was whole.
+    pub(super) fn finish(self) -> Option<Vec<Node>> {
+        let whole = self.open.is_empty() && self.root.is_none() && !self.docs.is_empty();
+        whole.then_some(self.docs)
+    }
+}
+
+/// The documents of `text` (at most `max_documents`) from granit-parser's events, or
+/// `None` when the deserializer must read it.
+pub(super) fn parse(text: &str, max_documents: usize) -> Option<Vec<Node>> {
+    let mut builder = Builder::new(max_documents);
+    for item in Parser::new_from_str(text) {
+        let (event, span) = item.ok()?;
+        let event = match event {
+            Parsed::StreamStart | Parsed::StreamEnd | Parsed::DocumentStart(_, None) => continue,
+            Parsed::DocumentEnd => Event::DocEnd,
+            Parsed::SequenceStart(_, 0, None) => Event::SeqStart,
+            Parsed::MappingStart(_, 0, None) => Event::MapStart,
+            Parsed::Scalar(text, style, 0, None) => {
+                Event::Scalar(text, style == ScalarStyle::Plain)
+            }
+            Parsed::SequenceEnd => Event::SeqEnd,
+            Parsed::MappingEnd => Event::MapEnd,
+            _ => return None,
+        };
+        let span = match event {
+            Event::Scalar(..) | Event::SeqStart | Event::MapStart => span_of(&span)?,
+            _ => Span::START,
+        };
+        builder.push(event, span)?;
+    }
+    builder.finish()
 }
 
 /// A key the deserializer would read the same way: a string, not the merge key, not
@@ -99,27 +170,6 @@ fn usable_key(key: Node, entries: &[(Node, Node)]) -> Option<Node> {
     let s = key.as_str()?;
     let repeated = entries.iter().any(|(k, _)| k.as_str() == Some(s));
     (s != "<<" && !repeated && entries.len() < MAX_KEYS).then_some(key)
-}
-
-fn scalar(
-    text: Cow<'_, str>,
-    style: ScalarStyle,
-    span: &ParserSpan,
-    tally: &mut Tally,
-) -> Option<Node> {
-    tally.scalar_bytes += text.len();
-    if text.len() > MAX_SCALAR_BYTES || tally.scalar_bytes > MAX_SCALAR_TOTAL {
-        return None;
-    }
-    let value = if style == ScalarStyle::Plain {
-        plain(&text)?
-    } else {
-        Value::Str(text.into_owned())
-    };
-    Some(Node {
-        value,
-        span: span_of(span, 0)?,
-    })
 }
 
 /// A plain scalar as serde-saphyr reads it untyped (YAML 1.1 booleans, then integers,
@@ -185,19 +235,19 @@ fn yaml11_bool(s: &str) -> Option<bool> {
 
 /// The span the deserializer gives a node from its event ([`span_at`]), or `None` when
 /// the parser left part of it out (the deserializer works it out from the text).
-fn span_of(span: &ParserSpan, min_len: usize) -> Option<Span> {
+fn span_of(span: &ParserSpan) -> Option<Span> {
     let (start, end) = (&span.start, &span.end);
     let len = end
         .byte_offset()
         .zip(start.byte_offset())
         .map_or(0, |(e, s)| e.saturating_sub(s));
     let at = (start.line() as u64, start.col() as u64 + 1);
-    let span = span_at(start.byte_offset(), len.max(min_len), at, usize::MAX);
+    let span = span_at(start.byte_offset(), len, at, usize::MAX);
     (!unresolved(span)).then_some(span)
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use proptest::prelude::*;
 
     use super::super::deserialize;
@@ -214,7 +264,10 @@ mod tests {
         fast.is_some()
     }
 
-    fn yaml_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    pub(in crate::load::yaml) fn yaml_files(
+        dir: &std::path::Path,
+        out: &mut Vec<std::path::PathBuf>,
+    ) {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
             let path = entry.path();
             if path.is_dir() {
@@ -296,13 +349,13 @@ mod tests {
 
     /// A document tree to write out as YAML.
     #[derive(Debug, Clone)]
-    enum Tree {
+    pub(in crate::load::yaml) enum Tree {
         Scalar(String),
         Seq(Vec<Tree>),
         Map(Vec<(String, Tree)>),
     }
 
-    fn tree() -> impl Strategy<Value = Tree> {
+    pub(in crate::load::yaml) fn tree() -> impl Strategy<Value = Tree> {
         let scalar = prop_oneof![
             "[a-z0-9.:/~-]{0,8}",
             "'[a-z 0-9#:]{0,6}'",
@@ -321,7 +374,7 @@ mod tests {
             })
     }
 
-    fn flow(t: &Tree) -> String {
+    pub(in crate::load::yaml) fn flow(t: &Tree) -> String {
         match t {
             Tree::Scalar(s) => s.clone(),
             Tree::Seq(items) => format!(

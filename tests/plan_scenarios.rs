@@ -1642,6 +1642,38 @@ fn utilization_strategy_never_exceeds_capacity() {
 }
 
 #[test]
+fn a_node_full_of_one_quantity_still_takes_what_needs_another() {
+    // `mem` fills both nodes' memory. Selection passes over a node that has too little
+    // left of something for any bundle that needs it, but only for those bundles: `cpu`
+    // still goes to both nodes, `both` (memory too) to neither.
+    let mem = bundle_doc(
+        "mem",
+        "{image: a, replicas: 2, replicasPerHost: 1, priority: 10, needs: {memory: 2}}",
+    );
+    let cpu = bundle_doc(
+        "cpu",
+        "{image: b, replicas: 4, replicasPerHost: 2, needs: {cpu: 1}}",
+    );
+    let both = bundle_doc(
+        "both",
+        "{image: c, replicas: 1, needs: {cpu: 1, memory: 1}}",
+    );
+    let nodes = [("n1", "{cpu: 4, memory: 2}"), ("n2", "{cpu: 4, memory: 2}")];
+    // Loaded unchecked: validation says that `both` cannot fit, rightly.
+    let s = capacity_set("utilization", &nodes, &[&mem, &cpu, &both], false);
+    let p = run(&s, &Observed::fresh(&s));
+    let started: Vec<String> = starts(&p).into_iter().map(|(i, _)| i).collect();
+    assert_eq!(
+        per_node(&p),
+        [("n1".to_owned(), 3), ("n2".to_owned(), 3)].into()
+    );
+    assert!(
+        started.iter().all(|i| !i.starts_with("both")),
+        "{started:?}"
+    );
+}
+
+#[test]
 fn balanced_strategy_prefers_most_free_capacity() {
     let db = bundle_doc("db", "{image: pg, needs: {memory: 2048}}");
     let nodes = [

@@ -796,8 +796,11 @@ impl<'a> Placer<'_, 'a> {
         // keeps it even when short of capacity: it runs there already, nothing new starts.
         let ran = self.capacity.release(b.name, index);
         let capacity = &self.capacity;
-        let scores = own.added_to(&b.base.score);
-        let unbanned = |i: usize| scores[i];
+        let added = own.added();
+        let unbanned = |i: usize| match added.binary_search_by_key(&i, |(n, _)| *n) {
+            Ok(k) => b.base.score[i] + added[k].1,
+            Err(_) => b.base.score[i],
+        };
         // With its dependents' needs where some node has room for them all; not on the
         // node the instance is on (they never make it leave), unless it cannot run
         // without them (`with_joiners`): it cannot stay where they cannot join it.

@@ -52,16 +52,11 @@ impl Own {
         self.0.entry(i).or_default().push(part);
     }
 
-    /// `base` with these parts added: the instance's score on every node, read once per
-    /// node by selection.
-    pub(super) fn added_to(&self, base: &[Score]) -> Vec<Score> {
-        let mut scores = base.to_vec();
-        for (i, parts) in &self.0 {
-            if let Some(s) = scores.get_mut(*i) {
-                *s += parts.iter().map(|p| p.score).sum();
-            }
-        }
-        scores
+    /// What these parts add up to on each node they touch, in node order: selection adds
+    /// it to the bundle's shared score there.
+    pub(super) fn added(&self) -> Vec<(usize, Score)> {
+        let sum = |parts: &[ScorePart]| parts.iter().map(|p| p.score).sum();
+        self.0.iter().map(|(i, parts)| (*i, sum(parts))).collect()
     }
 
     /// The nodes these parts touch, in node order.

@@ -222,14 +222,16 @@ fn plain(s: &str) -> Option<Value> {
     }
 }
 
+/// The YAML 1.1 spellings of a boolean, in any case (`yes`, `Off`, `TRUE`).
 fn yaml11_bool(s: &str) -> Option<bool> {
-    let is = |words: [&str; 4]| words.iter().any(|w| s.eq_ignore_ascii_case(w));
-    if is(["true", "yes", "y", "on"]) {
-        Some(true)
-    } else if is(["false", "no", "n", "off"]) {
-        Some(false)
-    } else {
-        None
+    let mut lower = [0u8; 5];
+    let word = lower.get_mut(..s.len())?;
+    word.copy_from_slice(s.as_bytes());
+    word.make_ascii_lowercase();
+    match &*word {
+        b"true" | b"yes" | b"y" | b"on" => Some(true),
+        b"false" | b"no" | b"n" | b"off" => Some(false),
+        _ => None,
     }
 }
 

@@ -405,6 +405,18 @@ impl<'t> Reader<'t> {
     }
 }
 
+/// The bytes at which a plain scalar may end; the others are part of it.
+const STOPS: [bool; 256] = {
+    let mut stops = [false; 256];
+    let bytes = b" \n:,[]{}";
+    let mut k = 0;
+    while k < bytes.len() {
+        stops[bytes[k] as usize] = true;
+        k += 1;
+    }
+    stops
+};
+
 /// The end of the plain scalar at `start` (without trailing spaces), in a flow
 /// collection or not; `None` when none starts there.
 fn plain_end(bytes: &[u8], start: usize, flow: bool) -> Option<usize> {
@@ -417,6 +429,11 @@ fn plain_end(bytes: &[u8], start: usize, flow: bool) -> Option<usize> {
     }
     let (mut i, mut end) = (start + 1, start + 1);
     while let Some(&b) = bytes.get(i) {
+        if !STOPS[usize::from(b)] {
+            i += 1;
+            end = i;
+            continue;
+        }
         let next = bytes.get(i + 1).copied().unwrap_or(b'\n');
         let stop = match b {
             b'\n' => true,

@@ -255,15 +255,23 @@ pub(super) mod tests {
     use super::super::deserialize;
     use super::*;
 
-    const MAX: usize = 1_000;
+    pub(in crate::load::yaml) const MAX: usize = 1_000;
 
-    /// Whether the events gave an answer; when they do, it is the deserializer's.
-    fn agrees(text: &str) -> bool {
-        let fast = parse(text, MAX);
+    /// Whether `reader` gave an answer; when it does, it is the deserializer's.
+    pub(in crate::load::yaml) fn agrees_with(
+        reader: fn(&str, usize) -> Option<Vec<Node>>,
+        text: &str,
+    ) -> bool {
+        let fast = reader(text, MAX);
         if let Some(nodes) = &fast {
             assert_eq!(Ok(nodes), deserialize(text, MAX).as_ref(), "{text:?}");
         }
         fast.is_some()
+    }
+
+    /// Whether the events gave an answer; when they do, it is the deserializer's.
+    fn agrees(text: &str) -> bool {
+        agrees_with(parse, text)
     }
 
     pub(in crate::load::yaml) fn yaml_files(

@@ -477,19 +477,13 @@ fn quoted_end(bytes: &[u8], start: usize) -> Option<(usize, bool)> {
 mod tests {
     use proptest::prelude::*;
 
-    use super::super::events::tests::{Tree, flow, tree, yaml_files};
-    use super::super::{Value, deserialize};
+    use super::super::Value;
+    use super::super::events::tests::{MAX, Tree, agrees_with, flow, tree, yaml_files};
     use super::*;
-
-    const MAX: usize = 1_000;
 
     /// Whether this reader gave an answer; when it does, it is the deserializer's.
     fn agrees(text: &str) -> bool {
-        let fast = parse(text, MAX);
-        if let Some(nodes) = &fast {
-            assert_eq!(Ok(nodes), deserialize(text, MAX).as_ref(), "{text:?}");
-        }
-        fast.is_some()
+        agrees_with(parse, text)
     }
 
     #[test]

@@ -208,7 +208,7 @@ async fn serve(
 }
 
 async fn relay_one(
-    client: UnixStream,
+    mut client: UnixStream,
     shared: Arc<Shared>,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) {
@@ -216,8 +216,10 @@ async fn relay_one(
     let result = match tokio::time::timeout(timeout, connect(&shared.upstream, tls)).await {
         Err(_) => Err(format!("no connection within {timeout:?}")),
         Ok(Err(e)) => Err(e),
-        Ok(Ok(node)) => pump(client, node, shared.limit, timeout).await,
+        Ok(Ok(node)) => pump(&mut client, node, shared.limit, timeout).await,
     };
+    // The reason is recorded before the client's connection closes (when `client` is
+    // dropped): a caller that sees it closed and asks for the blame finds it.
     if let Err(reason) = result {
         shared.fail(reason);
     }
@@ -258,7 +260,7 @@ pub(super) async fn connect(
 /// Relays one connection until either side closes it. Each request the client sends starts
 /// a new answer; `Err` says which bound the node broke.
 async fn pump(
-    mut client: UnixStream,
+    client: &mut UnixStream,
     mut node: Box<dyn NodeStream>,
     limit: u64,
     timeout: Duration,

@@ -442,6 +442,11 @@ proptest! {
         let again = plan(&spec, &observed, &Options::default());
         prop_assert_eq!(serde_json::to_string(&p).unwrap(), serde_json::to_string(&again).unwrap());
 
+        // `--explain` scores every instance, and decides nothing differently.
+        let explained = plan(&spec, &observed, &Options { explain: true, ..Options::default() });
+        prop_assert_eq!(&explained.steps, &p.steps);
+        prop_assert_eq!(&explained.blocked, &p.blocked);
+
         // Invariant 2: without quorum nothing starts and nothing is fenced.
         if !p.quorum.quorate && spec.cluster.quorum.no_quorum_policy != NoQuorumPolicy::Ignore {
             prop_assert!(p.steps.iter().all(|s| matches!(s.op, StepOp::Stop { .. })), "{:#?}", p.steps);

@@ -320,6 +320,32 @@ fn failures_restart_in_place_then_move_and_expire() {
 }
 
 #[test]
+fn an_instance_kept_off_nodes_by_its_failures_does_not_keep_its_siblings_off() {
+    // web-0 failed too often on n1 and n3 and n2 is on standby: web-0 fits nowhere, but
+    // its failures are its own, so web-1 still starts (it used to be left out as "full"
+    // after web-0, and only `--explain` placed it).
+    let s = spec(&[WEB]);
+    let o = observed(
+        "now: 1010\nnodes:\n  n1: {failures: {web-0: {count: 3, last: 1000}}}\n  n2: {standby: true}\n  n3: {failures: {web-0: {count: 3, last: 1000}}}\n",
+    );
+    for explain in [false, true] {
+        let p = plan(
+            &s,
+            &o,
+            &Options {
+                explain,
+                ..Options::default()
+            },
+        );
+        let started = started_on(&p);
+        assert_eq!(started.len(), 1, "{started:?}");
+        assert_eq!(started[0].0, "web-1");
+        let blocked: Vec<&str> = p.blocked.iter().map(|b| b.instance.as_str()).collect();
+        assert_eq!(blocked, ["web-0"]);
+    }
+}
+
+#[test]
 fn exited_containers_restart_in_place_and_standby_nodes_empty() {
     let s = spec(&[DB]);
     let h = hash(&s, "db", 0);

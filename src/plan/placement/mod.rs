@@ -520,6 +520,18 @@ impl<'a> Placer<'_, 'a> {
         home(self.current, self.nodes, bundle, index)
     }
 
+    /// Whether failures or an unmanaged container with its name keep this instance off a
+    /// node, and not its siblings (see [`feasible::instance_bans`]).
+    fn banned_alone(&self, bundle: &str, index: u32) -> bool {
+        let name = instance_name(bundle, index);
+        self.current.failed_on.contains_key(name.as_str())
+            || self
+                .current
+                .conflicts
+                .values()
+                .any(|n| n.contains(name.as_str()))
+    }
+
     /// The instances of a bundle in the order they are placed: those that run somewhere
     /// keep their claim first, those on the best nodes first, so neither a new instance
     /// nor a sibling on a worse node pushes a running instance off its node (which also
@@ -580,20 +592,29 @@ impl<'a> Placer<'_, 'a> {
         let mut fresh_ones =
             (0..spec.replicas).filter(|i| home(current, nodes, name, *i).is_none());
         let mut running = running.into_iter();
-        // A new instance (one that runs nowhere) has been placed nowhere: so will the next.
-        let mut full_up = false;
+        // A new instance (one that runs nowhere) has been placed nowhere: so will the next,
+        // short of what it was short of, as placing more only fills nodes. Unless either
+        // claims room of its own (as in a top-up round) or is kept off a node its siblings
+        // may take (`banned_alone`).
+        let mut full_up: Option<String> = None;
         while let Some(index) = running.next().or_else(|| fresh_ones.next()) {
             if self.pinned(&mut b, index) {
                 continue;
             }
-            // (Unless it claims room of its own, as in a top-up round.)
             let fresh = self.home(name, index).is_none() && !self.capacity.counts(name, index);
-            if full_up && fresh && !self.explain {
+            let alike = |p: &Self| fresh && !p.banned_alone(name, index);
+            if let Some(filler) = full_up.as_ref().filter(|_| !self.explain && alike(self)) {
+                if let Some(short) = self.out.short.get(filler).cloned() {
+                    self.out.short.insert(instance_name(name, index), short);
+                }
                 continue;
             }
             match self.choose(&b, index) {
                 Some(i) => self.put(&mut b, index, i),
-                None => full_up |= fresh,
+                None if full_up.is_none() && alike(self) => {
+                    full_up = Some(instance_name(name, index));
+                }
+                None => {}
             }
         }
         self.placed_on.insert(name, Counts::of(&b.mine));

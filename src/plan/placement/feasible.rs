@@ -81,6 +81,16 @@ pub(super) fn unavailable(s: &mut Scores, usable: &[bool]) {
     }
 }
 
+/// Whether [`instance_bans`] may keep this instance off a node: failures of it are on
+/// record, or an unmanaged container has its name. Its siblings are not kept off by them.
+pub(super) fn may_ban_alone(p: &Placer<'_, '_>, name: &str) -> bool {
+    p.current.failed_on.contains_key(name)
+        || p.current
+            .conflicts
+            .values()
+            .any(|names| names.contains(name))
+}
+
 /// The filters of one instance that touch few nodes: too many failures on a node ban the
 /// instance from it, with or without a container there, until the failures expire
 /// (`onFail: ignore` and `block` keep an instance where it is whatever its count); an

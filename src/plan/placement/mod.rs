@@ -520,18 +520,6 @@ impl<'a> Placer<'_, 'a> {
         home(self.current, self.nodes, bundle, index)
     }
 
-    /// Whether failures or an unmanaged container with its name keep this instance off a
-    /// node, and not its siblings (see [`feasible::instance_bans`]).
-    fn banned_alone(&self, bundle: &str, index: u32) -> bool {
-        let name = instance_name(bundle, index);
-        self.current.failed_on.contains_key(name.as_str())
-            || self
-                .current
-                .conflicts
-                .values()
-                .any(|n| n.contains(name.as_str()))
-    }
-
     /// The instances of a bundle in the order they are placed: those that run somewhere
     /// keep their claim first, those on the best nodes first, so neither a new instance
     /// nor a sibling on a worse node pushes a running instance off its node (which also
@@ -595,14 +583,15 @@ impl<'a> Placer<'_, 'a> {
         // A new instance (one that runs nowhere) has been placed nowhere: so will the next,
         // short of what it was short of, as placing more only fills nodes. Unless either
         // claims room of its own (as in a top-up round) or is kept off a node its siblings
-        // may take (`banned_alone`).
+        // may take ([`feasible::may_ban_alone`]).
         let mut full_up: Option<String> = None;
         while let Some(index) = running.next().or_else(|| fresh_ones.next()) {
             if self.pinned(&mut b, index) {
                 continue;
             }
             let fresh = self.home(name, index).is_none() && !self.capacity.counts(name, index);
-            let alike = |p: &Self| fresh && !p.banned_alone(name, index);
+            let alike =
+                |p: &Self| fresh && !feasible::may_ban_alone(p, &instance_name(name, index));
             if let Some(filler) = full_up.as_ref().filter(|_| !self.explain && alike(self)) {
                 if let Some(short) = self.out.short.get(filler).cloned() {
                     self.out.short.insert(instance_name(name, index), short);

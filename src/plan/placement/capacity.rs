@@ -19,8 +19,8 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-use super::Nodes;
 use super::feasible::Ban;
+use super::{Counts, Nodes};
 use crate::plan::current::Current;
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::cluster::PlacementStrategy;
@@ -237,12 +237,12 @@ impl<'a> Capacity<'a> {
     /// node where that dependent has more instances counted than `bundle` has there
     /// (placed so far, `mine`, or counted): one of them is free to join this one. Pairs
     /// go by node, not by instance number, as a cycle is kept together.
-    pub(super) fn need(&self, bundle: &str, index: u32, mine: &[u32]) -> Need<'_> {
+    pub(super) fn need(&self, bundle: &str, index: u32, mine: &Counts) -> Need<'_> {
         let own = self.needs.get(bundle).map_or(&[][..], Vec::as_slice);
         let no_counts = BTreeMap::new();
         let ours = self.on_node.get(bundle).unwrap_or(&no_counts);
         let taken = |at: usize| {
-            let placed = mine.get(at).copied().unwrap_or(0);
+            let placed = mine.on(at);
             placed.max(ours.get(&at).copied().unwrap_or(0))
         };
         // Each dependent that must join it: its needs, and the nodes where one of its

@@ -2,7 +2,7 @@
 //! which scores `-INFINITY` and says why in `--explain`.
 
 use super::rank::{Own, Scores};
-use super::{Bundle, Placer, part};
+use super::{Bundle, Counts, Placer, part};
 use crate::plan::current::live_failures;
 use crate::plan::model::Stage;
 use crate::spec::Score;
@@ -134,7 +134,7 @@ pub(super) fn instance_bans(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, name: &str, 
 
 /// The filters of one instance that depend on what is placed so far on every node.
 pub(super) struct Limits<'l, 'b> {
-    mine: &'l [u32],
+    mine: &'l Counts,
     per_host: u32,
     spread: Option<(usize, &'b str)>,
     /// Nodes the bundle uses so far (only counted for the first member of a cycle).
@@ -144,7 +144,7 @@ pub(super) struct Limits<'l, 'b> {
 impl<'l, 'b> Limits<'l, 'b> {
     pub(super) fn new(b: &'l Bundle<'b, '_>) -> Limits<'l, 'b> {
         let used = match b.spread {
-            Some(_) => b.mine.iter().filter(|n| **n > 0).count(),
+            Some(_) => b.mine.node_count(),
             None => 0,
         };
         Limits {
@@ -157,7 +157,7 @@ impl<'l, 'b> Limits<'l, 'b> {
 
     /// Why node `i` is full for the next instance, if it is.
     pub(super) fn ban(&self, i: usize) -> Option<Ban<'b>> {
-        let here = self.mine.get(i).copied().unwrap_or(0);
+        let here = self.mine.on(i);
         if here >= self.per_host {
             return Some(Ban::ReplicasPerHost(self.per_host));
         }

@@ -84,12 +84,6 @@ pub type Promoted = BTreeMap<Name, Vec<(u32, Name)>>;
 pub(super) struct Counts(Vec<(usize, u32)>);
 
 impl Counts {
-    /// From a count per node.
-    fn of(per_node: &[u32]) -> Counts {
-        let some = per_node.iter().enumerate().filter(|(_, n)| **n > 0);
-        Counts(some.map(|(i, n)| (i, *n)).collect())
-    }
-
     /// From the node of each instance.
     pub(super) fn at(mut nodes: Vec<usize>) -> Counts {
         nodes.sort_unstable();
@@ -108,6 +102,19 @@ impl Counts {
         self.0
             .binary_search_by_key(&i, |(at, _)| *at)
             .map_or(0, |k| self.0[k].1)
+    }
+
+    /// One instance more on node `i`.
+    fn add_one(&mut self, i: usize) {
+        match self.0.binary_search_by_key(&i, |(at, _)| *at) {
+            Ok(k) => self.0[k].1 += 1,
+            Err(k) => self.0.insert(k, (i, 1)),
+        }
+    }
+
+    /// How many nodes have an instance.
+    fn node_count(&self) -> usize {
+        self.0.len()
     }
 
     /// Every instance counted.
@@ -506,7 +513,7 @@ struct Bundle<'b, 'a> {
     /// The nodes of the highest shared score, looked at first.
     likely: select::Likely,
     /// Instances of this bundle placed per node so far.
-    mine: Vec<u32>,
+    mine: Counts,
     /// For the first member of a colocation cycle: the fewest instances another member
     /// has, and that member (it takes no more nodes than that).
     spread: Option<(usize, &'b str)>,
@@ -571,7 +578,7 @@ impl<'a> Placer<'_, 'a> {
             spec,
             likely: select::Likely::of(&base.score),
             base,
-            mine: vec![0; self.nodes.count()],
+            mine: Counts::default(),
             spread,
             with_joiners: self.needs_joiners(name, group),
         };
@@ -606,7 +613,7 @@ impl<'a> Placer<'_, 'a> {
                 None => {}
             }
         }
-        self.placed_on.insert(name, Counts::of(&b.mine));
+        self.placed_on.insert(name, b.mine);
     }
 
     /// Places `bundles` as `prev` placed them, without scoring them (see [`unchanged`]):
@@ -666,7 +673,7 @@ impl<'a> Placer<'_, 'a> {
     fn put(&mut self, b: &mut Bundle<'_, 'a>, index: u32, at: usize) {
         self.capacity.take(b.name, index, at);
         self.load[at] += 1;
-        b.mine[at] += 1;
+        b.mine.add_one(at);
         self.out
             .node
             .insert((b.name, index), Some(self.nodes.name(at)));
@@ -751,7 +758,7 @@ impl<'a> Placer<'_, 'a> {
             let at = self.nodes.of(stay.as_str()).filter(|i| {
                 self.usable[*i]
                     && !b.base.score[*i].is_neg_infinity()
-                    && b.mine[*i] < b.spec.replicas_per_host
+                    && b.mine.on(*i) < b.spec.replicas_per_host
                     && fits(*i)
             });
             if let Some(i) = at {

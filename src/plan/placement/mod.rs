@@ -847,13 +847,11 @@ impl<'a> Placer<'_, 'a> {
         let mut touched: Vec<usize> = own.nodes().chain(here).collect();
         touched.sort_unstable();
         touched.dedup();
-        let likely = b.likely.with(&touched);
         let chosen = select::best(
             self.nodes.count(),
             (unbanned, score_of),
-            here,
-            prefer,
-            likely,
+            (here, prefer),
+            (&b.likely, &touched),
         );
         if chosen.is_none() && capacity.enforced() {
             let bans = (0..self.nodes.count())

@@ -12,38 +12,28 @@ use crate::spec::{Name, Score};
 /// few nodes an instance's own parts touch) first.
 pub(super) struct Likely {
     nodes: Vec<usize>,
+    top: Score,
     below: Score,
 }
 
 impl Likely {
-    /// From a bundle's shared scores.
+    /// From a bundle's shared scores, in one pass.
     pub(super) fn of(base: &[Score]) -> Likely {
-        let top = base.iter().copied().max().unwrap_or(Score::NEG_INFINITY);
-        let below = base.iter().copied().filter(|s| *s < top).max();
-        Likely {
-            nodes: (0..base.len()).filter(|i| base[*i] == top).collect(),
-            below: below.unwrap_or(Score::NEG_INFINITY),
-        }
-    }
-
-    /// These nodes and `more` (sorted), in node order, without repeats; and the highest
-    /// shared score of the other nodes.
-    pub(super) fn with<'l>(
-        &'l self,
-        more: &'l [usize],
-    ) -> (impl Iterator<Item = usize> + 'l, Score) {
-        let (mut x, mut y) = (self.nodes.iter().peekable(), more.iter().peekable());
-        let merged = std::iter::from_fn(move || {
-            match (x.peek(), y.peek()) {
-                (Some(a), Some(b)) if a < b => x.next(),
-                (Some(a), Some(b)) if a > b => y.next(),
-                (Some(_), Some(_)) => y.next().and(x.next()),
-                (Some(_), None) => x.next(),
-                (None, _) => y.next(),
+        let (mut top, mut below) = (Score::NEG_INFINITY, Score::NEG_INFINITY);
+        let mut nodes = Vec::new();
+        for (i, s) in base.iter().copied().enumerate() {
+            if s > top || nodes.is_empty() {
+                below = if nodes.is_empty() { below } else { top };
+                top = s;
+                nodes.clear();
+                nodes.push(i);
+            } else if s == top {
+                nodes.push(i);
+            } else if s > below {
+                below = s;
             }
-            .copied()
-        });
-        (merged, self.below)
+        }
+        Likely { nodes, top, below }
     }
 }
 
@@ -55,26 +45,27 @@ impl Likely {
 /// `bound` is a cheap score no lower than `score_of` (which may only bring it down to
 /// `-INFINITY`, with a ban): a node that cannot beat the best so far even at its bound is
 /// passed over without asking `score_of`, so the filters that look at what is placed
-/// (capacity) run only for the few nodes that could win. The `likely` nodes (with `here`
-/// and every node whose bound differs from the bundle's shared score) are looked at
-/// first: when the best of them scores above every other node's bound, it is the best.
+/// (capacity) run only for the few nodes that could win. The nodes the instance's own
+/// parts touch (sorted, `here` among them) and the `likely` nodes are looked at first
+/// (a likely node untouched is bound by the bundle's top score): when the best of them
+/// scores above every other node's bound, it is the best.
 pub(super) fn best(
     count: usize,
     (bound, score_of): (impl Fn(usize) -> Score, impl Fn(usize) -> Score),
-    here: Option<usize>,
-    prefer: impl Fn(usize, usize) -> Ordering,
-    (likely, below): (impl Iterator<Item = usize>, Score),
+    (here, prefer): (Option<usize>, impl Fn(usize, usize) -> Ordering),
+    (likely, touched): (&Likely, &[usize]),
 ) -> Option<usize> {
     let rank = |i: usize, s: Score| (s, here == Some(i));
+    // Whatever the order nodes are looked at in, equal in all else, the first name wins.
     let beats = |i: usize, s: Score, best: Option<(Score, usize)>| match best {
         None => true,
         Some((bs, bi)) => rank(i, s)
             .cmp(&rank(bi, bs))
             .then_with(|| prefer(i, bi))
+            .then(bi.cmp(&i))
             .is_gt(),
     };
-    let scan = |nodes: &mut dyn Iterator<Item = usize>| {
-        let mut best: Option<(Score, usize)> = None;
+    let scan = |nodes: &mut dyn Iterator<Item = usize>, mut best: Option<(Score, usize)>| {
         for i in nodes {
             if !beats(i, bound(i), best) {
                 continue;
@@ -86,9 +77,16 @@ pub(super) fn best(
         }
         best
     };
-    let first = scan(&mut likely.into_iter()).filter(|(s, _)| *s > below);
-    let best = first.or_else(|| scan(&mut (0..count)));
-    debug_assert!(first.is_none() || first == scan(&mut (0..count)));
+    let mut first = scan(&mut touched.iter().copied(), None);
+    let top = likely.top;
+    for &i in &likely.nodes {
+        if beats(i, top, first) && touched.binary_search(&i).is_err() && score_of(i) == top {
+            first = Some((top, i));
+        }
+    }
+    let first = first.filter(|(s, _)| *s > likely.below);
+    let best = first.or_else(|| scan(&mut (0..count), None));
+    debug_assert!(first.is_none() || first == scan(&mut (0..count), None));
     best.filter(|(s, _)| !s.is_neg_infinity()).map(|(_, i)| i)
 }
 

@@ -68,16 +68,14 @@ impl Ban<'_> {
 }
 
 /// The filter shared by every instance: nodes that cannot take anything.
-pub(super) fn unavailable(s: &mut Scores, usable: &[bool]) {
-    for (i, ok) in usable.iter().enumerate() {
-        if !ok {
-            s.add(
-                i,
-                Stage::Feasibility,
-                || Ban::Unavailable.reason(),
-                Score::NEG_INFINITY,
-            );
-        }
+pub(super) fn unavailable(s: &mut Scores, unusable: &[usize]) {
+    for &i in unusable {
+        s.add(
+            i,
+            Stage::Feasibility,
+            || Ban::Unavailable.reason(),
+            Score::NEG_INFINITY,
+        );
     }
 }
 

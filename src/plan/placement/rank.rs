@@ -37,6 +37,11 @@ impl Scores {
         score: Score,
     ) {
         self.score[i] += score;
+        self.explain(i, stage, source, score);
+    }
+
+    /// Records a part of `score` on node `i` that is added already, when explaining.
+    fn explain(&mut self, i: usize, stage: Stage, source: impl FnOnce() -> String, score: Score) {
         if let Some(why) = self.why.get_mut(i) {
             why.push(part(stage, source(), score));
         }
@@ -101,7 +106,8 @@ pub(super) type NodeOf<'a> = BTreeMap<(&'a str, u32), Option<&'a Name>>;
 pub(super) struct Ranker<'s, 'a> {
     spec: &'a SpecSet,
     nodes: &'s Nodes<'a>,
-    usable: &'s [bool],
+    /// The nodes that may not take any instance (lost, fenced, in standby).
+    unusable: Vec<usize>,
     /// Location constraints, by the bundle they place.
     locations: HashMap<&'a str, Vec<(&'a str, &'a LocationConstraint)>>,
     /// Colocations, by the bundle they place.
@@ -123,14 +129,14 @@ impl<'s, 'a> Ranker<'s, 'a> {
     pub(super) fn new(
         spec: &'a SpecSet,
         nodes: &'s Nodes<'a>,
-        usable: &'s [bool],
+        usable: &[bool],
         promoted: Option<&'a super::Promoted>,
         explain: bool,
     ) -> Ranker<'s, 'a> {
         let mut r = Ranker {
             spec,
             nodes,
-            usable,
+            unusable: (0..usable.len()).filter(|i| !usable[*i]).collect(),
             locations: HashMap::new(),
             colocations: HashMap::new(),
             shunned_by: HashMap::new(),
@@ -246,33 +252,37 @@ impl<'s, 'a> Ranker<'s, 'a> {
         for primary in primaries {
             self.merge(primary, 1.0, &mut seen, placed, &mut adds);
         }
-        let mut work = own.score.clone();
-        let mut kept = Vec::with_capacity(adds.len());
-        for mut add in adds {
-            let before = work[add.node];
-            let after = before + add.delta;
-            if several && after < Score::ZERO {
+        // Added in place, each node's score before kept, to undo them all when they
+        // would leave the primary no node.
+        let had_room = own.score.iter().any(|s| !s.is_neg_infinity());
+        let mut before_all = Vec::with_capacity(adds.len());
+        adds.retain_mut(|add| {
+            let before = own.score[add.node];
+            if several && before + add.delta < Score::ZERO {
                 if before <= Score::ZERO {
-                    continue;
+                    return false;
                 }
                 // A node the primary prefers keeps a little of that preference.
                 add.delta = Score::new(1 - before.value());
             }
-            work[add.node] = before + add.delta;
-            kept.push(add);
-        }
-        let had_room = own.score.iter().any(|s| !s.is_neg_infinity());
-        if had_room && work.iter().all(|s| s.is_neg_infinity()) {
+            before_all.push((add.node, before));
+            own.score[add.node] = before + add.delta;
+            true
+        });
+        if had_room && own.score.iter().all(|s| s.is_neg_infinity()) {
+            for (node, before) in before_all.into_iter().rev() {
+                own.score[node] = before;
+            }
             return;
         }
-        for add in kept {
+        for add in adds {
             let source = || {
                 format!(
                     "{} scores {} here (colocation {})",
                     add.dependent, add.theirs, add.constraint
                 )
             };
-            own.add(add.node, Stage::Dependents, source, add.delta);
+            own.explain(add.node, Stage::Dependents, source, add.delta);
         }
     }
 
@@ -383,7 +393,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
         unplaced: &BTreeSet<&str>,
     ) -> Scores {
         let mut s = Scores::new(self.nodes.count(), self.explain);
-        feasible::unavailable(&mut s, self.usable);
+        feasible::unavailable(&mut s, &self.unusable);
         self.location(&mut s, bundle);
         self.colocation(&mut s, bundle, (placed_on, node_of), unplaced);
         self.anti_colocation(&mut s, bundle, placed_on);

@@ -16,11 +16,11 @@
 //! none, so the first node by name fills up before the next is used.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::feasible::Ban;
-use super::{Counts, Nodes};
+use super::{Counts, HashMap, Nodes};
 use crate::plan::current::Current;
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::cluster::PlacementStrategy;
@@ -129,11 +129,11 @@ impl<'a> Capacity<'a> {
             quantities,
             total,
             needs,
-            counted: HashMap::new(),
-            on_node: HashMap::new(),
+            counted: HashMap::default(),
+            on_node: HashMap::default(),
             claimed: BTreeMap::new(),
-            dependents: HashMap::new(),
-            replicas: HashMap::new(),
+            dependents: HashMap::default(),
+            replicas: HashMap::default(),
         };
         c.replicas = c
             .needs
@@ -166,11 +166,11 @@ impl<'a> Capacity<'a> {
         current: &Current<'a>,
         stays: impl Fn(&str, u32, usize) -> bool,
     ) {
-        let wanted: Vec<&'a str> = self.needs.keys().copied().collect();
-        for bundle in wanted {
-            let Some(spec) = spec.bundles.get(bundle) else {
+        for (bundle, spec) in &spec.bundles {
+            let bundle = bundle.as_str();
+            if !self.needs.contains_key(bundle) {
                 continue;
-            };
+            }
             let Some(by_index) = current.copies.get(bundle) else {
                 continue;
             };
@@ -198,7 +198,7 @@ impl<'a> Capacity<'a> {
         starved: &BTreeMap<&'a str, &'a str>,
     ) -> HashMap<&'a str, Vec<&'a str>> {
         let at: HashMap<&str, usize> = order.iter().enumerate().map(|(i, b)| (*b, i)).collect();
-        let mut dependents: HashMap<&'a str, Vec<&'a str>> = HashMap::new();
+        let mut dependents: HashMap<&'a str, Vec<&'a str>> = HashMap::default();
         for c in spec.constraints.values() {
             let ConstraintSpec::Colocation(c) = c else {
                 continue;

@@ -2,10 +2,10 @@
 //! instance of a bundle ([`Ranker::bundle_scores`]) run once per bundle; stickiness runs
 //! per instance and touches the nodes the instance is on.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-use super::{Bundle, Counts, Nodes, Placer, feasible, part};
+use super::{Bundle, Counts, HashMap, Nodes, Placer, feasible, part};
 use crate::plan::current::Whereabouts;
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::constraint::{
@@ -137,11 +137,11 @@ impl<'s, 'a> Ranker<'s, 'a> {
             spec,
             nodes,
             unusable: (0..usable.len()).filter(|i| !usable[*i]).collect(),
-            locations: HashMap::new(),
-            colocations: HashMap::new(),
-            shunned_by: HashMap::new(),
-            dependents_of: HashMap::new(),
-            rule_hits: HashMap::new(),
+            locations: HashMap::default(),
+            colocations: HashMap::default(),
+            shunned_by: HashMap::default(),
+            dependents_of: HashMap::default(),
+            rule_hits: HashMap::default(),
             promoted,
             explain,
         };
@@ -564,8 +564,8 @@ fn weighted(score: Score, factor: f64) -> Option<Score> {
 fn rule_hits<'a>(spec: &'a SpecSet, nodes: &Nodes<'_>) -> HashMap<&'a str, Rc<[usize]>> {
     let named = nodes.specs.iter().map(|n| (n.name.as_str(), &n.attributes));
     let mut matcher = NodeMatcher::new(named);
-    let mut distinct: HashMap<&'a Rule, Rc<[usize]>> = HashMap::new();
-    let mut hits = HashMap::new();
+    let mut distinct: HashMap<&'a Rule, Rc<[usize]>> = HashMap::default();
+    let mut hits = HashMap::default();
     for (cname, c) in &spec.constraints {
         let ConstraintSpec::Location(LocationConstraint {
             node: None,

@@ -38,6 +38,12 @@ pub use model::{
 use crate::observed::Observed;
 use crate::spec::SpecSet;
 
+/// The maps planning looks names up in (never walks in order): hashed with foldhash,
+/// faster than the standard library's SipHash on short names, and seeded per process
+/// (from address-space randomization and the clock), so that a spec author cannot
+/// choose names that collide.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Planning options.
 #[derive(Debug, Clone, Default)]
 pub struct Options {

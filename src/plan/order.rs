@@ -5,10 +5,14 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::HashMap;
 use super::model::{Action, ActionId, Step, StepId, StepOp};
 use crate::spec::bundle::{BundleSpec, Protocol};
 use crate::spec::constraint::{ConstraintSpec, OrderAction, OrderConstraint, OrderKind};
 use crate::spec::{Name, SpecSet};
+
+/// Steps by bundle (`None`) or instance (`Some(index)`).
+type Keyed<'s> = HashMap<(&'s str, Option<u32>), Vec<StepId>>;
 
 /// Adds cross-action dependencies and renumbers actions and steps in dependency order.
 pub fn finish(
@@ -16,9 +20,10 @@ pub fn finish(
     actions: Vec<Action>,
     mut steps: Vec<Step>,
 ) -> (Vec<Action>, Vec<Step>) {
-    let mut starts: BTreeMap<(&str, Option<u32>), Vec<StepId>> = BTreeMap::new();
-    let mut stops: BTreeMap<(&str, Option<u32>), Vec<StepId>> = BTreeMap::new();
-    let mut promotes: BTreeMap<(&str, Option<u32>), Vec<StepId>> = BTreeMap::new();
+    // Looked up by bundle (and instance), never read in order: hashed.
+    let mut starts: Keyed<'_> = HashMap::default();
+    let mut stops: Keyed<'_> = HashMap::default();
+    let mut promotes: Keyed<'_> = HashMap::default();
     for s in &steps {
         match &s.op {
             StepOp::Start { bundle, index, .. } => {
@@ -68,9 +73,7 @@ pub fn finish(
         };
         let (first, then) = (o.first.as_str(), o.then.as_str());
         if o.kind == OrderKind::Serialize {
-            let key = |m: &BTreeMap<(&str, Option<u32>), Vec<StepId>>, b| {
-                m.get(&(b, None)).cloned().unwrap_or_default()
-            };
+            let key = |m: &Keyed<'_>, b| m.get(&(b, None)).cloned().unwrap_or_default();
             let phases = [
                 key(&stops, then),
                 key(&stops, first),
@@ -124,12 +127,15 @@ pub(crate) fn starved<'a>(
     spec: &'a SpecSet,
     placed: &BTreeMap<(&'a str, u32), Option<&'a Name>>,
 ) -> BTreeMap<&'a str, &'a str> {
-    let mut count: BTreeMap<&str, u32> = BTreeMap::new();
-    for ((bundle, _), node) in placed {
-        if node.is_some() {
-            *count.entry(bundle).or_default() += 1;
+    // The instances come by bundle, in order: counted a bundle at a time.
+    let mut runs: Vec<(&str, u32)> = Vec::new();
+    for ((bundle, _), _) in placed.iter().filter(|(_, node)| node.is_some()) {
+        match runs.last_mut() {
+            Some((last, n)) if last == bundle => *n += 1,
+            _ => runs.push((bundle, 1)),
         }
     }
+    let count: BTreeMap<&str, u32> = runs.into_iter().collect();
     let placed = |b: &str| Some(count.get(b).copied().unwrap_or(0));
     spec.constraints
         .values()

@@ -35,9 +35,9 @@ mod select;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::colocation;
 use super::current::{Current, Whereabouts};
 use super::model::{Placement, Stage};
+use super::{HashMap, colocation};
 use crate::observed::Observed;
 use crate::spec::bundle::{BundleSpec, Recovery, instance_name};
 use crate::spec::cluster::NodeSpec;
@@ -46,12 +46,6 @@ use crate::spec::{Name, Score, SpecSet};
 use capacity::Capacity;
 pub use capacity::Shortfall;
 use rank::{Ranker, Scores};
-
-/// The maps placement looks names up in (never walks in order): hashed with foldhash,
-/// faster than the standard library's SipHash on short names, and seeded per process
-/// (from address-space randomization and the clock), so that a spec author cannot
-/// choose names that collide.
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The outcome of placement.
 pub struct Placed<'a> {

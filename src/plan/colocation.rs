@@ -57,14 +57,24 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     for members in units.values_mut() {
         members.sort_by_key(|b| Reverse(key(*b)));
     }
-    let unit_key = |u: usize| units.get(&u).and_then(|m| m.first()).map(|b| key(*b));
+    // Units and parts are numbered from 0, fewer than the bundles; their keys are
+    // worked out once, as sorting asks for them at every step.
+    let mut unit_keys = vec![None; names.len()];
+    for (u, members) in &units {
+        unit_keys[*u] = members.first().map(|b| key(*b));
+    }
+    let unit_key = |u: usize| unit_keys.get(u).copied().flatten();
     let mut parts: BTreeMap<usize, Vec<usize>> = BTreeMap::new(); // part -> its units
     for u in units.keys() {
         if let Some(&first) = units[u].first() {
             parts.entry(part[first]).or_default().push(*u);
         }
     }
-    let part_key = |p: usize| parts[&p].iter().filter_map(|u| unit_key(*u)).max();
+    let mut part_keys = vec![None; names.len()];
+    for (p, its) in &parts {
+        part_keys[*p] = its.iter().filter_map(|u| unit_key(*u)).max();
+    }
+    let part_key = |p: usize| part_keys.get(p).copied().flatten();
 
     // The parts in dependency order, then the units of each part in hard-edge order.
     let between = |map: &[usize], edges: &[(usize, usize)]| -> BTreeSet<(usize, usize)> {

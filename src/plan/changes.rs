@@ -84,6 +84,7 @@ impl<'a, 'p> Changes<'a, 'p> {
     /// Plans fences, then every bundle in order-constraint order, then leftovers.
     pub fn run(mut self) -> Builder {
         self.fence_lost_nodes();
+        let awaited = super::order::awaited(self.spec, &self.placed.starved);
         for bundle in bundle_order(self.spec) {
             let Some((name, spec)) = self.spec.bundles.get_key_value(bundle) else {
                 continue;
@@ -94,11 +95,7 @@ impl<'a, 'p> Changes<'a, 'p> {
                 self.b.suspended.extend(entries);
                 continue;
             }
-            let waits_for = self
-                .placed
-                .starved
-                .get(bundle)
-                .map(|first| super::order::awaited(self.spec, bundle, first));
+            let waits_for = awaited.get(bundle).cloned();
             let mut restarts_left = spec.update.max_parallel;
             self.unplaced.clear();
             self.restart_after = self.first_restarts(bundle);

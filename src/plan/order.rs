@@ -173,29 +173,34 @@ pub(crate) fn starves(
     all
 }
 
-/// What `then` waits for from `first` in reasons: `db`, or `2 instances of db` for an
-/// order with `minInstances: 2`.
-pub(crate) fn awaited(spec: &SpecSet, then: &str, first: &str) -> String {
-    let min = spec
-        .constraints
-        .values()
-        .filter_map(|c| match c {
-            ConstraintSpec::Order(o)
-                if o.kind == OrderKind::Mandatory
-                    && o.first.as_str() == first
-                    && o.then.as_str() == then =>
-            {
-                o.min_instances
-            }
-            _ => None,
-        })
-        .max()
-        .unwrap_or(1);
-    if min > 1 {
-        format!("{min} instances of {first}")
-    } else {
-        first.to_owned()
+/// What each `starved` bundle (`then`) waits for from its `first`, in reasons: `db`, or
+/// `2 instances of db` for an order with `minInstances: 2`. One pass over the
+/// constraints for all of them.
+pub(crate) fn awaited<'a>(
+    spec: &SpecSet,
+    starved: &BTreeMap<&'a str, &'a str>,
+) -> BTreeMap<&'a str, String> {
+    let mut min: BTreeMap<&str, u32> = BTreeMap::new();
+    for c in spec.constraints.values() {
+        if let ConstraintSpec::Order(o) = c
+            && o.kind == OrderKind::Mandatory
+            && starved.get(o.then.as_str()) == Some(&o.first.as_str())
+            && let Some(n) = o.min_instances
+        {
+            let at = min.entry(o.then.as_str()).or_insert(1);
+            *at = (*at).max(n);
+        }
     }
+    starved
+        .iter()
+        .map(|(then, first)| {
+            let reason = match min.get(then).copied().unwrap_or(1) {
+                n if n > 1 => format!("{n} instances of {first}"),
+                _ => (*first).to_owned(),
+            };
+            (*then, reason)
+        })
+        .collect()
 }
 
 /// A `serialize` order: every step of a phase waits for every step of the phases before

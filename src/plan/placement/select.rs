@@ -8,7 +8,7 @@ use crate::plan::model::{Candidate, Placement, ScorePart, Stage};
 use crate::spec::{Name, Score};
 
 /// The nodes a bundle's instances are most likely placed on: those of the highest shared
-/// score, and the highest shared score of the others. Selection looks at these (and at the
+/// score (`top`), and the highest shared score of the others (`below`). Selection looks at these (and at the
 /// few nodes an instance's own parts touch) first.
 pub(super) struct Likely {
     nodes: Vec<usize>,
@@ -65,7 +65,8 @@ pub(super) fn best(
             .then(bi.cmp(&i))
             .is_gt(),
     };
-    let scan = |nodes: &mut dyn Iterator<Item = usize>, mut best: Option<(Score, usize)>| {
+    let scan = |nodes: &mut dyn Iterator<Item = usize>| {
+        let mut best: Option<(Score, usize)> = None;
         for i in nodes {
             if !beats(i, bound(i), best) {
                 continue;
@@ -77,7 +78,7 @@ pub(super) fn best(
         }
         best
     };
-    let mut first = scan(&mut touched.iter().copied(), None);
+    let mut first = scan(&mut touched.iter().copied());
     let top = likely.top;
     for &i in &likely.nodes {
         if beats(i, top, first) && touched.binary_search(&i).is_err() && score_of(i) == top {
@@ -85,8 +86,8 @@ pub(super) fn best(
         }
     }
     let first = first.filter(|(s, _)| *s > likely.below);
-    let best = first.or_else(|| scan(&mut (0..count), None));
-    debug_assert!(first.is_none() || first == scan(&mut (0..count), None));
+    let best = first.or_else(|| scan(&mut (0..count)));
+    debug_assert!(first.is_none() || first == scan(&mut (0..count)));
     best.filter(|(s, _)| !s.is_neg_infinity()).map(|(_, i)| i)
 }
 

@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use fixedbitset::FixedBitSet;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -175,7 +177,7 @@ pub(crate) struct NodeMatcher<'n, 'r> {
     /// Each node's name and attributes.
     nodes: Vec<(&'n str, &'n BTreeMap<String, String>)>,
     /// The nodes each expression (a rule without `and` or `or`) matches.
-    leaves: HashMap<&'r Rule, Vec<bool>>,
+    leaves: HashMap<&'r Rule, FixedBitSet>,
     /// Where each name is among the nodes, for `#uname eq` and `ne`, which are as
     /// many as the nodes in rules that single each node out.
     names: HashMap<&'n str, Vec<usize>>,
@@ -206,7 +208,7 @@ impl<'n, 'r> NodeMatcher<'n, 'r> {
 
     /// The mask of `#uname eq NAME` or `ne` compared as strings, by looking the name up
     /// (what [`Rule::matches_node`] says of every node, without comparing each).
-    fn by_name(&self, rule: &Rule) -> Option<Vec<bool>> {
+    fn by_name(&self, rule: &Rule) -> Option<FixedBitSet> {
         let by_name =
             rule.attribute == NODE_NAME && matches!(rule.value_type, None | Some(RuleType::String));
         let eq = match rule.operator? {
@@ -214,21 +216,24 @@ impl<'n, 'r> NodeMatcher<'n, 'r> {
             RuleOperator::Ne if by_name => false,
             _ => return None,
         };
-        let mut mask = vec![!eq; self.nodes.len()];
+        let mut mask = FixedBitSet::with_capacity(self.nodes.len());
+        if !eq {
+            mask.insert_range(..);
+        }
         let at = self.names.get(rule.value.as_deref()?);
         for i in at.into_iter().flatten() {
-            mask[*i] = eq;
+            mask.set(*i, eq);
         }
         for i in &self.unnamed {
             let (name, attributes) = self.nodes[*i];
-            mask[*i] = rule.matches_node(name, attributes);
+            mask.set(*i, rule.matches_node(name, attributes));
         }
         Some(mask)
     }
 
-    /// Per node, in the order given, whether `rule` matches it (as
-    /// [`Rule::matches_node`] says).
-    pub(crate) fn mask(&mut self, rule: &'r Rule) -> Vec<bool> {
+    /// The nodes, by their place in the order given, that `rule` matches (as
+    /// [`Rule::matches_node`] says), a bit per node.
+    pub(crate) fn mask(&mut self, rule: &'r Rule) -> FixedBitSet {
         let (all, children) = match (&rule.and[..], &rule.or[..]) {
             ([], []) => {
                 if let Some(mask) = self.by_name(rule) {
@@ -236,17 +241,29 @@ impl<'n, 'r> NodeMatcher<'n, 'r> {
                 }
                 let nodes = &self.nodes;
                 let leaf = self.leaves.entry(rule).or_insert_with(|| {
-                    nodes.iter().map(|(n, a)| rule.matches_node(n, a)).collect()
+                    let matched = nodes
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (n, a))| rule.matches_node(n, a));
+                    let mut mask = FixedBitSet::with_capacity(nodes.len());
+                    mask.extend(matched.map(|(i, _)| i));
+                    mask
                 });
                 return leaf.clone();
             }
             ([], or) => (false, or),
             (and, _) => (true, and),
         };
-        let mut mask = vec![all; self.nodes.len()];
+        let mut mask = FixedBitSet::with_capacity(self.nodes.len());
+        if all {
+            mask.insert_range(..);
+        }
         for child in children {
-            for (m, c) in mask.iter_mut().zip(self.mask(child)) {
-                *m = if all { *m && c } else { *m || c };
+            let theirs = self.mask(child);
+            if all {
+                mask.intersect_with(&theirs);
+            } else {
+                mask.union_with(&theirs);
             }
         }
         mask
@@ -530,11 +547,18 @@ mod tests {
             &no_value,
             &as_integer,
         ] {
-            let each: Vec<bool> = nodes.iter().map(|(n, a)| rule.matches_node(n, a)).collect();
-            assert_eq!(matcher.mask(rule), each, "{rule:?}");
+            let each: Vec<usize> = (0..nodes.len())
+                .filter(|i| rule.matches_node(nodes[*i].0, nodes[*i].1))
+                .collect();
+            assert_eq!(
+                matcher.mask(rule).ones().collect::<Vec<_>>(),
+                each,
+                "{rule:?}"
+            );
         }
-        assert_eq!(matcher.mask(&both), [false, true, false, false, false]);
-        assert_eq!(matcher.mask(&not_n2), [true, false, false, true, true]);
-        assert_eq!(matcher.mask(&is_n3), [false, false, false, true, true]);
+        let ones = |mask: FixedBitSet| mask.ones().collect::<Vec<_>>();
+        assert_eq!(ones(matcher.mask(&both)), [1]);
+        assert_eq!(ones(matcher.mask(&not_n2)), [0, 3, 4]);
+        assert_eq!(ones(matcher.mask(&is_n3)), [3, 4]);
     }
 }

@@ -97,9 +97,7 @@ fn own_masks(set: &SpecSet) -> Masks<'_> {
         let mut mask = every_node(set);
         for l in bans.get(b.as_str()).map(Vec::as_slice).unwrap_or(&[]) {
             if let Some(rule) = &l.rule {
-                let banned = matcher.mask(rule);
-                let banned = banned.iter().enumerate().filter(|(_, x)| **x);
-                banned.for_each(|(i, _)| mask.set(i, false));
+                mask.difference_with(&matcher.mask(rule));
             }
             if let Some(node) = &l.node {
                 let named = nodes.iter().enumerate().filter(|(_, n)| n.name == *node);

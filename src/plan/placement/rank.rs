@@ -575,10 +575,9 @@ fn rule_hits<'a>(spec: &'a SpecSet, nodes: &Nodes<'_>) -> HashMap<&'a str, Rc<[u
         else {
             continue;
         };
-        let matched = distinct.entry(rule).or_insert_with(|| {
-            let mask = matcher.mask(rule);
-            (0..mask.len()).filter(|i| mask[*i]).collect()
-        });
+        let matched = distinct
+            .entry(rule)
+            .or_insert_with(|| matcher.mask(rule).ones().collect());
         hits.insert(cname.as_str(), Rc::clone(matched));
     }
     hits

@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use fixedbitset::FixedBitSet;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

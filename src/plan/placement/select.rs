@@ -22,8 +22,8 @@ impl Likely {
         let (mut top, mut below) = (Score::NEG_INFINITY, Score::NEG_INFINITY);
         let mut nodes = Vec::new();
         for (i, s) in base.iter().copied().enumerate() {
-            if s > top || nodes.is_empty() {
-                below = if nodes.is_empty() { below } else { top };
+            if s > top {
+                below = top;
                 top = s;
                 nodes.clear();
                 nodes.push(i);

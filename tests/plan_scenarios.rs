@@ -2564,6 +2564,68 @@ spec: {order: {first: b0, then: b1, kind: mandatory}}
     );
 }
 
+/// Two instances of a primary share a node that has room for one dependent: the second
+/// must go where its own dependent fits too, since the first one's dependent takes that
+/// room once placed (found by the property tests, seed 7; the first plan put both `b1`
+/// instances on `n0`, and the second moved one and started the missing `b0` then).
+#[test]
+fn a_second_primary_leaves_room_for_the_first_ones_dependent_and_settles_in_one_plan() {
+    let text = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes:
+    - {name: n0, runtime: 'podman+unix:///n0', attributes: {rack: r1}, capacity: {memory: 1}}
+    - {name: n1, runtime: 'podman+unix:///n1'}
+    - {name: n2, runtime: 'podman+unix:///n2', capacity: {memory: 1}}
+  placementStrategy: utilization
+  fencing: {enabled: false}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b0}
+spec: {image: img0, replicas: 2, replicasPerHost: 1, recovery: restart, needs: {memory: 1}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b1}
+spec: {image: img1, replicas: 2, replicasPerHost: 2, recovery: restart}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: col0}
+spec: {colocation: {bundle: b0, with: b1, score: INFINITY}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: ord0}
+spec: {order: {first: b0, then: b1, kind: mandatory}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: loc0}
+spec: {location: {bundle: b0, rule: {attribute: rack, operator: eq, value: r1}, score: 30}}
+"#;
+    let p = settles_in_one_plan(text, "nodes:\n  n0: {}\n  n1: {}\n  n2: {}\n");
+    let mut placed = started_on(&p);
+    placed.sort();
+    let pairs = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(i, n)| (i.to_string(), n.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        placed,
+        pairs(&[
+            ("b0-0", "n0"),
+            ("b0-1", "n2"),
+            ("b1-0", "n0"),
+            ("b1-1", "n2")
+        ])
+    );
+}
+
 /// Plans `text` against the snapshot `observed`, then against the state that plan leaves:
 /// the second plan must change nothing.
 fn settles_in_one_plan(text: &str, observed_text: &str) -> Plan {

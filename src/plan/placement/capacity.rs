@@ -42,9 +42,35 @@ pub(super) struct Need<'c> {
 struct Joined {
     /// Its own and all theirs.
     all: Amounts,
-    /// On each node where some dependent has an instance free to join it: the sum
-    /// without those (`None` when that leaves its own needs alone).
+    /// On each node where some dependent has an instance free to join it, or instances
+    /// of the primary to join besides this one: the sum there (`None` when that leaves
+    /// its own needs alone).
     on: BTreeMap<usize, Option<Amounts>>,
+}
+
+/// A dependent that must join an instance, as [`Capacity::need`] counts it.
+struct Joiner<'c> {
+    /// What one of its instances needs.
+    needs: &'c [(usize, u64)],
+    /// How many of its instances are counted on each node that has any.
+    counts: &'c BTreeMap<usize, u32>,
+    /// Its instances counted nowhere, less the one that joins the instance placed.
+    spare: u32,
+}
+
+impl Joiner<'_> {
+    /// How many of its instances' needs count on node `at`, where the primary has
+    /// `taken` instances: none when one of its instances is free to join there, else one
+    /// for the instance placed and one for each instance there it has not joined yet (as
+    /// many as it has instances to spare).
+    fn times(&self, at: usize, taken: u32) -> u64 {
+        let here = self.counts.get(&at).copied().unwrap_or(0);
+        if here > taken {
+            0
+        } else {
+            1 + u64::from((taken - here).min(self.spare))
+        }
+    }
 }
 
 impl Need<'_> {
@@ -233,67 +259,73 @@ impl<'a> Capacity<'a> {
     /// What instance `index` of `bundle` needs on a node, worked out once for all nodes:
     /// its own needs, and with them those of its dependents that must join it (Pacemaker
     /// adds the utilization of colocated resources when it places their primary): one
-    /// instance of each dependent that has as many instances as `index + 1`, less on a
-    /// node where that dependent has more instances counted than `bundle` has there
-    /// (placed so far, `mine`, or counted): one of them is free to join this one. Pairs
-    /// go by node, not by instance number, as a cycle is kept together.
+    /// instance of each dependent that has as many instances as `index + 1`. On a node
+    /// where `bundle` has instances counted (placed so far, `mine`, or counted from the
+    /// start), pairs go by node, not by instance number, as a cycle is kept together:
+    /// where the dependent has more instances counted than `bundle`, one of them is free
+    /// to join this one and nothing more is needed for it; where it has fewer, the
+    /// instances of `bundle` it has not joined yet are joined later, so their dependents'
+    /// needs are added as well (as many as the dependent has instances not yet counted).
     pub(super) fn need(&self, bundle: &str, index: u32, mine: &Counts) -> Need<'_> {
         let own = self.needs.get(bundle).map_or(&[][..], Vec::as_slice);
         let no_counts = BTreeMap::new();
         let ours = self.on_node.get(bundle).unwrap_or(&no_counts);
-        let taken = |at: usize| {
-            let placed = mine.on(at);
-            placed.max(ours.get(&at).copied().unwrap_or(0))
-        };
-        // Each dependent that must join it: its needs, and the nodes where one of its
-        // instances is free to.
-        let joining: Vec<(&[_], Vec<usize>)> = self
+        let taken = |at: usize| mine.on(at).max(ours.get(&at).copied().unwrap_or(0));
+        let joining: Vec<Joiner<'_>> = self
             .dependents
             .get(bundle)
             .into_iter()
             .flatten()
-            .filter(|d| self.replicas.get(**d).is_some_and(|r| index < *r))
             .filter_map(|d| {
+                let replicas = self.replicas.get(*d).copied().filter(|r| index < *r)?;
                 let counts = self.on_node.get(*d).unwrap_or(&no_counts);
-                let free = counts.iter().filter(|(at, n)| **n > taken(**at));
-                Some((
-                    self.needs.get(*d)?.as_slice(),
-                    free.map(|(at, _)| *at).collect(),
-                ))
+                let counted: u32 = counts.values().sum();
+                Some(Joiner {
+                    needs: self.needs.get(*d)?.as_slice(),
+                    counts,
+                    spare: replicas.saturating_sub(counted).saturating_sub(1),
+                })
             })
             .collect();
         if joining.is_empty() {
             return Need { own, joined: None };
         }
-        let sum = |parts: &mut dyn Iterator<Item = &[(usize, u64)]>| -> Amounts {
+        let sum = |at: Option<usize>| -> Option<Amounts> {
             let mut total = vec![0_u64; self.quantities.len()];
-            for (q, n) in parts.flatten() {
+            for j in &joining {
+                let times = at.map_or(1, |at| j.times(at, taken(at)));
+                for (q, n) in j.needs {
+                    total[*q] = total[*q].saturating_add(n.saturating_mul(times));
+                }
+            }
+            if total.iter().all(|n| *n == 0) {
+                return None;
+            }
+            for (q, n) in own {
                 total[*q] = total[*q].saturating_add(*n);
             }
-            total
-                .into_iter()
-                .enumerate()
-                .filter(|(_, n)| *n > 0)
-                .collect()
+            Some(
+                total
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(_, n)| *n > 0)
+                    .collect(),
+            )
         };
-        let all = sum(&mut std::iter::once(own).chain(joining.iter().map(|(n, _)| *n)));
-        // On a node where some dependent is free to join: the others only, or none.
+        // Only the nodes where some dependent has or `bundle` takes an instance differ.
         let mut on = BTreeMap::new();
-        for at in joining.iter().flat_map(|(_, free)| free) {
-            let mut rest = joining
-                .iter()
-                .filter(|(_, free)| !free.contains(at))
-                .map(|(n, _)| *n)
-                .peekable();
-            let need = rest
-                .peek()
-                .is_some()
-                .then(|| sum(&mut std::iter::once(own).chain(rest)));
-            on.insert(*at, need);
+        let counted = joining
+            .iter()
+            .flat_map(|j| j.counts.keys())
+            .chain(ours.keys());
+        for at in counted.copied().chain(mine.nodes()) {
+            if !on.contains_key(&at) && joining.iter().any(|j| j.times(at, taken(at)) != 1) {
+                on.insert(at, sum(Some(at)));
+            }
         }
         Need {
             own,
-            joined: Some(Joined { all, on }),
+            joined: sum(None).map(|all| Joined { all, on }),
         }
     }
 

@@ -2626,6 +2626,55 @@ spec: {location: {bundle: b0, rule: {attribute: rack, operator: eq, value: r1}, 
     );
 }
 
+/// A colocation of score 0 asks nothing, and Pacemaker ignores it. It used to tie its two
+/// bundles into a cycle placed by priority, so `b1` went before the primary it follows
+/// (`role: promoted`): the primary then avoided `b1`'s node (fewest instances), which
+/// moved the promoted instance away from `b1` in every round, and `b1` was blocked until
+/// the next plan (found by the property tests, seed 4).
+#[test]
+fn a_colocation_of_score_zero_orders_nothing_and_the_follower_of_a_primary_settles() {
+    let text = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes:
+    - {name: n0, runtime: 'podman+unix:///n0'}
+    - {name: n1, runtime: 'podman+unix:///n1'}
+    - {name: n2, runtime: 'podman+unix:///n2'}
+  fencing: {enabled: false}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b0}
+spec: {image: img0, recovery: restart, promotable: {maxPromoted: 1, promote: [p], demote: [d], role: [r]}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b1}
+spec: {image: img1, recovery: restart, priority: 1}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: col0}
+spec: {colocation: {bundle: b1, with: b0, score: 30, role: promoted}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: col1}
+spec: {colocation: {bundle: b0, with: b1, score: 0}}
+"#;
+    let p = settles_in_one_plan(text, "nodes:\n  n0: {}\n  n1: {}\n  n2: {}\n");
+    let mut placed = started_on(&p);
+    placed.sort();
+    assert_eq!(
+        placed,
+        [
+            ("b0-0".to_string(), "n0".to_string()),
+            ("b1-0".into(), "n0".into())
+        ]
+    );
+}
+
 /// Plans `text` against the snapshot `observed`, then against the state that plan leaves:
 /// the second plan must change nothing.
 fn settles_in_one_plan(text: &str, observed_text: &str) -> Plan {

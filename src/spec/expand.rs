@@ -18,6 +18,9 @@
 //!   bundle where a set is not sequential). A set with `requireAll: false` lets the next
 //!   set start after any one of its bundles.
 //!
+//! - A colocation of score 0, a pair or sets, is left out: it asks for nothing, and
+//!   Pacemaker ignores it too.
+//!
 //! Every constraint made here is named after its origin (`group web: app after db`,
 //! `chain: b with a`), so reasons and `--explain` say where it comes from.
 
@@ -99,6 +102,9 @@ pub fn expand(mut set: SpecSet) -> Expanded {
             // check reads a bundle without a name.
             ConstraintSpec::Colocation(c) if c.sets.is_empty() && unset(&c.bundle, &c.with) => {}
             ConstraintSpec::Order(o) if o.sets.is_empty() && unset(&o.first, &o.then) => {}
+            // A colocation of score 0 asks nothing: left out, as Pacemaker ignores it (and
+            // as its sets make no pairs), so it orders nothing either.
+            ConstraintSpec::Colocation(c) if c.score == Score::new(0) => {}
             ConstraintSpec::Colocation(c) if c.sets.is_empty() => {
                 let c = colocation(groups, c.bundle.clone(), c.with.clone(), &c);
                 out.constraints.insert(name, ConstraintSpec::Colocation(c));
@@ -428,6 +434,17 @@ mod tests {
             e.origins.get(&name).map(|o| (o.kind, o.path.as_str())),
             Some((Kind::Group, "spec.bundles.2"))
         );
+    }
+
+    #[test]
+    fn a_colocation_of_score_zero_is_left_out_as_pacemaker_ignores_it() {
+        let set = load(&format!(
+            "{DOC}kind: Constraint\nmetadata: {{name: zero}}\nspec: {{colocation: {{bundle: a, with: b, score: 0}}}}\n\
+             {DOC}kind: Constraint\nmetadata: {{name: sets}}\nspec: {{colocation: {{score: 0, sets: [{{bundles: [c, d]}}]}}}}\n\
+             {DOC}kind: Constraint\nmetadata: {{name: one}}\nspec: {{colocation: {{bundle: e, with: a, score: 1}}}}\n"
+        ));
+        let s = expand(set).set;
+        assert_eq!(pairs(&s), [("one".into(), "with", "e".into(), "a".into())]);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! after another, the first (by priority) choosing its nodes with the scores of every
 //! member, the others following it. A cycle that needs a finite score to close has no such
 //! binding: its bundles are placed by priority, except that an `INFINITY` colocation still
-//! puts its target first.
+//! puts its target first, and so does a colocation with a role where the cycle allows it
+//! (the promoted instances it follows are decided by where its target is placed, so a
+//! target placed after it, drawn to or from it, would move them in every round).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -34,12 +36,16 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     let priority: Vec<i32> = spec.bundles.values().map(|b| b.priority).collect();
     let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, b)| (*b, i)).collect();
     let mut edges = BTreeMap::new(); // (with, bundle) -> mandatory
+    let mut roles = Vec::new(); // (with, bundle) of the colocations with a role
     for c in spec.constraints.values() {
         if let ConstraintSpec::Colocation(c) = c
             && let (Some(&w), Some(&b)) = (index.get(c.with.as_str()), index.get(c.bundle.as_str()))
             && w != b
         {
             *edges.entry((w, b)).or_insert(false) |= c.score.is_infinity();
+            if c.role.is_some() {
+                roles.push((w, b));
+            }
         }
     }
     let all: Vec<(usize, usize)> = edges.keys().copied().collect();
@@ -88,18 +94,34 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     // The hard edges between units, by the part both ends are in (each part's units
     // are sorted with their own edges only, so sorting costs what the part holds).
     let part_of_unit = |u: usize| units.get(&u).and_then(|m| m.first()).map(|b| part[*b]);
-    let mut unit_edges: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
-    for (w, b) in between(&unit, &hard) {
-        if let Some(p) = part_of_unit(w).filter(|p| part_of_unit(b) == Some(*p)) {
-            unit_edges.entry(p).or_default().push((w, b));
+    let by_part = |edges: &[(usize, usize)]| {
+        let mut by_part: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
+        for (w, b) in between(&unit, edges) {
+            if let Some(p) = part_of_unit(w).filter(|p| part_of_unit(b) == Some(*p)) {
+                by_part.entry(p).or_default().push((w, b));
+            }
         }
-    }
+        by_part
+    };
+    let (unit_edges, role_edges) = (by_part(&hard), by_part(&roles));
     let mut bundles = Vec::with_capacity(names.len());
     let mut groups = Vec::new();
     for p in kahn(parts.keys().copied(), part_edges, part_key) {
         let inside = parts[&p].iter().copied();
         let edges = unit_edges.get(&p).map_or(&[][..], Vec::as_slice);
-        for u in kahn(inside, edges.iter().copied(), unit_key) {
+        let roles = role_edges.get(&p).map_or(&[][..], Vec::as_slice);
+        // The targets of colocations with a role first too, unless that closes a cycle
+        // with the `INFINITY` ones (which then decide alone).
+        let with_roles =
+            crate::graph::toposort(inside.clone(), edges.iter().chain(roles).copied(), |v| {
+                (unit_key(v), Reverse(v))
+            });
+        let sorted = if with_roles.left.is_empty() {
+            with_roles.order
+        } else {
+            kahn(inside, edges.iter().copied(), unit_key)
+        };
+        for u in sorted {
             let members: Vec<&str> = units[&u].iter().map(|b| names[*b]).collect();
             bundles.extend(&members);
             if members.len() > 1 {
@@ -255,6 +277,21 @@ mod tests {
         assert!(o.groups.is_empty());
         // With finite scores both ways, priority decides.
         let s = spec(&[("a", 5), ("b", 0)], &[("a", "b", "10"), ("b", "a", "50")]);
+        assert_eq!(order(&s).bundles, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_cycle_through_a_colocation_with_a_role_places_its_target_first() {
+        // a avoids b's promoted instances, b is drawn to a: b goes first although a has
+        // the higher priority, so where a goes cannot change which of b's are promoted.
+        let role = "-INFINITY, role: promoted";
+        let s = spec(&[("a", 5), ("b", 0)], &[("a", "b", role), ("b", "a", "30")]);
+        assert_eq!(order(&s).bundles, ["b", "a"]);
+        // Against an INFINITY colocation the other way, the INFINITY one decides.
+        let s = spec(
+            &[("a", 0), ("b", 5)],
+            &[("a", "b", role), ("b", "a", "INFINITY")],
+        );
         assert_eq!(order(&s).bundles, ["a", "b"]);
     }
 

@@ -2675,6 +2675,59 @@ spec: {colocation: {bundle: b0, with: b1, score: 0}}
     );
 }
 
+/// A dependent colocated with a primary twice, by `INFINITY` and by `INFINITY` with its
+/// promoted instances: its needs count once with each instance of the primary, and not
+/// through the colocation with a role (which follows the promoted instances, and does not
+/// move them). Counted twice, they kept `b1-0` off `n4` in the rounds that decide the
+/// primaries but not in the others, so which instance was promoted flipped each round and
+/// `b0` was blocked until the next plan (found by the property tests, seed 8).
+#[test]
+fn a_dependent_colocated_twice_with_a_primary_counts_its_needs_once() {
+    let text = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes:
+    - {name: n0, runtime: 'podman+unix:///n0', capacity: {cpu: 5}}
+    - {name: n1, runtime: 'podman+unix:///n1', capacity: {cpu: 0}}
+    - {name: n2, runtime: 'podman+unix:///n2', capacity: {cpu: 1}}
+    - {name: n4, runtime: 'podman+unix:///n4', attributes: {kernel: '5.0'}, capacity: {cpu: 6}}
+  placementStrategy: utilization
+  fencing: {enabled: false}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b0}
+spec: {image: img0, replicas: 3, recovery: restart, needs: {cpu: 2}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b1}
+spec: {image: img1, replicas: 2, recovery: restart, needs: {cpu: 3}, promotable: {maxPromoted: 1, promote: [p], demote: [d], role: [r]}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: loc0}
+spec: {location: {bundle: b1, rule: {attribute: kernel, operator: exists}, score: 30}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: col0}
+spec: {colocation: {bundle: b0, with: b1, score: INFINITY, role: promoted}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: col1}
+spec: {colocation: {bundle: b0, with: b1, score: INFINITY}}
+"#;
+    let p = settles_in_one_plan(
+        text,
+        "nodes:\n  n0: {instances: [{bundle: b0, index: 0, specHash: old}]}\n  n1: {}\n  n2: {standby: true}\n  n4: {}\n",
+    );
+    assert_eq!(node_of(&p, "b0-0").as_deref(), Some("n4"));
+    assert_eq!(node_of(&p, "b1-0").as_deref(), Some("n4"));
+}
+
 /// Plans `text` against the snapshot `observed`, then against the state that plan leaves:
 /// the second plan must change nothing.
 fn settles_in_one_plan(text: &str, observed_text: &str) -> Plan {

@@ -216,7 +216,9 @@ impl<'a> Capacity<'a> {
     }
 
     /// Each bundle's dependents: bundles placed after it (by `order`) with an `INFINITY`
-    /// colocation on it, that need something and are not starved.
+    /// colocation on it, that need something and are not starved; each once, however
+    /// many such colocations it has. Not through a colocation with a role: that follows
+    /// the promoted instances and does not move them (as in the dependents stage).
     fn dependents_of(
         &self,
         spec: &'a SpecSet,
@@ -232,11 +234,15 @@ impl<'a> Capacity<'a> {
             let (with, bundle) = (c.with.as_str(), c.bundle.as_str());
             let after = matches!((at.get(with), at.get(bundle)), (Some(w), Some(b)) if w < b);
             if c.score.is_infinity()
+                && c.role.is_none()
                 && after
                 && self.needs.contains_key(bundle)
                 && !starved.contains_key(bundle)
             {
-                dependents.entry(with).or_default().push(bundle);
+                let theirs = dependents.entry(with).or_default();
+                if !theirs.contains(&bundle) {
+                    theirs.push(bundle);
+                }
             }
         }
         dependents

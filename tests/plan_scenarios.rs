@@ -2676,11 +2676,10 @@ spec: {colocation: {bundle: b0, with: b1, score: 0}}
 }
 
 /// A dependent colocated with a primary twice, by `INFINITY` and by `INFINITY` with its
-/// promoted instances: its needs count once with each instance of the primary, and not
-/// through the colocation with a role (which follows the promoted instances, and does not
-/// move them). Counted twice, they kept `b1-0` off `n4` in the rounds that decide the
-/// primaries but not in the others, so which instance was promoted flipped each round and
-/// `b0` was blocked until the next plan (found by the property tests, seed 8).
+/// promoted instances: its needs count once with each instance of the primary. Counted
+/// twice, they kept `b1-0` off `n4` while `b0-0` was counted on `n0` and not once it was
+/// placed elsewhere, so which instance was promoted flipped each round and `b0` was
+/// blocked until the next plan (found by the property tests, seed 8).
 #[test]
 fn a_dependent_colocated_twice_with_a_primary_counts_its_needs_once() {
     let text = r#"apiVersion: quorate.io/v1alpha1
@@ -2726,6 +2725,52 @@ spec: {colocation: {bundle: b0, with: b1, score: INFINITY}}
     );
     assert_eq!(node_of(&p, "b0-0").as_deref(), Some("n4"));
     assert_eq!(node_of(&p, "b1-0").as_deref(), Some("n4"));
+}
+
+/// A dependent that follows a primary's promoted instance by `INFINITY` and must run
+/// before it (a mandatory order) is counted with the primary's instances: the primary
+/// goes where the dependent, already running, fits beside it. Not counted (tried while
+/// fixing the test above), `b1` went to the node with most room left by `b0`'s claim, `b0`
+/// could not follow it there, and both waited for each other until the next plan
+/// (property tests, seed 7).
+#[test]
+fn a_dependent_of_a_promoted_instance_is_counted_with_its_primary() {
+    let text = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes:
+    - {name: n2, runtime: 'podman+unix:///n2', capacity: {memory: 2}}
+    - {name: n3, runtime: 'podman+unix:///n3', capacity: {memory: 3}}
+  placementStrategy: balanced
+  fencing: {enabled: false}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b0}
+spec: {image: img0, recovery: restart, needs: {memory: 2}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b1}
+spec: {image: img1, recovery: restart, needs: {memory: 1}, promotable: {maxPromoted: 1, promote: [p], demote: [d], role: [r]}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: col0}
+spec: {colocation: {bundle: b0, with: b1, score: INFINITY, role: promoted}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: ord0}
+spec: {order: {first: b0, then: b1, kind: mandatory}}
+"#;
+    let p = settles_in_one_plan(
+        text,
+        "nodes:\n  n2: {}\n  n3: {instances: [{bundle: b0, index: 0, specHash: old}]}\n",
+    );
+    assert_eq!(node_of(&p, "b0-0").as_deref(), Some("n3"));
+    assert_eq!(node_of(&p, "b1-0").as_deref(), Some("n3"));
 }
 
 /// Plans `text` against the snapshot `observed`, then against the state that plan leaves:

@@ -216,9 +216,9 @@ impl<'a> Capacity<'a> {
     }
 
     /// Each bundle's dependents: bundles placed after it (by `order`) with an `INFINITY`
-    /// colocation on it, that need something and are not starved; each once, however
-    /// many such colocations it has. Not through a colocation with a role: that follows
-    /// the promoted instances and does not move them (as in the dependents stage).
+    /// colocation on it (with a role or not: they join its promoted instances, which
+    /// must have room for them), that need something and are not starved; each once,
+    /// however many such colocations it has.
     fn dependents_of(
         &self,
         spec: &'a SpecSet,
@@ -234,7 +234,6 @@ impl<'a> Capacity<'a> {
             let (with, bundle) = (c.with.as_str(), c.bundle.as_str());
             let after = matches!((at.get(with), at.get(bundle)), (Some(w), Some(b)) if w < b);
             if c.score.is_infinity()
-                && c.role.is_none()
                 && after
                 && self.needs.contains_key(bundle)
                 && !starved.contains_key(bundle)

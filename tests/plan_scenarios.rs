@@ -2773,6 +2773,49 @@ spec: {order: {first: b0, then: b1, kind: mandatory}}
     assert_eq!(node_of(&p, "b1-0").as_deref(), Some("n3"));
 }
 
+/// Only the instances of a primary numbered below a dependent's replicas are joined by
+/// it: here `b1-0`, not `b1-1`. When `b1-1`, still counted on `n1`, was taken to be the
+/// one `b0-0` joins there, the next plan found no room on `n1` for `b1-0` with a
+/// dependent of its own and moved it (property tests, seed 8).
+#[test]
+fn a_dependent_joins_only_the_instances_numbered_below_its_replicas() {
+    let text = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes:
+    - {name: n1, runtime: 'podman+unix:///n1', capacity: {cpu: 7}}
+    - {name: n4, runtime: 'podman+unix:///n4', capacity: {cpu: 5}}
+  placementStrategy: minimal
+  fencing: {enabled: false}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b0}
+spec: {image: img0, recovery: restart, needs: {cpu: 2}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b1}
+spec: {image: img1, replicas: 2, replicasPerHost: 2, recovery: restart, needs: {cpu: 2}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: col0}
+spec: {colocation: {bundle: b0, with: b1, score: INFINITY}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: ord0}
+spec: {order: {first: b0, then: b1, kind: mandatory}}
+"#;
+    let p = settles_in_one_plan(text, "nodes:\n  n1: {}\n  n4: {}\n");
+    let mut placed = started_on(&p);
+    placed.sort();
+    let on_n1 = |i: &str| (i.to_string(), "n1".to_string());
+    assert_eq!(placed, [on_n1("b0-0"), on_n1("b1-0"), on_n1("b1-1")]);
+}
+
 /// Plans `text` against the snapshot `observed`, then against the state that plan leaves:
 /// the second plan must change nothing.
 fn settles_in_one_plan(text: &str, observed_text: &str) -> Plan {

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::feasible::Ban;
-use super::{Counts, HashMap, Nodes};
+use super::{HashMap, Nodes};
 use crate::plan::current::Current;
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::cluster::PlacementStrategy;
@@ -54,17 +54,21 @@ struct Joiner<'c> {
     needs: &'c [(usize, u64)],
     /// How many of its instances are counted on each node that has any.
     counts: &'c BTreeMap<usize, u32>,
+    /// How many instances of the primary it joins are placed or counted on each node
+    /// that has any.
+    joined: BTreeMap<usize, u32>,
     /// Its instances counted nowhere, less the one that joins the instance placed.
     spare: u32,
 }
 
 impl Joiner<'_> {
-    /// How many of its instances' needs count on node `at`, where the primary has
-    /// `taken` instances: none when one of its instances is free to join there, else one
-    /// for the instance placed and one for each instance there it has not joined yet (as
-    /// many as it has instances to spare).
-    fn times(&self, at: usize, taken: u32) -> u64 {
+    /// How many of its instances' needs count on node `at`: none when one of its
+    /// instances is free to join there, else one for the instance placed and one for
+    /// each instance of the primary there it has not joined yet (as many as it has
+    /// instances to spare).
+    fn times(&self, at: usize) -> u64 {
         let here = self.counts.get(&at).copied().unwrap_or(0);
+        let taken = self.joined.get(&at).copied().unwrap_or(0);
         if here > taken {
             0
         } else {
@@ -103,6 +107,9 @@ pub(super) struct Capacity<'a> {
     counted: HashMap<(&'a str, u32), usize>,
     /// Per bundle, how many of its instances are counted on each node that has any.
     on_node: HashMap<&'a str, BTreeMap<usize, u32>>,
+    /// Per bundle, the node of each instance placed or counted, by number (those of a
+    /// bundle that needs nothing too: its dependents' needs go with them).
+    at_index: HashMap<&'a str, BTreeMap<u32, usize>>,
     /// Where the running instances were counted from the start.
     claimed: BTreeMap<(&'a str, u32), usize>,
     /// Per bundle, the bundles placed after it that are colocated with it by `INFINITY`
@@ -157,6 +164,7 @@ impl<'a> Capacity<'a> {
             needs,
             counted: HashMap::default(),
             on_node: HashMap::default(),
+            at_index: HashMap::default(),
             claimed: BTreeMap::new(),
             dependents: HashMap::default(),
             replicas: HashMap::default(),
@@ -265,17 +273,17 @@ impl<'a> Capacity<'a> {
     /// its own needs, and with them those of its dependents that must join it (Pacemaker
     /// adds the utilization of colocated resources when it places their primary): one
     /// instance of each dependent that has as many instances as `index + 1`. On a node
-    /// where `bundle` has instances counted (placed so far, `mine`, or counted from the
-    /// start), pairs go by node, not by instance number, as a cycle is kept together:
-    /// where the dependent has more instances counted than `bundle`, one of them is free
-    /// to join this one and nothing more is needed for it; where it has fewer, the
-    /// instances of `bundle` it has not joined yet are joined later, so their dependents'
-    /// needs are added as well (as many as the dependent has instances not yet counted).
-    pub(super) fn need(&self, bundle: &str, index: u32, mine: &Counts) -> Need<'_> {
+    /// where `bundle` has instances that such a dependent joins (placed so far or counted
+    /// from the start, numbered below the dependent's replicas), pairs go by node, not by
+    /// instance number, as a cycle is kept together: where the dependent has more
+    /// instances counted than those, one of them is free to join this one and nothing
+    /// more is needed for it; where it has fewer, the instances of `bundle` it has not
+    /// joined yet are joined later, so their dependents' needs are added as well (as many
+    /// as the dependent has instances not yet counted).
+    pub(super) fn need(&self, bundle: &str, index: u32) -> Need<'_> {
         let own = self.needs.get(bundle).map_or(&[][..], Vec::as_slice);
         let no_counts = BTreeMap::new();
-        let ours = self.on_node.get(bundle).unwrap_or(&no_counts);
-        let taken = |at: usize| mine.on(at).max(ours.get(&at).copied().unwrap_or(0));
+        let placed = self.at_index.get(bundle);
         let joining: Vec<Joiner<'_>> = self
             .dependents
             .get(bundle)
@@ -285,9 +293,17 @@ impl<'a> Capacity<'a> {
                 let replicas = self.replicas.get(*d).copied().filter(|r| index < *r)?;
                 let counts = self.on_node.get(*d).unwrap_or(&no_counts);
                 let counted: u32 = counts.values().sum();
+                let mut joined = BTreeMap::new();
+                for at in placed
+                    .into_iter()
+                    .flat_map(|p| p.range(..replicas).map(|e| *e.1))
+                {
+                    *joined.entry(at).or_default() += 1;
+                }
                 Some(Joiner {
                     needs: self.needs.get(*d)?.as_slice(),
                     counts,
+                    joined,
                     spare: replicas.saturating_sub(counted).saturating_sub(1),
                 })
             })
@@ -298,7 +314,7 @@ impl<'a> Capacity<'a> {
         let sum = |at: Option<usize>| -> Option<Amounts> {
             let mut total = vec![0_u64; self.quantities.len()];
             for j in &joining {
-                let times = at.map_or(1, |at| j.times(at, taken(at)));
+                let times = at.map_or(1, |at| j.times(at));
                 for (q, n) in j.needs {
                     total[*q] = total[*q].saturating_add(n.saturating_mul(times));
                 }
@@ -317,14 +333,13 @@ impl<'a> Capacity<'a> {
                     .collect(),
             )
         };
-        // Only the nodes where some dependent has or `bundle` takes an instance differ.
+        // Only the nodes where some dependent or `bundle` has an instance differ.
         let mut on = BTreeMap::new();
-        let counted = joining
+        let nodes = joining
             .iter()
-            .flat_map(|j| j.counts.keys())
-            .chain(ours.keys());
-        for at in counted.copied().chain(mine.nodes()) {
-            if !on.contains_key(&at) && joining.iter().any(|j| j.times(at, taken(at)) != 1) {
+            .flat_map(|j| j.counts.keys().chain(j.joined.keys()));
+        for &at in nodes {
+            if !on.contains_key(&at) && joining.iter().any(|j| j.times(at) != 1) {
                 on.insert(at, sum(Some(at)));
             }
         }
@@ -360,6 +375,7 @@ impl<'a> Capacity<'a> {
     /// Counts instance `index` of `bundle` on node `at` (moving its count there).
     pub(super) fn take(&mut self, bundle: &'a str, index: u32, at: usize) {
         self.release(bundle, index);
+        self.at_index.entry(bundle).or_default().insert(index, at);
         let Some(need) = self.needs.get(bundle) else {
             return;
         };
@@ -379,6 +395,9 @@ impl<'a> Capacity<'a> {
 
     /// Counts the instance nowhere; returns the node it was counted on.
     pub(super) fn release(&mut self, bundle: &'a str, index: u32) -> Option<usize> {
+        if let Some(at) = self.at_index.get_mut(bundle) {
+            at.remove(&index);
+        }
         let at = self.counted.remove(&(bundle, index))?;
         if let Some(counts) = self.on_node.get_mut(bundle)
             && let Some(n) = counts.get_mut(&at)

@@ -752,7 +752,7 @@ impl<'a> Placer<'_, 'a> {
             // Where it is not counted from the start of the round, it stays only if the
             // node has room left for it.
             let ran = self.capacity.release(b.name, index);
-            let need = self.capacity.need(b.name, index, &b.mine);
+            let need = self.capacity.need(b.name, index);
             let fits =
                 |i: usize| ran == Some(i) || self.capacity.short_for(i, &need, false).is_none();
             let at = self.nodes.of(stay.as_str()).filter(|i| {
@@ -823,7 +823,7 @@ impl<'a> Placer<'_, 'a> {
         // without them (`with_joiners`): it cannot stay where they cannot join it.
         let here = self.home(b.name, index);
         let anchored = here.filter(|_| !b.with_joiners);
-        let need = capacity.need(b.name, index, &b.mine);
+        let need = capacity.need(b.name, index);
         let joined = |i: usize| match i {
             _ if ran == Some(i) && !(b.with_joiners && need.joins_on(i)) => None,
             _ => capacity.short_for(i, &need, anchored != Some(i)),

@@ -2816,6 +2816,70 @@ spec: {order: {first: b0, then: b1, kind: mandatory}}
     assert_eq!(placed, [on_n1("b0-0"), on_n1("b1-0"), on_n1("b1-1")]);
 }
 
+/// Found by the property tests (seed 7): `b0`, drawn to `b1`'s promoted instances (30),
+/// runs on `n3`, where its claim leaves no room for `b1-1`. A round that placed `b1-1`
+/// nowhere still scored `n3` for `b0` as if `b1-1` were promoted there (where the round
+/// before had put it), so `b0` stayed, `b1-1` stayed out, and the primaries flipped every
+/// round until `b0` was blocked. A primary placed nowhere in a round counts nowhere.
+#[test]
+fn a_primary_placed_nowhere_draws_no_follower() {
+    let text = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes:
+    - {name: n0, runtime: 'podman+unix:///n0', votes: 0, standby: false, attributes: {rack: r1, kernel: '5.5'}, capacity: {cpu: 0}}
+    - {name: n1, runtime: 'podman+unix:///n1', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n2, runtime: 'podman+unix:///n2', votes: 1, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 5, memory: 1}}
+    - {name: n3, runtime: 'podman+unix:///n3', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 2}}
+  placementStrategy: utilization
+  quorum: {reconcilerVotes: 0, noQuorumPolicy: freeze}
+  fencing: {enabled: false}
+  defaults: {stickiness: 1, migrationThreshold: 3, failureTimeout: 10m}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b0}
+spec: {image: img0, replicas: 1, replicasPerHost: 1, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: ignore}, needs: {cpu: 1, memory: 0}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b1}
+spec: {image: img1, replicas: 3, replicasPerHost: 1, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 2, memory: 0}, promotable: {maxPromoted: 2, maxPromotedPerNode: 1, promote: [p], demote: [d], role: [r]}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: loc0}
+spec: {location: {bundle: b0, rule: {and: [{attribute: kernel, operator: gte, value: '5.5', type: version}, {or: [{attribute: '#uname', operator: ne, value: n3}, {attribute: rack, operator: exists}]}]}, score: -INFINITY}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: loc1}
+spec: {location: {bundle: b0, rule: {and: [{attribute: kernel, operator: gte, value: '5.5', type: version}, {or: [{attribute: '#uname', operator: ne, value: n0}, {attribute: rack, operator: exists}]}]}, score: -INFINITY}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: loc2}
+spec: {location: {bundle: b0, rule: {and: [{attribute: kernel, operator: gte, value: '5.5', type: version}, {or: [{attribute: '#uname', operator: ne, value: n0}, {attribute: rack, operator: exists}]}]}, score: -INFINITY}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: loc3}
+spec: {location: {bundle: b1, rule: {attribute: kernel, operator: lt, value: '5.1', type: string}, score: 30, role: promoted}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: col0}
+spec: {colocation: {bundle: b0, with: b1, score: 30, role: promoted}}
+"#;
+    let p = settles_in_one_plan(
+        text,
+        "nodes:\n  n0: {}\n  n1: {}\n  n2: {}\n  n3: {instances: [{bundle: b0, index: 0, specHash: old}]}\n",
+    );
+    assert_eq!(node_of(&p, "b0-0").as_deref(), Some("n2"));
+    assert_eq!(node_of(&p, "b1-1").as_deref(), Some("n3"));
+}
+
 /// Plans `text` against the snapshot `observed`, then against the state that plan leaves:
 /// the second plan must change nothing.
 fn settles_in_one_plan(text: &str, observed_text: &str) -> Plan {

@@ -441,7 +441,8 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 // The first round, which decides the primaries, leaves it out.
                 Some(_) => match self.promoted.map(|p| p.get(&c.with)) {
                     Some(Some(chosen)) => {
-                        primaries = self.placed(c.with.as_str(), chosen, node_of);
+                        let done = placed_on.contains_key(c.with.as_str());
+                        primaries = self.placed(c.with.as_str(), chosen, node_of, done);
                         Some(&primaries)
                     }
                     Some(None) => continue,
@@ -490,14 +491,16 @@ impl<'s, 'a> Ranker<'s, 'a> {
         }
     }
 
-    /// How many of the instances `chosen` of `bundle` this placement put on each node
-    /// (those it has not placed yet, where the round before put them).
-    fn placed(&self, bundle: &str, chosen: &[(u32, Name)], node_of: &NodeOf) -> Counts {
+    /// How many of the instances `chosen` of `bundle` this placement put on each node:
+    /// none of those it placed nowhere once `bundle` is `done`; before that, where the
+    /// round before put them.
+    fn placed(&self, bundle: &str, chosen: &[(u32, Name)], node_of: &NodeOf, done: bool) -> Counts {
         let nodes = chosen.iter().filter_map(|(index, before)| {
-            let node = node_of
-                .get(&(bundle, *index))
-                .copied()
-                .unwrap_or(Some(before));
+            let node = match node_of.get(&(bundle, *index)) {
+                Some(node) => *node,
+                None if done => None,
+                None => Some(before),
+            };
             self.nodes.of(node?.as_str())
         });
         Counts::at(nodes.collect())

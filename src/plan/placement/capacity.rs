@@ -30,22 +30,13 @@ use crate::spec::{Name, Score, SpecSet};
 /// Amounts by quantity (its index in [`Capacity`]'s rows), only those above 0.
 type Amounts = Vec<(usize, u64)>;
 
-/// What one instance needs, from [`Capacity::need`].
+/// What one instance needs, from [`Capacity::need`]: its own needs, and with them those
+/// of the dependents that must join it, worked out node by node as selection asks.
 pub(super) struct Need<'c> {
     /// Its own needs.
     own: &'c [(usize, u64)],
-    /// With its dependents that must join it (none when no dependent does).
-    joined: Option<Joined>,
-}
-
-/// An instance's needs with those of its dependents that must join it.
-struct Joined {
-    /// Its own and all theirs.
-    all: Amounts,
-    /// On each node where some dependent has an instance free to join it, or instances
-    /// of the primary to join besides this one: the sum there (`None` when that leaves
-    /// its own needs alone).
-    on: BTreeMap<usize, Option<Amounts>>,
+    /// The dependents that must join it (none when no dependent does).
+    joining: Vec<Joiner<'c>>,
 }
 
 /// A dependent that must join an instance, as [`Capacity::need`] counts it.
@@ -56,7 +47,7 @@ struct Joiner<'c> {
     counts: &'c BTreeMap<usize, u32>,
     /// How many instances of the primary it joins are placed or counted on each node
     /// that has any.
-    joined: BTreeMap<usize, u32>,
+    joined: &'c BTreeMap<usize, u32>,
     /// Its instances counted nowhere, less the one that joins the instance placed.
     spare: u32,
 }
@@ -80,15 +71,33 @@ impl Joiner<'_> {
 impl Need<'_> {
     /// Whether some dependent must join the instance.
     pub(super) fn joins(&self) -> bool {
-        self.joined.is_some()
+        !self.joining.is_empty()
     }
 
     /// Whether some dependent that must join the instance has no instance free to join
     /// it on node `i` (see [`Capacity::need`]).
     pub(super) fn joins_on(&self, i: usize) -> bool {
-        self.joined
-            .as_ref()
-            .is_some_and(|j| !matches!(j.on.get(&i), Some(None)))
+        self.joining.iter().any(|j| j.times(i) > 0)
+    }
+
+    /// Its own needs and those of the dependents that must join it on node `i`, of
+    /// `quantities` quantities; `None` when no dependent adds anything there.
+    fn with_joiners(&self, i: usize, quantities: usize) -> Option<Amounts> {
+        let mut total = vec![0_u64; quantities];
+        for j in &self.joining {
+            let times = j.times(i);
+            for (q, n) in j.needs {
+                total[*q] = total[*q].saturating_add(n.saturating_mul(times));
+            }
+        }
+        if total.iter().all(|n| *n == 0) {
+            return None;
+        }
+        for (q, n) in self.own {
+            total[*q] = total[*q].saturating_add(*n);
+        }
+        let amounts = total.into_iter().enumerate().filter(|(_, n)| *n > 0);
+        Some(amounts.collect())
     }
 }
 
@@ -110,6 +119,12 @@ pub(super) struct Capacity<'a> {
     /// Per bundle, the node of each instance placed or counted, by number (those of a
     /// bundle that needs nothing too: its dependents' needs go with them).
     at_index: HashMap<&'a str, BTreeMap<u32, usize>>,
+    /// Per bundle, for each of its dependents (in the order of `dependents`), how many of
+    /// the bundle's instances that dependent joins (those numbered below its replicas)
+    /// are placed or counted on each node.
+    joined: HashMap<&'a str, Vec<BTreeMap<usize, u32>>>,
+    /// No instance anywhere (what a bundle without any counts has).
+    none: BTreeMap<usize, u32>,
     /// Where the running instances were counted from the start.
     claimed: BTreeMap<(&'a str, u32), usize>,
     /// Per bundle, the bundles placed after it that are colocated with it by `INFINITY`
@@ -165,6 +180,8 @@ impl<'a> Capacity<'a> {
             counted: HashMap::default(),
             on_node: HashMap::default(),
             at_index: HashMap::default(),
+            joined: HashMap::default(),
+            none: BTreeMap::new(),
             claimed: BTreeMap::new(),
             dependents: HashMap::default(),
             replicas: HashMap::default(),
@@ -282,82 +299,37 @@ impl<'a> Capacity<'a> {
     /// as the dependent has instances not yet counted).
     pub(super) fn need(&self, bundle: &str, index: u32) -> Need<'_> {
         let own = self.needs.get(bundle).map_or(&[][..], Vec::as_slice);
-        let no_counts = BTreeMap::new();
-        let placed = self.at_index.get(bundle);
-        let joining: Vec<Joiner<'_>> = self
+        let joined = self.joined.get(bundle).map_or(&[][..], Vec::as_slice);
+        let joining = self
             .dependents
             .get(bundle)
             .into_iter()
             .flatten()
-            .filter_map(|d| {
+            .enumerate()
+            .filter_map(|(k, d)| {
                 let replicas = self.replicas.get(*d).copied().filter(|r| index < *r)?;
-                let counts = self.on_node.get(*d).unwrap_or(&no_counts);
-                let counted: u32 = counts.values().sum();
-                let mut joined = BTreeMap::new();
-                for at in placed
-                    .into_iter()
-                    .flat_map(|p| p.range(..replicas).map(|e| *e.1))
-                {
-                    *joined.entry(at).or_default() += 1;
-                }
+                let counts = self.on_node.get(*d).unwrap_or(&self.none);
+                let counted = self.at_index.get(*d).map_or(0, BTreeMap::len);
+                let counted = u32::try_from(counted).unwrap_or(u32::MAX);
                 Some(Joiner {
                     needs: self.needs.get(*d)?.as_slice(),
                     counts,
-                    joined,
+                    joined: joined.get(k).unwrap_or(&self.none),
                     spare: replicas.saturating_sub(counted).saturating_sub(1),
                 })
             })
             .collect();
-        if joining.is_empty() {
-            return Need { own, joined: None };
-        }
-        let sum = |at: Option<usize>| -> Option<Amounts> {
-            let mut total = vec![0_u64; self.quantities.len()];
-            for j in &joining {
-                let times = at.map_or(1, |at| j.times(at));
-                for (q, n) in j.needs {
-                    total[*q] = total[*q].saturating_add(n.saturating_mul(times));
-                }
-            }
-            if total.iter().all(|n| *n == 0) {
-                return None;
-            }
-            for (q, n) in own {
-                total[*q] = total[*q].saturating_add(*n);
-            }
-            Some(
-                total
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(_, n)| *n > 0)
-                    .collect(),
-            )
-        };
-        // Only the nodes where some dependent or `bundle` has an instance differ.
-        let mut on = BTreeMap::new();
-        let nodes = joining
-            .iter()
-            .flat_map(|j| j.counts.keys().chain(j.joined.keys()));
-        for &at in nodes {
-            if !on.contains_key(&at) && joining.iter().any(|j| j.times(at) != 1) {
-                on.insert(at, sum(Some(at)));
-            }
-        }
-        Need {
-            own,
-            joined: sum(None).map(|all| Joined { all, on }),
-        }
+        Need { own, joining }
     }
 
     /// The first quantity `need` has more of than node `i` has free: with the dependents
     /// that must join it when `joined` (and some do on `i`), else its own needs alone.
     pub(super) fn short_for(&self, i: usize, need: &Need<'_>, joined: bool) -> Option<Ban<'a>> {
-        let with = match &need.joined {
-            Some(j) if joined => j.on.get(&i).map_or(Some(&j.all), Option::as_ref),
-            _ => None,
-        };
+        let with = joined
+            .then(|| need.with_joiners(i, self.quantities.len()))
+            .flatten();
         match with {
-            Some(with) => self.short_of(i, with, true),
+            Some(with) => self.short_of(i, &with, true),
             None => self.short_of(i, need.own, false),
         }
     }
@@ -376,6 +348,7 @@ impl<'a> Capacity<'a> {
     pub(super) fn take(&mut self, bundle: &'a str, index: u32, at: usize) {
         self.release(bundle, index);
         self.at_index.entry(bundle).or_default().insert(index, at);
+        self.pair(bundle, index, at, true);
         let Some(need) = self.needs.get(bundle) else {
             return;
         };
@@ -393,10 +366,34 @@ impl<'a> Capacity<'a> {
         }
     }
 
+    /// Counts instance `index` of `bundle` on node `at` (`add`), or no longer, among the
+    /// instances each of its dependents joins there (those numbered below its replicas).
+    fn pair(&mut self, bundle: &'a str, index: u32, at: usize, add: bool) {
+        let Some(dependents) = self.dependents.get(bundle) else {
+            return;
+        };
+        let joined = self.joined.entry(bundle).or_default();
+        joined.resize_with(dependents.len(), BTreeMap::new);
+        for (d, on) in dependents.iter().zip(joined.iter_mut()) {
+            if self.replicas.get(*d).is_none_or(|r| index >= *r) {
+                continue;
+            }
+            let n = on.entry(at).or_default();
+            if add {
+                *n += 1;
+            } else {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    on.remove(&at);
+                }
+            }
+        }
+    }
+
     /// Counts the instance nowhere; returns the node it was counted on.
     pub(super) fn release(&mut self, bundle: &'a str, index: u32) -> Option<usize> {
-        if let Some(at) = self.at_index.get_mut(bundle) {
-            at.remove(&index);
+        if let Some(at) = self.at_index.get_mut(bundle).and_then(|m| m.remove(&index)) {
+            self.pair(bundle, index, at, false);
         }
         let at = self.counted.remove(&(bundle, index))?;
         if let Some(counts) = self.on_node.get_mut(bundle)

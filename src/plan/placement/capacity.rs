@@ -27,9 +27,6 @@ use crate::spec::cluster::PlacementStrategy;
 use crate::spec::constraint::ConstraintSpec;
 use crate::spec::{Name, Score, SpecSet};
 
-/// Amounts by quantity (its index in [`Capacity`]'s rows), only those above 0.
-type Amounts = Vec<(usize, u64)>;
-
 /// What one instance needs, from [`Capacity::need`]: its own needs, and with them those
 /// of the dependents that must join it, worked out node by node as selection asks.
 pub(super) struct Need<'c> {
@@ -80,24 +77,13 @@ impl Need<'_> {
         self.joining.iter().any(|j| j.times(i) > 0)
     }
 
-    /// Its own needs and those of the dependents that must join it on node `i`, of
-    /// `quantities` quantities; `None` when no dependent adds anything there.
-    fn with_joiners(&self, i: usize, quantities: usize) -> Option<Amounts> {
-        let mut total = vec![0_u64; quantities];
-        for j in &self.joining {
-            let times = j.times(i);
-            for (q, n) in j.needs {
-                total[*q] = total[*q].saturating_add(n.saturating_mul(times));
-            }
-        }
-        if total.iter().all(|n| *n == 0) {
-            return None;
-        }
-        for (q, n) in self.own {
-            total[*q] = total[*q].saturating_add(*n);
-        }
-        let amounts = total.into_iter().enumerate().filter(|(_, n)| *n > 0);
-        Some(amounts.collect())
+    /// How much of quantity `q` it needs on node `i` with the dependents that must join
+    /// it there.
+    fn on(&self, i: usize, q: usize) -> u64 {
+        let of = |needs: &[(usize, u64)]| needs.iter().find(|(k, _)| *k == q).map_or(0, |e| e.1);
+        self.joining.iter().fold(of(self.own), |n, j| {
+            n.saturating_add(of(j.needs).saturating_mul(j.times(i)))
+        })
     }
 }
 
@@ -325,13 +311,13 @@ impl<'a> Capacity<'a> {
     /// The first quantity `need` has more of than node `i` has free: with the dependents
     /// that must join it when `joined` (and some do on `i`), else its own needs alone.
     pub(super) fn short_for(&self, i: usize, need: &Need<'_>, joined: bool) -> Option<Ban<'a>> {
-        let with = joined
-            .then(|| need.with_joiners(i, self.quantities.len()))
-            .flatten();
-        match with {
-            Some(with) => self.short_of(i, &with, true),
-            None => self.short_of(i, need.own, false),
+        if !(joined && need.joins_on(i) && self.enforced()) {
+            return self.short_of(i, need.own, false);
         }
+        (0..self.quantities.len()).find_map(|q| {
+            let n = need.on(i, q);
+            (n > self.free(i, q)).then(|| self.ban(i, q, n, true))
+        })
     }
 
     /// Whether capacity limits placement at all.
@@ -425,13 +411,18 @@ impl<'a> Capacity<'a> {
         }
         need.iter()
             .find(|(q, n)| *n > self.free(i, *q))
-            .map(|(q, n)| Ban::Capacity {
-                quantity: self.quantities[*q].as_str(),
-                needed: *n,
-                free: self.free(i, *q),
-                total: self.total[i][*q],
-                joined,
-            })
+            .map(|(q, n)| self.ban(i, *q, *n, joined))
+    }
+
+    /// What keeps an instance needing `needed` of quantity `q` off node `i`.
+    fn ban(&self, i: usize, q: usize, needed: u64, joined: bool) -> Ban<'a> {
+        Ban::Capacity {
+            quantity: self.quantities[q].as_str(),
+            needed,
+            free: self.free(i, q),
+            total: self.total[i][q],
+            joined,
+        }
     }
 
     /// How the strategy orders two nodes of equal score: `Greater` when node `i` is to be

@@ -2880,6 +2880,52 @@ spec: {colocation: {bundle: b0, with: b1, score: 30, role: promoted}}
     assert_eq!(node_of(&p, "b1-1").as_deref(), Some("n3"));
 }
 
+/// Found by the property tests (seed 11): `b0`, drawn to `b1`'s promoted instance (30),
+/// runs on `n0`, where `b1-1`'s stopped copy would restart. In a round where `b0` keeps
+/// `n0`, `b1-1` goes to `n3` and is promoted; in the next, `b1-0` takes `n3` and `b1-1`
+/// returns to `n0`: the same node promoted each time, by a different instance, so the
+/// promoted instance the round before chose, placed nowhere now, drew `b0` nowhere and
+/// the rounds never settled. It counts where it was promoted when another instance of
+/// `b1` is placed there.
+#[test]
+fn a_follower_keeps_to_the_promoted_node_when_another_instance_takes_it() {
+    let text = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes:
+    - {name: n0, runtime: 'podman+unix:///n0', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 1}}
+    - {name: n1, runtime: 'podman+unix:///n1', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n2, runtime: 'podman+unix:///n2', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n3, runtime: 'podman+unix:///n3', votes: 1, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 4, memory: 2}}
+  placementStrategy: utilization
+  quorum: {reconcilerVotes: 0, noQuorumPolicy: freeze}
+  fencing: {enabled: false}
+  defaults: {stickiness: 1, migrationThreshold: 3, failureTimeout: 10m}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b0}
+spec: {image: img0, replicas: 1, replicasPerHost: 1, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 1, memory: 0}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b1}
+spec: {image: img1, replicas: 2, replicasPerHost: 1, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 1, memory: 0}, promotable: {maxPromoted: 1, maxPromotedPerNode: 1, promote: [p], demote: [d], role: [r]}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: col0}
+spec: {colocation: {bundle: b0, with: b1, score: 30, role: promoted}}
+"#;
+    let p = settles_in_one_plan(
+        text,
+        "nodes:\n  n0: {instances: [{bundle: b1, index: 1, specHash: old, state: stopped}, {bundle: b0, index: 0, specHash: old}]}\n  n1: {}\n  n2: {standby: true}\n  n3: {}\n",
+    );
+    assert_eq!(node_of(&p, "b0-0").as_deref(), Some("n3"));
+    assert_eq!(node_of(&p, "b1-0").as_deref(), Some("n3"));
+}
+
 /// Plans `text` against the snapshot `observed`, then against the state that plan leaves:
 /// the second plan must change nothing.
 fn settles_in_one_plan(text: &str, observed_text: &str) -> Plan {

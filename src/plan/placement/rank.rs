@@ -441,7 +441,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 // The first round, which decides the primaries, leaves it out.
                 Some(_) => match self.promoted.map(|p| p.get(&c.with)) {
                     Some(Some(chosen)) => {
-                        let done = placed_on.contains_key(c.with.as_str());
+                        let done = placed_on.get(c.with.as_str());
                         primaries = self.placed(c.with.as_str(), chosen, node_of, done);
                         Some(&primaries)
                     }
@@ -491,17 +491,24 @@ impl<'s, 'a> Ranker<'s, 'a> {
         }
     }
 
-    /// How many of the instances `chosen` of `bundle` this placement put on each node:
-    /// none of those it placed nowhere once `bundle` is `done`; before that, where the
-    /// round before put them.
-    fn placed(&self, bundle: &str, chosen: &[(u32, Name)], node_of: &NodeOf, done: bool) -> Counts {
+    /// How many of the instances `chosen` of `bundle` this placement put on each node.
+    /// One it placed nowhere counts where the round before promoted it if this placement
+    /// put another instance of `bundle` there (`done`: where it placed them), which the
+    /// plan's promotion then takes instead, and nowhere else; before `bundle` is placed,
+    /// it counts there.
+    fn placed(
+        &self,
+        bundle: &str,
+        chosen: &[(u32, Name)],
+        node_of: &NodeOf,
+        done: Option<&Counts>,
+    ) -> Counts {
         let nodes = chosen.iter().filter_map(|(index, before)| {
-            let node = match node_of.get(&(bundle, *index)) {
-                Some(node) => *node,
-                None if done => None,
-                None => Some(before),
-            };
-            self.nodes.of(node?.as_str())
+            if let Some(node) = node_of.get(&(bundle, *index)) {
+                return self.nodes.of((*node)?.as_str());
+            }
+            let at = self.nodes.of(before.as_str())?;
+            done.is_none_or(|d| d.on(at) > 0).then_some(at)
         });
         Counts::at(nodes.collect())
     }

@@ -272,7 +272,7 @@ impl<'a> Capacity<'a> {
         self.dependents.values().flatten().any(|d| *d == bundle)
     }
 
-    /// What instance `index` of `bundle` needs on a node, worked out once for all nodes:
+    /// What instance `index` of `bundle` needs on a node (selection asks node by node):
     /// its own needs, and with them those of its dependents that must join it (Pacemaker
     /// adds the utilization of colocated resources when it places their primary): one
     /// instance of each dependent that has as many instances as `index + 1`. On a node

@@ -106,20 +106,17 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     let (unit_edges, role_edges) = (by_part(&hard), by_part(&roles));
     let mut bundles = Vec::with_capacity(names.len());
     let mut groups = Vec::new();
-    for p in kahn(parts.keys().copied(), part_edges, part_key) {
+    for p in kahn(parts.keys().copied(), part_edges, part_key).order {
         let inside = parts[&p].iter().copied();
         let edges = unit_edges.get(&p).map_or(&[][..], Vec::as_slice);
         let roles = role_edges.get(&p).map_or(&[][..], Vec::as_slice);
         // The targets of colocations with a role first too, unless that closes a cycle
         // with the `INFINITY` ones (which then decide alone).
-        let with_roles =
-            crate::graph::toposort(inside.clone(), edges.iter().chain(roles).copied(), |v| {
-                (unit_key(v), Reverse(v))
-            });
+        let with_roles = kahn(inside.clone(), edges.iter().chain(roles).copied(), unit_key);
         let sorted = if with_roles.left.is_empty() {
             with_roles.order
         } else {
-            kahn(inside, edges.iter().copied(), unit_key)
+            kahn(inside, edges.iter().copied(), unit_key).order
         };
         for u in sorted {
             let members: Vec<&str> = units[&u].iter().map(|b| names[*b]).collect();
@@ -133,13 +130,13 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
 }
 
 /// The vertices `of` in topological order along `edges` (those with both ends in `of`),
-/// the ready vertex with the highest `key` first. `edges` must form no cycle among them.
+/// the ready vertex with the highest `key` first; those on a cycle are `left` out.
 fn kahn<K: Ord>(
     of: impl Iterator<Item = usize>,
     edges: impl IntoIterator<Item = (usize, usize)>,
     key: impl Fn(usize) -> K,
-) -> Vec<usize> {
-    crate::graph::toposort(of, edges, |v| (key(v), Reverse(v))).order
+) -> crate::graph::Sorted<usize> {
+    crate::graph::toposort(of, edges, |v| (key(v), Reverse(v)))
 }
 
 /// The strongly connected component of each vertex of a graph on `0..n` (Kosaraju's

@@ -98,12 +98,11 @@ pub(super) struct Capacity<'a> {
     used: Vec<Vec<u64>>,
     /// Per bundle, what one instance needs: (quantity, amount), amounts above 0.
     needs: HashMap<&'a str, Vec<(usize, u64)>>,
-    /// Where each instance's needs are counted (looked up only, never walked).
-    counted: HashMap<(&'a str, u32), usize>,
     /// Per bundle, how many of its instances are counted on each node that has any.
     on_node: HashMap<&'a str, BTreeMap<usize, u32>>,
-    /// Per bundle, the node of each instance placed or counted, by number (those of a
-    /// bundle that needs nothing too: its dependents' needs go with them).
+    /// Per bundle, the node of each instance placed or counted, by number: where its
+    /// needs are counted, and for a bundle that needs nothing where it is placed (its
+    /// dependents' needs go with it).
     at_index: HashMap<&'a str, BTreeMap<u32, usize>>,
     /// Per bundle, for each of its dependents (in the order of `dependents`), how many of
     /// the bundle's instances that dependent joins (those numbered below its replicas)
@@ -163,7 +162,6 @@ impl<'a> Capacity<'a> {
             quantities,
             total,
             needs,
-            counted: HashMap::default(),
             on_node: HashMap::default(),
             at_index: HashMap::default(),
             joined: HashMap::default(),
@@ -179,7 +177,11 @@ impl<'a> Capacity<'a> {
             .collect();
         c.dependents = c.dependents_of(spec, order, starved);
         c.count_running(spec, nodes, current, stays);
-        c.claimed = c.counted.iter().map(|(k, at)| (*k, *at)).collect();
+        c.claimed = c
+            .at_index
+            .iter()
+            .flat_map(|(b, by)| by.iter().map(move |(i, at)| ((*b, *i), *at)))
+            .collect();
         c
     }
 
@@ -188,7 +190,7 @@ impl<'a> Capacity<'a> {
     pub(super) fn left(&self) -> BTreeSet<(&'a str, u32)> {
         self.claimed
             .iter()
-            .filter(|(key, at)| self.counted.get(*key) != Some(*at))
+            .filter(|((b, i), at)| self.at_index.get(b).and_then(|by| by.get(i)) != Some(*at))
             .map(|(key, _)| *key)
             .collect()
     }
@@ -327,12 +329,19 @@ impl<'a> Capacity<'a> {
 
     /// Whether instance `index` of `bundle` is counted on some node.
     pub(super) fn counts(&self, bundle: &str, index: u32) -> bool {
-        self.counted.contains_key(&(bundle, index))
+        self.needs.contains_key(bundle)
+            && self
+                .at_index
+                .get(bundle)
+                .is_some_and(|by| by.contains_key(&index))
     }
 
     /// Counts instance `index` of `bundle` on node `at` (moving its count there).
     pub(super) fn take(&mut self, bundle: &'a str, index: u32, at: usize) {
         self.release(bundle, index);
+        if at >= self.used.len() {
+            return;
+        }
         self.at_index.entry(bundle).or_default().insert(index, at);
         self.pair(bundle, index, at, true);
         let Some(need) = self.needs.get(bundle) else {
@@ -342,7 +351,6 @@ impl<'a> Capacity<'a> {
             for (q, n) in need {
                 row[*q] = row[*q].saturating_add(*n);
             }
-            self.counted.insert((bundle, index), at);
             *self
                 .on_node
                 .entry(bundle)
@@ -376,12 +384,13 @@ impl<'a> Capacity<'a> {
         }
     }
 
-    /// Counts the instance nowhere; returns the node it was counted on.
+    /// Counts the instance nowhere; returns the node its needs were counted on.
     pub(super) fn release(&mut self, bundle: &'a str, index: u32) -> Option<usize> {
-        if let Some(at) = self.at_index.get_mut(bundle).and_then(|m| m.remove(&index)) {
-            self.pair(bundle, index, at, false);
+        let at = self.at_index.get_mut(bundle)?.remove(&index)?;
+        self.pair(bundle, index, at, false);
+        if !self.needs.contains_key(bundle) {
+            return None;
         }
-        let at = self.counted.remove(&(bundle, index))?;
         if let Some(counts) = self.on_node.get_mut(bundle)
             && let Some(n) = counts.get_mut(&at)
         {

@@ -8,8 +8,8 @@ use crate::plan::model::{Candidate, Placement, ScorePart, Stage};
 use crate::spec::{Name, Score};
 
 /// The nodes a bundle's instances are most likely placed on: those of the highest shared
-/// score (`top`), and the highest shared score of the others (`below`). Selection looks at these (and at the
-/// few nodes an instance's own parts touch) first.
+/// score (`top`), and the highest shared score of the others (`below`). Selection looks
+/// at these (and at the few nodes an instance's own parts touch) first.
 pub(super) struct Likely {
     nodes: Vec<usize>,
     top: Score,

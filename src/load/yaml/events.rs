@@ -8,6 +8,7 @@
 //! the two.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use granit_parser::{Event as Parsed, Parser, ScalarStyle, Span as ParserSpan};
 
@@ -20,15 +21,18 @@ use crate::diag::Span;
 const MAX_EVENTS: usize = 1_000_000;
 const MAX_SCALAR_TOTAL: usize = 4 * 1024 * 1024;
 const MAX_OPEN: usize = MAX_DEPTH - 2;
-/// Keys of one mapping compared pairwise for duplicates; a longer mapping is left to the
-/// deserializer, so hostile input cannot make this quadratic.
+/// Keys of one mapping compared pairwise for duplicates; past them a mapping keeps its
+/// keys in a hashed set, so hostile input cannot make this quadratic.
 const MAX_KEYS: usize = 64;
 
 /// A collection being read: its items (a mapping's key waiting for its value) and span.
 enum Open {
     Seq(Vec<Node>, Span),
-    Map(Vec<(Node, Node)>, Option<Node>, Span),
+    Map(Vec<(Node, Node)>, Option<Node>, Span, Keys),
 }
+
+/// The keys of a mapping past [`MAX_KEYS`] entries (none before).
+type Keys = Option<HashSet<String>>;
 
 /// What a reader of YAML text tells the [`Builder`], in document order.
 pub(super) enum Event<'t> {
@@ -88,7 +92,7 @@ impl Builder {
             }
             Event::MapStart => {
                 span.len = span.len.max(1);
-                self.open.push(Open::Map(Vec::new(), None, span));
+                self.open.push(Open::Map(Vec::new(), None, span, None));
                 return Some(());
             }
             Event::Scalar(text, plain) => self.scalar(text, plain, span)?,
@@ -100,7 +104,7 @@ impl Builder {
                 Open::Map(..) => return None,
             },
             Event::MapEnd => match self.open.pop()? {
-                Open::Map(entries, None, span) => Node {
+                Open::Map(entries, None, span, _) => Node {
                     value: Value::Map(entries),
                     span,
                 },
@@ -111,8 +115,10 @@ impl Builder {
             None if self.root.is_none() => self.root = Some(node),
             None => return None,
             Some(Open::Seq(items, _)) => items.push(node),
-            Some(Open::Map(entries, key @ None, _)) => *key = Some(usable_key(node, entries)?),
-            Some(Open::Map(entries, key, _)) => entries.push((key.take()?, node)),
+            Some(Open::Map(entries, key @ None, _, keys)) => {
+                *key = Some(usable_key(node, entries, keys)?);
+            }
+            Some(Open::Map(entries, key, _, _)) => entries.push((key.take()?, node)),
         }
         Some(())
     }
@@ -165,11 +171,19 @@ pub(super) fn parse(text: &str, max_documents: usize) -> Option<Vec<Node>> {
 }
 
 /// A key the deserializer would read the same way: a string, not the merge key, not
-/// already in the mapping.
-fn usable_key(key: Node, entries: &[(Node, Node)]) -> Option<Node> {
+/// already in the mapping (its `entries`; `keys` once it has [`MAX_KEYS`] of them).
+fn usable_key(key: Node, entries: &[(Node, Node)], keys: &mut Keys) -> Option<Node> {
     let s = key.as_str()?;
-    let repeated = entries.iter().any(|(k, _)| k.as_str() == Some(s));
-    (s != "<<" && !repeated && entries.len() < MAX_KEYS).then_some(key)
+    let repeated = match keys {
+        Some(keys) => !keys.insert(s.to_owned()),
+        None if entries.len() < MAX_KEYS => entries.iter().any(|(k, _)| k.as_str() == Some(s)),
+        None => {
+            let known = entries.iter().filter_map(|(k, _)| k.as_str());
+            let keys = keys.insert(known.map(str::to_owned).collect());
+            !keys.insert(s.to_owned())
+        }
+    };
+    (s != "<<" && !repeated).then_some(key)
 }
 
 /// A plain scalar as serde-saphyr reads it untyped (YAML 1.1 booleans, then integers,
@@ -341,8 +355,15 @@ pub(super) mod tests {
         }
         let three = "a: 1\n---\nb: 2\n---\nc: 3\n";
         assert!(parse(three, 2).is_none());
-        let many: String = (0..=MAX_KEYS).map(|i| format!("k{i}: v\n")).collect();
-        assert!(parse(&many, MAX).is_none());
+        // Past MAX_KEYS keys, a mapping's keys are compared through a set.
+        for n in [MAX_KEYS - 1, MAX_KEYS, MAX_KEYS + 1, 3 * MAX_KEYS] {
+            let many: String = (0..n).map(|i| format!("k{i}: v\n")).collect();
+            assert!(agrees(&format!("{many}k{n}: new\n")), "{n} keys");
+            for repeated in [0, n / 2, n - 1] {
+                let again = format!("{many}k{repeated}: again\n");
+                assert!(parse(&again, MAX).is_none(), "{n} keys, k{repeated} again");
+            }
+        }
     }
 
     #[test]

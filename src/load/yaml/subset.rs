@@ -1,8 +1,10 @@
 //! The YAML that specs are written in, read in one pass over the bytes: block mappings
 //! and sequences, single-line flow collections, plain and quoted scalars on one line,
-//! comments and `---` between documents. That is nearly every spec file, and reading it
-//! here takes a fraction of the time granit-parser's general scanner takes. Anything
-//! else (anchors, tags, block scalars, multi-line scalars or flow collections, escapes,
+//! comments and `---` between documents, and documents that are one flow mapping over
+//! many lines (JSON, such as an observed-state snapshot). That is nearly every spec file,
+//! and reading it here takes a fraction of the time granit-parser's general scanner
+//! takes. Anything else (anchors, tags, block scalars, multi-line scalars, flow
+//! collections over several lines inside block ones, escapes,
 //! tabs, carriage returns, empty values, anything unusual) and every error gives `None`,
 //! and [`super::events`] or the deserializer read the file, the deserializer saying what
 //! is wrong. The [`Builder`] makes the nodes, with the same budget whichever reader feeds
@@ -31,6 +33,7 @@ pub(super) fn parse(text: &str, max_documents: usize) -> Option<Vec<Node>> {
         line_start: 0,
         counted: (0, 0),
         at: None,
+        flow_lines: false,
         out: Builder::new(max_documents),
     };
     reader.stream()?;
@@ -64,6 +67,9 @@ struct Reader<'t> {
     /// Between lines: the indentation of the content at `pos`, first on its line, or
     /// `None` at the end of the text or at a `---` or `...` line.
     at: Option<usize>,
+    /// Whether the flow collection being read is a document of its own, whose items may
+    /// be on several lines.
+    flow_lines: bool,
     out: Builder,
 }
 
@@ -102,6 +108,11 @@ impl<'t> Reader<'t> {
         self.next_content();
         loop {
             match self.at {
+                Some(0) if matches!(self.peek(), b'{' | b'[') => {
+                    self.flow_document()?;
+                    self.out.push(Event::DocEnd, Span::START)?;
+                    pending = false;
+                }
                 Some(0) => {
                     self.block_node(0)?;
                     self.out.push(Event::DocEnd, Span::START)?;
@@ -117,6 +128,32 @@ impl<'t> Reader<'t> {
                 _ => return None,
             }
         }
+    }
+
+    /// A document that is a flow collection, over as many lines as it takes; the next
+    /// content must start another document.
+    fn flow_document(&mut self) -> Option<()> {
+        self.flow_lines = true;
+        let read = self.inline();
+        self.flow_lines = false;
+        read?;
+        self.rest_of_line()?;
+        self.next_content();
+        self.at.is_none().then_some(())
+    }
+
+    /// Spaces in a flow collection and, in a flow document, line breaks (but not a
+    /// document marker).
+    fn flow_gap(&mut self) -> Option<()> {
+        self.spaces();
+        while self.flow_lines && self.peek() == b'\n' {
+            self.newline(self.pos);
+            if self.at_marker() {
+                return None;
+            }
+            self.spaces();
+        }
+        Some(())
     }
 
     /// From the start of a line to the next one with content, setting [`Reader::at`].
@@ -293,11 +330,11 @@ impl<'t> Reader<'t> {
         let span = self.span(self.pos, self.pos + 1);
         self.out.push(Event::SeqStart, span)?;
         self.pos += 1;
-        self.spaces();
+        self.flow_gap()?;
         if self.peek() != b']' {
             loop {
                 self.flow_node()?;
-                self.spaces();
+                self.flow_gap()?;
                 if !self.flow_next(b']')? {
                     break;
                 }
@@ -311,13 +348,13 @@ impl<'t> Reader<'t> {
         let span = self.span(self.pos, self.pos + 1);
         self.out.push(Event::MapStart, span)?;
         self.pos += 1;
-        self.spaces();
+        self.flow_gap()?;
         if self.peek() != b'}' {
             loop {
                 self.key(true)?;
                 self.spaces();
                 self.flow_node()?;
-                self.spaces();
+                self.flow_gap()?;
                 if !self.flow_next(b'}')? {
                     break;
                 }
@@ -341,7 +378,7 @@ impl<'t> Reader<'t> {
         match self.peek() {
             b',' => {
                 self.pos += 1;
-                self.spaces();
+                self.flow_gap()?;
                 (!matches!(self.peek(), b',' | b']' | b'}')).then_some(true)
             }
             c if c == close => Some(false),
@@ -565,6 +602,14 @@ mod tests {
             "a : 1\n",
             "a: b: c\n",
             "a: [x]#c\n",
+            "{\n# c\n a: 1}\n",
+            "{a: [\n---\n]}\n",
+            "{a: 1}\nb: 2\n",
+            "{a: 1}\n{b: 2}\n",
+            "{a: \n 1}\n",
+            "{a: x\n y}\n",
+            "[1,\n 2]\n",
+            "  {a: 1}\n",
             "- a\n",
             "a:\n  - \n  - b\n",
             "",
@@ -573,6 +618,52 @@ mod tests {
             agrees(text);
         }
         assert!(parse("a: 1\n---\nb: 2\n---\nc: 3\n", 2).is_none());
+    }
+
+    #[test]
+    fn a_snapshot_in_json_is_read_here() {
+        let text = "{\n  \"now\": 8,\n  \"nodes\": {\n    \"n0\": {\n      \"state\": \"lost\",\n      \
+            \"since\": -3,\n      \"instances\": [\n        {\n          \"bundle\": \"b\",\n          \
+            \"index\": 0\n        },\n        {}\n      ],\n      \"failures\": []\n    },\n    \
+            \"n1\": {}\n  }\n}";
+        assert!(agrees(text));
+        assert!(agrees(&format!("{text}\n---\n{text}\n")));
+        let docs = parse(text, MAX).unwrap();
+        let since = docs[0]
+            .get("nodes")
+            .unwrap()
+            .get("n0")
+            .unwrap()
+            .get("since")
+            .unwrap();
+        assert_eq!((since.span.line, since.span.column), (6, 16));
+    }
+
+    /// `tree` as JSON is written: every item of a collection on a line of its own.
+    fn lines(t: &Tree, indent: usize, out: &mut String) {
+        let items: Vec<(Option<&str>, &Tree)> = match t {
+            Tree::Scalar(s) => return out.push_str(s),
+            Tree::Seq(items) => items.iter().map(|i| (None, i)).collect(),
+            Tree::Map(entries) => entries.iter().map(|(k, v)| (Some(k.as_str()), v)).collect(),
+        };
+        let (open, close) = if matches!(t, Tree::Seq(_)) {
+            ('[', ']')
+        } else {
+            ('{', '}')
+        };
+        out.push(open);
+        for (n, (key, item)) in items.iter().enumerate() {
+            out.push_str(if n == 0 { "\n" } else { ",\n" });
+            out.push_str(&" ".repeat(indent + 2));
+            if let Some(key) = key {
+                out.push_str(&format!("\"{key}\": "));
+            }
+            lines(item, indent + 2, out);
+        }
+        if !items.is_empty() {
+            out.push_str(&format!("\n{}", " ".repeat(indent)));
+        }
+        out.push(close);
     }
 
     /// `tree` as block YAML at `indent`: mappings in sequences written compactly
@@ -635,6 +726,27 @@ mod tests {
         }
 
         #[test]
+        fn documents_over_many_lines_read_as_the_deserializer_reads_them(
+            entries in prop::collection::btree_map("k[a-z]{0,2}", tree(), 0..6),
+            indent in 0..3usize,
+        ) {
+            let mut text = String::new();
+            lines(&Tree::Map(entries.into_iter().collect()), indent, &mut text);
+            agrees(&text);
+        }
+
+        #[test]
+        fn whatever_it_reads_over_many_lines_it_reads_as_the_deserializer(
+            lines in prop::collection::vec((0..4usize, 0..FLOW_TOKENS.len()), 1..12),
+        ) {
+            let mut text = String::from("{");
+            for (indent, token) in lines {
+                text += &format!("\n{}{}", " ".repeat(indent), FLOW_TOKENS[token]);
+            }
+            agrees(&text);
+        }
+
+        #[test]
         fn whatever_it_reads_it_reads_as_the_deserializer(
             lines in prop::collection::vec((0..3usize, 0..6usize, 0..TOKENS.len(), any::<bool>()), 1..7),
         ) {
@@ -650,6 +762,30 @@ mod tests {
             agrees(&text);
         }
     }
+
+    /// Pieces of a flow document, ordinary and not.
+    const FLOW_TOKENS: [&str; 20] = [
+        "\"k\": 1,",
+        "\"k\": \"v\",",
+        "\"k\": [",
+        "\"k\": {",
+        "\"j\": -2",
+        "x: y",
+        "]",
+        "}",
+        "],",
+        "},",
+        "1,",
+        "{}",
+        "[]",
+        ",",
+        "",
+        "# c",
+        "---",
+        "...",
+        "a b,",
+        "\"k\":",
+    ];
 
     /// Values and lines, ordinary and not, for the property test above.
     const TOKENS: [&str; 24] = [

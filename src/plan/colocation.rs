@@ -107,16 +107,22 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     let mut bundles = Vec::with_capacity(names.len());
     let mut groups = Vec::new();
     for p in kahn(parts.keys().copied(), part_edges, part_key).order {
-        let inside = parts[&p].iter().copied();
         let edges = unit_edges.get(&p).map_or(&[][..], Vec::as_slice);
         let roles = role_edges.get(&p).map_or(&[][..], Vec::as_slice);
-        // The targets of colocations with a role first too, unless that closes a cycle
-        // with the `INFINITY` ones (which then decide alone).
-        let with_roles = kahn(inside.clone(), edges.iter().chain(roles).copied(), unit_key);
-        let sorted = if with_roles.left.is_empty() {
-            with_roles.order
-        } else {
-            kahn(inside, edges.iter().copied(), unit_key).order
+        let sorted = match parts[&p].as_slice() {
+            // Most parts are one unit: nothing to sort.
+            [unit] => vec![*unit],
+            inside => {
+                let inside = inside.iter().copied();
+                // The targets of colocations with a role first too, unless that closes a
+                // cycle with the `INFINITY` ones (which then decide alone).
+                let with_roles = kahn(inside.clone(), edges.iter().chain(roles).copied(), unit_key);
+                if with_roles.left.is_empty() {
+                    with_roles.order
+                } else {
+                    kahn(inside, edges.iter().copied(), unit_key).order
+                }
+            }
         };
         for u in sorted {
             let members: Vec<&str> = units[&u].iter().map(|b| names[*b]).collect();

@@ -248,45 +248,60 @@ impl<'s, 'a> Ranker<'s, 'a> {
             .iter()
             .any(|p| spec.bundles.get(*p).is_some_and(|b| b.replicas > 1));
         let mut seen: BTreeSet<&str> = primaries.iter().copied().collect();
-        let mut adds = Vec::new();
+        let mut weighed = Vec::new();
         for primary in primaries {
-            self.merge(primary, 1.0, &mut seen, placed, &mut adds);
+            self.merge(primary, 1.0, &mut seen, placed, &mut weighed);
         }
-        // Added in place, each node's score before kept, to undo them all when they
-        // would leave the primary no node.
-        let had_room = own.score.iter().any(|s| !s.is_neg_infinity());
-        let mut before_all = Vec::with_capacity(adds.len());
-        adds.retain_mut(|add| {
-            let before = own.score[add.node];
-            if several && before + add.delta < Score::ZERO {
-                if before <= Score::ZERO {
-                    return false;
-                }
-                // A node the primary prefers keeps a little of that preference.
-                add.delta = Score::new(1 - before.value());
-            }
-            before_all.push((add.node, before));
-            own.score[add.node] = before + add.delta;
-            true
-        });
-        if had_room && own.score.iter().all(|s| s.is_neg_infinity()) {
-            for (node, before) in before_all.into_iter().rev() {
-                own.score[node] = before;
-            }
+        if weighed.is_empty() {
             return;
         }
-        for add in adds {
+        // Added in place, the scores before kept, to undo them all when they would leave
+        // the primary no node.
+        let had_room = own.score.iter().any(|s| !s.is_neg_infinity());
+        let before = own.score.clone();
+        let mut added = Vec::new(); // (node, score, their score, whose) when explaining
+        for (k, w) in weighed.iter().enumerate() {
+            // A dependent's preferences mostly share one score: weighed once for them.
+            let mut last: Option<(Score, Option<Score>)> = None;
+            self.each_preference(w.dependent, |node, theirs| {
+                let delta = match last {
+                    Some((score, delta)) if score == theirs => delta,
+                    _ => last.insert((theirs, weighted(theirs, w.weight))).1,
+                };
+                let Some(mut delta) = delta else {
+                    return;
+                };
+                let now = own.score[node];
+                if several && now + delta < Score::ZERO {
+                    if now <= Score::ZERO {
+                        return;
+                    }
+                    // A node the primary prefers keeps a little of that preference.
+                    delta = Score::new(1 - now.value());
+                }
+                own.score[node] = now + delta;
+                if self.explain {
+                    added.push((node, delta, theirs, k));
+                }
+            });
+        }
+        if had_room && own.score.iter().all(|s| s.is_neg_infinity()) {
+            own.score = before;
+            return;
+        }
+        for (node, delta, theirs, k) in added {
+            let w = &weighed[k];
             let source = || {
                 format!(
-                    "{} scores {} here (colocation {})",
-                    add.dependent, add.theirs, add.constraint
+                    "{} scores {theirs} here (colocation {})",
+                    w.dependent, w.constraint
                 )
             };
-            own.explain(add.node, Stage::Dependents, source, add.delta);
+            own.explain(node, Stage::Dependents, source, delta);
         }
     }
 
-    /// The weighted parts of the dependents of `bundle` (not placed, not `seen`), and of
+    /// The dependents of `bundle` (not placed, not `seen`) with their weight, and
     /// theirs, at `factor`, depth first, down to [`DEPENDENT_DEPTH`] colocations from
     /// `bundle` on the path that reaches each first. (With a stack of its own: a chain of
     /// dependents may be as long as a spec set has bundles.)
@@ -296,7 +311,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
         factor: f64,
         seen: &mut BTreeSet<&'x str>,
         placed: &BTreeMap<&str, Counts>,
-        adds: &mut Vec<Add<'x>>,
+        weighed: &mut Vec<Weighed<'x>>,
     ) where
         'a: 'x,
     {
@@ -328,17 +343,11 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 continue;
             }
             let weight = factor * c.score.value() as f64 / Score::INFINITY_VALUE as f64;
-            for (node, score) in self.preferences(dependent) {
-                if let Some(delta) = weighted(score, weight) {
-                    adds.push(Add {
-                        node,
-                        delta,
-                        theirs: score,
-                        dependent,
-                        constraint: cname,
-                    });
-                }
-            }
+            weighed.push(Weighed {
+                dependent,
+                constraint: cname,
+                weight,
+            });
             if stack.len() < DEPENDENT_DEPTH {
                 stack.push((dependent, weight, 0));
             }
@@ -346,10 +355,20 @@ impl<'s, 'a> Ranker<'s, 'a> {
     }
 
     /// A dependent's own preferences: its location constraints, summed on each node
-    /// they touch, by node. Not its stickiness: where it runs now would move the primary
-    /// in the plan after the one that moves the dependent, and planning again against a
-    /// plan's result must change nothing.
-    fn preferences(&self, bundle: &str) -> Vec<(usize, Score)> {
+    /// they touch, by node (`f` is given each node and its score). Not its stickiness:
+    /// where it runs now would move the primary in the plan after the one that moves the
+    /// dependent, and planning again against a plan's result must change nothing.
+    fn each_preference(&self, bundle: &str, mut f: impl FnMut(usize, Score)) {
+        let locations = self.locations.get(bundle).map_or(&[][..], Vec::as_slice);
+        if let [(_, l)] = locations
+            && l.node.is_none()
+        {
+            // One rule: its nodes are distinct and in order already.
+            for (i, _, score) in self.location_hits(bundle) {
+                f(i, score);
+            }
+            return;
+        }
         let mut prefs: Vec<(usize, Score)> = self
             .location_hits(bundle)
             .map(|(i, _, score)| (i, score))
@@ -363,7 +382,9 @@ impl<'s, 'a> Ranker<'s, 'a> {
             }
             same
         });
-        prefs
+        for (i, score) in prefs {
+            f(i, score);
+        }
     }
 
     /// The cycle stage of its first member: another member's parts, added.
@@ -543,13 +564,12 @@ impl<'s, 'a> Ranker<'s, 'a> {
     }
 }
 
-/// One weighted part of a dependent's preference on a node.
-struct Add<'a> {
-    node: usize,
-    delta: Score,
-    theirs: Score,
+/// A dependent whose preferences a primary takes, with the weight they are taken at.
+struct Weighed<'a> {
     dependent: &'a str,
+    /// The colocation that makes it a dependent.
     constraint: &'a str,
+    weight: f64,
 }
 
 /// `score` weighted by `factor`, rounded half away from zero, and never rounded to zero

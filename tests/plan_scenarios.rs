@@ -2926,6 +2926,55 @@ spec: {colocation: {bundle: b0, with: b1, score: 30, role: promoted}}
     assert_eq!(node_of(&p, "b1-0").as_deref(), Some("n3"));
 }
 
+/// A property case (seed 11 at 3,000 cases): `b0` follows `b1`'s promoted instance by
+/// `INFINITY` and must run before `b1` starts. With `b0` counted beside `b1-0` only (the
+/// instances numbered below its replicas), the promoted `b1-1` went back to `n0`, where
+/// `b0` could not join it; `b0` then ran nowhere, which starved `b1`, and the plan after
+/// started them again. A dependent that follows only the promoted instances is counted
+/// beside those.
+#[test]
+fn a_follower_of_the_promoted_instance_is_counted_beside_it() {
+    let text = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes:
+    - {name: n0, runtime: 'podman+unix:///n0', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 1}}
+    - {name: n1, runtime: 'podman+unix:///n1', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n2, runtime: 'podman+unix:///n2', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n3, runtime: 'podman+unix:///n3', votes: 1, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 4, memory: 2}}
+  placementStrategy: utilization
+  quorum: {reconcilerVotes: 0, noQuorumPolicy: freeze}
+  fencing: {enabled: false}
+  defaults: {stickiness: 1, migrationThreshold: 3, failureTimeout: 10m}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b0}
+spec: {image: img0, replicas: 1, replicasPerHost: 1, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 1, memory: 0}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b1}
+spec: {image: img1, replicas: 2, replicasPerHost: 1, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 1, memory: 0}, promotable: {maxPromoted: 1, maxPromotedPerNode: 1, promote: [p], demote: [d], role: [r]}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: col0}
+spec: {colocation: {bundle: b0, with: b1, score: INFINITY, role: promoted}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: ord0}
+spec: {order: {first: b0, then: b1, kind: mandatory}}
+"#;
+    let p = settles_in_one_plan(
+        text,
+        "nodes:\n  n0: {instances: [{bundle: b1, index: 1, specHash: old, state: stopped}, {bundle: b0, index: 0, specHash: old}]}\n  n1: {}\n  n2: {standby: true}\n  n3: {}\n",
+    );
+    assert_eq!(node_of(&p, "b0-0").as_deref(), Some("n3"));
+}
+
 /// Plans `text` against the snapshot `observed`, then against the state that plan leaves:
 /// the second plan must change nothing.
 fn settles_in_one_plan(text: &str, observed_text: &str) -> Plan {

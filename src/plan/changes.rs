@@ -9,7 +9,7 @@ use super::builder::{Builder, Inst};
 use super::current::{Copy, Current, Whereabouts, live_failures, unfenceable_because};
 use super::hash::instance_hash;
 use super::model::{QuorumStatus, StepId};
-use super::placement::Placed;
+use super::placement::{Placed, Promoted};
 use crate::observed::{InstanceState, Observed};
 use crate::spec::bundle::{OnFail, Recovery, Settings};
 use crate::spec::cluster::NoQuorumPolicy;
@@ -22,6 +22,8 @@ pub struct Changes<'a, 'p> {
     observed: &'p Observed,
     current: &'p Current<'a>,
     placed: &'p Placed<'a>,
+    /// The promoted instances placement was given (see `plan::primaries`).
+    promoted: Option<&'p Promoted>,
     quorum: &'p QuorumStatus,
     options: &'p Options,
     b: Builder,
@@ -60,11 +62,12 @@ impl<'a, 'p> Changes<'a, 'p> {
         spec: &'a SpecSet,
         observed: &'p Observed,
         current: &'p Current<'a>,
-        placed: &'p Placed<'a>,
+        (placed, promoted): (&'p Placed<'a>, Option<&'p Promoted>),
         quorum: &'p QuorumStatus,
         options: &'p Options,
     ) -> Self {
         Changes {
+            promoted,
             spec,
             observed,
             current,
@@ -120,6 +123,7 @@ impl<'a, 'p> Changes<'a, 'p> {
             current: self.current,
             quorum: self.quorum,
             fences: &self.fences,
+            before: self.promoted,
             explain: self.options.explain,
             #[cfg(feature = "sim")]
             unsafe_skip_fence_dependency: self.options.unsafe_skip_fence_dependency,

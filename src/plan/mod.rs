@@ -65,7 +65,15 @@ pub fn plan(spec: &SpecSet, observed: &Observed, options: &Options) -> Plan {
         Some(placement::Promoted::new())
     };
     let placed = placement::place(spec, observed, &current, promoted.as_ref(), options.explain);
-    let built = changes::Changes::new(spec, observed, &current, &placed, &quorum, options).run();
+    let built = changes::Changes::new(
+        spec,
+        observed,
+        &current,
+        (&placed, promoted.as_ref()),
+        &quorum,
+        options,
+    )
+    .run();
     let (actions, steps) = order::finish(spec, built.actions, built.steps);
     Plan {
         quorum,
@@ -102,7 +110,15 @@ fn primaries(
     let mut promoted = placement::Promoted::new();
     for _ in 0..PRIMARY_ROUNDS {
         let placed = placement::place(spec, observed, current, Some(&promoted), false);
-        let built = changes::Changes::new(spec, observed, current, &placed, quorum, &quiet).run();
+        let built = changes::Changes::new(
+            spec,
+            observed,
+            current,
+            (&placed, Some(&promoted)),
+            quorum,
+            &quiet,
+        )
+        .run();
         if built.promoted_on == promoted {
             return Some(promoted);
         }

@@ -30,6 +30,8 @@ pub(crate) struct Context<'a, 'p> {
     pub quorum: &'p QuorumStatus,
     /// The fence step of each node the plan fences.
     pub fences: &'p BTreeMap<&'a str, StepId>,
+    /// The instances the round of planning before promoted (see `plan::primaries`).
+    pub before: Option<&'p super::placement::Promoted>,
     pub explain: bool,
     /// Simulation only: a copy on a lost node holds no place, to prove the simulation
     /// catches the resulting second primary.
@@ -287,10 +289,12 @@ impl<'a, 'c, 'p> Bundle<'a, 'c, 'p> {
 
 /// Best candidate first: the higher score for the promoted role (the stickiness keeps a
 /// primary in place), then promoted now, then the higher preference, then the higher
-/// placement score, then running before new, then the lower number. The score comes
-/// before the preference because it is what the operator wrote; the preference (say, a
-/// replication offset) decides among the nodes the operator did not tell apart.
-fn rank(a: &Runs, b: &Runs) -> std::cmp::Ordering {
+/// placement score, then running before new, then the one the round of planning before
+/// promoted (`was`: the colocations with its role were placed beside it), then the lower
+/// number. The score comes before the preference because it is what the operator wrote;
+/// the preference (say, a replication offset) decides among the nodes the operator did
+/// not tell apart.
+fn rank(a: &Runs, b: &Runs, was: impl Fn(&Runs) -> bool) -> std::cmp::Ordering {
     let key = |r: &Runs| {
         (
             r.score,
@@ -300,9 +304,8 @@ fn rank(a: &Runs, b: &Runs) -> std::cmp::Ordering {
             r.placement,
         )
     };
-    key(b)
-        .cmp(&key(a))
-        .then((a.start.is_some(), a.index).cmp(&(b.start.is_some(), b.index)))
+    let last = |r: &Runs| (r.start.is_some(), !was(r), r.index);
+    key(b).cmp(&key(a)).then(last(a).cmp(&last(b)))
 }
 
 /// What the ranking chose.
@@ -356,7 +359,9 @@ impl<'a> Bundle<'a, '_, '_> {
     }
 
     fn plan(mut self, b: &mut Builder) {
-        self.runs.sort_by(rank);
+        let before = self.cx.before.and_then(|p| p.get(self.name));
+        let was = |r: &Runs| before.is_some_and(|b| b.contains(&(r.index, r.node.clone())));
+        self.runs.sort_by(|a, b| rank(a, b, was));
         let choice = self.choose();
         let on = choice.chosen.iter().map(|i| {
             let r = &self.runs[*i];

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::feasible::Ban;
-use super::{HashMap, Nodes};
+use super::{HashMap, Nodes, Promoted};
 use crate::plan::current::Current;
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::cluster::PlacementStrategy;
@@ -117,7 +117,14 @@ pub(super) struct Capacity<'a> {
     dependents: HashMap<&'a str, Vec<&'a str>>,
     /// Per bundle that needs something, its replicas.
     replicas: HashMap<&'a str, u32>,
+    /// Per (bundle, dependent) where the dependent follows only the bundle's promoted
+    /// instances, and those are known: their numbers. The instances it joins.
+    joins_promoted: JoinsPromoted<'a>,
 }
+
+/// Per (bundle, dependent), the numbers of the bundle's instances the dependent joins, where
+/// those are its promoted instances (see [`joins_promoted`]).
+type JoinsPromoted<'a> = HashMap<(&'a str, &'a str), Vec<u32>>;
 
 impl<'a> Capacity<'a> {
     /// The capacity of `spec`'s nodes, with every running instance counted on its node
@@ -127,7 +134,7 @@ impl<'a> Capacity<'a> {
         spec: &'a SpecSet,
         nodes: &Nodes<'a>,
         current: &Current<'a>,
-        (order, starved): (&[&'a str], &BTreeMap<&'a str, &'a str>),
+        (order, starved, promoted): (&[&'a str], &BTreeMap<&'a str, &'a str>, Option<&Promoted>),
         stays: impl Fn(&str, u32, usize) -> bool,
     ) -> Capacity<'a> {
         let strategy = spec.cluster.placement_strategy;
@@ -169,6 +176,7 @@ impl<'a> Capacity<'a> {
             claimed: BTreeMap::new(),
             dependents: HashMap::default(),
             replicas: HashMap::default(),
+            joins_promoted: HashMap::default(),
         };
         c.replicas = c
             .needs
@@ -176,6 +184,7 @@ impl<'a> Capacity<'a> {
             .filter_map(|b| Some((*b, spec.bundles.get(*b)?.replicas)))
             .collect();
         c.dependents = c.dependents_of(spec, order, starved);
+        c.joins_promoted = joins_promoted(spec, current, &c.dependents, promoted);
         c.count_running(spec, nodes, current, stays);
         c.claimed = c
             .at_index
@@ -295,7 +304,9 @@ impl<'a> Capacity<'a> {
             .flatten()
             .enumerate()
             .filter_map(|(k, d)| {
-                let replicas = self.replicas.get(*d).copied().filter(|r| index < *r)?;
+                let ties = (&self.replicas, &self.joins_promoted);
+                let replicas = self.replicas.get(*d).copied();
+                let replicas = replicas.filter(|_| joins_instance(ties, bundle, d, index))?;
                 let counts = self.on_node.get(*d).unwrap_or(&self.none);
                 let counted = self.at_index.get(*d).map_or(0, BTreeMap::len);
                 let counted = u32::try_from(counted).unwrap_or(u32::MAX);
@@ -369,7 +380,7 @@ impl<'a> Capacity<'a> {
         let joined = self.joined.entry(bundle).or_default();
         joined.resize_with(dependents.len(), BTreeMap::new);
         for (d, on) in dependents.iter().zip(joined.iter_mut()) {
-            if self.replicas.get(*d).is_none_or(|r| index >= *r) {
+            if !joins_instance((&self.replicas, &self.joins_promoted), bundle, d, index) {
                 continue;
             }
             let n = on.entry(at).or_default();
@@ -485,6 +496,72 @@ impl<'a> Capacity<'a> {
             Score::ZERO,
         ))
     }
+}
+
+/// Whether `dependent` joins instance `index` of `bundle`: one of the promoted instances
+/// when it follows only those, else one numbered below its replicas.
+fn joins_instance(
+    (replicas, promoted): (&HashMap<&str, u32>, &JoinsPromoted<'_>),
+    bundle: &str,
+    dependent: &str,
+    index: u32,
+) -> bool {
+    match promoted.get(&(bundle, dependent)) {
+        Some(numbers) => numbers.contains(&index),
+        None => replicas.get(dependent).is_some_and(|r| index < *r),
+    }
+}
+
+/// For each of `dependents` tied to its bundle by colocations with `role: promoted` only,
+/// the numbers of the bundle's promoted instances: those the round of planning before
+/// promoted (`promoted`, once it has the bundle's entry), else those that report
+/// themselves promoted now (which promotion keeps first), if any. The dependent joins
+/// those.
+fn joins_promoted<'a>(
+    spec: &'a SpecSet,
+    current: &Current<'a>,
+    dependents: &HashMap<&'a str, Vec<&'a str>>,
+    promoted: Option<&Promoted>,
+) -> JoinsPromoted<'a> {
+    let mut by_role: HashMap<(&'a str, &'a str), bool> = HashMap::default();
+    for c in spec.constraints.values() {
+        if let ConstraintSpec::Colocation(c) = c
+            && c.score.is_infinity()
+        {
+            let only = by_role
+                .entry((c.with.as_str(), c.bundle.as_str()))
+                .or_insert(true);
+            *only &= c.role.is_some();
+        }
+    }
+    let mut joins = HashMap::default();
+    for (bundle, ds) in dependents {
+        let numbers: Vec<u32> = match promoted.and_then(|p| p.get(*bundle)) {
+            Some(chosen) => chosen.iter().map(|(i, _)| *i).collect(),
+            None => promoted_now(current, bundle),
+        };
+        if numbers.is_empty() && promoted.is_none_or(|p| !p.contains_key(*bundle)) {
+            continue;
+        }
+        for d in ds {
+            if by_role.get(&(*bundle, *d)) == Some(&true) {
+                joins.insert((*bundle, *d), numbers.clone());
+            }
+        }
+    }
+    joins
+}
+
+/// The instances of `bundle` with a running copy that reports itself promoted.
+fn promoted_now(current: &Current<'_>, bundle: &str) -> Vec<u32> {
+    let copies = current.copies.get(bundle).into_iter().flatten();
+    copies
+        .filter(|(_, cs)| {
+            cs.iter()
+                .any(|c| c.running() && c.instance.role.as_ref().is_some_and(|r| r.promoted))
+        })
+        .map(|(i, _)| *i)
+        .collect()
 }
 
 /// Most nodes a blocked reason names.

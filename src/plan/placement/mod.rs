@@ -216,6 +216,7 @@ pub fn place<'a>(
         ranker: &ranker,
         order: &order,
         into: &into,
+        promoted,
     };
     let mut round = Round::default();
     let mut last: Option<(usize, Placed<'a>)> = None;
@@ -318,6 +319,8 @@ struct Fixed<'f, 'a> {
     order: &'f colocation::Order<'a>,
     /// The order constraints, by their `then`.
     into: &'f BTreeMap<&'a str, Vec<&'a OrderConstraint>>,
+    /// The promoted instances, as the round of planning before decided them.
+    promoted: Option<&'a Promoted>,
 }
 
 /// What a round of placement starts from.
@@ -403,6 +406,7 @@ fn place_once<'a>(
         ranker,
         order,
         into,
+        promoted,
     } = *fixed;
     let mut placer = Placer {
         spec,
@@ -429,7 +433,7 @@ fn place_once<'a>(
             spec,
             nodes,
             current,
-            (&order.bundles, &round.starved),
+            (&order.bundles, &round.starved, promoted),
             |bundle, index, at| {
                 stays_put(spec, observed, current, (bundle, index))
                     || !(round.starved.contains_key(bundle)

@@ -2975,6 +2975,60 @@ spec: {order: {first: b0, then: b1, kind: mandatory}}
     assert_eq!(node_of(&p, "b0-0").as_deref(), Some("n3"));
 }
 
+/// A property case, found once the one above was fixed: `b1` runs after any of `b2` (no
+/// replicas) and `b0` (a set of `requireAll: false`), `b0` avoids `b1`, and `b1-1` runs
+/// on `n3`, where it failed too often to stay. Placed first, as if it kept its claim
+/// there, it took `n2`, and `b1-0` took `n3`: no node was left for `b0`, which starved
+/// `b1`; the plan after, with `b1-1` stopped, placed `b1-0` first and settled elsewhere.
+/// An instance does not keep its claim on a node it failed on too often: it is placed
+/// with the new ones, by number.
+#[test]
+fn an_instance_failed_out_of_its_node_keeps_no_claim_on_it() {
+    let text = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes:
+    - {name: n0, runtime: 'podman+unix:///n0', votes: 0, standby: true, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n1, runtime: 'podman+unix:///n1', votes: 0, standby: true, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n2, runtime: 'podman+unix:///n2', votes: 1, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n3, runtime: 'podman+unix:///n3', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+  placementStrategy: default
+  quorum: {reconcilerVotes: 0, noQuorumPolicy: freeze}
+  fencing: {enabled: false}
+  defaults: {stickiness: 1, migrationThreshold: 3, failureTimeout: 10m}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b0}
+spec: {image: img0, replicas: 1, replicasPerHost: 1, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 0, memory: 0}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b1}
+spec: {image: img1, replicas: 2, replicasPerHost: 1, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 0, memory: 0}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b2}
+spec: {image: img2, replicas: 0, replicasPerHost: 1, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 0, memory: 0}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: col0}
+spec: {colocation: {bundle: b0, with: b1, score: -INFINITY}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: oset}
+spec: {order: {sets: [{bundles: [b2, b0], sequential: false, requireAll: false}, {bundles: [b1]}]}}
+"#;
+    settles_in_one_plan(
+        text,
+        "now: 10000\nnodes:\n  n0: {}\n  n1: {}\n  n2: {}\n  n3: {instances: [{bundle: b1, index: 1, specHash: old}], failures: {b1-1: {count: 3, last: 9500}}}\n",
+    );
+}
+
 /// Plans `text` against the snapshot `observed`, then against the state that plan leaves:
 /// the second plan must change nothing.
 fn settles_in_one_plan(text: &str, observed_text: &str) -> Plan {

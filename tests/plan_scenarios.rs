@@ -2977,13 +2977,13 @@ spec: {order: {first: b0, then: b1, kind: mandatory}}
 
 /// A property case, found once the one above was fixed: `b1` runs after any of `b2` (no
 /// replicas) and `b0` (a set of `requireAll: false`), `b0` avoids `b1`, and `b1-1` runs
-/// on `n3`, where it failed too often to stay. Placed first, as if it kept its claim
-/// there, it took `n2`, and `b1-0` took `n3`: no node was left for `b0`, which starved
-/// `b1`; the plan after, with `b1-1` stopped, placed `b1-0` first and settled elsewhere.
-/// An instance does not keep its claim on a node it failed on too often: it is placed
-/// with the new ones, by number.
+/// on `n3`, where it failed too often to stay. Placed first (it has a copy), it took
+/// `n2`, `b1-0` took `n3`, and no node was left for `b0`, which starved `b1`. The plan
+/// after, with `b1-1`'s copy gone, placed it after `b1-0` and settled elsewhere. An
+/// instance on no node that failed too often on one is placed before the other new
+/// ones, as it was while its copy was there.
 #[test]
-fn an_instance_failed_out_of_its_node_keeps_no_claim_on_it() {
+fn an_instance_failed_out_of_its_node_is_placed_in_the_same_order_once_its_copy_is_gone() {
     let text = r#"apiVersion: quorate.io/v1alpha1
 kind: Cluster
 metadata: {name: c}
@@ -3027,6 +3027,114 @@ spec: {order: {sets: [{bundles: [b2, b0], sequential: false, requireAll: false},
         text,
         "now: 10000\nnodes:\n  n0: {}\n  n1: {}\n  n2: {}\n  n3: {instances: [{bundle: b1, index: 1, specHash: old}], failures: {b1-1: {count: 3, last: 9500}}}\n",
     );
+}
+
+/// A property case (seed 7 at 3,000 cases, once failed-out instances were placed with
+/// the new ones): `b0-1` failed too often on every node it has a copy on, so `n2` is the
+/// only one left for it. Placed after `b0-0`, which took `n2`, it went nowhere, which
+/// starved `b1` (a mandatory order from `b0` with `minInstances: 2`) until the next plan.
+/// Placed first, as an instance with copies is, it takes `n2`.
+#[test]
+fn an_instance_failed_out_of_every_node_it_ran_on_is_placed_first() {
+    let text = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes:
+    - {name: n0, runtime: 'podman+unix:///n0', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n1, runtime: 'podman+unix:///n1', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n2, runtime: 'podman+unix:///n2', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n3, runtime: 'podman+unix:///n3', votes: 2, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n4, runtime: 'podman+unix:///n4', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+  placementStrategy: default
+  quorum: {reconcilerVotes: 0, noQuorumPolicy: freeze}
+  fencing: {enabled: false}
+  defaults: {stickiness: 1, migrationThreshold: 3, failureTimeout: 10m}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Fence
+metadata: {name: f}
+spec:
+  targets: [n4]
+  ipmi: {address: b, username: u, password: {fromEnv: P}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b0}
+spec: {image: img0, replicas: 2, replicasPerHost: 1, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 0, memory: 0}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b1}
+spec: {image: img1, replicas: 1, replicasPerHost: 1, recovery: restart, priority: 1, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 0, memory: 0}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: ord0}
+spec: {order: {first: b0, then: b1, kind: mandatory, minInstances: 2}}
+"#;
+    let fails = "failures: {b0-1: {count: 3, last: 9500}}";
+    let copy = "instances: [{bundle: b0, index: 1, specHash: old}]";
+    let p = settles_in_one_plan(
+        text,
+        &format!(
+            "now: 10000\nnodes:\n  n0: {{{copy}, {fails}}}\n  n1: {{standby: true}}\n  n2: {{}}\n  n3: {{{copy}, {fails}}}\n  n4: {{{copy}, {fails}}}\n"
+        ),
+    );
+    let starts: Vec<_> = summary(&p)
+        .into_iter()
+        .filter(|a| a.0 == ActionType::Start)
+        .collect();
+    assert!(starts.iter().any(|a| a.1 == "b1-0"), "{starts:?}");
+}
+
+/// A property case (seed 12 at 3,000 cases): `b0` (one replica) follows `b1`'s
+/// promoted instances (two, at most one per node), and only `n0` has the memory `b0`
+/// needs. Counted beside both promoted instances, `b0` pulled `b1-1` onto `n0`, where it
+/// could not be promoted beside `b1-0`; counted beside one, it let `b1-1` go back, and the
+/// rounds never settled. A follower joins as many promoted instances as it has replicas.
+#[test]
+fn a_follower_joins_as_many_promoted_instances_as_it_has_replicas() {
+    let text = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes:
+    - {name: n0, runtime: 'podman+unix:///n0', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 6, memory: 1}}
+    - {name: n1, runtime: 'podman+unix:///n1', votes: 2, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n2, runtime: 'podman+unix:///n2', votes: 1, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 2}}
+    - {name: n3, runtime: 'podman+unix:///n3', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n4, runtime: 'podman+unix:///n4', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+  placementStrategy: utilization
+  quorum: {reconcilerVotes: 0, noQuorumPolicy: freeze}
+  fencing: {enabled: false}
+  defaults: {stickiness: 1, migrationThreshold: 3, failureTimeout: 10m}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b0}
+spec: {image: img0, replicas: 1, replicasPerHost: 1, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 0, memory: 1}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b1}
+spec: {image: img1, replicas: 2, replicasPerHost: 2, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 0, memory: 0}, promotable: {maxPromoted: 2, maxPromotedPerNode: 1, promote: [p], demote: [d], role: [r]}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b2}
+spec: {image: img2, replicas: 0, replicasPerHost: 1, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 0, memory: 0}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: col0}
+spec: {colocation: {bundle: b0, with: b1, score: INFINITY, role: promoted}}
+"#;
+    let p = settles_in_one_plan(
+        text,
+        "now: 10000\nnodes:\n  n0: {}\n  n1: {}\n  n2: {}\n  n3: {state: lost, since: 8000}\n  n4: {}\n",
+    );
+    assert_eq!(node_of(&p, "b0-0").as_deref(), Some("n0"));
 }
 
 /// Plans `text` against the snapshot `observed`, then against the state that plan leaves:

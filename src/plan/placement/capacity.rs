@@ -516,7 +516,7 @@ fn joins_instance(
 /// the numbers of the bundle's promoted instances: those the round of planning before
 /// promoted (`promoted`, once it has the bundle's entry), else those that report
 /// themselves promoted now (which promotion keeps first), if any. The dependent joins
-/// those.
+/// those, the lowest numbers first, as many as it has replicas.
 fn joins_promoted<'a>(
     spec: &'a SpecSet,
     current: &Current<'a>,
@@ -536,16 +536,21 @@ fn joins_promoted<'a>(
     }
     let mut joins = HashMap::default();
     for (bundle, ds) in dependents {
-        let numbers: Vec<u32> = match promoted.and_then(|p| p.get(*bundle)) {
+        let mut numbers: Vec<u32> = match promoted.and_then(|p| p.get(*bundle)) {
             Some(chosen) => chosen.iter().map(|(i, _)| *i).collect(),
             None => promoted_now(current, bundle),
         };
+        numbers.sort_unstable();
         if numbers.is_empty() && promoted.is_none_or(|p| !p.contains_key(*bundle)) {
             continue;
         }
         for d in ds {
+            let replicas = spec.bundles.get(*d).map_or(0, |b| b.replicas);
             if by_role.get(&(*bundle, *d)) == Some(&true) {
-                joins.insert((*bundle, *d), numbers.clone());
+                let first = numbers
+                    .iter()
+                    .take(usize::try_from(replicas).unwrap_or(usize::MAX));
+                joins.insert((*bundle, *d), first.copied().collect());
             }
         }
     }

@@ -531,24 +531,31 @@ impl<'a> Placer<'_, 'a> {
         home(self.current, self.nodes, bundle, index)
     }
 
-    /// The node an instance keeps its claim on: its home, unless it failed there too
-    /// often (the feasibility filter bans it from there, so it goes as a new one does).
-    fn claim(&self, bundle: &str, index: u32) -> Option<usize> {
-        let (spec, observed, current) = (self.spec, self.observed, self.current);
-        self.home(bundle, index).filter(|at| {
-            !failed_out(
-                spec,
-                observed,
-                current,
-                (bundle, index),
-                self.nodes.name(*at),
-            )
-        })
+    /// The instances of `bundle` on no node that failed too often on some node, by
+    /// number: placed before the other new ones, as they were while a copy of theirs was
+    /// still there (the next plan, once it is gone, places them in the same order).
+    fn failed_elsewhere(&self, bundle: &str, spec: &BundleSpec) -> Vec<u32> {
+        let (observed, current) = (self.observed, self.current);
+        // Its instances' names: the bundle's, a dash, a number (`instance_name`).
+        let dash = format!("{bundle}-");
+        let recorded = current.failed_on.range(dash.as_str()..);
+        let recorded = recorded.take_while(|(name, _)| name.starts_with(&dash));
+        let mut failed: Vec<u32> = recorded
+            .filter_map(|(name, on)| {
+                let digits = &name[dash.len()..];
+                let number = digits.bytes().all(|c| c.is_ascii_digit());
+                let index: u32 = digits.parse().ok().filter(|_| number)?;
+                let out = |n: &&Name| failed_out(self.spec, observed, current, (bundle, index), n);
+                (index < spec.replicas && self.home(bundle, index).is_none() && on.iter().any(out))
+                    .then_some(index)
+            })
+            .collect();
+        failed.sort_unstable();
+        failed
     }
 
     /// The instances of a bundle in the order they are placed: those that run somewhere
-    /// (or have a container somewhere) keep their claim first, but not on a node they
-    /// failed on too often, those on the best nodes first, so neither a new instance
+    /// keep their claim first, those on the best nodes first, so neither a new instance
     /// nor a sibling on a worse node pushes a running instance off its node (which also
     /// makes planning again against the result change nothing); then the new ones, by
     /// number, enumerated as they come rather than kept.
@@ -567,7 +574,7 @@ impl<'a> Placer<'_, 'a> {
             .filter(|i| *i < spec.replicas)
             .filter_map(|i| {
                 let held = self.current.of(bundle, i).iter().any(|c| c.held(on_fail));
-                self.claim(bundle, i).map(|n| (held, base[n], i))
+                self.home(bundle, i).map(|n| (held, base[n], i))
             })
             .collect();
         running.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
@@ -603,8 +610,12 @@ impl<'a> Placer<'_, 'a> {
             with_joiners: self.needs_joiners(name, group),
         };
         let running = self.instance_order(name, spec, &b.base.score);
-        let claimed: BTreeSet<u32> = running.iter().copied().collect();
-        let mut fresh_ones = (0..spec.replicas).filter(|i| !claimed.contains(i));
+        let (current, nodes) = (self.current, self.nodes);
+        let failed = self.failed_elsewhere(name, spec);
+        let mut fresh_ones = failed.iter().copied().chain(
+            (0..spec.replicas)
+                .filter(|i| home(current, nodes, name, *i).is_none() && !failed.contains(i)),
+        );
         let mut running = running.into_iter();
         // A new instance (one that runs nowhere) has been placed nowhere: so will the next,
         // short of what it was short of, as placing more only fills nodes. Unless either

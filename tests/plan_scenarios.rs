@@ -3137,6 +3137,56 @@ spec: {colocation: {bundle: b0, with: b1, score: INFINITY, role: promoted}}
     assert_eq!(node_of(&p, "b0-0").as_deref(), Some("n0"));
 }
 
+/// The case above with two replicas of `b0`, one per node (seed 12 at 3,000 cases, once
+/// the follower joined the promoted instances only): with `b1-0` alone promoted, `b0`
+/// joined it alone and `b1-1` went to another node, where it was promoted too; joining
+/// both then pulled `b1-1` back beside `b1-0`, where it could not be, and the rounds never
+/// settled. A follower joins the promoted instances first, then others by number, as many
+/// as it has replicas, whatever is promoted.
+#[test]
+fn a_follower_joins_others_by_number_beyond_the_promoted_instances() {
+    let text = r#"apiVersion: quorate.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes:
+    - {name: n0, runtime: 'podman+unix:///n0', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 8, memory: 2}}
+    - {name: n1, runtime: 'podman+unix:///n1', votes: 2, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n2, runtime: 'podman+unix:///n2', votes: 1, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 2}}
+    - {name: n3, runtime: 'podman+unix:///n3', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+    - {name: n4, runtime: 'podman+unix:///n4', votes: 0, standby: false, attributes: {rack: r0, kernel: '5.0'}, capacity: {cpu: 0}}
+  placementStrategy: utilization
+  quorum: {reconcilerVotes: 0, noQuorumPolicy: freeze}
+  fencing: {enabled: false}
+  defaults: {stickiness: 1, migrationThreshold: 3, failureTimeout: 10m}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b0}
+spec: {image: img0, replicas: 2, replicasPerHost: 1, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 0, memory: 1}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b1}
+spec: {image: img1, replicas: 2, replicasPerHost: 2, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 0, memory: 0}, promotable: {maxPromoted: 2, maxPromotedPerNode: 1, promote: [p], demote: [d], role: [r]}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Bundle
+metadata: {name: b2}
+spec: {image: img2, replicas: 0, replicasPerHost: 1, recovery: restart, priority: 0, update: {maxParallel: 10}, monitor: {onFail: restart}, needs: {cpu: 0, memory: 0}}
+---
+apiVersion: quorate.io/v1alpha1
+kind: Constraint
+metadata: {name: col0}
+spec: {colocation: {bundle: b0, with: b1, score: INFINITY, role: promoted}}
+"#;
+    let p = settles_in_one_plan(
+        text,
+        "now: 10000\nnodes:\n  n0: {}\n  n1: {}\n  n2: {}\n  n3: {state: lost, since: 8000}\n  n4: {}\n",
+    );
+    assert_eq!(node_of(&p, "b0-0").as_deref(), Some("n0"));
+}
+
 /// Plans `text` against the snapshot `observed`, then against the state that plan leaves:
 /// the second plan must change nothing.
 fn settles_in_one_plan(text: &str, observed_text: &str) -> Plan {

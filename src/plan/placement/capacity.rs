@@ -498,25 +498,35 @@ impl<'a> Capacity<'a> {
     }
 }
 
-/// Whether `dependent` joins instance `index` of `bundle`: one of the promoted instances
-/// when it follows only those, else one numbered below its replicas.
+/// Whether `dependent` joins instance `index` of `bundle`: as many instances as it has
+/// replicas, the promoted ones it follows first (when it follows only those), then the
+/// others by number.
 fn joins_instance(
     (replicas, promoted): (&HashMap<&str, u32>, &JoinsPromoted<'_>),
     bundle: &str,
     dependent: &str,
     index: u32,
 ) -> bool {
-    match promoted.get(&(bundle, dependent)) {
-        Some(numbers) => numbers.contains(&index),
-        None => replicas.get(dependent).is_some_and(|r| index < *r),
+    let Some(r) = replicas.get(dependent).copied() else {
+        return false;
+    };
+    let numbers = promoted
+        .get(&(bundle, dependent))
+        .map_or(&[][..], Vec::as_slice);
+    if numbers.binary_search(&index).is_ok() {
+        return true;
     }
+    // Its place among the instances not promoted, and the joins those have left.
+    let below = u32::try_from(numbers.partition_point(|n| *n < index)).unwrap_or(u32::MAX);
+    let left = u32::try_from(numbers.len()).map_or(0, |n| r.saturating_sub(n));
+    index.saturating_sub(below) < left
 }
 
 /// For each of `dependents` tied to its bundle by colocations with `role: promoted` only,
 /// the numbers of the bundle's promoted instances: those the round of planning before
 /// promoted (`promoted`, once it has the bundle's entry), else those that report
-/// themselves promoted now (which promotion keeps first), if any. The dependent joins
-/// those, the lowest numbers first, as many as it has replicas.
+/// themselves promoted now (which promotion keeps first), if any, by number and no more
+/// than it has replicas (see [`joins_instance`]).
 fn joins_promoted<'a>(
     spec: &'a SpecSet,
     current: &Current<'a>,

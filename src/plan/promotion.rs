@@ -90,7 +90,8 @@ pub(crate) fn run(cx: &Context, b: &mut Builder) {
         };
         if cx.observed.suspended.covers(name.as_str()) {
             // Left alone: its primaries are where they report to be.
-            b.promoted_on.insert(name.clone(), reported(cx, name));
+            b.promoted_on
+                .insert(name.clone(), reported(cx.current, name.as_str()));
             continue;
         }
         let mut bundle = Bundle::new(cx, name, p, b);
@@ -100,8 +101,8 @@ pub(crate) fn run(cx: &Context, b: &mut Builder) {
 }
 
 /// The instances of `bundle` whose running copies report themselves promoted, and where.
-fn reported(cx: &Context, bundle: &Name) -> Vec<(u32, Name)> {
-    let copies = cx.current.copies.get(bundle.as_str());
+pub(super) fn reported(current: &Current<'_>, bundle: &str) -> Vec<(u32, Name)> {
+    let copies = current.copies.get(bundle);
     copies
         .into_iter()
         .flat_map(|m| m.values().flatten())
@@ -360,7 +361,8 @@ impl<'a> Bundle<'a, '_, '_> {
 
     fn plan(mut self, b: &mut Builder) {
         let before = self.cx.before.and_then(|p| p.get(self.name));
-        let was = |r: &Runs| before.is_some_and(|b| b.contains(&(r.index, r.node.clone())));
+        let was =
+            |r: &Runs| before.is_some_and(|b| b.iter().any(|(i, n)| (*i, n) == (r.index, r.node)));
         self.runs.sort_by(|a, b| rank(a, b, was));
         let choice = self.choose();
         let on = choice.chosen.iter().map(|i| {

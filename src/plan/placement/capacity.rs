@@ -118,12 +118,12 @@ pub(super) struct Capacity<'a> {
     /// Per bundle that needs something, its replicas.
     replicas: HashMap<&'a str, u32>,
     /// Per (bundle, dependent) where the dependent follows only the bundle's promoted
-    /// instances, and those are known: their numbers. The instances it joins.
+    /// instances, and some are known: the numbers of those it joins first.
     joins_promoted: JoinsPromoted<'a>,
 }
 
-/// Per (bundle, dependent), the numbers of the bundle's instances the dependent joins, where
-/// those are its promoted instances (see [`joins_promoted`]).
+/// Per (bundle, dependent), the numbers of the bundle's promoted instances the dependent
+/// joins first (see [`joins_promoted`]).
 type JoinsPromoted<'a> = HashMap<(&'a str, &'a str), Vec<u32>>;
 
 impl<'a> Capacity<'a> {
@@ -548,10 +548,14 @@ fn joins_promoted<'a>(
     for (bundle, ds) in dependents {
         let mut numbers: Vec<u32> = match promoted.and_then(|p| p.get(*bundle)) {
             Some(chosen) => chosen.iter().map(|(i, _)| *i).collect(),
-            None => promoted_now(current, bundle),
+            None => crate::plan::promotion::reported(current, bundle)
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect(),
         };
         numbers.sort_unstable();
-        if numbers.is_empty() && promoted.is_none_or(|p| !p.contains_key(*bundle)) {
+        numbers.dedup();
+        if numbers.is_empty() {
             continue;
         }
         for d in ds {
@@ -565,18 +569,6 @@ fn joins_promoted<'a>(
         }
     }
     joins
-}
-
-/// The instances of `bundle` with a running copy that reports itself promoted.
-fn promoted_now(current: &Current<'_>, bundle: &str) -> Vec<u32> {
-    let copies = current.copies.get(bundle).into_iter().flatten();
-    copies
-        .filter(|(_, cs)| {
-            cs.iter()
-                .any(|c| c.running() && c.instance.role.as_ref().is_some_and(|r| r.promoted))
-        })
-        .map(|(i, _)| *i)
-        .collect()
 }
 
 /// Most nodes a blocked reason names.

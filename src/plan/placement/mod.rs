@@ -612,10 +612,9 @@ impl<'a> Placer<'_, 'a> {
         let running = self.instance_order(name, spec, &b.base.score);
         let (current, nodes) = (self.current, self.nodes);
         let failed = self.failed_elsewhere(name, spec);
-        let mut fresh_ones = failed.iter().copied().chain(
-            (0..spec.replicas)
-                .filter(|i| home(current, nodes, name, *i).is_none() && !failed.contains(i)),
-        );
+        let mut fresh_ones = failed.iter().copied().chain((0..spec.replicas).filter(|i| {
+            home(current, nodes, name, *i).is_none() && failed.binary_search(i).is_err()
+        }));
         let mut running = running.into_iter();
         // A new instance (one that runs nowhere) has been placed nowhere: so will the next,
         // short of what it was short of, as placing more only fills nodes. Unless either

@@ -33,7 +33,9 @@ mod group;
 mod rank;
 mod select;
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use super::current::{Current, Whereabouts};
 use super::model::{Placement, Stage};
@@ -536,19 +538,16 @@ impl<'a> Placer<'_, 'a> {
     /// still there (the next plan, once it is gone, places them in the same order).
     fn failed_elsewhere(&self, bundle: &str, spec: &BundleSpec) -> Vec<u32> {
         let (observed, current) = (self.observed, self.current);
-        // Its instances' names: the bundle's, a dash, a number (`instance_name`).
-        let dash = format!("{bundle}-");
-        let recorded = current.failed_on.range(dash.as_str()..);
-        let recorded = recorded.take_while(|(name, _)| name.starts_with(&dash));
-        let mut failed: Vec<u32> = recorded
-            .filter_map(|(name, on)| {
-                let digits = &name[dash.len()..];
-                let number = digits.bytes().all(|c| c.is_ascii_digit());
-                let index: u32 = digits.parse().ok().filter(|_| number)?;
-                let out = |n: &&Name| failed_out(self.spec, observed, current, (bundle, index), n);
-                (index < spec.replicas && self.home(bundle, index).is_none() && on.iter().any(out))
-                    .then_some(index)
+        // Most clusters have no failure on record: nothing to look up per bundle.
+        if current.failed_on.is_empty() {
+            return Vec::new();
+        }
+        let mut failed: Vec<u32> = of_bundle(&current.failed_on, bundle)
+            .filter(|(index, _, on)| {
+                let out = |n: &&Name| failed_out(self.spec, observed, current, (bundle, *index), n);
+                *index < spec.replicas && self.home(bundle, *index).is_none() && on.iter().any(out)
             })
+            .map(|(index, _, _)| index)
             .collect();
         failed.sort_unstable();
         failed
@@ -671,14 +670,8 @@ impl<'a> Placer<'_, 'a> {
                     mine.push(at);
                 }
             }
-            // Its instances' names: the bundle's, a dash, a number (`instance_name`).
-            let dash = format!("{bundle}-");
-            let shorts = prev.short.range(dash.clone()..);
-            let shorts = shorts.take_while(|(name, _)| name.starts_with(&dash));
-            for (name, short) in shorts {
-                if name[dash.len()..].bytes().all(|c| c.is_ascii_digit()) {
-                    self.out.short.insert(name.clone(), short.clone());
-                }
+            for (_, name, short) in of_bundle(&prev.short, bundle) {
+                self.out.short.insert(name.clone(), short.clone());
             }
             self.placed_on.insert(bundle, Counts::at(mine));
         }
@@ -971,6 +964,27 @@ fn failed_out(
             &name,
             settings.failure_timeout_secs,
         ) >= settings.migration_threshold
+}
+
+/// The entries of `map`, keyed by instance name, of the instances of `bundle`, with
+/// their numbers (a name is the bundle's, a dash, a number: `instance_name`).
+fn of_bundle<'m, K: Borrow<str> + Ord, V>(
+    map: &'m BTreeMap<K, V>,
+    bundle: &str,
+) -> impl Iterator<Item = (u32, &'m K, &'m V)> {
+    let dash = format!("{bundle}-");
+    let from = (Bound::Included(dash.as_str()), Bound::Unbounded);
+    let range = map.range::<str, _>(from);
+    range
+        .map_while(move |(name, value)| {
+            let digits = Borrow::<str>::borrow(name).strip_prefix(dash.as_str())?;
+            Some((digits, name, value))
+        })
+        .filter_map(|(digits, name, value)| {
+            let number = digits.bytes().all(|c| c.is_ascii_digit());
+            let index = digits.parse().ok().filter(|_| number)?;
+            Some((index, name, value))
+        })
 }
 
 /// The node an instance is on: where it runs, else where its reachable container is.

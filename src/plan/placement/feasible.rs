@@ -1,7 +1,8 @@
 //! Feasibility filters: the nodes an instance may not use. Each verdict is a [`Ban`],
 //! which scores `-INFINITY` and says why in `--explain`.
 
-use super::rank::{Own, Scores};
+use super::rank::Own;
+use super::scores::Scores;
 use super::{Bundle, Counts, Placer, part};
 use crate::plan::current::live_failures;
 use crate::plan::model::Stage;

@@ -31,6 +31,7 @@ mod capacity;
 mod feasible;
 mod group;
 mod rank;
+mod scores;
 mod select;
 
 use std::borrow::Borrow;
@@ -47,7 +48,8 @@ use crate::spec::constraint::{ConstraintSpec, OrderConstraint, OrderKind};
 use crate::spec::{Name, Score, SpecSet};
 use capacity::Capacity;
 pub use capacity::Shortfall;
-use rank::{Ranker, Scores};
+use rank::Ranker;
+use scores::Scores;
 
 /// The outcome of placement.
 pub struct Placed<'a> {
@@ -562,7 +564,7 @@ impl<'a> Placer<'_, 'a> {
     /// Instances `onFail: block` holds on their node come first of all: they stay there
     /// whatever else is placed, so a sibling placed before them could find the node full
     /// only in the next plan, and move then.
-    fn instance_order(&self, bundle: &str, spec: &BundleSpec, base: &[Score]) -> Vec<u32> {
+    fn instance_order(&self, bundle: &str, spec: &BundleSpec, base: &Scores) -> Vec<u32> {
         let on_fail = spec.monitor.on_fail;
         let mut running: Vec<(bool, Score, u32)> = self
             .current
@@ -573,7 +575,7 @@ impl<'a> Placer<'_, 'a> {
             .filter(|i| *i < spec.replicas)
             .filter_map(|i| {
                 let held = self.current.of(bundle, i).iter().any(|c| c.held(on_fail));
-                self.home(bundle, i).map(|n| (held, base[n], i))
+                self.home(bundle, i).map(|n| (held, base.at(n), i))
             })
             .collect();
         running.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
@@ -602,13 +604,13 @@ impl<'a> Placer<'_, 'a> {
         let mut b = Bundle {
             name,
             spec,
-            likely: select::Likely::of(&base.score),
+            likely: select::Likely::of(&base),
             base,
             mine: Counts::default(),
             spread,
             with_joiners: self.needs_joiners(name, group),
         };
-        let running = self.instance_order(name, spec, &b.base.score);
+        let running = self.instance_order(name, spec, &b.base);
         let (current, nodes) = (self.current, self.nodes);
         let failed = self.failed_elsewhere(name, spec);
         let mut fresh_ones = failed.iter().copied().chain((0..spec.replicas).filter(|i| {
@@ -779,7 +781,7 @@ impl<'a> Placer<'_, 'a> {
                 |i: usize| ran == Some(i) || self.capacity.short_for(i, &need, false).is_none();
             let at = self.nodes.of(stay.as_str()).filter(|i| {
                 self.usable[*i]
-                    && !b.base.score[*i].is_neg_infinity()
+                    && !b.base.at(*i).is_neg_infinity()
                     && b.mine.on(*i) < b.spec.replicas_per_host
                     && fits(*i)
             });
@@ -837,8 +839,8 @@ impl<'a> Placer<'_, 'a> {
         let capacity = &self.capacity;
         let added = own.added();
         let unbanned = |i: usize| match added.binary_search_by_key(&i, |(n, _)| *n) {
-            Ok(k) => b.base.score[i] + added[k].1,
-            Err(_) => b.base.score[i],
+            Ok(k) => b.base.at(i) + added[k].1,
+            Err(_) => b.base.at(i),
         };
         // With its dependents' needs where some node has room for them all; not on the
         // node the instance is on (they never make it leave), unless it cannot run

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
+use super::scores::{Classes, Entries, Scores};
 use super::{Bundle, Counts, HashMap, Nodes, Placer, feasible, part};
 use crate::plan::current::Whereabouts;
 use crate::plan::model::{ScorePart, Stage};
@@ -12,41 +13,6 @@ use crate::spec::constraint::{
     ColocationConstraint, ConstraintSpec, LocationConstraint, NodeMatcher, Rule,
 };
 use crate::spec::{Name, Score, SpecSet};
-
-/// A bundle's score on every node as the stages add to it, and (only when explaining)
-/// the parts it is made of.
-pub(super) struct Scores {
-    pub(super) score: Vec<Score>,
-    pub(super) why: Vec<Vec<ScorePart>>,
-}
-
-impl Scores {
-    fn new(count: usize, explain: bool) -> Scores {
-        Scores {
-            score: vec![Score::ZERO; count],
-            why: vec![Vec::new(); if explain { count } else { 0 }],
-        }
-    }
-
-    /// Adds `score` on node `i`, from `stage`; `source` is only built when explaining.
-    pub(super) fn add(
-        &mut self,
-        i: usize,
-        stage: Stage,
-        source: impl FnOnce() -> String,
-        score: Score,
-    ) {
-        self.score[i] += score;
-        self.explain(i, stage, source, score);
-    }
-
-    /// Records a part of `score` on node `i` that is added already, when explaining.
-    fn explain(&mut self, i: usize, stage: Stage, source: impl FnOnce() -> String, score: Score) {
-        if let Some(why) = self.why.get_mut(i) {
-            why.push(part(stage, source(), score));
-        }
-    }
-}
 
 /// The parts of one instance's score of its own, on the few nodes they touch.
 #[derive(Default)]
@@ -116,9 +82,11 @@ pub(super) struct Ranker<'s, 'a> {
     shunned_by: HashMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
     /// Colocations, by the bundle they follow (`with`): its dependents.
     dependents_of: HashMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
-    /// The nodes each location constraint's rule matches (computed once per distinct
-    /// rule), by constraint name.
-    rule_hits: HashMap<&'a str, Rc<[usize]>>,
+    /// Nodes alike to every location rule.
+    classes: Rc<Classes>,
+    /// The classes of the nodes each location constraint's rule matches (worked out
+    /// once per distinct rule), by constraint name.
+    rule_classes: HashMap<&'a str, Rc<[usize]>>,
     /// The promoted instances of promotable bundles, for colocations with `role:
     /// promoted`.
     promoted: Option<&'a super::Promoted>,
@@ -141,7 +109,8 @@ impl<'s, 'a> Ranker<'s, 'a> {
             colocations: HashMap::default(),
             shunned_by: HashMap::default(),
             dependents_of: HashMap::default(),
-            rule_hits: HashMap::default(),
+            classes: Rc::new(Classes::new(0, std::iter::empty(), false)),
+            rule_classes: HashMap::default(),
             promoted,
             explain,
         };
@@ -173,7 +142,14 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 ConstraintSpec::Order(_) => {}
             }
         }
-        r.rule_hits = rule_hits(spec, nodes);
+        let (by_name, matched) = rule_hits(spec, nodes);
+        let classes = Classes::new(nodes.count(), matched.iter().map(Vec::as_slice), explain);
+        let covering: Vec<Rc<[usize]>> = matched.iter().map(|m| classes.covering(m)).collect();
+        r.rule_classes = by_name
+            .into_iter()
+            .map(|(name, k)| (name, Rc::clone(&covering[k])))
+            .collect();
+        r.classes = Rc::new(classes);
         r
     }
 
@@ -210,17 +186,17 @@ impl<'s, 'a> Ranker<'s, 'a> {
                     .iter()
                     .filter(|m| !unplaced.contains(*m))
                 {
-                    let with = placed_on.get(member);
-                    for i in 0..self.nodes.count() {
-                        if with.is_none_or(|w| w.on(i) == 0) {
-                            own.add(
-                                i,
-                                Stage::Cycle,
-                                || format!("colocation cycle: no {member} here"),
-                                Score::NEG_INFINITY,
-                            );
-                        }
-                    }
+                    let with: Vec<usize> = placed_on
+                        .get(member)
+                        .into_iter()
+                        .flat_map(Counts::nodes)
+                        .collect();
+                    own.add_except(
+                        &with,
+                        Stage::Cycle,
+                        || format!("colocation cycle: no {member} here"),
+                        Score::NEG_INFINITY,
+                    );
                 }
             }
             None => self.dependents(&mut own, &[bundle], placed_on),
@@ -257,36 +233,30 @@ impl<'s, 'a> Ranker<'s, 'a> {
         }
         // Added in place, the scores before kept, to undo them all when they would leave
         // the primary no node.
-        let had_room = own.score.iter().any(|s| !s.is_neg_infinity());
-        let before = own.score.clone();
+        let had_room = own.any(|s| !s.is_neg_infinity());
+        let before = own.clone();
         let mut added = Vec::new(); // (node, score, their score, whose) when explaining
         for (k, w) in weighed.iter().enumerate() {
             // A dependent's preferences mostly share one score: weighed once for them.
             let mut last: Option<(Score, Option<Score>)> = None;
-            self.each_preference(w.dependent, |node, theirs| {
+            let change = |now: Score, theirs: Score| {
                 let delta = match last {
                     Some((score, delta)) if score == theirs => delta,
                     _ => last.insert((theirs, weighted(theirs, w.weight))).1,
-                };
-                let Some(mut delta) = delta else {
-                    return;
-                };
-                let now = own.score[node];
+                }?;
                 if several && now + delta < Score::ZERO {
-                    if now <= Score::ZERO {
-                        return;
-                    }
                     // A node the primary prefers keeps a little of that preference.
-                    delta = Score::new(1 - now.value());
+                    return (now > Score::ZERO).then(|| Score::new(1 - now.value()));
                 }
-                own.score[node] = now + delta;
-                if self.explain {
-                    added.push((node, delta, theirs, k));
-                }
+                Some(delta)
+            };
+            let prefs = self.preferences(w.dependent);
+            own.change(&prefs, change, |node, delta, theirs| {
+                added.push((node, delta, theirs, k));
             });
         }
-        if had_room && own.score.iter().all(|s| s.is_neg_infinity()) {
-            own.score = before;
+        if had_room && !own.any(|s| !s.is_neg_infinity()) {
+            *own = before;
             return;
         }
         for (node, delta, theirs, k) in added {
@@ -355,43 +325,47 @@ impl<'s, 'a> Ranker<'s, 'a> {
     }
 
     /// A dependent's own preferences: its location constraints, summed on each node
-    /// they touch, by node (`f` is given each node and its score). Not its stickiness:
-    /// where it runs now would move the primary in the plan after the one that moves the
-    /// dependent, and planning again against a plan's result must change nothing.
-    fn each_preference(&self, bundle: &str, mut f: impl FnMut(usize, Score)) {
+    /// they touch in the constraints' order, as (class, score) sorted by class for the
+    /// nodes of the classes its rules match, and (node, score) sorted by node for the
+    /// nodes it names (which take every constraint on them, their class's rules too).
+    /// Not its stickiness: where it runs now would move the primary in the plan after
+    /// the one that moves the dependent, and planning again against a plan's result must
+    /// change nothing.
+    fn preferences(&self, bundle: &str) -> Entries {
         let locations = self.locations.get(bundle).map_or(&[][..], Vec::as_slice);
-        if let [(_, l)] = locations
-            && l.node.is_none()
-        {
-            // One rule: its nodes are distinct and in order already.
-            for (i, _, score) in self.location_hits(bundle) {
-                f(i, score);
+        let mut classes: BTreeMap<usize, Score> = BTreeMap::new();
+        let mut named = Vec::new();
+        for (cname, l) in locations {
+            match self.matched(cname, l) {
+                Matched::Node(i) => named.extend(i),
+                Matched::Classes(matched) => {
+                    for &c in matched {
+                        *classes.entry(c).or_insert(Score::ZERO) += l.score;
+                    }
+                }
             }
-            return;
         }
-        let mut prefs: Vec<(usize, Score)> = self
-            .location_hits(bundle)
-            .map(|(i, _, score)| (i, score))
-            .collect();
-        // Stable: each node's scores add up in the constraints' order, as on a score row.
-        prefs.sort_by_key(|(i, _)| *i);
-        prefs.dedup_by(|next, kept| {
-            let same = next.0 == kept.0;
-            if same {
-                kept.1 += next.1;
-            }
-            same
-        });
-        for (i, score) in prefs {
-            f(i, score);
+        named.sort_unstable();
+        named.dedup();
+        let on = |i: usize| {
+            let class = self.classes.of(i);
+            let hits = |(cname, l): &&(&str, &LocationConstraint)| match self.matched(cname, l) {
+                Matched::Node(n) => n == Some(i),
+                Matched::Classes(matched) => matched.binary_search(&class).is_ok(),
+            };
+            let scores = locations.iter().filter(hits).map(|(_, l)| l.score);
+            (i, scores.sum())
+        };
+        let nodes = named.into_iter().map(on).collect();
+        Entries {
+            by_class: classes.into_iter().collect(),
+            by_node: nodes,
         }
     }
 
     /// The cycle stage of its first member: another member's parts, added.
     fn cycle_members(&self, own: &mut Scores, member: &str, theirs: Scores) {
-        for (mine, score) in own.score.iter_mut().zip(theirs.score) {
-            *mine += score;
-        }
+        own.add_scores(&theirs);
         // Both empty unless explaining.
         for (mine, why) in own.why.iter_mut().zip(theirs.why) {
             mine.extend(why.into_iter().map(|p| {
@@ -413,7 +387,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
         node_of: &NodeOf,
         unplaced: &BTreeSet<&str>,
     ) -> Scores {
-        let mut s = Scores::new(self.nodes.count(), self.explain);
+        let mut s = Scores::new(&self.classes, self.explain);
         feasible::unavailable(&mut s, &self.unusable);
         self.location(&mut s, bundle);
         self.colocation(&mut s, bundle, (placed_on, node_of), unplaced);
@@ -423,23 +397,24 @@ impl<'s, 'a> Ranker<'s, 'a> {
 
     /// The location stage: each location constraint's score on the nodes it matches.
     fn location(&self, s: &mut Scores, bundle: &str) {
-        for (i, cname, score) in self.location_hits(bundle) {
-            s.add(i, Stage::Location, || format!("location {cname}"), score);
+        for (cname, l) in self.locations.get(bundle).map_or(&[][..], Vec::as_slice) {
+            let source = || format!("location {cname}");
+            match self.matched(cname, l) {
+                Matched::Node(Some(i)) => s.add(i, Stage::Location, source, l.score),
+                Matched::Node(None) => {}
+                Matched::Classes(classes) => {
+                    s.add_classes(classes, Stage::Location, source, l.score);
+                }
+            }
         }
     }
 
-    /// Each location constraint of `bundle` on each node it matches: (node, constraint,
-    /// score), constraint by constraint.
-    fn location_hits(&self, bundle: &str) -> impl Iterator<Item = (usize, &'a str, Score)> {
-        let locations = self.locations.get(bundle).map_or(&[][..], Vec::as_slice);
-        locations.iter().flat_map(|&(cname, l)| {
-            let one = l.node.as_ref().and_then(|n| self.nodes.of(n.as_str()));
-            let hits = self.rule_hits.get(cname).map_or(&[][..], |h| &h[..]);
-            let score = l.score;
-            one.into_iter()
-                .chain(hits.iter().copied())
-                .map(move |i| (i, cname, score))
-        })
+    /// What location constraint `cname` matches.
+    fn matched(&self, cname: &str, l: &LocationConstraint) -> Matched<'_> {
+        match &l.node {
+            Some(n) => Matched::Node(self.nodes.of(n.as_str())),
+            None => Matched::Classes(self.rule_classes.get(cname).map_or(&[][..], |c| &c[..])),
+        }
     }
 
     /// The colocation stage: each colocation's score where the bundle it follows has an
@@ -480,36 +455,26 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 None => c.with.to_string(),
             };
             let with_source = || format!("colocation {cname} with {}", whom());
-            let mut here = with.into_iter().flat_map(Counts::nodes).peekable();
-            if !c.score.is_infinity() {
-                // Only the nodes `with` is on are touched.
-                for i in here {
-                    s.add(i, Stage::Colocation, with_source, c.score);
-                }
-                continue;
+            let here: Vec<usize> = with.into_iter().flat_map(Counts::nodes).collect();
+            for &i in &here {
+                s.add(i, Stage::Colocation, with_source, c.score);
             }
-            for i in 0..self.nodes.count() {
-                if here.next_if_eq(&i).is_some() {
-                    s.add(i, Stage::Colocation, with_source, c.score);
-                } else {
-                    let source = || format!("colocation {cname}: no {} here", whom());
-                    s.add(i, Stage::Colocation, source, Score::NEG_INFINITY);
-                }
+            if c.score.is_infinity() {
+                let source = || format!("colocation {cname}: no {} here", whom());
+                s.add_except(&here, Stage::Colocation, source, Score::NEG_INFINITY);
             }
         }
     }
 
     /// Where the primaries do not settle, a bundle colocated with them runs nowhere.
     fn unsettled(&self, s: &mut Scores, cname: &str, c: &ColocationConstraint) {
-        for i in 0..self.nodes.count() {
-            let source = || {
-                format!(
-                    "colocation {cname} with {}'s promoted instances does not settle (where {} runs changes which are promoted, and back): loosen it or the constraints on {}",
-                    c.with, c.bundle, c.bundle
-                )
-            };
-            s.add(i, Stage::Colocation, source, Score::NEG_INFINITY);
-        }
+        let source = || {
+            format!(
+                "colocation {cname} with {}'s promoted instances does not settle (where {} runs changes which are promoted, and back): loosen it or the constraints on {}",
+                c.with, c.bundle, c.bundle
+            )
+        };
+        s.add_except(&[], Stage::Colocation, source, Score::NEG_INFINITY);
     }
 
     /// How many of the instances `chosen` of `bundle` this placement put on each node.
@@ -564,6 +529,13 @@ impl<'s, 'a> Ranker<'s, 'a> {
     }
 }
 
+/// What a location constraint matches: the node it names (if there is one), or the
+/// classes of the nodes its rule matches.
+enum Matched<'r> {
+    Node(Option<usize>),
+    Classes(&'r [usize]),
+}
+
 /// A dependent whose preferences a primary takes, with the weight they are taken at.
 struct Weighed<'a> {
     dependent: &'a str,
@@ -589,12 +561,16 @@ fn weighted(score: Score, factor: f64) -> Option<Score> {
     Some(Score::new(delta))
 }
 
-/// The nodes each location constraint's rule matches, by constraint name; each distinct
-/// rule is matched against the nodes once.
-fn rule_hits<'a>(spec: &'a SpecSet, nodes: &Nodes<'_>) -> HashMap<&'a str, Rc<[usize]>> {
+/// The nodes each distinct location rule matches, matched once, and which of them each
+/// location constraint's rule is, by constraint name.
+fn rule_hits<'a>(
+    spec: &'a SpecSet,
+    nodes: &Nodes<'_>,
+) -> (HashMap<&'a str, usize>, Vec<Vec<usize>>) {
     let named = nodes.specs.iter().map(|n| (n.name.as_str(), &n.attributes));
     let mut matcher = NodeMatcher::new(named);
-    let mut distinct: HashMap<&'a Rule, Rc<[usize]>> = HashMap::default();
+    let mut distinct: HashMap<&'a Rule, usize> = HashMap::default();
+    let mut matched = Vec::new();
     let mut hits = HashMap::default();
     for (cname, c) in &spec.constraints {
         let ConstraintSpec::Location(LocationConstraint {
@@ -605,10 +581,11 @@ fn rule_hits<'a>(spec: &'a SpecSet, nodes: &Nodes<'_>) -> HashMap<&'a str, Rc<[u
         else {
             continue;
         };
-        let matched = distinct
-            .entry(rule)
-            .or_insert_with(|| matcher.mask(rule).ones().collect());
-        hits.insert(cname.as_str(), Rc::clone(matched));
+        let k = *distinct.entry(rule).or_insert_with(|| {
+            matched.push(matcher.mask(rule).ones().collect());
+            matched.len() - 1
+        });
+        hits.insert(cname.as_str(), k);
     }
-    hits
+    (hits, matched)
 }

@@ -2,7 +2,8 @@
 
 use std::cmp::Ordering;
 
-use super::rank::{Own, Scores};
+use super::rank::Own;
+use super::scores::Scores;
 use super::{Nodes, part};
 use crate::plan::model::{Candidate, Placement, ScorePart, Stage};
 use crate::spec::{Name, Score};
@@ -17,22 +18,9 @@ pub(super) struct Likely {
 }
 
 impl Likely {
-    /// From a bundle's shared scores, in one pass.
-    pub(super) fn of(base: &[Score]) -> Likely {
-        let (mut top, mut below) = (Score::NEG_INFINITY, Score::NEG_INFINITY);
-        let mut nodes = Vec::new();
-        for (i, s) in base.iter().copied().enumerate() {
-            if s > top {
-                below = top;
-                top = s;
-                nodes.clear();
-                nodes.push(i);
-            } else if s == top {
-                nodes.push(i);
-            } else if s > below {
-                below = s;
-            }
-        }
+    /// From a bundle's shared scores.
+    pub(super) fn of(base: &Scores) -> Likely {
+        let (nodes, top, below) = base.top();
         Likely { nodes, top, below }
     }
 }

@@ -1700,6 +1700,30 @@ fn a_node_full_of_one_quantity_still_takes_what_needs_another() {
 }
 
 #[test]
+fn balanced_ties_in_a_circle_go_by_name_order() {
+    // Comparing free capacity is not an order: n0 has more free than n1 (cpu and disk),
+    // n1 than n2 (cpu and memory), n2 than n0 (memory and disk). Selection looks at the
+    // nodes in name order, keeping the best so far: n0, which beats n1, then n2, which
+    // beats n0. The location on n0 (score 0) scores that node apart from the others,
+    // which must not change the order they are looked at in.
+    let b0 = bundle_doc(
+        "b0",
+        "{image: a, replicas: 1, needs: {cpu: 1, memory: 1, disk: 1}}",
+    );
+    let loc = "apiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {name: loc0}\nspec: {location: {bundle: b0, node: n0, score: 0}}\n";
+    let nodes = [
+        ("n0", "{cpu: 30, memory: 10, disk: 20}"),
+        ("n1", "{cpu: 20, memory: 30, disk: 10}"),
+        ("n2", "{cpu: 10, memory: 20, disk: 30}"),
+    ];
+    let s = capacity_set("balanced", &nodes, &[&b0, loc], true);
+    assert_eq!(
+        starts(&run(&s, &Observed::fresh(&s))),
+        [("b0-0".into(), "n2".into())]
+    );
+}
+
+#[test]
 fn balanced_strategy_prefers_most_free_capacity() {
     let db = bundle_doc("db", "{image: pg, needs: {memory: 2048}}");
     let nodes = [

@@ -27,6 +27,15 @@ use crate::spec::cluster::PlacementStrategy;
 use crate::spec::constraint::ConstraintSpec;
 use crate::spec::{Name, Score, SpecSet};
 
+/// How the placement strategy orders nodes of equal score, then by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ties {
+    /// The fewest instances first.
+    Fewest,
+    /// By name alone.
+    Name,
+}
+
 /// What one instance needs, from [`Capacity::need`]: its own needs, and with them those
 /// of the dependents that must join it, worked out node by node as selection asks.
 pub(super) struct Need<'c> {
@@ -442,6 +451,16 @@ impl<'a> Capacity<'a> {
             free: self.free(i, q),
             total: self.total[i][q],
             joined,
+        }
+    }
+
+    /// The order [`Capacity::prefer`] puts nodes in where one key per node gives it:
+    /// none under `balanced`, which compares what two nodes have free.
+    pub(super) fn ties(&self) -> Option<Ties> {
+        match self.strategy {
+            PlacementStrategy::Default | PlacementStrategy::Utilization => Some(Ties::Fewest),
+            PlacementStrategy::Balanced => None,
+            PlacementStrategy::Minimal => Some(Ties::Name),
         }
     }
 

@@ -13,7 +13,7 @@ pub(super) struct Tally<'t, 'a> {
     pub(super) nodes: &'t Nodes<'a>,
     pub(super) capacity: &'t mut Capacity<'a>,
     pub(super) placed_on: &'t mut BTreeMap<&'a str, Counts>,
-    pub(super) load: &'t mut [usize],
+    pub(super) load: &'t mut select::Load,
     pub(super) out: &'t mut Placed<'a>,
 }
 
@@ -56,7 +56,7 @@ impl<'a> Tally<'_, 'a> {
         if let Some(counts) = self.placed_on.get_mut(bundle) {
             counts.remove_one(at);
         }
-        self.load[at] = self.load[at].saturating_sub(1);
+        self.load.remove(at);
         let name = instance_name(bundle, index);
         if let Some(p) = self.out.explain.iter_mut().find(|p| p.instance == name) {
             p.chosen = None;

@@ -20,8 +20,10 @@
 //! `--explain` records every part with the stage that added it.
 //!
 //! The parts that are the same for every instance of a bundle are computed once per
-//! bundle, and rule matches once per distinct rule, so a thousand nodes and ten thousand
-//! instances place quickly; an instance's own parts touch few nodes. Once a new instance
+//! bundle, per class of nodes the location rules treat alike ([`scores`]), and rule
+//! matches once per distinct rule, so a thousand nodes and ten thousand instances place
+//! quickly; an instance's own parts touch few nodes, and selection finds a class's best
+//! node in the order the strategy breaks ties in ([`select::Load`]). Once a new instance
 //! of a bundle fits nowhere, none after it does (nothing was placed in between, and a new
 //! instance's own parts only exclude nodes), so the rest are not scored, and an instance
 //! placed nowhere has no entry: placement costs in proportion to what can be placed, not
@@ -412,6 +414,20 @@ fn place_once<'a>(
         into,
         promoted,
     } = *fixed;
+    let capacity = Capacity::new(
+        spec,
+        nodes,
+        current,
+        (&order.bundles, &round.starved, promoted),
+        |bundle, index, at| {
+            stays_put(spec, observed, current, (bundle, index))
+                || !(round.starved.contains_key(bundle)
+                    || !usable[at]
+                    || round.left.contains(&(bundle, index))
+                    || failed_out(spec, observed, current, (bundle, index), nodes.name(at)))
+        },
+    );
+    let ties = capacity.ties();
     let mut placer = Placer {
         spec,
         observed,
@@ -422,7 +438,7 @@ fn place_once<'a>(
         starved: &round.starved,
         into,
         explain,
-        load: vec![0; nodes.count()],
+        load: select::Load::new(ranker.classes(), nodes.count(), ties),
         placed_on: BTreeMap::new(),
         held: BTreeSet::new(),
         out: Placed {
@@ -433,19 +449,7 @@ fn place_once<'a>(
             left: BTreeSet::new(),
             found: BTreeMap::new(),
         },
-        capacity: Capacity::new(
-            spec,
-            nodes,
-            current,
-            (&order.bundles, &round.starved, promoted),
-            |bundle, index, at| {
-                stays_put(spec, observed, current, (bundle, index))
-                    || !(round.starved.contains_key(bundle)
-                        || !usable[at]
-                        || round.left.contains(&(bundle, index))
-                        || failed_out(spec, observed, current, (bundle, index), nodes.name(at)))
-            },
-        ),
+        capacity,
     };
     for ((bundle, index), node) in &round.claims {
         if let Some(at) = nodes.of(node.as_str()) {
@@ -502,7 +506,7 @@ struct Placer<'p, 'a> {
     into: &'p BTreeMap<&'a str, Vec<&'a OrderConstraint>>,
     explain: bool,
     /// Instances placed per node, of every bundle.
-    load: Vec<usize>,
+    load: select::Load,
     /// Instances placed per node, per bundle placed.
     placed_on: BTreeMap<&'a str, Counts>,
     /// Instances `onFail: block` keeps where they are.
@@ -668,7 +672,7 @@ impl<'a> Placer<'_, 'a> {
                 self.out.node.insert(*key, *node);
                 if let Some(at) = node.and_then(|n| self.nodes.of(n.as_str())) {
                     self.capacity.take(bundle, key.1, at);
-                    self.load[at] += 1;
+                    self.load.add(at);
                     mine.push(at);
                 }
             }
@@ -696,7 +700,7 @@ impl<'a> Placer<'_, 'a> {
 
     fn put(&mut self, b: &mut Bundle<'_, 'a>, index: u32, at: usize) {
         self.capacity.take(b.name, index, at);
-        self.load[at] += 1;
+        self.load.add(at);
         b.mine.add_one(at);
         self.out
             .node
@@ -867,7 +871,7 @@ impl<'a> Placer<'_, 'a> {
             None => unbanned(i),
         };
         let load = &self.load;
-        let prefer = |i: usize, j: usize| capacity.prefer(i, j, load);
+        let prefer = |i: usize, j: usize| capacity.prefer(i, j, load.on());
         let mut touched: Vec<usize> = own.nodes().chain(here).collect();
         touched.sort_unstable();
         touched.dedup();
@@ -875,7 +879,7 @@ impl<'a> Placer<'_, 'a> {
             self.nodes.count(),
             (unbanned, score_of),
             (here, prefer),
-            (&b.likely, &touched),
+            (&b.likely, &touched, load),
         );
         if chosen.is_none() && capacity.enforced() {
             let bans = (0..self.nodes.count())

@@ -5,12 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
+use fixedbitset::FixedBitSet;
+
 use super::scores::{Classes, Entries, Scores};
 use super::{Bundle, Counts, HashMap, Nodes, Placer, feasible, part};
 use crate::plan::current::Whereabouts;
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::constraint::{
-    ColocationConstraint, ConstraintSpec, LocationConstraint, NodeMatcher, Rule,
+    ColocationConstraint, ConstraintSpec, LocationConstraint, NODE_NAME, NodeMatcher, Rule,
 };
 use crate::spec::{Name, Score, SpecSet};
 
@@ -109,7 +111,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
             colocations: HashMap::default(),
             shunned_by: HashMap::default(),
             dependents_of: HashMap::default(),
-            classes: Rc::new(Classes::new(0, std::iter::empty(), false)),
+            classes: Rc::new(Classes::new(&[], 0, |_, _| false, false).0),
             rule_classes: HashMap::default(),
             promoted,
             explain,
@@ -142,15 +144,15 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 ConstraintSpec::Order(_) => {}
             }
         }
-        let (by_name, matched) = rule_hits(spec, nodes);
-        let classes = Classes::new(nodes.count(), matched.iter().map(Vec::as_slice), explain);
-        let covering: Vec<Rc<[usize]>> = matched.iter().map(|m| classes.covering(m)).collect();
-        r.rule_classes = by_name
-            .into_iter()
-            .map(|(name, k)| (name, Rc::clone(&covering[k])))
-            .collect();
+        let (classes, rule_classes) = node_classes(spec, nodes, explain);
         r.classes = Rc::new(classes);
+        r.rule_classes = rule_classes;
         r
+    }
+
+    /// The classes of nodes the location rules treat alike.
+    pub(super) fn classes(&self) -> &Rc<Classes> {
+        &self.classes
     }
 
     /// The parts of `bundle` shared by its instances, a member of the mandatory
@@ -561,17 +563,21 @@ fn weighted(score: Score, factor: f64) -> Option<Score> {
     Some(Score::new(delta))
 }
 
-/// The nodes each distinct location rule matches, matched once, and which of them each
-/// location constraint's rule is, by constraint name.
-fn rule_hits<'a>(
+/// The classes of nodes every location rule treats alike, and the classes each location
+/// constraint's rule matches, by constraint name. Each distinct rule is matched against
+/// the nodes once, and each distinct result read for one node of each kind: nodes of the same
+/// attributes are alike unless a rule reads their names. With `explain`, each node is a
+/// class of its own.
+fn node_classes<'a>(
     spec: &'a SpecSet,
     nodes: &Nodes<'_>,
-) -> (HashMap<&'a str, usize>, Vec<Vec<usize>>) {
+    explain: bool,
+) -> (Classes, HashMap<&'a str, Rc<[usize]>>) {
     let named = nodes.specs.iter().map(|n| (n.name.as_str(), &n.attributes));
     let mut matcher = NodeMatcher::new(named);
     let mut distinct: HashMap<&'a Rule, usize> = HashMap::default();
-    let mut matched = Vec::new();
-    let mut hits = HashMap::default();
+    let mut same: HashMap<FixedBitSet, usize> = HashMap::default();
+    let mut rule_of = Vec::new();
     for (cname, c) in &spec.constraints {
         let ConstraintSpec::Location(LocationConstraint {
             node: None,
@@ -582,10 +588,36 @@ fn rule_hits<'a>(
             continue;
         };
         let k = *distinct.entry(rule).or_insert_with(|| {
-            matched.push(matcher.mask(rule).ones().collect());
-            matched.len() - 1
+            // Rules written differently often match the same nodes: one mask for them.
+            let next = same.len();
+            *same.entry(matcher.mask(rule)).or_insert(next)
         });
-        hits.insert(cname.as_str(), k);
+        rule_of.push((cname.as_str(), k));
     }
-    (hits, matched)
+    let mut masks: Vec<(FixedBitSet, usize)> = same.into_iter().collect();
+    masks.sort_unstable_by_key(|m| m.1);
+    let masks: Vec<FixedBitSet> = masks.into_iter().map(|m| m.0).collect();
+    let by_name = explain || distinct.keys().any(|r| reads_name(r));
+    let mut kinds: HashMap<&BTreeMap<String, String>, usize> = HashMap::default();
+    let group_of: Vec<usize> = (nodes.specs.iter().enumerate())
+        .map(|(i, n)| match by_name {
+            true => i,
+            false => {
+                let next = kinds.len();
+                *kinds.entry(&n.attributes).or_insert(next)
+            }
+        })
+        .collect();
+    let matches = |r: usize, i: usize| masks[r].contains(i);
+    let (classes, covering) = Classes::new(&group_of, masks.len(), matches, explain);
+    let rule_classes = rule_of
+        .into_iter()
+        .map(|(cname, k)| (cname, Rc::clone(&covering[k])))
+        .collect();
+    (classes, rule_classes)
+}
+
+/// Whether `rule` reads the node's name (`#uname`).
+fn reads_name(rule: &Rule) -> bool {
+    rule.attribute == NODE_NAME || rule.and.iter().chain(&rule.or).any(reads_name)
 }

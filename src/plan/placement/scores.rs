@@ -23,41 +23,52 @@ pub(super) struct Classes {
 }
 
 impl Classes {
-    /// Of `count` nodes, from the nodes each distinct rule matches (`matched`); with
-    /// `each_alone`, each node is a class of its own (`--explain` keeps parts per node).
-    pub(super) fn new<'m>(
-        count: usize,
-        matched: impl Iterator<Item = &'m [usize]>,
+    /// Of the nodes in `group_of` (each node's group: nodes of one group are matched
+    /// alike by every rule, such as nodes of the same attributes), with `rules` rules, of
+    /// which rule `r` matches node `i` when `matches(r, i)`; and, for each rule, the
+    /// classes of the nodes it matches, sorted. With `each_alone`, each node is a class
+    /// of its own (`--explain` keeps parts per node).
+    pub(super) fn new(
+        group_of: &[usize],
+        rules: usize,
+        matches: impl Fn(usize, usize) -> bool,
         each_alone: bool,
-    ) -> Classes {
-        if each_alone {
-            return Classes {
-                of: (0..count).collect(),
-                members: (0..count).map(|i| vec![i]).collect(),
-            };
-        }
-        // A node's signature: the rules that match it, in the order given.
-        let mut signature: Vec<Vec<usize>> = vec![Vec::new(); count];
-        for (rule, nodes) in matched.enumerate() {
-            for &i in nodes.iter().filter(|i| **i < count) {
-                signature[i].push(rule);
+    ) -> (Classes, Vec<Rc<[usize]>>) {
+        // Each group's first node, and the rules that match it.
+        let mut first: Vec<usize> = Vec::new();
+        for (i, g) in group_of.iter().enumerate() {
+            if *g == first.len() {
+                first.push(i);
             }
         }
+        let signature: Vec<Vec<usize>> = first
+            .iter()
+            .map(|i| (0..rules).filter(|r| matches(*r, *i)).collect())
+            .collect();
         let mut class_of: HashMap<&[usize], usize> = HashMap::default();
         let mut classes = Classes {
-            of: Vec::with_capacity(count),
+            of: Vec::with_capacity(group_of.len()),
             members: Vec::new(),
         };
-        for (i, sig) in signature.iter().enumerate() {
-            let next = class_of.len();
-            let c = *class_of.entry(sig.as_slice()).or_insert(next);
-            if c == classes.members.len() {
+        let mut covering: Vec<Vec<usize>> = vec![Vec::new(); rules];
+        for (i, g) in group_of.iter().enumerate() {
+            let sig = signature[*g].as_slice();
+            let next = classes.members.len();
+            let c = if each_alone {
+                next
+            } else {
+                *class_of.entry(sig).or_insert(next)
+            };
+            if c == next {
                 classes.members.push(Vec::new());
+                for r in sig {
+                    covering[*r].push(c);
+                }
             }
             classes.members[c].push(i);
             classes.of.push(c);
         }
-        classes
+        (classes, covering.into_iter().map(Rc::from).collect())
     }
 
     /// The class of node `i`.
@@ -65,12 +76,14 @@ impl Classes {
         self.of[i]
     }
 
-    /// The classes `nodes` make up (the nodes a rule matches), sorted.
-    pub(super) fn covering(&self, nodes: &[usize]) -> Rc<[usize]> {
-        let mut classes: Vec<usize> = nodes.iter().map(|i| self.of[*i]).collect();
-        classes.sort_unstable();
-        classes.dedup();
-        classes.into()
+    /// The nodes of class `c`, in node order.
+    pub(super) fn members(&self, c: usize) -> &[usize] {
+        &self.members[c]
+    }
+
+    /// How many classes there are.
+    pub(super) fn count(&self) -> usize {
+        self.members.len()
     }
 }
 
@@ -79,6 +92,13 @@ impl Classes {
 pub(super) struct Entries {
     pub(super) by_class: Vec<(usize, Score)>,
     pub(super) by_node: Vec<(usize, Score)>,
+}
+
+/// What holds a score in [`Scores::tiers`]: a class, or a node set apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Holder {
+    Class(usize),
+    Node(usize),
 }
 
 /// A bundle's score on every node as the stages add to it, and (only when explaining)
@@ -273,38 +293,23 @@ impl Scores {
         }
     }
 
-    /// The nodes of the highest score (in node order), that score, and the highest
-    /// score of the other nodes.
-    pub(super) fn top(&self) -> (Vec<usize>, Score, Score) {
-        let (mut top, mut below) = (Score::NEG_INFINITY, Score::NEG_INFINITY);
-        let mut seen = |s: Score| {
-            if s > top {
-                below = top;
-                top = s;
-            } else if s < top && s > below {
-                below = s;
-            }
-        };
-        for c in 0..self.class.len() {
-            if self.apart_in[c] < self.classes.members[c].len() {
-                seen(self.class[c]);
-            }
-        }
-        for (_, s) in &self.apart {
-            seen(*s);
-        }
-        let mut nodes: Vec<usize> = self
-            .apart
-            .iter()
-            .filter(|e| e.1 == top)
-            .map(|e| e.0)
-            .collect();
-        for c in (0..self.class.len()).filter(|c| self.class[*c] == top) {
-            let members = self.classes.members[c].iter().copied();
-            nodes.extend(members.filter(|i| self.apart.binary_search_by_key(i, |e| e.0).is_err()));
-        }
-        nodes.sort_unstable();
-        (nodes, top, below)
+    /// Every score there is, from the highest down, each with the classes of it (that
+    /// have a node not set apart) and the nodes set apart with it: each node's score is
+    /// at its class or, set apart, at itself.
+    pub(super) fn tiers(&self) -> Vec<(Score, Holder)> {
+        let whole = |c: &usize| self.apart_in[*c] < self.classes.members[*c].len();
+        let classes = (0..self.class.len())
+            .filter(whole)
+            .map(|c| (self.class[c], Holder::Class(c)));
+        let nodes = self.apart.iter().map(|&(i, s)| (s, Holder::Node(i)));
+        let mut tiers: Vec<(Score, Holder)> = classes.chain(nodes).collect();
+        tiers.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        tiers
+    }
+
+    /// The nodes set apart, in order.
+    pub(super) fn apart(&self) -> impl Iterator<Item = usize> + '_ {
+        self.apart.iter().map(|e| e.0)
     }
 }
 
@@ -447,7 +452,14 @@ mod tests {
             steps in proptest::collection::vec(step(2), 0..12),
         ) {
             let rules: Vec<Vec<usize>> = rules.into_iter().map(|r| sorted(r, count)).collect();
-            let classes = Rc::new(Classes::new(count, rules.iter().map(Vec::as_slice), false));
+            let each: Vec<usize> = (0..count).collect();
+            let matches = |r: usize, i: usize| rules[r].contains(&i);
+            let (classes, covering) = Classes::new(&each, rules.len(), matches, false);
+            for (r, nodes) in rules.iter().enumerate() {
+                let of = sorted(nodes.iter().map(|i| classes.of(*i)).collect(), usize::MAX);
+                prop_assert_eq!(&covering[r][..], &of[..]);
+            }
+            let classes = Rc::new(classes);
             for (a, b) in (0..count).flat_map(|a| (0..count).map(move |b| (a, b))) {
                 let alike = rules.iter().all(|r| r.contains(&a) == r.contains(&b));
                 prop_assert_eq!(alike, classes.of(a) == classes.of(b));
@@ -458,11 +470,22 @@ mod tests {
             for (i, r) in row.iter().enumerate() {
                 prop_assert_eq!(s.at(i), *r, "node {}", i);
             }
-            let top = row.iter().copied().max().unwrap_or(Score::NEG_INFINITY);
-            let tied: Vec<usize> = (0..count).filter(|i| row[*i] == top).collect();
-            let below = row.iter().copied().filter(|r| *r < top).max().unwrap_or(Score::NEG_INFINITY);
-            let (nodes, t, b) = s.top();
-            prop_assert_eq!((nodes, t, b), (tied, top, below));
+            // Each node once, at its score, the scores from the highest down.
+            let apart: Vec<usize> = s.apart().collect();
+            let mut seen: Vec<(Score, usize)> = Vec::new();
+            let tiers = s.tiers();
+            prop_assert!(tiers.windows(2).all(|w| w[0].0 >= w[1].0));
+            for (score, holder) in tiers {
+                let nodes = match holder {
+                    Holder::Class(c) => classes.members(c).iter().copied().filter(|i| !apart.contains(i)).collect(),
+                    Holder::Node(i) => vec![i],
+                };
+                prop_assert!(!nodes.is_empty());
+                seen.extend(nodes.into_iter().map(|i| (score, i)));
+            }
+            seen.sort_unstable_by_key(|e| e.1);
+            let expected: Vec<(Score, usize)> = row.iter().copied().zip(0..count).collect();
+            prop_assert_eq!(seen, expected);
             prop_assert_eq!(s.any(|x| !x.is_neg_infinity()), row.iter().any(|x| !x.is_neg_infinity()));
         }
     }

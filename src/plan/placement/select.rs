@@ -1,27 +1,108 @@
 //! Selection: the node with the highest score, and what `--explain` records of it.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::rc::Rc;
 
+use super::capacity::Ties;
 use super::rank::Own;
-use super::scores::Scores;
+use super::scores::{Classes, Holder, Scores};
 use super::{Nodes, part};
 use crate::plan::model::{Candidate, Placement, ScorePart, Stage};
 use crate::spec::{Name, Score};
 
-/// The nodes a bundle's instances are most likely placed on: those of the highest shared
-/// score (`top`), and the highest shared score of the others (`below`). Selection looks
-/// at these (and at the few nodes an instance's own parts touch) first.
+/// Where a bundle's shared scores are, from the highest down (see [`Scores::tiers`]),
+/// and the nodes set apart from their class. Selection looks at the nodes of the highest
+/// scores first (and at the few nodes an instance's own parts touch).
 pub(super) struct Likely {
-    nodes: Vec<usize>,
-    top: Score,
-    below: Score,
+    tiers: Vec<(Score, Holder)>,
+    apart: Vec<usize>,
 }
 
 impl Likely {
     /// From a bundle's shared scores.
     pub(super) fn of(base: &Scores) -> Likely {
-        let (nodes, top, below) = base.top();
-        Likely { nodes, top, below }
+        Likely {
+            tiers: base.tiers(),
+            apart: base.apart().collect(),
+        }
+    }
+}
+
+/// The instances placed on each node, of every bundle; and, where the placement strategy
+/// orders nodes of equal score by a key of their own ([`Ties`]), each class's nodes in
+/// that order, so selection finds the node a class's ties go to without looking at every
+/// node of it.
+pub(super) struct Load {
+    on: Vec<usize>,
+    classes: Rc<Classes>,
+    ties: Option<Ties>,
+    /// Under [`Ties::Fewest`], each class's nodes by (instances, node).
+    fewest: Vec<BTreeSet<(usize, usize)>>,
+}
+
+impl Load {
+    pub(super) fn new(classes: &Rc<Classes>, count: usize, ties: Option<Ties>) -> Load {
+        let fewest = match ties {
+            Some(Ties::Fewest) => (0..classes.count())
+                .map(|c| classes.members(c).iter().map(|i| (0, *i)).collect())
+                .collect(),
+            _ => Vec::new(),
+        };
+        Load {
+            on: vec![0; count],
+            classes: Rc::clone(classes),
+            ties,
+            fewest,
+        }
+    }
+
+    /// The instances on each node.
+    pub(super) fn on(&self) -> &[usize] {
+        &self.on
+    }
+
+    /// One instance more on node `at`.
+    pub(super) fn add(&mut self, at: usize) {
+        self.set(at, self.on[at] + 1);
+    }
+
+    /// One instance fewer on node `at`.
+    pub(super) fn remove(&mut self, at: usize) {
+        self.set(at, self.on[at].saturating_sub(1));
+    }
+
+    fn set(&mut self, at: usize, count: usize) {
+        if let Some(ranked) = self.fewest.get_mut(self.classes.of(at)) {
+            ranked.remove(&(self.on[at], at));
+            ranked.insert((count, at));
+        }
+        self.on[at] = count;
+    }
+
+    /// The nodes of class `c`, those ties go to first first (by name when ties go by
+    /// name).
+    fn preferred(&self, c: usize) -> Preferred<'_> {
+        match self.fewest.get(c) {
+            Some(ranked) => Preferred::Ranked(ranked.iter()),
+            None => Preferred::Members(self.classes.members(c).iter()),
+        }
+    }
+}
+
+/// The nodes of a class as [`Load::preferred`] gives them.
+enum Preferred<'l> {
+    Ranked(std::collections::btree_set::Iter<'l, (usize, usize)>),
+    Members(std::slice::Iter<'l, usize>),
+}
+
+impl Iterator for Preferred<'_> {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            Preferred::Ranked(it) => it.next().map(|e| e.1),
+            Preferred::Members(it) => it.next().copied(),
+        }
     }
 }
 
@@ -30,18 +111,21 @@ impl Likely {
 /// the node the placement strategy `prefer`s (`Greater` for the first node: the least
 /// loaded, or the one with most free capacity), then to the first name.
 ///
-/// `bound` is a cheap score no lower than `score_of` (which may only bring it down to
-/// `-INFINITY`, with a ban): a node that cannot beat the best so far even at its bound is
-/// passed over without asking `score_of`, so the filters that look at what is placed
-/// (capacity) run only for the few nodes that could win. The nodes the instance's own
-/// parts touch (sorted, `here` among them) and the `likely` nodes are looked at first
-/// (a likely node untouched is bound by the bundle's top score): when the best of them
-/// scores above every other node's bound, it is the best.
+/// The nodes the instance's own parts touch (sorted, `here` among them) are looked at
+/// first, then the others by their shared score from the highest down (`likely`), until
+/// the best so far scores above them: an untouched node scores its shared score, or
+/// `-INFINITY` when banned. `bound` is a cheap score no lower than `score_of` (which may
+/// only bring it down to `-INFINITY`, with a ban): a node that cannot beat the best so
+/// far even at its bound is passed over without asking `score_of`, so the filters that
+/// look at what is placed (capacity) run only for the few nodes that could win. The
+/// nodes of a class are looked at in the order `load` keeps them in: the first that is
+/// not banned is the class's best. Where the strategy's ties have no such order, every
+/// node is looked at, in name order.
 pub(super) fn best(
     count: usize,
     (bound, score_of): (impl Fn(usize) -> Score, impl Fn(usize) -> Score),
     (here, prefer): (Option<usize>, impl Fn(usize, usize) -> Ordering),
-    (likely, touched): (&Likely, &[usize]),
+    (likely, touched, load): (&Likely, &[usize], &Load),
 ) -> Option<usize> {
     let rank = |i: usize, s: Score| (s, here == Some(i));
     // Whatever the order nodes are looked at in, equal in all else, the first name wins.
@@ -66,17 +150,42 @@ pub(super) fn best(
         }
         best
     };
-    let mut first = scan(&mut touched.iter().copied());
-    let top = likely.top;
-    for &i in &likely.nodes {
-        if beats(i, top, first) && touched.binary_search(&i).is_err() && score_of(i) == top {
-            first = Some((top, i));
+    if load.ties.is_none() {
+        // Comparing free capacity is not an order (node a may beat b, b c, and c a): the
+        // nodes are looked at in name order, as they always were.
+        return scan(&mut (0..count))
+            .filter(|(s, _)| !s.is_neg_infinity())
+            .map(|(_, i)| i);
+    }
+    let mut best = scan(&mut touched.iter().copied());
+    let untouched = |i: &usize| touched.binary_search(i).is_err();
+    let alike = |i: &usize| untouched(i) && likely.apart.binary_search(i).is_err();
+    for &(score, holder) in &likely.tiers {
+        if score.is_neg_infinity() || best.is_some_and(|(s, _)| s > score) {
+            break;
+        }
+        let c = match holder {
+            Holder::Node(i) => {
+                if untouched(&i) && beats(i, score, best) && score_of(i) == score {
+                    best = Some((score, i));
+                }
+                continue;
+            }
+            Holder::Class(c) => c,
+        };
+        // Those after a node in the order cannot beat what it cannot, nor what it is.
+        for i in load.preferred(c).filter(alike) {
+            if !beats(i, score, best) {
+                break;
+            } else if score_of(i) == score {
+                best = Some((score, i));
+                break;
+            }
         }
     }
-    let first = first.filter(|(s, _)| *s > likely.below);
-    let best = first.or_else(|| scan(&mut (0..count)));
-    debug_assert!(first.is_none() || first == scan(&mut (0..count)));
-    best.filter(|(s, _)| !s.is_neg_infinity()).map(|(_, i)| i)
+    let best = best.filter(|(s, _)| !s.is_neg_infinity());
+    debug_assert!(best == scan(&mut (0..count)).filter(|(s, _)| !s.is_neg_infinity()));
+    best.map(|(_, i)| i)
 }
 
 /// Every candidate of an instance with its score and its parts, stage by stage; `extra`

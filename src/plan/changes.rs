@@ -595,11 +595,11 @@ impl<'a, 'p> Changes<'a, 'p> {
         let spec = self.spec;
         let current = self.current;
         for (bundle, index, copies) in current
-            .copies
-            .iter()
+            .by_bundle()
+            .into_iter()
             .flat_map(|(b, m)| m.iter().map(move |(i, c)| (b, i, c)))
         {
-            let wanted = spec.bundles.get(*bundle).map(|b| *index < b.replicas);
+            let wanted = spec.bundles.get(bundle).map(|b| *index < b.replicas);
             if wanted == Some(true) {
                 continue;
             }
@@ -619,7 +619,7 @@ impl<'a, 'p> Changes<'a, 'p> {
                 None => format!("bundle {bundle} was removed"),
                 Some(_) => format!(
                     "bundle {bundle} is scaled down to {} replicas",
-                    spec.bundles[*bundle].replicas
+                    spec.bundles[bundle].replicas
                 ),
             };
             for c in copies.iter().filter(|c| {
@@ -640,7 +640,7 @@ impl<'a, 'p> Changes<'a, 'p> {
             .collect();
         let why = self.no_quorum();
         let current = self.current;
-        for (index, copies) in current.copies.values().flat_map(|m| m.iter()) {
+        for (index, copies) in current.by_bundle().into_iter().flat_map(|(_, m)| m.iter()) {
             let suspended = &self.observed.suspended;
             let left = copies
                 .iter()

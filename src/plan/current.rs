@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::HashMap;
 use super::model::QuorumStatus;
 use crate::observed::{InstanceState, NodeState, Observed, ObservedInstance};
 use crate::spec::bundle::OnFail;
@@ -46,8 +47,9 @@ impl Copy<'_> {
 
 /// The observed state indexed for planning.
 pub struct Current<'a> {
-    /// Copies by bundle and index, in node-name order.
-    pub copies: BTreeMap<&'a str, BTreeMap<u32, Vec<Copy<'a>>>>,
+    /// Copies by bundle and index, in node-name order. Hashed by bundle: looked up for
+    /// every instance placed; [`Current::by_bundle`] walks them in order.
+    pub copies: HashMap<&'a str, BTreeMap<u32, Vec<Copy<'a>>>>,
     /// Nodes that may receive instances: in the spec, online, not in standby, not fenced
     /// by this plan.
     pub usable: BTreeSet<&'a str>,
@@ -69,7 +71,7 @@ pub struct Current<'a> {
 impl<'a> Current<'a> {
     /// Indexes `observed` against `spec`, under `quorum`.
     pub fn new(spec: &'a SpecSet, observed: &'a Observed, quorum: &QuorumStatus) -> Current<'a> {
-        let mut copies: BTreeMap<&str, BTreeMap<u32, Vec<Copy>>> = BTreeMap::new();
+        let mut copies: HashMap<&str, BTreeMap<u32, Vec<Copy>>> = HashMap::default();
         let mut lost = BTreeSet::new();
         let mut conflicts = BTreeMap::new();
         let mut failed_on: BTreeMap<&str, Vec<&Name>> = BTreeMap::new();
@@ -153,6 +155,13 @@ impl<'a> Current<'a> {
                 .find(|c| c.running())
                 .map_or(stuck.node, |c| c.node),
         )
+    }
+
+    /// Every copy by bundle, the bundles in name order.
+    pub fn by_bundle(&self) -> Vec<(&'a str, &BTreeMap<u32, Vec<Copy<'a>>>)> {
+        let mut bundles: Vec<_> = self.copies.iter().map(|(b, m)| (*b, m)).collect();
+        bundles.sort_unstable_by_key(|(b, _)| *b);
+        bundles
     }
 
     /// The copies of instance `index` of `bundle`.

@@ -239,15 +239,20 @@ impl Scores {
         }
     }
 
+    /// Whether class `c` has a node not set apart (whose score is the class's).
+    fn whole(&self, c: usize) -> bool {
+        self.apart_in[c] < self.classes.members[c].len()
+    }
+
     /// Whether some node's score passes `test`.
     pub(super) fn any(&self, test: impl Fn(Score) -> bool) -> bool {
-        let whole = |c: usize| self.apart_in[c] < self.classes.members[c].len();
-        (0..self.class.len()).any(|c| whole(c) && test(self.class[c]))
+        (0..self.class.len()).any(|c| self.whole(c) && test(self.class[c]))
             || self.apart.iter().any(|(_, s)| test(*s))
     }
 
-    /// Adds to the score of each class and each node of `entries` `delta` makes of the score before and the entry, if anything; `added` is told
-    /// of each node and what was added there, with the entry, when explaining.
+    /// Adds to each class and each node of `entries` what `delta` makes of its score
+    /// before and its entry, if anything; `added` is told, when explaining, of each node
+    /// and what was added there, with the entry.
     pub(super) fn change(
         &mut self,
         entries: &Entries,
@@ -297,9 +302,8 @@ impl Scores {
     /// have a node not set apart) and the nodes set apart with it: each node's score is
     /// at its class or, set apart, at itself.
     pub(super) fn tiers(&self) -> Vec<(Score, Holder)> {
-        let whole = |c: &usize| self.apart_in[*c] < self.classes.members[*c].len();
         let classes = (0..self.class.len())
-            .filter(whole)
+            .filter(|c| self.whole(*c))
             .map(|c| (self.class[c], Holder::Class(c)));
         let nodes = self.apart.iter().map(|&(i, s)| (s, Holder::Node(i)));
         let mut tiers: Vec<(Score, Holder)> = classes.chain(nodes).collect();

@@ -577,14 +577,15 @@ fn joins_promoted<'a>(
         if numbers.is_empty() {
             continue;
         }
-        for d in ds {
+        for d in ds
+            .iter()
+            .filter(|d| by_role.get(&(*bundle, **d)) == Some(&true))
+        {
             let replicas = spec.bundles.get(*d).map_or(0, |b| b.replicas);
-            if by_role.get(&(*bundle, *d)) == Some(&true) {
-                let first = numbers
-                    .iter()
-                    .take(usize::try_from(replicas).unwrap_or(usize::MAX));
-                joins.insert((*bundle, *d), first.copied().collect());
-            }
+            let first = numbers
+                .iter()
+                .take(usize::try_from(replicas).unwrap_or(usize::MAX));
+            joins.insert((*bundle, *d), first.copied().collect());
         }
     }
     joins

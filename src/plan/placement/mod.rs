@@ -879,7 +879,7 @@ impl<'a> Placer<'_, 'a> {
             self.nodes.count(),
             (unbanned, score_of),
             (here, prefer),
-            (&b.likely, &touched, load),
+            (&b.likely, &b.base, &touched, load),
         );
         if chosen.is_none() && capacity.enforced() {
             let bans = (0..self.nodes.count())

@@ -103,6 +103,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
         promoted: Option<&'a super::Promoted>,
         explain: bool,
     ) -> Ranker<'s, 'a> {
+        let (classes, rule_classes) = node_classes(spec, nodes, explain);
         let mut r = Ranker {
             spec,
             nodes,
@@ -111,8 +112,8 @@ impl<'s, 'a> Ranker<'s, 'a> {
             colocations: HashMap::default(),
             shunned_by: HashMap::default(),
             dependents_of: HashMap::default(),
-            classes: Rc::new(Classes::new(&[], 0, |_, _| false, false).0),
-            rule_classes: HashMap::default(),
+            classes: Rc::new(classes),
+            rule_classes,
             promoted,
             explain,
         };
@@ -144,9 +145,6 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 ConstraintSpec::Order(_) => {}
             }
         }
-        let (classes, rule_classes) = node_classes(spec, nodes, explain);
-        r.classes = Rc::new(classes);
-        r.rule_classes = rule_classes;
         r
     }
 
@@ -597,7 +595,7 @@ fn node_classes<'a>(
     let mut masks: Vec<(FixedBitSet, usize)> = same.into_iter().collect();
     masks.sort_unstable_by_key(|m| m.1);
     let masks: Vec<FixedBitSet> = masks.into_iter().map(|m| m.0).collect();
-    let by_name = explain || distinct.keys().any(|r| reads_name(r));
+    let by_name = distinct.keys().any(|r| reads_name(r));
     let mut kinds: HashMap<&BTreeMap<String, String>, usize> = HashMap::default();
     let group_of: Vec<usize> = (nodes.specs.iter().enumerate())
         .map(|(i, n)| match by_name {

@@ -291,7 +291,7 @@ impl Scores {
                 continue;
             }
             for &i in &self.classes.members[c] {
-                if self.apart.binary_search_by_key(&i, |e| e.0).is_err() {
+                if !self.is_apart(i) {
                     added(i, d, entry);
                 }
             }
@@ -311,9 +311,9 @@ impl Scores {
         tiers
     }
 
-    /// The nodes set apart, in order.
-    pub(super) fn apart(&self) -> impl Iterator<Item = usize> + '_ {
-        self.apart.iter().map(|e| e.0)
+    /// Whether node `i` is set apart from its class.
+    pub(super) fn is_apart(&self, i: usize) -> bool {
+        self.apart.binary_search_by_key(&i, |e| e.0).is_ok()
     }
 }
 
@@ -475,13 +475,12 @@ mod tests {
                 prop_assert_eq!(s.at(i), *r, "node {}", i);
             }
             // Each node once, at its score, the scores from the highest down.
-            let apart: Vec<usize> = s.apart().collect();
             let mut seen: Vec<(Score, usize)> = Vec::new();
             let tiers = s.tiers();
             prop_assert!(tiers.windows(2).all(|w| w[0].0 >= w[1].0));
             for (score, holder) in tiers {
                 let nodes = match holder {
-                    Holder::Class(c) => classes.members(c).iter().copied().filter(|i| !apart.contains(i)).collect(),
+                    Holder::Class(c) => classes.members(c).iter().copied().filter(|i| !s.is_apart(*i)).collect(),
                     Holder::Node(i) => vec![i],
                 };
                 prop_assert!(!nodes.is_empty());

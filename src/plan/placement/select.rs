@@ -11,12 +11,11 @@ use super::{Nodes, part};
 use crate::plan::model::{Candidate, Placement, ScorePart, Stage};
 use crate::spec::{Name, Score};
 
-/// Where a bundle's shared scores are, from the highest down (see [`Scores::tiers`]),
-/// and the nodes set apart from their class. Selection looks at the nodes of the highest
-/// scores first (and at the few nodes an instance's own parts touch).
+/// Where a bundle's shared scores are, from the highest down (see [`Scores::tiers`]).
+/// Selection looks at the nodes of the highest scores first (and at the few nodes an
+/// instance's own parts touch).
 pub(super) struct Likely {
     tiers: Vec<(Score, Holder)>,
-    apart: Vec<usize>,
 }
 
 impl Likely {
@@ -24,7 +23,6 @@ impl Likely {
     pub(super) fn of(base: &Scores) -> Likely {
         Likely {
             tiers: base.tiers(),
-            apart: base.apart().collect(),
         }
     }
 }
@@ -112,9 +110,9 @@ impl Iterator for Preferred<'_> {
 /// loaded, or the one with most free capacity), then to the first name.
 ///
 /// The nodes the instance's own parts touch (sorted, `here` among them) are looked at
-/// first, then the others by their shared score from the highest down (`likely`), until
-/// the best so far scores above them: an untouched node scores its shared score, or
-/// `-INFINITY` when banned. `bound` is a cheap score no lower than `score_of` (which may
+/// first, then the others by their shared score (`base`) from the highest down
+/// (`likely`), until the best so far scores above them: an untouched node scores its
+/// shared score, or `-INFINITY` when banned. `bound` is a cheap score no lower than `score_of` (which may
 /// only bring it down to `-INFINITY`, with a ban): a node that cannot beat the best so
 /// far even at its bound is passed over without asking `score_of`, so the filters that
 /// look at what is placed (capacity) run only for the few nodes that could win. The
@@ -125,7 +123,7 @@ pub(super) fn best(
     count: usize,
     (bound, score_of): (impl Fn(usize) -> Score, impl Fn(usize) -> Score),
     (here, prefer): (Option<usize>, impl Fn(usize, usize) -> Ordering),
-    (likely, touched, load): (&Likely, &[usize], &Load),
+    (likely, base, touched, load): (&Likely, &Scores, &[usize], &Load),
 ) -> Option<usize> {
     let rank = |i: usize, s: Score| (s, here == Some(i));
     // Whatever the order nodes are looked at in, equal in all else, the first name wins.
@@ -159,7 +157,7 @@ pub(super) fn best(
     }
     let mut best = scan(&mut touched.iter().copied());
     let untouched = |i: &usize| touched.binary_search(i).is_err();
-    let alike = |i: &usize| untouched(i) && likely.apart.binary_search(i).is_err();
+    let alike = |i: &usize| untouched(i) && !base.is_apart(*i);
     for &(score, holder) in &likely.tiers {
         if score.is_neg_infinity() || best.is_some_and(|(s, _)| s > score) {
             break;

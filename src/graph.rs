@@ -2,7 +2,11 @@
 //! order bundles are planned in (order constraints), the order they are placed in
 //! (colocations), the order of a plan's steps, and validation's search for order cycles.
 
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
+use std::hash::Hash;
+
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// A topological order, and what a cycle kept out of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,42 +19,51 @@ pub(crate) struct Sorted<V> {
 
 /// Sorts `vertices` along `edges` (`from` before `to`; an edge with an end that is not
 /// one of `vertices` is ignored, a repeated edge counts as one). Among the vertices ready
-/// at once, the one with the highest `key` goes first, so the result is deterministic.
-pub(crate) fn toposort<V: Copy + Ord, K: Ord>(
+/// at once, the one with the highest `key` goes first (the highest vertex among equal
+/// keys), so the result is deterministic. The vertices are numbered once, in a hashed
+/// map: the graph of a large plan's steps has tens of thousands.
+pub(crate) fn toposort<V: Copy + Ord + Hash, K: Ord>(
     vertices: impl IntoIterator<Item = V>,
     edges: impl IntoIterator<Item = (V, V)>,
     key: impl Fn(V) -> K,
 ) -> Sorted<V> {
     let input: Vec<V> = vertices.into_iter().collect();
-    let mut waits: BTreeMap<V, usize> = input.iter().map(|v| (*v, 0)).collect();
-    let mut next: BTreeMap<V, Vec<V>> = BTreeMap::new();
-    let mut seen = std::collections::BTreeSet::new();
+    let mut index: HashMap<V, usize> = HashMap::default();
+    let mut distinct: Vec<V> = Vec::with_capacity(input.len());
+    for v in &input {
+        index.entry(*v).or_insert_with(|| {
+            distinct.push(*v);
+            distinct.len() - 1
+        });
+    }
+    let mut waits = vec![0usize; distinct.len()];
+    let mut next: Vec<Vec<usize>> = vec![Vec::new(); distinct.len()];
+    let mut seen: HashSet<(usize, usize)> = HashSet::default();
     for (from, to) in edges {
-        if waits.contains_key(&from) && waits.contains_key(&to) && seen.insert((from, to)) {
-            *waits.entry(to).or_default() += 1;
-            next.entry(from).or_default().push(to);
+        if let (Some(&from), Some(&to)) = (index.get(&from), index.get(&to))
+            && seen.insert((from, to))
+        {
+            waits[to] += 1;
+            next[from].push(to);
         }
     }
-    let mut ready: BinaryHeap<(K, V)> = waits
-        .iter()
-        .filter(|(_, w)| **w == 0)
-        .map(|(v, _)| (key(*v), *v))
+    let mut ready: BinaryHeap<(K, V, usize)> = (0..distinct.len())
+        .filter(|i| waits[*i] == 0)
+        .map(|i| (key(distinct[i]), distinct[i], i))
         .collect();
-    let mut order = Vec::with_capacity(input.len());
-    while let Some((_, v)) = ready.pop() {
+    let mut order = Vec::with_capacity(distinct.len());
+    while let Some((_, v, i)) = ready.pop() {
         order.push(v);
-        for to in next.get(&v).map(Vec::as_slice).unwrap_or(&[]) {
-            if let Some(w) = waits.get_mut(to) {
-                *w -= 1;
-                if *w == 0 {
-                    ready.push((key(*to), *to));
-                }
+        for &to in &next[i] {
+            waits[to] -= 1;
+            if waits[to] == 0 {
+                ready.push((key(distinct[to]), distinct[to], to));
             }
         }
     }
     let left = input
         .into_iter()
-        .filter(|v| waits.get(v).is_some_and(|w| *w > 0))
+        .filter(|v| index.get(v).is_some_and(|i| waits[*i] > 0))
         .collect();
     Sorted { order, left }
 }

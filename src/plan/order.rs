@@ -3,7 +3,7 @@
 //! what it needs), then a stable topological numbering so the plan reads top to bottom.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::HashMap;
 use super::model::{Action, ActionId, Step, StepId, StepOp};
@@ -13,6 +13,25 @@ use crate::spec::{Name, SpecSet};
 
 /// Steps by bundle (`None`) or instance (`Some(index)`).
 type Keyed<'s> = HashMap<(&'s str, Option<u32>), Vec<StepId>>;
+
+/// Where step or action `id` is in the builder's list: it numbers them 1, 2, … in the
+/// order it makes them (`builder.rs`), and nothing is removed before [`finish`].
+fn slot(id: u32) -> usize {
+    usize::try_from(id).map_or(usize::MAX, |id| id.wrapping_sub(1))
+}
+
+/// What each step waits for besides its own `after`, by its slot; `None` for a step
+/// nothing was added to.
+struct Extra(Vec<Option<Vec<StepId>>>);
+
+impl Extra {
+    /// That `step` waits for `on` too.
+    fn add(&mut self, step: StepId, on: impl IntoIterator<Item = StepId>) {
+        if let Some(more) = self.0.get_mut(slot(step.0)) {
+            more.get_or_insert_default().extend(on);
+        }
+    }
+}
 
 /// Adds cross-action dependencies and renumbers actions and steps in dependency order.
 pub fn finish(
@@ -52,16 +71,14 @@ pub fn finish(
             StepOp::Fence { .. } | StepOp::Demote { .. } => {}
         }
     }
-    let mut extra: BTreeMap<StepId, BTreeSet<StepId>> = BTreeMap::new();
+    debug_assert!(steps.iter().enumerate().all(|(i, s)| slot(s.id.0) == i));
+    let mut extra = Extra(vec![None; steps.len()]);
     wait_for_what_stops_free(spec, &steps, &mut extra);
     // An instance starts only after every stop of that instance (invariant 1).
     for (key, ids) in &starts {
         if key.1.is_some() {
             for start in ids {
-                extra
-                    .entry(*start)
-                    .or_default()
-                    .extend(stops.get(key).into_iter().flatten());
+                extra.add(*start, stops.get(key).into_iter().flatten().copied());
             }
         }
     }
@@ -89,27 +106,27 @@ pub fn finish(
             OrderAction::Promote => &promotes,
         };
         for start in starts.get(&(then, None)).into_iter().flatten() {
-            extra
-                .entry(*start)
-                .or_default()
-                .extend(awaited.get(&(first, None)).into_iter().flatten());
+            extra.add(
+                *start,
+                awaited.get(&(first, None)).into_iter().flatten().copied(),
+            );
         }
         if o.symmetrical {
             for stop in stops.get(&(first, None)).into_iter().flatten() {
-                extra
-                    .entry(*stop)
-                    .or_default()
-                    .extend(stops.get(&(then, None)).into_iter().flatten());
+                extra.add(
+                    *stop,
+                    stops.get(&(then, None)).into_iter().flatten().copied(),
+                );
             }
         }
     }
-    let owner: BTreeMap<StepId, ActionId> = steps.iter().map(|s| (s.id, s.action)).collect();
-    for s in &mut steps {
-        if let Some(more) = extra.remove(&s.id) {
+    let owner: Vec<ActionId> = steps.iter().map(|s| s.action).collect();
+    for (s, more) in steps.iter_mut().zip(extra.0) {
+        if let Some(more) = more {
             let own = s.action;
             s.after.extend(
                 more.into_iter()
-                    .filter(|d| *d != s.id && owner.get(d) != Some(&own)),
+                    .filter(|d| *d != s.id && owner.get(slot(d.0)) != Some(&own)),
             );
             s.after.sort();
             s.after.dedup();
@@ -207,14 +224,11 @@ pub(crate) fn awaited<'a>(
 /// it (stops of `then`, stops of `first`, starts of `first`, starts of `then`), so no
 /// two of them run at once. Stops come before starts, as every other dependency of the
 /// plan has them, so these add no cycle (validation refuses cycles of orders).
-fn serialize(phases: &[Vec<StepId>], extra: &mut BTreeMap<StepId, BTreeSet<StepId>>) {
+fn serialize(phases: &[Vec<StepId>], extra: &mut Extra) {
     let mut before: Vec<StepId> = Vec::new();
     for phase in phases {
         for step in phase {
-            extra
-                .entry(*step)
-                .or_default()
-                .extend(before.iter().copied());
+            extra.add(*step, before.iter().copied());
         }
         before.extend(phase.iter().copied());
     }
@@ -225,12 +239,8 @@ fn serialize(phases: &[Vec<StepId>], extra: &mut BTreeMap<StepId, BTreeSet<StepI
 /// publishes too, capacity it needs too (a `placementStrategy` other than `default`), or
 /// whatever a bundle no longer in the spec held there. Otherwise the
 /// start can find them taken ("address already in use") and fail until the next pass.
-fn wait_for_what_stops_free(
-    spec: &SpecSet,
-    steps: &[Step],
-    extra: &mut BTreeMap<StepId, BTreeSet<StepId>>,
-) {
-    let mut stops_on: BTreeMap<&str, Vec<(StepId, &str, u32)>> = BTreeMap::new();
+fn wait_for_what_stops_free(spec: &SpecSet, steps: &[Step], extra: &mut Extra) {
+    let mut stops_on: HashMap<&str, Vec<(StepId, &str, u32)>> = HashMap::default();
     for s in steps {
         if let StepOp::Stop {
             node,
@@ -244,7 +254,7 @@ fn wait_for_what_stops_free(
                 .push((s.id, bundle.as_str(), *index));
         }
     }
-    let mut frees: BTreeMap<(&str, &str), bool> = BTreeMap::new();
+    let mut frees: HashMap<(&str, &str), bool> = HashMap::default();
     for s in steps {
         let StepOp::Start {
             node,
@@ -262,7 +272,7 @@ fn wait_for_what_stops_free(
                 .entry((bundle.as_str(), stopped))
                 .or_insert_with(|| stop_frees(spec, bundle.as_str(), stopped));
             if needed {
-                extra.entry(s.id).or_default().insert(*stop);
+                extra.add(s.id, [*stop]);
             }
         }
     }
@@ -312,72 +322,74 @@ fn host_ports(b: &BundleSpec) -> Vec<(Protocol, u32, u32)> {
 /// position of their last step, and gives both fresh consecutive ids.
 fn renumber(mut actions: Vec<Action>, steps: Vec<Step>) -> (Vec<Action>, Vec<Step>) {
     let order = topological(&steps);
-    let position: BTreeMap<StepId, usize> =
-        order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    let by_id: BTreeMap<StepId, &Step> = steps.iter().map(|s| (s.id, s)).collect();
-
-    // An action's last step decides where the action stands and what it waits for.
-    let mut last: BTreeMap<ActionId, StepId> = BTreeMap::new();
-    for s in &steps {
-        let e = last.entry(s.action).or_insert(s.id);
-        if position.get(&s.id) > position.get(e) {
-            *e = s.id;
+    // Each step's position in `order`, by its slot.
+    let mut position = vec![usize::MAX; steps.len()];
+    for (i, id) in order.iter().enumerate() {
+        if let Some(p) = position.get_mut(slot(id.0)) {
+            *p = i;
         }
     }
-    actions.sort_by_key(|a| {
-        last.get(&a.id)
-            .and_then(|s| position.get(s))
-            .copied()
-            .unwrap_or(usize::MAX)
-    });
-    let new_action: BTreeMap<ActionId, ActionId> = actions
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.id, ActionId(u32::try_from(i + 1).unwrap_or(u32::MAX))))
-        .collect();
-    let new_step: BTreeMap<StepId, StepId> = order
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (*s, StepId(u32::try_from(i + 1).unwrap_or(u32::MAX))))
-        .collect();
+    let at = |id: StepId| position.get(slot(id.0)).copied().unwrap_or(usize::MAX);
+    let step = |id: StepId| steps.get(slot(id.0));
+    // An action's last step decides where the action stands and what it waits for.
+    let mut last: Vec<Option<StepId>> = vec![None; actions.len()];
+    for s in &steps {
+        if let Some(l) = last.get_mut(slot(s.action.0))
+            && l.is_none_or(|l| at(s.id) > at(l))
+        {
+            *l = Some(s.id);
+        }
+    }
+    let last_of = |a: ActionId| last.get(slot(a.0)).copied().flatten();
+    actions.sort_by_key(|a| last_of(a.id).map_or(usize::MAX, at));
+    let mut new_action: Vec<Option<ActionId>> = vec![None; actions.len()];
+    for (i, a) in actions.iter().enumerate() {
+        if let Some(n) = new_action.get_mut(slot(a.id.0)) {
+            *n = Some(ActionId(u32::try_from(i + 1).unwrap_or(u32::MAX)));
+        }
+    }
+    let renamed = |a: ActionId| new_action.get(slot(a.0)).copied().flatten();
     for a in &mut actions {
-        let mut after: Vec<ActionId> = last
-            .get(&a.id)
-            .and_then(|s| by_id.get(s))
-            .map(|s| {
-                s.after
-                    .iter()
-                    .filter_map(|d| by_id.get(d))
-                    .map(|d| d.action)
-                    .collect()
-            })
-            .unwrap_or_default();
-        after.retain(|x| *x != a.id);
-        let mut after: Vec<ActionId> = after
+        let waits = last_of(a.id).and_then(step).map(|s| s.after.as_slice());
+        let mut after: Vec<ActionId> = waits
+            .unwrap_or_default()
             .iter()
-            .filter_map(|x| new_action.get(x).copied())
+            .filter_map(|d| step(*d))
+            .filter(|d| d.action != a.id)
+            .filter_map(|d| renamed(d.action))
             .collect();
         after.sort();
         after.dedup();
         a.after = after;
-        a.id = new_action.get(&a.id).copied().unwrap_or(a.id);
+        a.id = renamed(a.id).unwrap_or(a.id);
     }
-    let mut out: Vec<Step> = order
+    let mut new_step: Vec<Option<StepId>> = vec![None; steps.len()];
+    for (i, id) in order.iter().enumerate() {
+        if let Some(n) = new_step.get_mut(slot(id.0)) {
+            *n = Some(StepId(u32::try_from(i + 1).unwrap_or(u32::MAX)));
+        }
+    }
+    let mut steps: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
+    // Taken in `order`, whose positions are the new ids: the steps come out sorted.
+    let out = order
         .iter()
-        .filter_map(|id| by_id.get(id).map(|s| (*s).clone()))
+        .filter_map(|id| steps.get_mut(slot(id.0)).and_then(Option::take))
         .map(|mut s| {
-            s.id = new_step[&s.id];
-            s.action = new_action.get(&s.action).copied().unwrap_or(s.action);
+            s.id = new_step
+                .get(slot(s.id.0))
+                .copied()
+                .flatten()
+                .unwrap_or(s.id);
+            s.action = renamed(s.action).unwrap_or(s.action);
             s.after = s
                 .after
                 .iter()
-                .filter_map(|d| new_step.get(d).copied())
+                .filter_map(|d| new_step.get(slot(d.0)).copied().flatten())
                 .collect();
             s.after.sort();
             s
         })
         .collect();
-    out.sort_by_key(|s| s.id);
     (actions, out)
 }
 

@@ -168,12 +168,7 @@ impl<'a, 'p> Changes<'a, 'p> {
         let bundle = inst.bundle.as_str();
         let spec = &self.spec.bundles[bundle];
         let copies = self.current.of(bundle, inst.index);
-        let desired = self
-            .placed
-            .node
-            .get(&(bundle, inst.index))
-            .copied()
-            .flatten();
+        let desired = self.placed.node.get(bundle, inst.index).flatten();
         let running: Vec<&Copy> = copies.iter().filter(|c| c.running()).collect();
         let keep = running
             .iter()
@@ -677,11 +672,7 @@ impl<'a, 'p> Changes<'a, 'p> {
     fn first_restarts(&self, then: &str) -> Option<String> {
         let steady = |f: &Name| {
             !self.restarting.contains_key(f.as_str())
-                && self
-                    .placed
-                    .node
-                    .iter()
-                    .any(|((b, _), n)| *b == f.as_str() && n.is_some())
+                && self.placed.node.of(f.as_str()).any(|(_, n)| n.is_some())
         };
         let orders = self.mandatory_into.get(then)?;
         orders.iter().find_map(|(name, o)| {

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 
 use super::HashMap;
 use super::model::{Action, ActionId, Step, StepId, StepOp};
+use super::placement::NodeOf;
+use crate::spec::SpecSet;
 use crate::spec::bundle::{BundleSpec, Protocol};
 use crate::spec::constraint::{ConstraintSpec, OrderAction, OrderConstraint, OrderKind};
-use crate::spec::{Name, SpecSet};
 
 /// Steps by bundle (`None`) or instance (`Some(index)`).
 type Keyed<'s> = HashMap<(&'s str, Option<u32>), Vec<StepId>>;
@@ -140,20 +141,11 @@ pub fn finish(
 /// places no instance, so a running one stops (Pacemaker stops what depends on a
 /// resource that cannot run). An order made from a set with `requireAll: false` starves
 /// `then` only when none of the set's bundles (`any_of`) has enough placed.
-pub(crate) fn starved<'a>(
-    spec: &'a SpecSet,
-    placed: &BTreeMap<(&'a str, u32), Option<&'a Name>>,
-) -> BTreeMap<&'a str, &'a str> {
-    // The instances come by bundle, in order: counted a bundle at a time.
-    let mut runs: Vec<(&str, u32)> = Vec::new();
-    for ((bundle, _), _) in placed.iter().filter(|(_, node)| node.is_some()) {
-        match runs.last_mut() {
-            Some((last, n)) if last == bundle => *n += 1,
-            _ => runs.push((bundle, 1)),
-        }
-    }
-    let count: BTreeMap<&str, u32> = runs.into_iter().collect();
-    let placed = |b: &str| Some(count.get(b).copied().unwrap_or(0));
+pub(crate) fn starved<'a>(spec: &'a SpecSet, placed: &NodeOf<'a>) -> BTreeMap<&'a str, &'a str> {
+    let placed = |b: &str| {
+        let n = placed.of(b).filter(|(_, node)| node.is_some()).count();
+        Some(u32::try_from(n).unwrap_or(u32::MAX))
+    };
     spec.constraints
         .values()
         .filter_map(|c| match c {

@@ -34,9 +34,9 @@ impl<'a> Tally<'_, 'a> {
                 let alone: Vec<(u32, usize)> = self
                     .out
                     .node
-                    .range((bundle, 0)..=(bundle, u32::MAX))
-                    .filter(|(key, _)| !held.contains(*key))
-                    .filter_map(|((_, i), n)| Some((*i, self.nodes.of((*n)?.as_str())?)))
+                    .of(bundle)
+                    .filter(|(i, _)| !held.contains(&(bundle, *i)))
+                    .filter_map(|(i, n)| Some((i, self.nodes.of(n?.as_str())?)))
                     .filter(|(_, at)| self.placed_on.get(with).is_none_or(|w| w.on(*at) == 0))
                     .collect();
                 for (index, at) in alone {
@@ -51,7 +51,7 @@ impl<'a> Tally<'_, 'a> {
     }
 
     fn unplace(&mut self, bundle: &'a str, index: u32, at: usize, with: &str) {
-        self.out.node.remove(&(bundle, index));
+        self.out.node.remove(bundle, index);
         self.capacity.release(bundle, index);
         if let Some(counts) = self.placed_on.get_mut(bundle) {
             counts.remove_one(at);

@@ -53,11 +53,54 @@ pub use capacity::Shortfall;
 use rank::Ranker;
 use scores::Scores;
 
+/// The node chosen for each instance of each bundle (`None`: nowhere); an instance no
+/// node is allowed for may have no entry. Hashed by bundle, as it is looked up an
+/// instance at a time, with each bundle's instances in number order; a bundle with no
+/// entry left has none at all.
+#[derive(Debug, Default, PartialEq)]
+pub struct NodeOf<'a>(HashMap<&'a str, BTreeMap<u32, Option<&'a Name>>>);
+
+impl<'a> NodeOf<'a> {
+    /// The entry of instance `index` of `bundle`, if it has one.
+    pub(crate) fn get(&self, bundle: &str, index: u32) -> Option<Option<&'a Name>> {
+        self.0.get(bundle)?.get(&index).copied()
+    }
+
+    fn insert(&mut self, bundle: &'a str, index: u32, node: Option<&'a Name>) {
+        self.0.entry(bundle).or_default().insert(index, node);
+    }
+
+    fn remove(&mut self, bundle: &str, index: u32) {
+        if let Some(of) = self.0.get_mut(bundle) {
+            of.remove(&index);
+            if of.is_empty() {
+                self.0.remove(bundle);
+            }
+        }
+    }
+
+    /// The entries of `bundle`'s instances, by number.
+    pub(crate) fn of(&self, bundle: &str) -> impl Iterator<Item = (u32, Option<&'a Name>)> + '_ {
+        self.0
+            .get(bundle)
+            .into_iter()
+            .flatten()
+            .map(|(i, n)| (*i, *n))
+    }
+
+    /// Every entry, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = ((&'a str, u32), Option<&'a Name>)> + '_ {
+        self.0
+            .iter()
+            .flat_map(|(b, of)| of.iter().map(|(i, n)| ((*b, *i), *n)))
+    }
+}
+
 /// The outcome of placement.
 pub struct Placed<'a> {
     /// The chosen node per (bundle, index); an instance no node is allowed for has no
     /// entry (or `None`).
-    pub node: BTreeMap<(&'a str, u32), Option<&'a Name>>,
+    pub node: NodeOf<'a>,
     /// The scores behind each decision (only when asked for).
     pub explain: Vec<Placement>,
     /// Bundles that place no new instance because the `first` of a mandatory order into
@@ -367,14 +410,16 @@ fn top_up<'a>(
                 left.extend(by_index.keys().map(|i| (*bundle, *i)));
             }
         }
+        let mut claims: Vec<_> = placed
+            .node
+            .iter()
+            .filter(|((b, _), _)| !freed(b))
+            .filter_map(|(key, node)| node.map(|n| (key, n)))
+            .collect();
+        claims.sort_unstable();
         let top = Round {
             left,
-            claims: placed
-                .node
-                .iter()
-                .filter(|((b, _), _)| !freed(b))
-                .filter_map(|(key, node)| node.map(|n| (*key, n)))
-                .collect(),
+            claims,
             starved: still,
         };
         let mut topped = place_once(spec, observed, current, explain, &top, fixed, None);
@@ -442,7 +487,7 @@ fn place_once<'a>(
         placed_on: BTreeMap::new(),
         held: BTreeSet::new(),
         out: Placed {
-            node: BTreeMap::new(),
+            node: NodeOf::default(),
             explain: Vec::new(),
             starved: BTreeMap::new(),
             short: BTreeMap::new(),
@@ -668,10 +713,10 @@ impl<'a> Placer<'_, 'a> {
                 self.capacity.release(bundle, *index);
             }
             let mut mine = Vec::new();
-            for (key, node) in prev.node.range((bundle, 0)..=(bundle, u32::MAX)) {
-                self.out.node.insert(*key, *node);
+            for (index, node) in prev.node.of(bundle) {
+                self.out.node.insert(bundle, index, node);
                 if let Some(at) = node.and_then(|n| self.nodes.of(n.as_str())) {
-                    self.capacity.take(bundle, key.1, at);
+                    self.capacity.take(bundle, index, at);
                     self.load.add(at);
                     mine.push(at);
                 }
@@ -704,7 +749,7 @@ impl<'a> Placer<'_, 'a> {
         b.mine.add_one(at);
         self.out
             .node
-            .insert((b.name, index), Some(self.nodes.name(at)));
+            .insert(b.name, index, Some(self.nodes.name(at)));
     }
 
     /// The `first` of a mandatory order that starves `bundle`, when this round can tell

@@ -67,7 +67,7 @@ pub(super) fn stickiness(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, index: u32, own
 const DEPENDENT_DEPTH: usize = 64;
 
 /// Where this placement put each instance (none: nowhere).
-pub(super) type NodeOf<'a> = BTreeMap<(&'a str, u32), Option<&'a Name>>;
+use super::NodeOf;
 
 /// What the shared parts of bundles are computed from. Its maps are looked up, never
 /// walked: hashed. The constraints in each are in the set's order.
@@ -490,8 +490,8 @@ impl<'s, 'a> Ranker<'s, 'a> {
         done: Option<&Counts>,
     ) -> Counts {
         let nodes = chosen.iter().filter_map(|(index, before)| {
-            if let Some(node) = node_of.get(&(bundle, *index)) {
-                return self.nodes.of((*node)?.as_str());
+            if let Some(node) = node_of.get(bundle, *index) {
+                return self.nodes.of(node?.as_str());
             }
             let at = self.nodes.of(before.as_str())?;
             done.is_none_or(|d| d.on(at) > 0).then_some(at)

@@ -13,7 +13,7 @@
 //! target placed after it, drawn to or from it, would move them in every round).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use crate::spec::SpecSet;
 use crate::spec::constraint::ConstraintSpec;
@@ -34,71 +34,46 @@ pub struct Order<'a> {
 pub fn order(spec: &SpecSet) -> Order<'_> {
     let names: Vec<&str> = spec.bundles.keys().map(|b| b.as_str()).collect();
     let priority: Vec<i32> = spec.bundles.values().map(|b| b.priority).collect();
-    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, b)| (*b, i)).collect();
-    let mut edges = BTreeMap::new(); // (with, bundle) -> mandatory
-    let mut roles = Vec::new(); // (with, bundle) of the colocations with a role
-    for c in spec.constraints.values() {
-        if let ConstraintSpec::Colocation(c) = c
-            && let (Some(&w), Some(&b)) = (index.get(c.with.as_str()), index.get(c.bundle.as_str()))
-            && w != b
-        {
-            *edges.entry((w, b)).or_insert(false) |= c.score.is_infinity();
-            if c.role.is_some() {
-                roles.push((w, b));
-            }
-        }
-    }
-    let all: Vec<(usize, usize)> = edges.keys().copied().collect();
-    let hard: Vec<(usize, usize)> = edges.iter().filter(|e| *e.1).map(|e| *e.0).collect();
+    let (all, hard, roles) = colocation_edges(spec, &names);
     // Highest priority first, then name.
     let key = |b: usize| (priority[b], Reverse(names[b]));
     // Units: the mandatory groups, and every other bundle alone. Hard edges between
-    // units form no cycle. Parts: the cycles of any colocation, made of units.
+    // units form no cycle. Parts: the cycles of any colocation, made of units. Both are
+    // numbered from 0, fewer than the bundles: vectors by number hold what they group.
     let unit = components(names.len(), &hard);
     let part = components(names.len(), &all);
-    let mut units: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut units: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
     for (b, u) in unit.iter().enumerate() {
-        units.entry(*u).or_default().push(b);
+        units[*u].push(b);
     }
-    for members in units.values_mut() {
+    for members in &mut units {
         members.sort_by_key(|b| Reverse(key(*b)));
     }
-    // Units and parts are numbered from 0, fewer than the bundles; their keys are
-    // worked out once, as sorting asks for them at every step.
-    let mut unit_keys = vec![None; names.len()];
-    for (u, members) in &units {
-        unit_keys[*u] = members.first().map(|b| key(*b));
-    }
+    // Their keys are worked out once, as sorting asks for them at every step.
+    let unit_keys: Vec<_> = units.iter().map(|m| m.first().map(|b| key(*b))).collect();
     let unit_key = |u: usize| unit_keys.get(u).copied().flatten();
-    let mut parts: BTreeMap<usize, Vec<usize>> = BTreeMap::new(); // part -> its units
-    for u in units.keys() {
-        if let Some(&first) = units[u].first() {
-            parts.entry(part[first]).or_default().push(*u);
+    let mut parts: Vec<Vec<usize>> = vec![Vec::new(); names.len()]; // part -> its units
+    for (u, members) in units.iter().enumerate() {
+        if let Some(&first) = members.first() {
+            parts[part[first]].push(u);
         }
     }
-    let mut part_keys = vec![None; names.len()];
-    for (p, its) in &parts {
-        part_keys[*p] = its.iter().filter_map(|u| unit_key(*u)).max();
-    }
+    let part_keys: Vec<_> = parts
+        .iter()
+        .map(|its| its.iter().filter_map(|u| unit_key(*u)).max())
+        .collect();
     let part_key = |p: usize| part_keys.get(p).copied().flatten();
 
     // The parts in dependency order, then the units of each part in hard-edge order.
-    let between = |map: &[usize], edges: &[(usize, usize)]| -> BTreeSet<(usize, usize)> {
-        edges
-            .iter()
-            .map(|(w, b)| (map[*w], map[*b]))
-            .filter(|(w, b)| w != b)
-            .collect()
-    };
     let part_edges = between(&part, &all);
     // The hard edges between units, by the part both ends are in (each part's units
     // are sorted with their own edges only, so sorting costs what the part holds).
-    let part_of_unit = |u: usize| units.get(&u).and_then(|m| m.first()).map(|b| part[*b]);
+    let part_of_unit = |u: usize| units.get(u).and_then(|m| m.first()).map(|b| part[*b]);
     let by_part = |edges: &[(usize, usize)]| {
-        let mut by_part: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
+        let mut by_part: Vec<Vec<(usize, usize)>> = vec![Vec::new(); names.len()];
         for (w, b) in between(&unit, edges) {
             if let Some(p) = part_of_unit(w).filter(|p| part_of_unit(b) == Some(*p)) {
-                by_part.entry(p).or_default().push((w, b));
+                by_part[p].push((w, b));
             }
         }
         by_part
@@ -106,10 +81,10 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     let (unit_edges, role_edges) = (by_part(&hard), by_part(&roles));
     let mut bundles = Vec::with_capacity(names.len());
     let mut groups = Vec::new();
-    for p in kahn(parts.keys().copied(), part_edges, part_key).order {
-        let edges = unit_edges.get(&p).map_or(&[][..], Vec::as_slice);
-        let roles = role_edges.get(&p).map_or(&[][..], Vec::as_slice);
-        let sorted = match parts[&p].as_slice() {
+    let used = (0..names.len()).filter(|p| !parts[*p].is_empty());
+    for p in kahn(used, part_edges, part_key).order {
+        let (edges, roles) = (&unit_edges[p], &role_edges[p]);
+        let sorted = match parts[p].as_slice() {
             // Most parts are one unit: nothing to sort.
             [unit] => vec![*unit],
             inside => {
@@ -125,7 +100,7 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
             }
         };
         for u in sorted {
-            let members: Vec<&str> = units[&u].iter().map(|b| names[*b]).collect();
+            let members: Vec<&str> = units[u].iter().map(|b| names[*b]).collect();
             bundles.extend(&members);
             if members.len() > 1 {
                 groups.push(members);
@@ -133,6 +108,54 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
         }
     }
     Order { bundles, groups }
+}
+
+/// Edges `(from, to)` between vertices numbered from 0.
+type Edges = Vec<(usize, usize)>;
+
+/// The colocations between distinct bundles of `names` as edges `(with, bundle)` by
+/// their positions, each once and in order: all of them, the `INFINITY` ones, and
+/// (repeated as often as written) those with a role.
+fn colocation_edges(spec: &SpecSet, names: &[&str]) -> (Edges, Edges, Edges) {
+    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    let mut edges = Vec::new(); // (with, bundle), mandatory
+    let mut roles = Vec::new();
+    for c in spec.constraints.values() {
+        if let ConstraintSpec::Colocation(c) = c
+            && let (Some(&w), Some(&b)) = (index.get(c.with.as_str()), index.get(c.bundle.as_str()))
+            && w != b
+        {
+            edges.push(((w, b), c.score.is_infinity()));
+            if c.role.is_some() {
+                roles.push((w, b));
+            }
+        }
+    }
+    edges.sort_unstable();
+    let mut all: Edges = Vec::with_capacity(edges.len());
+    let mut hard: Edges = Vec::new();
+    for (edge, mandatory) in edges {
+        if all.last() != Some(&edge) {
+            all.push(edge);
+        }
+        if mandatory && hard.last() != Some(&edge) {
+            hard.push(edge);
+        }
+    }
+    (all, hard, roles)
+}
+
+/// `edges` between the groups `map` puts their ends in, without those inside one,
+/// each once and in order.
+fn between(map: &[usize], edges: &[(usize, usize)]) -> Edges {
+    let mut out: Edges = edges
+        .iter()
+        .map(|(w, b)| (map[*w], map[*b]))
+        .filter(|(w, b)| w != b)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// The vertices `of` in topological order along `edges` (those with both ends in `of`),

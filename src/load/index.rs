@@ -34,22 +34,25 @@ impl DocOrigin {
 }
 
 /// Every document of a spec set by kind and name, plus spans that must never be shown.
+/// Hashed by name: validation looks a document up for most findings and references.
 #[derive(Debug, Default, Clone)]
 pub struct SpecIndex {
-    docs: BTreeMap<(Kind, Name), DocOrigin>,
+    docs: BTreeMap<Kind, Named>,
     redactions: Vec<(FileId, Span)>,
 }
+
+/// The documents of one kind by name.
+type Named = std::collections::HashMap<Name, DocOrigin, foldhash::fast::RandomState>;
 
 impl SpecIndex {
     /// Records a document.
     pub fn insert(&mut self, kind: Kind, name: Name, origin: DocOrigin) {
-        self.docs.insert((kind, name), origin);
+        self.docs.entry(kind).or_default().insert(name, origin);
     }
 
     /// The document `kind`/`name`, if one was declared (valid or not).
     pub fn origin(&self, kind: Kind, name: &str) -> Option<&DocOrigin> {
-        let name: Name = name.parse().ok()?;
-        self.docs.get(&(kind, name))
+        self.docs.get(&kind)?.get(name)
     }
 
     /// Whether a document `kind`/`name` was declared (even one whose spec is invalid).
@@ -59,21 +62,24 @@ impl SpecIndex {
 
     /// Names of the declared documents of `kind`, sorted.
     pub fn names(&self, kind: Kind) -> Vec<&str> {
-        self.docs
-            .keys()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, n)| n.as_str())
-            .collect()
+        let mut names: Vec<&str> = self
+            .docs
+            .get(&kind)
+            .into_iter()
+            .flat_map(|named| named.keys().map(Name::as_str))
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// Number of documents declared.
     pub fn len(&self) -> usize {
-        self.docs.len()
+        self.docs.values().map(Named::len).sum()
     }
 
     /// Whether no document was declared.
     pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
+        self.len() == 0
     }
 
     /// Marks a span whose text must never be displayed (an inline secret).

@@ -24,7 +24,7 @@ use crate::spec::{Kind, SpecSet};
 /// chain of thousands.)
 fn eligible_nodes<'s>(set: &'s SpecSet, order: &Order<'s>, group_of: &Groups<'s, '_>) -> Masks<'s> {
     let mut eligible = own_masks(set);
-    let mut hard: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut hard: Hashed<&str, Vec<&str>> = Hashed::default();
     for c in set.constraints.values() {
         if let ConstraintSpec::Colocation(c) = c
             && c.score.is_infinity()
@@ -57,8 +57,11 @@ fn eligible_nodes<'s>(set: &'s SpecSet, order: &Order<'s>, group_of: &Groups<'s,
     eligible
 }
 
+/// What this module looks up by bundle and never reads in order.
+type Hashed<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A mask of nodes (bit `i`: the cluster's `i`th node) per bundle.
-pub(super) type Masks<'s> = BTreeMap<&'s str, FixedBitSet>;
+pub(super) type Masks<'s> = Hashed<&'s str, FixedBitSet>;
 
 /// The mask of every node of the cluster.
 fn every_node(set: &SpecSet) -> FixedBitSet {
@@ -68,7 +71,7 @@ fn every_node(set: &SpecSet) -> FixedBitSet {
 }
 
 /// The members of its cycle of `INFINITY` colocations, per bundle on one.
-type Groups<'s, 'o> = BTreeMap<&'s str, &'o [&'s str]>;
+type Groups<'s, 'o> = Hashed<&'s str, &'o [&'s str]>;
 
 /// Each bundle on a cycle of `INFINITY` colocations, with that cycle's members.
 fn groups<'s, 'o>(order: &'o Order<'s>) -> Groups<'s, 'o> {
@@ -80,8 +83,8 @@ fn groups<'s, 'o>(order: &'o Order<'s>) -> Groups<'s, 'o> {
 
 /// Each bundle's nodes by its own `-INFINITY` locations alone.
 fn own_masks(set: &SpecSet) -> Masks<'_> {
-    let mut bans: BTreeMap<&str, Vec<&crate::spec::constraint::LocationConstraint>> =
-        BTreeMap::new();
+    let mut bans: Hashed<&str, Vec<&crate::spec::constraint::LocationConstraint>> =
+        Hashed::default();
     for c in set.constraints.values() {
         if let ConstraintSpec::Location(l) = c
             && l.score.is_neg_infinity()
@@ -92,7 +95,7 @@ fn own_masks(set: &SpecSet) -> Masks<'_> {
     }
     let nodes = &set.cluster.nodes;
     let mut matcher = NodeMatcher::new(nodes.iter().map(|n| (n.name.as_str(), &n.attributes)));
-    let mut eligible = Masks::new();
+    let mut eligible = Masks::default();
     for b in set.bundles.keys() {
         let mut mask = every_node(set);
         for l in bans.get(b.as_str()).map(Vec::as_slice).unwrap_or(&[]) {

@@ -1,9 +1,9 @@
 //! A cycle of `INFINITY` colocations made whole once all its members are placed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::capacity::Capacity;
-use super::{Counts, Nodes, Placed, part, select};
+use super::{Nodes, Placed, PlacedOn, part, select};
 use crate::plan::model::Stage;
 use crate::spec::Score;
 use crate::spec::bundle::instance_name;
@@ -12,7 +12,7 @@ use crate::spec::bundle::instance_name;
 pub(super) struct Tally<'t, 'a> {
     pub(super) nodes: &'t Nodes<'a>,
     pub(super) capacity: &'t mut Capacity<'a>,
-    pub(super) placed_on: &'t mut BTreeMap<&'a str, Counts>,
+    pub(super) placed_on: &'t mut PlacedOn<'a>,
     pub(super) load: &'t mut select::Load,
     pub(super) out: &'t mut Placed<'a>,
 }

@@ -53,6 +53,9 @@ pub use capacity::Shortfall;
 use rank::Ranker;
 use scores::Scores;
 
+/// Where the instances of each bundle placed so far are, counted per node.
+type PlacedOn<'a> = HashMap<&'a str, Counts>;
+
 /// The node chosen for each instance of each bundle (`None`: nowhere); an instance no
 /// node is allowed for may have no entry. Hashed by bundle, as it is looked up an
 /// instance at a time, with each bundle's instances in number order; a bundle with no
@@ -253,7 +256,7 @@ pub fn place<'a>(
         .collect();
     let ranker = Ranker::new(spec, &nodes, &usable, promoted, explain);
     let order = colocation::order(spec);
-    let mut into: BTreeMap<&str, Vec<&OrderConstraint>> = BTreeMap::new();
+    let mut into: HashMap<&str, Vec<&OrderConstraint>> = HashMap::default();
     for c in spec.constraints.values() {
         if let ConstraintSpec::Order(o) = c {
             into.entry(o.then.as_str()).or_default().push(o);
@@ -367,7 +370,7 @@ struct Fixed<'f, 'a> {
     ranker: &'f Ranker<'f, 'a>,
     order: &'f colocation::Order<'a>,
     /// The order constraints, by their `then`.
-    into: &'f BTreeMap<&'a str, Vec<&'a OrderConstraint>>,
+    into: &'f HashMap<&'a str, Vec<&'a OrderConstraint>>,
     /// The promoted instances, as the round of planning before decided them.
     promoted: Option<&'a Promoted>,
 }
@@ -484,7 +487,7 @@ fn place_once<'a>(
         into,
         explain,
         load: select::Load::new(ranker.classes(), nodes.count(), ties),
-        placed_on: BTreeMap::new(),
+        placed_on: PlacedOn::default(),
         held: BTreeSet::new(),
         out: Placed {
             node: NodeOf::default(),
@@ -501,7 +504,7 @@ fn place_once<'a>(
             placer.capacity.take(bundle, *index, at);
         }
     }
-    let group_of: BTreeMap<&str, &[&str]> = order
+    let group_of: HashMap<&str, &[&str]> = order
         .groups
         .iter()
         .flat_map(|g| g.iter().map(move |b| (*b, g.as_slice())))
@@ -548,12 +551,12 @@ struct Placer<'p, 'a> {
     ranker: &'p Ranker<'p, 'a>,
     starved: &'p BTreeMap<&'a str, &'a str>,
     /// The order constraints, by their `then`.
-    into: &'p BTreeMap<&'a str, Vec<&'a OrderConstraint>>,
+    into: &'p HashMap<&'a str, Vec<&'a OrderConstraint>>,
     explain: bool,
     /// Instances placed per node, of every bundle.
     load: select::Load,
     /// Instances placed per node, per bundle placed.
-    placed_on: BTreeMap<&'a str, Counts>,
+    placed_on: PlacedOn<'a>,
     /// Instances `onFail: block` keeps where they are.
     held: BTreeSet<(&'a str, u32)>,
     out: Placed<'a>,

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use fixedbitset::FixedBitSet;
 
 use super::scores::{Classes, Entries, Scores};
-use super::{Bundle, Counts, HashMap, Nodes, Placer, feasible, part};
+use super::{Bundle, Counts, HashMap, NodeOf, Nodes, PlacedOn, Placer, feasible, part};
 use crate::plan::current::Whereabouts;
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::constraint::{
@@ -65,9 +65,6 @@ pub(super) fn stickiness(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, index: u32, own
 /// farther down are left out, as preferences: a dependent's own constraints still hold
 /// when it is placed.
 const DEPENDENT_DEPTH: usize = 64;
-
-/// Where this placement put each instance (none: nowhere).
-use super::NodeOf;
 
 /// What the shared parts of bundles are computed from. Its maps are looked up, never
 /// walked: hashed. The constraints in each are in the set's order.
@@ -162,7 +159,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
         &self,
         bundle: &str,
         group: Option<&[&str]>,
-        placed_on: &BTreeMap<&str, Counts>,
+        placed_on: &PlacedOn,
         node_of: &NodeOf,
     ) -> Scores {
         let unplaced: BTreeSet<&str> = group
@@ -215,7 +212,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
     /// clones). When the parts would leave the primary no
     /// node, none is added: they are preferences, and the primary's own hard constraints
     /// still decide; the dependents' hard constraints are kept when they are placed.
-    fn dependents(&self, own: &mut Scores, primaries: &[&str], placed: &BTreeMap<&str, Counts>) {
+    fn dependents(&self, own: &mut Scores, primaries: &[&str], placed: &PlacedOn) {
         if !primaries.iter().any(|p| self.dependents_of.contains_key(p)) {
             return;
         }
@@ -280,7 +277,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
         bundle: &'x str,
         factor: f64,
         seen: &mut BTreeSet<&'x str>,
-        placed: &BTreeMap<&str, Counts>,
+        placed: &PlacedOn,
         weighed: &mut Vec<Weighed<'x>>,
     ) where
         'a: 'x,
@@ -383,7 +380,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
     fn shared(
         &self,
         bundle: &str,
-        placed_on: &BTreeMap<&str, Counts>,
+        placed_on: &PlacedOn,
         node_of: &NodeOf,
         unplaced: &BTreeSet<&str>,
     ) -> Scores {
@@ -423,7 +420,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
         &self,
         s: &mut Scores,
         bundle: &str,
-        (placed_on, node_of): (&BTreeMap<&str, Counts>, &NodeOf),
+        (placed_on, node_of): (&PlacedOn, &NodeOf),
         unplaced: &BTreeSet<&str>,
     ) {
         let colocations = self.colocations.get(bundle).map_or(&[][..], Vec::as_slice);
@@ -502,7 +499,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
     /// A `-INFINITY` colocation keeps two bundles apart whichever is placed first: one
     /// placed before the bundle it shuns (in a colocation cycle) could not avoid it, so
     /// the shunned bundle avoids it instead.
-    fn anti_colocation(&self, s: &mut Scores, bundle: &str, placed_on: &BTreeMap<&str, Counts>) {
+    fn anti_colocation(&self, s: &mut Scores, bundle: &str, placed_on: &PlacedOn) {
         let shunned = self.shunned_by.get(bundle).map_or(&[][..], Vec::as_slice);
         for (cname, c) in shunned {
             let Some(there) = placed_on

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Options;
 use super::builder::{Builder, Inst};
 use super::current::{Copy, Current, Whereabouts, live_failures, unfenceable_because};
-use super::hash::instance_hash;
+use super::hash::BundleHash;
 use super::model::{QuorumStatus, StepId};
 use super::placement::{Placed, Promoted};
 use crate::observed::{InstanceState, Observed};
@@ -107,12 +107,13 @@ impl<'a, 'p> Changes<'a, 'p> {
                 .copies
                 .get(bundle)
                 .is_some_and(|m| m.values().flatten().any(Copy::running));
+            let hashes = BundleHash::new(name.as_str(), spec);
             for index in 0..spec.replicas {
                 let inst = Inst {
                     bundle: name,
                     index,
                 };
-                self.instance(inst, waits_for.as_deref(), &mut restarts_left);
+                self.instance(inst, &hashes, waits_for.as_deref(), &mut restarts_left);
             }
             self.count_unplaced(name, waits_for.as_deref());
         }
@@ -164,7 +165,13 @@ impl<'a, 'p> Changes<'a, 'p> {
         }
     }
 
-    fn instance(&mut self, inst: Inst<'a>, waits_for: Option<&str>, restarts_left: &mut u32) {
+    fn instance(
+        &mut self,
+        inst: Inst<'a>,
+        hashes: &BundleHash<'_>,
+        waits_for: Option<&str>,
+        restarts_left: &mut u32,
+    ) {
         let bundle = inst.bundle.as_str();
         let spec = &self.spec.bundles[bundle];
         let copies = self.current.of(bundle, inst.index);
@@ -294,8 +301,7 @@ impl<'a, 'p> Changes<'a, 'p> {
                 self.failed(inst, k, spec.monitor.on_fail);
             }
             Some(d) if d == k.node => {
-                let hash = instance_hash(bundle, spec, inst.index);
-                if k.instance.spec_hash != hash {
+                if k.instance.spec_hash != hashes.instance(inst.index) {
                     if *restarts_left == 0 {
                         self.b.block(
                             inst,

@@ -9,6 +9,7 @@
 //! the `id` of a port or storage mapping do not restart anything. Secrets are hashed by
 //! reference: a new secret value behind the same reference restarts nothing.
 
+use std::cell::OnceCell;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -19,35 +20,85 @@ use crate::spec::bundle::{BundleSpec, EnvValue, Protocol, instance_ip, instance_
 /// A published port as the runtime gets it: (host port, container port, count).
 type Published = Option<(u16, u16, u16)>;
 
+/// What every instance of a bundle shares, serialized as the first fields of its shape:
+/// a shape is this object with [`Own`]'s fields after them, as `serde_json` writes both
+/// (compact: `{`, the fields joined by `,`, `}`).
 #[derive(Serialize)]
-struct Shape<'a> {
+struct Shared<'a> {
     image: &'a str,
     command: &'a Option<Vec<String>>,
     env: Vec<(&'a str, &'a EnvValue)>,
     ports: Vec<(Published, Protocol)>,
+}
+
+/// What is an instance's own: its storage (a `sourceDirRoot` gives each instance its
+/// directory) and its address.
+#[derive(Serialize)]
+struct Own<'a> {
     storage: Vec<(Option<PathBuf>, &'a Path, bool, Vec<&'a str>)>,
     network: (Option<&'a str>, Option<Ipv4Addr>),
 }
 
-/// The hash of instance `index` of bundle `name`, as 16 hex digits.
-pub fn instance_hash(name: &str, bundle: &BundleSpec, index: u32) -> String {
-    let instance = instance_name(name, index);
-    let network = bundle.network.as_ref();
-    let shape = Shape {
+/// The hashes of one bundle's instances: what they share is serialized and hashed once,
+/// when the first is asked for (FNV-1a reads the bytes in order, so its state after them
+/// is where each instance's own fields go on).
+pub struct BundleHash<'a> {
+    name: &'a str,
+    bundle: &'a BundleSpec,
+    shared: OnceCell<u64>,
+}
+
+impl<'a> BundleHash<'a> {
+    pub fn new(name: &'a str, bundle: &'a BundleSpec) -> BundleHash<'a> {
+        BundleHash {
+            name,
+            bundle,
+            shared: OnceCell::new(),
+        }
+    }
+
+    /// The hash of instance `index`, as 16 hex digits.
+    pub fn instance(&self, index: u32) -> String {
+        let shared = *self.shared.get_or_init(|| {
+            // Plain data always serializes. The object stays open: the instance's fields
+            // follow.
+            let bytes = serde_json::to_vec(&shared(self.bundle)).unwrap_or_default();
+            fnv1a(FNV_OFFSET, bytes.strip_suffix(b"}").unwrap_or(&bytes))
+        });
+        let instance = instance_name(self.name, index);
+        let bytes = serde_json::to_vec(&own(self.bundle, &instance, index)).unwrap_or_default();
+        // `{"storage":…}` goes on the shared fields as `,"storage":…}`.
+        let fields = bytes.strip_prefix(b"{").unwrap_or(&bytes);
+        let hash = fnv1a(fnv1a(shared, b","), fields);
+        format!("{hash:016x}")
+    }
+}
+
+fn shared(bundle: &BundleSpec) -> Shared<'_> {
+    Shared {
         image: &bundle.image,
         command: &bundle.command,
         env: bundle.env.iter().map(|(k, v)| (k.as_str(), v)).collect(),
-        ports: network
+        ports: bundle
+            .network
+            .as_ref()
             .map_or(&[][..], |n| n.ports.as_slice())
             .iter()
             .map(|p| (p.published(), p.protocol))
             .collect(),
+    }
+}
+
+/// The fields of `instance`, number `index` of `bundle`.
+fn own<'a>(bundle: &'a BundleSpec, instance: &str, index: u32) -> Own<'a> {
+    let network = bundle.network.as_ref();
+    Own {
         storage: bundle
             .storage
             .iter()
             .map(|s| {
                 (
-                    s.host_dir(&instance),
+                    s.host_dir(instance),
                     s.target_dir.as_path(),
                     s.read_only(),
                     s.extra_options(),
@@ -60,15 +111,21 @@ pub fn instance_hash(name: &str, bundle: &BundleSpec, index: u32) -> String {
                 .and_then(|n| n.ip_range_start)
                 .and_then(|ip| instance_ip(ip, index)),
         ),
-    };
-    // Plain data always serializes; an empty string would only make every hash equal.
-    let bytes = serde_json::to_vec(&shape).unwrap_or_default();
-    format!("{:016x}", fnv1a(&bytes))
+    }
 }
 
-/// FNV-1a, 64 bits: stable across builds and platforms, which a label needs.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+/// The hash of instance `index` of bundle `name`, as 16 hex digits (for many instances
+/// of one bundle, [`BundleHash`] serializes what they share once).
+pub fn instance_hash(name: &str, bundle: &BundleSpec, index: u32) -> String {
+    BundleHash::new(name, bundle).instance(index)
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, 64 bits, from state `h` (`FNV_OFFSET` to start) on: stable across builds
+/// and platforms, which a label needs.
+fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
@@ -90,6 +147,46 @@ mod tests {
         ))
     }
 
+    /// The whole shape in one object, as the labels of running containers were made
+    /// from before the shared fields were hashed once per bundle.
+    #[derive(Serialize)]
+    struct Whole<'a> {
+        image: &'a str,
+        command: &'a Option<Vec<String>>,
+        env: &'a [(&'a str, &'a EnvValue)],
+        ports: &'a [(Published, Protocol)],
+        storage: &'a [(Option<PathBuf>, &'a Path, bool, Vec<&'a str>)],
+        network: &'a (Option<&'a str>, Option<Ipv4Addr>),
+    }
+
+    #[test]
+    fn a_hash_is_that_of_the_whole_shape_in_one_object() {
+        let bundles = [
+            "image: a:1\n",
+            "image: a:1\ncommand: [run, '--x=\"y\"']\nenv: {A: '1', B: {fromFile: /s/b}}\n",
+            "image: i\nnetwork: {name: net, ipRangeStart: 10.0.0.5, ports: [{port: 80}, {range: 90-92, protocol: udp}]}\nstorage: [{sourceDirRoot: /srv, targetDir: /d, options: 'ro,z'}, {sourceDir: /s, targetDir: /e}]\n",
+            "image: i\nnetwork: {ports: [{port: 80, internalPort: 8080}]}\nstorage: []\n",
+        ];
+        for text in bundles {
+            let b = bundle_from(text);
+            let hashes = BundleHash::new("web", &b);
+            for index in [0, 1, 7, 300] {
+                let (s, o) = (shared(&b), own(&b, &instance_name("web", index), index));
+                let whole = Whole {
+                    image: s.image,
+                    command: s.command,
+                    env: &s.env,
+                    ports: &s.ports,
+                    storage: &o.storage,
+                    network: &o.network,
+                };
+                let bytes = serde_json::to_vec(&whole).unwrap();
+                let expected = format!("{:016x}", fnv1a(FNV_OFFSET, &bytes));
+                assert_eq!(hashes.instance(index), expected, "{text} {index}");
+            }
+        }
+    }
+
     #[test]
     fn the_hash_follows_what_shapes_the_container() {
         let a = bundle("a:1");
@@ -105,7 +202,7 @@ mod tests {
         b.priority = 9;
         b.stop_timeout = crate::spec::Duration::from_secs(99);
         assert_eq!(instance_hash("web", &a, 0), instance_hash("web", &b, 0));
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(FNV_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 
     #[test]

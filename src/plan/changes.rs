@@ -4,14 +4,14 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::Options;
 use super::builder::{Builder, Inst};
 use super::current::{Copy, Current, Whereabouts, live_failures, unfenceable_because};
 use super::hash::BundleHash;
 use super::model::{QuorumStatus, StepId};
 use super::placement::{Placed, Promoted};
+use super::{HashMap, Options};
 use crate::observed::{InstanceState, Observed};
-use crate::spec::bundle::{OnFail, Recovery, Settings};
+use crate::spec::bundle::{BundleSpec, OnFail, Recovery, Settings};
 use crate::spec::cluster::NoQuorumPolicy;
 use crate::spec::constraint::{ConstraintSpec, OrderConstraint, OrderKind};
 use crate::spec::{Name, SpecSet};
@@ -36,7 +36,7 @@ pub struct Changes<'a, 'p> {
     /// again), or that start while none of their instances runs, with what that instance
     /// does (`db-0 restarts`): the `then` of a mandatory order from them restarts after
     /// them.
-    restarting: BTreeMap<&'a str, String>,
+    restarting: HashMap<&'a str, String>,
     /// For the bundle under way: why its running instances restart after the `first` of
     /// a mandatory order (one of its instances restarts or moves), if one does.
     restart_after: Option<String>,
@@ -77,7 +77,7 @@ impl<'a, 'p> Changes<'a, 'p> {
             b: Builder::default(),
             fences: BTreeMap::new(),
             unplaced: BTreeMap::new(),
-            restarting: BTreeMap::new(),
+            restarting: HashMap::default(),
             restart_after: None,
             bundle_runs: false,
             mandatory_into: mandatory_into(spec),
@@ -113,7 +113,12 @@ impl<'a, 'p> Changes<'a, 'p> {
                     bundle: name,
                     index,
                 };
-                self.instance(inst, &hashes, waits_for.as_deref(), &mut restarts_left);
+                self.instance(
+                    inst,
+                    (spec, &hashes),
+                    waits_for.as_deref(),
+                    &mut restarts_left,
+                );
             }
             self.count_unplaced(name, waits_for.as_deref());
         }
@@ -168,12 +173,11 @@ impl<'a, 'p> Changes<'a, 'p> {
     fn instance(
         &mut self,
         inst: Inst<'a>,
-        hashes: &BundleHash<'_>,
+        (spec, hashes): (&'a BundleSpec, &BundleHash<'_>),
         waits_for: Option<&str>,
         restarts_left: &mut u32,
     ) {
         let bundle = inst.bundle.as_str();
-        let spec = &self.spec.bundles[bundle];
         let copies = self.current.of(bundle, inst.index);
         let desired = self.placed.node.get(bundle, inst.index).flatten();
         let running: Vec<&Copy> = copies.iter().filter(|c| c.running()).collect();

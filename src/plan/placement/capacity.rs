@@ -23,6 +23,7 @@ use super::feasible::Ban;
 use super::{HashMap, Nodes, Promoted};
 use crate::plan::current::Current;
 use crate::plan::model::{ScorePart, Stage};
+use crate::spec::bundle::BundleSpec;
 use crate::spec::cluster::PlacementStrategy;
 use crate::spec::constraint::ConstraintSpec;
 use crate::spec::{Name, Score, SpecSet};
@@ -144,7 +145,7 @@ impl<'a> Capacity<'a> {
         nodes: &Nodes<'a>,
         current: &Current<'a>,
         (order, starved, promoted): (&[&'a str], &BTreeMap<&'a str, &'a str>, Option<&Promoted>),
-        stays: impl Fn(&str, u32, usize) -> bool,
+        stays: impl Fn((&str, &BundleSpec), u32, usize) -> bool,
     ) -> Capacity<'a> {
         let strategy = spec.cluster.placement_strategy;
         let names: BTreeSet<&'a Name> = if strategy.enforces_capacity() {
@@ -160,18 +161,18 @@ impl<'a> Capacity<'a> {
                 .collect()
         };
         let total: Vec<Vec<u64>> = nodes.specs.iter().map(|n| row(&n.capacity)).collect();
-        let needs = spec
-            .bundles
-            .iter()
-            .map(|(name, b)| {
-                let need = row(&b.needs)
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(_, n)| *n > 0);
-                (name.as_str(), need.collect::<Vec<_>>())
-            })
-            .filter(|(_, need)| !need.is_empty())
-            .collect();
+        let (mut needs, mut replicas) = (HashMap::default(), HashMap::default());
+        for (name, b) in &spec.bundles {
+            let need: Vec<_> = row(&b.needs)
+                .into_iter()
+                .enumerate()
+                .filter(|(_, n)| *n > 0)
+                .collect();
+            if !need.is_empty() {
+                needs.insert(name.as_str(), need);
+                replicas.insert(name.as_str(), b.replicas);
+            }
+        }
         let mut c = Capacity {
             strategy,
             used: vec![vec![0; quantities.len()]; total.len()],
@@ -184,14 +185,9 @@ impl<'a> Capacity<'a> {
             none: BTreeMap::new(),
             claimed: BTreeMap::new(),
             dependents: HashMap::default(),
-            replicas: HashMap::default(),
+            replicas,
             joins_promoted: HashMap::default(),
         };
-        c.replicas = c
-            .needs
-            .keys()
-            .filter_map(|b| Some((*b, spec.bundles.get(*b)?.replicas)))
-            .collect();
         c.dependents = c.dependents_of(spec, order, starved);
         c.joins_promoted = joins_promoted(spec, current, &c.dependents, promoted);
         c.count_running(spec, nodes, current, stays);
@@ -221,7 +217,7 @@ impl<'a> Capacity<'a> {
         spec: &'a SpecSet,
         nodes: &Nodes<'a>,
         current: &Current<'a>,
-        stays: impl Fn(&str, u32, usize) -> bool,
+        stays: impl Fn((&str, &BundleSpec), u32, usize) -> bool,
     ) {
         for (bundle, spec) in &spec.bundles {
             let bundle = bundle.as_str();
@@ -239,7 +235,7 @@ impl<'a> Capacity<'a> {
                     .find(|c| c.held(on_fail))
                     .or_else(|| copies.iter().find(|c| c.running()))
                     .and_then(|c| nodes.of(c.node.as_str()));
-                if let Some(at) = at.filter(|at| stays(bundle, *index, *at)) {
+                if let Some(at) = at.filter(|at| stays((bundle, spec), *index, *at)) {
                     self.take(bundle, *index, at);
                 }
             }

@@ -467,8 +467,8 @@ fn place_once<'a>(
         nodes,
         current,
         (&order.bundles, &round.starved, promoted),
-        |bundle, index, at| {
-            stays_put(spec, observed, current, (bundle, index))
+        |(bundle, b), index, at| {
+            stays_put(observed, current, (bundle, b), index)
                 || !(round.starved.contains_key(bundle)
                     || !usable[at]
                     || round.left.contains(&(bundle, index))
@@ -972,14 +972,11 @@ impl<'a> Placer<'_, 'a> {
 /// (its bundle not waiting, the colocations placed before it allowing the node), and
 /// leaves its room to the next round when it does not.
 fn stays_put(
-    spec: &SpecSet,
     observed: &Observed,
     current: &Current<'_>,
-    (bundle, index): (&str, u32),
+    (bundle, b): (&str, &BundleSpec),
+    index: u32,
 ) -> bool {
-    let Some(b) = spec.bundles.get(bundle) else {
-        return false;
-    };
     observed.suspended.covers(bundle)
         || current
             .of(bundle, index)

@@ -322,6 +322,11 @@ fn renumber(mut actions: Vec<Action>, steps: Vec<Step>) -> (Vec<Action>, Vec<Ste
         }
     }
     let at = |id: StepId| position.get(slot(id.0)).copied().unwrap_or(usize::MAX);
+    // Its new id: its place in `order`, from 1.
+    let new_step = |id: StepId| {
+        let at = Some(at(id)).filter(|p| *p != usize::MAX)?;
+        Some(StepId(u32::try_from(at + 1).unwrap_or(u32::MAX)))
+    };
     let step = |id: StepId| steps.get(slot(id.0));
     // An action's last step decides where the action stands and what it waits for.
     let mut last: Vec<Option<StepId>> = vec![None; actions.len()];
@@ -355,29 +360,15 @@ fn renumber(mut actions: Vec<Action>, steps: Vec<Step>) -> (Vec<Action>, Vec<Ste
         a.after = after;
         a.id = renamed(a.id).unwrap_or(a.id);
     }
-    let mut new_step: Vec<Option<StepId>> = vec![None; steps.len()];
-    for (i, id) in order.iter().enumerate() {
-        if let Some(n) = new_step.get_mut(slot(id.0)) {
-            *n = Some(StepId(u32::try_from(i + 1).unwrap_or(u32::MAX)));
-        }
-    }
     let mut steps: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
     // Taken in `order`, whose positions are the new ids: the steps come out sorted.
     let out = order
         .iter()
         .filter_map(|id| steps.get_mut(slot(id.0)).and_then(Option::take))
         .map(|mut s| {
-            s.id = new_step
-                .get(slot(s.id.0))
-                .copied()
-                .flatten()
-                .unwrap_or(s.id);
+            s.id = new_step(s.id).unwrap_or(s.id);
             s.action = renamed(s.action).unwrap_or(s.action);
-            s.after = s
-                .after
-                .iter()
-                .filter_map(|d| new_step.get(slot(d.0)).copied().flatten())
-                .collect();
+            s.after = s.after.iter().filter_map(|d| new_step(*d)).collect();
             s.after.sort();
             s
         })

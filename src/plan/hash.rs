@@ -74,6 +74,7 @@ impl<'a> BundleHash<'a> {
     }
 }
 
+/// The fields every instance of `bundle` shares.
 fn shared(bundle: &BundleSpec) -> Shared<'_> {
     Shared {
         image: &bundle.image,

@@ -419,6 +419,7 @@ fn top_up<'a>(
             .filter(|((b, _), _)| !freed(b))
             .filter_map(|(key, node)| node.map(|n| (key, n)))
             .collect();
+        // In instance order, whatever order the hashed placement gives them in.
         claims.sort_unstable();
         let top = Round {
             left,

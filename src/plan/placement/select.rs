@@ -112,13 +112,13 @@ impl Iterator for Preferred<'_> {
 /// The nodes the instance's own parts touch (sorted, `here` among them) are looked at
 /// first, then the others by their shared score (`base`) from the highest down
 /// (`likely`), until the best so far scores above them: an untouched node scores its
-/// shared score, or `-INFINITY` when banned. `bound` is a cheap score no lower than `score_of` (which may
-/// only bring it down to `-INFINITY`, with a ban): a node that cannot beat the best so
-/// far even at its bound is passed over without asking `score_of`, so the filters that
-/// look at what is placed (capacity) run only for the few nodes that could win. The
-/// nodes of a class are looked at in the order `load` keeps them in: the first that is
-/// not banned is the class's best. Where the strategy's ties have no such order, every
-/// node is looked at, in name order.
+/// shared score, or `-INFINITY` when banned. `bound` is a cheap score no lower than
+/// `score_of` (which may only bring it down to `-INFINITY`, with a ban): a node that
+/// cannot beat the best so far even at its bound is passed over without asking
+/// `score_of`, so the filters that look at what is placed (capacity) run only for the
+/// few nodes that could win. The nodes of a class are looked at in the order `load`
+/// keeps them in: the first that is not banned is the class's best. Where the strategy's
+/// ties have no such order, every node is looked at, in name order.
 pub(super) fn best(
     count: usize,
     (bound, score_of): (impl Fn(usize) -> Score, impl Fn(usize) -> Score),

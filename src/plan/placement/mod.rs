@@ -905,8 +905,10 @@ impl<'a> Placer<'_, 'a> {
             _ if ran == Some(i) && !(b.with_joiners && need.joins_on(i)) => None,
             _ => capacity.short_for(i, &need, anchored != Some(i)),
         };
+        // The nodes the bundle's shared score does not ban: the others never take it.
+        let open = || b.base.open();
         let joins = need.joins()
-            && (0..self.nodes.count()).any(|i| {
+            && open().any(|i| {
                 !unbanned(i).is_neg_infinity() && limits.ban(i).is_none() && joined(i).is_none()
             });
         let short = |i: usize| match i {
@@ -931,7 +933,7 @@ impl<'a> Placer<'_, 'a> {
             (&b.likely, &b.base, &touched, load),
         );
         if chosen.is_none() && capacity.enforced() {
-            let bans = (0..self.nodes.count())
+            let bans = open()
                 .filter(|i| !unbanned(*i).is_neg_infinity() && limits.ban(*i).is_none())
                 .filter_map(|i| Some((i, short(i)?)))
                 .collect();

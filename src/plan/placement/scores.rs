@@ -250,6 +250,21 @@ impl Scores {
             || self.apart.iter().any(|(_, s)| test(*s))
     }
 
+    /// The nodes whose score is not `-INFINITY`, each once, class by class and then those
+    /// set apart: what a look at every node for one that may take an instance needs to
+    /// visit, when few nodes may.
+    pub(super) fn open(&self) -> impl Iterator<Item = usize> + '_ {
+        let classes = (0..self.class.len())
+            .filter(|c| !self.class[*c].is_neg_infinity() && self.whole(*c))
+            .flat_map(move |c| {
+                let whole = self.apart_in[c] == 0;
+                let members = self.classes.members[c].iter().copied();
+                members.filter(move |i| whole || !self.is_apart(*i))
+            });
+        let apart = self.apart.iter().filter(|(_, s)| !s.is_neg_infinity());
+        classes.chain(apart.map(|(i, _)| *i))
+    }
+
     /// Adds to each class and each node of `entries` what `delta` makes of its score
     /// before and its entry, if anything; `added` is told, when explaining, of each node
     /// and what was added there, with the entry.
@@ -490,6 +505,10 @@ mod tests {
             let expected: Vec<(Score, usize)> = row.iter().copied().zip(0..count).collect();
             prop_assert_eq!(seen, expected);
             prop_assert_eq!(s.any(|x| !x.is_neg_infinity()), row.iter().any(|x| !x.is_neg_infinity()));
+            let mut open: Vec<usize> = s.open().collect();
+            open.sort_unstable();
+            let expected: Vec<usize> = (0..count).filter(|i| !row[*i].is_neg_infinity()).collect();
+            prop_assert_eq!(open, expected);
         }
     }
 }

@@ -338,6 +338,12 @@ impl<'a> Capacity<'a> {
         })
     }
 
+    /// Whether node `i` has too little free for what `need` needs of its own, whatever
+    /// joins it (then [`Capacity::short_for`] finds it short too).
+    pub(super) fn lacks(&self, i: usize, need: &Need<'_>) -> bool {
+        self.short_of(i, need.own, false).is_some()
+    }
+
     /// Whether capacity limits placement at all.
     pub(super) fn enforced(&self) -> bool {
         self.strategy.enforces_capacity()

@@ -917,9 +917,13 @@ impl<'a> Placer<'_, 'a> {
             _ => capacity.short_for(i, &need, false),
         };
         let ban = |i: usize| limits.ban(i).or_else(|| short(i));
-        let score_of = |i: usize| match ban(i) {
-            Some(_) => unbanned(i) + Score::NEG_INFINITY,
-            None => unbanned(i),
+        // A node without room for the instance's own needs bans it whatever must join it
+        // (but the node it ran on, which keeps it): asked first, as it is cheap and most
+        // nodes a crowded cluster's selection passes over are such nodes.
+        let banned = |i: usize| (ran != Some(i) && capacity.lacks(i, &need)) || ban(i).is_some();
+        let score_of = |i: usize| match banned(i) {
+            true => unbanned(i) + Score::NEG_INFINITY,
+            false => unbanned(i),
         };
         let load = &self.load;
         let prefer = |i: usize, j: usize| capacity.prefer(i, j, load.on());

@@ -44,9 +44,22 @@ impl QuorumStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ActionId(pub u32);
 
+/// Serializes `n` after the letter `prefix` (`a12`, `s3`), without the formatting
+/// machinery: a plan has one such id per action and step, and more where they wait.
+fn prefixed<S: Serializer>(s: S, prefix: u8, n: u32) -> Result<S::Ok, S::Error> {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n).as_bytes();
+    let mut id = [prefix; 11];
+    id[1..=digits.len()].copy_from_slice(digits);
+    match std::str::from_utf8(&id[..=digits.len()]) {
+        Ok(id) => s.serialize_str(id),
+        Err(_) => s.collect_str(&format_args!("{}{n}", char::from(prefix))),
+    }
+}
+
 impl Serialize for ActionId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("a{}", self.0))
+        prefixed(s, b'a', self.0)
     }
 }
 
@@ -62,7 +75,7 @@ pub struct StepId(pub u32);
 
 impl Serialize for StepId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("s{}", self.0))
+        prefixed(s, b's', self.0)
     }
 }
 
@@ -419,5 +432,23 @@ impl Plan {
     /// The action with `id`.
     pub fn action(&self, id: ActionId) -> Option<&Action> {
         self.actions.iter().find(|a| a.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(v: impl Serialize) -> String {
+        serde_json::to_string(&v).unwrap_or_default()
+    }
+
+    #[test]
+    fn ids_serialize_as_their_letter_and_number() {
+        assert_eq!(json(ActionId(12)), "\"a12\"");
+        assert_eq!(json(StepId(0)), "\"s0\"");
+        // The longest number still fits beside its letter.
+        assert_eq!(json(StepId(u32::MAX)), "\"s4294967295\"");
+        assert_eq!(json(ActionId(7)), format!("\"{}\"", ActionId(7)));
     }
 }

@@ -19,6 +19,9 @@ macro_rules! string_value {
                 s.collect_str(self)
             }
         }
+        string_value!(@de $ty, $expecting);
+    };
+    (@de $ty:ty, $expecting:expr) => {
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 struct V;
@@ -128,7 +131,15 @@ impl std::borrow::Borrow<str> for Name {
     }
 }
 
-string_value!(Name, "a name");
+string_value!(@de Name, "a name");
+
+impl Serialize for Name {
+    /// The name as it is, without going through `Display` (plans name every node and
+    /// instance).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 impl JsonSchema for Name {
     fn schema_name() -> Cow<'static, str> {

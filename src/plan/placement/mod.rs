@@ -920,7 +920,14 @@ impl<'a> Placer<'_, 'a> {
         // A node without room for the instance's own needs bans it whatever must join it
         // (but the node it ran on, which keeps it): asked first, as it is cheap and most
         // nodes a crowded cluster's selection passes over are such nodes.
-        let banned = |i: usize| (ran != Some(i) && capacity.lacks(i, &need)) || ban(i).is_some();
+        let banned = |i: usize| {
+            let lacks = ran != Some(i) && capacity.lacks(i, &need);
+            debug_assert!(
+                !lacks || ban(i).is_some(),
+                "node {i} lacks room but is not banned"
+            );
+            lacks || ban(i).is_some()
+        };
         let score_of = |i: usize| match banned(i) {
             true => unbanned(i) + Score::NEG_INFINITY,
             false => unbanned(i),

@@ -11,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 /// Implements `Deserialize` through `FromStr` (plus an optional integer form), and
-/// `Serialize` through `Display`.
+/// `Serialize` through `Display` (`@de`: only `Deserialize`).
 macro_rules! string_value {
     ($ty:ty, $expecting:expr) => {
         impl Serialize for $ty {

@@ -257,9 +257,9 @@ impl Scores {
         let classes = (0..self.class.len())
             .filter(|c| !self.class[*c].is_neg_infinity() && self.whole(*c))
             .flat_map(move |c| {
-                let whole = self.apart_in[c] == 0;
+                let none_apart = self.apart_in[c] == 0;
                 let members = self.classes.members[c].iter().copied();
-                members.filter(move |i| whole || !self.is_apart(*i))
+                members.filter(move |i| none_apart || !self.is_apart(*i))
             });
         let apart = self.apart.iter().filter(|(_, s)| !s.is_neg_infinity());
         classes.chain(apart.map(|(i, _)| *i))

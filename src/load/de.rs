@@ -347,10 +347,16 @@ fn integer_range(ty: &str) -> Option<(i128, i128)> {
 }
 
 /// The entry of `candidates` closest to `word`, when it is close enough to be a typo.
+///
+/// A candidate whose letters differ from the word's by more than that is passed over
+/// without working out the distance: the candidates may be the 10,000 nodes of a cluster,
+/// asked of each of a thousand findings.
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let lower = word.to_ascii_lowercase();
+    let letters = Letters::of(&lower);
     candidates
         .into_iter()
+        .filter(|c| letters.within(c, 2.max(c.len() / 4)))
         .map(|c| {
             (
                 strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()),
@@ -360,6 +366,43 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .filter(|(d, c)| *d <= 2.max(c.len() / 4))
         .min()
         .map(|(_, c)| c)
+}
+
+/// How many times each character occurs in an ASCII word, compared case-insensitively.
+struct Letters {
+    counts: [u16; 128],
+    ascii: bool,
+}
+
+impl Letters {
+    fn of(word: &str) -> Letters {
+        let mut counts = [0u16; 128];
+        for b in word.bytes().filter(u8::is_ascii) {
+            let at = usize::from(b.to_ascii_lowercase());
+            counts[at] = counts[at].saturating_add(1);
+        }
+        Letters {
+            counts,
+            ascii: word.is_ascii(),
+        }
+    }
+
+    /// Whether `other` may be within `edits` edits of the word (insertions, deletions,
+    /// substitutions, swaps). An edit adds at most one character to either side's count
+    /// of what the other lacks (a swap none), so more than `edits` on either side is too
+    /// far. Words that are not ASCII are always within.
+    fn within(&self, other: &str, edits: usize) -> bool {
+        if !self.ascii || !other.is_ascii() {
+            return true;
+        }
+        let theirs = Letters::of(other);
+        let (mut extra, mut missing) = (0usize, 0usize);
+        for (a, b) in self.counts.iter().zip(&theirs.counts) {
+            missing += usize::from(a.saturating_sub(*b));
+            extra += usize::from(b.saturating_sub(*a));
+        }
+        extra <= edits && missing <= edits
+    }
 }
 
 /// Deserializes `T` from `node`, reporting every problem (up to [`MAX_ERRORS`]).
@@ -1034,5 +1077,36 @@ mod tests {
         let e = from_node::<Spec>(&n).unwrap_err();
         assert_eq!(e.errors.len(), 1, "{e:?}");
         assert!(!e.more);
+    }
+}
+
+#[cfg(test)]
+mod suggest_tests {
+    use super::{Letters, suggest};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The letter counts pass over only candidates the distance would refuse too.
+        #[test]
+        fn letters_pass_over_only_what_is_too_far(
+            word in "[abAB0-9é-]{0,9}",
+            other in "[abAB0-9é-]{0,9}",
+        ) {
+            let lower = word.to_ascii_lowercase();
+            let most = 2.max(other.len() / 4);
+            let distance = strsim::damerau_levenshtein(&lower, &other.to_ascii_lowercase());
+            if distance <= most {
+                prop_assert!(Letters::of(&lower).within(&other, most));
+            }
+        }
+    }
+
+    #[test]
+    fn a_typo_among_ten_thousand_names_is_found() {
+        let names: Vec<String> = (0..10_000).map(|i| format!("node{i}")).collect();
+        let found = suggest("ndoe4321", names.iter().map(String::as_str));
+        assert_eq!(found, Some("node4321"));
+        assert_eq!(suggest("Node-17", ["node17", "node71"]), Some("node17"));
+        assert_eq!(suggest("database", names.iter().map(String::as_str)), None);
     }
 }

@@ -205,6 +205,11 @@ impl<'n, 'r> NodeMatcher<'n, 'r> {
         }
     }
 
+    /// The nodes, by their place, named `name`.
+    pub(crate) fn named(&self, name: &str) -> &[usize] {
+        self.names.get(name).map_or(&[], Vec::as_slice)
+    }
+
     /// The mask of `#uname eq NAME` or `ne` compared as strings, by looking the name up
     /// (what [`Rule::matches_node`] says of every node, without comparing each).
     fn by_name(&self, rule: &Rule) -> Option<FixedBitSet> {

@@ -13,8 +13,8 @@ use crate::diag::Diagnostic;
 use crate::spec::cluster::PlacementStrategy;
 use crate::spec::{BundleSpec, Kind, Name, SpecSet};
 
-/// Reports what cannot fit on an empty cluster; `eligible` is, per bundle, the mask of
-/// nodes (in spec order) its hard constraints leave it.
+/// Reports what cannot fit on an empty cluster; `eligible` is, per bundle its hard
+/// constraints keep off some nodes, the mask of nodes (in spec order) they leave it.
 pub(super) fn check(set: &SpecSet, eligible: &Masks<'_>, f: &mut Findings) {
     if set.cluster.placement_strategy == PlacementStrategy::Default {
         ignored(set, f);
@@ -65,11 +65,11 @@ fn one_instance(
     mask: Option<&FixedBitSet>,
     f: &mut Findings,
 ) -> bool {
-    let all = &set.cluster.nodes;
+    let all = set.cluster.nodes.iter().enumerate();
     let eligible = || {
-        mask.into_iter()
-            .flat_map(|m| m.ones())
-            .filter_map(|i| all.get(i))
+        all.clone()
+            .filter(|(i, _)| mask.is_none_or(|m| m.contains(*i)))
+            .map(|(_, n)| n)
     };
     if eligible().any(|n| fits(&b.needs, &n.capacity)) {
         return true;

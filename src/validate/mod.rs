@@ -147,6 +147,13 @@ impl<'a> Findings<'a> {
         }
     }
 
+    /// Whether a finding pushed now would be listed, not only counted: a finding that
+    /// costs work to describe (a suggestion among thousands of names) is described only
+    /// then.
+    pub(crate) fn listing(&self) -> bool {
+        self.diags.len() < MAX_FINDINGS
+    }
+
     /// Whether [`MAX_FINDINGS`] are listed already; if so, `d` is counted.
     fn full(&mut self, d: &Diagnostic) -> bool {
         if self.diags.len() < MAX_FINDINGS {

@@ -1,6 +1,6 @@
 //! References between documents: nodes, bundles and networks named elsewhere must exist.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use super::Findings;
 use crate::diag::Diagnostic;
@@ -13,13 +13,32 @@ use crate::spec::{Kind, SpecSet};
 
 pub(super) fn check(set: &SpecSet, cluster_ok: bool, f: &mut Findings) {
     // Without a valid cluster the nodes and networks are unknown: skip references to them.
-    let node_names: Vec<&str> = set.cluster.nodes.iter().map(|n| n.name.as_str()).collect();
-    let nodes = cluster_ok.then_some(node_names.as_slice());
+    let node_names = Known::new(set.cluster.nodes.iter().map(|n| n.name.as_str()));
+    let nodes = cluster_ok.then_some(&node_names);
     if cluster_ok {
         cluster(set, f);
     }
     fences(set, nodes, f);
     constraints(set, nodes, f);
+}
+
+/// The names of the nodes, in the order the Cluster lists them, and as a set to look
+/// them up (a cluster may list thousands, and as many constraints may name one).
+struct Known<'a> {
+    names: Vec<&'a str>,
+    set: HashSet<&'a str, foldhash::fast::RandomState>,
+}
+
+impl<'a> Known<'a> {
+    fn new(names: impl Iterator<Item = &'a str>) -> Known<'a> {
+        let names: Vec<&str> = names.collect();
+        let set = names.iter().copied().collect();
+        Known { names, set }
+    }
+
+    fn lacks(&self, name: &str) -> bool {
+        !self.set.contains(name)
+    }
 }
 
 /// Unique node and network names, and bundles' networks.
@@ -70,9 +89,12 @@ fn cluster(set: &SpecSet, f: &mut Findings) {
             continue;
         };
         if !networks.contains(net.as_str()) {
-            let known: Vec<&str> = networks.iter().copied().collect();
+            let known: Vec<&str> = match f.listing() {
+                true => networks.iter().copied().collect(),
+                false => Vec::new(),
+            };
             f.push(
-                unknown("network", net.as_str(), &known)
+                unknown(f, "network", net.as_str(), &known)
                     .with_help("declare it under the Cluster's spec.networks, with its subnet"),
                 Kind::Bundle,
                 name.as_str(),
@@ -83,7 +105,7 @@ fn cluster(set: &SpecSet, f: &mut Findings) {
 }
 
 /// Fence targets and levels.
-fn fences(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
+fn fences(set: &SpecSet, nodes: Option<&Known>, f: &mut Findings) {
     for (name, fence) in &set.fences {
         if fence.targets.is_empty() {
             f.push(
@@ -98,9 +120,9 @@ fn fences(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
             );
         }
         for (i, t) in fence.targets.iter().enumerate() {
-            if let Some(nodes) = nodes.filter(|n| !n.contains(&t.as_str())) {
+            if let Some(nodes) = nodes.filter(|n| n.lacks(t.as_str())) {
                 f.push(
-                    unknown("node", t.as_str(), nodes),
+                    unknown(f, "node", t.as_str(), &nodes.names),
                     Kind::Fence,
                     name.as_str(),
                     &format!("spec.targets.{i}"),
@@ -120,7 +142,7 @@ fn fences(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
 }
 
 /// References from constraints to bundles and nodes, and their form.
-fn constraints(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
+fn constraints(set: &SpecSet, nodes: Option<&Known>, f: &mut Findings) {
     let bundles = f
         .names(Kind::Bundle)
         .into_iter()
@@ -132,17 +154,22 @@ fn constraints(set: &SpecSet, nodes: Option<&[&str]>, f: &mut Findings) {
         let bundle_ref = |f: &mut Findings, b: &str, path: &str| {
             // An unset name (a constraint with sets) is checked with its sets.
             if !b.is_empty() && !f.declared(Kind::Bundle, b) && !f.declared(Kind::Group, b) {
-                f.push(unknown("bundle", b, &bundles), Kind::Constraint, name, path);
+                f.push(
+                    unknown(f, "bundle", b, &bundles),
+                    Kind::Constraint,
+                    name,
+                    path,
+                );
             }
         };
         match c {
             ConstraintSpec::Location(l) => {
                 bundle_ref(f, l.bundle.as_str(), "spec.location.bundle");
                 if let (Some(n), Some(nodes)) = (&l.node, nodes)
-                    && !nodes.contains(&n.as_str())
+                    && nodes.lacks(n.as_str())
                 {
                     f.push(
-                        unknown("node", n.as_str(), nodes),
+                        unknown(f, "node", n.as_str(), &nodes.names),
                         Kind::Constraint,
                         name,
                         "spec.location.node",
@@ -304,20 +331,36 @@ fn min_instances(set: &SpecSet, o: &OrderConstraint) -> Option<Diagnostic> {
     None
 }
 
-fn unknown(what: &str, name: &str, known: &[&str]) -> Diagnostic {
+/// A reference to `name`, which is not among the `known` names of `what`. Described only
+/// when `f` will list it: the suggestion compares `name` with every known name.
+fn unknown(f: &Findings, what: &str, name: &str, known: &[&str]) -> Diagnostic {
     let code = match what {
         "node" => "quorate::ref::unknown-node",
         "bundle" => "quorate::ref::unknown-bundle",
         _ => "quorate::ref::unknown-network",
     };
+    if !f.listing() {
+        return Diagnostic::error(code, "counted, not listed");
+    }
     let mut d = Diagnostic::error(code, format!("no {what} is named `{name}`"));
     d = match suggest(name, known.iter().copied()) {
         Some(s) => d.with_help(format!("did you mean `{s}`?")),
         None if known.is_empty() => d.with_help(format!("no {what}s are defined")),
-        None => d.with_help(format!("{what}s defined: {}", known.join(", "))),
+        None if known.len() <= LISTED => {
+            d.with_help(format!("{what}s defined: {}", known.join(", ")))
+        }
+        None => d.with_help(format!(
+            "{what}s defined: {}, and {} more",
+            known[..LISTED].join(", "),
+            known.len() - LISTED
+        )),
     };
     d
 }
+
+/// Most names the help of an unknown reference lists (a cluster may have thousands of
+/// nodes, and a set a thousand such findings).
+const LISTED: usize = 20;
 
 fn self_reference(kind: &str) -> Diagnostic {
     Diagnostic::error(
@@ -486,5 +529,35 @@ spec:
         let found = rule_findings("      {attribute: kernel, value: '5'}\n");
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].1.contains("no `operator`"), "{found:?}");
+    }
+
+    /// The help of an unknown node names the first nodes and counts the others, so a
+    /// thousand such findings in a cluster of thousands of nodes stay small.
+    #[test]
+    fn an_unknown_node_is_answered_with_some_of_the_known() {
+        let nodes: String = (0..30)
+            .map(|i| format!("{{name: n{i}, runtime: 'podman+unix:///n{i}.sock'}}, "))
+            .collect();
+        let text = SET
+            .replace(
+                "[{name: n1, runtime: 'podman+unix:///n1.sock', attributes: {kernel: '5.10'}}]",
+                &format!("[{nodes}]"),
+            )
+            .replace(
+                "    score: 100\n    rule:\n",
+                "    score: 100\n    node: database\n",
+            );
+        let mut sources = Sources::new();
+        sources.add("s.yaml", text.into_bytes());
+        let report = crate::validate::validate(&sources);
+        let unknown: Vec<_> = report
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == "quorate::ref::unknown-node")
+            .collect();
+        assert_eq!(unknown.len(), 1, "{:?}", report.diagnostics);
+        let listed: Vec<String> = (0..20).map(|i| format!("n{i}")).collect();
+        let help = format!("nodes defined: {}, and 10 more", listed.join(", "));
+        assert_eq!(unknown[0].help.as_deref(), Some(help.as_str()));
     }
 }

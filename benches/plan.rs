@@ -17,7 +17,9 @@
 //!
 //! `-- double` runs 2,000 nodes x 20,000 instances, quorate only (`crm_simulate -R` takes
 //! many minutes at the large size already), and prints what doubling the nodes and
-//! instances from the large size cost, when both ran (`-- large double`).
+//! instances from the large size cost, when both ran (`-- large double`). `-- huge` runs
+//! 10,000 nodes x 100,000 instances, the most instances a spec set may ask for, quorate
+//! only.
 //!
 //! `PLAN_BENCH_KEEP=DIR` keeps the generated specs, snapshot and CIBs in DIR.
 
@@ -319,6 +321,14 @@ fn main() -> std::process::ExitCode {
             nodes: 2_000,
             instances: 20_000,
             runs: 3,
+            process_runs: 3,
+            pcmk_runs: 0,
+        },
+        Size {
+            name: "huge",
+            nodes: 10_000,
+            instances: 100_000,
+            runs: 1,
             process_runs: 3,
             pcmk_runs: 0,
         },

@@ -79,6 +79,7 @@ fn with_status(spec: &SpecSet, observed: Option<&Observed>) -> String {
     constraints(spec, &mut x);
     fencing_topology(spec, &mut x);
     x.push_str("</configuration>\n<status>\n");
+    let homes = fence_homes(spec);
     for (i, n) in spec.cluster.nodes.iter().enumerate() {
         let _ = write!(
             x,
@@ -88,7 +89,7 @@ fn with_status(spec: &SpecSet, observed: Option<&Observed>) -> String {
         );
         if let Some(observed) = observed {
             let _ = write!(x, "<lrm id=\"{}\"><lrm_resources>", i + 1);
-            lrm_fences(spec, i, &mut x);
+            lrm_fences(spec, &homes, i, &mut x);
             for inst in observed
                 .nodes
                 .get(n.name.as_str())
@@ -149,16 +150,28 @@ fn lrm_instance(bundle: &str, index: u32, b: &BundleSpec, x: &mut String) {
     x.push_str("</lrm_resource>");
 }
 
-/// Fence devices started on node `node`: device *k* runs on the (*k*+2)-th node it does
-/// not target, which spreads them and keeps them off the first node (the one the
-/// benchmark fails).
-fn lrm_fences(spec: &SpecSet, node: usize, x: &mut String) {
-    for (k, (name, f)) in spec.fences.iter().enumerate() {
-        let others: Vec<usize> = (0..spec.cluster.nodes.len())
-            .filter(|i| !f.targets.contains(&spec.cluster.nodes[*i].name))
-            .collect();
-        let home = others.get((k + 1) % others.len().max(1)).copied();
-        if home != Some(node) {
+/// The node each fence device is started on: device *k* (in name order) runs on the
+/// (*k*+2)-th node it does not target, which spreads them and keeps them off the first
+/// node (the one the benchmark fails).
+fn fence_homes(spec: &SpecSet) -> Vec<Option<usize>> {
+    spec.fences
+        .values()
+        .enumerate()
+        .map(|(k, f)| {
+            let targets: std::collections::HashSet<&str> =
+                f.targets.iter().map(|t| t.as_str()).collect();
+            let others: Vec<usize> = (0..spec.cluster.nodes.len())
+                .filter(|i| !targets.contains(spec.cluster.nodes[*i].name.as_str()))
+                .collect();
+            others.get((k + 1) % others.len().max(1)).copied()
+        })
+        .collect()
+}
+
+/// The fence devices started on node `node`, `homes` as [`fence_homes`] made them.
+fn lrm_fences(spec: &SpecSet, homes: &[Option<usize>], node: usize, x: &mut String) {
+    for ((name, f), home) in spec.fences.iter().zip(homes) {
+        if *home != Some(node) {
             continue;
         }
         let rsc = format!("stonith-{name}");

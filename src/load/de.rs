@@ -816,6 +816,7 @@ impl<'de, 'p> IntoDeserializer<'de, ShapeErrors> for NodeDe<'de, 'p> {
 mod tests {
     use super::*;
     use crate::load::yaml::parse_documents;
+    use proptest::prelude::*;
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize, PartialEq)]
@@ -1078,12 +1079,6 @@ mod tests {
         assert_eq!(e.errors.len(), 1, "{e:?}");
         assert!(!e.more);
     }
-}
-
-#[cfg(test)]
-mod suggest_tests {
-    use super::{Letters, suggest};
-    use proptest::prelude::*;
 
     proptest! {
         /// The letter counts pass over only candidates the distance would refuse too.

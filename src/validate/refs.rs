@@ -89,12 +89,9 @@ fn cluster(set: &SpecSet, f: &mut Findings) {
             continue;
         };
         if !networks.contains(net.as_str()) {
-            let known: Vec<&str> = match f.listing() {
-                true => networks.iter().copied().collect(),
-                false => Vec::new(),
-            };
+            // No known names to weigh: the help says where networks are declared instead.
             f.push(
-                unknown(f, "network", net.as_str(), &known)
+                unknown(f, "network", net.as_str(), &[])
                     .with_help("declare it under the Cluster's spec.networks, with its subnet"),
                 Kind::Bundle,
                 name.as_str(),

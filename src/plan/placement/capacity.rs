@@ -341,7 +341,7 @@ impl<'a> Capacity<'a> {
     /// Whether node `i` has too little free for what `need` needs of its own, whatever
     /// joins it (then [`Capacity::short_for`] finds it short too).
     pub(super) fn lacks(&self, i: usize, need: &Need<'_>) -> bool {
-        self.short_of(i, need.own, false).is_some()
+        self.enforced() && need.own.iter().any(|(q, n)| *n > self.free(i, *q))
     }
 
     /// Whether capacity limits placement at all.

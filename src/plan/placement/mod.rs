@@ -939,7 +939,7 @@ impl<'a> Placer<'_, 'a> {
         touched.dedup();
         let chosen = select::best(
             self.nodes.count(),
-            (unbanned, score_of),
+            (unbanned, banned),
             (here, prefer),
             (&b.likely, &b.base, &touched, load),
         );

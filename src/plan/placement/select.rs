@@ -1,7 +1,7 @@
 //! Selection: the node with the highest score, and what `--explain` records of it.
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use super::capacity::Ties;
@@ -35,15 +35,16 @@ pub(super) struct Load {
     on: Vec<usize>,
     classes: Rc<Classes>,
     ties: Option<Ties>,
-    /// Under [`Ties::Fewest`], each class's nodes by (instances, node).
-    fewest: Vec<BTreeSet<(usize, usize)>>,
+    /// Under [`Ties::Fewest`], each class's nodes by instances, then in node order; no
+    /// empty entry.
+    fewest: Vec<BTreeMap<usize, Vec<usize>>>,
 }
 
 impl Load {
     pub(super) fn new(classes: &Rc<Classes>, count: usize, ties: Option<Ties>) -> Load {
         let fewest = match ties {
             Some(Ties::Fewest) => (0..classes.count())
-                .map(|c| classes.members(c).iter().map(|i| (0, *i)).collect())
+                .map(|c| BTreeMap::from([(0, classes.members(c).to_vec())]))
                 .collect(),
             _ => Vec::new(),
         };
@@ -72,8 +73,18 @@ impl Load {
 
     fn set(&mut self, at: usize, count: usize) {
         if let Some(ranked) = self.fewest.get_mut(self.classes.of(at)) {
-            ranked.remove(&(self.on[at], at));
-            ranked.insert((count, at));
+            if let Some(nodes) = ranked.get_mut(&self.on[at])
+                && let Ok(k) = nodes.binary_search(&at)
+            {
+                nodes.remove(k);
+                if nodes.is_empty() {
+                    ranked.remove(&self.on[at]);
+                }
+            }
+            let nodes = ranked.entry(count).or_default();
+            if let Err(k) = nodes.binary_search(&at) {
+                nodes.insert(k, at);
+            }
         }
         self.on[at] = count;
     }
@@ -82,7 +93,7 @@ impl Load {
     /// name).
     fn preferred(&self, c: usize) -> Preferred<'_> {
         match self.fewest.get(c) {
-            Some(ranked) => Preferred::Ranked(ranked.iter()),
+            Some(ranked) => Preferred::Ranked(ranked.values().flatten()),
             None => Preferred::Members(self.classes.members(c).iter()),
         }
     }
@@ -90,7 +101,7 @@ impl Load {
 
 /// The nodes of a class as [`Load::preferred`] gives them.
 enum Preferred<'l> {
-    Ranked(std::collections::btree_set::Iter<'l, (usize, usize)>),
+    Ranked(std::iter::Flatten<std::collections::btree_map::Values<'l, usize, Vec<usize>>>),
     Members(std::slice::Iter<'l, usize>),
 }
 
@@ -98,13 +109,14 @@ impl Iterator for Preferred<'_> {
     type Item = usize;
     fn next(&mut self) -> Option<usize> {
         match self {
-            Preferred::Ranked(it) => it.next().map(|e| e.1),
+            Preferred::Ranked(it) => it.next().copied(),
             Preferred::Members(it) => it.next().copied(),
         }
     }
 }
 
-/// The best of `count` nodes by `score_of`, if it is not `-INFINITY`. Equal scores
+/// The best of `count` nodes by their score, if it is not `-INFINITY`: a node's `score`,
+/// or `-INFINITY` where it is `banned` (`score` with `-INFINITY` added). Equal scores
 /// (`INFINITY` absorbs stickiness) go to the node the instance is on (`here`), then to
 /// the node the placement strategy `prefer`s (`Greater` for the first node: the least
 /// loaded, or the one with most free capacity), then to the first name.
@@ -112,16 +124,15 @@ impl Iterator for Preferred<'_> {
 /// The nodes the instance's own parts touch (sorted, `here` among them) are looked at
 /// first, then the others by their shared score (`base`) from the highest down
 /// (`likely`), until the best so far scores above them: an untouched node scores its
-/// shared score, or `-INFINITY` when banned. `bound` is a cheap score no lower than
-/// `score_of` (which may only bring it down to `-INFINITY`, with a ban): a node that
-/// cannot beat the best so far even at its bound is passed over without asking
-/// `score_of`, so the filters that look at what is placed (capacity) run only for the
-/// few nodes that could win. The nodes of a class are looked at in the order `load`
-/// keeps them in: the first that is not banned is the class's best. Where the strategy's
-/// ties have no such order, every node is looked at, in name order.
+/// shared score, or `-INFINITY` when banned. A node that cannot beat the best so far even
+/// at its `score` is passed over without asking whether it is `banned`, so the filters
+/// that look at what is placed (capacity) run only for the few nodes that could win. The
+/// nodes of a class are looked at in the order `load` keeps them in: the first that is
+/// not banned is the class's best. Where the strategy's ties have no such order, every
+/// node is looked at, in name order.
 pub(super) fn best(
     count: usize,
-    (bound, score_of): (impl Fn(usize) -> Score, impl Fn(usize) -> Score),
+    (score, banned): (impl Fn(usize) -> Score, impl Fn(usize) -> bool),
     (here, prefer): (Option<usize>, impl Fn(usize, usize) -> Ordering),
     (likely, base, touched, load): (&Likely, &Scores, &[usize], &Load),
 ) -> Option<usize> {
@@ -138,10 +149,11 @@ pub(super) fn best(
     let scan = |nodes: &mut dyn Iterator<Item = usize>| {
         let mut best: Option<(Score, usize)> = None;
         for i in nodes {
-            if !beats(i, bound(i), best) {
+            let s = score(i);
+            if !beats(i, s, best) {
                 continue;
             }
-            let s = score_of(i);
+            let s = if banned(i) { Score::NEG_INFINITY } else { s };
             if beats(i, s, best) {
                 best = Some((s, i));
             }
@@ -158,14 +170,15 @@ pub(super) fn best(
     let mut best = scan(&mut touched.iter().copied());
     let untouched = |i: &usize| touched.binary_search(i).is_err();
     let alike = |i: &usize| untouched(i) && !base.is_apart(*i);
-    for &(score, holder) in &likely.tiers {
-        if score.is_neg_infinity() || best.is_some_and(|(s, _)| s > score) {
+    // An untouched node's score is its tier's: it scores that unless banned.
+    for &(tier, holder) in &likely.tiers {
+        if tier.is_neg_infinity() || best.is_some_and(|(s, _)| s > tier) {
             break;
         }
         let c = match holder {
             Holder::Node(i) => {
-                if untouched(&i) && beats(i, score, best) && score_of(i) == score {
-                    best = Some((score, i));
+                if untouched(&i) && beats(i, tier, best) && !banned(i) {
+                    best = Some((tier, i));
                 }
                 continue;
             }
@@ -173,10 +186,10 @@ pub(super) fn best(
         };
         // Those after a node in the order cannot beat what it cannot, nor what it is.
         for i in load.preferred(c).filter(alike) {
-            if !beats(i, score, best) {
+            if !beats(i, tier, best) {
                 break;
-            } else if score_of(i) == score {
-                best = Some((score, i));
+            } else if !banned(i) {
+                best = Some((tier, i));
                 break;
             }
         }

@@ -95,9 +95,10 @@ pub fn render(
             } else {
                 GraphicalTheme::unicode_nocolor()
             };
-            let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
             for d in diags {
                 let view = View::new(d, ctx.sources, &mut texts);
+                let handler = GraphicalReportHandler::new_themed(theme.clone())
+                    .with_context_lines(view.context);
                 let mut s = String::new();
                 if handler.render_report(&mut s, &view).is_err() {
                     s = format!("{}: {}\n", d.code, d.message);
@@ -233,11 +234,44 @@ impl<'a> MaskedTexts<'a> {
     }
 }
 
+/// Longest line a snippet shows (bytes): a longer one is hard to read, and miette cannot
+/// underline past column 65,535 (it panics).
+const MAX_SNIPPET_LINE: usize = 1_000;
+
+/// Where the line holding byte `at` of `text` starts and ends (its line feed), if it is
+/// short enough to show.
+fn short_line(text: &str, at: usize) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let at = at.min(bytes.len());
+    let run = |it: &mut dyn Iterator<Item = &u8>| {
+        it.take(MAX_SNIPPET_LINE + 1)
+            .take_while(|b| **b != b'\n')
+            .count()
+    };
+    let (before, after) = (
+        run(&mut bytes[..at].iter().rev()),
+        run(&mut bytes[at..].iter()),
+    );
+    (before + after <= MAX_SNIPPET_LINE).then_some((at - before, at + after))
+}
+
+/// How a snippet shows span `s` of `text`: not at all when it starts or ends on a line too
+/// long to show, else with the line around it where that line is short too.
+fn snippet(text: &str, s: Span) -> Option<usize> {
+    let (first, _) = short_line(text, s.offset)?;
+    let (_, last) = short_line(text, s.offset.saturating_add(s.len))?;
+    let above = first == 0 || short_line(text, first - 1).is_some();
+    let below = last >= text.len() || short_line(text, last + 1).is_some();
+    Some(usize::from(above && below))
+}
+
 /// A diagnostic as miette sees it.
 struct View {
     d: Diagnostic,
     source: Option<NamedSource<Arc<String>>>,
     labels: Vec<LabeledSpan>,
+    /// Lines of context around the labels.
+    context: usize,
     others: Vec<View>,
 }
 
@@ -245,16 +279,32 @@ impl View {
     fn new(d: &Diagnostic, sources: &Sources, texts: &mut MaskedTexts<'_>) -> View {
         let mut labels = Vec::new();
         let mut others = Vec::new();
+        let mut d = d.clone();
+        let mut context = 1;
         let source = d.location.map(|l| {
-            if let Some(s) = l.span {
-                labels.push(LabeledSpan::new_primary_with_span(None, to_source_span(s)));
+            let text = texts.get(l.file);
+            let name = printable(sources.name(l.file));
+            match l.span.map(|s| (s, snippet(&text, s))) {
+                Some((s, Some(lines))) => {
+                    context = context.min(lines);
+                    labels.push(LabeledSpan::new_primary_with_span(None, to_source_span(s)));
+                }
+                Some((s, None)) => {
+                    d.message = format!(
+                        "{} (at {name}:{}:{}, on a line too long to show)",
+                        d.message, s.line, s.column
+                    );
+                }
+                None => {}
             }
-            NamedSource::new(printable(sources.name(l.file)), texts.get(l.file))
+            NamedSource::new(name, Arc::clone(&text))
         });
         for r in &d.related {
             let same_file = d.location.map(|l| l.file) == Some(r.location.file);
-            match r.location.span {
-                Some(s) if same_file => {
+            let text = texts.get(r.location.file);
+            match r.location.span.map(|s| (s, snippet(&text, s))) {
+                Some((s, Some(lines))) if same_file => {
+                    context = context.min(lines);
                     labels.push(LabeledSpan::new_with_span(
                         Some(printable(&r.label).into_owned()),
                         to_source_span(s),
@@ -273,13 +323,13 @@ impl View {
                 }
             }
         }
-        let mut d = d.clone();
         d.message = printable(&d.message).into_owned();
         d.help = d.help.map(|h| printable(&h).into_owned());
         View {
             d,
             source,
             labels,
+            context,
             others,
         }
     }
@@ -401,6 +451,40 @@ mod tests {
         );
         assert!(text.contains("4 │ **************\n"), "{text}");
         assert!(text.contains("5 │   X: 1"), "{text}");
+    }
+
+    /// A finding far along a line (a spec written on one line) is not drawn under it:
+    /// miette panics past column 65,535. Its place goes in the message instead.
+    #[test]
+    fn a_finding_on_a_very_long_line_names_its_place_without_a_snippet() {
+        let mut sources = Sources::new();
+        let text = format!("a: [{}]\nbad: 1\n", "1, ".repeat(30_000));
+        let file = sources.add("long.yaml", text.clone().into_bytes());
+        let at = |offset: usize| Location {
+            file,
+            span: Some(Span::at_offset(text.as_bytes(), offset, 1)),
+        };
+        let far = Diagnostic::error("quorate::shape::unknown-field", "far").at(at(90_001));
+        let near =
+            Diagnostic::error("quorate::shape::unknown-field", "near").at(at(text.len() - 7));
+        let ctx = RenderContext {
+            sources: &sources,
+            redactions: &[],
+            color: false,
+        };
+        let mut out = Vec::new();
+        render(&mut out, Format::Human, &[far, near], &ctx).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("far (at long.yaml:1:90002, on a line too long to show)"),
+            "{out}"
+        );
+        assert!(!out.contains("1, 1, 1"), "a long line is not shown: {out}");
+        // A finding beside a long line is shown without that line around it.
+        assert!(
+            out.contains("long.yaml:2:1") && out.contains("2 │ b"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -236,6 +236,28 @@ fn explain_and_dot() {
 }
 
 #[test]
+fn a_snapshot_over_its_limit_is_refused_unparsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.json");
+    // Sparse: nothing is written, and the read stops one byte past the limit.
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(64 * 1024 * 1024 + 1).unwrap();
+    let out = quorate(&[
+        "plan",
+        "--specs",
+        "examples/two-workers",
+        "--observed",
+        big.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("big.json") && stderr.contains("at most 67108864 bytes"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn exit_codes() {
     let changes = quorate(&[
         "plan",

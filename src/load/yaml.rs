@@ -125,10 +125,46 @@ pub enum ParseErrorKind {
     Tag,
 }
 
-/// Parses every document in `bytes`: the YAML specs are written in by [`subset`], the
-/// common shape of a spec straight from granit-parser's events ([`events`]), anything
-/// else through serde-saphyr.
+/// What one file may hold, as serde-saphyr counts it; quorate's own readers take half
+/// of the nodes (as events) and of the scalar bytes, and leave whatever comes nearer the
+/// limits to serde-saphyr, which says which was passed.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Nodes: scalars and collections.
+    pub nodes: usize,
+    /// Parser events.
+    pub events: usize,
+    /// Bytes of all scalars together.
+    pub scalar_bytes: usize,
+}
+
+impl Budget {
+    /// A spec file (at most 4 MiB).
+    pub const SPEC_FILE: Budget = Budget {
+        nodes: 1_000_000,
+        events: 2_000_000,
+        scalar_bytes: 8 * 1024 * 1024,
+    };
+
+    /// An observed-state snapshot: four times what one of the largest cluster a spec set
+    /// may describe holds (10,000 nodes and 100,000 instances take about 0.9 million
+    /// nodes and 5 MiB of scalars).
+    pub const SNAPSHOT: Budget = Budget {
+        nodes: 4_000_000,
+        events: 8_000_000,
+        scalar_bytes: 32 * 1024 * 1024,
+    };
+}
+
+/// Parses every document of a spec file (see [`parse_documents_within`]).
 pub fn parse_documents(bytes: &[u8]) -> Result<Vec<Node>, ParseError> {
+    parse_documents_within(bytes, Budget::SPEC_FILE)
+}
+
+/// Parses every document in `bytes` within `budget`: the YAML specs are written in by
+/// [`subset`], the common shape of a spec straight from granit-parser's events
+/// ([`events`]), anything else through serde-saphyr.
+pub fn parse_documents_within(bytes: &[u8], budget: Budget) -> Result<Vec<Node>, ParseError> {
     let text = std::str::from_utf8(bytes).map_err(|e| ParseError {
         message: format!(
             "the file is not valid UTF-8 (invalid byte at offset {})",
@@ -138,21 +174,22 @@ pub fn parse_documents(bytes: &[u8]) -> Result<Vec<Node>, ParseError> {
         kind: ParseErrorKind::Encoding,
     })?;
     let max_documents = usize::try_from(MAX_SET_DOCUMENTS).unwrap_or(usize::MAX);
-    match subset::parse(text, max_documents).or_else(|| events::parse(text, max_documents)) {
+    let fast = (max_documents, budget);
+    match subset::parse(text, fast).or_else(|| events::parse(text, fast)) {
         Some(nodes) => Ok(nodes),
-        None => deserialize(text, max_documents),
+        None => deserialize(text, max_documents, budget),
     }
 }
 
 /// Every document of `text` through serde-saphyr's deserializer, which reads all of YAML
 /// that specs may hold and says what is wrong with the rest.
-fn deserialize(text: &str, max_documents: usize) -> Result<Vec<Node>, ParseError> {
+fn deserialize(text: &str, max_documents: usize, budget: Budget) -> Result<Vec<Node>, ParseError> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_depth: MAX_DEPTH,
-            max_total_scalar_bytes: 8 * 1024 * 1024,
-            max_nodes: 1_000_000,
-            max_events: 2_000_000,
+            max_total_scalar_bytes: budget.scalar_bytes,
+            max_nodes: budget.nodes,
+            max_events: budget.events,
             max_aliases: 10_000,
             max_anchors: 10_000,
             // A file cannot hold more than the whole set may: parsing stops there.

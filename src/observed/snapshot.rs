@@ -4,7 +4,7 @@
 use super::Observed;
 use crate::diag::{Diagnostic, Location};
 use crate::load::de::from_node;
-use crate::load::yaml::parse_documents;
+use crate::load::yaml::{Budget, parse_documents_within};
 use crate::source::FileId;
 
 /// Parses a snapshot from `bytes` (file `file` of some [`crate::source::Sources`]),
@@ -14,7 +14,7 @@ pub fn parse(file: FileId, bytes: &[u8]) -> Result<Observed, Vec<Diagnostic>> {
         file,
         span: Some(span),
     };
-    let docs = parse_documents(bytes).map_err(|e| {
+    let docs = parse_documents_within(bytes, Budget::SNAPSHOT).map_err(|e| {
         vec![
             Diagnostic::error("quorate::observed::yaml", e.message)
                 .with_help("an observed-state snapshot is one YAML or JSON document")
@@ -73,6 +73,25 @@ mod tests {
         let span = d[0].location.unwrap().span.unwrap();
         assert_eq!((span.line, span.column), (3, 12));
         assert!(d[0].message.contains("online"), "{}", d[0].message);
+    }
+
+    /// A cluster of 10,000 nodes and 100,000 instances writes a snapshot of about as many
+    /// nodes as a spec file may hold; one of more is read.
+    #[test]
+    fn a_snapshot_may_hold_more_than_a_spec_file() {
+        let count = Budget::SPEC_FILE.nodes / 9 + 1;
+        let mut text = String::from(
+            "{\"now\": 0, \"nodes\": {\"n1\": {\"state\": \"online\", \"instances\": [",
+        );
+        for i in 0..count {
+            let comma = if i == 0 { "" } else { "," };
+            text.push_str(&format!(
+                "{comma}{{\"bundle\": \"b\", \"index\": {i}, \"specHash\": \"0\", \"state\": \"running\"}}"
+            ));
+        }
+        text.push_str("]}}}");
+        let o = parse(FileId(0), text.as_bytes()).unwrap();
+        assert_eq!(o.nodes["n1"].instances.len(), count);
     }
 
     #[test]

@@ -12,14 +12,11 @@ use std::collections::HashSet;
 
 use granit_parser::{Event as Parsed, Parser, ScalarStyle, Span as ParserSpan};
 
-use super::{MAX_DEPTH, MAX_SCALAR_BYTES, Node, Value, span_at, unresolved};
+use super::{Budget, MAX_DEPTH, MAX_SCALAR_BYTES, Node, Value, span_at, unresolved};
 use crate::diag::Span;
 
-/// Half the deserializer's budget for events and scalar bytes in one file, and less
-/// nesting (see [`super::parse_documents`]): whatever comes near a limit is left to it,
-/// and it says which was passed.
-const MAX_EVENTS: usize = 1_000_000;
-const MAX_SCALAR_TOTAL: usize = 4 * 1024 * 1024;
+/// Less nesting than the deserializer allows (see [`Budget`] for the rest): whatever
+/// comes near a limit is left to it, and it says which was passed.
 const MAX_OPEN: usize = MAX_DEPTH - 2;
 /// Keys of one mapping compared pairwise for duplicates; past them a mapping keeps its
 /// keys in a hashed set, so hostile input cannot make this quadratic.
@@ -54,10 +51,15 @@ pub(super) struct Builder {
     events: usize,
     scalar_bytes: usize,
     max_documents: usize,
+    /// Events: the deserializer's budget of nodes, which is half its events.
+    max_events: usize,
+    /// Half the deserializer's scalar bytes.
+    max_scalar_bytes: usize,
 }
 
 impl Builder {
-    pub(super) fn new(max_documents: usize) -> Builder {
+    /// At most `max_documents` documents, within half of `budget`.
+    pub(super) fn new((max_documents, budget): (usize, Budget)) -> Builder {
         Builder {
             docs: Vec::new(),
             open: Vec::new(),
@@ -65,6 +67,8 @@ impl Builder {
             events: 0,
             scalar_bytes: 0,
             max_documents,
+            max_events: budget.nodes,
+            max_scalar_bytes: budget.scalar_bytes / 2,
         }
     }
 
@@ -72,7 +76,7 @@ impl Builder {
     /// one byte long).
     pub(super) fn push(&mut self, event: Event<'_>, mut span: Span) -> Option<()> {
         self.events += 1;
-        if self.events > MAX_EVENTS {
+        if self.events > self.max_events {
             return None;
         }
         let node = match event {
@@ -125,7 +129,7 @@ impl Builder {
 
     fn scalar(&mut self, text: Cow<'_, str>, plain: bool, span: Span) -> Option<Node> {
         self.scalar_bytes += text.len();
-        if text.len() > MAX_SCALAR_BYTES || self.scalar_bytes > MAX_SCALAR_TOTAL {
+        if text.len() > MAX_SCALAR_BYTES || self.scalar_bytes > self.max_scalar_bytes {
             return None;
         }
         let value = if plain {
@@ -143,10 +147,10 @@ impl Builder {
     }
 }
 
-/// The documents of `text` (at most `max_documents`) from granit-parser's events, or
-/// `None` when the deserializer must read it.
-pub(super) fn parse(text: &str, max_documents: usize) -> Option<Vec<Node>> {
-    let mut builder = Builder::new(max_documents);
+/// The documents of `text` (at most `max_documents`, within half of `budget`) from
+/// granit-parser's events, or `None` when the deserializer must read it.
+pub(super) fn parse(text: &str, (max_documents, budget): (usize, Budget)) -> Option<Vec<Node>> {
+    let mut builder = Builder::new((max_documents, budget));
     for item in Parser::new_from_str(text) {
         let (event, span) = item.ok()?;
         let event = match event {
@@ -269,16 +273,17 @@ pub(super) mod tests {
     use super::super::deserialize;
     use super::*;
 
-    pub(in crate::load::yaml) const MAX: usize = 1_000;
+    pub(in crate::load::yaml) const MAX: (usize, Budget) = (1_000, Budget::SPEC_FILE);
 
     /// Whether `reader` gave an answer; when it does, it is the deserializer's.
     pub(in crate::load::yaml) fn agrees_with(
-        reader: fn(&str, usize) -> Option<Vec<Node>>,
+        reader: fn(&str, (usize, Budget)) -> Option<Vec<Node>>,
         text: &str,
     ) -> bool {
         let fast = reader(text, MAX);
         if let Some(nodes) = &fast {
-            assert_eq!(Ok(nodes), deserialize(text, MAX).as_ref(), "{text:?}");
+            let deserialized = deserialize(text, MAX.0, MAX.1);
+            assert_eq!(Ok(nodes), deserialized.as_ref(), "{text:?}");
         }
         fast.is_some()
     }
@@ -354,7 +359,7 @@ pub(super) mod tests {
             assert!(parse(text, MAX).is_none(), "{text:?}");
         }
         let three = "a: 1\n---\nb: 2\n---\nc: 3\n";
-        assert!(parse(three, 2).is_none());
+        assert!(parse(three, (2, Budget::SPEC_FILE)).is_none());
         // Past MAX_KEYS keys, a mapping's keys are compared through a set.
         for n in [MAX_KEYS - 1, MAX_KEYS, MAX_KEYS + 1, 3 * MAX_KEYS] {
             let many: String = (0..n).map(|i| format!("k{i}: v\n")).collect();

@@ -12,16 +12,16 @@
 
 use std::borrow::Cow;
 
-use super::Node;
 use super::events::{Builder, Event};
+use super::{Budget, Node};
 use crate::diag::Span;
 
 /// Longest key read here (bytes): YAML allows an implicit key up to 1,024 characters.
 const MAX_KEY: usize = 1024;
 
-/// The documents of `text` (at most `max_documents`), or `None` when another reader must
-/// read it.
-pub(super) fn parse(text: &str, max_documents: usize) -> Option<Vec<Node>> {
+/// The documents of `text` (at most `max_documents`, within half of `budget`), or `None`
+/// when another reader must read it.
+pub(super) fn parse(text: &str, within: (usize, Budget)) -> Option<Vec<Node>> {
     if !plain_text(text) {
         return None;
     }
@@ -34,7 +34,7 @@ pub(super) fn parse(text: &str, max_documents: usize) -> Option<Vec<Node>> {
         counted: (0, 0),
         at: None,
         flow_lines: false,
-        out: Builder::new(max_documents),
+        out: Builder::new(within),
     };
     reader.stream()?;
     reader.out.finish()
@@ -617,7 +617,7 @@ mod tests {
             assert!(parse(text, MAX).is_none(), "{text:?}");
             agrees(text);
         }
-        assert!(parse("a: 1\n---\nb: 2\n---\nc: 3\n", 2).is_none());
+        assert!(parse("a: 1\n---\nb: 2\n---\nc: 3\n", (2, MAX.1)).is_none());
     }
 
     #[test]

@@ -207,8 +207,8 @@ impl SnapshotError {
     }
 }
 
-/// The largest snapshot file read: over four times one of the largest cluster a spec set
-/// may describe (10,000 nodes, 100,000 instances: 14 MiB of pretty JSON).
+/// The largest snapshot file read: over four times the snapshot of the largest cluster a
+/// spec set may describe (10,000 nodes, 100,000 instances: 14 MiB of pretty JSON).
 const MAX_SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Reads (at most [`MAX_SNAPSHOT_BYTES`]) and parses a snapshot file.

@@ -146,9 +146,9 @@ impl Budget {
         scalar_bytes: 8 * 1024 * 1024,
     };
 
-    /// An observed-state snapshot: four times what one of the largest cluster a spec set
-    /// may describe holds (10,000 nodes and 100,000 instances take about 0.9 million
-    /// nodes and 5 MiB of scalars).
+    /// An observed-state snapshot: four times what the snapshot of the largest cluster a
+    /// spec set may describe holds (10,000 nodes and 100,000 instances take about 0.9
+    /// million nodes and 5 MiB of scalars).
     pub const SNAPSHOT: Budget = Budget {
         nodes: 4_000_000,
         events: 8_000_000,

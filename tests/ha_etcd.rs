@@ -180,6 +180,10 @@ fn a_leader_paused_past_its_lease_acts_no_more_and_rejoins_as_a_follower() {
     s.repos.commit("three apps");
     assert!(s.repos.push().status.success());
     wait_for("three apps", Duration::from_secs(60), || converged(&s, 3));
+    // A container runs before its command writes its start down.
+    wait_for("three starts written", Duration::from_secs(30), || {
+        (starts(&s.data).len() == 3).then_some(())
+    });
     let before = starts(&s.data);
     let old_log_len = log(old).len();
     // The old leader wakes on a cluster the new one changed, with its spec of two apps.

@@ -130,6 +130,10 @@ pub(super) struct Capacity<'a> {
     /// Per (bundle, dependent) where the dependent follows only the bundle's promoted
     /// instances, and some are known: the numbers of those it joins first.
     joins_promoted: JoinsPromoted<'a>,
+    /// Per quantity, the least any bundle needs of it (0 where one needs none).
+    least: Vec<u64>,
+    /// The nodes whose free capacity changed since [`Capacity::changed`] last said.
+    changed: Vec<usize>,
 }
 
 /// Per (bundle, dependent), the numbers of the bundle's promoted instances the dependent
@@ -162,7 +166,13 @@ impl<'a> Capacity<'a> {
         };
         let total: Vec<Vec<u64>> = nodes.specs.iter().map(|n| row(&n.capacity)).collect();
         let (mut needs, mut replicas) = (HashMap::default(), HashMap::default());
+        let mut least: Option<Vec<u64>> = None;
         for (name, b) in &spec.bundles {
+            let all = row(&b.needs);
+            least = Some(match least {
+                Some(l) => l.iter().zip(&all).map(|(a, b)| *a.min(b)).collect(),
+                None => all,
+            });
             let need: Vec<_> = row(&b.needs)
                 .into_iter()
                 .enumerate()
@@ -187,6 +197,8 @@ impl<'a> Capacity<'a> {
             dependents: HashMap::default(),
             replicas,
             joins_promoted: HashMap::default(),
+            least: least.unwrap_or_default(),
+            changed: Vec::new(),
         };
         c.dependents = c.dependents_of(spec, order, starved);
         c.joins_promoted = joins_promoted(spec, current, &c.dependents, promoted);
@@ -344,6 +356,23 @@ impl<'a> Capacity<'a> {
         self.enforced() && need.own.iter().any(|(q, n)| *n > self.free(i, *q))
     }
 
+    /// Whether node `i` has too little free for what any bundle needs of its own (then
+    /// [`Capacity::lacks`] finds it short for every instance).
+    pub(super) fn full(&self, i: usize) -> bool {
+        self.enforced()
+            && self
+                .least
+                .iter()
+                .enumerate()
+                .any(|(q, n)| *n > self.free(i, q))
+    }
+
+    /// The nodes whose free capacity changed since this was last asked (some more than
+    /// once).
+    pub(super) fn changed(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.changed)
+    }
+
     /// Whether capacity limits placement at all.
     pub(super) fn enforced(&self) -> bool {
         self.strategy.enforces_capacity()
@@ -373,6 +402,7 @@ impl<'a> Capacity<'a> {
             for (q, n) in need {
                 row[*q] = row[*q].saturating_add(*n);
             }
+            self.changed.push(at);
             *self
                 .on_node
                 .entry(bundle)
@@ -425,6 +455,7 @@ impl<'a> Capacity<'a> {
             for (q, n) in need {
                 row[*q] = row[*q].saturating_sub(*n);
             }
+            self.changed.push(at);
         }
         Some(at)
     }

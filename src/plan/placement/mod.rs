@@ -463,7 +463,7 @@ fn place_once<'a>(
         into,
         promoted,
     } = *fixed;
-    let capacity = Capacity::new(
+    let mut capacity = Capacity::new(
         spec,
         nodes,
         current,
@@ -476,7 +476,7 @@ fn place_once<'a>(
                     || failed_out(spec, observed, current, (bundle, index), nodes.name(at)))
         },
     );
-    let ties = capacity.ties();
+    let load = select::Load::new(ranker.classes(), nodes.count(), &mut capacity);
     let mut placer = Placer {
         spec,
         observed,
@@ -487,7 +487,7 @@ fn place_once<'a>(
         starved: &round.starved,
         into,
         explain,
-        load: select::Load::new(ranker.classes(), nodes.count(), ties),
+        load,
         placed_on: PlacedOn::default(),
         held: BTreeSet::new(),
         out: Placed {
@@ -889,6 +889,7 @@ impl<'a> Placer<'_, 'a> {
         // The instance's needs are counted again where it is placed. The node it runs on
         // keeps it even when short of capacity: it runs there already, nothing new starts.
         let ran = self.capacity.release(b.name, index);
+        self.load.sync(&mut self.capacity);
         let capacity = &self.capacity;
         let added = own.added();
         let unbanned = |i: usize| match added.binary_search_by_key(&i, |(n, _)| *n) {
@@ -934,7 +935,9 @@ impl<'a> Placer<'_, 'a> {
         };
         let load = &self.load;
         let prefer = |i: usize, j: usize| capacity.prefer(i, j, load.on());
-        let mut touched: Vec<usize> = own.nodes().chain(here).collect();
+        // The node the instance ran on keeps it even when full: it is looked at whatever
+        // selection leaves out.
+        let mut touched: Vec<usize> = own.nodes().chain(here).chain(ran).collect();
         touched.sort_unstable();
         touched.dedup();
         let chosen = select::best(

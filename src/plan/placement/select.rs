@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::capacity::Ties;
+use super::capacity::{Capacity, Ties};
 use super::rank::Own;
 use super::scores::{Classes, Holder, Scores};
 use super::{Nodes, part};
@@ -30,29 +30,48 @@ impl Likely {
 /// The instances placed on each node, of every bundle; and, where the placement strategy
 /// orders nodes of equal score by a key of their own ([`Ties`]), each class's nodes in
 /// that order, so selection finds the node a class's ties go to without looking at every
-/// node of it.
+/// node of it, nor at the nodes too full for any bundle ([`Capacity::full`]), which are
+/// left out until they have room again.
 pub(super) struct Load {
     on: Vec<usize>,
     classes: Rc<Classes>,
     ties: Option<Ties>,
-    /// Under [`Ties::Fewest`], each class's nodes by instances, then in node order; no
-    /// empty entry.
-    fewest: Vec<BTreeMap<usize, Vec<usize>>>,
+    /// Where ties have an order, each class's nodes by their key in it (their instances
+    /// under [`Ties::Fewest`], else 0), then in node order; no empty entry, and no node
+    /// that is `full`.
+    ranked: Vec<BTreeMap<usize, Vec<usize>>>,
+    /// Whether each node is too full for any bundle.
+    full: Vec<bool>,
 }
 
 impl Load {
-    pub(super) fn new(classes: &Rc<Classes>, count: usize, ties: Option<Ties>) -> Load {
-        let fewest = match ties {
-            Some(Ties::Fewest) => (0..classes.count())
-                .map(|c| BTreeMap::from([(0, classes.members(c).to_vec())]))
+    /// No instance on any of `count` nodes, each as full as `capacity` says.
+    pub(super) fn new(classes: &Rc<Classes>, count: usize, capacity: &mut Capacity<'_>) -> Load {
+        let ties = capacity.ties();
+        let full: Vec<bool> = (0..count).map(|i| capacity.full(i)).collect();
+        capacity.changed();
+        let room = |c: usize| -> Vec<usize> {
+            let members = classes.members(c).iter().copied();
+            members.filter(|i| !full[*i]).collect()
+        };
+        let ranked = match ties {
+            Some(_) => (0..classes.count())
+                .map(|c| {
+                    let nodes = room(c);
+                    (!nodes.is_empty())
+                        .then_some((0, nodes))
+                        .into_iter()
+                        .collect()
+                })
                 .collect(),
-            _ => Vec::new(),
+            None => Vec::new(),
         };
         Load {
             on: vec![0; count],
             classes: Rc::clone(classes),
             ties,
-            fewest,
+            ranked,
+            full,
         }
     }
 
@@ -72,46 +91,71 @@ impl Load {
     }
 
     fn set(&mut self, at: usize, count: usize) {
-        if let Some(ranked) = self.fewest.get_mut(self.classes.of(at)) {
-            if let Some(nodes) = ranked.get_mut(&self.on[at])
-                && let Ok(k) = nodes.binary_search(&at)
-            {
-                nodes.remove(k);
-                if nodes.is_empty() {
-                    ranked.remove(&self.on[at]);
-                }
+        if self.ties == Some(Ties::Fewest) {
+            self.unrank(at);
+            self.on[at] = count;
+            self.rank(at);
+        } else {
+            self.on[at] = count;
+        }
+    }
+
+    /// Takes in which of the nodes whose free capacity changed are too full for any
+    /// bundle.
+    pub(super) fn sync(&mut self, capacity: &mut Capacity<'_>) {
+        for at in capacity.changed() {
+            let full = capacity.full(at);
+            if full && !self.full[at] {
+                self.unrank(at);
+                self.full[at] = true;
+            } else if !full && self.full[at] {
+                self.full[at] = false;
+                self.rank(at);
             }
-            let nodes = ranked.entry(count).or_default();
+        }
+    }
+
+    /// Node `at`'s key in the order of its class.
+    fn key(&self, at: usize) -> usize {
+        match self.ties {
+            Some(Ties::Fewest) => self.on[at],
+            _ => 0,
+        }
+    }
+
+    /// Puts node `at` in the order of its class, unless it is full.
+    fn rank(&mut self, at: usize) {
+        let key = self.key(at);
+        if let Some(ranked) = self.ranked.get_mut(self.classes.of(at))
+            && !self.full[at]
+        {
+            let nodes = ranked.entry(key).or_default();
             if let Err(k) = nodes.binary_search(&at) {
                 nodes.insert(k, at);
             }
         }
-        self.on[at] = count;
     }
 
-    /// The nodes of class `c`, those ties go to first first (by name when ties go by
-    /// name).
-    fn preferred(&self, c: usize) -> Preferred<'_> {
-        match self.fewest.get(c) {
-            Some(ranked) => Preferred::Ranked(ranked.values().flatten()),
-            None => Preferred::Members(self.classes.members(c).iter()),
+    /// Takes node `at` out of the order of its class.
+    fn unrank(&mut self, at: usize) {
+        let key = self.key(at);
+        if let Some(ranked) = self.ranked.get_mut(self.classes.of(at))
+            && let Some(nodes) = ranked.get_mut(&key)
+            && let Ok(k) = nodes.binary_search(&at)
+        {
+            nodes.remove(k);
+            if nodes.is_empty() {
+                ranked.remove(&key);
+            }
         }
     }
-}
 
-/// The nodes of a class as [`Load::preferred`] gives them.
-enum Preferred<'l> {
-    Ranked(std::iter::Flatten<std::collections::btree_map::Values<'l, usize, Vec<usize>>>),
-    Members(std::slice::Iter<'l, usize>),
-}
-
-impl Iterator for Preferred<'_> {
-    type Item = usize;
-    fn next(&mut self) -> Option<usize> {
-        match self {
-            Preferred::Ranked(it) => it.next().copied(),
-            Preferred::Members(it) => it.next().copied(),
-        }
+    /// The nodes of class `c` with room for some bundle, those ties go to first first.
+    fn preferred(&self, c: usize) -> impl Iterator<Item = usize> + '_ {
+        self.ranked
+            .get(c)
+            .into_iter()
+            .flat_map(|r| r.values().flatten().copied())
     }
 }
 

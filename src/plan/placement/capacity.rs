@@ -169,12 +169,9 @@ impl<'a> Capacity<'a> {
         let mut least: Option<Vec<u64>> = None;
         for (name, b) in &spec.bundles {
             let all = row(&b.needs);
-            least = Some(match least {
-                Some(l) => l.iter().zip(&all).map(|(a, b)| *a.min(b)).collect(),
-                None => all,
-            });
-            let need: Vec<_> = row(&b.needs)
-                .into_iter()
+            let need: Vec<_> = all
+                .iter()
+                .copied()
                 .enumerate()
                 .filter(|(_, n)| *n > 0)
                 .collect();
@@ -182,6 +179,10 @@ impl<'a> Capacity<'a> {
                 needs.insert(name.as_str(), need);
                 replicas.insert(name.as_str(), b.replicas);
             }
+            least = Some(match least {
+                Some(l) => l.iter().zip(&all).map(|(a, b)| *a.min(b)).collect(),
+                None => all,
+            });
         }
         let mut c = Capacity {
             strategy,

@@ -165,15 +165,16 @@ impl Load {
 /// the node the placement strategy `prefer`s (`Greater` for the first node: the least
 /// loaded, or the one with most free capacity), then to the first name.
 ///
-/// The nodes the instance's own parts touch (sorted, `here` among them) are looked at
-/// first, then the others by their shared score (`base`) from the highest down
-/// (`likely`), until the best so far scores above them: an untouched node scores its
-/// shared score, or `-INFINITY` when banned. A node that cannot beat the best so far even
-/// at its `score` is passed over without asking whether it is `banned`, so the filters
-/// that look at what is placed (capacity) run only for the few nodes that could win. The
-/// nodes of a class are looked at in the order `load` keeps them in: the first that is
-/// not banned is the class's best. Where the strategy's ties have no such order, every
-/// node is looked at, in name order.
+/// The nodes the instance's own parts touch (sorted, `here` and any node `banned` spares
+/// whatever it lacks among them) are looked at first, then the others by their shared
+/// score (`base`) from the highest down (`likely`), until the best so far scores above
+/// them: an untouched node scores its shared score, or `-INFINITY` when banned. A node
+/// that cannot beat the best so far even at its `score` is passed over without asking
+/// whether it is `banned`, so the filters that look at what is placed (capacity) run only
+/// for the few nodes that could win. The nodes of a class are looked at in the order
+/// `load` keeps them in, which leaves out the nodes too full for any bundle (`banned`
+/// bans them, unless touched): the first that is not banned is the class's best. Where
+/// the strategy's ties have no such order, every node is looked at, in name order.
 pub(super) fn best(
     count: usize,
     (score, banned): (impl Fn(usize) -> Score, impl Fn(usize) -> bool),

@@ -13,7 +13,10 @@
 //!   transition: what `quorate plan` does) fresh, and with `--node-fail` on the CIB of
 //!   the same converged placement; `-S` (compute and simulate carrying it out) with
 //!   `--node-fail`, and fresh for the small size; each with peak RSS, what it planned,
-//!   and its ratio to the `quorate plan` process.
+//!   and its ratio to the `quorate plan` process;
+//! - where the two place the fresh cluster's instances: how many each places, how many
+//!   both place and how many of those on the same node (the workload has `INFINITY`
+//!   colocations, from its groups, under capacity, so the order of placement shows).
 //!
 //! `-- double` runs 2,000 nodes x 20,000 instances, quorate only (`crm_simulate -R` takes
 //! many minutes at the large size already), and prints what doubling the nodes and
@@ -34,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use quorate::observed::{Observed, snapshot};
 use quorate::plan::apply::expected_state;
-use quorate::plan::{Options, Plan, plan};
+use quorate::plan::{ActionType, Options, Plan, plan};
 use quorate::source::Sources;
 use quorate::spec::SpecSet;
 use quorate::validate::validate;
@@ -259,6 +262,83 @@ fn transition_summary(text: &str) -> Option<String> {
             .map(|(k, n)| format!("{n} {k}"))
             .collect::<Vec<_>>()
             .join(", "),
+    )
+}
+
+/// Each bundle's nodes, sorted, as written `bundle -> [node, ...]`.
+type Starts = BTreeMap<String, Vec<String>>;
+
+/// Where a quorate plan starts each bundle's instances.
+fn quorate_starts(p: &Plan) -> Starts {
+    let mut starts = Starts::new();
+    for a in &p.actions {
+        if let (ActionType::Start, Some(node), Some(bundle)) = (a.kind, &a.node, &a.bundle) {
+            starts
+                .entry(bundle.to_string())
+                .or_default()
+                .push(node.to_string());
+        }
+    }
+    starts.values_mut().for_each(|nodes| nodes.sort());
+    starts
+}
+
+/// Where a `crm_simulate` transition starts each clone's instances
+/// (`* Start      b7:1     ( node3 )`); the fence devices, not clones, are left out.
+fn pacemaker_starts(text: &str) -> Starts {
+    let mut starts = Starts::new();
+    let summary = text
+        .split_once("Transition Summary:")
+        .map_or("", |(_, s)| s);
+    for line in summary.lines() {
+        let mut words = line
+            .split_whitespace()
+            .filter(|w| !matches!(*w, "*" | "(" | ")"));
+        if let (Some("Start"), Some(instance), Some(node)) =
+            (words.next(), words.next(), words.next())
+            && let Some((bundle, _)) = instance.split_once(':')
+        {
+            let node = node.trim_matches(|c| c == '(' || c == ')');
+            starts
+                .entry(bundle.to_owned())
+                .or_default()
+                .push(node.to_owned());
+        }
+    }
+    starts.values_mut().for_each(|nodes| nodes.sort());
+    starts
+}
+
+/// How far two placements agree, bundle by bundle. Instance numbers are each side's own
+/// (Pacemaker numbers a clone's instances as it assigns them), so a bundle's instances
+/// count as on the same node as often as its two lists of nodes share a node.
+fn agreement(quorate: &Starts, pacemaker: &Starts) -> String {
+    let (mut both, mut same, mut only_q, mut only_p) = (0, 0, 0, 0);
+    let none = Vec::new();
+    for bundle in quorate
+        .keys()
+        .chain(pacemaker.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let q = quorate.get(bundle).unwrap_or(&none);
+        let p = pacemaker.get(bundle).unwrap_or(&none);
+        both += q.len().min(p.len());
+        only_q += q.len().saturating_sub(p.len());
+        only_p += p.len().saturating_sub(q.len());
+        let mut rest = p.clone();
+        for node in q {
+            if let Some(i) = rest.iter().position(|n| n == node) {
+                rest.swap_remove(i);
+                same += 1;
+            }
+        }
+    }
+    let placed = |s: &Starts| s.values().map(Vec::len).sum::<usize>();
+    format!(
+        "quorate places {}, Pacemaker {}; both place {both}, {same} on the same node; \
+         {only_q} only quorate, {only_p} only Pacemaker",
+        placed(quorate),
+        placed(pacemaker)
     )
 }
 
@@ -528,6 +608,14 @@ fn run_size(size: &Size) -> Measured {
         ),
         Err(e) => println!("  crm_simulate {what}: failed: {e}"),
     };
+    // Where each places the fresh cluster's instances. (Untimed.)
+    if let Ok(out) = crm(&fresh_cib, "-R", false).output() {
+        let text = String::from_utf8_lossy(&out.stdout);
+        println!(
+            "  placement, fresh: {}",
+            agreement(&quorate_starts(&first), &pacemaker_starts(&text))
+        );
+    }
     // Does Pacemaker accept quorate's placement as it is? (Untimed.)
     if let Ok(r) = measure(&mut crm(&converged_cib, "-R", false)) {
         println!(

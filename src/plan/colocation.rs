@@ -2,7 +2,8 @@
 //! mandatory cycle that is placed as one group.
 //!
 //! A colocation `bundle with other` makes `bundle` follow `other`, so `other` is placed
-//! first. Colocations can form cycles. A cycle of `INFINITY` colocations (`a with b` and
+//! first, at `bundle`'s turn if that comes before its own (as Pacemaker assigns a
+//! resource's colocation primaries when the resource's turn comes). Colocations can form cycles. A cycle of `INFINITY` colocations (`a with b` and
 //! `b with a`, or longer) binds its members to the same nodes: every node with one of
 //! them must have all of them. Such a cycle is a **group**: its members are placed one
 //! after another, the first (by priority) choosing its nodes with the scores of every
@@ -29,7 +30,8 @@ pub struct Order<'a> {
 
 /// Orders bundles for placement: a bundle after the bundles it is colocated with (all
 /// of a cycle before what follows the cycle), otherwise by priority (highest first), then
-/// name. Within a cycle, a bundle comes after those it is colocated with by `INFINITY`,
+/// name, a bundle taking the turn of the first bundle that follows it when that comes
+/// earlier. Within a cycle, a bundle comes after those it is colocated with by `INFINITY`,
 /// otherwise by priority; the members of a mandatory group are consecutive.
 pub fn order(spec: &SpecSet) -> Order<'_> {
     let names: Vec<&str> = spec.bundles.keys().map(|b| b.as_str()).collect();
@@ -62,10 +64,13 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
         .iter()
         .map(|its| its.iter().filter_map(|u| unit_key(*u)).max())
         .collect();
-    let part_key = |p: usize| part_keys.get(p).copied().flatten();
 
-    // The parts in dependency order, then the units of each part in hard-edge order.
+    // The parts in dependency order, each at the turn of the first part that follows it
+    // (see [`at_first_turn`]), then the units of each part in hard-edge order.
     let part_edges = between(&part, &all);
+    let used = || (0..names.len()).filter(|p| !parts[*p].is_empty());
+    let part_keys = at_first_turn(used(), &part_edges, part_keys);
+    let part_key = |p: usize| part_keys.get(p).copied().flatten();
     // The hard edges between units, by the part both ends are in (each part's units
     // are sorted with their own edges only, so sorting costs what the part holds).
     let part_of_unit = |u: usize| units.get(u).and_then(|m| m.first()).map(|b| part[*b]);
@@ -81,8 +86,7 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     let (unit_edges, role_edges) = (by_part(&hard), by_part(&roles));
     let mut bundles = Vec::with_capacity(names.len());
     let mut groups = Vec::new();
-    let used = (0..names.len()).filter(|p| !parts[*p].is_empty());
-    for p in kahn(used, part_edges, part_key).order {
+    for p in kahn(used(), part_edges, part_key).order {
         let (edges, roles) = (&unit_edges[p], &role_edges[p]);
         let sorted = match parts[p].as_slice() {
             // Most parts are one unit: nothing to sort.
@@ -112,6 +116,34 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
 
 /// Edges `(from, to)` between vertices numbered from 0.
 type Edges = Vec<(usize, usize)>;
+
+/// Each vertex's key raised to the highest key of the vertices behind it along `edges`
+/// (sorted; the graph has no cycle): the turn at which the first of them is placed.
+///
+/// Pacemaker assigns resources by priority, and a resource's colocation primaries just
+/// before it, whatever their own priority. So a bundle is placed at the turn of the
+/// first bundle that follows it, and a dependent of high priority does not wait for a
+/// primary of low priority while bundles between the two take the nodes it needs.
+fn at_first_turn<K: Ord + Copy>(
+    of: impl Iterator<Item = usize>,
+    edges: &[(usize, usize)],
+    mut keys: Vec<Option<K>>,
+) -> Vec<Option<K>> {
+    let sorted = kahn(of, edges.iter().copied(), |v| {
+        keys.get(v).copied().flatten()
+    });
+    for &v in sorted.order.iter().rev() {
+        let from = edges.partition_point(|(w, _)| *w < v);
+        let behind = edges[from..].iter().take_while(|(w, _)| *w == v);
+        let highest = behind
+            .filter_map(|(_, b)| keys.get(*b).copied().flatten())
+            .max();
+        if let Some(k) = keys.get_mut(v) {
+            *k = (*k).max(highest);
+        }
+    }
+    keys
+}
 
 /// The colocations between distinct bundles of `names` as edges `(with, bundle)` by
 /// their positions, each once and in order: all of them, the `INFINITY` ones, and
@@ -258,6 +290,26 @@ mod tests {
     fn a_bundle_follows_what_it_is_colocated_with() {
         let s = spec(&[("a", 9), ("b", 0)], &[("a", "b", "50")]);
         assert_eq!(order(&s).bundles, ["b", "a"]);
+    }
+
+    #[test]
+    fn a_bundle_is_placed_at_the_turn_of_the_first_that_follows_it() {
+        // c (priority 9) follows a (0) and b (5): a and c go first, as Pacemaker assigns
+        // a resource's primaries when the resource's turn comes.
+        let s = spec(&[("a", 0), ("b", 5), ("c", 9)], &[("c", "a", "INFINITY")]);
+        assert_eq!(order(&s).bundles, ["a", "c", "b"]);
+        // Down a chain: e with d with a, e of priority 7 brings d and a before b (5).
+        let s = spec(
+            &[("a", 0), ("b", 5), ("d", 1), ("e", 7)],
+            &[("d", "a", "INFINITY"), ("e", "d", "50")],
+        );
+        assert_eq!(order(&s).bundles, ["a", "d", "e", "b"]);
+        // A primary followed by two goes at the turn of the first of them.
+        let s = spec(
+            &[("a", 0), ("b", 5), ("c", 9), ("d", 2)],
+            &[("c", "a", "INFINITY"), ("d", "a", "INFINITY")],
+        );
+        assert_eq!(order(&s).bundles, ["a", "c", "b", "d"]);
     }
 
     #[test]

@@ -66,11 +66,13 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
         .collect();
 
     // The parts in dependency order, each at the turn of the first part that follows it
-    // (see [`at_first_turn`]), then the units of each part in hard-edge order.
+    // (see [`at_first_turn`]), those brought to one turn by their own keys; then the
+    // units of each part in hard-edge order.
     let part_edges = between(&part, &all);
     let used = || (0..names.len()).filter(|p| !parts[*p].is_empty());
-    let part_keys = at_first_turn(used(), &part_edges, part_keys);
-    let part_key = |p: usize| part_keys.get(p).copied().flatten();
+    let turns = at_first_turn(used(), &part_edges, part_keys.clone());
+    let key_of = |keys: &[Option<_>], p: usize| keys.get(p).copied().flatten();
+    let part_key = |p: usize| (key_of(&turns, p), key_of(&part_keys, p));
     // The hard edges between units, by the part both ends are in (each part's units
     // are sorted with their own edges only, so sorting costs what the part holds).
     let part_of_unit = |u: usize| units.get(u).and_then(|m| m.first()).map(|b| part[*b]);
@@ -310,6 +312,69 @@ mod tests {
             &[("c", "a", "INFINITY"), ("d", "a", "INFINITY")],
         );
         assert_eq!(order(&s).bundles, ["a", "c", "b", "d"]);
+        // Two primaries brought to one turn go by their own priority.
+        let s = spec(
+            &[("a", 0), ("b", 5), ("c", 9), ("d", 7)],
+            &[("c", "a", "INFINITY"), ("c", "b", "10")],
+        );
+        assert_eq!(order(&s).bundles, ["b", "a", "c", "d"]);
+    }
+
+    proptest::proptest! {
+        /// Without cycles: every bundle once, after what it is colocated with, and
+        /// never kept waiting by a bundle of lower priority that it does not follow:
+        /// whatever goes before it and is not behind it leads to one of at least its
+        /// priority.
+        #[test]
+        fn no_bundle_waits_for_a_lower_priority_it_does_not_follow(
+            priorities in proptest::collection::vec(0..4i32, 2..9),
+            links in proptest::collection::vec((0..8usize, 0..8usize, proptest::bool::ANY), 0..12),
+        ) {
+            let n = priorities.len();
+            let names: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
+            // Acyclic: the higher number is colocated with the lower.
+            let edges: Vec<(usize, usize)> = links
+                .iter()
+                .map(|(a, b, _)| (a % n, b % n))
+                .filter(|(a, b)| a < b)
+                .collect();
+            let bundles: Vec<(&str, i32)> = names.iter().map(|b| b.as_str()).zip(priorities.iter().copied()).collect();
+            let colocations: Vec<(&str, &str, &str)> = edges
+                .iter()
+                .zip(&links)
+                .map(|((w, b), (_, _, hard))| (names[*b].as_str(), names[*w].as_str(), if *hard { "INFINITY" } else { "50" }))
+                .collect();
+            let set = spec(&bundles, &colocations);
+            let o = order(&set);
+            let at: Vec<usize> = (0..n)
+                .map(|b| o.bundles.iter().position(|x| *x == names[b]).unwrap_or(usize::MAX))
+                .collect();
+            let mut seen = o.bundles.clone();
+            seen.sort_unstable();
+            seen.dedup();
+            proptest::prop_assert_eq!(seen.len(), n);
+            // behind[a][b]: b follows a, directly or not.
+            let mut behind = vec![vec![false; n]; n];
+            for &(w, b) in &edges {
+                proptest::prop_assert!(at[w] < at[b], "{:?}", o.bundles);
+                behind[w][b] = true;
+            }
+            for k in 0..n {
+                for a in 0..n {
+                    for b in 0..n {
+                        behind[a][b] |= behind[a][k] && behind[k][b];
+                    }
+                }
+            }
+            let leads_to = |a: usize| (0..n).filter(|b| *b == a || behind[a][*b]).map(|b| priorities[b]).max();
+            for x in 0..n {
+                for y in 0..n {
+                    if at[x] < at[y] && !behind[x][y] {
+                        proptest::prop_assert!(leads_to(x) >= Some(priorities[y]), "{:?}", o.bundles);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //!
 //! A colocation `bundle with other` makes `bundle` follow `other`, so `other` is placed
 //! first, at `bundle`'s turn if that comes before its own (as Pacemaker assigns a
-//! resource's colocation primaries when the resource's turn comes). Colocations can form cycles. A cycle of `INFINITY` colocations (`a with b` and
-//! `b with a`, or longer) binds its members to the same nodes: every node with one of
-//! them must have all of them. Such a cycle is a **group**: its members are placed one
+//! resource's colocation primaries when the resource's turn comes). Colocations can form
+//! cycles. A cycle of `INFINITY` colocations (`a with b` and `b with a`, or longer) binds
+//! its members to the same nodes: every node with one of them must have all of them. Such a cycle is a **group**: its members are placed one
 //! after another, the first (by priority) choosing its nodes with the scores of every
 //! member, the others following it. A cycle that needs a finite score to close has no such
 //! binding: its bundles are placed by priority, except that an `INFINITY` colocation still
@@ -333,29 +333,28 @@ mod tests {
             let n = priorities.len();
             let names: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
             // Acyclic: the higher number is colocated with the lower.
-            let edges: Vec<(usize, usize)> = links
+            let links: Vec<(usize, usize, bool)> = links
                 .iter()
-                .map(|(a, b, _)| (a % n, b % n))
-                .filter(|(a, b)| a < b)
+                .map(|(a, b, hard)| (a % n, b % n, *hard))
+                .filter(|(a, b, _)| a < b)
                 .collect();
-            let bundles: Vec<(&str, i32)> = names.iter().map(|b| b.as_str()).zip(priorities.iter().copied()).collect();
-            let colocations: Vec<(&str, &str, &str)> = edges
+            let bundles: Vec<(&str, i32)> =
+                names.iter().map(String::as_str).zip(priorities.iter().copied()).collect();
+            let score = |hard: bool| if hard { "INFINITY" } else { "50" };
+            let colocations: Vec<(&str, &str, &str)> = links
                 .iter()
-                .zip(&links)
-                .map(|((w, b), (_, _, hard))| (names[*b].as_str(), names[*w].as_str(), if *hard { "INFINITY" } else { "50" }))
+                .map(|(w, b, hard)| (names[*b].as_str(), names[*w].as_str(), score(*hard)))
                 .collect();
             let set = spec(&bundles, &colocations);
             let o = order(&set);
             let at: Vec<usize> = (0..n)
                 .map(|b| o.bundles.iter().position(|x| *x == names[b]).unwrap_or(usize::MAX))
                 .collect();
-            let mut seen = o.bundles.clone();
-            seen.sort_unstable();
-            seen.dedup();
-            proptest::prop_assert_eq!(seen.len(), n);
+            proptest::prop_assert_eq!(o.bundles.len(), n);
+            proptest::prop_assert!(at.iter().all(|i| *i < n), "{:?}", o.bundles);
             // behind[a][b]: b follows a, directly or not.
             let mut behind = vec![vec![false; n]; n];
-            for &(w, b) in &edges {
+            for &(w, b, _) in &links {
                 proptest::prop_assert!(at[w] < at[b], "{:?}", o.bundles);
                 behind[w][b] = true;
             }
@@ -366,11 +365,14 @@ mod tests {
                     }
                 }
             }
-            let leads_to = |a: usize| (0..n).filter(|b| *b == a || behind[a][*b]).map(|b| priorities[b]).max();
+            let leads_to = |a: usize| {
+                (0..n).filter(|b| *b == a || behind[a][*b]).map(|b| priorities[b]).max()
+            };
             for x in 0..n {
                 for y in 0..n {
                     if at[x] < at[y] && !behind[x][y] {
-                        proptest::prop_assert!(leads_to(x) >= Some(priorities[y]), "{:?}", o.bundles);
+                        let waited = leads_to(x) < Some(priorities[y]);
+                        proptest::prop_assert!(!waited, "{:?}", o.bundles);
                     }
                 }
             }

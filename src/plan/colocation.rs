@@ -69,8 +69,7 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     // (see [`at_first_turn`]), those brought to one turn by their own keys; then the
     // units of each part in hard-edge order.
     let part_edges = between(&part, &all);
-    let used = || (0..names.len()).filter(|p| !parts[*p].is_empty());
-    let turns = at_first_turn(used(), &part_edges, part_keys.clone());
+    let turns = at_first_turn(&part_edges, part_keys.clone());
     let key_of = |keys: &[Option<_>], p: usize| keys.get(p).copied().flatten();
     let part_key = |p: usize| (key_of(&turns, p), key_of(&part_keys, p));
     // The hard edges between units, by the part both ends are in (each part's units
@@ -88,7 +87,8 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     let (unit_edges, role_edges) = (by_part(&hard), by_part(&roles));
     let mut bundles = Vec::with_capacity(names.len());
     let mut groups = Vec::new();
-    for p in kahn(used(), part_edges, part_key).order {
+    let used = (0..names.len()).filter(|p| !parts[*p].is_empty());
+    for p in kahn(used, part_edges, part_key).order {
         let (edges, roles) = (&unit_edges[p], &role_edges[p]);
         let sorted = match parts[p].as_slice() {
             // Most parts are one unit: nothing to sort.
@@ -119,29 +119,23 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
 /// Edges `(from, to)` between vertices numbered from 0.
 type Edges = Vec<(usize, usize)>;
 
-/// Each vertex's key raised to the highest key of the vertices behind it along `edges`
-/// (sorted; the graph has no cycle): the turn at which the first of them is placed.
+/// Each part's key raised to the highest key of the parts behind it along `edges`
+/// (sorted, each from a lower part to a higher, as [`components`] numbers them): the
+/// turn at which the first of them is placed.
 ///
 /// Pacemaker assigns resources by priority, and a resource's colocation primaries just
 /// before it, whatever their own priority. So a bundle is placed at the turn of the
 /// first bundle that follows it, and a dependent of high priority does not wait for a
 /// primary of low priority while bundles between the two take the nodes it needs.
 fn at_first_turn<K: Ord + Copy>(
-    of: impl Iterator<Item = usize>,
     edges: &[(usize, usize)],
     mut keys: Vec<Option<K>>,
 ) -> Vec<Option<K>> {
-    let sorted = kahn(of, edges.iter().copied(), |v| {
-        keys.get(v).copied().flatten()
-    });
-    for &v in sorted.order.iter().rev() {
-        let from = edges.partition_point(|(w, _)| *w < v);
-        let behind = edges[from..].iter().take_while(|(w, _)| *w == v);
-        let highest = behind
-            .filter_map(|(_, b)| keys.get(*b).copied().flatten())
-            .max();
-        if let Some(k) = keys.get_mut(v) {
-            *k = (*k).max(highest);
+    // From the last part back: the parts behind each have their turns already.
+    for &(from, to) in edges.iter().rev() {
+        let behind = keys.get(to).copied().flatten();
+        if let Some(k) = keys.get_mut(from) {
+            *k = (*k).max(behind);
         }
     }
     keys
@@ -203,7 +197,9 @@ fn kahn<K: Ord>(
 }
 
 /// The strongly connected component of each vertex of a graph on `0..n` (Kosaraju's
-/// algorithm, without recursion: a spec set may chain thousands of bundles).
+/// algorithm, without recursion: a spec set may chain thousands of bundles). They are
+/// numbered in topological order: an edge between two goes from the lower number to
+/// the higher.
 fn components(n: usize, edges: &[(usize, usize)]) -> Vec<usize> {
     let mut out = vec![Vec::new(); n];
     let mut inn = vec![Vec::new(); n];
@@ -321,6 +317,19 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// An edge between two components goes from the lower number to the higher.
+        #[test]
+        fn components_are_numbered_in_topological_order(
+            n in 1..12usize,
+            edges in proptest::collection::vec((0..12usize, 0..12usize), 0..30),
+        ) {
+            let edges: Vec<(usize, usize)> = edges.iter().map(|(a, b)| (a % n, b % n)).collect();
+            let component = components(n, &edges);
+            for (a, b) in edges {
+                proptest::prop_assert!(component[a] <= component[b], "{component:?}");
+            }
+        }
+
         /// Without cycles: every bundle once, after what it is colocated with, and
         /// never kept waiting by a bundle of lower priority that it does not follow:
         /// whatever goes before it and is not behind it leads to one of at least its

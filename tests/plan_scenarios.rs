@@ -1939,6 +1939,52 @@ fn a_primary_goes_where_its_dependents_fit_too() {
 }
 
 #[test]
+fn a_primary_goes_where_the_whole_chain_of_its_dependents_fits() {
+    // web with app with db, each by INFINITY (a group's chain). db alone prefers n1,
+    // which holds db and app but not web too: db goes to n2, where all three fit
+    // (Pacemaker adds the needs of every resource colocated with the primary by
+    // INFINITY, however far down).
+    let db = bundle_doc("db", "{image: pg, needs: {memory: 2}}");
+    let app = bundle_doc("app", "{image: app, needs: {memory: 2}}");
+    let web = bundle_doc("web", "{image: web, needs: {memory: 3}}");
+    let app_with_db = &constraint(
+        "app-with-db",
+        "colocation: {bundle: app, with: db, score: INFINITY}",
+    );
+    let web_with_app = &constraint(
+        "web-with-app",
+        "colocation: {bundle: web, with: app, score: INFINITY}",
+    );
+    let prefer = &constraint("db-on-n1", "location: {bundle: db, node: n1, score: 50}");
+    let nodes = [("n1", "{memory: 5}"), ("n2", "{memory: 8}")];
+    let docs: [&str; 6] = [&db, &app, &web, app_with_db, web_with_app, prefer];
+    let s = capacity_set("utilization", &nodes, &docs, true);
+    let o = Observed::fresh(&s);
+    let p = run(&s, &o);
+    assert_eq!(
+        starts(&p),
+        [
+            ("app-0".into(), "n2".into()),
+            ("db-0".into(), "n2".into()),
+            ("web-0".into(), "n2".into())
+        ]
+    );
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+    converges(&s, &o, &p);
+    // Where no node has room for all three, db still goes where it and app fit.
+    let nodes = [("n1", "{memory: 5}"), ("n2", "{memory: 5}")];
+    let s = capacity_set("utilization", &nodes, &docs, true);
+    let o = Observed::fresh(&s);
+    let p = run(&s, &o);
+    assert_eq!(
+        starts(&p),
+        [("app-0".into(), "n1".into()), ("db-0".into(), "n1".into())]
+    );
+    assert_eq!(p.blocked.len(), 1, "{:#?}", p.blocked);
+    converges(&s, &o, &p);
+}
+
+#[test]
 fn a_then_of_higher_priority_leaves_room_for_its_first() {
     // worker (priority 1) is placed before queue, the `first` it needs, and would take
     // the cpu queue needs on both nodes; queue gets a node and worker the room left, in

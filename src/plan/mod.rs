@@ -43,6 +43,7 @@ use crate::spec::SpecSet;
 /// (from address-space randomization and the clock), so that a spec author cannot
 /// choose names that collide.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// Planning options.
 #[derive(Debug, Clone, Default)]

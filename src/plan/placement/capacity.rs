@@ -20,7 +20,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::feasible::Ban;
-use super::{HashMap, Nodes, Promoted};
+use super::rank::DEPENDENT_DEPTH;
+use super::{HashMap, HashSet, Nodes, Promoted};
 use crate::plan::current::Current;
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::bundle::BundleSpec;
@@ -258,7 +259,11 @@ impl<'a> Capacity<'a> {
     /// Each bundle's dependents: bundles placed after it (by `order`) with an `INFINITY`
     /// colocation on it (with a role or not: they join its promoted instances, which
     /// must have room for them), that need something and are not starved; each once,
-    /// however many such colocations it has.
+    /// however many such colocations it has. Down a chain of `INFINITY` colocations
+    /// without a role, the dependents of a dependent join too, as they go where it goes
+    /// (Pacemaker adds the utilization of every resource colocated with the primary by
+    /// `INFINITY`, however far down): followed [`DEPENDENT_DEPTH`] colocations down, as
+    /// the dependents stage follows them, so a long chain costs no more than that.
     fn dependents_of(
         &self,
         spec: &'a SpecSet,
@@ -266,24 +271,33 @@ impl<'a> Capacity<'a> {
         starved: &BTreeMap<&'a str, &'a str>,
     ) -> HashMap<&'a str, Vec<&'a str>> {
         let at: HashMap<&str, usize> = order.iter().enumerate().map(|(i, b)| (*b, i)).collect();
-        let mut dependents: HashMap<&'a str, Vec<&'a str>> = HashMap::default();
+        // (with, bundle, whether with a role), for the INFINITY colocations that count.
+        let mut links: Vec<(&'a str, &'a str, bool)> = Vec::new();
         for c in spec.constraints.values() {
             let ConstraintSpec::Colocation(c) = c else {
                 continue;
             };
             let (with, bundle) = (c.with.as_str(), c.bundle.as_str());
             let after = matches!((at.get(with), at.get(bundle)), (Some(w), Some(b)) if w < b);
-            if c.score.is_infinity()
-                && after
-                && self.needs.contains_key(bundle)
-                && !starved.contains_key(bundle)
-            {
-                let theirs = dependents.entry(with).or_default();
-                if !theirs.contains(&bundle) {
-                    theirs.push(bundle);
-                }
+            if c.score.is_infinity() && after && !starved.contains_key(bundle) {
+                links.push((with, bundle, c.role.is_some()));
             }
         }
+        let mut plain: HashMap<&'a str, Vec<&'a str>> = HashMap::default();
+        for (with, bundle, _) in links.iter().filter(|l| !l.2) {
+            plain.entry(*with).or_default().push(*bundle);
+        }
+        let mut dependents: HashMap<&'a str, Vec<&'a str>> = HashMap::default();
+        for &(with, bundle, _) in &links {
+            dependents.entry(with).or_default().push(bundle);
+        }
+        for (with, theirs) in &mut dependents {
+            let below = chain_below(&plain, with);
+            let mut seen: HashSet<&str> = HashSet::default();
+            theirs.extend(below);
+            theirs.retain(|d| self.needs.contains_key(d) && seen.insert(d));
+        }
+        dependents.retain(|_, ds| !ds.is_empty());
         dependents
     }
 
@@ -625,6 +639,31 @@ fn joins_promoted<'a>(
     joins
 }
 
+/// The bundles two or more colocations below `top` along `plain` (bundle -> its
+/// dependents), breadth first, each once: at most [`DEPENDENT_DEPTH`] of them, so that
+/// however the colocations are drawn each bundle adds no more than that.
+fn chain_below<'a>(plain: &HashMap<&'a str, Vec<&'a str>>, top: &'a str) -> Vec<&'a str> {
+    let mut seen: HashSet<&str> = HashSet::from_iter([top]);
+    let first = plain.get(top).map_or(&[][..], Vec::as_slice);
+    seen.extend(first.iter().copied());
+    let mut found: Vec<&'a str> = Vec::new();
+    let mut at = 0;
+    let mut level: Vec<&'a str> = first.to_vec();
+    while found.len() < DEPENDENT_DEPTH {
+        let Some(&b) = level.get(at) else {
+            break;
+        };
+        at += 1;
+        for &d in plain.get(b).into_iter().flatten() {
+            if found.len() < DEPENDENT_DEPTH && seen.insert(d) {
+                found.push(d);
+                level.push(d);
+            }
+        }
+    }
+    found
+}
+
 /// Most nodes a blocked reason names.
 const LISTED: usize = 5;
 
@@ -697,5 +736,43 @@ impl fmt::Display for Shortfall {
             write!(f, " and {} more node{s}", self.more)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph<'a>(edges: &[(&'a str, &'a str)]) -> HashMap<&'a str, Vec<&'a str>> {
+        let mut plain: HashMap<&str, Vec<&str>> = HashMap::default();
+        for (with, bundle) in edges {
+            plain.entry(*with).or_default().push(*bundle);
+        }
+        plain
+    }
+
+    #[test]
+    fn the_chain_below_leaves_out_the_first_level_and_repeats() {
+        // a <- b <- c <- d, and a <- e <- c: below a, two levels down and more.
+        let plain = graph(&[("a", "b"), ("b", "c"), ("c", "d"), ("a", "e"), ("e", "c")]);
+        assert_eq!(chain_below(&plain, "a"), ["c", "d"]);
+        assert_eq!(chain_below(&plain, "b"), ["d"]);
+        assert!(chain_below(&plain, "d").is_empty());
+    }
+
+    #[test]
+    fn the_chain_below_stops_at_its_depth_however_long_or_wide() {
+        let names: Vec<String> = (0..1000).map(|i| format!("b{i}")).collect();
+        let chain: Vec<(&str, &str)> = names
+            .windows(2)
+            .map(|w| (w[0].as_str(), w[1].as_str()))
+            .collect();
+        let below = chain_below(&graph(&chain), "b0");
+        assert_eq!(below.len(), DEPENDENT_DEPTH);
+        assert_eq!(below.first().copied(), Some("b2"));
+        // One dependent with a thousand of its own.
+        let mut star = vec![("top", "mid")];
+        star.extend(names.iter().map(|n| ("mid", n.as_str())));
+        assert_eq!(chain_below(&graph(&star), "top").len(), DEPENDENT_DEPTH);
     }
 }

@@ -42,7 +42,7 @@ use std::ops::Bound;
 
 use super::current::{Current, Whereabouts};
 use super::model::{Placement, Stage};
-use super::{HashMap, colocation};
+use super::{HashMap, HashSet, colocation};
 use crate::observed::Observed;
 use crate::spec::bundle::{BundleSpec, Recovery, instance_name};
 use crate::spec::cluster::NodeSpec;

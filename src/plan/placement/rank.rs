@@ -64,7 +64,7 @@ pub(super) fn stickiness(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, index: u32, own
 /// followed to its end); a group or chain written by hand is far shorter. Preferences
 /// farther down are left out, as preferences: a dependent's own constraints still hold
 /// when it is placed.
-const DEPENDENT_DEPTH: usize = 64;
+pub(super) const DEPENDENT_DEPTH: usize = 64;
 
 /// What the shared parts of bundles are computed from. Its maps are looked up, never
 /// walked: hashed. The constraints in each are in the set's order.

@@ -262,8 +262,8 @@ impl<'a> Capacity<'a> {
     /// however many such colocations it has. Down a chain of `INFINITY` colocations
     /// without a role, the dependents of a dependent join too, as they go where it goes
     /// (Pacemaker adds the utilization of every resource colocated with the primary by
-    /// `INFINITY`, however far down): followed [`DEPENDENT_DEPTH`] colocations down, as
-    /// the dependents stage follows them, so a long chain costs no more than that.
+    /// `INFINITY`, however far down): at most [`DEPENDENT_DEPTH`] of them below the
+    /// first level (see [`chain_below`]), so a long or wide chain costs no more.
     fn dependents_of(
         &self,
         spec: &'a SpecSet,
@@ -655,7 +655,10 @@ fn chain_below<'a>(plain: &HashMap<&'a str, Vec<&'a str>>, top: &'a str) -> Vec<
         };
         at += 1;
         for &d in plain.get(b).into_iter().flatten() {
-            if found.len() < DEPENDENT_DEPTH && seen.insert(d) {
+            if found.len() == DEPENDENT_DEPTH {
+                break;
+            }
+            if seen.insert(d) {
                 found.push(d);
                 level.push(d);
             }

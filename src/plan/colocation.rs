@@ -5,13 +5,14 @@
 //! first, at `bundle`'s turn if that comes before its own (as Pacemaker assigns a
 //! resource's colocation primaries when the resource's turn comes). Colocations can form
 //! cycles. A cycle of `INFINITY` colocations (`a with b` and `b with a`, or longer) binds
-//! its members to the same nodes: every node with one of them must have all of them. Such a cycle is a **group**: its members are placed one
-//! after another, the first (by priority) choosing its nodes with the scores of every
-//! member, the others following it. A cycle that needs a finite score to close has no such
-//! binding: its bundles are placed by priority, except that an `INFINITY` colocation still
-//! puts its target first, and so does a colocation with a role where the cycle allows it
-//! (the promoted instances it follows are decided by where its target is placed, so a
-//! target placed after it, drawn to or from it, would move them in every round).
+//! its members to the same nodes: every node with one of them must have all of them.
+//! Such a cycle is a **group**: its members are placed one after another, the first (by
+//! priority) choosing its nodes with the scores of every member, the others following
+//! it. A cycle that needs a finite score to close has no such binding: its bundles are
+//! placed by priority, except that an `INFINITY` colocation still puts its target first,
+//! and so does a colocation with a role where the cycle allows it (the promoted instances
+//! it follows are decided by where its target is placed, so a target placed after it,
+//! drawn to or from it, would move them in every round).
 
 use std::cmp::Reverse;
 use std::collections::HashMap;

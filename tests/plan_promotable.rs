@@ -446,6 +446,43 @@ fn a_colocation_with_the_promoted_instance_follows_the_primary() {
     assert!(codes.contains(&"quorate::colocation::role"), "{codes:?}");
 }
 
+/// Pacemaker's rule for a colocation with the promoted role: the dependent's locations
+/// weigh on where the primary is promoted. The address may never run on n1, where kv-0
+/// runs and is the best candidate by its own score: promoting it there would leave the
+/// address nowhere, so kv-1 is promoted on n2 and the address starts beside it. A score
+/// short of `INFINITY` on both sides only leans: the address's `-INFINITY` through a
+/// colocation of 500 costs n1 500, less than kv's own 1,000 there.
+#[test]
+fn a_primary_is_promoted_where_its_dependent_may_run() {
+    let spec = |coloc: &str| {
+        let text = format!(
+            "{}{}---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: kv-likes-n1}}\nspec: {{location: {{bundle: kv, node: n1, score: 1000, role: promoted}}}}\n---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: vip-not-n1}}\nspec: {{location: {{bundle: vip, node: n1, score: -INFINITY}}}}\n",
+            CLUSTER.replace("FENCING", "true"),
+            VIP.replace(
+                "role: promoted, score: INFINITY",
+                &format!("role: promoted, score: {coloc}")
+            )
+        );
+        let report = validated(&text);
+        assert_eq!(report.errors(), 0, "{:#?}", report.diagnostics);
+        report.into_valid_set().unwrap()
+    };
+    let s = spec("INFINITY");
+    let p = run(&s, &Observed::fresh(&s));
+    assert_eq!(promote_of(&p, 1).op.node().as_str(), "n2", "{p:#?}");
+    assert_eq!(vip_on(&p), "n2", "{p:#?}");
+    // Already running, the same: kv-0 on n1 is not promoted, kv-1 on n2 is.
+    let o = observed(&s, ["0", "0", "0"], &[], "");
+    let p = run(&s, &o);
+    assert_eq!(promote_of(&p, 1).op.node().as_str(), "n2", "{p:#?}");
+    assert_eq!(vip_on(&p), "n2", "{p:#?}");
+    // A finite colocation only leans: kv-0 on n1 is promoted, the address goes elsewhere.
+    let s = spec("500");
+    let p = run(&s, &o);
+    assert_eq!(promote_of(&p, 0).op.node().as_str(), "n1", "{p:#?}");
+    assert_ne!(vip_on(&p), "n1", "{p:#?}");
+}
+
 /// The base spec with location constraints for `kv` (`(node, score, role promoted?)`).
 fn located_spec(locations: &[(&str, &str, bool)]) -> SpecSet {
     let mut text = CLUSTER.replace("FENCING", "true");

@@ -389,7 +389,8 @@ pub struct PromotionCandidate {
     /// Where it runs once the plan is carried out.
     pub node: Name,
     /// Its node's score for the promoted role: locations with `role: promoted`, plus the
-    /// stickiness when it is promoted now.
+    /// stickiness when it is promoted now, plus the locations of the bundles colocated
+    /// with its primaries, weighted by those colocations.
     pub score: Score,
     /// Its node's score from the bundle's other locations.
     pub placement: Score,

@@ -69,21 +69,43 @@ pub fn env(spec: &SpecSet, bundle: &str, follow: Option<(u32, &Name)>) -> Vec<(S
     env
 }
 
+/// What ranks a promotable bundle's instances besides their own state: the location
+/// constraints of every bundle, and the bundles colocated with each bundle's promoted
+/// instances, with that colocation's score over `INFINITY`.
+#[derive(Default)]
+struct Preferences<'a> {
+    locations: BTreeMap<&'a str, Vec<&'a LocationConstraint>>,
+    followers: BTreeMap<&'a str, Vec<(&'a str, f64)>>,
+}
+
+impl<'a> Preferences<'a> {
+    fn new(spec: &'a SpecSet) -> Self {
+        let mut p = Preferences::default();
+        for c in spec.constraints.values() {
+            match c {
+                ConstraintSpec::Location(l) => {
+                    p.locations.entry(l.bundle.as_str()).or_default().push(l);
+                }
+                ConstraintSpec::Colocation(c) if c.role.is_some() && c.bundle != c.with => {
+                    #[allow(clippy::cast_precision_loss)]
+                    let weight = c.score.value() as f64 / Score::INFINITY_VALUE as f64;
+                    let at = p.followers.entry(c.with.as_str()).or_default();
+                    at.push((c.bundle.as_str(), weight));
+                }
+                _ => {}
+            }
+        }
+        p
+    }
+
+    fn of(&self, bundle: &str) -> &[&'a LocationConstraint] {
+        self.locations.get(bundle).map_or(&[], Vec::as_slice)
+    }
+}
+
 /// Plans the promotions and demotions of every promotable bundle that is not suspended.
 pub(crate) fn run(cx: &Context, b: &mut Builder) {
-    // The location constraints of each promotable bundle, gathered once.
-    let mut locations: BTreeMap<&str, Vec<&LocationConstraint>> = BTreeMap::new();
-    for c in cx.spec.constraints.values() {
-        if let ConstraintSpec::Location(l) = c
-            && cx
-                .spec
-                .bundles
-                .get(&l.bundle)
-                .is_some_and(|s| s.promotable.is_some())
-        {
-            locations.entry(l.bundle.as_str()).or_default().push(l);
-        }
-    }
+    let prefs = Preferences::new(cx.spec);
     for (name, spec) in &cx.spec.bundles {
         let Some(p) = &spec.promotable else {
             continue;
@@ -95,7 +117,8 @@ pub(crate) fn run(cx: &Context, b: &mut Builder) {
             continue;
         }
         let mut bundle = Bundle::new(cx, name, p, b);
-        bundle.score_runs(locations.get(name.as_str()).map_or(&[], Vec::as_slice));
+        bundle.score_runs(prefs.of(name.as_str()));
+        bundle.follow_dependents(&prefs);
         bundle.plan(b);
     }
 }
@@ -135,7 +158,8 @@ struct Runs<'a> {
     index: u32,
     node: &'a Name,
     /// Its node's score for the promoted role: the location constraints with `role:
-    /// promoted` that match it, plus the stickiness when it is promoted now.
+    /// promoted` that match it, plus the stickiness when it is promoted now, plus its
+    /// dependents' preferences (see [`Bundle::follow_dependents`]).
     score: Score,
     /// Its node's score from the other location constraints of its bundle.
     placement: Score,
@@ -221,6 +245,43 @@ impl<'a, 'c, 'p> Bundle<'a, 'c, 'p> {
             if r.promoted {
                 r.score += stickiness;
             }
+        }
+    }
+
+    /// Pacemaker's rule for a colocation with the promoted role: on each instance's node,
+    /// the location constraints (without a role) of every bundle colocated with this
+    /// bundle's primaries, summed per bundle and weighted by that colocation's score over
+    /// `INFINITY`, are added to the promotion score. So an `INFINITY` colocation keeps
+    /// the primary off a node where its dependent may never run, which would leave the
+    /// dependent nowhere. Unless they would leave no instance that may be promoted: then
+    /// none is added, the bundle's own constraints decide, and its dependents follow
+    /// where they can.
+    fn follow_dependents(&mut self, prefs: &Preferences) {
+        let Some(followers) = prefs.followers.get(self.name.as_str()) else {
+            return;
+        };
+        let spec = self.cx.spec;
+        let on = |r: &Runs| -> Score {
+            let Some(node) = spec.cluster.node(r.node.as_str()) else {
+                return Score::ZERO;
+            };
+            let theirs = |dependent: &str| -> Score {
+                let hits = prefs.of(dependent).iter().filter(|l| {
+                    l.role.is_none() && l.matches_node(node.name.as_str(), &node.attributes)
+                });
+                hits.map(|l| l.score).sum()
+            };
+            let weighed = followers.iter().filter_map(|(d, w)| theirs(d).weighted(*w));
+            weighed.sum()
+        };
+        let added: Vec<Score> = self.runs.iter().map(on).collect();
+        let open = |r: &Runs, add: Score| !(r.score + add).is_neg_infinity();
+        let had_room = self.runs.iter().any(|r| open(r, Score::ZERO));
+        if had_room && !self.runs.iter().zip(&added).any(|(r, a)| open(r, *a)) {
+            return;
+        }
+        for (r, a) in self.runs.iter_mut().zip(added) {
+            r.score += a;
         }
     }
 

@@ -192,6 +192,23 @@ impl Score {
         self == Self::NEG_INFINITY
     }
 
+    /// This score weighted by `factor` (a colocation's score over `INFINITY`), rounded
+    /// half away from zero, and never rounded to zero from a score that is not
+    /// (Pacemaker's rule); none for no score, or for a negative score through a negative
+    /// factor.
+    pub fn weighted(self, factor: f64) -> Option<Score> {
+        let v = self.0;
+        if v == 0 || (factor < 0.0 && v < 0) {
+            return None;
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        let mut delta = (factor * v as f64).round() as i64;
+        if delta == 0 {
+            delta = if factor > 0.0 { 1 } else { -1 };
+        }
+        Some(Score::new(delta))
+    }
+
     fn from_u64(v: u64) -> Result<Self, String> {
         Ok(Score::new(i64::try_from(v).unwrap_or(i64::MAX)))
     }

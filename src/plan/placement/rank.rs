@@ -239,7 +239,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
             let change = |now: Score, theirs: Score| {
                 let delta = match last {
                     Some((score, delta)) if score == theirs => delta,
-                    _ => last.insert((theirs, weighted(theirs, w.weight))).1,
+                    _ => last.insert((theirs, theirs.weighted(w.weight))).1,
                 }?;
                 if several && now + delta < Score::ZERO {
                     // A node the primary prefers keeps a little of that preference.
@@ -539,23 +539,6 @@ struct Weighed<'a> {
     /// The colocation that makes it a dependent.
     constraint: &'a str,
     weight: f64,
-}
-
-/// `score` weighted by `factor`, rounded half away from zero, and never rounded to zero
-/// from a score that is not (Pacemaker's rule); none for no score, or for a negative
-/// score through a negative factor.
-fn weighted(score: Score, factor: f64) -> Option<Score> {
-    let v = score.value();
-    if v == 0 || (factor < 0.0 && v < 0) {
-        return None;
-    }
-    let raw = factor * v as f64;
-    #[allow(clippy::cast_possible_truncation)]
-    let mut delta = raw.round() as i64;
-    if delta == 0 {
-        delta = if factor > 0.0 { 1 } else { -1 };
-    }
-    Some(Score::new(delta))
 }
 
 /// The classes of nodes every location rule treats alike, and the classes each location

@@ -2010,6 +2010,44 @@ fn a_then_of_higher_priority_leaves_room_for_its_first() {
 }
 
 #[test]
+fn a_freed_bundle_has_the_room_of_an_instance_it_pushes_away() {
+    // Found by `plan_properties` (30,000 cases). worker needs queue to run (mandatory
+    // order) but queue avoids worker (-INFINITY), and worker is placed first. Spread over
+    // both nodes, worker leaves queue nowhere, so worker is starved; queue then takes
+    // both nodes, and a last round places worker in what queue leaves. There worker
+    // takes n2, pushing queue-0 to n3: queue-0 must not go on claiming n2's memory,
+    // which would keep worker-1 off n2 in this plan and let the next plan start it.
+    let queue = bundle_doc("queue", "{image: q, replicas: 2, needs: {memory: 1}}");
+    let worker = bundle_doc(
+        "worker",
+        "{image: w, replicas: 2, replicasPerHost: 2, needs: {memory: 2}}",
+    );
+    let order = &constraint("queue-then-worker", "order: {first: queue, then: worker}");
+    let apart = &constraint(
+        "queue-not-with-worker",
+        "colocation: {bundle: queue, with: worker, score: -INFINITY}",
+    );
+    let nodes = [("n2", "{memory: 4}"), ("n3", "{memory: 2}")];
+    let s = capacity_set(
+        "utilization",
+        &nodes,
+        &[&queue, &worker, order, apart],
+        true,
+    );
+    let o = Observed::fresh(&s);
+    let p = run(&s, &o);
+    assert_eq!(
+        starts(&p),
+        [
+            ("queue-0".into(), "n3".into()),
+            ("worker-0".into(), "n2".into()),
+            ("worker-1".into(), "n2".into())
+        ]
+    );
+    converges(&s, &o, &p);
+}
+
+#[test]
 fn a_running_instance_that_leaves_gives_its_room_to_those_placed_before_it() {
     // old runs on n1 but may no longer run there; new, placed first (priority 1), prefers
     // n1, where old's memory is. Both fit only with new on n1 and old on n2: old moves

@@ -390,9 +390,9 @@ struct Round<'a> {
 /// gave back the capacity its `first` needed (a `then` of higher priority placed before
 /// its `first` and took the room). One more round places such bundles in what the others
 /// leave: every other instance claims the node the last round put it on from the start,
-/// as a running instance claims its own, and theirs claim nothing. Its result is taken when it starves nothing new,
-/// and may free a bundle further down a chain of orders in turn; each such round starves
-/// fewer bundles, so they end.
+/// as a running instance claims its own, and theirs claim nothing. Its result is taken
+/// when it starves nothing new, and may free a bundle further down a chain of orders in
+/// turn; each such round starves fewer bundles, so they end.
 fn top_up<'a>(
     (spec, observed, current, explain): (&'a SpecSet, &Observed, &Current<'a>, bool),
     mut placed: Placed<'a>,
@@ -401,32 +401,44 @@ fn top_up<'a>(
 ) -> Placed<'a> {
     loop {
         let still = starved_bundles(spec, &placed);
-        let freed = |b: &str| placed.starved.contains_key(b) && !still.contains_key(b);
-        if !placed.starved.keys().any(|b| freed(b)) {
+        let freed: BTreeSet<&str> = placed
+            .starved
+            .keys()
+            .filter(|b| !still.contains_key(*b))
+            .copied()
+            .collect();
+        if freed.is_empty() {
             return placed;
         }
         // The freed bundles were placed nowhere in the last round, running instances
         // included: they claim nothing from the start either.
         let mut left = left.clone();
         for (bundle, by_index) in &current.copies {
-            if freed(bundle) {
+            if freed.contains(bundle) {
                 left.extend(by_index.keys().map(|i| (*bundle, *i)));
             }
         }
-        let mut claims: Vec<_> = placed
-            .node
-            .iter()
-            .filter(|((b, _), _)| !freed(b))
-            .filter_map(|(key, node)| node.map(|n| (key, n)))
-            .collect();
-        // In instance order, whatever order the hashed placement gives them in.
-        claims.sort_unstable();
-        let top = Round {
+        let mut top = Round {
             left,
-            claims,
+            claims: claims(&placed, &freed),
             starved: still,
         };
         let mut topped = place_once(spec, observed, current, explain, &top, fixed, None);
+        // An instance placed away from the node it claimed (a freed bundle took that
+        // node, and a colocation keeps them apart) held room there that the freed
+        // bundles could not have: claim where it went instead, as the next plan will
+        // count it, until the claims hold.
+        for _ in 1..CLAIM_ROUNDS {
+            let held = top
+                .claims
+                .iter()
+                .all(|((b, i), n)| topped.node.get(b, *i) == Some(Some(*n)));
+            if held {
+                break;
+            }
+            top.claims = claims(&topped, &freed);
+            topped = place_once(spec, observed, current, explain, &top, fixed, None);
+        }
         let more = starved_bundles(spec, &topped);
         if !more.keys().all(|b| top.starved.contains_key(b)) {
             return placed;
@@ -434,6 +446,23 @@ fn top_up<'a>(
         topped.starved = top.starved;
         placed = topped;
     }
+}
+
+/// How many times at most a top-up round is placed again with its claims moved to where
+/// the round before put their instances.
+const CLAIM_ROUNDS: usize = 4;
+
+/// The node `placed` put each instance on, but those of `freed` bundles, in instance
+/// order (whatever order the hashed placement gives them in).
+fn claims<'a>(placed: &Placed<'a>, freed: &BTreeSet<&str>) -> Vec<((&'a str, u32), &'a Name)> {
+    let mut claims: Vec<_> = placed
+        .node
+        .iter()
+        .filter(|((b, _), _)| !freed.contains(b))
+        .filter_map(|(key, node)| node.map(|n| (key, n)))
+        .collect();
+    claims.sort_unstable();
+    claims
 }
 
 /// Bundles `then` of a mandatory order whose `first` has no instance placed (or fewer

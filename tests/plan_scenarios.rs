@@ -2048,6 +2048,50 @@ fn a_freed_bundle_has_the_room_of_an_instance_it_pushes_away() {
 }
 
 #[test]
+fn a_freed_bundle_keeps_the_others_where_the_round_before_put_them() {
+    // Found by `plan_properties` (100,000 cases). worker (priority 2, placed first) needs
+    // queue to run; queue must run with store, and failed too often on n2. Placed first,
+    // worker takes n1, store the emptier n2, and queue has no node: worker is starved.
+    // The next round puts store and queue on n1, and a last round places worker with
+    // store and queue claiming n1. They keep their stickiness there, as they will when
+    // they run there in the next plan, so store does not go back to the emptier n2 and
+    // worker starts in this plan (it used to be left starved, for the next plan to start).
+    let queue = bundle_doc("queue", "{image: q}");
+    let store = bundle_doc("store", "{image: s}");
+    let worker = bundle_doc("worker", "{image: w, priority: 2}");
+    let order = &constraint("queue-then-worker", "order: {first: queue, then: worker}");
+    let with = &constraint(
+        "queue-with-store",
+        "colocation: {bundle: queue, with: store, score: INFINITY}",
+    );
+    let nodes = [("n1", "{cpu: 1}"), ("n2", "{cpu: 1}")];
+    let s = capacity_set(
+        "default",
+        &nodes,
+        &[&queue, &store, &worker, order, with],
+        true,
+    );
+    let o = observed(&format!(
+        "now: 1010\nnodes:\n  n1: {{}}\n  n2: {{instances: [{{bundle: queue, index: 0, specHash: {}}}], failures: {{queue-0: {{count: 3, last: 1000}}}}}}\n",
+        hash(&s, "queue", 0)
+    ));
+    let p = run(&s, &o);
+    assert_eq!(
+        starts(&p),
+        [
+            ("store-0".into(), "n1".into()),
+            ("worker-0".into(), "n1".into())
+        ]
+    );
+    assert_eq!(
+        summary(&p)[0],
+        (ActionType::Move, "queue-0".into(), "n1".into())
+    );
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+    converges(&s, &o, &p);
+}
+
+#[test]
 fn a_running_instance_that_leaves_gives_its_room_to_those_placed_before_it() {
     // old runs on n1 but may no longer run there; new, placed first (priority 1), prefers
     // n1, where old's memory is. Both fit only with new on n1 and old on n2: old moves

@@ -519,6 +519,11 @@ fn place_once<'a>(
         load,
         placed_on: PlacedOn::default(),
         held: BTreeSet::new(),
+        claimed: round
+            .claims
+            .iter()
+            .filter_map(|(key, node)| Some((*key, nodes.of(node.as_str())?)))
+            .collect(),
         out: Placed {
             node: NodeOf::default(),
             explain: Vec::new(),
@@ -589,6 +594,9 @@ struct Placer<'p, 'a> {
     placed_on: PlacedOn<'a>,
     /// Instances `onFail: block` keeps where they are.
     held: BTreeSet<(&'a str, u32)>,
+    /// The node each instance claims from the start in a top-up round: where it will run
+    /// in the next plan, so it has its stickiness there as it will then.
+    claimed: HashMap<(&'a str, u32), usize>,
     out: Placed<'a>,
     /// What each node has free, kept as instances are placed.
     capacity: Capacity<'a>,

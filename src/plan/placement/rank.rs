@@ -43,11 +43,16 @@ impl Own {
 }
 
 /// The stickiness stage: the node the instance runs on or, when it runs nowhere, the
-/// node where its exited container is (restart in place first) gets the stickiness.
+/// node where its exited container is (restart in place first) gets the stickiness. In a
+/// top-up round, the node it claims instead (see [`super::top_up`]).
 pub(super) fn stickiness(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, index: u32, own: &mut Own) {
+    let score = b.spec.settings(&p.spec.cluster.defaults).stickiness;
+    if let Some(at) = p.claimed.get(&(b.name, index)) {
+        own.add(*at, part(Stage::Stickiness, "stickiness".into(), score));
+        return;
+    }
     let copies = p.current.of(b.name, index);
     let sticky = copies.iter().any(|c| c.running());
-    let score = b.spec.settings(&p.spec.cluster.defaults).stickiness;
     for copy in copies
         .iter()
         .filter(|c| c.whereabouts == Whereabouts::Reachable && (c.running() || !sticky))

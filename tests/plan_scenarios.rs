@@ -2092,6 +2092,43 @@ fn a_freed_bundle_keeps_the_others_where_the_round_before_put_them() {
 }
 
 #[test]
+fn a_then_its_first_must_run_beside_is_tried_again_unstarved() {
+    // Found by `plan_properties` (100,000 cases). queue must run beside worker and
+    // store, and before worker. Placed first (priority 2), worker takes n1 and store the
+    // emptier n2, so queue has no node and worker is starved; but starved, worker leaves
+    // queue no node at all, whatever the next round does. A last round places worker
+    // again with store where the round before put it: all three start on n1 in this
+    // plan (worker used to stay starved until the next plan).
+    let queue = bundle_doc("queue", "{image: q}");
+    let store = bundle_doc("store", "{image: s}");
+    let worker = bundle_doc("worker", "{image: w, priority: 2}");
+    let order = &constraint("queue-then-worker", "order: {first: queue, then: worker}");
+    let with_store = &constraint(
+        "queue-with-store",
+        "colocation: {bundle: queue, with: store, score: INFINITY}",
+    );
+    let with_worker = &constraint(
+        "queue-with-worker",
+        "colocation: {bundle: queue, with: worker, score: INFINITY}",
+    );
+    let nodes = [("n1", "{cpu: 1}"), ("n2", "{cpu: 1}")];
+    let docs: [&str; 6] = [&queue, &store, &worker, order, with_store, with_worker];
+    let s = capacity_set("default", &nodes, &docs, true);
+    let o = Observed::fresh(&s);
+    let p = run(&s, &o);
+    assert_eq!(
+        starts(&p),
+        [
+            ("queue-0".into(), "n1".into()),
+            ("store-0".into(), "n1".into()),
+            ("worker-0".into(), "n1".into())
+        ]
+    );
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+    converges(&s, &o, &p);
+}
+
+#[test]
 fn a_running_instance_that_leaves_gives_its_room_to_those_placed_before_it() {
     // old runs on n1 but may no longer run there; new, placed first (priority 1), prefers
     // n1, where old's memory is. Both fit only with new on n1 and old on n2: old moves

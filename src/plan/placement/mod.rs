@@ -392,7 +392,9 @@ struct Round<'a> {
 /// leave: every other instance claims the node the last round put it on from the start,
 /// as a running instance claims its own, and theirs claim nothing. Its result is taken
 /// when it starves nothing new, and may free a bundle further down a chain of orders in
-/// turn; each such round starves fewer bundles, so they end.
+/// turn; each such round starves fewer bundles, so they end. When none is freed so, the
+/// starved bundles their own `first` must run beside are tried once in the same way
+/// (starved, they keep that `first` nowhere whatever else is placed).
 fn top_up<'a>(
     (spec, observed, current, explain): (&'a SpecSet, &Observed, &Current<'a>, bool),
     mut placed: Placed<'a>,
@@ -400,15 +402,22 @@ fn top_up<'a>(
     fixed: &Fixed<'_, 'a>,
 ) -> Placed<'a> {
     loop {
-        let still = starved_bundles(spec, &placed);
-        let freed: BTreeSet<&str> = placed
+        let mut still = starved_bundles(spec, &placed);
+        let mut freed: BTreeSet<&str> = placed
             .starved
             .keys()
             .filter(|b| !still.contains_key(*b))
             .copied()
             .collect();
         if freed.is_empty() {
-            return placed;
+            // A `then` its own `first` must run beside (an `INFINITY` colocation of the
+            // first with it) keeps that first nowhere while it is starved: tried once
+            // more without it, taken if that starves nothing new.
+            freed = beside_their_first(spec, &placed.starved, &still);
+            if freed.is_empty() {
+                return placed;
+            }
+            still.retain(|then, _| !freed.contains(then));
         }
         // The freed bundles were placed nowhere in the last round, running instances
         // included: they claim nothing from the start either.
@@ -446,6 +455,32 @@ fn top_up<'a>(
         topped.starved = top.starved;
         placed = topped;
     }
+}
+
+/// The bundles `starved` (and `still` so, waiting for the same `first`) that their
+/// `first` must run beside: an `INFINITY` colocation of the first with them. One pass
+/// over the constraints.
+fn beside_their_first<'a>(
+    spec: &'a SpecSet,
+    starved: &BTreeMap<&'a str, &'a str>,
+    still: &BTreeMap<&'a str, &'a str>,
+) -> BTreeSet<&'a str> {
+    let waits = |then: &str, first: &str| {
+        starved.get(then) == Some(&first) && still.get(then) == Some(&first)
+    };
+    spec.constraints
+        .values()
+        .filter_map(|c| match c {
+            ConstraintSpec::Colocation(c)
+                if c.score.is_infinity()
+                    && c.role.is_none()
+                    && waits(c.with.as_str(), c.bundle.as_str()) =>
+            {
+                Some(c.with.as_str())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// How many times at most a top-up round is placed again with its claims moved to where

@@ -446,6 +446,26 @@ fn a_colocation_with_the_promoted_instance_follows_the_primary() {
     assert!(codes.contains(&"quorate::colocation::role"), "{codes:?}");
 }
 
+/// A copy whose role is unknown (its role command failed) may be the primary: it holds a
+/// place, so nothing else is promoted, and what follows the primary stays beside it
+/// instead of stopping until the command answers again.
+#[test]
+fn a_colocation_with_the_primary_stays_beside_a_copy_of_unknown_role() {
+    let s = vip_spec();
+    let h = quorate::plan::hash::instance_hash("vip", &s.bundles["vip"], 0);
+    let vip: quorate::observed::ObservedInstance =
+        serde_json::from_value(serde_json::json!({"bundle": "vip", "index": 0, "specHash": h}))
+            .unwrap();
+    let mut o = observed(&s, ["?", "50", "900"], &[], "");
+    o.nodes.get_mut("n1").unwrap().instances.push(vip);
+    let p = run(&s, &o);
+    assert!(p.actions.is_empty(), "{p:#?}");
+    // Not running yet, it starts there.
+    let p = run(&s, &observed(&s, ["?", "50", "900"], &[], ""));
+    assert_eq!(vip_on(&p), "n1", "{p:#?}");
+    assert!(!promotes(&p), "{p:#?}");
+}
+
 /// Pacemaker's rule for a colocation with the promoted role: the dependent's locations
 /// weigh on where the primary is promoted. The address may never run on n1, where kv-0
 /// runs and is the best candidate by its own score: promoting it there would leave the

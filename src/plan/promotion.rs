@@ -430,7 +430,13 @@ impl<'a> Bundle<'a, '_, '_> {
             let r = &self.runs[*i];
             (r.index, r.node.clone())
         });
-        b.promoted_on.insert(self.name.clone(), on.collect());
+        // A running copy whose role is unknown and that stays may be the primary: what
+        // follows the primaries stays beside it (or away from it) rather than stopping
+        // while its role command fails.
+        let maybe = self.stuck().filter(|h| h.why == Held::Unknown);
+        let maybe = maybe.map(|h| (h.index, h.node.clone()));
+        b.promoted_on
+            .insert(self.name.clone(), on.chain(maybe).collect());
         if self.cx.explain {
             b.promotions.push(self.explain(&choice));
         }

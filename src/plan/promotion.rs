@@ -87,10 +87,8 @@ impl<'a> Preferences<'a> {
                     p.locations.entry(l.bundle.as_str()).or_default().push(l);
                 }
                 ConstraintSpec::Colocation(c) if c.role.is_some() && c.bundle != c.with => {
-                    #[allow(clippy::cast_precision_loss)]
-                    let weight = c.score.value() as f64 / Score::INFINITY_VALUE as f64;
                     let at = p.followers.entry(c.with.as_str()).or_default();
-                    at.push((c.bundle.as_str(), weight));
+                    at.push((c.bundle.as_str(), c.score.factor()));
                 }
                 _ => {}
             }

@@ -196,7 +196,7 @@ impl Score {
     /// half away from zero, and never rounded to zero from a score that is not
     /// (Pacemaker's rule); none for no score, or for a negative score through a negative
     /// factor.
-    pub fn weighted(self, factor: f64) -> Option<Score> {
+    pub(crate) fn weighted(self, factor: f64) -> Option<Score> {
         let v = self.0;
         if v == 0 || (factor < 0.0 && v < 0) {
             return None;
@@ -207,6 +207,12 @@ impl Score {
             delta = if factor > 0.0 { 1 } else { -1 };
         }
         Some(Score::new(delta))
+    }
+
+    /// This score over `INFINITY`: the factor a colocation of this score weighs its
+    /// dependent's scores by.
+    pub(crate) fn factor(self) -> f64 {
+        self.0 as f64 / Self::INFINITY_VALUE as f64
     }
 
     fn from_u64(v: u64) -> Result<Self, String> {

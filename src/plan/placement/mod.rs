@@ -121,8 +121,8 @@ pub struct Placed<'a> {
 }
 
 /// The instances of each promotable bundle that are promoted once the plan is carried
-/// out, and their nodes, as an earlier round of planning decided them (see
-/// `plan::primaries`): the colocations with `role: promoted` are placed beside wherever
+/// out (and the running copies of unknown role that stay: they may be), and their nodes,
+/// as an earlier round of planning decided them (see `plan::primaries`): the colocations with `role: promoted` are placed beside wherever
 /// this placement puts those instances (the node of that round while they are not placed
 /// yet, in a colocation cycle). A promotable bundle with no entry is not followed by role
 /// yet (the first round). None at all: the rounds did not settle, and every bundle

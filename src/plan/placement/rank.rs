@@ -314,7 +314,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
             {
                 continue;
             }
-            let weight = factor * c.score.value() as f64 / Score::INFINITY_VALUE as f64;
+            let weight = factor * c.score.factor();
             weighed.push(Weighed {
                 dependent,
                 constraint: cname,

@@ -520,7 +520,7 @@ proptest! {
                         // With a role: beside (or away from) `with`'s primary only.
                         // A running copy of unknown role may be the primary, and counts as one.
                         ConstraintSpec::Colocation(c) if c.role.is_some() && on(c.bundle.as_str(), node) => {
-                            let primary = end.nodes.get(node).is_some_and(|n| n.instances.iter().any(|i| i.bundle == c.with && i.state == InstanceState::Running && i.role.as_ref().is_none_or(|r| r.promoted)));
+                            let primary = end.nodes.get(node).is_some_and(|n| n.instances.iter().any(|i| i.bundle == c.with && i.role.as_ref().map_or(i.state == InstanceState::Running, |r| r.promoted)));
                             prop_assert!(!c.score.is_infinity() || primary, "{} on {node} without {}'s primary\n{:?}\n{:?}\n{:?}", c.bundle, c.with, p.steps.iter().map(|s| &s.op).collect::<Vec<_>>(), end.nodes, observed.nodes);
                             prop_assert!(!c.score.is_neg_infinity() || !primary, "{} on {node} with {}'s primary", c.bundle, c.with);
                         }

@@ -271,8 +271,9 @@ impl<'a> Capacity<'a> {
         starved: &BTreeMap<&'a str, &'a str>,
     ) -> HashMap<&'a str, Vec<&'a str>> {
         let at: HashMap<&str, usize> = order.iter().enumerate().map(|(i, b)| (*b, i)).collect();
-        // (with, bundle, whether with a role), for the INFINITY colocations that count.
-        let mut links: Vec<(&'a str, &'a str, bool)> = Vec::new();
+        // The INFINITY colocations that count, and of them those without a role (a chain).
+        let mut dependents: HashMap<&'a str, Vec<&'a str>> = HashMap::default();
+        let mut plain: HashMap<&'a str, Vec<&'a str>> = HashMap::default();
         for c in spec.constraints.values() {
             let ConstraintSpec::Colocation(c) = c else {
                 continue;
@@ -280,16 +281,11 @@ impl<'a> Capacity<'a> {
             let (with, bundle) = (c.with.as_str(), c.bundle.as_str());
             let after = matches!((at.get(with), at.get(bundle)), (Some(w), Some(b)) if w < b);
             if c.score.is_infinity() && after && !starved.contains_key(bundle) {
-                links.push((with, bundle, c.role.is_some()));
+                dependents.entry(with).or_default().push(bundle);
+                if c.role.is_none() {
+                    plain.entry(with).or_default().push(bundle);
+                }
             }
-        }
-        let mut plain: HashMap<&'a str, Vec<&'a str>> = HashMap::default();
-        for (with, bundle, _) in links.iter().filter(|l| !l.2) {
-            plain.entry(*with).or_default().push(*bundle);
-        }
-        let mut dependents: HashMap<&'a str, Vec<&'a str>> = HashMap::default();
-        for &(with, bundle, _) in &links {
-            dependents.entry(with).or_default().push(bundle);
         }
         for (with, theirs) in &mut dependents {
             let below = chain_below(&plain, with);

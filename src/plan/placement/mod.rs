@@ -413,7 +413,13 @@ fn top_up<'a>(
             // A `then` its own `first` must run beside (an `INFINITY` colocation of the
             // first with it) keeps that first nowhere while it is starved: tried once
             // more without it, taken if that starves nothing new.
-            freed = beside_their_first(spec, &placed.starved, &still);
+            let waits = |then: &&str, first: &&str| still.get(then) == Some(first);
+            freed = placed
+                .starved
+                .iter()
+                .filter(|(then, first)| waits(then, first) && fixed.ranker.beside(first, then))
+                .map(|(then, _)| *then)
+                .collect();
             if freed.is_empty() {
                 return placed;
             }
@@ -455,32 +461,6 @@ fn top_up<'a>(
         topped.starved = top.starved;
         placed = topped;
     }
-}
-
-/// The bundles `starved` (and `still` so, waiting for the same `first`) that their
-/// `first` must run beside: an `INFINITY` colocation of the first with them. One pass
-/// over the constraints.
-fn beside_their_first<'a>(
-    spec: &'a SpecSet,
-    starved: &BTreeMap<&'a str, &'a str>,
-    still: &BTreeMap<&'a str, &'a str>,
-) -> BTreeSet<&'a str> {
-    let waits = |then: &str, first: &str| {
-        starved.get(then) == Some(&first) && still.get(then) == Some(&first)
-    };
-    spec.constraints
-        .values()
-        .filter_map(|c| match c {
-            ConstraintSpec::Colocation(c)
-                if c.score.is_infinity()
-                    && c.role.is_none()
-                    && waits(c.with.as_str(), c.bundle.as_str()) =>
-            {
-                Some(c.with.as_str())
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 /// How many times at most a top-up round is placed again with its claims moved to where

@@ -150,6 +150,17 @@ impl<'s, 'a> Ranker<'s, 'a> {
         r
     }
 
+    /// Whether `dependent` has an `INFINITY` colocation without a role with `primary`:
+    /// it runs only beside it.
+    pub(super) fn beside(&self, dependent: &str, primary: &str) -> bool {
+        let of = self
+            .colocations
+            .get(dependent)
+            .map_or(&[][..], Vec::as_slice);
+        of.iter()
+            .any(|(_, c)| c.score.is_infinity() && c.role.is_none() && c.with.as_str() == primary)
+    }
+
     /// The classes of nodes the location rules treat alike.
     pub(super) fn classes(&self) -> &Rc<Classes> {
         &self.classes

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use crate::diag::Diagnostic;
 use crate::diag::render::{Format as DiagFormat, RenderContext, render as render_diags};
 use crate::observed::{Observed, snapshot};
-use crate::plan::render::{Format, render};
+use crate::plan::render::{Format, render_to};
 use crate::plan::{Options, plan};
 use crate::source::Sources;
 use crate::spec::Name;
@@ -136,8 +136,8 @@ pub fn run(args: &Args) -> ExitCode {
         ..Options::default()
     };
     let plan = plan(&spec, &observed, &options);
-    let text = render(&plan, args.format, args.explain);
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let _ = render_to(&plan, args.format, args.explain, &mut out).and_then(|()| out.flush());
     // The process ends next: the set is not freed on the way (15 ms at 10,000 bundles).
     super::free_later(spec);
     if plan.changes > 0 {

@@ -29,14 +29,27 @@ const GROUPS: [(ActionType, &str); 7] = [
 
 /// Renders `plan` in `format`; `explain` adds the placement scores to human output.
 pub fn render(plan: &Plan, format: Format, explain: bool) -> String {
+    let mut out = Vec::new();
+    // Writing to memory fails only where serializing does, and a plan always serializes.
+    let _ = render_to(plan, format, explain, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`render`], written to `out` as it is made: the JSON of a large plan (tens of
+/// megabytes at 100,000 instances) is never held whole in memory.
+pub fn render_to(
+    plan: &Plan,
+    format: Format,
+    explain: bool,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     match format {
-        Format::Human => human(plan, explain),
+        Format::Human => out.write_all(human(plan, explain).as_bytes()),
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(plan).unwrap_or_default();
-            s.push('\n');
-            s
+            serde_json::to_writer_pretty(&mut *out, plan)?;
+            out.write_all(b"\n")
         }
-        Format::Dot => dot(plan),
+        Format::Dot => out.write_all(dot(plan).as_bytes()),
     }
 }
 

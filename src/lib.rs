@@ -14,6 +14,7 @@ pub mod load;
 pub(crate) mod metrics;
 pub(crate) mod notify;
 pub mod observed;
+mod parallel;
 pub mod plan;
 pub mod reconcile;
 pub mod runtime;

@@ -112,7 +112,7 @@ pub fn load(sources: &Sources) -> Loaded {
         .map(|(id, f)| (id, f.bytes.as_slice()))
         .collect();
     let count = DocumentCount::default();
-    let decoded = parallel_map(&files, |(file, bytes)| decode_file(*file, bytes, &count));
+    let decoded = crate::parallel::map(&files, |(file, bytes)| decode_file(*file, bytes, &count));
     if count.over() {
         return Loaded::refused(vec![Exceeded::Documents.diagnostic()]);
     }
@@ -248,25 +248,6 @@ fn decode_file(file: FileId, bytes: &[u8], count: &DocumentCount) -> Option<Deco
         });
     }
     Some((docs, diags, secrets))
-}
-
-/// `f` over `items` on every available core, results in input order.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if threads < 2 || items.len() < 16 {
-        return items.iter().map(f).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|c| scope.spawn(|| c.iter().map(&f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
 }
 
 /// The one Cluster, or `None` (reported) when there is none, several, or it is invalid.

@@ -67,8 +67,8 @@ pub fn read_paths(roots: &[PathBuf]) -> Result<Sources, PathError> {
 fn read_root(root: &Path, budget: &mut Budget, sources: &mut Sources) -> Result<(), Exceeded> {
     let confine = Confinement::new(root);
     let found = walk(root, &confine, budget)?;
-    // The files are read on every core (open, size and read are a few system calls each,
-    // a quarter of a second for 13,500 files on one), then counted and kept in walk
+    // The files are read on every core (open, size and read are a few system calls each:
+    // over a tenth of a second for 13,500 files on one), then counted and kept in walk
     // order, so what is kept or refused does not depend on the threads.
     let left = AtomicU64::new(budget.bytes_left());
     let fetched = crate::parallel::map(&found, |f| match f {

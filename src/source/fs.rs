@@ -80,12 +80,7 @@ fn read_root(root: &Path, budget: &mut Budget, sources: &mut Sources) -> Result<
         match found {
             Found::Broken(name, message, help) => {
                 budget.file()?;
-                let id = sources.add(name, Vec::new());
-                sources.problems.push(
-                    Diagnostic::error("quorate::file::unreadable", message)
-                        .with_help(help)
-                        .in_file(id),
-                );
+                problem(sources, name, ("quorate::file::unreadable", message, help));
             }
             Found::File(path, _) => {
                 let fetched = fetched.unwrap_or(Fetched::NotRegular);
@@ -222,67 +217,64 @@ fn keep(
 ) -> Result<(), Exceeded> {
     budget.file()?;
     let name = path.display().to_string();
-    let fail = |sources: &mut Sources, code, message: String, help: &str| {
-        let id = sources.add(name.clone(), Vec::new());
-        sources
-            .problems
-            .push(Diagnostic::error(code, message).with_help(help).in_file(id));
-        Ok(())
-    };
-    let too_large = |sources: &mut Sources, message: String| {
-        fail(
-            sources,
-            "quorate::file::too-large",
-            message,
-            "split the specs into several files",
-        )
-    };
-    let (size, read) = match fetched {
-        Fetched::NotRegular => {
-            return fail(
-                sources,
-                "quorate::file::not-regular",
-                format!("{name} is not a regular file"),
-                "spec files must be plain files; remove the device, socket or pipe",
-            );
-        }
-        Fetched::Unopened(e) => {
-            return fail(
-                sources,
-                "quorate::file::unreadable",
-                format!("cannot read {name}: {e}"),
-                "check the file exists and is readable by quorate",
-            );
-        }
-        Fetched::TooLarge(size) => {
-            return too_large(
-                sources,
-                format!(
-                    "{name} is {size} bytes, over the limit of {MAX_FILE_BYTES} bytes per spec file"
-                ),
-            );
-        }
+    let too_large = (
+        "quorate::file::too-large",
+        "split the specs into several files",
+    );
+    let (code, message, help) = match fetched {
         Fetched::Over(size) => return budget.bytes(size),
-        Fetched::Read(size, read) => (size, read),
-    };
-    budget.bytes(size)?;
-    match read {
-        Ok(bytes) if bytes.len() as u64 > MAX_FILE_BYTES => too_large(
-            sources,
-            format!("{name} is over the limit of {MAX_FILE_BYTES} bytes per spec file"),
-        ),
-        Ok(bytes) => {
-            budget.bytes((bytes.len() as u64).saturating_sub(size))?;
-            sources.add(name, bytes);
-            Ok(())
+        Fetched::Read(size, read) => {
+            budget.bytes(size)?;
+            match read {
+                Ok(bytes) if bytes.len() as u64 <= MAX_FILE_BYTES => {
+                    budget.bytes((bytes.len() as u64).saturating_sub(size))?;
+                    sources.add(name, bytes);
+                    return Ok(());
+                }
+                Ok(_) => (
+                    too_large.0,
+                    format!("{name} is over the limit of {MAX_FILE_BYTES} bytes per spec file"),
+                    too_large.1,
+                ),
+                Err(e) => (
+                    "quorate::file::unreadable",
+                    format!("cannot read {name}: {e}"),
+                    "check the file is readable by quorate",
+                ),
+            }
         }
-        Err(e) => fail(
-            sources,
+        Fetched::NotRegular => (
+            "quorate::file::not-regular",
+            format!("{name} is not a regular file"),
+            "spec files must be plain files; remove the device, socket or pipe",
+        ),
+        Fetched::Unopened(e) => (
             "quorate::file::unreadable",
             format!("cannot read {name}: {e}"),
-            "check the file is readable by quorate",
+            "check the file exists and is readable by quorate",
         ),
-    }
+        Fetched::TooLarge(size) => (
+            too_large.0,
+            format!(
+                "{name} is {size} bytes, over the limit of {MAX_FILE_BYTES} bytes per spec file"
+            ),
+            too_large.1,
+        ),
+    };
+    problem(sources, name, (code, message, help));
+    Ok(())
+}
+
+/// Keeps file `name` without content, and the finding that says why.
+fn problem(
+    sources: &mut Sources,
+    name: String,
+    (code, message, help): (&'static str, String, &str),
+) {
+    let id = sources.add(name, Vec::new());
+    sources
+        .problems
+        .push(Diagnostic::error(code, message).with_help(help).in_file(id));
 }
 
 #[cfg(test)]

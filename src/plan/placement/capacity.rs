@@ -18,15 +18,16 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::rc::Rc;
 
 use super::feasible::Ban;
 use super::rank::DEPENDENT_DEPTH;
-use super::{HashMap, HashSet, Nodes, Promoted};
+use super::{HashMap, HashSet, Nodes, Positions, Promoted};
 use crate::plan::current::Current;
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::bundle::BundleSpec;
 use crate::spec::cluster::PlacementStrategy;
-use crate::spec::constraint::ConstraintSpec;
+use crate::spec::constraint::{ColocationConstraint, ConstraintSpec};
 use crate::spec::{Name, Score, SpecSet};
 
 /// How the placement strategy orders nodes of equal score, then by name.
@@ -100,15 +101,10 @@ impl Need<'_> {
 
 /// What each node has and what is counted on it, by quantity.
 pub(super) struct Capacity<'a> {
-    strategy: PlacementStrategy,
-    /// The quantities some bundle needs, by name; indexes the rows below.
-    quantities: Vec<&'a Name>,
-    /// Per node, what it offers of each quantity (0 where it does not say).
-    total: Vec<Vec<u64>>,
+    /// What every round starts from (see [`Base`]).
+    base: Rc<Base<'a>>,
     /// Per node, the needs of the instances counted there.
     used: Vec<Vec<u64>>,
-    /// Per bundle, what one instance needs: (quantity, amount), amounts above 0.
-    needs: HashMap<&'a str, Vec<(usize, u64)>>,
     /// Per bundle, how many of its instances are counted on each node that has any.
     on_node: HashMap<&'a str, BTreeMap<usize, u32>>,
     /// Per bundle, the node of each instance placed or counted, by number: where its
@@ -126,32 +122,49 @@ pub(super) struct Capacity<'a> {
     /// Per bundle, the bundles placed after it that are colocated with it by `INFINITY`
     /// and need something (its dependents, which must join its instances).
     dependents: HashMap<&'a str, Vec<&'a str>>,
-    /// Per bundle that needs something, its replicas.
-    replicas: HashMap<&'a str, u32>,
     /// Per (bundle, dependent) where the dependent follows only the bundle's promoted
     /// instances, and some are known: the numbers of those it joins first.
     joins_promoted: JoinsPromoted<'a>,
-    /// Per quantity, the least any bundle needs of it (0 where one needs none).
-    least: Vec<u64>,
     /// The nodes whose free capacity changed since [`Capacity::changed`] last said.
     changed: Vec<usize>,
 }
 
-/// Per (bundle, dependent), the numbers of the bundle's promoted instances the dependent
-/// joins first (see [`joins_promoted`]).
-type JoinsPromoted<'a> = HashMap<(&'a str, &'a str), Vec<u32>>;
+/// What the capacity of every round of a plan starts from, worked out once: the
+/// quantities, what each node offers and what each bundle needs. Only what is counted
+/// on the nodes differs from round to round.
+pub(super) struct Base<'a> {
+    strategy: PlacementStrategy,
+    /// The quantities some bundle needs, by name; indexes the rows below.
+    quantities: Vec<&'a Name>,
+    /// Per node, what it offers of each quantity (0 where it does not say).
+    total: Vec<Vec<u64>>,
+    /// Per bundle, what one instance needs: (quantity, amount), amounts above 0.
+    needs: HashMap<&'a str, Vec<(usize, u64)>>,
+    /// Per bundle that needs something, its replicas.
+    replicas: HashMap<&'a str, u32>,
+    /// Per quantity, the least any bundle needs of it (0 where one needs none).
+    least: Vec<u64>,
+    /// Every running instance the spec wants, of a bundle that needs something, with the
+    /// node it is counted on from the start when it stays there (see
+    /// [`Capacity::count_running`]), by bundle name and number.
+    running: Vec<((&'a str, &'a BundleSpec), u32, usize)>,
+    /// The `INFINITY` colocations whose bundle is placed after the bundle it is with:
+    /// (with, bundle, whether without a role), in the order of the constraints.
+    infinity: Vec<(&'a str, &'a str, bool)>,
+    /// Per (with, bundle) of an `INFINITY` colocation, whether every such colocation
+    /// between them has a role (see [`joins_promoted`]).
+    roles_only: HashMap<(&'a str, &'a str), bool>,
+}
 
-impl<'a> Capacity<'a> {
-    /// The capacity of `spec`'s nodes, with every running instance counted on its node
-    /// when it `stays` there unless placed elsewhere (not when its bundle is `starved`,
-    /// the node is unavailable, or the instance failed there too often).
-    pub(super) fn new(
+impl<'a> Base<'a> {
+    /// What `spec`'s nodes offer and its bundles need, with the running instances of
+    /// `current` and the `INFINITY` colocations by the positions of their bundles (`at`).
+    pub(super) fn of(
         spec: &'a SpecSet,
         nodes: &Nodes<'a>,
         current: &Current<'a>,
-        (order, starved, promoted): (&[&'a str], &BTreeMap<&'a str, &'a str>, Option<&Promoted>),
-        stays: impl Fn((&str, &BundleSpec), u32, usize) -> bool,
-    ) -> Capacity<'a> {
+        at: &Positions<'a>,
+    ) -> Rc<Base<'a>> {
         let strategy = spec.cluster.placement_strategy;
         let names: BTreeSet<&'a Name> = if strategy.enforces_capacity() {
             spec.bundles.values().flat_map(|b| b.needs.keys()).collect()
@@ -185,26 +198,110 @@ impl<'a> Capacity<'a> {
                 None => all,
             });
         }
-        let mut c = Capacity {
+        let running = running(spec, nodes, current, &needs);
+        Rc::new(Base {
             strategy,
-            used: vec![vec![0; quantities.len()]; total.len()],
             quantities,
             total,
             needs,
+            replicas,
+            least: least.unwrap_or_default(),
+            running,
+            infinity: infinity(spec, at),
+            roles_only: roles_only(spec),
+        })
+    }
+}
+
+/// The running instances `spec` wants of the bundles that need something (`needs`), each
+/// on the node it is counted on: that of the copy `onFail: block` holds, whichever runs
+/// first, else that of the copy that runs.
+fn running<'a>(
+    spec: &'a SpecSet,
+    nodes: &Nodes<'a>,
+    current: &Current<'a>,
+    needs: &HashMap<&'a str, Vec<(usize, u64)>>,
+) -> Vec<((&'a str, &'a BundleSpec), u32, usize)> {
+    let mut running = Vec::new();
+    for (bundle, b) in &spec.bundles {
+        let bundle = bundle.as_str();
+        if !needs.contains_key(bundle) {
+            continue;
+        }
+        let Some(by_index) = current.copies.get(bundle) else {
+            continue;
+        };
+        let on_fail = b.monitor.on_fail;
+        for (index, copies) in by_index.range(..b.replicas) {
+            let at = copies
+                .iter()
+                .find(|c| c.held(on_fail))
+                .or_else(|| copies.iter().find(|c| c.running()))
+                .and_then(|c| nodes.of(c.node.as_str()));
+            if let Some(at) = at {
+                running.push(((bundle, b), *index, at));
+            }
+        }
+    }
+    running
+}
+
+/// The `INFINITY` colocations whose bundle is placed after the bundle it is with (by
+/// `at`): (with, bundle, whether without a role).
+fn infinity<'a>(spec: &'a SpecSet, at: &Positions<'a>) -> Vec<(&'a str, &'a str, bool)> {
+    infinity_colocations(spec)
+        .filter(|c| matches!((at.get(c.with.as_str()), at.get(c.bundle.as_str())), (Some(w), Some(b)) if w < b))
+        .map(|c| (c.with.as_str(), c.bundle.as_str(), c.role.is_none()))
+        .collect()
+}
+
+/// Per pair of bundles colocated by `INFINITY` (with, bundle), whether every such
+/// colocation between them has a role.
+fn roles_only(spec: &SpecSet) -> HashMap<(&str, &str), bool> {
+    let mut only: HashMap<(&str, &str), bool> = HashMap::default();
+    for c in infinity_colocations(spec) {
+        *only
+            .entry((c.with.as_str(), c.bundle.as_str()))
+            .or_insert(true) &= c.role.is_some();
+    }
+    only
+}
+
+fn infinity_colocations(spec: &SpecSet) -> impl Iterator<Item = &ColocationConstraint> {
+    spec.constraints.values().filter_map(|c| match c {
+        ConstraintSpec::Colocation(c) if c.score.is_infinity() => Some(c),
+        _ => None,
+    })
+}
+
+/// Per (bundle, dependent), the numbers of the bundle's promoted instances the dependent
+/// joins first (see [`joins_promoted`]).
+type JoinsPromoted<'a> = HashMap<(&'a str, &'a str), Vec<u32>>;
+
+impl<'a> Capacity<'a> {
+    /// The capacity of `spec`'s nodes, with every running instance counted on its node
+    /// when it `stays` there unless placed elsewhere (not when its bundle is `starved`,
+    /// the node is unavailable, or the instance failed there too often).
+    pub(super) fn new(
+        (spec, base, current): (&'a SpecSet, &Rc<Base<'a>>, &Current<'a>),
+        (starved, promoted): (&BTreeMap<&'a str, &'a str>, Option<&Promoted>),
+        stays: impl Fn((&str, &BundleSpec), u32, usize) -> bool,
+    ) -> Capacity<'a> {
+        let mut c = Capacity {
+            base: Rc::clone(base),
+            used: vec![vec![0; base.quantities.len()]; base.total.len()],
             on_node: HashMap::default(),
             at_index: HashMap::default(),
             joined: HashMap::default(),
             none: BTreeMap::new(),
             claimed: BTreeMap::new(),
             dependents: HashMap::default(),
-            replicas,
             joins_promoted: HashMap::default(),
-            least: least.unwrap_or_default(),
             changed: Vec::new(),
         };
-        c.dependents = c.dependents_of(spec, order, starved);
-        c.joins_promoted = joins_promoted(spec, current, &c.dependents, promoted);
-        c.count_running(spec, nodes, current, stays);
+        c.dependents = c.dependents_of(starved);
+        c.joins_promoted = joins_promoted(spec, current, &c.dependents, &base.roles_only, promoted);
+        c.count_running(stays);
         c.claimed = c
             .at_index
             .iter()
@@ -226,32 +323,11 @@ impl<'a> Capacity<'a> {
     /// Counts every running instance the spec wants on the node it runs on, if it
     /// `stays` there unless placed elsewhere (counting one that leaves whatever else is
     /// placed would keep an instance placed before it from the room it leaves).
-    fn count_running(
-        &mut self,
-        spec: &'a SpecSet,
-        nodes: &Nodes<'a>,
-        current: &Current<'a>,
-        stays: impl Fn((&str, &BundleSpec), u32, usize) -> bool,
-    ) {
-        for (bundle, spec) in &spec.bundles {
-            let bundle = bundle.as_str();
-            if !self.needs.contains_key(bundle) {
-                continue;
-            }
-            let Some(by_index) = current.copies.get(bundle) else {
-                continue;
-            };
-            // The copy `onFail: block` holds stays where it is, whichever runs first.
-            let on_fail = spec.monitor.on_fail;
-            for (index, copies) in by_index.range(..spec.replicas) {
-                let at = copies
-                    .iter()
-                    .find(|c| c.held(on_fail))
-                    .or_else(|| copies.iter().find(|c| c.running()))
-                    .and_then(|c| nodes.of(c.node.as_str()));
-                if let Some(at) = at.filter(|at| stays((bundle, spec), *index, *at)) {
-                    self.take(bundle, *index, at);
-                }
+    fn count_running(&mut self, stays: impl Fn((&str, &BundleSpec), u32, usize) -> bool) {
+        let base = Rc::clone(&self.base);
+        for &(bundle, index, at) in &base.running {
+            if stays(bundle, index, at) {
+                self.take(bundle.0, index, at);
             }
         }
     }
@@ -266,23 +342,15 @@ impl<'a> Capacity<'a> {
     /// first level (see [`chain_below`]), so a long or wide chain costs no more.
     fn dependents_of(
         &self,
-        spec: &'a SpecSet,
-        order: &[&'a str],
         starved: &BTreeMap<&'a str, &'a str>,
     ) -> HashMap<&'a str, Vec<&'a str>> {
-        let at: HashMap<&str, usize> = order.iter().enumerate().map(|(i, b)| (*b, i)).collect();
         // The INFINITY colocations that count, and of them those without a role (a chain).
         let mut dependents: HashMap<&'a str, Vec<&'a str>> = HashMap::default();
         let mut plain: HashMap<&'a str, Vec<&'a str>> = HashMap::default();
-        for c in spec.constraints.values() {
-            let ConstraintSpec::Colocation(c) = c else {
-                continue;
-            };
-            let (with, bundle) = (c.with.as_str(), c.bundle.as_str());
-            let after = matches!((at.get(with), at.get(bundle)), (Some(w), Some(b)) if w < b);
-            if c.score.is_infinity() && after && !starved.contains_key(bundle) {
+        for &(with, bundle, without_role) in &self.base.infinity {
+            if !starved.contains_key(bundle) {
                 dependents.entry(with).or_default().push(bundle);
-                if c.role.is_none() {
+                if without_role {
                     plain.entry(with).or_default().push(bundle);
                 }
             }
@@ -291,7 +359,7 @@ impl<'a> Capacity<'a> {
             let below = chain_below(&plain, with);
             let mut seen: HashSet<&str> = HashSet::default();
             theirs.extend(below);
-            theirs.retain(|d| self.needs.contains_key(d) && seen.insert(d));
+            theirs.retain(|d| self.base.needs.contains_key(d) && seen.insert(d));
         }
         dependents.retain(|_, ds| !ds.is_empty());
         dependents
@@ -323,7 +391,7 @@ impl<'a> Capacity<'a> {
     /// joined yet are joined later, so their dependents' needs are added as well (as many
     /// as the dependent has instances not yet counted).
     pub(super) fn need(&self, bundle: &str, index: u32) -> Need<'_> {
-        let own = self.needs.get(bundle).map_or(&[][..], Vec::as_slice);
+        let own = self.base.needs.get(bundle).map_or(&[][..], Vec::as_slice);
         let joined = self.joined.get(bundle).map_or(&[][..], Vec::as_slice);
         let joining = self
             .dependents
@@ -332,14 +400,14 @@ impl<'a> Capacity<'a> {
             .flatten()
             .enumerate()
             .filter_map(|(k, d)| {
-                let ties = (&self.replicas, &self.joins_promoted);
-                let replicas = self.replicas.get(*d).copied();
+                let ties = (&self.base.replicas, &self.joins_promoted);
+                let replicas = self.base.replicas.get(*d).copied();
                 let replicas = replicas.filter(|_| joins_instance(ties, bundle, d, index))?;
                 let counts = self.on_node.get(*d).unwrap_or(&self.none);
                 let counted = self.at_index.get(*d).map_or(0, BTreeMap::len);
                 let counted = u32::try_from(counted).unwrap_or(u32::MAX);
                 Some(Joiner {
-                    needs: self.needs.get(*d)?.as_slice(),
+                    needs: self.base.needs.get(*d)?.as_slice(),
                     counts,
                     joined: joined.get(k).unwrap_or(&self.none),
                     spare: replicas.saturating_sub(counted).saturating_sub(1),
@@ -355,7 +423,7 @@ impl<'a> Capacity<'a> {
         if !(joined && need.joins_on(i) && self.enforced()) {
             return self.short_of(i, need.own, false);
         }
-        (0..self.quantities.len()).find_map(|q| {
+        (0..self.base.quantities.len()).find_map(|q| {
             let n = need.on(i, q);
             (n > self.free(i, q)).then(|| self.ban(i, q, n, true))
         })
@@ -372,6 +440,7 @@ impl<'a> Capacity<'a> {
     pub(super) fn full(&self, i: usize) -> bool {
         self.enforced()
             && self
+                .base
                 .least
                 .iter()
                 .enumerate()
@@ -386,12 +455,12 @@ impl<'a> Capacity<'a> {
 
     /// Whether capacity limits placement at all.
     pub(super) fn enforced(&self) -> bool {
-        self.strategy.enforces_capacity()
+        self.base.strategy.enforces_capacity()
     }
 
     /// Whether instance `index` of `bundle` is counted on some node.
     pub(super) fn counts(&self, bundle: &str, index: u32) -> bool {
-        self.needs.contains_key(bundle)
+        self.base.needs.contains_key(bundle)
             && self
                 .at_index
                 .get(bundle)
@@ -406,7 +475,7 @@ impl<'a> Capacity<'a> {
         }
         self.at_index.entry(bundle).or_default().insert(index, at);
         self.pair(bundle, index, at, true);
-        let Some(need) = self.needs.get(bundle) else {
+        let Some(need) = self.base.needs.get(bundle) else {
             return;
         };
         if let Some(row) = self.used.get_mut(at) {
@@ -432,7 +501,12 @@ impl<'a> Capacity<'a> {
         let joined = self.joined.entry(bundle).or_default();
         joined.resize_with(dependents.len(), BTreeMap::new);
         for (d, on) in dependents.iter().zip(joined.iter_mut()) {
-            if !joins_instance((&self.replicas, &self.joins_promoted), bundle, d, index) {
+            if !joins_instance(
+                (&self.base.replicas, &self.joins_promoted),
+                bundle,
+                d,
+                index,
+            ) {
                 continue;
             }
             let n = on.entry(at).or_default();
@@ -451,7 +525,7 @@ impl<'a> Capacity<'a> {
     pub(super) fn release(&mut self, bundle: &'a str, index: u32) -> Option<usize> {
         let at = self.at_index.get_mut(bundle)?.remove(&index)?;
         self.pair(bundle, index, at, false);
-        if !self.needs.contains_key(bundle) {
+        if !self.base.needs.contains_key(bundle) {
             return None;
         }
         if let Some(counts) = self.on_node.get_mut(bundle)
@@ -462,7 +536,7 @@ impl<'a> Capacity<'a> {
                 counts.remove(&at);
             }
         }
-        if let (Some(need), Some(row)) = (self.needs.get(bundle), self.used.get_mut(at)) {
+        if let (Some(need), Some(row)) = (self.base.needs.get(bundle), self.used.get_mut(at)) {
             for (q, n) in need {
                 row[*q] = row[*q].saturating_sub(*n);
             }
@@ -473,7 +547,7 @@ impl<'a> Capacity<'a> {
 
     /// What node `i` has free of quantity `q`.
     fn free(&self, i: usize, q: usize) -> u64 {
-        self.total[i][q].saturating_sub(self.used[i][q])
+        self.base.total[i][q].saturating_sub(self.used[i][q])
     }
 
     /// The first quantity of `need` node `i` has too little free of; `joined` when `need`
@@ -490,10 +564,10 @@ impl<'a> Capacity<'a> {
     /// What keeps an instance needing `needed` of quantity `q` off node `i`.
     fn ban(&self, i: usize, q: usize, needed: u64, joined: bool) -> Ban<'a> {
         Ban::Capacity {
-            quantity: self.quantities[q].as_str(),
+            quantity: self.base.quantities[q].as_str(),
             needed,
             free: self.free(i, q),
-            total: self.total[i][q],
+            total: self.base.total[i][q],
             joined,
         }
     }
@@ -501,7 +575,7 @@ impl<'a> Capacity<'a> {
     /// The order [`Capacity::prefer`] puts nodes in where one key per node gives it:
     /// none under `balanced`, which compares what two nodes have free.
     pub(super) fn ties(&self) -> Option<Ties> {
-        match self.strategy {
+        match self.base.strategy {
             PlacementStrategy::Default | PlacementStrategy::Utilization => Some(Ties::Fewest),
             PlacementStrategy::Balanced => None,
             PlacementStrategy::Minimal => Some(Ties::Name),
@@ -512,7 +586,7 @@ impl<'a> Capacity<'a> {
     /// preferred to node `j`. `load` is the instances placed per node.
     pub(super) fn prefer(&self, i: usize, j: usize, load: &[usize]) -> Ordering {
         let fewer = || Reverse(load[i]).cmp(&Reverse(load[j]));
-        match self.strategy {
+        match self.base.strategy {
             PlacementStrategy::Default | PlacementStrategy::Utilization => fewer(),
             PlacementStrategy::Balanced => self.more_free(i, j).then_with(fewer),
             PlacementStrategy::Minimal => Ordering::Equal,
@@ -523,7 +597,7 @@ impl<'a> Capacity<'a> {
     /// quantities has more (`Greater` for node `i`).
     fn more_free(&self, i: usize, j: usize) -> Ordering {
         let mut balance: i64 = 0;
-        for q in 0..self.quantities.len() {
+        for q in 0..self.base.quantities.len() {
             balance += match self.free(i, q).cmp(&self.free(j, q)) {
                 Ordering::Greater => 1,
                 Ordering::Less => -1,
@@ -536,15 +610,15 @@ impl<'a> Capacity<'a> {
     /// The strategy's part on node `i` for `--explain` (none under `default`): what the
     /// node has free, and how the strategy breaks ties.
     pub(super) fn part(&self, i: usize) -> Option<ScorePart> {
-        let rule = match self.strategy {
+        let rule = match self.base.strategy {
             PlacementStrategy::Default => return None,
             PlacementStrategy::Utilization => "ties go to the fewest instances",
             PlacementStrategy::Balanced => "ties go to the most free capacity",
             PlacementStrategy::Minimal => "ties go to the first node by name",
         };
-        let free: Vec<String> = (0..self.quantities.len())
+        let free: Vec<String> = (0..self.base.quantities.len())
             .map(|q| {
-                let (name, total) = (self.quantities[q], self.total[i][q]);
+                let (name, total) = (self.base.quantities[q], self.base.total[i][q]);
                 format!("{name} {} of {total}", self.free(i, q))
             })
             .collect();
@@ -555,7 +629,7 @@ impl<'a> Capacity<'a> {
         };
         Some(super::part(
             Stage::Strategy,
-            format!("{}: free {free}; {rule}", self.strategy.as_str()),
+            format!("{}: free {free}; {rule}", self.base.strategy.as_str()),
             Score::ZERO,
         ))
     }
@@ -585,28 +659,18 @@ fn joins_instance(
     index.saturating_sub(below) < left
 }
 
-/// For each of `dependents` tied to its bundle by colocations with `role: promoted` only,
-/// the numbers of the bundle's promoted instances: those the round of planning before
-/// promoted (`promoted`, once it has the bundle's entry), else those that report
-/// themselves promoted now (which promotion keeps first), if any, by number and no more
-/// than it has replicas (see [`joins_instance`]).
+/// For each of `dependents` tied to its bundle by colocations with `role: promoted` only
+/// (`roles_only`), the numbers of the bundle's promoted instances: those the round of
+/// planning before promoted (`promoted`, once it has the bundle's entry), else those that
+/// report themselves promoted now (which promotion keeps first), if any, by number and no
+/// more than it has replicas (see [`joins_instance`]).
 fn joins_promoted<'a>(
     spec: &'a SpecSet,
     current: &Current<'a>,
     dependents: &HashMap<&'a str, Vec<&'a str>>,
+    roles_only: &HashMap<(&'a str, &'a str), bool>,
     promoted: Option<&Promoted>,
 ) -> JoinsPromoted<'a> {
-    let mut by_role: HashMap<(&'a str, &'a str), bool> = HashMap::default();
-    for c in spec.constraints.values() {
-        if let ConstraintSpec::Colocation(c) = c
-            && c.score.is_infinity()
-        {
-            let only = by_role
-                .entry((c.with.as_str(), c.bundle.as_str()))
-                .or_insert(true);
-            *only &= c.role.is_some();
-        }
-    }
     let mut joins = HashMap::default();
     for (bundle, ds) in dependents {
         let mut numbers: Vec<u32> = match promoted.and_then(|p| p.get(*bundle)) {
@@ -623,7 +687,7 @@ fn joins_promoted<'a>(
         }
         for d in ds
             .iter()
-            .filter(|d| by_role.get(&(*bundle, **d)) == Some(&true))
+            .filter(|d| roles_only.get(&(*bundle, **d)) == Some(&true))
         {
             let replicas = spec.bundles.get(*d).map_or(0, |b| b.replicas);
             let first = numbers

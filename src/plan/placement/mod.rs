@@ -39,6 +39,7 @@ mod select;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
+use std::rc::Rc;
 
 use super::current::{Current, Whereabouts};
 use super::model::{Placement, Stage};
@@ -48,13 +49,16 @@ use crate::spec::bundle::{BundleSpec, Recovery, instance_name};
 use crate::spec::cluster::NodeSpec;
 use crate::spec::constraint::{ConstraintSpec, OrderConstraint, OrderKind};
 use crate::spec::{Name, Score, SpecSet};
-use capacity::Capacity;
 pub use capacity::Shortfall;
+use capacity::{Base, Capacity};
 use rank::Ranker;
 use scores::Scores;
 
 /// Where the instances of each bundle placed so far are, counted per node.
 type PlacedOn<'a> = HashMap<&'a str, Counts>;
+
+/// Each bundle's place in the order of placement ([`colocation::Order::bundles`]).
+type Positions<'a> = HashMap<&'a str, usize>;
 
 /// The node chosen for each instance of each bundle (`None`: nowhere); an instance no
 /// node is allowed for may have no entry. Hashed by bundle, as it is looked up an
@@ -256,6 +260,17 @@ pub fn place<'a>(
         .collect();
     let ranker = Ranker::new(spec, &nodes, &usable, promoted, explain);
     let order = colocation::order(spec);
+    let at: Positions = order
+        .bundles
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (*b, i))
+        .collect();
+    let group_of: HashMap<&str, &[&str]> = order
+        .groups
+        .iter()
+        .flat_map(|g| g.iter().map(move |b| (*b, g.as_slice())))
+        .collect();
     let mut into: HashMap<&str, Vec<&OrderConstraint>> = HashMap::default();
     for c in spec.constraints.values() {
         if let ConstraintSpec::Order(o) = c {
@@ -267,14 +282,16 @@ pub fn place<'a>(
         usable: &usable,
         ranker: &ranker,
         order: &order,
+        group_of: &group_of,
         into: &into,
         promoted,
+        base: Base::of(spec, &nodes, current, &at),
     };
     let mut round = Round::default();
     let mut last: Option<(usize, Placed<'a>)> = None;
     loop {
         // (With `--explain`, every instance is scored and explained again.)
-        let taken = last.as_ref().map(|(same, prev)| (*same, prev));
+        let taken = last.as_mut().map(|(same, prev)| (*same, prev));
         let taken = taken.filter(|(same, _)| *same > 0 && !explain);
         let mut placed = place_once(spec, observed, current, explain, &round, &fixed, taken);
         let mut starved = starved_bundles(spec, &placed);
@@ -297,7 +314,7 @@ pub fn place<'a>(
             unchanged(
                 spec,
                 current,
-                &order,
+                (&order, &at),
                 (&round.starved, &starved),
                 &placed.found,
             )
@@ -320,7 +337,7 @@ pub fn place<'a>(
 fn unchanged<'a>(
     spec: &'a SpecSet,
     current: &Current<'a>,
-    order: &colocation::Order<'a>,
+    (order, at): (&colocation::Order<'a>, &Positions<'a>),
     (old, new): (&BTreeMap<&'a str, &'a str>, &BTreeMap<&'a str, &'a str>),
     found: &BTreeMap<&'a str, &'a str>,
 ) -> usize {
@@ -332,12 +349,6 @@ fn unchanged<'a>(
     if newly.iter().any(|b| current.copies.contains_key(b)) {
         return 0;
     }
-    let at: HashMap<&str, usize> = order
-        .bundles
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (*b, i))
-        .collect();
     let primaries = spec.constraints.values().filter_map(|c| match c {
         ConstraintSpec::Colocation(c)
             if c.score.is_infinity() && newly.contains(c.bundle.as_str()) =>
@@ -363,16 +374,19 @@ fn unchanged<'a>(
 }
 
 /// What every round of placement shares: the nodes, what rules and constraints give
-/// each bundle, the order bundles are placed in.
+/// each bundle, the order bundles are placed in, what nodes offer and bundles need.
 struct Fixed<'f, 'a> {
     nodes: &'f Nodes<'a>,
     usable: &'f [bool],
     ranker: &'f Ranker<'f, 'a>,
     order: &'f colocation::Order<'a>,
+    /// The members of each mandatory group, by member.
+    group_of: &'f HashMap<&'a str, &'f [&'a str]>,
     /// The order constraints, by their `then`.
     into: &'f HashMap<&'a str, Vec<&'a OrderConstraint>>,
     /// The promoted instances, as the round of planning before decided them.
     promoted: Option<&'a Promoted>,
+    base: Rc<Base<'a>>,
 }
 
 /// What a round of placement starts from.
@@ -497,21 +511,21 @@ fn place_once<'a>(
     explain: bool,
     round: &Round<'a>,
     fixed: &Fixed<'_, 'a>,
-    taken: Option<(usize, &Placed<'a>)>,
+    taken: Option<(usize, &mut Placed<'a>)>,
 ) -> Placed<'a> {
     let Fixed {
         nodes,
         usable,
         ranker,
         order,
+        group_of,
         into,
         promoted,
+        ref base,
     } = *fixed;
     let mut capacity = Capacity::new(
-        spec,
-        nodes,
-        current,
-        (&order.bundles, &round.starved, promoted),
+        (spec, base, current),
+        (&round.starved, promoted),
         |(bundle, b), index, at| {
             stays_put(observed, current, (bundle, b), index)
                 || !(round.starved.contains_key(bundle)
@@ -554,12 +568,7 @@ fn place_once<'a>(
             placer.capacity.take(bundle, *index, at);
         }
     }
-    let group_of: HashMap<&str, &[&str]> = order
-        .groups
-        .iter()
-        .flat_map(|g| g.iter().map(move |b| (*b, g.as_slice())))
-        .collect();
-    let skip = taken.map_or(0, |(count, _)| count);
+    let skip = taken.as_ref().map_or(0, |(count, _)| *count);
     if let Some((count, prev)) = taken {
         placer.take_over(&order.bundles[..count], prev);
     }
@@ -577,7 +586,7 @@ fn place_once<'a>(
     }
     placer.out.left = placer.capacity.left();
     #[cfg(debug_assertions)]
-    if let Some((count, _)) = taken {
+    if skip > 0 {
         let full = place_once(spec, observed, current, explain, round, fixed, None);
         let out = &placer.out;
         debug_assert!(
@@ -585,7 +594,7 @@ fn place_once<'a>(
                 && out.short == full.short
                 && out.found == full.found
                 && out.left == full.left,
-            "a round that takes over {count} bundles' placements differs from one that scores them"
+            "a round that takes over {skip} bundles' placements differs from one that scores them"
         );
     }
     placer.out
@@ -752,9 +761,10 @@ impl<'a> Placer<'_, 'a> {
     }
 
     /// Places `bundles` as `prev` placed them, without scoring them (see [`unchanged`]):
-    /// the same nodes, counted the same, the same shortfalls. Their running instances
-    /// give up the claim they started with, as placing them does.
-    fn take_over(&mut self, bundles: &[&'a str], prev: &Placed<'a>) {
+    /// the same nodes (their entries moved out of `prev`), counted the same, the same
+    /// shortfalls. Their running instances give up the claim they started with, as
+    /// placing them does.
+    fn take_over(&mut self, bundles: &[&'a str], prev: &mut Placed<'a>) {
         for &bundle in bundles {
             if !self.spec.bundles.contains_key(bundle) {
                 continue;
@@ -769,13 +779,16 @@ impl<'a> Placer<'_, 'a> {
                 self.capacity.release(bundle, *index);
             }
             let mut mine = Vec::new();
-            for (index, node) in prev.node.of(bundle) {
-                self.out.node.insert(bundle, index, node);
+            let of = prev.node.0.remove(bundle).unwrap_or_default();
+            for (index, node) in &of {
                 if let Some(at) = node.and_then(|n| self.nodes.of(n.as_str())) {
-                    self.capacity.take(bundle, index, at);
+                    self.capacity.take(bundle, *index, at);
                     self.load.add(at);
                     mine.push(at);
                 }
+            }
+            if !of.is_empty() {
+                self.out.node.0.insert(bundle, of);
             }
             for (_, name, short) in of_bundle(&prev.short, bundle) {
                 self.out.short.insert(name.clone(), short.clone());

@@ -1985,6 +1985,51 @@ fn a_primary_goes_where_the_whole_chain_of_its_dependents_fits() {
 }
 
 #[test]
+fn a_dependent_starved_late_gives_back_what_it_counted_up_the_chain() {
+    // c with b with a, each by INFINITY: a counts the needs of b and c, so only n2 holds
+    // it. But c waits for two instances of e, which places one (its memory fits n1
+    // only): starved, c counts nowhere, and a goes to n1, which it prefers and which
+    // holds a and b. c is found starved only after a and b are placed (it is counted
+    // with a), so the round after places again from a, the primary two links up, not
+    // only from b, c's own primary.
+    let a = bundle_doc("a", "{image: a, needs: {cpu: 1}}");
+    let b = bundle_doc("b", "{image: b, needs: {cpu: 1}}");
+    let c = bundle_doc("c", "{image: c, needs: {cpu: 1}}");
+    let e = bundle_doc(
+        "e",
+        "{image: e, replicas: 2, priority: 10, needs: {memory: 6}}",
+    );
+    let b_with_a = &constraint(
+        "b-with-a",
+        "colocation: {bundle: b, with: a, score: INFINITY}",
+    );
+    let c_with_b = &constraint(
+        "c-with-b",
+        "colocation: {bundle: c, with: b, score: INFINITY}",
+    );
+    let e_then_c = &constraint("e-then-c", "order: {first: e, then: c, minInstances: 2}");
+    let prefer = &constraint("a-on-n1", "location: {bundle: a, node: n1, score: 100}");
+    let nodes = [
+        ("n1", "{cpu: 2, memory: 10}"),
+        ("n2", "{cpu: 3, memory: 5}"),
+    ];
+    let docs: [&str; 8] = [&a, &b, &c, &e, b_with_a, c_with_b, e_then_c, prefer];
+    let s = capacity_set("utilization", &nodes, &docs, true);
+    let o = Observed::fresh(&s);
+    let p = run(&s, &o);
+    assert_eq!(
+        starts(&p),
+        [
+            ("a-0".into(), "n1".into()),
+            ("b-0".into(), "n1".into()),
+            ("e-0".into(), "n1".into())
+        ]
+    );
+    assert_eq!(p.blocked.len(), 2, "{:#?}", p.blocked);
+    converges(&s, &o, &p);
+}
+
+#[test]
 fn a_then_of_higher_priority_leaves_room_for_its_first() {
     // worker (priority 1) is placed before queue, the `first` it needs, and would take
     // the cpu queue needs on both nodes; queue gets a node and worker the room left, in

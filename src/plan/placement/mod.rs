@@ -330,10 +330,10 @@ pub fn place<'a>(
 /// How many bundles, in placement order, the next round places as the last one did,
 /// when it starts with `new` starved instead of `old` (and no more leaving instances):
 /// those before the first bundle the newly starved ones can change. A starved bundle
-/// changes what it needs counted with its `INFINITY` primaries (placed before it) and
-/// what its running instances claim from the start; one the last round `found` starved
-/// at its place was already placed as a starved one. Counted from a group's first member
-/// (a group is placed, and kept together, as one).
+/// changes what it needs counted with its `INFINITY` primaries, and theirs up the chain
+/// ([`primaries_above`]), and what its running instances claim from the start; one the
+/// last round `found` starved at its place was already placed as a starved one. Counted
+/// from a group's first member (a group is placed, and kept together, as one).
 fn unchanged<'a>(
     spec: &'a SpecSet,
     current: &Current<'a>,
@@ -349,17 +349,9 @@ fn unchanged<'a>(
     if newly.iter().any(|b| current.copies.contains_key(b)) {
         return 0;
     }
-    let primaries = spec.constraints.values().filter_map(|c| match c {
-        ConstraintSpec::Colocation(c)
-            if c.score.is_infinity() && newly.contains(c.bundle.as_str()) =>
-        {
-            Some(c.with.as_str())
-        }
-        _ => None,
-    });
     let changed = newly.iter().copied().filter(|b| !found.contains_key(b));
     let mut same = changed
-        .chain(primaries)
+        .chain(primaries_above(spec, &newly))
         .map(|b| at.get(b).copied().unwrap_or(0))
         .min()
         .unwrap_or(order.bundles.len());
@@ -371,6 +363,34 @@ fn unchanged<'a>(
         }
     }
     same
+}
+
+/// The bundles whose placement counted the needs of the `starved` ones: their `INFINITY`
+/// primaries, and those primaries' own up every chain of such colocations (a dependent's
+/// needs go with every primary above it, `capacity::Capacity::dependents_of`). Each
+/// once; colocations with a role and links past the depth capacity follows are counted
+/// too, which only means scoring a few more bundles again.
+fn primaries_above<'a>(spec: &'a SpecSet, starved: &BTreeSet<&'a str>) -> BTreeSet<&'a str> {
+    let mut up: HashMap<&str, Vec<&str>> = HashMap::default();
+    for c in spec.constraints.values() {
+        if let ConstraintSpec::Colocation(c) = c
+            && c.score.is_infinity()
+        {
+            up.entry(c.bundle.as_str())
+                .or_default()
+                .push(c.with.as_str());
+        }
+    }
+    let mut above = BTreeSet::new();
+    let mut todo: Vec<&str> = starved.iter().copied().collect();
+    while let Some(b) = todo.pop() {
+        for &with in up.get(b).into_iter().flatten() {
+            if above.insert(with) {
+                todo.push(with);
+            }
+        }
+    }
+    above
 }
 
 /// What every round of placement shares: the nodes, what rules and constraints give

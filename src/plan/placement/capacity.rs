@@ -250,7 +250,10 @@ fn running<'a>(
 /// `at`): (with, bundle, whether without a role).
 fn infinity<'a>(spec: &'a SpecSet, at: &Positions<'a>) -> Vec<(&'a str, &'a str, bool)> {
     infinity_colocations(spec)
-        .filter(|c| matches!((at.get(c.with.as_str()), at.get(c.bundle.as_str())), (Some(w), Some(b)) if w < b))
+        .filter(|c| {
+            let (with, bundle) = (at.get(c.with.as_str()), at.get(c.bundle.as_str()));
+            matches!((with, bundle), (Some(w), Some(b)) if w < b)
+        })
         .map(|c| (c.with.as_str(), c.bundle.as_str(), c.role.is_none()))
         .collect()
 }
@@ -267,7 +270,8 @@ fn roles_only(spec: &SpecSet) -> HashMap<(&str, &str), bool> {
     only
 }
 
-fn infinity_colocations(spec: &SpecSet) -> impl Iterator<Item = &ColocationConstraint> {
+/// Every colocation of score `INFINITY`.
+pub(super) fn infinity_colocations(spec: &SpecSet) -> impl Iterator<Item = &ColocationConstraint> {
     spec.constraints.values().filter_map(|c| match c {
         ConstraintSpec::Colocation(c) if c.score.is_infinity() => Some(c),
         _ => None,

@@ -372,14 +372,10 @@ fn unchanged<'a>(
 /// too, which only means scoring a few more bundles again.
 fn primaries_above<'a>(spec: &'a SpecSet, starved: &BTreeSet<&'a str>) -> BTreeSet<&'a str> {
     let mut up: HashMap<&str, Vec<&str>> = HashMap::default();
-    for c in spec.constraints.values() {
-        if let ConstraintSpec::Colocation(c) = c
-            && c.score.is_infinity()
-        {
-            up.entry(c.bundle.as_str())
-                .or_default()
-                .push(c.with.as_str());
-        }
+    for c in capacity::infinity_colocations(spec) {
+        up.entry(c.bundle.as_str())
+            .or_default()
+            .push(c.with.as_str());
     }
     let mut above = BTreeSet::new();
     let mut todo: Vec<&str> = starved.iter().copied().collect();

@@ -2030,6 +2030,34 @@ fn a_dependent_starved_late_gives_back_what_it_counted_up_the_chain() {
 }
 
 #[test]
+fn a_group_is_placed_as_one_at_the_turn_of_its_first_member() {
+    // db (priority 10) counts app's needs with its own, and only n1 holds both. batch
+    // may not use n2, and its priority is between theirs: placed between them, it would
+    // take the room db kept for app on n1. A group is placed as one, at db's turn, so
+    // batch finds n1 full instead.
+    let db = bundle_doc("db", "{image: db, priority: 10, needs: {cpu: 1}}");
+    let app = bundle_doc("app", "{image: app, needs: {cpu: 2}}");
+    let batch = bundle_doc("batch", "{image: batch, priority: 5, needs: {cpu: 2}}");
+    let stack = group("stack", "db, app");
+    let off_n2 = &constraint(
+        "batch-off-n2",
+        "location: {bundle: batch, node: n2, score: -INFINITY}",
+    );
+    let nodes = [("n1", "{cpu: 4}"), ("n2", "{cpu: 2}")];
+    let docs: [&str; 5] = [&db, &app, &batch, &stack, off_n2];
+    let s = capacity_set("utilization", &nodes, &docs, true);
+    let o = Observed::fresh(&s);
+    let p = run(&s, &o);
+    assert_eq!(
+        starts(&p),
+        [("db-0".into(), "n1".into()), ("app-0".into(), "n1".into())]
+    );
+    let blocked: Vec<&str> = p.blocked.iter().map(|b| b.instance.as_str()).collect();
+    assert_eq!(blocked, ["batch-0"], "{:#?}", p.blocked);
+    converges(&s, &o, &p);
+}
+
+#[test]
 fn a_then_of_higher_priority_leaves_room_for_its_first() {
     // worker (priority 1) is placed before queue, the `first` it needs, and would take
     // the cpu queue needs on both nodes; queue gets a node and worker the room left, in

@@ -32,8 +32,9 @@ pub struct Order<'a> {
 /// Orders bundles for placement: a bundle after the bundles it is colocated with (all
 /// of a cycle before what follows the cycle), otherwise by priority (highest first), then
 /// name, a bundle taking the turn of the first bundle that follows it when that comes
-/// earlier. Within a cycle, a bundle comes after those it is colocated with by `INFINITY`,
-/// otherwise by priority; the members of a mandatory group are consecutive.
+/// earlier; the members of a `Group` at the turn of the first of them, one after another
+/// ([`group_turns`]). Within a cycle, a bundle comes after those it is colocated with by
+/// `INFINITY`, otherwise by priority; the members of a mandatory group are consecutive.
 pub fn order(spec: &SpecSet) -> Order<'_> {
     let names: Vec<&str> = spec.bundles.keys().map(|b| b.as_str()).collect();
     let priority: Vec<i32> = spec.bundles.values().map(|b| b.priority).collect();
@@ -70,7 +71,7 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     // (see [`at_first_turn`]), those brought to one turn by their own keys; then the
     // units of each part in hard-edge order.
     let part_edges = between(&part, &all);
-    let turns = at_first_turn(&part_edges, part_keys.clone());
+    let turns = at_first_turn(&part_edges, group_turns(spec, &names, &part, &part_keys));
     let key_of = |keys: &[Option<_>], p: usize| keys.get(p).copied().flatten();
     let part_key = |p: usize| (key_of(&turns, p), key_of(&part_keys, p));
     // The hard edges between units, by the part both ends are in (each part's units
@@ -119,6 +120,39 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
 
 /// Edges `(from, to)` between vertices numbered from 0.
 type Edges = Vec<(usize, usize)>;
+
+/// The parts' `keys`, those of a `Group`'s members raised to the highest among them: a
+/// group is placed at the turn of the first of its members, all of them one after
+/// another (Pacemaker assigns a group as one resource). So the room the first member's
+/// instances keep for the later members (their needs count with it, see
+/// `placement::capacity`) is still free when the later members' turn comes, and not
+/// taken by bundles of a priority between theirs.
+fn group_turns<K: Ord + Copy>(
+    spec: &SpecSet,
+    names: &[&str],
+    part: &[usize],
+    keys: &[Option<K>],
+) -> Vec<Option<K>> {
+    let mut turns = keys.to_vec();
+    for group in spec.groups.values() {
+        let parts: Vec<usize> = group
+            .bundles
+            .iter()
+            .filter_map(|m| names.binary_search(&m.as_str()).ok())
+            .filter_map(|b| part.get(b).copied())
+            .collect();
+        let top = parts
+            .iter()
+            .filter_map(|p| keys.get(*p).copied().flatten())
+            .max();
+        for p in parts {
+            if let Some(turn) = turns.get_mut(p) {
+                *turn = (*turn).max(top);
+            }
+        }
+    }
+    turns
+}
 
 /// Each part's key raised to the highest key of the parts behind it along `edges`
 /// (sorted, each from a lower part to a higher, as [`components`] numbers them): the

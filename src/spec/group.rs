@@ -1,6 +1,7 @@
 //! `kind: Group`: bundles placed together on one node, started in list order and stopped
-//! in reverse (Pacemaker's group). The planner never sees a group: validation expands it
-//! into colocations and orders ([`crate::spec::expand`]).
+//! in reverse (Pacemaker's group). Validation expands it into colocations and orders
+//! ([`crate::spec::expand`]); the planner reads a group only to place its members one
+//! after another.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

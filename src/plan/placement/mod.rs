@@ -989,10 +989,13 @@ impl<'a> Placer<'_, 'a> {
         };
         // The nodes the bundle's shared score does not ban: the others never take it.
         let open = || b.base.open();
-        let joins = need.joins()
-            && open().any(|i| {
-                !unbanned(i).is_neg_infinity() && limits.ban(i).is_none() && joined(i).is_none()
-            });
+        // Whether node `i` takes the instance with everything that must join it. The node
+        // its needs were counted on is asked first: a running instance most often still
+        // fits there, and a cluster as full as its nodes are may have few others that do.
+        let fits = |i: usize| {
+            !unbanned(i).is_neg_infinity() && limits.ban(i).is_none() && joined(i).is_none()
+        };
+        let joins = need.joins() && (ran.is_some_and(fits) || open().any(fits));
         let short = |i: usize| match i {
             _ if joins => joined(i),
             _ if ran == Some(i) => None,

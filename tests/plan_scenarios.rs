@@ -2030,6 +2030,38 @@ fn a_dependent_starved_late_gives_back_what_it_counted_up_the_chain() {
 }
 
 #[test]
+fn a_then_freed_in_a_top_up_moves_off_the_node_its_first_needs() {
+    // a needs 2 cpu, which only n1 has, and must not run beside b; b runs after a
+    // (mandatory order). b-0 runs on n1 now. Placed first (a is colocated with it), b
+    // keeps n1 and leaves a nowhere: b is starved, a takes n1, and the round that frees
+    // b again must not keep b-0 where it runs (that pushes a off n1 and starves b once
+    // more) but place b as the next plan would once b-0 is stopped: on n2. Before, this
+    // plan stopped b-0 and the next started b on n2.
+    let a = bundle_doc("a", "{image: a, needs: {cpu: 2}}");
+    let b = bundle_doc(
+        "b",
+        "{image: b, replicas: 2, replicasPerHost: 2, needs: {cpu: 0, memory: 0}}",
+    );
+    let apart = &constraint(
+        "a-away-from-b",
+        "colocation: {bundle: a, with: b, score: -INFINITY}",
+    );
+    let order = &constraint("a-then-b", "order: {first: a, then: b}");
+    let nodes = [("n1", "{cpu: 2, memory: 1}"), ("n2", "{cpu: 0, memory: 3}")];
+    let docs: [&str; 4] = [&a, &b, apart, order];
+    let s = capacity_set("balanced", &nodes, &docs, true);
+    let h = hash(&s, "b", 0);
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{{bundle: b, index: 0, specHash: {h}}}]}}\n  n2: {{}}\n"
+    ));
+    let p = run(&s, &o);
+    assert!(p.blocked.is_empty(), "{:#?}", p.blocked);
+    let on = start_nodes(&p);
+    assert_eq!(on.get("a-0").map(String::as_str), Some("n1"), "{on:?}");
+    converges(&s, &o, &p);
+}
+
+#[test]
 fn a_group_is_placed_as_one_at_the_turn_of_its_first_member() {
     // db (priority 10) counts app's needs with its own, and only n1 holds both. batch
     // may not use n2, and its priority is between theirs: placed between them, it would

@@ -414,6 +414,10 @@ struct Round<'a> {
     left: BTreeSet<(&'a str, u32)>,
     /// Instances counted on a node from the start, as if they ran there.
     claims: Vec<((&'a str, u32), &'a Name)>,
+    /// Bundles placed as if none of their instances ran (no stickiness, no node to keep):
+    /// in a top-up round, those the round before placed nowhere, as the next plan finds
+    /// them once this one stops them.
+    unstuck: BTreeSet<&'a str>,
 }
 
 /// A bundle starved in an earlier round may have its `first` placed now, once starving it
@@ -424,7 +428,9 @@ struct Round<'a> {
 /// when it starves nothing new, and may free a bundle further down a chain of orders in
 /// turn; each such round starves fewer bundles, so they end. When none is freed so, the
 /// starved bundles their own `first` must run beside are tried once in the same way
-/// (starved, they keep that `first` nowhere whatever else is placed).
+/// (starved, they keep that `first` nowhere whatever else is placed). A round that
+/// starves a freed bundle again is tried once more with the freed bundles placed as if
+/// they ran nowhere ([`Round::unstuck`]), as the next plan, once this one stops them.
 fn top_up<'a>(
     (spec, observed, current, explain): (&'a SpecSet, &Observed, &Current<'a>, bool),
     mut placed: Placed<'a>,
@@ -467,30 +473,54 @@ fn top_up<'a>(
             left,
             claims: claims(&placed, &freed),
             starved: still,
+            unstuck: BTreeSet::new(),
         };
-        let mut topped = place_once(spec, observed, current, explain, &top, fixed, None);
-        // An instance placed away from the node it claimed (a freed bundle took that
-        // node, and a colocation keeps them apart) held room there that the freed
-        // bundles could not have: claim where it went instead, as the next plan will
-        // count it, until the claims hold.
-        for _ in 1..CLAIM_ROUNDS {
-            let held = top
-                .claims
-                .iter()
-                .all(|((b, i), n)| topped.node.get(b, *i) == Some(Some(*n)));
-            if held {
-                break;
+        let (stays, context) = ((spec, observed, current, explain), fixed);
+        let mut topped = settle(stays, context, &mut top, &freed);
+        let starves_more = |topped: &Placed<'a>, top: &Round<'a>| {
+            let more = starved_bundles(spec, topped);
+            !more.keys().all(|b| top.starved.contains_key(b))
+        };
+        if starves_more(&topped, &top) {
+            // A freed bundle's running instance may have kept its node by stickiness and
+            // pushed an instance that claimed room beside it away, starving the freed
+            // bundle again. The next plan finds that instance stopped (the round before
+            // placed it nowhere) and places it without: tried once so.
+            top.claims = claims(&placed, &freed);
+            top.unstuck.clone_from(&freed);
+            topped = settle(stays, context, &mut top, &freed);
+            if starves_more(&topped, &top) {
+                return placed;
             }
-            top.claims = claims(&topped, &freed);
-            topped = place_once(spec, observed, current, explain, &top, fixed, None);
-        }
-        let more = starved_bundles(spec, &topped);
-        if !more.keys().all(|b| top.starved.contains_key(b)) {
-            return placed;
         }
         topped.starved = top.starved;
         placed = topped;
     }
+}
+
+/// A top-up round placed from `top`. An instance placed away from the node it claimed (a
+/// freed bundle took that node, and a colocation keeps them apart) held room there that
+/// the `freed` bundles could not have: it claims where it went instead, as the next plan
+/// will count it, and the round is placed again until the claims hold.
+fn settle<'a>(
+    (spec, observed, current, explain): (&'a SpecSet, &Observed, &Current<'a>, bool),
+    fixed: &Fixed<'_, 'a>,
+    top: &mut Round<'a>,
+    freed: &BTreeSet<&str>,
+) -> Placed<'a> {
+    let mut topped = place_once(spec, observed, current, explain, top, fixed, None);
+    for _ in 1..CLAIM_ROUNDS {
+        let held = top
+            .claims
+            .iter()
+            .all(|((b, i), n)| topped.node.get(b, *i) == Some(Some(*n)));
+        if held {
+            break;
+        }
+        top.claims = claims(&topped, freed);
+        topped = place_once(spec, observed, current, explain, top, fixed, None);
+    }
+    topped
 }
 
 /// How many times at most a top-up round is placed again with its claims moved to where
@@ -559,6 +589,7 @@ fn place_once<'a>(
         usable,
         ranker,
         starved: &round.starved,
+        unstuck: &round.unstuck,
         into,
         explain,
         load,
@@ -637,6 +668,8 @@ struct Placer<'p, 'a> {
     /// The node each instance claims from the start in a top-up round: where it will run
     /// in the next plan, so it has its stickiness there as it will then.
     claimed: HashMap<(&'a str, u32), usize>,
+    /// Bundles placed as if none of their instances ran (see [`Round::unstuck`]).
+    unstuck: &'p BTreeSet<&'a str>,
     out: Placed<'a>,
     /// What each node has free, kept as instances are placed.
     capacity: Capacity<'a>,
@@ -661,7 +694,12 @@ struct Bundle<'b, 'a> {
 }
 
 impl<'a> Placer<'_, 'a> {
+    /// The node the instance is on, as this round sees it: none for a bundle placed as
+    /// if it ran nowhere ([`Round::unstuck`]).
     fn home(&self, bundle: &str, index: u32) -> Option<usize> {
+        if self.unstuck.contains(bundle) {
+            return None;
+        }
         home(self.current, self.nodes, bundle, index)
     }
 
@@ -742,9 +780,11 @@ impl<'a> Placer<'_, 'a> {
         };
         let running = self.instance_order(name, spec, &b.base);
         let (current, nodes) = (self.current, self.nodes);
+        let anywhere = self.unstuck.contains(name);
         let failed = self.failed_elsewhere(name, spec);
         let mut fresh_ones = failed.iter().copied().chain((0..spec.replicas).filter(|i| {
-            home(current, nodes, name, *i).is_none() && failed.binary_search(i).is_err()
+            (anywhere || home(current, nodes, name, *i).is_none())
+                && failed.binary_search(i).is_err()
         }));
         let mut running = running.into_iter();
         // A new instance (one that runs nowhere) has been placed nowhere: so will the next,

@@ -44,11 +44,16 @@ impl Own {
 
 /// The stickiness stage: the node the instance runs on or, when it runs nowhere, the
 /// node where its exited container is (restart in place first) gets the stickiness. In a
-/// top-up round, the node it claims instead (see [`super::top_up`]).
+/// top-up round, the node it claims instead, and none at all for a bundle the round
+/// before placed nowhere when it is tried as the next plan will see it (see
+/// [`super::top_up`]).
 pub(super) fn stickiness(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, index: u32, own: &mut Own) {
     let score = b.spec.settings(&p.spec.cluster.defaults).stickiness;
     if let Some(at) = p.claimed.get(&(b.name, index)) {
         own.add(*at, part(Stage::Stickiness, "stickiness".into(), score));
+        return;
+    }
+    if p.unstuck.contains(b.name) {
         return;
     }
     let copies = p.current.of(b.name, index);

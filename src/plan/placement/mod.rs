@@ -475,8 +475,8 @@ fn top_up<'a>(
             starved: still,
             unstuck: BTreeSet::new(),
         };
-        let (stays, context) = ((spec, observed, current, explain), fixed);
-        let mut topped = settle(stays, context, &mut top, &freed);
+        let inputs = (spec, observed, current, explain);
+        let mut topped = settle(inputs, fixed, &mut top, &freed);
         let starves_more = |topped: &Placed<'a>, top: &Round<'a>| {
             let more = starved_bundles(spec, topped);
             !more.keys().all(|b| top.starved.contains_key(b))
@@ -488,7 +488,7 @@ fn top_up<'a>(
             // placed it nowhere) and places it without: tried once so.
             top.claims = claims(&placed, &freed);
             top.unstuck.clone_from(&freed);
-            topped = settle(stays, context, &mut top, &freed);
+            topped = settle(inputs, fixed, &mut top, &freed);
             if starves_more(&topped, &top) {
                 return placed;
             }

@@ -138,13 +138,15 @@ pub fn run(args: &Args) -> ExitCode {
     let plan = plan(&spec, &observed, &options);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let _ = render_to(&plan, args.format, args.explain, &mut out).and_then(|()| out.flush());
-    // The process ends next: the set is not freed on the way (15 ms at 10,000 bundles).
-    super::free_later(spec);
-    if plan.changes > 0 {
+    let code = if plan.changes > 0 {
         ExitCode::from(super::EXIT_CHANGES)
     } else {
         ExitCode::SUCCESS
-    }
+    };
+    // The process ends next and its memory goes with it: nothing is freed on the way
+    // (15 ms for the set at 10,000 bundles).
+    std::mem::forget((spec, observed, plan));
+    code
 }
 
 /// `--suspended BUNDLE` and `--suspended-cluster`: added to what `observed` says is

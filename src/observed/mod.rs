@@ -28,7 +28,7 @@ pub struct Observed {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciler_votes: Option<u32>,
     /// Nodes by name. A spec node missing here counts as online and empty.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "snapshot::distinct_keys")]
     pub nodes: BTreeMap<Name, ObservedNode>,
     /// Nodes an operator declared powered off by hand.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -55,7 +55,11 @@ pub struct Suspended {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Suspension>,
     /// Bundles by name, each since when and why.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "snapshot::distinct_keys"
+    )]
     pub bundles: BTreeMap<String, Suspension>,
 }
 
@@ -150,7 +154,11 @@ pub struct ObservedNode {
     pub conflicts: Vec<String>,
     /// Failures counted on this node, by instance name. Kept when the container is gone,
     /// like Pacemaker's fail counts, until the failure timeout expires them.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "snapshot::distinct_keys"
+    )]
     pub failures: BTreeMap<String, Failures>,
 }
 

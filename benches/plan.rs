@@ -24,7 +24,10 @@
 //! 10,000 nodes x 100,000 instances, the most instances a spec set may ask for, quorate
 //! only.
 //!
-//! `PLAN_BENCH_KEEP=DIR` keeps the generated specs, snapshot and CIBs in DIR.
+//! `PLAN_BENCH_KEEP=DIR` keeps the generated specs, snapshot and CIBs in DIR. Each
+//! measured command is stopped after `PLAN_BENCH_LIMIT_SECS` seconds (600 unless set) and
+//! reported as stopped: `crm_simulate` at the large size has run for more than a quarter
+//! of an hour and 6 GB.
 
 mod support;
 
@@ -128,11 +131,21 @@ struct Run {
     peak_mib: f64,
     /// What a `crm_simulate` transition summary holds, counted by kind.
     summary: Option<String>,
+    /// Its standard output.
+    text: String,
 }
 
 /// Set in a copy of this bench that only runs one command and writes how it went to the
 /// file named here (see [`measure`]).
 const MEASURE_INTO: &str = "PLAN_BENCH_MEASURE_INTO";
+
+/// The longest a measured command may run, in seconds (see the module's documentation).
+fn limit_secs() -> u64 {
+    std::env::var("PLAN_BENCH_LIMIT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600)
+}
 
 /// Runs `cmd` with its output in a file, returning its wall time, its peak RSS and a
 /// count of the transition summary in its output, or why it failed.
@@ -166,6 +179,16 @@ fn measure(cmd: &mut Command) -> Result<Run, String> {
         ));
     };
     let status_word = i32::try_from(status_word).unwrap_or(-1);
+    let elapsed = Duration::from_nanos(u64::try_from(nanos).unwrap_or(0));
+    if libc::WIFSIGNALED(status_word)
+        && libc::WTERMSIG(status_word) == libc::SIGKILL
+        && elapsed.as_secs() >= limit_secs()
+    {
+        return Err(format!(
+            "stopped after {} s (PLAN_BENCH_LIMIT_SECS)",
+            elapsed.as_secs()
+        ));
+    }
     // `quorate plan` exits 2 when the plan has changes (terraform's -detailed-exitcode).
     let quorate = cmd.get_program() == std::ffi::OsStr::new(env!("CARGO_BIN_EXE_quorate"));
     let ok = libc::WIFEXITED(status_word)
@@ -181,9 +204,10 @@ fn measure(cmd: &mut Command) -> Result<Run, String> {
     }
     let text = std::fs::read_to_string(out.path()).unwrap_or_default();
     Ok(Run {
-        time: Duration::from_nanos(u64::try_from(nanos).unwrap_or(0)),
+        time: elapsed,
         peak_mib: peak_kib as f64 / 1024.0,
         summary: transition_summary(&text),
+        text,
     })
 }
 
@@ -205,6 +229,15 @@ fn measure_here(into: &std::ffi::OsStr) -> std::process::ExitCode {
     let Ok(pid) = i32::try_from(child.id()) else {
         return std::process::ExitCode::FAILURE;
     };
+    // Killed at the limit; when the child ended first, this process ends before the
+    // sleep does.
+    let limit = Duration::from_secs(limit_secs());
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        // SAFETY: a signal to our own child: only `wait4` below reaps it, and this
+        // process ends right after that.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
     let mut status = 0;
     // SAFETY: rusage is plain data; all zeroes is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -238,6 +271,7 @@ fn measure_runs(runs: usize, mut cmd: impl FnMut() -> Command) -> Result<Run, St
         time: median(times),
         peak_mib: peak,
         summary,
+        text: String::new(),
     })
 }
 
@@ -606,22 +640,23 @@ fn run_size(size: &Size) -> Measured {
             r.summary.map_or(String::new(), |s| format!(", {s}")),
             r.time.as_secs_f64() / quorate.as_secs_f64()
         ),
-        Err(e) => println!("  crm_simulate {what}: failed: {e}"),
+        Err(e) => println!("  crm_simulate {what}: {e}"),
     };
     // Where each places the fresh cluster's instances. (Untimed.)
-    if let Ok(out) = crm(&fresh_cib, "-R", false).output() {
-        let text = String::from_utf8_lossy(&out.stdout);
-        println!(
+    match measure(&mut crm(&fresh_cib, "-R", false)) {
+        Ok(r) => println!(
             "  placement, fresh: {}",
-            agreement(&quorate_starts(&first), &pacemaker_starts(&text))
-        );
+            agreement(&quorate_starts(&first), &pacemaker_starts(&r.text))
+        ),
+        Err(e) => println!("  placement, fresh: crm_simulate -R: {e}"),
     }
     // Does Pacemaker accept quorate's placement as it is? (Untimed.)
-    if let Ok(r) = measure(&mut crm(&converged_cib, "-R", false)) {
-        println!(
+    match measure(&mut crm(&converged_cib, "-R", false)) {
+        Ok(r) => println!(
             "  crm_simulate -R on the converged CIB, no failure: {}",
             r.summary.unwrap_or_default()
-        );
+        ),
+        Err(e) => println!("  crm_simulate -R on the converged CIB, no failure: {e}"),
     }
     report(
         "-R fresh        ",

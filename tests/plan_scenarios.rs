@@ -2103,6 +2103,39 @@ fn a_cycle_with_a_promoted_role_settles_in_one_plan() {
 }
 
 #[test]
+#[ignore = "known to fail: a cycle's instances left alone are not placed again (issue 18)"]
+fn a_cycle_whose_members_split_settles_in_one_plan() {
+    // Found by the property tests (seed 13, 20,000 cases). b0 and b1 must each run with
+    // the other. b0-0 has failed on n1 too often and runs there, b0-1 runs on n3, both
+    // with an old spec. b0 is placed first, on both nodes; b1, which needs nothing, goes
+    // twice to n1, which has more room free. b0's instances on n3 are then alone and
+    // placed nowhere, though n1 has room for b0-1: the next plan starts it there.
+    let b0 = bundle_doc(
+        "b0",
+        "{image: img0, replicas: 3, replicasPerHost: 2, priority: 2, migrationThreshold: 3, \
+         needs: {cpu: 1}}",
+    );
+    let b1 = bundle_doc("b1", "{image: img1, replicas: 2, replicasPerHost: 2}");
+    let b0_with = &constraint(
+        "b0-with-b1",
+        "colocation: {bundle: b0, with: b1, score: INFINITY}",
+    );
+    let b1_with = &constraint(
+        "b1-with-b0",
+        "colocation: {bundle: b1, with: b0, score: INFINITY}",
+    );
+    let nodes = [("n1", "{cpu: 4}"), ("n3", "{cpu: 4}")];
+    let docs: [&str; 4] = [&b0, &b1, b0_with, b1_with];
+    let s = capacity_set("utilization", &nodes, &docs, true);
+    let o = observed(
+        "now: 10000\nnodes:\n  n1: {instances: [{bundle: b0, index: 0, specHash: old}], \
+         failures: {b0-0: {count: 3, last: 9500}}}\n  n3: {instances: [{bundle: b0, index: 1, specHash: old}]}\n",
+    );
+    let p = run(&s, &o);
+    converges(&s, &o, &p);
+}
+
+#[test]
 fn a_group_is_placed_as_one_at_the_turn_of_its_first_member() {
     // db (priority 10) counts app's needs with its own, and only n1 holds both. batch
     // may not use n2, and its priority is between theirs: placed between them, it would

@@ -2103,13 +2103,13 @@ fn a_cycle_with_a_promoted_role_settles_in_one_plan() {
 }
 
 #[test]
-#[ignore = "known to fail: a cycle's instances left alone are not placed again (issue 18)"]
 fn a_cycle_whose_members_split_settles_in_one_plan() {
     // Found by the property tests (seed 13, 20,000 cases). b0 and b1 must each run with
     // the other. b0-0 has failed on n1 too often and runs there, b0-1 runs on n3, both
     // with an old spec. b0 is placed first, on both nodes; b1, which needs nothing, goes
-    // twice to n1, which has more room free. b0's instances on n3 are then alone and
-    // placed nowhere, though n1 has room for b0-1: the next plan starts it there.
+    // twice to n1, which has more room free. b0's instances on n3 are then alone. They
+    // are placed again where b1 is: b0-1 moves to n1, which has room for it (before,
+    // it was placed nowhere, and the next plan started it there).
     let b0 = bundle_doc(
         "b0",
         "{image: img0, replicas: 3, replicasPerHost: 2, priority: 2, migrationThreshold: 3, \
@@ -2132,6 +2132,10 @@ fn a_cycle_whose_members_split_settles_in_one_plan() {
          failures: {b0-0: {count: 3, last: 9500}}}\n  n3: {instances: [{bundle: b0, index: 1, specHash: old}]}\n",
     );
     let p = run(&s, &o);
+    let on = start_nodes(&p);
+    assert_eq!(on.get("b0-1").map(String::as_str), Some("n1"), "{on:?}");
+    let blocked: Vec<&str> = p.blocked.iter().map(|b| b.instance.as_str()).collect();
+    assert_eq!(blocked, ["b0-0"], "{:#?}", p.blocked);
     converges(&s, &o, &p);
 }
 

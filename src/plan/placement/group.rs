@@ -15,6 +15,8 @@ pub(super) struct Tally<'t, 'a> {
     pub(super) placed_on: &'t mut PlacedOn<'a>,
     pub(super) load: &'t mut select::Load,
     pub(super) out: &'t mut Placed<'a>,
+    /// Instances `onFail: block` keeps where they are.
+    pub(super) held: &'t BTreeSet<(&'a str, u32)>,
 }
 
 impl<'a> Tally<'_, 'a> {
@@ -22,12 +24,12 @@ impl<'a> Tally<'_, 'a> {
     /// without a member it is colocated with by `INFINITY` (`edges`) is placed nowhere
     /// after all, which may leave another member alone in turn, until none is. Instances
     /// `onFail: block` keeps (`held`) stay. Each round unplaces at least one instance or
-    /// ends.
+    /// ends. Returns the instances placed nowhere after all.
     pub(super) fn keep_group_together(
         &mut self,
         edges: &[(&'a str, &'a str)],
-        held: &BTreeSet<(&'a str, u32)>,
-    ) {
+    ) -> Vec<(&'a str, u32)> {
+        let mut left = Vec::new();
         loop {
             let mut changed = false;
             for &(bundle, with) in edges {
@@ -35,17 +37,18 @@ impl<'a> Tally<'_, 'a> {
                     .out
                     .node
                     .of(bundle)
-                    .filter(|(i, _)| !held.contains(&(bundle, *i)))
+                    .filter(|(i, _)| !self.held.contains(&(bundle, *i)))
                     .filter_map(|(i, n)| Some((i, self.nodes.of(n?.as_str())?)))
                     .filter(|(_, at)| self.placed_on.get(with).is_none_or(|w| w.on(*at) == 0))
                     .collect();
                 for (index, at) in alone {
                     self.unplace(bundle, index, at, with);
+                    left.push((bundle, index));
                     changed = true;
                 }
             }
             if !changed {
-                break;
+                return left;
             }
         }
     }

@@ -1092,16 +1092,67 @@ impl<'a> Placer<'_, 'a> {
         chosen
     }
 
+    /// Makes the colocation cycle `group` whole once its last member is placed (see
+    /// [`group::Tally::keep_group_together`]), then places the instances that left
+    /// nowhere again, each only where every other member now is: as the next plan would,
+    /// once they have stopped. Placing more takes no member off a node, so none of them
+    /// is alone; the cycle is made whole once more all the same.
     fn keep_group_together(&mut self, group: &[&'a str]) {
         let edges = self.ranker.mandatory_within(group);
-        let mut tally = group::Tally {
+        let left = self.tally().keep_group_together(&edges);
+        if !left.is_empty() {
+            self.place_again(group, &left);
+            self.tally().keep_group_together(&edges);
+        }
+    }
+
+    fn tally(&mut self) -> group::Tally<'_, 'a> {
+        group::Tally {
             nodes: self.nodes,
             capacity: &mut self.capacity,
             placed_on: &mut self.placed_on,
             load: &mut self.load,
             out: &mut self.out,
-        };
-        tally.keep_group_together(&edges, &self.held);
+            held: &self.held,
+        }
+    }
+
+    /// Places the instances of `left` again, each bundle scored as a cycle's later
+    /// member is: only where every other member of `group` is.
+    fn place_again(&mut self, group: &[&'a str], left: &[(&'a str, u32)]) {
+        for &bundle in group {
+            let Some(spec) = self.spec.bundles.get(bundle) else {
+                continue;
+            };
+            let last: Vec<&'a str> = group
+                .iter()
+                .copied()
+                .filter(|m| *m != bundle)
+                .chain([bundle])
+                .collect();
+            let mine = self.placed_on.remove(bundle).unwrap_or_default();
+            let base =
+                self.ranker
+                    .bundle_scores(bundle, Some(&last), &self.placed_on, &self.out.node);
+            let mut b = Bundle {
+                name: bundle,
+                spec,
+                likely: select::Likely::of(&base),
+                base,
+                mine,
+                spread: None,
+                with_joiners: self.needs_joiners(bundle, Some(group)),
+            };
+            for &(_, index) in left.iter().filter(|(b, _)| *b == bundle) {
+                let name = instance_name(bundle, index);
+                self.out.explain.retain(|p| p.instance != name);
+                self.out.short.remove(&name);
+                if let Some(at) = self.choose(&b, index) {
+                    self.put(&mut b, index, at);
+                }
+            }
+            self.placed_on.insert(bundle, b.mine);
+        }
     }
 }
 

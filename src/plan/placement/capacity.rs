@@ -305,6 +305,13 @@ impl<'a> Capacity<'a> {
         };
         c.dependents = c.dependents_of(starved);
         c.joins_promoted = joins_promoted(spec, current, &c.dependents, &base.roles_only, promoted);
+        let staying: Vec<(&'a str, u32, usize)> = base
+            .running
+            .iter()
+            .filter(|(b, i, at)| stays(*b, *i, *at))
+            .map(|((b, _), i, at)| (*b, *i, *at))
+            .collect();
+        joins_beside(&mut c.joins_promoted, (spec, base), &c.dependents, &staying);
         c.count_running(stays);
         c.claimed = c
             .at_index
@@ -640,8 +647,8 @@ impl<'a> Capacity<'a> {
 }
 
 /// Whether `dependent` joins instance `index` of `bundle`: as many instances as it has
-/// replicas, the promoted ones it follows first (when it follows only those), then the
-/// others by number.
+/// replicas, first the promoted ones it follows (when it follows only those) or those it
+/// runs beside, then the others by number.
 fn joins_instance(
     (replicas, promoted): (&HashMap<&str, u32>, &JoinsPromoted<'_>),
     bundle: &str,
@@ -701,6 +708,54 @@ fn joins_promoted<'a>(
         }
     }
     joins
+}
+
+/// For each of `dependents` that follows every instance of its bundle (not only the
+/// promoted ones), the numbers of the bundle's instances that `staying` (the running
+/// instances counted where they run) has beside one of the dependent's: pairs go by
+/// node, and a dependent that runs beside some instances joins those first, as the next
+/// plan would find it, instead of the instances with the lowest numbers, which may run
+/// where it has no room.
+fn joins_beside<'a>(
+    joins: &mut JoinsPromoted<'a>,
+    (spec, base): (&SpecSet, &Base<'a>),
+    dependents: &HashMap<&'a str, Vec<&'a str>>,
+    staying: &[(&'a str, u32, usize)],
+) {
+    let mut on: HashMap<&str, BTreeMap<usize, Vec<u32>>> = HashMap::default();
+    for &(bundle, index, at) in staying {
+        on.entry(bundle)
+            .or_default()
+            .entry(at)
+            .or_default()
+            .push(index);
+    }
+    for (bundle, ds) in dependents {
+        let Some(mine) = on.get(bundle) else {
+            continue;
+        };
+        for d in ds {
+            let Some(theirs) = on.get(d) else {
+                continue;
+            };
+            if base.roles_only.get(&(*bundle, *d)) == Some(&true) {
+                continue;
+            }
+            let mut numbers: Vec<u32> = mine
+                .iter()
+                .flat_map(|(at, indices)| {
+                    let beside = theirs.get(at).map_or(0, Vec::len);
+                    indices.iter().take(beside).copied()
+                })
+                .collect();
+            numbers.sort_unstable();
+            let replicas = spec.bundles.get(*d).map_or(0, |b| b.replicas);
+            numbers.truncate(usize::try_from(replicas).unwrap_or(usize::MAX));
+            if !numbers.is_empty() {
+                joins.insert((*bundle, *d), numbers);
+            }
+        }
+    }
 }
 
 /// The bundles two or more colocations below `top` along `plain` (bundle -> its

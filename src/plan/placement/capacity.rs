@@ -122,9 +122,10 @@ pub(super) struct Capacity<'a> {
     /// Per bundle, the bundles placed after it that are colocated with it by `INFINITY`
     /// and need something (its dependents, which must join its instances).
     dependents: HashMap<&'a str, Vec<&'a str>>,
-    /// Per (bundle, dependent) where the dependent follows only the bundle's promoted
-    /// instances, and some are known: the numbers of those it joins first.
-    joins_promoted: JoinsPromoted<'a>,
+    /// Per (bundle, dependent): the numbers of the bundle's instances the dependent
+    /// joins first, where it follows only the promoted ones and some are known
+    /// ([`joins_promoted`]), or where it runs beside some ([`joins_beside`]).
+    joins_first: JoinsFirst<'a>,
     /// The nodes whose free capacity changed since [`Capacity::changed`] last said.
     changed: Vec<usize>,
 }
@@ -278,9 +279,9 @@ pub(super) fn infinity_colocations(spec: &SpecSet) -> impl Iterator<Item = &Colo
     })
 }
 
-/// Per (bundle, dependent), the numbers of the bundle's promoted instances the dependent
-/// joins first (see [`joins_promoted`]).
-type JoinsPromoted<'a> = HashMap<(&'a str, &'a str), Vec<u32>>;
+/// Per (bundle, dependent), the numbers of the bundle's instances the dependent joins
+/// first (see [`joins_promoted`] and [`joins_beside`]).
+type JoinsFirst<'a> = HashMap<(&'a str, &'a str), Vec<u32>>;
 
 impl<'a> Capacity<'a> {
     /// The capacity of `spec`'s nodes, with every running instance counted on its node
@@ -300,18 +301,18 @@ impl<'a> Capacity<'a> {
             none: BTreeMap::new(),
             claimed: BTreeMap::new(),
             dependents: HashMap::default(),
-            joins_promoted: HashMap::default(),
+            joins_first: HashMap::default(),
             changed: Vec::new(),
         };
         c.dependents = c.dependents_of(starved);
-        c.joins_promoted = joins_promoted(spec, current, &c.dependents, &base.roles_only, promoted);
+        c.joins_first = joins_promoted(spec, current, &c.dependents, &base.roles_only, promoted);
         let staying: Vec<(&'a str, u32, usize)> = base
             .running
             .iter()
             .filter(|(b, i, at)| stays(*b, *i, *at))
             .map(|((b, _), i, at)| (*b, *i, *at))
             .collect();
-        joins_beside(&mut c.joins_promoted, (spec, base), &c.dependents, &staying);
+        joins_beside(&mut c.joins_first, (spec, base), &c.dependents, &staying);
         c.count_running(stays);
         c.claimed = c
             .at_index
@@ -411,7 +412,7 @@ impl<'a> Capacity<'a> {
             .flatten()
             .enumerate()
             .filter_map(|(k, d)| {
-                let ties = (&self.base.replicas, &self.joins_promoted);
+                let ties = (&self.base.replicas, &self.joins_first);
                 let replicas = self.base.replicas.get(*d).copied();
                 let replicas = replicas.filter(|_| joins_instance(ties, bundle, d, index))?;
                 let counts = self.on_node.get(*d).unwrap_or(&self.none);
@@ -512,12 +513,7 @@ impl<'a> Capacity<'a> {
         let joined = self.joined.entry(bundle).or_default();
         joined.resize_with(dependents.len(), BTreeMap::new);
         for (d, on) in dependents.iter().zip(joined.iter_mut()) {
-            if !joins_instance(
-                (&self.base.replicas, &self.joins_promoted),
-                bundle,
-                d,
-                index,
-            ) {
+            if !joins_instance((&self.base.replicas, &self.joins_first), bundle, d, index) {
                 continue;
             }
             let n = on.entry(at).or_default();
@@ -650,7 +646,7 @@ impl<'a> Capacity<'a> {
 /// replicas, first the promoted ones it follows (when it follows only those) or those it
 /// runs beside, then the others by number.
 fn joins_instance(
-    (replicas, promoted): (&HashMap<&str, u32>, &JoinsPromoted<'_>),
+    (replicas, first): (&HashMap<&str, u32>, &JoinsFirst<'_>),
     bundle: &str,
     dependent: &str,
     index: u32,
@@ -658,13 +654,13 @@ fn joins_instance(
     let Some(r) = replicas.get(dependent).copied() else {
         return false;
     };
-    let numbers = promoted
+    let numbers = first
         .get(&(bundle, dependent))
         .map_or(&[][..], Vec::as_slice);
     if numbers.binary_search(&index).is_ok() {
         return true;
     }
-    // Its place among the instances not promoted, and the joins those have left.
+    // Its place among the instances not joined first, and the joins those have left.
     let below = u32::try_from(numbers.partition_point(|n| *n < index)).unwrap_or(u32::MAX);
     let left = u32::try_from(numbers.len()).map_or(0, |n| r.saturating_sub(n));
     index.saturating_sub(below) < left
@@ -681,7 +677,7 @@ fn joins_promoted<'a>(
     dependents: &HashMap<&'a str, Vec<&'a str>>,
     roles_only: &HashMap<(&'a str, &'a str), bool>,
     promoted: Option<&Promoted>,
-) -> JoinsPromoted<'a> {
+) -> JoinsFirst<'a> {
     let mut joins = HashMap::default();
     for (bundle, ds) in dependents {
         let mut numbers: Vec<u32> = match promoted.and_then(|p| p.get(*bundle)) {
@@ -717,7 +713,7 @@ fn joins_promoted<'a>(
 /// plan would find it, instead of the instances with the lowest numbers, which may run
 /// where it has no room.
 fn joins_beside<'a>(
-    joins: &mut JoinsPromoted<'a>,
+    joins: &mut JoinsFirst<'a>,
     (spec, base): (&SpecSet, &Base<'a>),
     dependents: &HashMap<&'a str, Vec<&'a str>>,
     staying: &[(&'a str, u32, usize)],

@@ -1093,10 +1093,10 @@ impl<'a> Placer<'_, 'a> {
     }
 
     /// Makes the colocation cycle `group` whole once its last member is placed (see
-    /// [`group::Tally::keep_group_together`]), then places the instances that left
-    /// nowhere again, each only where every other member now is: as the next plan would,
-    /// once they have stopped. Placing more takes no member off a node, so none of them
-    /// is alone; the cycle is made whole once more all the same.
+    /// [`group::Tally::keep_group_together`]), then places the instances that leaves
+    /// nowhere once more, each only where every other member now is, as the next plan
+    /// would once they have stopped. Placing more takes no member off a node, so none of
+    /// them is alone; the cycle is made whole once more all the same.
     fn keep_group_together(&mut self, group: &[&'a str]) {
         let edges = self.ranker.mandatory_within(group);
         let left = self.tally().keep_group_together(&edges);
@@ -1124,6 +1124,9 @@ impl<'a> Placer<'_, 'a> {
             let Some(spec) = self.spec.bundles.get(bundle) else {
                 continue;
             };
+            if !left.iter().any(|(b, _)| *b == bundle) {
+                continue;
+            }
             let last: Vec<&'a str> = group
                 .iter()
                 .copied()

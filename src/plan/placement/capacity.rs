@@ -147,7 +147,7 @@ pub(super) struct Base<'a> {
     least: Vec<u64>,
     /// Every running instance the spec wants, of a bundle that needs something, with the
     /// node it is counted on from the start when it stays there (see
-    /// [`Capacity::count_running`]), by bundle name and number.
+    /// [`Capacity::new`]), by bundle name and number.
     running: Vec<((&'a str, &'a BundleSpec), u32, usize)>,
     /// The `INFINITY` colocations whose bundle is placed after the bundle it is with:
     /// (with, bundle, whether without a role), in the order of the constraints.
@@ -306,6 +306,9 @@ impl<'a> Capacity<'a> {
         };
         c.dependents = c.dependents_of(starved);
         c.joins_first = joins_promoted(spec, current, &c.dependents, &base.roles_only, promoted);
+        // Every running instance the spec wants, counted on the node it runs on if it
+        // `stays` there unless placed elsewhere (counting one that leaves whatever else
+        // is placed would keep an instance placed before it from the room it leaves).
         let staying: Vec<(&'a str, u32, usize)> = base
             .running
             .iter()
@@ -313,7 +316,9 @@ impl<'a> Capacity<'a> {
             .map(|((b, _), i, at)| (*b, *i, *at))
             .collect();
         joins_beside(&mut c.joins_first, (spec, base), &c.dependents, &staying);
-        c.count_running(stays);
+        for &(bundle, index, at) in &staying {
+            c.take(bundle, index, at);
+        }
         c.claimed = c
             .at_index
             .iter()
@@ -330,18 +335,6 @@ impl<'a> Capacity<'a> {
             .filter(|((b, i), at)| self.at_index.get(b).and_then(|by| by.get(i)) != Some(*at))
             .map(|(key, _)| *key)
             .collect()
-    }
-
-    /// Counts every running instance the spec wants on the node it runs on, if it
-    /// `stays` there unless placed elsewhere (counting one that leaves whatever else is
-    /// placed would keep an instance placed before it from the room it leaves).
-    fn count_running(&mut self, stays: impl Fn((&str, &BundleSpec), u32, usize) -> bool) {
-        let base = Rc::clone(&self.base);
-        for &(bundle, index, at) in &base.running {
-            if stays(bundle, index, at) {
-                self.take(bundle.0, index, at);
-            }
-        }
     }
 
     /// Each bundle's dependents: bundles placed after it (by `order`) with an `INFINITY`

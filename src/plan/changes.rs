@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::builder::{Builder, Inst};
-use super::current::{Copy, Current, Whereabouts, live_failures, unfenceable_because};
+use super::current::{Copy, Current, Whereabouts, by_index, live_failures, unfenceable_because};
 use super::hash::BundleHash;
 use super::model::{QuorumStatus, StepId};
 use super::placement::{Placed, Promoted};
@@ -102,11 +102,7 @@ impl<'a, 'p> Changes<'a, 'p> {
             let mut restarts_left = spec.update.max_parallel;
             self.unplaced.clear();
             self.restart_after = self.first_restarts(bundle);
-            self.bundle_runs = self
-                .current
-                .copies
-                .get(bundle)
-                .is_some_and(|m| m.values().flatten().any(Copy::running));
+            self.bundle_runs = self.current.all_of(bundle).iter().any(Copy::running);
             let hashes = BundleHash::new(name.as_str(), spec);
             for index in 0..spec.replicas {
                 let inst = Inst {
@@ -318,7 +314,7 @@ impl<'a, 'p> Changes<'a, 'p> {
                         *restarts_left -= 1;
                         self.act(inst, Act::Restart(d), "the spec changed (image, command, environment, ports, storage or address)".to_owned());
                     }
-                } else if k.instance.state == InstanceState::Failed {
+                } else if k.state == InstanceState::Failed {
                     self.failed(inst, k, spec.monitor.on_fail);
                 } else if let Some(why) = self.restart_after.clone() {
                     // Invariants 1 and 2 as for any restart (`act`): in place, its start
@@ -602,9 +598,9 @@ impl<'a, 'p> Changes<'a, 'p> {
         for (bundle, index, copies) in current
             .by_bundle()
             .into_iter()
-            .flat_map(|(b, m)| m.iter().map(move |(i, c)| (b, i, c)))
+            .flat_map(|(b, all)| by_index(all).map(move |(i, c)| (b, i, c)))
         {
-            let wanted = spec.bundles.get(bundle).map(|b| *index < b.replicas);
+            let wanted = spec.bundles.get(bundle).map(|b| index < b.replicas);
             if wanted == Some(true) {
                 continue;
             }
@@ -613,10 +609,10 @@ impl<'a, 'p> Changes<'a, 'p> {
             };
             let inst = Inst {
                 bundle: &first.instance.bundle,
-                index: *index,
+                index,
             };
             if let Some(why) = self.observed.suspended.why(bundle) {
-                let entry = super::suspended::entry(inst.bundle, *index, copies, &why);
+                let entry = super::suspended::entry(inst.bundle, index, copies, &why);
                 self.b.suspended.push(entry);
                 continue;
             }
@@ -645,7 +641,7 @@ impl<'a, 'p> Changes<'a, 'p> {
             .collect();
         let why = self.no_quorum();
         let current = self.current;
-        for (index, copies) in current.by_bundle().into_iter().flat_map(|(_, m)| m.iter()) {
+        for (_, copies) in current.by_bundle() {
             let suspended = &self.observed.suspended;
             let left = copies
                 .iter()
@@ -653,7 +649,7 @@ impl<'a, 'p> Changes<'a, 'p> {
             for c in left {
                 let inst = Inst {
                     bundle: &c.instance.bundle,
-                    index: *index,
+                    index: c.index,
                 };
                 if !stopping.contains(&(inst.name(), c.node.to_string())) {
                     self.b.stop(c.node, inst, why.clone());

@@ -22,12 +22,20 @@ pub enum Whereabouts {
 }
 
 /// One copy of an instance on one node.
+///
+/// The instance's number and state are copied out of the snapshot: the planner asks
+/// whether a copy runs several times for every instance it places, and with them here
+/// the answer is in the bundle's one list of copies, without a read from the snapshot.
 #[derive(Debug, Clone)]
 pub struct Copy<'a> {
     /// The node.
     pub node: &'a Name,
     /// As observed.
     pub instance: &'a ObservedInstance,
+    /// The instance's number, `instance.index`.
+    pub index: u32,
+    /// The container's state, `instance.state`.
+    pub state: InstanceState,
     /// Whether it can be reached, may be running, or is surely off.
     pub whereabouts: Whereabouts,
 }
@@ -35,21 +43,30 @@ pub struct Copy<'a> {
 impl Copy<'_> {
     /// Whether the container runs (reachable and running or failing its check).
     pub fn running(&self) -> bool {
-        self.whereabouts == Whereabouts::Reachable && self.instance.state != InstanceState::Stopped
+        self.whereabouts == Whereabouts::Reachable && self.state != InstanceState::Stopped
     }
 
     /// Whether `onFail: block` holds this copy where it is: it runs and fails its check,
     /// so it is neither restarted, moved nor stopped until it passes again.
     pub fn held(&self, on_fail: OnFail) -> bool {
-        on_fail == OnFail::Block && self.running() && self.instance.state == InstanceState::Failed
+        on_fail == OnFail::Block && self.running() && self.state == InstanceState::Failed
     }
+}
+
+/// The copies of one instance after another, with its number, from copies ordered by
+/// number (as [`Current::all_of`] gives them).
+pub fn by_index<'c, 'a>(copies: &'c [Copy<'a>]) -> impl Iterator<Item = (u32, &'c [Copy<'a>])> {
+    copies
+        .chunk_by(|a, b| a.index == b.index)
+        .filter_map(|c| Some((c.first()?.index, c)))
 }
 
 /// The observed state indexed for planning.
 pub struct Current<'a> {
-    /// Copies by bundle and index, in node-name order. Hashed by bundle: looked up for
-    /// every instance placed; [`Current::by_bundle`] walks them in order.
-    pub copies: HashMap<&'a str, BTreeMap<u32, Vec<Copy<'a>>>>,
+    /// Copies by bundle, ordered by instance number and then node name: one list per
+    /// bundle, looked up for every instance placed. [`Current::by_bundle`] walks them in
+    /// bundle order, [`by_index`] one instance after another.
+    pub copies: HashMap<&'a str, Vec<Copy<'a>>>,
     /// Nodes that may receive instances: in the spec, online, not in standby, not fenced
     /// by this plan.
     pub usable: BTreeSet<&'a str>,
@@ -71,7 +88,7 @@ pub struct Current<'a> {
 impl<'a> Current<'a> {
     /// Indexes `observed` against `spec`, under `quorum`.
     pub fn new(spec: &'a SpecSet, observed: &'a Observed, quorum: &QuorumStatus) -> Current<'a> {
-        let mut copies: HashMap<&str, BTreeMap<u32, Vec<Copy>>> = HashMap::default();
+        let mut copies: HashMap<&str, Vec<Copy>> = HashMap::default();
         let mut lost = BTreeSet::new();
         let mut conflicts = BTreeMap::new();
         let mut failed_on: BTreeMap<&str, Vec<&Name>> = BTreeMap::new();
@@ -91,11 +108,11 @@ impl<'a> Current<'a> {
                 copies
                     .entry(instance.bundle.as_str())
                     .or_default()
-                    .entry(instance.index)
-                    .or_default()
                     .push(Copy {
                         node: name,
                         instance,
+                        index: instance.index,
+                        state: instance.state,
                         whereabouts,
                     });
             }
@@ -108,6 +125,10 @@ impl<'a> Current<'a> {
                     node.conflicts.iter().map(String::as_str).collect(),
                 );
             }
+        }
+        // The nodes came in name order; a stable sort keeps it within each instance.
+        for of_bundle in copies.values_mut() {
+            of_bundle.sort_by_key(|c| c.index);
         }
         let usable = spec
             .cluster
@@ -158,18 +179,27 @@ impl<'a> Current<'a> {
     }
 
     /// Every copy by bundle, the bundles in name order.
-    pub fn by_bundle(&self) -> Vec<(&'a str, &BTreeMap<u32, Vec<Copy<'a>>>)> {
-        let mut bundles: Vec<_> = self.copies.iter().map(|(b, m)| (*b, m)).collect();
+    pub fn by_bundle(&self) -> Vec<(&'a str, &[Copy<'a>])> {
+        let mut bundles: Vec<_> = self
+            .copies
+            .iter()
+            .map(|(b, c)| (*b, c.as_slice()))
+            .collect();
         bundles.sort_unstable_by_key(|(b, _)| *b);
         bundles
     }
 
+    /// The copies of every instance of `bundle`, ordered by instance number.
+    pub fn all_of(&self, bundle: &str) -> &[Copy<'a>] {
+        self.copies.get(bundle).map_or(&[], Vec::as_slice)
+    }
+
     /// The copies of instance `index` of `bundle`.
     pub fn of(&self, bundle: &str, index: u32) -> &[Copy<'a>] {
-        self.copies
-            .get(bundle)
-            .and_then(|b| b.get(&index))
-            .map_or(&[], Vec::as_slice)
+        let all = self.all_of(bundle);
+        let from = all.partition_point(|c| c.index < index);
+        let to = from + all[from..].partition_point(|c| c.index == index);
+        &all[from..to]
     }
 }
 

@@ -123,12 +123,11 @@ pub(crate) fn run(cx: &Context, b: &mut Builder) {
 
 /// The instances of `bundle` whose running copies report themselves promoted, and where.
 pub(super) fn reported(current: &Current<'_>, bundle: &str) -> Vec<(u32, Name)> {
-    let copies = current.copies.get(bundle);
-    copies
-        .into_iter()
-        .flat_map(|m| m.values().flatten())
+    current
+        .all_of(bundle)
+        .iter()
         .filter(|c| c.running() && c.instance.role.as_ref().is_some_and(|r| r.promoted))
-        .map(|c| (c.instance.index, c.node.clone()))
+        .map(|c| (c.index, c.node.clone()))
         .collect()
 }
 
@@ -287,8 +286,7 @@ impl<'a, 'c, 'p> Bundle<'a, 'c, 'p> {
     /// the instances the plan starts.
     fn read_copies(&mut self, starts: &BTreeMap<u32, (&'a Name, StepId)>) {
         let cx = self.cx;
-        let copies = cx.current.copies.get(self.name.as_str());
-        for c in copies.into_iter().flat_map(|m| m.values().flatten()) {
+        for c in cx.current.all_of(self.name.as_str()) {
             self.read_copy(c);
         }
         for (index, (node, start)) in starts {
@@ -306,7 +304,7 @@ impl<'a, 'c, 'p> Bundle<'a, 'c, 'p> {
     }
 
     fn read_copy(&mut self, c: &Copy<'a>) {
-        let index = c.instance.index;
+        let index = c.index;
         let stop = self.stops.get(&(index, c.node.as_str())).copied();
         #[cfg(feature = "sim")]
         if self.cx.unsafe_skip_fence_dependency && c.whereabouts == Whereabouts::Unknown {

@@ -51,7 +51,7 @@ pub(super) fn entry(bundle: &Name, index: u32, copies: &[Copy<'_>], why: &str) -
 }
 
 fn state(c: &Copy<'_>) -> &'static str {
-    match (c.whereabouts, c.instance.state) {
+    match (c.whereabouts, c.state) {
         (Whereabouts::Unknown, _) => "lost",
         (Whereabouts::Gone, _) => "gone",
         (Whereabouts::Reachable, InstanceState::Running) => "running",

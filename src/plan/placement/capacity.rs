@@ -23,7 +23,7 @@ use std::rc::Rc;
 use super::feasible::Ban;
 use super::rank::DEPENDENT_DEPTH;
 use super::{HashMap, HashSet, Nodes, Positions, Promoted};
-use crate::plan::current::Current;
+use crate::plan::current::{Current, by_index};
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::bundle::BundleSpec;
 use crate::spec::cluster::PlacementStrategy;
@@ -229,18 +229,16 @@ fn running<'a>(
         if !needs.contains_key(bundle) {
             continue;
         }
-        let Some(by_index) = current.copies.get(bundle) else {
-            continue;
-        };
         let on_fail = b.monitor.on_fail;
-        for (index, copies) in by_index.range(..b.replicas) {
+        let wanted = by_index(current.all_of(bundle)).take_while(|(index, _)| *index < b.replicas);
+        for (index, copies) in wanted {
             let at = copies
                 .iter()
                 .find(|c| c.held(on_fail))
                 .or_else(|| copies.iter().find(|c| c.running()))
                 .and_then(|c| nodes.of(c.node.as_str()));
             if let Some(at) = at {
-                running.push(((bundle, b), *index, at));
+                running.push(((bundle, b), index, at));
             }
         }
     }

@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::rc::Rc;
 
-use super::current::{Current, Whereabouts};
+use super::current::{Current, Whereabouts, by_index};
 use super::model::{Placement, Stage};
 use super::{HashMap, HashSet, colocation};
 use crate::observed::Observed;
@@ -464,9 +464,9 @@ fn top_up<'a>(
         // The freed bundles were placed nowhere in the last round, running instances
         // included: they claim nothing from the start either.
         let mut left = left.clone();
-        for (bundle, by_index) in &current.copies {
+        for (bundle, copies) in &current.copies {
             if freed.contains(bundle) {
-                left.extend(by_index.keys().map(|i| (*bundle, *i)));
+                left.extend(by_index(copies).map(|(i, _)| (*bundle, i)));
             }
         }
         let mut top = Round {
@@ -734,15 +734,10 @@ impl<'a> Placer<'_, 'a> {
     /// only in the next plan, and move then.
     fn instance_order(&self, bundle: &str, spec: &BundleSpec, base: &Scores) -> Vec<u32> {
         let on_fail = spec.monitor.on_fail;
-        let mut running: Vec<(bool, Score, u32)> = self
-            .current
-            .copies
-            .get(bundle)
-            .into_iter()
-            .flat_map(|m| m.keys().copied())
-            .filter(|i| *i < spec.replicas)
-            .filter_map(|i| {
-                let held = self.current.of(bundle, i).iter().any(|c| c.held(on_fail));
+        let mut running: Vec<(bool, Score, u32)> = by_index(self.current.all_of(bundle))
+            .filter(|(i, _)| *i < spec.replicas)
+            .filter_map(|(i, copies)| {
+                let held = copies.iter().any(|c| c.held(on_fail));
                 self.home(bundle, i).map(|n| (held, base.at(n), i))
             })
             .collect();
@@ -825,14 +820,8 @@ impl<'a> Placer<'_, 'a> {
             if !self.spec.bundles.contains_key(bundle) {
                 continue;
             }
-            let running = self
-                .current
-                .copies
-                .get(bundle)
-                .into_iter()
-                .flat_map(|m| m.keys());
-            for index in running {
-                self.capacity.release(bundle, *index);
+            for (index, _) in by_index(self.current.all_of(bundle)) {
+                self.capacity.release(bundle, index);
             }
             let mut mine = Vec::new();
             let of = prev.node.0.remove(bundle).unwrap_or_default();

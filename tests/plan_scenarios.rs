@@ -2169,12 +2169,12 @@ fn a_primary_whose_dependent_runs_beside_another_instance_settles_in_one_plan() 
 }
 
 #[test]
-#[ignore = "known to fail: the rounds that decide the primaries do not settle (issue 18)"]
 fn a_group_after_a_promoted_primary_settles_in_one_plan() {
     // Found by the property tests (seed 13, 20,000 cases, once the split cycle above
     // settled). b0 must run with b1's promoted instances, and the group puts b1 with b0.
     // b1-2, an instance over b1's replicas, runs promoted on n0, which has no room for
-    // b0. The first plan places one pair; the next one starts the second.
+    // b0. It stops in this plan, so b0 does not join it: two pairs start (before, b0's
+    // needs went with b1-2, the first plan placed one pair and the next one the second).
     let b0 = bundle_doc(
         "b0",
         "{image: img0, replicas: 2, replicasPerHost: 1, needs: {cpu: 1}}",

@@ -659,9 +659,10 @@ fn joins_instance(
 
 /// For each of `dependents` tied to its bundle by colocations with `role: promoted` only
 /// (`roles_only`), the numbers of the bundle's promoted instances: those the round of
-/// planning before promoted (`promoted`, once it has the bundle's entry), else those that
-/// report themselves promoted now (which promotion keeps first), if any, by number and no
-/// more than it has replicas (see [`joins_instance`]).
+/// planning before promoted (`promoted`, once it has the bundle's entry), else those
+/// within the bundle's replicas that report themselves promoted now (which promotion
+/// keeps first), if any, by number and no more than the dependent has replicas (see
+/// [`joins_instance`]).
 fn joins_promoted<'a>(
     spec: &'a SpecSet,
     current: &Current<'a>,
@@ -673,10 +674,16 @@ fn joins_promoted<'a>(
     for (bundle, ds) in dependents {
         let mut numbers: Vec<u32> = match promoted.and_then(|p| p.get(*bundle)) {
             Some(chosen) => chosen.iter().map(|(i, _)| *i).collect(),
-            None => crate::plan::promotion::reported(current, bundle)
-                .into_iter()
-                .map(|(i, _)| i)
-                .collect(),
+            None => {
+                // A copy over the bundle's replicas stops in this plan: promoted or not,
+                // no dependent joins it.
+                let replicas = spec.bundles.get(*bundle).map_or(0, |b| b.replicas);
+                crate::plan::promotion::reported(current, bundle)
+                    .into_iter()
+                    .map(|(i, _)| i)
+                    .filter(|i| *i < replicas)
+                    .collect()
+            }
         };
         numbers.sort_unstable();
         numbers.dedup();

@@ -163,6 +163,10 @@ struct Runs<'a> {
     /// Its start in this plan: a new container, unpromoted.
     start: Option<StepId>,
     promoted: bool,
+    /// A start that restarts in place a copy promoted now (its spec changed): among the
+    /// instances the plan starts it goes first, as placement counted the needs of the
+    /// dependents of the promoted role with it.
+    restarts_primary: bool,
     preference: Option<i64>,
     follows: Option<&'a str>,
 }
@@ -290,6 +294,11 @@ impl<'a, 'c, 'p> Bundle<'a, 'c, 'p> {
             self.read_copy(c);
         }
         for (index, (node, start)) in starts {
+            let restarted = cx.current.of(self.name.as_str(), *index).iter().any(|c| {
+                c.node == *node
+                    && c.running()
+                    && c.instance.role.as_ref().is_some_and(|r| r.promoted)
+            });
             self.runs.push(Runs {
                 index: *index,
                 node,
@@ -297,6 +306,7 @@ impl<'a, 'c, 'p> Bundle<'a, 'c, 'p> {
                 placement: Score::ZERO,
                 start: Some(*start),
                 promoted: false,
+                restarts_primary: restarted,
                 preference: None,
                 follows: None,
             });
@@ -338,6 +348,7 @@ impl<'a, 'c, 'p> Bundle<'a, 'c, 'p> {
                 placement: Score::ZERO,
                 start: None,
                 promoted: role.is_some_and(|r| r.promoted),
+                restarts_primary: false,
                 preference: role.and_then(|r| r.preference),
                 follows: role.and_then(|r| r.follows.as_deref()),
             });
@@ -347,9 +358,9 @@ impl<'a, 'c, 'p> Bundle<'a, 'c, 'p> {
 
 /// Best candidate first: the higher score for the promoted role (the stickiness keeps a
 /// primary in place), then promoted now, then the higher preference, then the higher
-/// placement score, then running before new, then the one the round of planning before
-/// promoted (`was`: the colocations with its role were placed beside it), then the lower
-/// number. The score comes before the preference because it is what the operator wrote;
+/// placement score, then running before new, then a primary restarted in place before
+/// the other new ones, then the one the round of planning before promoted (`was`: the
+/// colocations with its role were placed beside it), then the lower number. The score comes before the preference because it is what the operator wrote;
 /// the preference (say, a replication offset) decides among the nodes the operator did
 /// not tell apart.
 fn rank(a: &Runs, b: &Runs, was: impl Fn(&Runs) -> bool) -> std::cmp::Ordering {
@@ -362,7 +373,7 @@ fn rank(a: &Runs, b: &Runs, was: impl Fn(&Runs) -> bool) -> std::cmp::Ordering {
             r.placement,
         )
     };
-    let last = |r: &Runs| (r.start.is_some(), !was(r), r.index);
+    let last = |r: &Runs| (r.start.is_some(), !r.restarts_primary, !was(r), r.index);
     key(b).cmp(&key(a)).then(last(a).cmp(&last(b)))
 }
 

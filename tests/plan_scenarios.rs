@@ -2242,6 +2242,71 @@ fn a_dependent_of_the_primary_it_runs_beside_settles_in_one_plan() {
 }
 
 #[test]
+#[ignore = "known to fail: the rounds that decide the primaries do not settle (issue 18)"]
+fn replicas_restarted_beside_a_dependent_of_the_primary_settle_in_one_plan() {
+    // Found by the property tests (seed 32, 20,000 cases, once the case above settled):
+    // the case above with b1-1 and b1-2 running as replicas. The first round, which
+    // leaves the colocation with the promoted role out, places b1-0 on n2 and promotes
+    // it; n2 has no room for b0 beside it, so b0 goes nowhere, and b1, which must start
+    // after b0, stops everywhere. The next plan starts them all.
+    let b0 = bundle_doc("b0", "{image: img0, needs: {memory: 1}}");
+    let b1 = bundle_doc(
+        "b1",
+        "{image: img1, replicas: 3, replicasPerHost: 2, update: {maxParallel: 10}, \
+         needs: {memory: 1}, \
+         promotable: {maxPromoted: 1, maxPromotedPerNode: 1, promote: [p], demote: [d], role: [r]}}",
+    );
+    let with = &constraint(
+        "b0-with-primary",
+        "colocation: {bundle: b0, with: b1, score: INFINITY, role: promoted}",
+    );
+    let order = &constraint("b0-then-b1", "order: {first: b0, then: b1}");
+    let nodes = [("n1", "{memory: 4}"), ("n2", "{memory: 1}")];
+    let docs: [&str; 4] = [&b0, &b1, with, order];
+    let s = capacity_set("utilization", &nodes, &docs, true);
+    let o = observed(
+        "nodes:\n  n1: {instances: [{bundle: b1, index: 1, specHash: old, role: {promoted: false}}, \
+         {bundle: b1, index: 2, specHash: old, role: {promoted: false}}]}\n  n2: {}\n",
+    );
+    let p = run(&s, &o);
+    converges(&s, &o, &p);
+}
+
+#[test]
+#[ignore = "known to fail: the rounds that decide the primaries do not settle (issue 18)"]
+fn a_primary_restarted_where_its_dependent_has_no_room_settles_in_one_plan() {
+    // Found by the property tests (seed 32, 20,000 cases): b2 must run with b0's
+    // promoted instance and only n4 has the cpu it needs; b1, then b0, start after b2.
+    // b0-0 runs promoted on n1 and restarts for a spec change. The first round keeps it
+    // there and promotes it, b2 then goes nowhere, and everything after it stops; the
+    // next plan starts b0-0 on n4 with b2.
+    let b0 = bundle_doc(
+        "b0",
+        "{image: img0, replicas: 2, replicasPerHost: 1, needs: {cpu: 0}, \
+         promotable: {maxPromoted: 1, maxPromotedPerNode: 1, promote: [p], demote: [d], role: [r]}}",
+    );
+    let b1 = bundle_doc("b1", "{image: img1, needs: {cpu: 0}}");
+    let b2 = bundle_doc("b2", "{image: img2, needs: {cpu: 1}}");
+    let with = &constraint(
+        "b2-with-primary",
+        "colocation: {bundle: b2, with: b0, score: INFINITY, role: promoted}",
+    );
+    let order = &constraint(
+        "after-b2",
+        "order: {sets: [{bundles: [b2, b1], sequential: true, requireAll: false}, {bundles: [b0]}]}",
+    );
+    let nodes = [("n1", "{cpu: 0}"), ("n2", "{cpu: 0}"), ("n4", "{cpu: 5}")];
+    let docs: [&str; 5] = [&b0, &b1, &b2, with, order];
+    let s = capacity_set("utilization", &nodes, &docs, true);
+    let o = observed(
+        "nodes:\n  n1: {instances: [{bundle: b0, index: 0, specHash: old, role: {promoted: true}}]}\n  \
+         n2: {}\n  n4: {}\n",
+    );
+    let p = run(&s, &o);
+    converges(&s, &o, &p);
+}
+
+#[test]
 fn a_group_is_placed_as_one_at_the_turn_of_its_first_member() {
     // db (priority 10) counts app's needs with its own, and only n1 holds both. batch
     // may not use n2, and its priority is between theirs: placed between them, it would

@@ -2218,27 +2218,7 @@ fn a_dependent_of_the_primary_it_runs_beside_settles_in_one_plan() {
     // after its restart (before, the first round promoted b1-0, new on n2, where b0 has
     // no room; the rounds then settled on no primary at all, and b1, which must start
     // after b0, stopped everywhere).
-    let b0 = bundle_doc("b0", "{image: img0, needs: {memory: 1}}");
-    let b1 = bundle_doc(
-        "b1",
-        "{image: img1, replicas: 3, replicasPerHost: 2, update: {maxParallel: 10}, \
-         needs: {memory: 1}, \
-         promotable: {maxPromoted: 1, maxPromotedPerNode: 1, promote: [p], demote: [d], role: [r]}}",
-    );
-    let with = &constraint(
-        "b0-with-primary",
-        "colocation: {bundle: b0, with: b1, score: INFINITY, role: promoted}",
-    );
-    let order = &constraint("b0-then-b1", "order: {first: b0, then: b1}");
-    let nodes = [("n1", "{memory: 4}"), ("n2", "{memory: 1}")];
-    let docs: [&str; 4] = [&b0, &b1, with, order];
-    let s = capacity_set("utilization", &nodes, &docs, true);
-    let o = observed(
-        "nodes:\n  n1: {instances: [{bundle: b1, index: 1, specHash: old, role: {promoted: true}}, \
-         {bundle: b1, index: 2, specHash: old, role: {promoted: true}}]}\n  n2: {}\n",
-    );
-    let p = run(&s, &o);
-    converges(&s, &o, &p);
+    b1_restarts_beside_a_dependent_of_its_primary(true);
 }
 
 #[test]
@@ -2249,6 +2229,13 @@ fn replicas_restarted_beside_a_dependent_of_the_primary_settle_in_one_plan() {
     // leaves the colocation with the promoted role out, places b1-0 on n2 and promotes
     // it; n2 has no room for b0 beside it, so b0 goes nowhere, and b1, which must start
     // after b0, stops everywhere. The next plan starts them all.
+    b1_restarts_beside_a_dependent_of_its_primary(false);
+}
+
+/// b0 follows b1's promoted instance and starts before b1; b1-1 and b1-2 run on n1,
+/// `promoted` or replicas, and restart for a spec change. Only n1 has room for b0 beside
+/// a b1. One plan must settle it.
+fn b1_restarts_beside_a_dependent_of_its_primary(promoted: bool) {
     let b0 = bundle_doc("b0", "{image: img0, needs: {memory: 1}}");
     let b1 = bundle_doc(
         "b1",
@@ -2264,10 +2251,10 @@ fn replicas_restarted_beside_a_dependent_of_the_primary_settle_in_one_plan() {
     let nodes = [("n1", "{memory: 4}"), ("n2", "{memory: 1}")];
     let docs: [&str; 4] = [&b0, &b1, with, order];
     let s = capacity_set("utilization", &nodes, &docs, true);
-    let o = observed(
-        "nodes:\n  n1: {instances: [{bundle: b1, index: 1, specHash: old, role: {promoted: false}}, \
-         {bundle: b1, index: 2, specHash: old, role: {promoted: false}}]}\n  n2: {}\n",
-    );
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{{bundle: b1, index: 1, specHash: old, role: {{promoted: {promoted}}}}}, \
+         {{bundle: b1, index: 2, specHash: old, role: {{promoted: {promoted}}}}}]}}\n  n2: {{}}\n",
+    ));
     let p = run(&s, &o);
     converges(&s, &o, &p);
 }

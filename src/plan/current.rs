@@ -46,6 +46,11 @@ impl Copy<'_> {
         self.whereabouts == Whereabouts::Reachable && self.state != InstanceState::Stopped
     }
 
+    /// Whether the container runs and reports itself promoted.
+    pub fn runs_promoted(&self) -> bool {
+        self.running() && self.instance.role.as_ref().is_some_and(|r| r.promoted)
+    }
+
     /// Whether `onFail: block` holds this copy where it is: it runs and fails its check,
     /// so it is neither restarted, moved nor stopped until it passes again.
     pub fn held(&self, on_fail: OnFail) -> bool {

@@ -126,7 +126,7 @@ pub(super) fn reported(current: &Current<'_>, bundle: &str) -> Vec<(u32, Name)> 
     current
         .all_of(bundle)
         .iter()
-        .filter(|c| c.running() && c.instance.role.as_ref().is_some_and(|r| r.promoted))
+        .filter(|c| c.runs_promoted())
         .map(|c| (c.index, c.node.clone()))
         .collect()
 }
@@ -294,11 +294,8 @@ impl<'a, 'c, 'p> Bundle<'a, 'c, 'p> {
             self.read_copy(c);
         }
         for (index, (node, start)) in starts {
-            let restarted = cx.current.of(self.name.as_str(), *index).iter().any(|c| {
-                c.node == *node
-                    && c.running()
-                    && c.instance.role.as_ref().is_some_and(|r| r.promoted)
-            });
+            let copies = cx.current.of(self.name.as_str(), *index);
+            let restarted = copies.iter().any(|c| c.node == *node && c.runs_promoted());
             self.runs.push(Runs {
                 index: *index,
                 node,

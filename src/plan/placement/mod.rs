@@ -464,10 +464,8 @@ fn top_up<'a>(
         // The freed bundles were placed nowhere in the last round, running instances
         // included: they claim nothing from the start either.
         let mut left = left.clone();
-        for (bundle, copies) in &current.copies {
-            if freed.contains(bundle) {
-                left.extend(by_index(copies).map(|(i, _)| (*bundle, i)));
-            }
+        for bundle in &freed {
+            left.extend(by_index(current.all_of(bundle)).map(|(i, _)| (*bundle, i)));
         }
         let mut top = Round {
             left,

@@ -20,7 +20,8 @@
 //!
 //! `-- double` runs 2,000 nodes x 20,000 instances, quorate only (`crm_simulate -R` takes
 //! many minutes at the large size already), and prints what doubling the nodes and
-//! instances from the large size cost, when both ran (`-- large double`). `-- huge` runs
+//! instances from the large size cost, when both ran (`-- large double`): for the
+//! processes, the two sizes' `quorate plan` run again, taking turns. `-- huge` runs
 //! 10,000 nodes x 100,000 instances, the most instances a spec set may ask for, quorate
 //! only.
 //!
@@ -31,7 +32,7 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -47,18 +48,20 @@ use quorate::validate::validate;
 use support::cib::{cib, converged};
 use support::{Shape, documents, median};
 
-/// The system allocator, counting the bytes in use and their peak.
+/// The allocator `quorate` ships with (mimalloc), counting the bytes in use and their
+/// peak, so that planning in process allocates as the `quorate plan` process does.
 struct Counting;
+
+static INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 static IN_USE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: every call is forwarded to the system allocator unchanged; only counters are
-// added.
+// SAFETY: every call is forwarded to mimalloc unchanged; only counters are added.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as the caller promised for `layout`.
-        let p = unsafe { System.alloc(layout) };
+        let p = unsafe { INNER.alloc(layout) };
         if !p.is_null() {
             let now = IN_USE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
             PEAK.fetch_max(now, Ordering::Relaxed);
@@ -67,12 +70,12 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` was allocated by `alloc` with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { INNER.dealloc(ptr, layout) };
         IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: as the caller promised for `ptr`, `layout` and `new_size`.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        let p = unsafe { INNER.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             if new_size >= layout.size() {
                 let grow = new_size - layout.size();
@@ -473,27 +476,66 @@ fn main() -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
-/// What one size measured: (fresh, lost) each.
+/// What one size measured: (fresh, lost) each, with the inputs of its `quorate plan`
+/// processes, kept to measure the doubling.
 struct Measured {
     in_process: (Duration, Duration),
     heap_mib: (f64, f64),
-    process: (Duration, Duration),
     rss_mib: (f64, f64),
+    inputs: Inputs,
 }
+
+/// The spec files and the snapshot of a node lost, in a temporary directory.
+struct Inputs {
+    dir: tempfile::TempDir,
+    specs: std::path::PathBuf,
+    snapshot: std::path::PathBuf,
+}
+
+impl Inputs {
+    /// `quorate plan` of these specs, fresh or (`lost`) against the snapshot.
+    fn plan(&self, lost: bool) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_quorate"));
+        c.arg("plan").arg("--specs").arg(&self.specs);
+        c.args(["--format", "json"]);
+        if lost {
+            c.arg("--observed").arg(&self.snapshot);
+        }
+        c
+    }
+}
+
+/// How many times each size's `quorate plan` runs, taking turns, for the doubling.
+const DOUBLING_RUNS: usize = 7;
 
 impl Measured {
     /// Prints what this size cost against `half`, the size with half the nodes and
-    /// instances.
+    /// instances. The processes of the two sizes run again in turn, so that both meet the
+    /// machine in the same state (its other tenants, its clock); apart, a few runs each,
+    /// the ratio moves by a tenth from one batch to the next.
     fn doubling_from(&self, half: &Measured) {
         let t = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+        let mut times: [Vec<Duration>; 4] = Default::default();
+        for _ in 0..DOUBLING_RUNS {
+            for (k, lost) in [false, true].into_iter().enumerate() {
+                for (j, inputs) in [&half.inputs, &self.inputs].into_iter().enumerate() {
+                    match measure(&mut inputs.plan(lost)) {
+                        Ok(r) => times[2 * k + j].push(r.time),
+                        Err(e) => panic!("quorate plan failed: {e}"),
+                    }
+                }
+            }
+        }
+        let [half_fresh, fresh, half_lost, lost] = times.map(median);
         println!(
-            "  twice the nodes and instances: plan() {:.2}x / {:.2}x, heap {:.2}x / {:.2}x; process {:.2}x / {:.2}x, RSS {:.2}x / {:.2}x (fresh / lost)",
+            "  twice the nodes and instances: plan() {:.2}x / {:.2}x, heap {:.2}x / {:.2}x; process {:.2}x / {:.2}x ({} runs each, in turn), RSS {:.2}x / {:.2}x (fresh / lost)",
             t(self.in_process.0, half.in_process.0),
             t(self.in_process.1, half.in_process.1),
             self.heap_mib.0 / half.heap_mib.0,
             self.heap_mib.1 / half.heap_mib.1,
-            t(self.process.0, half.process.0),
-            t(self.process.1, half.process.1),
+            t(fresh, half_fresh),
+            t(lost, half_lost),
+            DOUBLING_RUNS,
             self.rss_mib.0 / half.rss_mib.0,
             self.rss_mib.1 / half.rss_mib.1,
         );
@@ -552,17 +594,13 @@ fn run_size(size: &Size) -> Measured {
     }
     let snap = dir.path().join("observed.json");
     std::fs::write(&snap, snapshot::to_json(&lost)).expect("write snapshot");
-    let quorate_plan = |observed: Option<&Path>| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_quorate"));
-        c.arg("plan").arg("--specs").arg(&specs);
-        c.args(["--format", "json"]);
-        if let Some(s) = observed {
-            c.arg("--observed").arg(s);
-        }
-        c
+    let inputs = Inputs {
+        dir,
+        specs,
+        snapshot: snap,
     };
-    let q_fresh = measure_runs(size.process_runs, || quorate_plan(None));
-    let q_lost = measure_runs(size.process_runs, || quorate_plan(Some(&snap)));
+    let q_fresh = measure_runs(size.process_runs, || inputs.plan(false));
+    let q_lost = measure_runs(size.process_runs, || inputs.plan(true));
     let (q_fresh, q_lost) = match (q_fresh, q_lost) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => panic!("quorate plan failed: {e}"),
@@ -580,11 +618,16 @@ fn run_size(size: &Size) -> Measured {
     let measured = Measured {
         in_process: (t_fresh, t_lost),
         heap_mib: (heap_fresh, heap_lost),
-        process: (q_fresh.time, q_lost.time),
         rss_mib: (q_fresh.peak_mib, q_lost.peak_mib),
+        inputs,
     };
 
     // Pacemaker on the equivalent CIB: fresh, and converged on quorate's placement.
+    let Inputs {
+        dir,
+        specs,
+        snapshot: snap,
+    } = &measured.inputs;
     let fresh_cib = dir.path().join("fresh.xml");
     let converged_cib = dir.path().join("converged.xml");
     std::fs::write(&fresh_cib, cib(&spec)).expect("write cib");
@@ -598,10 +641,10 @@ fn run_size(size: &Size) -> Measured {
             &converged_cib,
             keep.join(format!("{}-converged.xml", size.name)),
         );
-        let _ = std::fs::copy(&snap, keep.join(format!("{}-observed.json", size.name)));
+        let _ = std::fs::copy(snap, keep.join(format!("{}-observed.json", size.name)));
         let kept_specs = keep.join(format!("{}-specs", size.name));
         let _ = std::fs::create_dir_all(&kept_specs);
-        for entry in std::fs::read_dir(&specs).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(specs).into_iter().flatten().flatten() {
             let _ = std::fs::copy(entry.path(), kept_specs.join(entry.file_name()));
         }
     }

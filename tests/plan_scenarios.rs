@@ -2294,15 +2294,15 @@ fn a_primary_restarted_where_its_dependent_has_no_room_settles_in_one_plan() {
 }
 
 #[test]
-#[ignore = "known to fail: instances of a primary swap nodes in the second plan (issue 18)"]
 fn a_primary_whose_dependents_are_blocked_settles_in_one_plan() {
     // Found by the property tests (seed 1, 20,000 cases, the suspension property, on
     // efd7868 too). b0 must run with b1 and start before it; only n3 has room for a pair
     // and b0 prefers n2 (30). The first plan puts b1-0 and b0-0 on n3, b1-1 on n2 and
     // b1-2 on n1 (no node has room for them with a b0, so their own needs decide); b0-1
-    // and b0-2 are blocked. The second plan places b1-1 first (it scores 30 on n2), asks
-    // room for a b0 beside it there (b1 cannot run without b0, so even on its own node),
-    // finds it on n3, and swaps b1-0 and b1-1.
+    // and b0-2 are blocked. The second plan placed b1-1 first (it scores 30 on n2),
+    // asked room for a b0 beside it (b1 cannot run without b0, so even on its own node),
+    // found it on n3, and swapped b1-0 and b1-1. Now b1-0, whose b0 runs beside it,
+    // keeps its node first.
     let b0 = bundle_doc(
         "b0",
         "{image: img0, replicas: 3, replicasPerHost: 1, needs: {memory: 1}}",

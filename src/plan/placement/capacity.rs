@@ -420,6 +420,17 @@ impl<'a> Capacity<'a> {
         Need { own, joining }
     }
 
+    /// Whether every dependent that must join instance `index` of `bundle`, counted on
+    /// node `at` (where the instance is counted), has as many instances counted there as
+    /// it joins of `bundle`'s: nothing more is needed for them there.
+    pub(super) fn joined_at(&self, bundle: &str, index: u32, at: usize) -> bool {
+        let count = |on: &BTreeMap<usize, u32>| on.get(&at).copied().unwrap_or(0);
+        let need = self.need(bundle, index);
+        need.joining
+            .iter()
+            .all(|j| count(j.counts) >= count(j.joined))
+    }
+
     /// The first quantity `need` has more of than node `i` has free: with the dependents
     /// that must join it when `joined` (and some do on `i`), else its own needs alone.
     pub(super) fn short_for(&self, i: usize, need: &Need<'_>, joined: bool) -> Option<Ban<'a>> {

@@ -729,18 +729,24 @@ impl<'a> Placer<'_, 'a> {
     ///
     /// Instances `onFail: block` holds on their node come first of all: they stay there
     /// whatever else is placed, so a sibling placed before them could find the node full
-    /// only in the next plan, and move then.
-    fn instance_order(&self, bundle: &str, spec: &BundleSpec, base: &Scores) -> Vec<u32> {
+    /// only in the next plan, and move then. Of a bundle that cannot run without its
+    /// dependents (`with_joiners`), those whose dependents are counted beside them come
+    /// next: a sibling that has to leave its node to find room for its dependents would
+    /// otherwise take the node of one that has them, and the two swap in the next plan.
+    fn instance_order(&self, b: &Bundle<'_, 'a>) -> Vec<u32> {
+        let (bundle, spec) = (b.name, b.spec);
         let on_fail = spec.monitor.on_fail;
-        let mut running: Vec<(bool, Score, u32)> = by_index(self.current.all_of(bundle))
+        let joined = |i: u32, at: usize| !b.with_joiners || self.capacity.joined_at(bundle, i, at);
+        let mut running: Vec<(bool, bool, Score, u32)> = by_index(self.current.all_of(bundle))
             .filter(|(i, _)| *i < spec.replicas)
             .filter_map(|(i, copies)| {
                 let held = copies.iter().any(|c| c.held(on_fail));
-                self.home(bundle, i).map(|n| (held, base.at(n), i))
+                self.home(bundle, i)
+                    .map(|n| (held, joined(i, n), b.base.at(n), i))
             })
             .collect();
-        running.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
-        running.into_iter().map(|(_, _, i)| i).collect()
+        running.sort_by(|x, y| (y.0, y.1, y.2).cmp(&(x.0, x.1, x.2)).then(x.3.cmp(&y.3)));
+        running.into_iter().map(|(_, _, _, i)| i).collect()
     }
 
     fn place_bundle(&mut self, name: &'a str, spec: &'a BundleSpec, group: Option<&[&'a str]>) {
@@ -771,7 +777,7 @@ impl<'a> Placer<'_, 'a> {
             spread,
             with_joiners: self.needs_joiners(name, group),
         };
-        let running = self.instance_order(name, spec, &b.base);
+        let running = self.instance_order(&b);
         let (current, nodes) = (self.current, self.nodes);
         let anywhere = self.unstuck.contains(name);
         let failed = self.failed_elsewhere(name, spec);

@@ -2331,6 +2331,48 @@ fn a_primary_whose_dependents_are_blocked_settles_in_one_plan() {
 }
 
 #[test]
+fn a_dependent_that_runs_nowhere_joins_a_primary_with_room_for_it() {
+    // Found by the property tests (seed 1, 20,000 cases, the suspension property, once
+    // the case above settled). b1 must run with a b0 and needs cpu 2; b0-0 runs on n3,
+    // which has no cpu, and b0-1 on n1, which has room for b1; b0 prefers n1 and n2.
+    // b1's needs were counted with b0-0, the lowest number, which kept b0-0 off n2 (cpu
+    // 1); b1-0 then went beside b0-1, and the next plan, counting b1 there, moved b0-0.
+    let b0 = bundle_doc(
+        "b0",
+        "{image: img0, replicas: 2, replicasPerHost: 1, stickiness: 1, needs: {memory: 1}}",
+    );
+    let b1 = bundle_doc("b1", "{image: img1, needs: {cpu: 2}}");
+    let with = &constraint(
+        "b1-with-b0",
+        "colocation: {bundle: b1, with: b0, score: INFINITY}",
+    );
+    let n1 = &constraint("b0-on-n1", "location: {bundle: b0, node: n1, score: 30}");
+    let n2 = &constraint("b0-on-n2", "location: {bundle: b0, node: n2, score: 30}");
+    let nodes = [
+        ("n1", "{cpu: 4, memory: 3}"),
+        ("n2", "{cpu: 1, memory: 2}"),
+        ("n3", "{cpu: 0}"),
+    ];
+    let docs: [&str; 5] = [&b0, &b1, with, n1, n2];
+    let s = capacity_set("utilization", &nodes, &docs, true);
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{{bundle: b0, index: 1, specHash: {}}}]}}\n  \
+         n2: {{}}\n  n3: {{instances: [{{bundle: b0, index: 0, specHash: {}}}]}}\n",
+        hash(&s, "b0", 1),
+        hash(&s, "b0", 0),
+    ));
+    let p = run(&s, &o);
+    assert_eq!(
+        summary(&p),
+        [
+            (ActionType::Move, "b0-0".into(), "n2".into()),
+            (ActionType::Start, "b1-0".into(), "n1".into()),
+        ]
+    );
+    converges(&s, &o, &p);
+}
+
+#[test]
 fn a_group_is_placed_as_one_at_the_turn_of_its_first_member() {
     // db (priority 10) counts app's needs with its own, and only n1 holds both. batch
     // may not use n2, and its priority is between theirs: placed between them, it would

@@ -720,7 +720,8 @@ fn joins_promoted<'a>(
 /// instances counted where they run) has beside one of the dependent's: pairs go by
 /// node, and a dependent that runs beside some instances joins those first, as the next
 /// plan would find it, instead of the instances with the lowest numbers, which may run
-/// where it has no room.
+/// where it has no room. A dependent none of whose instances stays joins first the
+/// staying instances on nodes with room left for it ([`with_room`]), where it will go.
 fn joins_beside<'a>(
     joins: &mut JoinsFirst<'a>,
     (spec, base): (&SpecSet, &Base<'a>),
@@ -735,32 +736,82 @@ fn joins_beside<'a>(
             .or_default()
             .push(index);
     }
+    let mut free: Option<Vec<Vec<u64>>> = None;
     for (bundle, ds) in dependents {
         let Some(mine) = on.get(bundle) else {
             continue;
         };
         for d in ds {
-            let Some(theirs) = on.get(d) else {
-                continue;
-            };
             if base.roles_only.get(&(*bundle, *d)) == Some(&true) {
                 continue;
             }
-            let mut numbers: Vec<u32> = mine
-                .iter()
-                .flat_map(|(at, indices)| {
-                    let beside = theirs.get(at).map_or(0, Vec::len);
-                    indices.iter().take(beside).copied()
-                })
-                .collect();
-            numbers.sort_unstable();
             let replicas = spec.bundles.get(*d).map_or(0, |b| b.replicas);
-            numbers.truncate(usize::try_from(replicas).unwrap_or(usize::MAX));
+            let replicas = usize::try_from(replicas).unwrap_or(usize::MAX);
+            let mut numbers: Vec<u32> = match on.get(d) {
+                Some(theirs) => mine
+                    .iter()
+                    .flat_map(|(at, indices)| {
+                        let beside = theirs.get(at).map_or(0, Vec::len);
+                        indices.iter().take(beside).copied()
+                    })
+                    .collect(),
+                None => {
+                    let free = free.get_or_insert_with(|| free_after(base, staying));
+                    let needs = base.needs.get(d).map_or(&[][..], Vec::as_slice);
+                    with_room(mine, needs, free, replicas)
+                }
+            };
+            numbers.sort_unstable();
+            numbers.truncate(replicas);
             if !numbers.is_empty() {
                 joins.insert((*bundle, *d), numbers);
             }
         }
     }
+}
+
+/// What each node has free of each quantity once `staying` is counted.
+fn free_after(base: &Base<'_>, staying: &[(&str, u32, usize)]) -> Vec<Vec<u64>> {
+    let mut free = base.total.clone();
+    for &(bundle, _, at) in staying {
+        let (Some(row), Some(need)) = (free.get_mut(at), base.needs.get(bundle)) else {
+            continue;
+        };
+        for (q, n) in need {
+            row[*q] = row[*q].saturating_sub(*n);
+        }
+    }
+    free
+}
+
+/// Of a bundle's staying instances (`mine`, by node), by number, up to `most` of those
+/// on a node with room left (`free`) for one more instance needing `needs` each.
+fn with_room(
+    mine: &BTreeMap<usize, Vec<u32>>,
+    needs: &[(usize, u64)],
+    free: &[Vec<u64>],
+    most: usize,
+) -> Vec<u32> {
+    let mut all: Vec<(u32, usize)> = mine
+        .iter()
+        .flat_map(|(at, indices)| indices.iter().map(move |i| (*i, *at)))
+        .collect();
+    all.sort_unstable();
+    let mut taken: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut chosen = Vec::new();
+    for (index, at) in all {
+        let times = taken.get(&at).copied().unwrap_or(0) + 1;
+        let fits = free.get(at).is_some_and(|row| {
+            needs
+                .iter()
+                .all(|(q, n)| n.saturating_mul(times) <= row[*q])
+        });
+        if fits && chosen.len() < most {
+            taken.insert(at, times);
+            chosen.push(index);
+        }
+    }
+    chosen
 }
 
 /// The bundles two or more colocations below `top` along `plain` (bundle -> its

@@ -2222,13 +2222,13 @@ fn a_dependent_of_the_primary_it_runs_beside_settles_in_one_plan() {
 }
 
 #[test]
-#[ignore = "known to fail: the rounds that decide the primaries do not settle (issue 18)"]
 fn replicas_restarted_beside_a_dependent_of_the_primary_settle_in_one_plan() {
     // Found by the property tests (seed 32, 20,000 cases, once the case above settled):
     // the case above with b1-1 and b1-2 running as replicas. The first round, which
     // leaves the colocation with the promoted role out, places b1-0 on n2 and promotes
-    // it; n2 has no room for b0 beside it, so b0 goes nowhere, and b1, which must start
-    // after b0, stops everywhere. The next plan starts them all.
+    // it; n2 has no room for b0 beside it, so b0 went nowhere, b1, which must start
+    // after b0, stopped everywhere, and the next plan started them all. Now the rounds
+    // start over with b1-0 passed over, and promote b1-1 on n1, where b0 fits.
     b1_restarts_beside_a_dependent_of_its_primary(false);
 }
 
@@ -2256,6 +2256,12 @@ fn b1_restarts_beside_a_dependent_of_its_primary(promoted: bool) {
          {{bundle: b1, index: 2, specHash: old, role: {{promoted: {promoted}}}}}]}}\n  n2: {{}}\n",
     ));
     let p = run(&s, &o);
+    // b0 starts beside the primary, on n1, the one node with room for it.
+    assert!(
+        starts(&p).contains(&("b0-0".into(), "n1".into())),
+        "{:#?}",
+        p.actions
+    );
     converges(&s, &o, &p);
 }
 

@@ -24,6 +24,8 @@ pub struct Changes<'a, 'p> {
     placed: &'p Placed<'a>,
     /// The promoted instances placement was given (see `plan::primaries`).
     promoted: Option<&'p Promoted>,
+    /// The instances promotion passes over (see `plan::primaries`).
+    shunned: &'p super::Shunned,
     quorum: &'p QuorumStatus,
     options: &'p Options,
     b: Builder,
@@ -62,12 +64,13 @@ impl<'a, 'p> Changes<'a, 'p> {
         spec: &'a SpecSet,
         observed: &'p Observed,
         current: &'p Current<'a>,
-        (placed, promoted): (&'p Placed<'a>, Option<&'p Promoted>),
+        (placed, promoted, shunned): (&'p Placed<'a>, Option<&'p Promoted>, &'p super::Shunned),
         quorum: &'p QuorumStatus,
         options: &'p Options,
     ) -> Self {
         Changes {
             promoted,
+            shunned,
             spec,
             observed,
             current,
@@ -126,6 +129,7 @@ impl<'a, 'p> Changes<'a, 'p> {
             quorum: self.quorum,
             fences: &self.fences,
             before: self.promoted,
+            shunned: self.shunned,
             explain: self.options.explain,
             #[cfg(feature = "sim")]
             unsafe_skip_fence_dependency: self.options.unsafe_skip_fence_dependency,

@@ -36,7 +36,7 @@ pub use model::{
 };
 
 use crate::observed::Observed;
-use crate::spec::SpecSet;
+use crate::spec::{Name, SpecSet};
 
 /// The maps planning looks names up in (never walks in order): hashed with foldhash,
 /// faster than the standard library's SipHash on short names, and seeded per process
@@ -60,17 +60,17 @@ pub struct Options {
 pub fn plan(spec: &SpecSet, observed: &Observed, options: &Options) -> Plan {
     let quorum = quorum::status(spec, observed);
     let current = current::Current::new(spec, observed, &quorum);
-    let promoted = if has_role_colocation(spec) {
+    let (promoted, shunned) = if has_role_colocation(spec) {
         primaries(spec, observed, &current, &quorum, options)
     } else {
-        Some(placement::Promoted::new())
+        (Some(placement::Promoted::new()), Shunned::new())
     };
     let placed = placement::place(spec, observed, &current, promoted.as_ref(), options.explain);
     let built = changes::Changes::new(
         spec,
         observed,
         &current,
-        (&placed, promoted.as_ref()),
+        (&placed, promoted.as_ref(), &shunned),
         &quorum,
         options,
     )
@@ -89,43 +89,100 @@ pub fn plan(spec: &SpecSet, observed: &Observed, options: &Options) -> Plan {
 }
 
 /// How many times at most the primaries are decided again for colocations with them.
-const PRIMARY_ROUNDS: usize = 4;
+const PRIMARY_ROUNDS: usize = 6;
+
+/// Instances of promotable bundles that promotion ranks after those it cannot otherwise
+/// tell apart, by bundle and number (see [`unjoined`]).
+pub(crate) type Shunned = std::collections::BTreeSet<(Name, u32)>;
 
 /// The primaries a plan ends with, for the colocations with `role: promoted` (none when
-/// they do not settle). Those colocations follow the instances the plan promotes and do not move
-/// them, so the first round plans without them to know the primaries; their bundles then
-/// take capacity or starve others through orders, which can change the primaries, so the
+/// they do not settle), and the instances promotion was told to pass over on the way.
+/// Those colocations follow the instances the plan promotes and do not move them, so the
+/// first round plans without them to know the primaries; their bundles then take
+/// capacity or starve others through orders, which can change the primaries, so the
 /// rounds go on until the primaries stay the same instances (one or two rounds but for
-/// contradictory specs).
+/// contradictory specs). When a primary new in this plan leaves such a dependent nowhere
+/// ([`unjoined`]), the rounds start over once, with promotion passing over it.
 fn primaries(
     spec: &SpecSet,
     observed: &Observed,
     current: &current::Current,
     quorum: &QuorumStatus,
     options: &Options,
-) -> Option<placement::Promoted> {
+) -> (Option<placement::Promoted>, Shunned) {
     let quiet = Options {
         explain: false,
         ..options.clone()
     };
     let mut promoted = placement::Promoted::new();
+    let mut shunned = Shunned::new();
     for _ in 0..PRIMARY_ROUNDS {
         let placed = placement::place(spec, observed, current, Some(&promoted), false);
         let built = changes::Changes::new(
             spec,
             observed,
             current,
-            (&placed, Some(&promoted)),
+            (&placed, Some(&promoted), &shunned),
             quorum,
             &quiet,
         )
         .run();
         if built.promoted_on == promoted {
-            return Some(promoted);
+            return (Some(promoted), shunned);
         }
-        promoted = built.promoted_on;
+        let left = unjoined(spec, current, &promoted, &placed);
+        if shunned.is_empty() && !left.is_empty() {
+            shunned = left;
+            promoted = placement::Promoted::new();
+        } else {
+            promoted = built.promoted_on;
+        }
     }
-    None
+    (None, shunned)
+}
+
+/// The instances of `promoted` (what the round before promoted) that a colocation of
+/// `INFINITY` with their promoted role left without its bundle: none of its instances is
+/// placed on their node while one is placed nowhere (not for want of a mandatory
+/// `first`). An instance that runs promoted now is never among them: passing it over
+/// would move a working primary.
+fn unjoined(
+    spec: &SpecSet,
+    current: &current::Current,
+    promoted: &placement::Promoted,
+    placed: &placement::Placed,
+) -> Shunned {
+    let mut left = Shunned::new();
+    for c in spec.constraints.values() {
+        let crate::spec::constraint::ConstraintSpec::Colocation(c) = c else {
+            continue;
+        };
+        if c.role.is_none()
+            || !c.score.is_infinity()
+            || placed.starved.contains_key(c.bundle.as_str())
+        {
+            continue;
+        }
+        let (Some(primaries), Some(dependent)) =
+            (promoted.get(&c.with), spec.bundles.get(&c.bundle))
+        else {
+            continue;
+        };
+        let on: Vec<Option<&Name>> = (0..dependent.replicas)
+            .map(|i| placed.node.get(c.bundle.as_str(), i).flatten())
+            .collect();
+        if !on.contains(&None) {
+            continue;
+        }
+        for (index, node) in primaries {
+            let runs = current.of(c.with.as_str(), *index);
+            let works = runs.iter().any(|r| r.node == node && r.runs_promoted());
+            if !works && !on.contains(&Some(node)) {
+                left.insert((c.with.clone(), *index));
+            }
+        }
+    }
+    left
 }
 
 /// Whether a colocation of `spec` follows the promoted instances of a bundle.

@@ -32,6 +32,8 @@ pub(crate) struct Context<'a, 'p> {
     pub fences: &'p BTreeMap<&'a str, StepId>,
     /// The instances the round of planning before promoted (see `plan::primaries`).
     pub before: Option<&'p super::placement::Promoted>,
+    /// Instances ranked after those otherwise alike (see `plan::primaries`).
+    pub shunned: &'p super::Shunned,
     pub explain: bool,
     /// Simulation only: a copy on a lost node holds no place, to prove the simulation
     /// catches the resulting second primary.
@@ -355,12 +357,17 @@ impl<'a, 'c, 'p> Bundle<'a, 'c, 'p> {
 
 /// Best candidate first: the higher score for the promoted role (the stickiness keeps a
 /// primary in place), then promoted now, then the higher preference, then the higher
-/// placement score, then running before new, then a primary restarted in place before
-/// the other new ones, then the one the round of planning before promoted (`was`: the
-/// colocations with its role were placed beside it), then the lower number. The score comes before the preference because it is what the operator wrote;
-/// the preference (say, a replication offset) decides among the nodes the operator did
-/// not tell apart.
-fn rank(a: &Runs, b: &Runs, was: impl Fn(&Runs) -> bool) -> std::cmp::Ordering {
+/// placement score, then one not `shunned` (a colocation with its role found no room
+/// beside it), then running before new, then a primary restarted in place before the
+/// other new ones, then the one the round of planning before promoted (`was`: the
+/// colocations with its role were placed beside it), then the lower number. The score
+/// comes before the preference because it is what the operator wrote; the preference
+/// (say, a replication offset) decides among the nodes the operator did not tell apart.
+fn rank(
+    a: &Runs,
+    b: &Runs,
+    (was, shunned): (impl Fn(&Runs) -> bool, impl Fn(&Runs) -> bool),
+) -> std::cmp::Ordering {
     let key = |r: &Runs| {
         (
             r.score,
@@ -370,7 +377,10 @@ fn rank(a: &Runs, b: &Runs, was: impl Fn(&Runs) -> bool) -> std::cmp::Ordering {
             r.placement,
         )
     };
-    let last = |r: &Runs| (r.start.is_some(), !r.restarts_primary, !was(r), r.index);
+    let last = |r: &Runs| {
+        let alike = (r.start.is_some(), !r.restarts_primary, !was(r), r.index);
+        (shunned(r), alike)
+    };
     key(b).cmp(&key(a)).then(last(a).cmp(&last(b)))
 }
 
@@ -428,7 +438,15 @@ impl<'a> Bundle<'a, '_, '_> {
         let before = self.cx.before.and_then(|p| p.get(self.name));
         let was =
             |r: &Runs| before.is_some_and(|b| b.iter().any(|(i, n)| (*i, n) == (r.index, r.node)));
-        self.runs.sort_by(|a, b| rank(a, b, was));
+        let passed_over: Vec<u32> = self
+            .cx
+            .shunned
+            .iter()
+            .filter(|(b, _)| b == self.name)
+            .map(|(_, i)| *i)
+            .collect();
+        let shunned = |r: &Runs| passed_over.contains(&r.index);
+        self.runs.sort_by(|a, b| rank(a, b, (&was, &shunned)));
         let choice = self.choose();
         let on = choice.chosen.iter().map(|i| {
             let r = &self.runs[*i];

@@ -173,7 +173,7 @@ fn human_promotions(plan: &Plan, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "\nPromotion (role score, then promoted now, then preference, then placement score, then running, then restarted primary, then number):"
+        "\nPromotion (role score, then promoted now, then preference, then placement score, then not passed over, then running, then restarted primary, then number):"
     );
     for p in &plan.promotions {
         let promoted = if p.promoted.is_empty() {

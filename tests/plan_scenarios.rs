@@ -2379,6 +2379,41 @@ fn a_dependent_that_runs_nowhere_joins_a_primary_with_room_for_it() {
 }
 
 #[test]
+fn a_primary_that_needs_nothing_keeps_its_dependent_where_it_runs() {
+    // Found by the property tests (seed 32, 20,000 cases). b0 must run with a b1 and
+    // start before it, and only n0 has the memory b0 needs; b1 needs nothing. b1-1
+    // failed too often on n1, so it moves to n0, and b0 joins it there. The next plan
+    // counted b0's needs with b1-0 (the lowest number), as b1's instances were not
+    // counted where they run (b1 needs nothing), and swapped b1-0 and b1-1.
+    let b0 = bundle_doc("b0", "{image: img0, needs: {memory: 1}}");
+    let b1 = bundle_doc("b1", "{image: img1, replicas: 2, replicasPerHost: 1}");
+    let with = &constraint(
+        "b0-with-b1",
+        "colocation: {bundle: b0, with: b1, score: INFINITY}",
+    );
+    let order = &constraint("b0-then-b1", "order: {first: b0, then: b1}");
+    let nodes = [
+        ("n0", "{memory: 1}"),
+        ("n1", "{cpu: 0}"),
+        ("n2", "{cpu: 0}"),
+    ];
+    let docs: [&str; 4] = [&b0, &b1, with, order];
+    let s = capacity_set("utilization", &nodes, &docs, true);
+    let o = observed(&format!(
+        "now: 1010\nnodes:\n  n0: {{}}\n  n1: {{instances: [{{bundle: b1, index: 1, specHash: {}}}], \
+         failures: {{b1-1: {{count: 3, last: 1000}}}}}}\n  n2: {{}}\n",
+        hash(&s, "b1", 1),
+    ));
+    let p = run(&s, &o);
+    assert!(
+        starts(&p).contains(&("b0-0".into(), "n0".into())),
+        "{:#?}",
+        p.actions
+    );
+    converges(&s, &o, &p);
+}
+
+#[test]
 fn a_group_is_placed_as_one_at_the_turn_of_its_first_member() {
     // db (priority 10) counts app's needs with its own, and only n1 holds both. batch
     // may not use n2, and its priority is between theirs: placed between them, it would

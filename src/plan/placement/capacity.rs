@@ -145,9 +145,9 @@ pub(super) struct Base<'a> {
     replicas: HashMap<&'a str, u32>,
     /// Per quantity, the least any bundle needs of it (0 where one needs none).
     least: Vec<u64>,
-    /// Every running instance the spec wants, of a bundle that needs something, with the
-    /// node it is counted on from the start when it stays there (see
-    /// [`Capacity::new`]), by bundle name and number.
+    /// Every running instance the spec wants, of a bundle that needs something or whose
+    /// dependents do, with the node it is counted on from the start when it stays there
+    /// (see [`Capacity::new`]), by bundle name and number.
     running: Vec<((&'a str, &'a BundleSpec), u32, usize)>,
     /// The `INFINITY` colocations whose bundle is placed after the bundle it is with:
     /// (with, bundle, whether without a role), in the order of the constraints.
@@ -199,7 +199,17 @@ impl<'a> Base<'a> {
                 None => all,
             });
         }
-        let running = running(spec, nodes, current, &needs);
+        let infinity = infinity(spec, at);
+        // A bundle that needs nothing counts its running instances too when a dependent
+        // that needs something joins them: its dependents' needs go where they run.
+        let carries: HashSet<&str> = infinity
+            .iter()
+            .filter(|(_, dependent, _)| needs.contains_key(dependent))
+            .map(|(with, _, _)| *with)
+            .collect();
+        let running = running(spec, nodes, current, |b| {
+            needs.contains_key(b) || carries.contains(b)
+        });
         Rc::new(Base {
             strategy,
             quantities,
@@ -208,25 +218,25 @@ impl<'a> Base<'a> {
             replicas,
             least: least.unwrap_or_default(),
             running,
-            infinity: infinity(spec, at),
+            infinity,
             roles_only: roles_only(spec),
         })
     }
 }
 
-/// The running instances `spec` wants of the bundles that need something (`needs`), each
-/// on the node it is counted on: that of the copy `onFail: block` holds, whichever runs
-/// first, else that of the copy that runs.
+/// The running instances `spec` wants of the bundles `counted` (those that need something
+/// or carry a dependent's needs), each on the node it is counted on: that of the copy
+/// `onFail: block` holds, whichever runs first, else that of the copy that runs.
 fn running<'a>(
     spec: &'a SpecSet,
     nodes: &Nodes<'a>,
     current: &Current<'a>,
-    needs: &HashMap<&'a str, Vec<(usize, u64)>>,
+    counted: impl Fn(&str) -> bool,
 ) -> Vec<((&'a str, &'a BundleSpec), u32, usize)> {
     let mut running = Vec::new();
     for (bundle, b) in &spec.bundles {
         let bundle = bundle.as_str();
-        if !needs.contains_key(bundle) {
+        if !counted(bundle) {
             continue;
         }
         let on_fail = b.monitor.on_fail;

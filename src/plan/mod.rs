@@ -153,14 +153,8 @@ fn unjoined(
     placed: &placement::Placed,
 ) -> Shunned {
     let mut left = Shunned::new();
-    for c in spec.constraints.values() {
-        let crate::spec::constraint::ConstraintSpec::Colocation(c) = c else {
-            continue;
-        };
-        if c.role.is_none()
-            || !c.score.is_infinity()
-            || placed.starved.contains_key(c.bundle.as_str())
-        {
+    for c in role_colocations(spec) {
+        if !c.score.is_infinity() || placed.starved.contains_key(c.bundle.as_str()) {
             continue;
         }
         let (Some(primaries), Some(dependent)) =
@@ -187,7 +181,15 @@ fn unjoined(
 
 /// Whether a colocation of `spec` follows the promoted instances of a bundle.
 fn has_role_colocation(spec: &SpecSet) -> bool {
-    spec.constraints.values().any(
-        |c| matches!(c, crate::spec::constraint::ConstraintSpec::Colocation(c) if c.role.is_some()),
-    )
+    role_colocations(spec).next().is_some()
+}
+
+/// The colocations of `spec` that follow the promoted instances of a bundle.
+fn role_colocations(
+    spec: &SpecSet,
+) -> impl Iterator<Item = &crate::spec::constraint::ColocationConstraint> {
+    spec.constraints.values().filter_map(|c| match c {
+        crate::spec::constraint::ConstraintSpec::Colocation(c) if c.role.is_some() => Some(c),
+        _ => None,
+    })
 }

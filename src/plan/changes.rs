@@ -47,6 +47,8 @@ pub struct Changes<'a, 'p> {
     bundle_runs: bool,
     /// The mandatory orders by their `then`, with their names.
     mandatory_into: BTreeMap<&'a str, Vec<(&'a Name, &'a OrderConstraint)>>,
+    /// The bundle under way and its spec, which every instance of it looks up.
+    under_way: Option<(&'a str, &'a BundleSpec)>,
 }
 
 /// Why a new instance (one with no copy anywhere) is blocked: the same for every new
@@ -84,6 +86,7 @@ impl<'a, 'p> Changes<'a, 'p> {
             restart_after: None,
             bundle_runs: false,
             mandatory_into: mandatory_into(spec),
+            under_way: None,
         }
     }
 
@@ -101,6 +104,7 @@ impl<'a, 'p> Changes<'a, 'p> {
                 self.b.suspended.extend(entries);
                 continue;
             }
+            self.under_way = Some((bundle, spec));
             let waits_for = awaited.get(bundle).cloned();
             let mut restarts_left = spec.update.max_parallel;
             self.unplaced.clear();
@@ -500,9 +504,7 @@ impl<'a, 'p> Changes<'a, 'p> {
             d.failure_timeout_secs,
         );
         let counted = self
-            .spec
-            .bundles
-            .get(inst.bundle.as_str())
+            .bundle_spec(inst.bundle.as_str())
             .is_some_and(|b| b.monitor.on_fail.counts_failures());
         if counted && failures >= d.migration_threshold {
             return format!(
@@ -514,12 +516,18 @@ impl<'a, 'p> Changes<'a, 'p> {
         format!("{to} scores higher than {from} (constraints outweigh stickiness)")
     }
 
+    /// The spec of `bundle`: the one under way without looking it up.
+    fn bundle_spec(&self, bundle: &str) -> Option<&'a BundleSpec> {
+        match self.under_way {
+            Some((name, spec)) if name == bundle => Some(spec),
+            _ => self.spec.bundles.get(bundle),
+        }
+    }
+
     /// The stickiness and failure settings of the instance's bundle.
     fn settings(&self, inst: Inst) -> Settings {
         let d = &self.spec.cluster.defaults;
-        self.spec
-            .bundles
-            .get(inst.bundle.as_str())
+        self.bundle_spec(inst.bundle.as_str())
             .map_or(Settings::of_cluster(d), |b| b.settings(d))
     }
 
@@ -711,12 +719,7 @@ impl<'a, 'p> Changes<'a, 'p> {
                 format!("{}: would {what} ({reason})", self.no_quorum()),
             );
         }
-        let guard = match self
-            .spec
-            .bundles
-            .get(inst.bundle.as_str())
-            .map(|b| b.recovery)
-        {
+        let guard = match self.bundle_spec(inst.bundle.as_str()).map(|b| b.recovery) {
             Some(Recovery::Fence) => match self.fence_guard(inst) {
                 Ok(steps) => steps,
                 Err(why) => return self.b.block(inst, why),
@@ -774,16 +777,18 @@ enum Act<'a> {
 }
 
 /// Bundles in order-constraint order (a `first` before its `then`), otherwise by name.
+/// Sorted by their positions in name order, which compare as their names do.
 fn bundle_order(spec: &SpecSet) -> Vec<&str> {
+    let names: Vec<&str> = spec.bundles.keys().map(Name::as_str).collect();
+    let at = |b: &Name| names.binary_search(&b.as_str()).ok();
     let edges = spec.constraints.values().filter_map(|c| match c {
-        ConstraintSpec::Order(o) => Some((o.first.as_str(), o.then.as_str())),
+        ConstraintSpec::Order(o) => Some((at(&o.first)?, at(&o.then)?)),
         _ => None,
     });
-    let sorted = crate::graph::toposort(spec.bundles.keys().map(Name::as_str), edges, Reverse);
+    let sorted = crate::graph::toposort(0..names.len(), edges, Reverse);
     // Validation refuses order cycles; should one get here, its bundles still get planned.
-    let mut out = sorted.order;
-    out.extend(sorted.left);
-    out
+    let order = sorted.order.into_iter().chain(sorted.left);
+    order.filter_map(|i| names.get(i).copied()).collect()
 }
 
 /// The mandatory orders of `spec` by their `then`, in name order.

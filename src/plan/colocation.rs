@@ -39,8 +39,9 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     let names: Vec<&str> = spec.bundles.keys().map(|b| b.as_str()).collect();
     let priority: Vec<i32> = spec.bundles.values().map(|b| b.priority).collect();
     let (all, hard, roles) = colocation_edges(spec, &names);
-    // Highest priority first, then name.
-    let key = |b: usize| (priority[b], Reverse(names[b]));
+    // Highest priority first, then name: `names` are in name order, so a bundle's
+    // position compares as its name does, without reading the text.
+    let key = |b: usize| (priority[b], Reverse(b));
     // Units: the mandatory groups, and every other bundle alone. Hard edges between
     // units form no cycle. Parts: the cycles of any colocation, made of units. Both are
     // numbered from 0, fewer than the bundles: vectors by number hold what they group.

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use super::HashMap;
 use super::builder::{Builder, Inst};
 use super::current::{Copy, Current, Whereabouts};
 use super::model::{Promotion, PromotionCandidate, QuorumStatus, StepId, StepOp};
@@ -76,8 +77,8 @@ pub fn env(spec: &SpecSet, bundle: &str, follow: Option<(u32, &Name)>) -> Vec<(S
 /// instances, with that colocation's score over `INFINITY`.
 #[derive(Default)]
 struct Preferences<'a> {
-    locations: BTreeMap<&'a str, Vec<&'a LocationConstraint>>,
-    followers: BTreeMap<&'a str, Vec<(&'a str, f64)>>,
+    locations: HashMap<&'a str, Vec<&'a LocationConstraint>>,
+    followers: HashMap<&'a str, Vec<(&'a str, f64)>>,
 }
 
 impl<'a> Preferences<'a> {

@@ -117,8 +117,8 @@ pub(super) struct Capacity<'a> {
     joined: HashMap<&'a str, Vec<BTreeMap<usize, u32>>>,
     /// No instance anywhere (what a bundle without any counts has).
     none: BTreeMap<usize, u32>,
-    /// Where the running instances were counted from the start.
-    claimed: BTreeMap<(&'a str, u32), usize>,
+    /// Where the running instances were counted from the start, in no particular order.
+    claimed: Vec<((&'a str, u32), usize)>,
     /// Per bundle, the bundles placed after it that are colocated with it by `INFINITY`
     /// and need something (its dependents, which must join its instances).
     dependents: HashMap<&'a str, Vec<&'a str>>,
@@ -307,7 +307,7 @@ impl<'a> Capacity<'a> {
             at_index: HashMap::default(),
             joined: HashMap::default(),
             none: BTreeMap::new(),
-            claimed: BTreeMap::new(),
+            claimed: Vec::new(),
             dependents: HashMap::default(),
             joins_first: HashMap::default(),
             changed: Vec::new(),
@@ -340,7 +340,7 @@ impl<'a> Capacity<'a> {
     pub(super) fn left(&self) -> BTreeSet<(&'a str, u32)> {
         self.claimed
             .iter()
-            .filter(|((b, i), at)| self.at_index.get(b).and_then(|by| by.get(i)) != Some(*at))
+            .filter(|((b, i), at)| self.at_index.get(b).and_then(|by| by.get(i)) != Some(at))
             .map(|(key, _)| *key)
             .collect()
     }

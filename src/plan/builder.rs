@@ -179,7 +179,10 @@ impl Builder {
 
     /// Makes step `step` wait for step `first` too.
     pub fn add_after(&mut self, step: StepId, first: StepId) {
-        if let Some(s) = self.steps.iter_mut().find(|s| s.id == step) {
+        // A step's id is its place in `steps`, from 1 (see `step`).
+        let at = usize::try_from(step.0).ok().and_then(|i| i.checked_sub(1));
+        let found = at.and_then(|i| self.steps.get_mut(i));
+        if let Some(s) = found.filter(|s| s.id == step) {
             s.after.push(first);
         }
     }

@@ -21,7 +21,9 @@
 //! `-- double` runs 2,000 nodes x 20,000 instances, quorate only (`crm_simulate -R` takes
 //! many minutes at the large size already), and prints what doubling the nodes and
 //! instances from the large size cost, when both ran (`-- large double`): for the
-//! processes, the two sizes' `quorate plan` run again, taking turns. `-- huge` runs
+//! processes, the two sizes' `quorate plan` run again, taking turns. `-- wide` (2,000 x
+//! 10,000) and `-- deep` (1,000 x 20,000), run only when named, print the same for
+//! doubling the nodes alone and the instances alone (`-- large wide deep`). `-- huge` runs
 //! 10,000 nodes x 100,000 instances, the most instances a spec set may ask for, quorate
 //! only.
 //!
@@ -406,6 +408,8 @@ struct Size {
     runs: usize,
     process_runs: usize,
     pcmk_runs: usize,
+    /// Run only when asked for by name.
+    named_only: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -424,6 +428,7 @@ fn main() -> std::process::ExitCode {
             runs: 15,
             process_runs: 5,
             pcmk_runs: 3,
+            named_only: false,
         },
         Size {
             name: "large",
@@ -432,6 +437,25 @@ fn main() -> std::process::ExitCode {
             runs: 7,
             process_runs: 3,
             pcmk_runs: 1,
+            named_only: false,
+        },
+        Size {
+            name: "wide",
+            nodes: 2_000,
+            instances: 10_000,
+            runs: 3,
+            process_runs: 3,
+            pcmk_runs: 0,
+            named_only: true,
+        },
+        Size {
+            name: "deep",
+            nodes: 1_000,
+            instances: 20_000,
+            runs: 3,
+            process_runs: 3,
+            pcmk_runs: 0,
+            named_only: true,
         },
         Size {
             name: "double",
@@ -440,6 +464,7 @@ fn main() -> std::process::ExitCode {
             runs: 3,
             process_runs: 3,
             pcmk_runs: 0,
+            named_only: false,
         },
         Size {
             name: "huge",
@@ -448,6 +473,7 @@ fn main() -> std::process::ExitCode {
             runs: 1,
             process_runs: 3,
             pcmk_runs: 0,
+            named_only: false,
         },
     ];
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -459,21 +485,41 @@ fn main() -> std::process::ExitCode {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let mut last: Option<(&Size, Measured)> = None;
-    for size in sizes
-        .iter()
-        .filter(|s| wanted.is_empty() || wanted.iter().any(|w| w == s.name))
-    {
-        let now = run_size(size);
-        if let Some((before, then)) = &last
-            && before.nodes * 2 == size.nodes
-            && before.instances * 2 == size.instances
-        {
-            now.doubling_from(then);
+    let asked = |s: &Size| {
+        if wanted.is_empty() {
+            !s.named_only
+        } else {
+            wanted.iter().any(|w| w == s.name)
         }
-        last = Some((size, now));
+    };
+    let mut done: Vec<(&Size, Measured)> = Vec::new();
+    for size in sizes.iter().filter(|s| asked(s)) {
+        let now = run_size(size);
+        // Against the first size run with half the nodes, the instances or both.
+        let half = done.iter().find_map(|(before, then)| {
+            let what = doubled(before, size)?;
+            Some((what, then))
+        });
+        if let Some((what, then)) = half {
+            now.doubling_from(then, what);
+        }
+        done.push((size, now));
     }
     std::process::ExitCode::SUCCESS
+}
+
+/// What `size` doubles of `before`: its nodes, its instances or both, each of the other
+/// the same.
+fn doubled(before: &Size, size: &Size) -> Option<&'static str> {
+    let twice = |a: usize, b: usize| b == 2 * a;
+    let nodes = twice(before.nodes, size.nodes);
+    let instances = twice(before.instances, size.instances);
+    match (nodes, instances) {
+        (true, true) => Some("nodes and instances"),
+        (true, false) if before.instances == size.instances => Some("nodes"),
+        (false, true) if before.nodes == size.nodes => Some("instances"),
+        _ => None,
+    }
 }
 
 /// What one size measured: (fresh, lost) each, with the inputs of its `quorate plan`
@@ -509,11 +555,11 @@ impl Inputs {
 const DOUBLING_RUNS: usize = 7;
 
 impl Measured {
-    /// Prints what this size cost against `half`, the size with half the nodes and
-    /// instances. The processes of the two sizes run again in turn, so that both meet the
+    /// Prints what this size cost against `half`, a size with half its `what` (nodes,
+    /// instances or both) and the same of the other. The processes of the two sizes run again in turn, so that both meet the
     /// machine in the same state (its other tenants, its clock); apart, a few runs each,
     /// the ratio moves by a tenth from one batch to the next.
-    fn doubling_from(&self, half: &Measured) {
+    fn doubling_from(&self, half: &Measured, what: &str) {
         let t = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
         let mut times: [Vec<Duration>; 4] = Default::default();
         for _ in 0..DOUBLING_RUNS {
@@ -528,7 +574,7 @@ impl Measured {
         }
         let [half_fresh, fresh, half_lost, lost] = times.map(median);
         println!(
-            "  twice the nodes and instances: plan() {:.2}x / {:.2}x, heap {:.2}x / {:.2}x; process {:.2}x / {:.2}x ({} runs each, in turn), RSS {:.2}x / {:.2}x (fresh / lost)",
+            "  twice the {what}: plan() {:.2}x / {:.2}x, heap {:.2}x / {:.2}x; process {:.2}x / {:.2}x ({} runs each, in turn), RSS {:.2}x / {:.2}x (fresh / lost)",
             t(self.in_process.0, half.in_process.0),
             t(self.in_process.1, half.in_process.1),
             self.heap_mib.0 / half.heap_mib.0,

@@ -377,6 +377,36 @@ fn exited_containers_restart_in_place_and_standby_nodes_empty() {
 }
 
 #[test]
+fn an_instance_starts_elsewhere_only_after_its_exited_container_is_removed() {
+    // db-0 exited on n2, which is in standby: its container is removed there and the
+    // instance started on another node, two actions; the start waits for the removal
+    // (invariant 1, `order::finish`).
+    let s = spec(&[DB]);
+    let h = hash(&s, "db", 0);
+    let o = observed(&format!(
+        "nodes:\n  n2: {{standby: true, instances: [{{bundle: db, index: 0, specHash: {h}, state: stopped}}]}}\n"
+    ));
+    let p = run(&s, &o);
+    let kinds: Vec<_> = summary(&p).into_iter().map(|x| (x.0, x.1)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (ActionType::Stop, "db-0".into()),
+            (ActionType::Start, "db-0".into())
+        ],
+        "{:#?}",
+        p.actions
+    );
+    let step = |stop: bool| {
+        p.steps
+            .iter()
+            .find(|s| matches!(s.op, StepOp::Stop { .. }) == stop)
+            .unwrap()
+    };
+    assert_eq!(step(false).after, vec![step(true).id]);
+}
+
+#[test]
 fn hard_constraints_decide_placement() {
     let ban = "apiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {name: not-b}\nspec:\n  location: {bundle: db, rule: {attribute: rack, operator: eq, value: b}, score: -INFINITY}\n";
     let with = "apiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {name: web-with-db}\nspec: {colocation: {bundle: web, with: db, score: INFINITY}}\n";

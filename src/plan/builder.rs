@@ -33,6 +33,12 @@ impl Inst<'_> {
     }
 }
 
+/// Where step or action `id` is in the builder's list: it numbers them 1, 2, … in the
+/// order it makes them, and nothing is removed before `order::finish`.
+pub(super) fn slot(id: u32) -> usize {
+    usize::try_from(id).map_or(usize::MAX, |id| id.wrapping_sub(1))
+}
+
 impl Builder {
     fn action(
         &mut self,
@@ -179,10 +185,7 @@ impl Builder {
 
     /// Makes step `step` wait for step `first` too.
     pub fn add_after(&mut self, step: StepId, first: StepId) {
-        // A step's id is its place in `steps`, from 1 (see `step`).
-        let at = usize::try_from(step.0).ok().and_then(|i| i.checked_sub(1));
-        let found = at.and_then(|i| self.steps.get_mut(i));
-        if let Some(s) = found.filter(|s| s.id == step) {
+        if let Some(s) = self.steps.get_mut(slot(step.0)).filter(|s| s.id == step) {
             s.after.push(first);
         }
     }

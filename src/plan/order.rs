@@ -6,6 +6,7 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 use super::HashMap;
+use super::builder::slot;
 use super::model::{Action, ActionId, Step, StepId, StepOp};
 use super::placement::NodeOf;
 use crate::spec::SpecSet;
@@ -14,12 +15,6 @@ use crate::spec::constraint::{ConstraintSpec, OrderAction, OrderConstraint, Orde
 
 /// Steps by bundle (`None`) or instance (`Some(index)`).
 type Keyed<'s> = HashMap<(&'s str, Option<u32>), Vec<StepId>>;
-
-/// Where step or action `id` is in the builder's list: it numbers them 1, 2, … in the
-/// order it makes them (`builder.rs`), and nothing is removed before [`finish`].
-fn slot(id: u32) -> usize {
-    usize::try_from(id).map_or(usize::MAX, |id| id.wrapping_sub(1))
-}
 
 /// What each step waits for besides its own `after`, by its slot; `None` for a step
 /// nothing was added to.
@@ -46,13 +41,9 @@ pub fn finish(
     let mut promotes: Keyed<'_> = HashMap::default();
     for s in &steps {
         match &s.op {
-            StepOp::Start { bundle, index, .. } => {
+            StepOp::Start { bundle, .. } => {
                 starts
                     .entry((bundle.as_str(), None))
-                    .or_default()
-                    .push(s.id);
-                starts
-                    .entry((bundle.as_str(), Some(*index)))
                     .or_default()
                     .push(s.id);
             }
@@ -76,11 +67,10 @@ pub fn finish(
     let mut extra = Extra(vec![None; steps.len()]);
     wait_for_what_stops_free(spec, &steps, &mut extra);
     // An instance starts only after every stop of that instance (invariant 1).
-    for (key, ids) in &starts {
-        if key.1.is_some() {
-            for start in ids {
-                extra.add(*start, stops.get(key).into_iter().flatten().copied());
-            }
+    for s in &steps {
+        if let StepOp::Start { bundle, index, .. } = &s.op {
+            let key = (bundle.as_str(), Some(*index));
+            extra.add(s.id, stops.get(&key).into_iter().flatten().copied());
         }
     }
     // Order constraints: `then` starts after `first` starts; symmetrical ones stop

@@ -46,7 +46,7 @@ pub struct Changes<'a, 'p> {
     /// restart the `then` of its mandatory orders like a restart does.
     bundle_runs: bool,
     /// The mandatory orders by their `then`, with their names.
-    mandatory_into: BTreeMap<&'a str, Vec<(&'a Name, &'a OrderConstraint)>>,
+    mandatory_into: HashMap<&'a str, Vec<(&'a Name, &'a OrderConstraint)>>,
     /// The bundle under way and its spec, which every instance of it looks up.
     under_way: Option<(&'a str, &'a BundleSpec)>,
 }
@@ -94,10 +94,8 @@ impl<'a, 'p> Changes<'a, 'p> {
     pub fn run(mut self) -> Builder {
         self.fence_lost_nodes();
         let awaited = super::order::awaited(self.spec, &self.placed.starved);
-        for bundle in bundle_order(self.spec) {
-            let Some((name, spec)) = self.spec.bundles.get_key_value(bundle) else {
-                continue;
-            };
+        for (name, spec) in bundle_order(self.spec) {
+            let bundle = name.as_str();
             // Suspended (`quorate suspend`): shown as observed, no step at all.
             if let Some(why) = self.observed.suspended.why(bundle) {
                 let entries = super::suspended::entries(self.current, name, spec.replicas, &why);
@@ -776,24 +774,31 @@ enum Act<'a> {
     },
 }
 
-/// Bundles in order-constraint order (a `first` before its `then`), otherwise by name.
-/// Sorted by their positions in name order, which compare as their names do.
-fn bundle_order(spec: &SpecSet) -> Vec<&str> {
-    let names: Vec<&str> = spec.bundles.keys().map(Name::as_str).collect();
-    let at = |b: &Name| names.binary_search(&b.as_str()).ok();
+/// Bundles in order-constraint order (a `first` before its `then`), otherwise by name,
+/// with their specs. Sorted by their positions in name order, which compare as their
+/// names do; the positions of the orders' ends are hashed, not searched by name.
+fn bundle_order(spec: &SpecSet) -> Vec<(&Name, &BundleSpec)> {
+    let bundles: Vec<(&Name, &BundleSpec)> = spec.bundles.iter().collect();
+    let index: HashMap<&str, usize> = bundles
+        .iter()
+        .enumerate()
+        .map(|(i, (b, _))| (b.as_str(), i))
+        .collect();
+    let at = |b: &Name| index.get(b.as_str()).copied();
     let edges = spec.constraints.values().filter_map(|c| match c {
         ConstraintSpec::Order(o) => Some((at(&o.first)?, at(&o.then)?)),
         _ => None,
     });
-    let sorted = crate::graph::toposort(0..names.len(), edges, Reverse);
+    let sorted = crate::graph::toposort(0..bundles.len(), edges, Reverse);
     // Validation refuses order cycles; should one get here, its bundles still get planned.
     let order = sorted.order.into_iter().chain(sorted.left);
-    order.filter_map(|i| names.get(i).copied()).collect()
+    order.filter_map(|i| bundles.get(i).copied()).collect()
 }
 
-/// The mandatory orders of `spec` by their `then`, in name order.
-fn mandatory_into(spec: &SpecSet) -> BTreeMap<&str, Vec<(&Name, &OrderConstraint)>> {
-    let mut into: BTreeMap<&str, Vec<(&Name, &OrderConstraint)>> = BTreeMap::new();
+/// The mandatory orders of `spec` by their `then` (looked up, never walked: hashed),
+/// each bundle's in name order.
+fn mandatory_into(spec: &SpecSet) -> HashMap<&str, Vec<(&Name, &OrderConstraint)>> {
+    let mut into: HashMap<&str, Vec<(&Name, &OrderConstraint)>> = HashMap::default();
     for (name, c) in &spec.constraints {
         if let ConstraintSpec::Order(o) = c
             && o.kind == OrderKind::Mandatory

@@ -15,15 +15,18 @@
 //! drawn to or from it, would move them in every round).
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
 
+use super::HashMap;
 use crate::spec::SpecSet;
+use crate::spec::bundle::BundleSpec;
 use crate::spec::constraint::ConstraintSpec;
 
 /// Bundles in placement order, and the mandatory colocation cycles among them.
 pub struct Order<'a> {
     /// Every bundle, in the order it is placed.
     pub bundles: Vec<&'a str>,
+    /// The spec of each bundle, at the same place as its name in `bundles`.
+    pub specs: Vec<&'a BundleSpec>,
     /// Each cycle of `INFINITY` colocations (two or more bundles), its members in the
     /// order they are placed; they are consecutive in `bundles`.
     pub groups: Vec<Vec<&'a str>>,
@@ -37,8 +40,11 @@ pub struct Order<'a> {
 /// `INFINITY`, otherwise by priority; the members of a mandatory group are consecutive.
 pub fn order(spec: &SpecSet) -> Order<'_> {
     let names: Vec<&str> = spec.bundles.keys().map(|b| b.as_str()).collect();
-    let priority: Vec<i32> = spec.bundles.values().map(|b| b.priority).collect();
-    let (all, hard, roles) = colocation_edges(spec, &names);
+    let specs: Vec<&BundleSpec> = spec.bundles.values().collect();
+    let priority: Vec<i32> = specs.iter().map(|b| b.priority).collect();
+    // Positions by name, hashed: the constraints and groups name the bundles they join.
+    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    let (all, hard, roles) = colocation_edges(spec, &index);
     // Highest priority first, then name: `names` are in name order, so a bundle's
     // position compares as its name does, without reading the text.
     let key = |b: usize| (priority[b], Reverse(b));
@@ -72,7 +78,7 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     // (see [`at_first_turn`]), those brought to one turn by their own keys; then the
     // units of each part in hard-edge order.
     let part_edges = between(&part, &all);
-    let turns = at_first_turn(&part_edges, group_turns(spec, &names, &part, &part_keys));
+    let turns = at_first_turn(&part_edges, group_turns(spec, &index, &part, &part_keys));
     let key_of = |keys: &[Option<_>], p: usize| keys.get(p).copied().flatten();
     let part_key = |p: usize| (key_of(&turns, p), key_of(&part_keys, p));
     // The hard edges between units, by the part both ends are in (each part's units
@@ -89,6 +95,7 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     };
     let (unit_edges, role_edges) = (by_part(&hard), by_part(&roles));
     let mut bundles = Vec::with_capacity(names.len());
+    let mut in_order = Vec::with_capacity(names.len());
     let mut groups = Vec::new();
     let used = (0..names.len()).filter(|p| !parts[*p].is_empty());
     for p in kahn(used, part_edges, part_key).order {
@@ -111,12 +118,17 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
         for u in sorted {
             let members: Vec<&str> = units[u].iter().map(|b| names[*b]).collect();
             bundles.extend(&members);
+            in_order.extend(units[u].iter().map(|b| specs[*b]));
             if members.len() > 1 {
                 groups.push(members);
             }
         }
     }
-    Order { bundles, groups }
+    Order {
+        bundles,
+        specs: in_order,
+        groups,
+    }
 }
 
 /// Edges `(from, to)` between vertices numbered from 0.
@@ -130,7 +142,7 @@ type Edges = Vec<(usize, usize)>;
 /// taken by bundles of a priority between theirs.
 fn group_turns<K: Ord + Copy>(
     spec: &SpecSet,
-    names: &[&str],
+    index: &HashMap<&str, usize>,
     part: &[usize],
     keys: &[Option<K>],
 ) -> Vec<Option<K>> {
@@ -139,8 +151,8 @@ fn group_turns<K: Ord + Copy>(
         let parts: Vec<usize> = group
             .bundles
             .iter()
-            .filter_map(|m| names.binary_search(&m.as_str()).ok())
-            .filter_map(|b| part.get(b).copied())
+            .filter_map(|m| index.get(m.as_str()))
+            .filter_map(|b| part.get(*b).copied())
             .collect();
         let top = parts
             .iter()
@@ -177,11 +189,10 @@ fn at_first_turn<K: Ord + Copy>(
     keys
 }
 
-/// The colocations between distinct bundles of `names` as edges `(with, bundle)` by
+/// The colocations between distinct bundles of `index` as edges `(with, bundle)` by
 /// their positions, each once and in order: all of them, the `INFINITY` ones, and
 /// (repeated as often as written) those with a role.
-fn colocation_edges(spec: &SpecSet, names: &[&str]) -> (Edges, Edges, Edges) {
-    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+fn colocation_edges(spec: &SpecSet, index: &HashMap<&str, usize>) -> (Edges, Edges, Edges) {
     let mut edges = Vec::new(); // (with, bundle), mandatory
     let mut roles = Vec::new();
     for c in spec.constraints.values() {

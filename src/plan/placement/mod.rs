@@ -617,10 +617,7 @@ fn place_once<'a>(
     if let Some((count, prev)) = taken {
         placer.take_over(&order.bundles[..count], prev);
     }
-    for &bundle in order.bundles.iter().skip(skip) {
-        let Some(b) = spec.bundles.get(bundle) else {
-            continue;
-        };
+    for (&bundle, &b) in order.bundles.iter().zip(&order.specs).skip(skip) {
         let group = group_of.get(bundle).copied();
         placer.place_bundle(bundle, b, group);
         if let Some(group) = group

@@ -796,7 +796,7 @@ fn bundle_order(spec: &SpecSet) -> Vec<(&Name, &BundleSpec)> {
 }
 
 /// The mandatory orders of `spec` by their `then` (looked up, never walked: hashed),
-/// each bundle's in name order.
+/// those of each `then` in the orders' name order.
 fn mandatory_into(spec: &SpecSet) -> HashMap<&str, Vec<(&Name, &OrderConstraint)>> {
     let mut into: HashMap<&str, Vec<(&Name, &OrderConstraint)>> = HashMap::default();
     for (name, c) in &spec.constraints {

@@ -556,9 +556,10 @@ const DOUBLING_RUNS: usize = 7;
 
 impl Measured {
     /// Prints what this size cost against `half`, a size with half its `what` (nodes,
-    /// instances or both) and the same of the other. The processes of the two sizes run again in turn, so that both meet the
-    /// machine in the same state (its other tenants, its clock); apart, a few runs each,
-    /// the ratio moves by a tenth from one batch to the next.
+    /// instances or both) and the same of the other. The processes of the two sizes run
+    /// again in turn, so that both meet the machine in the same state (its other tenants,
+    /// its clock); apart, a few runs each, the ratio moves by a tenth from one batch to
+    /// the next.
     fn doubling_from(&self, half: &Measured, what: &str) {
         let t = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
         let mut times: [Vec<Duration>; 4] = Default::default();

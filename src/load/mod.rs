@@ -23,7 +23,7 @@ use crate::source::budget::{Exceeded, MAX_SET_DOCUMENTS};
 use crate::source::{FileId, Sources};
 use crate::spec::{
     API_VERSION, BundleSpec, ClusterSpec, ConstraintSpec, FenceSpec, GroupSpec, Kind, Metadata,
-    Name, SpecSet,
+    Name, SpecSet, packed,
 };
 
 /// The result of loading: the spec set, where every document came from, and what was
@@ -175,9 +175,9 @@ pub fn load(sources: &Sources) -> Loaded {
         set: SpecSet {
             cluster_name,
             cluster,
-            bundles,
+            bundles: packed(bundles),
             fences,
-            constraints,
+            constraints: packed(constraints),
             groups,
         },
         cluster_ok,

@@ -117,7 +117,7 @@ pub fn expand(mut set: SpecSet) -> Expanded {
             ConstraintSpec::Order(o) => order_sets(groups, &name, &o, &mut out),
         }
     }
-    set.constraints = out.constraints;
+    set.constraints = super::packed(out.constraints);
     Expanded {
         set,
         origins: out.origins,

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use compact_str::CompactString;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
@@ -56,15 +57,17 @@ fn no_integer<T>(what: &str, hint: &str) -> Result<T, String> {
 
 /// A name of a node, bundle, fence, constraint or cluster: lower-case letters, digits and
 /// `-`, starting with a letter, ending with a letter or digit, at most 63 characters (so it
-/// fits a DNS label and a container name).
+/// fits a DNS label and a container name). Up to 24 bytes are kept inline, not on the
+/// heap: planning compares and hashes names on every lookup, and inline they are read
+/// with the entry that holds them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Name(String);
+pub struct Name(CompactString);
 
 impl Name {
     /// A name from a literal known to be valid.
     pub(crate) fn from_static(s: &'static str) -> Name {
         debug_assert!(s.parse::<Name>().is_ok(), "{s} is not a valid name");
-        Name(s.to_owned())
+        Name(CompactString::const_new(s))
     }
 
     /// The name as a string.
@@ -75,7 +78,7 @@ impl Name {
     /// No name: a bundle field left out because the constraint gives resource sets
     /// instead (validation refuses it anywhere else).
     pub(crate) fn unset() -> Name {
-        Name(String::new())
+        Name(CompactString::const_new(""))
     }
 
     /// Whether this is [`Name::unset`].
@@ -87,7 +90,7 @@ impl Name {
     /// in reasons (`group web: app after db`); never a name a spec can write, so it cannot
     /// collide with one.
     pub(crate) fn generated(text: String) -> Name {
-        Name(text)
+        Name(CompactString::from(text))
     }
 
     fn from_u64(_: u64) -> Result<Self, String> {
@@ -115,7 +118,7 @@ impl FromStr for Name {
                 s.chars().take(80).collect::<String>()
             ));
         }
-        Ok(Name(s.to_owned()))
+        Ok(Name(CompactString::new(s)))
     }
 }
 

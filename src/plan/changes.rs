@@ -779,11 +779,7 @@ enum Act<'a> {
 /// names do; the positions of the orders' ends are hashed, not searched by name.
 fn bundle_order(spec: &SpecSet) -> Vec<(&Name, &BundleSpec)> {
     let bundles: Vec<(&Name, &BundleSpec)> = spec.bundles.iter().collect();
-    let index: HashMap<&str, usize> = bundles
-        .iter()
-        .enumerate()
-        .map(|(i, (b, _))| (b.as_str(), i))
-        .collect();
+    let index = super::positions(bundles.iter().map(|(b, _)| b.as_str()));
     let at = |b: &Name| index.get(b.as_str()).copied();
     let edges = spec.constraints.values().filter_map(|c| match c {
         ConstraintSpec::Order(o) => Some((at(&o.first)?, at(&o.then)?)),

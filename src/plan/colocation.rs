@@ -43,7 +43,7 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     let specs: Vec<&BundleSpec> = spec.bundles.values().collect();
     let priority: Vec<i32> = specs.iter().map(|b| b.priority).collect();
     // Positions by name, hashed: the constraints and groups name the bundles they join.
-    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    let index = super::positions(names.iter().copied());
     let (all, hard, roles) = colocation_edges(spec, &index);
     // Highest priority first, then name: `names` are in name order, so a bundle's
     // position compares as its name does, without reading the text.

@@ -45,6 +45,12 @@ use crate::spec::{Name, SpecSet};
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
+/// Each of `names` by its position among them (bundles in some order, nodes), hashed:
+/// what constraints name is looked up in it, and positions index vectors.
+fn positions<'a>(names: impl IntoIterator<Item = &'a str>) -> HashMap<&'a str, usize> {
+    names.into_iter().enumerate().map(|(i, n)| (n, i)).collect()
+}
+
 /// Planning options.
 #[derive(Debug, Clone, Default)]
 pub struct Options {

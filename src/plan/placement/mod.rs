@@ -207,11 +207,7 @@ impl<'a> Nodes<'a> {
         let mut sorted: Vec<_> = spec.cluster.nodes.iter().collect();
         sorted.sort_by(|a, b| a.name.cmp(&b.name));
         Nodes {
-            index: sorted
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (n.name.as_str(), i))
-                .collect(),
+            index: super::positions(sorted.iter().map(|n| n.name.as_str())),
             specs: sorted,
         }
     }
@@ -260,12 +256,7 @@ pub fn place<'a>(
         .collect();
     let ranker = Ranker::new(spec, &nodes, &usable, promoted, explain);
     let order = colocation::order(spec);
-    let at: Positions = order
-        .bundles
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (*b, i))
-        .collect();
+    let at: Positions = super::positions(order.bundles.iter().copied());
     let group_of: HashMap<&str, &[&str]> = order
         .groups
         .iter()

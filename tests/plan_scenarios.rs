@@ -2409,6 +2409,31 @@ fn a_dependent_that_runs_nowhere_joins_a_primary_with_room_for_it() {
 }
 
 #[test]
+fn an_exited_primary_restarts_where_its_dependent_has_no_room_beside_it() {
+    // Selection first asks whether a node has room for what the instance needs at least
+    // there: with a dependent that must join it and runs nowhere yet, both their needs,
+    // except on the node the instance is on, which its dependents never make it leave.
+    // b0-0 exited on n1 (so its needs are not counted there from the start), which has
+    // room for b0 and not for b1 as well; n2 has room for both.
+    let b0 = bundle_doc("b0", "{image: img0, needs: {cpu: 2}}");
+    let b1 = bundle_doc("b1", "{image: img1, needs: {cpu: 2}}");
+    let with = &constraint(
+        "b1-with-b0",
+        "colocation: {bundle: b1, with: b0, score: INFINITY}",
+    );
+    let nodes = [("n1", "{cpu: 3}"), ("n2", "{cpu: 4}")];
+    let docs: [&str; 3] = [&b0, &b1, with];
+    let s = capacity_set("utilization", &nodes, &docs, true);
+    let o = observed(&format!(
+        "nodes:\n  n1: {{instances: [{{bundle: b0, index: 0, specHash: {}, state: stopped}}]}}\n  n2: {{}}\n",
+        hash(&s, "b0", 0),
+    ));
+    let p = run(&s, &o);
+    let placed: Vec<_> = summary(&p).into_iter().map(|(_, i, n)| (i, n)).collect();
+    assert_eq!(placed, [("b0-0".to_string(), "n1".to_string())], "{p:#?}");
+}
+
+#[test]
 fn a_primary_that_needs_nothing_keeps_its_dependent_where_it_runs() {
     // Found by the property tests (seed 32, 20,000 cases). b0 must run with a b1 and
     // start before it, and only n0 has the memory b0 needs; b1 needs nothing. b1-1

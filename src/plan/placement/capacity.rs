@@ -453,22 +453,34 @@ impl<'a> Capacity<'a> {
         })
     }
 
-    /// Whether node `i` has too little free for what `need` needs of its own, whatever
-    /// joins it (then [`Capacity::short_for`] finds it short too).
-    pub(super) fn lacks(&self, i: usize, need: &Need<'_>) -> bool {
-        self.enforced() && need.own.iter().any(|(q, n)| *n > self.free(i, *q))
+    /// What instance `need` needs at least on a node: its own needs; with `joins` (a
+    /// node where its dependents' needs count, see [`Capacity::short_for`]) also one
+    /// instance of each dependent that must join it, when none of theirs is counted
+    /// anywhere yet, so that each counts once or more on every node ([`Joiner::times`]).
+    /// A node without this much free is short for the instance (the cheap question
+    /// selection asks first).
+    pub(super) fn floor(&self, need: &Need<'_>, joins: bool) -> Vec<u64> {
+        let mut size = vec![0u64; self.base.quantities.len()];
+        let joined = joins && need.joining.iter().all(|j| j.counts.is_empty());
+        let theirs = need.joining.iter().filter(|_| joined).map(|j| j.needs);
+        for needs in std::iter::once(need.own).chain(theirs) {
+            for (q, n) in needs {
+                size[*q] = size[*q].saturating_add(*n);
+            }
+        }
+        size
     }
 
     /// Whether node `i` has too little free for what any bundle needs of its own (then
-    /// [`Capacity::lacks`] finds it short for every instance).
+    /// it has too little for every instance's [`Capacity::floor`]).
     pub(super) fn full(&self, i: usize) -> bool {
-        self.enforced()
-            && self
-                .base
-                .least
-                .iter()
-                .enumerate()
-                .any(|(q, n)| *n > self.free(i, q))
+        !self.has_room(i, &self.base.least)
+    }
+
+    /// Whether node `i` has at least `size` free of every quantity (an instance needing
+    /// more than it has free of one is banned there).
+    pub(super) fn has_room(&self, i: usize, size: &[u64]) -> bool {
+        !self.enforced() || size.iter().enumerate().all(|(q, n)| *n <= self.free(i, q))
     }
 
     /// The nodes whose free capacity changed since this was last asked (some more than

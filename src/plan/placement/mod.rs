@@ -1023,11 +1023,13 @@ impl<'a> Placer<'_, 'a> {
             _ => capacity.short_for(i, &need, false),
         };
         let ban = |i: usize| limits.ban(i).or_else(|| short(i));
-        // A node without room for the instance's own needs bans it whatever must join it
-        // (but the node it ran on, which keeps it): asked first, as it is cheap and most
-        // nodes a crowded cluster's selection passes over are such nodes.
+        // A node without room for what the instance needs at least there bans it (but
+        // the node it ran on, which keeps it): asked first, as it is cheap and most nodes
+        // a crowded cluster's selection passes over are such nodes.
+        let (alone, floor) = (capacity.floor(&need, false), capacity.floor(&need, joins));
         let banned = |i: usize| {
-            let lacks = ran != Some(i) && capacity.lacks(i, &need);
+            let least = if anchored == Some(i) { &alone } else { &floor };
+            let lacks = ran != Some(i) && !capacity.has_room(i, least);
             debug_assert!(
                 !lacks || ban(i).is_some(),
                 "node {i} lacks room but is not banned"

@@ -22,7 +22,7 @@ use std::rc::Rc;
 
 use super::feasible::Ban;
 use super::rank::DEPENDENT_DEPTH;
-use super::{HashMap, HashSet, Nodes, Positions, Promoted};
+use super::{Counts, HashMap, HashSet, Nodes, Positions, Promoted};
 use crate::plan::current::{Current, by_index};
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::bundle::BundleSpec;
@@ -53,10 +53,10 @@ struct Joiner<'c> {
     /// What one of its instances needs.
     needs: &'c [(usize, u64)],
     /// How many of its instances are counted on each node that has any.
-    counts: &'c BTreeMap<usize, u32>,
+    counts: &'c Counts,
     /// How many instances of the primary it joins are placed or counted on each node
     /// that has any.
-    joined: &'c BTreeMap<usize, u32>,
+    joined: &'c Counts,
     /// Its instances counted nowhere, less the one that joins the instance placed.
     spare: u32,
 }
@@ -67,8 +67,8 @@ impl Joiner<'_> {
     /// each instance of the primary there it has not joined yet (as many as it has
     /// instances to spare).
     fn times(&self, at: usize) -> u64 {
-        let here = self.counts.get(&at).copied().unwrap_or(0);
-        let taken = self.joined.get(&at).copied().unwrap_or(0);
+        let here = self.counts.on(at);
+        let taken = self.joined.on(at);
         if here > taken {
             0
         } else {
@@ -99,6 +99,54 @@ impl Need<'_> {
     }
 }
 
+/// The node each counted instance of one bundle is counted on, by instance number. The
+/// numbers are below the bundle's replicas (only instances the spec wants are counted),
+/// so a vector by number holds them: a bundle has a few, looked up at every instance
+/// placed.
+#[derive(Debug, Default)]
+struct ByIndex {
+    at: Vec<Option<usize>>,
+    len: usize,
+}
+
+impl ByIndex {
+    /// Where instance `index` is counted.
+    fn get(&self, index: u32) -> Option<usize> {
+        *self.at.get(usize::try_from(index).ok()?)?
+    }
+
+    /// Counts instance `index` on node `at` (wherever it was counted before).
+    fn insert(&mut self, index: u32, at: usize) {
+        let Ok(k) = usize::try_from(index) else {
+            return;
+        };
+        if self.at.len() <= k {
+            self.at.resize(k + 1, None);
+        }
+        if self.at[k].replace(at).is_none() {
+            self.len += 1;
+        }
+    }
+
+    /// Counts instance `index` nowhere; where it was counted.
+    fn remove(&mut self, index: u32) -> Option<usize> {
+        let was = self.at.get_mut(usize::try_from(index).ok()?)?.take()?;
+        self.len -= 1;
+        Some(was)
+    }
+
+    /// How many instances are counted.
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The counted instances with their nodes, by number.
+    fn iter(&self) -> impl Iterator<Item = (u32, usize)> + '_ {
+        let numbered = self.at.iter().zip(0u32..);
+        numbered.filter_map(|(at, i)| Some((i, (*at)?)))
+    }
+}
+
 /// What each node has and what is counted on it, by quantity.
 pub(super) struct Capacity<'a> {
     /// What every round starts from (see [`Base`]).
@@ -106,17 +154,17 @@ pub(super) struct Capacity<'a> {
     /// Per node, the needs of the instances counted there.
     used: Vec<Vec<u64>>,
     /// Per bundle, how many of its instances are counted on each node that has any.
-    on_node: HashMap<&'a str, BTreeMap<usize, u32>>,
+    on_node: HashMap<&'a str, Counts>,
     /// Per bundle, the node of each instance placed or counted, by number: where its
     /// needs are counted, and for a bundle that needs nothing where it is placed (its
     /// dependents' needs go with it).
-    at_index: HashMap<&'a str, BTreeMap<u32, usize>>,
+    at_index: HashMap<&'a str, ByIndex>,
     /// Per bundle, for each of its dependents (in the order of `dependents`), how many of
     /// the bundle's instances that dependent joins (those numbered below its replicas)
     /// are placed or counted on each node.
-    joined: HashMap<&'a str, Vec<BTreeMap<usize, u32>>>,
+    joined: HashMap<&'a str, Vec<Counts>>,
     /// No instance anywhere (what a bundle without any counts has).
-    none: BTreeMap<usize, u32>,
+    none: Counts,
     /// Where the running instances were counted from the start, in no particular order.
     claimed: Vec<((&'a str, u32), usize)>,
     /// Per bundle, the bundles placed after it that are colocated with it by `INFINITY`
@@ -306,7 +354,7 @@ impl<'a> Capacity<'a> {
             on_node: HashMap::default(),
             at_index: HashMap::default(),
             joined: HashMap::default(),
-            none: BTreeMap::new(),
+            none: Counts::default(),
             claimed: Vec::new(),
             dependents: HashMap::default(),
             joins_first: HashMap::default(),
@@ -330,7 +378,7 @@ impl<'a> Capacity<'a> {
         c.claimed = c
             .at_index
             .iter()
-            .flat_map(|(b, by)| by.iter().map(move |(i, at)| ((*b, *i), *at)))
+            .flat_map(|(b, by)| by.iter().map(move |(i, at)| ((*b, i), at)))
             .collect();
         c
     }
@@ -340,7 +388,7 @@ impl<'a> Capacity<'a> {
     pub(super) fn left(&self) -> BTreeSet<(&'a str, u32)> {
         self.claimed
             .iter()
-            .filter(|((b, i), at)| self.at_index.get(b).and_then(|by| by.get(i)) != Some(at))
+            .filter(|((b, i), at)| self.at_index.get(b).and_then(|by| by.get(*i)) != Some(*at))
             .map(|(key, _)| *key)
             .collect()
     }
@@ -417,7 +465,7 @@ impl<'a> Capacity<'a> {
                 let replicas = self.base.replicas.get(*d).copied();
                 let replicas = replicas.filter(|_| joins_instance(ties, bundle, d, index))?;
                 let counts = self.on_node.get(*d).unwrap_or(&self.none);
-                let counted = self.at_index.get(*d).map_or(0, BTreeMap::len);
+                let counted = self.at_index.get(*d).map_or(0, ByIndex::len);
                 let counted = u32::try_from(counted).unwrap_or(u32::MAX);
                 Some(Joiner {
                     needs: self.base.needs.get(*d)?.as_slice(),
@@ -434,7 +482,7 @@ impl<'a> Capacity<'a> {
     /// node `at` (where the instance is counted), has as many instances counted there as
     /// it joins of `bundle`'s: nothing more is needed for them there.
     pub(super) fn joined_at(&self, bundle: &str, index: u32, at: usize) -> bool {
-        let count = |on: &BTreeMap<usize, u32>| on.get(&at).copied().unwrap_or(0);
+        let count = |on: &Counts| on.on(at);
         let need = self.need(bundle, index);
         need.joining
             .iter()
@@ -500,7 +548,7 @@ impl<'a> Capacity<'a> {
             && self
                 .at_index
                 .get(bundle)
-                .is_some_and(|by| by.contains_key(&index))
+                .is_some_and(|by| by.get(index).is_some())
     }
 
     /// Counts instance `index` of `bundle` on node `at` (moving its count there).
@@ -519,12 +567,7 @@ impl<'a> Capacity<'a> {
                 row[*q] = row[*q].saturating_add(*n);
             }
             self.changed.push(at);
-            *self
-                .on_node
-                .entry(bundle)
-                .or_default()
-                .entry(at)
-                .or_default() += 1;
+            self.on_node.entry(bundle).or_default().add_one(at);
         }
     }
 
@@ -535,37 +578,28 @@ impl<'a> Capacity<'a> {
             return;
         };
         let joined = self.joined.entry(bundle).or_default();
-        joined.resize_with(dependents.len(), BTreeMap::new);
+        joined.resize_with(dependents.len(), Counts::default);
         for (d, on) in dependents.iter().zip(joined.iter_mut()) {
             if !joins_instance((&self.base.replicas, &self.joins_first), bundle, d, index) {
                 continue;
             }
-            let n = on.entry(at).or_default();
             if add {
-                *n += 1;
+                on.add_one(at);
             } else {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    on.remove(&at);
-                }
+                on.remove_one(at);
             }
         }
     }
 
     /// Counts the instance nowhere; returns the node its needs were counted on.
     pub(super) fn release(&mut self, bundle: &'a str, index: u32) -> Option<usize> {
-        let at = self.at_index.get_mut(bundle)?.remove(&index)?;
+        let at = self.at_index.get_mut(bundle)?.remove(index)?;
         self.pair(bundle, index, at, false);
         if !self.base.needs.contains_key(bundle) {
             return None;
         }
-        if let Some(counts) = self.on_node.get_mut(bundle)
-            && let Some(n) = counts.get_mut(&at)
-        {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&at);
-            }
+        if let Some(counts) = self.on_node.get_mut(bundle) {
+            counts.remove_one(at);
         }
         if let (Some(need), Some(row)) = (self.base.needs.get(bundle), self.used.get_mut(at)) {
             for (q, n) in need {

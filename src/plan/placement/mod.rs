@@ -133,9 +133,10 @@ pub struct Placed<'a> {
 /// colocated with primaries is placed nowhere.
 pub type Promoted = BTreeMap<Name, Vec<(u32, Name)>>;
 
-/// How many instances of a placed bundle each node has, for the nodes that have any, in
-/// node order. Sparse: every bundle placed is kept until the round ends, and a bundle has
-/// a few instances where a cluster may have thousands of nodes.
+/// How many instances of a bundle (placed, or counted for capacity) each node has, for
+/// the nodes that have any, in node order. Sparse: every bundle placed is kept until the
+/// round ends, and a bundle has a few instances where a cluster may have thousands of
+/// nodes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(super) struct Counts(Vec<(usize, u32)>);
 
@@ -166,6 +167,11 @@ impl Counts {
             Ok(k) => self.0[k].1 += 1,
             Err(k) => self.0.insert(k, (i, 1)),
         }
+    }
+
+    /// Whether no node has an instance.
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// How many nodes have an instance.

@@ -105,7 +105,10 @@ impl Need<'_> {
 /// placed.
 #[derive(Debug, Default)]
 struct ByIndex {
+    /// Per instance number, its node if it is counted.
     at: Vec<Option<usize>>,
+    /// How many of `at` are counted: asked for each dependent at every instance placed,
+    /// so kept rather than counted each time.
     len: usize,
 }
 

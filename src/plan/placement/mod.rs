@@ -1032,9 +1032,17 @@ impl<'a> Placer<'_, 'a> {
         // A node without room for what the instance needs at least there bans it (but
         // the node it ran on, which keeps it): asked first, as it is cheap and most nodes
         // a crowded cluster's selection passes over are such nodes.
-        let (alone, floor) = (capacity.floor(&need, false), capacity.floor(&need, joins));
+        // Its own needs alone on the node it is anchored to: worked out only when that
+        // differs from the floor elsewhere.
+        let floor = capacity.floor(&need, joins);
+        let alone = anchored
+            .filter(|_| joins)
+            .map(|_| capacity.floor(&need, false));
         let banned = |i: usize| {
-            let least = if anchored == Some(i) { &alone } else { &floor };
+            let least = match &alone {
+                Some(alone) if anchored == Some(i) => alone,
+                _ => &floor,
+            };
             let lacks = ran != Some(i) && !capacity.has_room(i, least);
             debug_assert!(
                 !lacks || ban(i).is_some(),

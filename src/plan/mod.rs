@@ -45,6 +45,13 @@ use crate::spec::{Name, SpecSet};
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
+/// An empty map with room for `n` entries, for a map that gets an entry per bundle as
+/// planning goes: grown as it fills, it would move every entry it holds each time it
+/// doubles, and at thousands of bundles those moves miss the cache.
+fn map_for<K, V>(n: usize) -> HashMap<K, V> {
+    HashMap::with_capacity_and_hasher(n, foldhash::fast::RandomState::default())
+}
+
 /// Each of `names` by its position among them (bundles in some order, nodes), hashed:
 /// what constraints name is looked up in it, and positions index vectors.
 fn positions<'a>(names: impl IntoIterator<Item = &'a str>) -> HashMap<&'a str, usize> {

@@ -24,6 +24,7 @@ use super::feasible::Ban;
 use super::rank::DEPENDENT_DEPTH;
 use super::{Counts, HashMap, HashSet, Nodes, Positions, Promoted};
 use crate::plan::current::{Current, by_index};
+use crate::plan::map_for;
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::bundle::BundleSpec;
 use crate::spec::cluster::PlacementStrategy;
@@ -231,7 +232,8 @@ impl<'a> Base<'a> {
                 .collect()
         };
         let total: Vec<Vec<u64>> = nodes.specs.iter().map(|n| row(&n.capacity)).collect();
-        let (mut needs, mut replicas) = (HashMap::default(), HashMap::default());
+        let bundles = spec.bundles.len();
+        let (mut needs, mut replicas) = (map_for(bundles), map_for(bundles));
         let mut least: Option<Vec<u64>> = None;
         for (name, b) in &spec.bundles {
             let all = row(&b.needs);
@@ -354,8 +356,8 @@ impl<'a> Capacity<'a> {
         let mut c = Capacity {
             base: Rc::clone(base),
             used: vec![vec![0; base.quantities.len()]; base.total.len()],
-            on_node: HashMap::default(),
-            at_index: HashMap::default(),
+            on_node: map_for(base.needs.len()),
+            at_index: map_for(spec.bundles.len()),
             joined: HashMap::default(),
             none: Counts::default(),
             claimed: Vec::new(),
@@ -787,8 +789,14 @@ fn joins_beside<'a>(
     dependents: &HashMap<&'a str, Vec<&'a str>>,
     staying: &[(&'a str, u32, usize)],
 ) {
+    // Only the instances of bundles with dependents, and of those dependents, are
+    // paired: at thousands of bundles most have neither.
+    let paired: HashSet<&str> = dependents
+        .iter()
+        .flat_map(|(bundle, ds)| std::iter::once(*bundle).chain(ds.iter().copied()))
+        .collect();
     let mut on: HashMap<&str, BTreeMap<usize, Vec<u32>>> = HashMap::default();
-    for &(bundle, index, at) in staying {
+    for &(bundle, index, at) in staying.iter().filter(|(b, _, _)| paired.contains(b)) {
         on.entry(bundle)
             .or_default()
             .entry(at)

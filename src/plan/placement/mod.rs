@@ -588,7 +588,7 @@ fn place_once<'a>(
         into,
         explain,
         load,
-        placed_on: PlacedOn::default(),
+        placed_on: super::map_for(order.bundles.len()),
         held: BTreeSet::new(),
         claimed: round
             .claims
@@ -596,7 +596,7 @@ fn place_once<'a>(
             .filter_map(|(key, node)| Some((*key, nodes.of(node.as_str())?)))
             .collect(),
         out: Placed {
-            node: NodeOf::default(),
+            node: NodeOf(super::map_for(order.bundles.len())),
             explain: Vec::new(),
             starved: BTreeMap::new(),
             short: BTreeMap::new(),

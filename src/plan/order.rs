@@ -130,39 +130,38 @@ pub fn finish(
 /// order's `minInstances` (1 by default: none placed), with that `first`. Such a `then`
 /// places no instance, so a running one stops (Pacemaker stops what depends on a
 /// resource that cannot run). An order made from a set with `requireAll: false` starves
-/// `then` only when none of the set's bundles (`any_of`) has enough placed.
-pub(crate) fn starved<'a>(spec: &'a SpecSet, placed: &NodeOf<'a>) -> BTreeMap<&'a str, &'a str> {
+/// `then` only when none of the set's bundles (`any_of`) has enough placed. `orders` are
+/// those that [`may_starve`], each `then`'s in the set's order (of several that starve
+/// it, the last is named).
+pub(crate) fn starved<'a>(
+    orders: impl Iterator<Item = &'a OrderConstraint>,
+    placed: &NodeOf<'a>,
+) -> BTreeMap<&'a str, &'a str> {
     let placed = |b: &str| {
         let n = placed.of(b).filter(|(_, node)| node.is_some()).count();
         Some(u32::try_from(n).unwrap_or(u32::MAX))
     };
-    spec.constraints
-        .values()
-        .filter_map(|c| match c {
-            ConstraintSpec::Order(o) if starves(spec, o, placed) == Some(true) => {
-                Some((o.then.as_str(), o.first.as_str()))
-            }
-            _ => None,
-        })
+    orders
+        .filter(|o| starves(o, placed) == Some(true))
+        .map(|o| (o.then.as_str(), o.first.as_str()))
         .collect()
 }
 
-/// Whether order `o` keeps its `then` from placing instances (as [`starved`] says), by
-/// how many instances of each bundle are `placed`; `None` while that depends on a bundle
-/// whose count is not known yet.
-pub(crate) fn starves(
-    spec: &SpecSet,
-    o: &OrderConstraint,
-    placed: impl Fn(&str) -> Option<u32>,
-) -> Option<bool> {
-    if o.kind != OrderKind::Mandatory || !spec.bundles.contains_key(o.then.as_str()) {
-        return Some(false);
-    }
+/// Whether order `o` can keep its `then` from placing instances: it is mandatory, and
+/// its `then` and every `first` are bundles of `spec`.
+pub(crate) fn may_starve(spec: &SpecSet, o: &OrderConstraint) -> bool {
+    let known = |b: &crate::spec::Name| spec.bundles.contains_key(b.as_str());
+    o.kind == OrderKind::Mandatory
+        && known(&o.then)
+        && std::iter::once(&o.first).chain(&o.any_of).all(known)
+}
+
+/// Whether order `o`, one that [`may_starve`], keeps its `then` from placing instances
+/// (as [`starved`] says), by how many instances of each bundle are `placed`; `None`
+/// while that depends on a bundle whose count is not known yet.
+pub(crate) fn starves(o: &OrderConstraint, placed: impl Fn(&str) -> Option<u32>) -> Option<bool> {
     let mut all = Some(true);
     for first in std::iter::once(&o.first).chain(&o.any_of) {
-        if !spec.bundles.contains_key(first.as_str()) {
-            return Some(false);
-        }
         match placed(first.as_str()) {
             Some(n) if n >= o.min_instances.unwrap_or(1) => return Some(false),
             Some(_) => {}

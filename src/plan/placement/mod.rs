@@ -270,7 +270,9 @@ pub fn place<'a>(
         .collect();
     let mut into: HashMap<&str, Vec<&OrderConstraint>> = HashMap::default();
     for c in spec.constraints.values() {
-        if let ConstraintSpec::Order(o) = c {
+        if let ConstraintSpec::Order(o) = c
+            && super::order::may_starve(spec, o)
+        {
             into.entry(o.then.as_str()).or_default().push(o);
         }
     }
@@ -291,7 +293,7 @@ pub fn place<'a>(
         let taken = last.as_mut().map(|(same, prev)| (*same, prev));
         let taken = taken.filter(|(same, _)| *same > 0 && !explain);
         let mut placed = place_once(spec, observed, current, explain, &round, &fixed, taken);
-        let mut starved = starved_bundles(spec, &placed);
+        let mut starved = starved_bundles(&fixed, &placed);
         starved.extend(round.starved.iter().map(|(t, f)| (*t, *f)));
         // The bundles the round treated as starved: those it started with, and those it
         // found starved on the way (their `first` placed before them, short).
@@ -395,7 +397,8 @@ struct Fixed<'f, 'a> {
     order: &'f colocation::Order<'a>,
     /// The members of each mandatory group, by member.
     group_of: &'f HashMap<&'a str, &'f [&'a str]>,
-    /// The order constraints, by their `then`.
+    /// The order constraints that may starve their `then` (`order::may_starve`), by
+    /// that `then`, in the set's order.
     into: &'f HashMap<&'a str, Vec<&'a OrderConstraint>>,
     /// The promoted instances, as the round of planning before decided them.
     promoted: Option<&'a Promoted>,
@@ -435,7 +438,7 @@ fn top_up<'a>(
     fixed: &Fixed<'_, 'a>,
 ) -> Placed<'a> {
     loop {
-        let mut still = starved_bundles(spec, &placed);
+        let mut still = starved_bundles(fixed, &placed);
         let mut freed: BTreeSet<&str> = placed
             .starved
             .keys()
@@ -473,7 +476,7 @@ fn top_up<'a>(
         let inputs = (spec, observed, current, explain);
         let mut topped = settle(inputs, fixed, &mut top, &freed);
         let starves_more = |topped: &Placed<'a>, top: &Round<'a>| {
-            let more = starved_bundles(spec, topped);
+            let more = starved_bundles(fixed, topped);
             !more.keys().all(|b| top.starved.contains_key(b))
         };
         if starves_more(&topped, &top) {
@@ -537,8 +540,9 @@ fn claims<'a>(placed: &Placed<'a>, freed: &BTreeSet<&str>) -> Vec<((&'a str, u32
 
 /// Bundles `then` of a mandatory order whose `first` has no instance placed (or fewer
 /// than its `minInstances`), with that `first`.
-fn starved_bundles<'a>(spec: &'a SpecSet, placed: &Placed<'a>) -> BTreeMap<&'a str, &'a str> {
-    super::order::starved(spec, &placed.node)
+fn starved_bundles<'a>(fixed: &Fixed<'_, 'a>, placed: &Placed<'a>) -> BTreeMap<&'a str, &'a str> {
+    let orders = fixed.into.values().flatten().copied();
+    super::order::starved(orders, &placed.node)
 }
 
 /// One round of placement: every bundle in colocation order, from `round`; with
@@ -648,7 +652,7 @@ struct Placer<'p, 'a> {
     usable: &'p [bool],
     ranker: &'p Ranker<'p, 'a>,
     starved: &'p BTreeMap<&'a str, &'a str>,
-    /// The order constraints, by their `then`.
+    /// The order constraints that may starve their `then`, by that `then`.
     into: &'p HashMap<&'a str, Vec<&'a OrderConstraint>>,
     explain: bool,
     /// Instances placed per node, of every bundle.
@@ -878,7 +882,7 @@ impl<'a> Placer<'_, 'a> {
         self.into
             .get(bundle)?
             .iter()
-            .find(|o| super::order::starves(self.spec, o, placed) == Some(true))
+            .find(|o| super::order::starves(o, placed) == Some(true))
             .map(|o| o.first.as_str())
             .filter(|_| !self.capacity.joins_another(bundle))
     }

@@ -322,7 +322,10 @@ impl Scores {
             .map(|c| (self.class[c], Holder::Class(c)));
         let nodes = self.apart.iter().map(|&(i, s)| (s, Holder::Node(i)));
         let mut tiers: Vec<(Score, Holder)> = classes.chain(nodes).collect();
-        tiers.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        // In holder order already (the classes by number, then the nodes set apart, by
+        // number): a stable sort by score alone keeps it within each score.
+        debug_assert!(tiers.is_sorted_by_key(|t| t.1));
+        tiers.sort_by(|a, b| b.0.cmp(&a.0));
         tiers
     }
 

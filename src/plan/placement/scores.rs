@@ -325,7 +325,7 @@ impl Scores {
         // In holder order already (the classes by number, then the nodes set apart, by
         // number): a stable sort by score alone keeps it within each score.
         debug_assert!(tiers.is_sorted_by_key(|t| t.1));
-        tiers.sort_by(|a, b| b.0.cmp(&a.0));
+        tiers.sort_by_key(|t| std::cmp::Reverse(t.0));
         tiers
     }
 

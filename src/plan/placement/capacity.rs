@@ -600,13 +600,11 @@ impl<'a> Capacity<'a> {
     pub(super) fn release(&mut self, bundle: &'a str, index: u32) -> Option<usize> {
         let at = self.at_index.get_mut(bundle)?.remove(index)?;
         self.pair(bundle, index, at, false);
-        if !self.base.needs.contains_key(bundle) {
-            return None;
-        }
+        let need = self.base.needs.get(bundle)?;
         if let Some(counts) = self.on_node.get_mut(bundle) {
             counts.remove_one(at);
         }
-        if let (Some(need), Some(row)) = (self.base.needs.get(bundle), self.used.get_mut(at)) {
+        if let Some(row) = self.used.get_mut(at) {
             for (q, n) in need {
                 row[*q] = row[*q].saturating_sub(*n);
             }

@@ -83,8 +83,8 @@ pub(super) struct Ranker<'s, 'a> {
     nodes: &'s Nodes<'a>,
     /// The nodes that may not take any instance (lost, fenced, in standby).
     unusable: Vec<usize>,
-    /// Location constraints, by the bundle they place.
-    locations: HashMap<&'a str, Vec<(&'a str, &'a LocationConstraint)>>,
+    /// Location constraints, by the bundle they place, each with what it matches.
+    locations: HashMap<&'a str, Vec<Location<'a>>>,
     /// Colocations, by the bundle they place.
     colocations: HashMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
     /// `-INFINITY` colocations, by the bundle they keep away from (`with`).
@@ -93,9 +93,6 @@ pub(super) struct Ranker<'s, 'a> {
     dependents_of: HashMap<&'a str, Vec<(&'a str, &'a ColocationConstraint)>>,
     /// Nodes alike to every location rule.
     classes: Rc<Classes>,
-    /// The classes of the nodes each location constraint's rule matches (worked out
-    /// once per distinct rule), by constraint name.
-    rule_classes: HashMap<&'a str, Rc<[usize]>>,
     /// The promoted instances of promotable bundles, for colocations with `role:
     /// promoted`.
     promoted: Option<&'a super::Promoted>,
@@ -110,7 +107,7 @@ impl<'s, 'a> Ranker<'s, 'a> {
         promoted: Option<&'a super::Promoted>,
         explain: bool,
     ) -> Ranker<'s, 'a> {
-        let (classes, rule_classes) = node_classes(spec, nodes, explain);
+        let (classes, mut rule_classes) = node_classes(spec, nodes, explain);
         let mut r = Ranker {
             spec,
             nodes,
@@ -120,7 +117,6 @@ impl<'s, 'a> Ranker<'s, 'a> {
             shunned_by: HashMap::default(),
             dependents_of: HashMap::default(),
             classes: Rc::new(classes),
-            rule_classes,
             promoted,
             explain,
         };
@@ -129,8 +125,20 @@ impl<'s, 'a> Ranker<'s, 'a> {
                 // A location with a role ranks promotions (`plan::promotion`) only.
                 ConstraintSpec::Location(l) if l.role.is_some() => {}
                 ConstraintSpec::Location(l) => {
+                    let matched = match &l.node {
+                        Some(n) => Matched::Node(nodes.of(n.as_str())),
+                        None => Matched::Classes(
+                            rule_classes
+                                .remove(cname.as_str())
+                                .unwrap_or_else(|| Rc::from([])),
+                        ),
+                    };
                     let at = r.locations.entry(l.bundle.as_str()).or_default();
-                    at.push((cname.as_str(), l));
+                    at.push(Location {
+                        name: cname.as_str(),
+                        l,
+                        matched,
+                    });
                 }
                 ConstraintSpec::Colocation(c) => {
                     let at = r.colocations.entry(c.bundle.as_str()).or_default();
@@ -353,12 +361,12 @@ impl<'s, 'a> Ranker<'s, 'a> {
         let locations = self.locations.get(bundle).map_or(&[][..], Vec::as_slice);
         let mut classes: BTreeMap<usize, Score> = BTreeMap::new();
         let mut named = Vec::new();
-        for (cname, l) in locations {
-            match self.matched(cname, l) {
-                Matched::Node(i) => named.extend(i),
+        for at in locations {
+            match &at.matched {
+                Matched::Node(i) => named.extend(*i),
                 Matched::Classes(matched) => {
-                    for &c in matched {
-                        *classes.entry(c).or_insert(Score::ZERO) += l.score;
+                    for &c in matched.iter() {
+                        *classes.entry(c).or_insert(Score::ZERO) += at.l.score;
                     }
                 }
             }
@@ -367,11 +375,11 @@ impl<'s, 'a> Ranker<'s, 'a> {
         named.dedup();
         let on = |i: usize| {
             let class = self.classes.of(i);
-            let hits = |(cname, l): &&(&str, &LocationConstraint)| match self.matched(cname, l) {
-                Matched::Node(n) => n == Some(i),
+            let hits = |at: &&Location| match &at.matched {
+                Matched::Node(n) => *n == Some(i),
                 Matched::Classes(matched) => matched.binary_search(&class).is_ok(),
             };
-            let scores = locations.iter().filter(hits).map(|(_, l)| l.score);
+            let scores = locations.iter().filter(hits).map(|at| at.l.score);
             (i, scores.sum())
         };
         let nodes = named.into_iter().map(on).collect();
@@ -415,23 +423,15 @@ impl<'s, 'a> Ranker<'s, 'a> {
 
     /// The location stage: each location constraint's score on the nodes it matches.
     fn location(&self, s: &mut Scores, bundle: &str) {
-        for (cname, l) in self.locations.get(bundle).map_or(&[][..], Vec::as_slice) {
-            let source = || format!("location {cname}");
-            match self.matched(cname, l) {
-                Matched::Node(Some(i)) => s.add(i, Stage::Location, source, l.score),
+        for at in self.locations.get(bundle).map_or(&[][..], Vec::as_slice) {
+            let source = || format!("location {}", at.name);
+            match &at.matched {
+                Matched::Node(Some(i)) => s.add(*i, Stage::Location, source, at.l.score),
                 Matched::Node(None) => {}
                 Matched::Classes(classes) => {
-                    s.add_classes(classes, Stage::Location, source, l.score);
+                    s.add_classes(classes, Stage::Location, source, at.l.score);
                 }
             }
-        }
-    }
-
-    /// What location constraint `cname` matches.
-    fn matched(&self, cname: &str, l: &LocationConstraint) -> Matched<'_> {
-        match &l.node {
-            Some(n) => Matched::Node(self.nodes.of(n.as_str())),
-            None => Matched::Classes(self.rule_classes.get(cname).map_or(&[][..], |c| &c[..])),
         }
     }
 
@@ -548,10 +548,18 @@ impl<'s, 'a> Ranker<'s, 'a> {
 }
 
 /// What a location constraint matches: the node it names (if there is one), or the
-/// classes of the nodes its rule matches.
-enum Matched<'r> {
+/// classes of the nodes its rule matches (worked out once per distinct rule).
+enum Matched {
     Node(Option<usize>),
-    Classes(&'r [usize]),
+    Classes(Rc<[usize]>),
+}
+
+/// A location constraint, by name, with what it matches: worked out once per plan, as
+/// every bundle it places reads it once per round of placement.
+struct Location<'a> {
+    name: &'a str,
+    l: &'a LocationConstraint,
+    matched: Matched,
 }
 
 /// A dependent whose preferences a primary takes, with the weight they are taken at.

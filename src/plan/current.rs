@@ -66,6 +66,14 @@ pub fn by_index<'c, 'a>(copies: &'c [Copy<'a>]) -> impl Iterator<Item = (u32, &'
         .filter_map(|c| Some((c.first()?.index, c)))
 }
 
+/// The copies of instance `index` among `all`, the copies of its bundle (as
+/// [`Current::all_of`] gives them).
+pub fn of_index<'c, 'a>(all: &'c [Copy<'a>], index: u32) -> &'c [Copy<'a>] {
+    let from = all.partition_point(|c| c.index < index);
+    let to = from + all[from..].partition_point(|c| c.index == index);
+    &all[from..to]
+}
+
 /// The observed state indexed for planning.
 pub struct Current<'a> {
     /// Copies by bundle, ordered by instance number and then node name: one list per
@@ -166,12 +174,11 @@ impl<'a> Current<'a> {
         }
     }
 
-    /// Where a single-writer instance must stay because a lost node that cannot be
-    /// fenced may still run a copy of it: the reachable node it runs on, or else the lost
-    /// node (`None` when it is free to be placed). Invariants 1 and 3: it may not start
-    /// anywhere new until that node is fenced or confirmed off.
-    pub fn frozen(&self, bundle: &str, index: u32) -> Option<&'a Name> {
-        let copies = self.of(bundle, index);
+    /// Where a single-writer instance with `copies` must stay because a lost node that
+    /// cannot be fenced may still run a copy of it: the reachable node it runs on, or else
+    /// the lost node (`None` when it is free to be placed). Invariants 1 and 3: it may not
+    /// start anywhere new until that node is fenced or confirmed off.
+    pub fn frozen(&self, copies: &[Copy<'a>]) -> Option<&'a Name> {
         let stuck = copies.iter().find(|c| {
             c.whereabouts == Whereabouts::Unknown && self.unfenceable.contains_key(c.node.as_str())
         })?;
@@ -201,10 +208,7 @@ impl<'a> Current<'a> {
 
     /// The copies of instance `index` of `bundle`.
     pub fn of(&self, bundle: &str, index: u32) -> &[Copy<'a>] {
-        let all = self.all_of(bundle);
-        let from = all.partition_point(|c| c.index < index);
-        let to = from + all[from..].partition_point(|c| c.index == index);
-        &all[from..to]
+        of_index(self.all_of(bundle), index)
     }
 }
 

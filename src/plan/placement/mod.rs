@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::rc::Rc;
 
-use super::current::{Current, Whereabouts, by_index};
+use super::current::{Copy, Current, Whereabouts, by_index, of_index};
 use super::model::{Placement, Stage};
 use super::{HashMap, HashSet, colocation};
 use crate::observed::Observed;
@@ -687,23 +687,49 @@ struct Bundle<'b, 'a> {
     /// Whether the bundle cannot run where the dependents that must join it do not fit
     /// (see [`Placer::needs_joiners`]).
     with_joiners: bool,
+    /// Its copies ([`Current::all_of`]), looked up once rather than per instance.
+    copies: &'b [Copy<'a>],
+    /// The node each instance is on, by number below `replicas`, as this round sees it
+    /// (see [`Placer::homes`]).
+    homes: Vec<Option<usize>>,
 }
 
-impl<'a> Placer<'_, 'a> {
-    /// The node the instance is on, as this round sees it: none for a bundle placed as
-    /// if it ran nowhere ([`Round::unstuck`]).
-    fn home(&self, bundle: &str, index: u32) -> Option<usize> {
-        if self.unstuck.contains(bundle) {
-            return None;
+impl<'b, 'a> Bundle<'b, 'a> {
+    /// The copies of instance `index`.
+    fn of(&self, index: u32) -> &'b [Copy<'a>] {
+        of_index(self.copies, index)
+    }
+
+    /// The node instance `index` is on, as this round sees it.
+    fn home(&self, index: u32) -> Option<usize> {
+        let at = usize::try_from(index).ok()?;
+        self.homes.get(at).copied().flatten()
+    }
+}
+
+impl<'p, 'a> Placer<'p, 'a> {
+    /// The copies of `bundle`, and the node each of its instances numbered below
+    /// `replicas` is on, as this round sees it: none for a bundle placed as if it ran
+    /// nowhere ([`Round::unstuck`]). Worked out once per bundle placed: each instance
+    /// asks several times.
+    fn homes(&self, bundle: &str, replicas: u32) -> (&'p [Copy<'a>], Vec<Option<usize>>) {
+        let copies = self.current.all_of(bundle);
+        let mut homes = vec![None; usize::try_from(replicas).unwrap_or(0)];
+        if !self.unstuck.contains(bundle) {
+            for (index, of) in by_index(copies) {
+                if let Some(at) = usize::try_from(index).ok().and_then(|i| homes.get_mut(i)) {
+                    *at = home(self.nodes, of);
+                }
+            }
         }
-        home(self.current, self.nodes, bundle, index)
+        (copies, homes)
     }
 
     /// The instances of `bundle` on no node that failed too often on some node, by
     /// number: placed before the other new ones, as they were while a copy of theirs was
     /// still there (the next plan, once it is gone, places them in the same order).
-    fn failed_elsewhere(&self, bundle: &str, spec: &BundleSpec) -> Vec<u32> {
-        let (observed, current) = (self.observed, self.current);
+    fn failed_elsewhere(&self, b: &Bundle<'_, 'a>) -> Vec<u32> {
+        let (observed, current, bundle) = (self.observed, self.current, b.name);
         // Most clusters have no failure on record: nothing to look up per bundle.
         if current.failed_on.is_empty() {
             return Vec::new();
@@ -711,7 +737,7 @@ impl<'a> Placer<'_, 'a> {
         let mut failed: Vec<u32> = of_bundle(&current.failed_on, bundle)
             .filter(|(index, _, on)| {
                 let out = |n: &&Name| failed_out(self.spec, observed, current, (bundle, *index), n);
-                *index < spec.replicas && self.home(bundle, *index).is_none() && on.iter().any(out)
+                *index < b.spec.replicas && b.home(*index).is_none() && on.iter().any(out)
             })
             .map(|(index, _, _)| index)
             .collect();
@@ -735,12 +761,11 @@ impl<'a> Placer<'_, 'a> {
         let (bundle, spec) = (b.name, b.spec);
         let on_fail = spec.monitor.on_fail;
         let joined = |i: u32, at: usize| !b.with_joiners || self.capacity.joined_at(bundle, i, at);
-        let mut running: Vec<(bool, bool, Score, u32)> = by_index(self.current.all_of(bundle))
+        let mut running: Vec<(bool, bool, Score, u32)> = by_index(b.copies)
             .filter(|(i, _)| *i < spec.replicas)
             .filter_map(|(i, copies)| {
                 let held = copies.iter().any(|c| c.held(on_fail));
-                self.home(bundle, i)
-                    .map(|n| (held, joined(i, n), b.base.at(n), i))
+                b.home(i).map(|n| (held, joined(i, n), b.base.at(n), i))
             })
             .collect();
         running.sort_by(|x, y| (y.0, y.1, y.2).cmp(&(x.0, x.1, x.2)).then(x.3.cmp(&y.3)));
@@ -766,6 +791,7 @@ impl<'a> Placer<'_, 'a> {
                 ))
             })
             .min();
+        let (copies, homes) = self.homes(name, spec.replicas);
         let mut b = Bundle {
             name,
             spec,
@@ -774,15 +800,15 @@ impl<'a> Placer<'_, 'a> {
             mine: Counts::default(),
             spread,
             with_joiners: self.needs_joiners(name, group),
+            copies,
+            homes,
         };
         let running = self.instance_order(&b);
-        let (current, nodes) = (self.current, self.nodes);
-        let anywhere = self.unstuck.contains(name);
-        let failed = self.failed_elsewhere(name, spec);
-        let mut fresh_ones = failed.iter().copied().chain((0..spec.replicas).filter(|i| {
-            (anywhere || home(current, nodes, name, *i).is_none())
-                && failed.binary_search(i).is_err()
-        }));
+        let failed = self.failed_elsewhere(&b);
+        let fresh: Vec<u32> = (0..spec.replicas)
+            .filter(|i| b.home(*i).is_none() && failed.binary_search(i).is_err())
+            .collect();
+        let mut fresh_ones = failed.iter().copied().chain(fresh);
         let mut running = running.into_iter();
         // A new instance (one that runs nowhere) has been placed nowhere: so will the next,
         // short of what it was short of, as placing more only fills nodes. Unless either
@@ -793,7 +819,7 @@ impl<'a> Placer<'_, 'a> {
             if self.pinned(&mut b, index) {
                 continue;
             }
-            let fresh = self.home(name, index).is_none() && !self.capacity.counts(name, index);
+            let fresh = b.home(index).is_none() && !self.capacity.counts(name, index);
             let alike =
                 |p: &Self| fresh && !feasible::may_ban_alone(p, &instance_name(name, index));
             if let Some(filler) = full_up.as_ref().filter(|_| !self.explain && alike(self)) {
@@ -893,8 +919,8 @@ impl<'a> Placer<'_, 'a> {
             self.suspended(b, index);
             return true;
         }
-        let name = instance_name(b.name, index);
-        let copies = self.current.of(b.name, index);
+        let name = || instance_name(b.name, index);
+        let copies = b.of(index);
         // Failing its check with `onFail: block`: left alone where it runs, even while
         // it waits for a mandatory `first` (block means neither moved nor stopped).
         if let Some(at) = copies
@@ -907,7 +933,7 @@ impl<'a> Placer<'_, 'a> {
             if self.explain {
                 let node = self.nodes.name(at).clone();
                 self.out.explain.push(select::stays(
-                    name,
+                    name(),
                     Some(node.clone()),
                     node,
                     "stays: fails its check, and onFail: block leaves it alone".into(),
@@ -923,7 +949,7 @@ impl<'a> Placer<'_, 'a> {
             self.capacity.release(b.name, index);
             if self.explain {
                 self.out.explain.push(select::stays(
-                    name,
+                    name(),
                     None,
                     Name::from_static("nowhere"),
                     format!("waits for {first} (mandatory order)"),
@@ -936,7 +962,7 @@ impl<'a> Placer<'_, 'a> {
         // fenced stays where it is: on the reachable node it runs on (if that node may
         // still host it), or nowhere new (design invariant 1).
         if b.spec.recovery == Recovery::Fence
-            && let Some(stay) = self.current.frozen(b.name, index)
+            && let Some(stay) = self.current.frozen(copies)
         {
             // Where it is not counted from the start of the round, it stays only if the
             // node has room left for it.
@@ -955,7 +981,7 @@ impl<'a> Placer<'_, 'a> {
             }
             if self.explain {
                 self.out.explain.push(select::stays(
-                    name,
+                    name(),
                     at.map(|i| self.nodes.name(i).clone()),
                     stay.clone(),
                     "stays: a copy may still run on a lost node that cannot be fenced".into(),
@@ -972,8 +998,7 @@ impl<'a> Placer<'_, 'a> {
     /// it see it there (a dependent keeps its place). Nothing is decided for it, so the
     /// steps leave it alone (invariants 1 to 4 hold: no step touches it).
     fn suspended(&mut self, b: &mut Bundle<'_, 'a>, index: u32) {
-        let current = self.current;
-        let runs = current.of(b.name, index).iter().find(|c| c.running());
+        let runs = b.of(index).iter().find(|c| c.running());
         let at = runs.and_then(|c| self.nodes.of(c.node.as_str()));
         if let Some(i) = at {
             self.put(b, index, i);
@@ -1011,7 +1036,7 @@ impl<'a> Placer<'_, 'a> {
         // With its dependents' needs where some node has room for them all; not on the
         // node the instance is on (they never make it leave), unless it cannot run
         // without them (`with_joiners`): it cannot stay where they cannot join it.
-        let here = self.home(b.name, index);
+        let here = b.home(index);
         let anchored = here.filter(|_| !b.with_joiners);
         let need = capacity.need(b.name, index);
         let joined = |i: usize| match i {
@@ -1138,6 +1163,7 @@ impl<'a> Placer<'_, 'a> {
             let base =
                 self.ranker
                     .bundle_scores(bundle, Some(&last), &self.placed_on, &self.out.node);
+            let (copies, homes) = self.homes(bundle, spec.replicas);
             let mut b = Bundle {
                 name: bundle,
                 spec,
@@ -1146,6 +1172,8 @@ impl<'a> Placer<'_, 'a> {
                 mine,
                 spread: None,
                 with_joiners: self.needs_joiners(bundle, Some(group)),
+                copies,
+                homes,
             };
             for &(_, index) in left.iter().filter(|(b, _)| *b == bundle) {
                 let name = instance_name(bundle, index);
@@ -1234,9 +1262,9 @@ fn of_bundle<'m, K: Borrow<str> + Ord, V>(
         })
 }
 
-/// The node an instance is on: where it runs, else where its reachable container is.
-fn home(current: &Current<'_>, nodes: &Nodes<'_>, bundle: &str, index: u32) -> Option<usize> {
-    let copies = current.of(bundle, index);
+/// The node an instance with `copies` is on: where it runs, else where its reachable
+/// container is.
+fn home(nodes: &Nodes<'_>, copies: &[Copy<'_>]) -> Option<usize> {
     copies
         .iter()
         .find(|c| c.running())

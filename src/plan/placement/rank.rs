@@ -56,7 +56,7 @@ pub(super) fn stickiness(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, index: u32, own
     if p.unstuck.contains(b.name) {
         return;
     }
-    let copies = p.current.of(b.name, index);
+    let copies = b.of(index);
     let sticky = copies.iter().any(|c| c.running());
     for copy in copies
         .iter()

@@ -321,7 +321,8 @@ impl Scores {
             .filter(|c| self.whole(*c))
             .map(|c| (self.class[c], Holder::Class(c)));
         let nodes = self.apart.iter().map(|&(i, s)| (s, Holder::Node(i)));
-        let mut tiers: Vec<(Score, Holder)> = classes.chain(nodes).collect();
+        let mut tiers = Vec::with_capacity(self.class.len() + self.apart.len());
+        tiers.extend(classes.chain(nodes));
         // In holder order already (the classes by number, then the nodes set apart, by
         // number): a stable sort by score alone keeps it within each score.
         debug_assert!(tiers.is_sorted_by_key(|t| t.1));

@@ -10,6 +10,7 @@ use fixedbitset::FixedBitSet;
 use super::scores::{Classes, Entries, Scores};
 use super::{Bundle, Counts, HashMap, NodeOf, Nodes, PlacedOn, Placer, feasible, part};
 use crate::plan::current::Whereabouts;
+use crate::plan::map_for;
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::constraint::{
     ColocationConstraint, ConstraintSpec, LocationConstraint, NODE_NAME, NodeMatcher, Rule,
@@ -107,15 +108,25 @@ impl<'s, 'a> Ranker<'s, 'a> {
         promoted: Option<&'a super::Promoted>,
         explain: bool,
     ) -> Ranker<'s, 'a> {
-        let (classes, mut rule_classes) = node_classes(spec, nodes, explain);
+        // Room for an entry per constraint of each kind: grown as they fill, these maps
+        // would hash every key again each time they double.
+        let (mut locations, mut colocations) = (0, 0);
+        for c in spec.constraints.values() {
+            match c {
+                ConstraintSpec::Location(_) => locations += 1,
+                ConstraintSpec::Colocation(_) => colocations += 1,
+                ConstraintSpec::Order(_) => {}
+            }
+        }
+        let (classes, mut rule_classes) = node_classes(spec, nodes, locations, explain);
         let mut r = Ranker {
             spec,
             nodes,
             unusable: (0..usable.len()).filter(|i| !usable[*i]).collect(),
-            locations: HashMap::default(),
-            colocations: HashMap::default(),
+            locations: map_for(locations),
+            colocations: map_for(colocations),
             shunned_by: HashMap::default(),
-            dependents_of: HashMap::default(),
+            dependents_of: map_for(colocations),
             classes: Rc::new(classes),
             promoted,
             explain,
@@ -578,11 +589,12 @@ struct Weighed<'a> {
 fn node_classes<'a>(
     spec: &'a SpecSet,
     nodes: &Nodes<'_>,
+    locations: usize,
     explain: bool,
 ) -> (Classes, HashMap<&'a str, Rc<[usize]>>) {
     let named = nodes.specs.iter().map(|n| (n.name.as_str(), &n.attributes));
     let mut matcher = NodeMatcher::new(named);
-    let mut distinct: HashMap<&'a Rule, usize> = HashMap::default();
+    let mut distinct: HashMap<&'a Rule, usize> = map_for(locations);
     let mut same: HashMap<FixedBitSet, usize> = HashMap::default();
     let mut rule_of = Vec::new();
     for (cname, c) in &spec.constraints {

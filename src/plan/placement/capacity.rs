@@ -558,11 +558,16 @@ impl<'a> Capacity<'a> {
 
     /// Counts instance `index` of `bundle` on node `at` (moving its count there).
     pub(super) fn take(&mut self, bundle: &'a str, index: u32, at: usize) {
-        self.release(bundle, index);
         if at >= self.used.len() {
+            self.release(bundle, index);
             return;
         }
-        self.at_index.entry(bundle).or_default().insert(index, at);
+        let by = self.at_index.entry(bundle).or_default();
+        let was = by.remove(index);
+        by.insert(index, at);
+        if let Some(was) = was {
+            self.uncount(bundle, index, was);
+        }
         self.pair(bundle, index, at, true);
         let Some(need) = self.base.needs.get(bundle) else {
             return;
@@ -599,8 +604,16 @@ impl<'a> Capacity<'a> {
     /// Counts the instance nowhere; returns the node its needs were counted on.
     pub(super) fn release(&mut self, bundle: &'a str, index: u32) -> Option<usize> {
         let at = self.at_index.get_mut(bundle)?.remove(index)?;
+        self.uncount(bundle, index, at).then_some(at)
+    }
+
+    /// Takes instance `index` of `bundle`, no longer numbered among those counted, off
+    /// the counts of node `at`; whether its bundle's needs were counted there.
+    fn uncount(&mut self, bundle: &'a str, index: u32, at: usize) -> bool {
         self.pair(bundle, index, at, false);
-        let need = self.base.needs.get(bundle)?;
+        let Some(need) = self.base.needs.get(bundle) else {
+            return false;
+        };
         if let Some(counts) = self.on_node.get_mut(bundle) {
             counts.remove_one(at);
         }
@@ -610,7 +623,7 @@ impl<'a> Capacity<'a> {
             }
             self.changed.push(at);
         }
-        Some(at)
+        true
     }
 
     /// What node `i` has free of quantity `q`.

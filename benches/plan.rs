@@ -21,7 +21,8 @@
 //! `-- double` runs 2,000 nodes x 20,000 instances, quorate only (`crm_simulate -R` takes
 //! many minutes at the large size already), and prints what doubling the nodes and
 //! instances from the large size cost, when both ran (`-- large double`): for the
-//! processes, the two sizes' `quorate plan` run again, taking turns. `-- wide` (2,000 x
+//! processes, the two sizes' `quorate plan` run again, taking turns (15 times each; the
+//! memory is the peak RSS over those runs). `-- wide` (2,000 x
 //! 10,000) and `-- deep` (1,000 x 20,000), run only when named, print the same for
 //! doubling the nodes alone and the instances alone (`-- large wide deep`). `-- huge` runs
 //! 10,000 nodes x 100,000 instances, the most instances a spec set may ask for, quorate
@@ -527,7 +528,6 @@ fn doubled(before: &Size, size: &Size) -> Option<&'static str> {
 struct Measured {
     in_process: (Duration, Duration),
     heap_mib: (f64, f64),
-    rss_mib: (f64, f64),
     inputs: Inputs,
 }
 
@@ -551,29 +551,35 @@ impl Inputs {
     }
 }
 
-/// How many times each size's `quorate plan` runs, taking turns, for the doubling.
-const DOUBLING_RUNS: usize = 7;
+/// How many times each size's `quorate plan` runs, taking turns, for the doubling. With
+/// 7, two runs of the bench on one build gave 2.14x and 2.28x with a node lost.
+const DOUBLING_RUNS: usize = 15;
 
 impl Measured {
     /// Prints what this size cost against `half`, a size with half its `what` (nodes,
     /// instances or both) and the same of the other. The processes of the two sizes run
     /// again in turn, so that both meet the machine in the same state (its other tenants,
     /// its clock); apart, a few runs each, the ratio moves by a tenth from one batch to
-    /// the next.
+    /// the next. The memory is the peak RSS of each over those runs.
     fn doubling_from(&self, half: &Measured, what: &str) {
         let t = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
         let mut times: [Vec<Duration>; 4] = Default::default();
+        let mut peaks = [0.0f64; 4];
         for _ in 0..DOUBLING_RUNS {
             for (k, lost) in [false, true].into_iter().enumerate() {
                 for (j, inputs) in [&half.inputs, &self.inputs].into_iter().enumerate() {
                     match measure(&mut inputs.plan(lost)) {
-                        Ok(r) => times[2 * k + j].push(r.time),
+                        Ok(r) => {
+                            times[2 * k + j].push(r.time);
+                            peaks[2 * k + j] = peaks[2 * k + j].max(r.peak_mib);
+                        }
                         Err(e) => panic!("quorate plan failed: {e}"),
                     }
                 }
             }
         }
         let [half_fresh, fresh, half_lost, lost] = times.map(median);
+        let [half_fresh_rss, fresh_rss, half_lost_rss, lost_rss] = peaks;
         println!(
             "  twice the {what}: plan() {:.2}x / {:.2}x, heap {:.2}x / {:.2}x; process {:.2}x / {:.2}x ({} runs each, in turn), RSS {:.2}x / {:.2}x (fresh / lost)",
             t(self.in_process.0, half.in_process.0),
@@ -583,8 +589,8 @@ impl Measured {
             t(fresh, half_fresh),
             t(lost, half_lost),
             DOUBLING_RUNS,
-            self.rss_mib.0 / half.rss_mib.0,
-            self.rss_mib.1 / half.rss_mib.1,
+            fresh_rss / half_fresh_rss,
+            lost_rss / half_lost_rss,
         );
     }
 }
@@ -665,7 +671,6 @@ fn run_size(size: &Size) -> Measured {
     let measured = Measured {
         in_process: (t_fresh, t_lost),
         heap_mib: (heap_fresh, heap_lost),
-        rss_mib: (q_fresh.peak_mib, q_lost.peak_mib),
         inputs,
     };
 

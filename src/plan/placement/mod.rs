@@ -710,16 +710,17 @@ impl<'b, 'a> Bundle<'b, 'a> {
 impl<'p, 'a> Placer<'p, 'a> {
     /// The copies of `bundle`, and the node each of its instances numbered below
     /// `replicas` is on, as this round sees it: none for a bundle placed as if it ran
-    /// nowhere ([`Round::unstuck`]). Worked out once per bundle placed: each instance
-    /// asks several times.
+    /// nowhere ([`Round::unstuck`]), or that has no copies (then the vector is empty).
+    /// Worked out once per bundle placed: each instance asks several times.
     fn homes(&self, bundle: &str, replicas: u32) -> (&'p [Copy<'a>], Vec<Option<usize>>) {
         let copies = self.current.all_of(bundle);
+        if copies.is_empty() || self.unstuck.contains(bundle) {
+            return (copies, Vec::new());
+        }
         let mut homes = vec![None; usize::try_from(replicas).unwrap_or(0)];
-        if !self.unstuck.contains(bundle) {
-            for (index, of) in by_index(copies) {
-                if let Some(at) = usize::try_from(index).ok().and_then(|i| homes.get_mut(i)) {
-                    *at = home(self.nodes, of);
-                }
+        for (index, of) in by_index(copies) {
+            if let Some(at) = usize::try_from(index).ok().and_then(|i| homes.get_mut(i)) {
+                *at = home(self.nodes, of);
             }
         }
         (copies, homes)

@@ -261,22 +261,16 @@ pub fn env_name(long: &str) -> String {
 }
 
 fn with_env(cmd: clap::Command) -> clap::Command {
-    let ids: Vec<(clap::Id, String)> = cmd
-        .get_arguments()
-        .filter_map(|a| {
-            let long = a.get_long()?;
-            (!matches!(long, "help" | "version")).then(|| (a.get_id().clone(), env_name(long)))
-        })
-        .collect();
-    let cmd = ids.into_iter().fold(cmd, |c, (id, env)| {
-        c.mut_arg(id, |a| a.env(env).hide_env_values(true))
-    });
-    let subs: Vec<String> = cmd
-        .get_subcommands()
-        .map(|s| s.get_name().to_owned())
-        .collect();
-    subs.into_iter()
-        .fold(cmd, |c, name| c.mut_subcommand(name, with_env))
+    // In place: taking each argument out by name and putting it back moved the whole
+    // command tree once per argument, a third of what `quorate --version` did.
+    cmd.mut_args(|a| match a.get_long() {
+        Some(long) if !matches!(long, "help" | "version") => {
+            let env = env_name(long);
+            a.env(env).hide_env_values(true)
+        }
+        _ => a,
+    })
+    .mut_subcommands(with_env)
 }
 
 /// The multi-threaded async runtime of the commands that talk to a cluster; `Err` is the

@@ -1,6 +1,7 @@
 //! The one topological sort (Kahn's algorithm), for every ordering quorate makes: the
 //! order bundles are planned in (order constraints), the order they are placed in
-//! (colocations), the order of a plan's steps, and validation's search for order cycles.
+//! (colocations), the order of a plan's steps, and validation's search for order cycles;
+//! and [`Buckets`], the lists of a graph's vertices held in one vector.
 
 use std::collections::BinaryHeap;
 use std::hash::Hash;
@@ -68,6 +69,63 @@ pub(crate) fn toposort<V: Copy + Ord + Hash, K: Ord>(
     Sorted { order, left }
 }
 
+/// Items grouped by a number below `n` (a vertex, a component), each group's items in
+/// the order they came, all of them in one vector: at thousands of groups, a vector each
+/// is as many allocations spread through memory, and walking them misses the cache.
+pub(crate) struct Buckets<T> {
+    /// Where each group starts in `items`, and after the last, where the items end.
+    start: Vec<usize>,
+    items: Vec<T>,
+}
+
+impl<T: Copy + Default> Buckets<T> {
+    /// The `pairs` (group, item) grouped; a pair of a group not below `n` is left out.
+    /// The pairs are walked twice: once to count each group, once to fill it.
+    pub(crate) fn new<I>(n: usize, pairs: I) -> Buckets<T>
+    where
+        I: IntoIterator<Item = (usize, T)>,
+        I::IntoIter: Clone,
+    {
+        let pairs = pairs.into_iter().filter(move |(k, _)| *k < n);
+        let mut start = vec![0usize; n + 1];
+        for (k, _) in pairs.clone() {
+            start[k + 1] += 1;
+        }
+        for k in 0..n {
+            start[k + 1] += start[k];
+        }
+        let mut next = start.clone();
+        let mut items = vec![T::default(); start[n]];
+        for (k, item) in pairs {
+            items[next[k]] = item;
+            next[k] += 1;
+        }
+        Buckets { start, items }
+    }
+
+    /// The items of group `k` (none for a group not below `n`).
+    pub(crate) fn of(&self, k: usize) -> &[T] {
+        self.range(k).and_then(|r| self.items.get(r)).unwrap_or(&[])
+    }
+
+    /// The items of group `k`, to reorder.
+    pub(crate) fn of_mut(&mut self, k: usize) -> &mut [T] {
+        match self.range(k) {
+            Some(r) => self.items.get_mut(r).unwrap_or(&mut []),
+            None => &mut [],
+        }
+    }
+
+    /// How many groups there are (`n`).
+    pub(crate) fn len(&self) -> usize {
+        self.start.len().saturating_sub(1)
+    }
+
+    fn range(&self, k: usize) -> Option<std::ops::Range<usize>> {
+        Some(*self.start.get(k)?..*self.start.get(k.checked_add(1)?)?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::cmp::Reverse;
@@ -99,5 +157,20 @@ mod tests {
         );
         assert_eq!(s.order, ["w"]);
         assert_eq!(s.left, ["z", "y", "x"]);
+    }
+
+    #[test]
+    fn buckets_keep_each_groups_items_in_the_order_they_came() {
+        let b: Buckets<char> = Buckets::new(4, [(2, 'a'), (0, 'b'), (2, 'c'), (9, 'x'), (0, 'd')]);
+        assert_eq!(b.len(), 4);
+        assert_eq!(b.of(0), ['b', 'd']);
+        assert!(b.of(1).is_empty());
+        assert_eq!(b.of(2), ['a', 'c']);
+        assert!(b.of(3).is_empty());
+        assert!(b.of(4).is_empty(), "a group past the last has nothing");
+        let mut b = b;
+        b.of_mut(2).reverse();
+        assert_eq!(b.of(2), ['c', 'a']);
+        assert_eq!(b.of(0), ['b', 'd']);
     }
 }

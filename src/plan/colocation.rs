@@ -17,6 +17,7 @@
 use std::cmp::Reverse;
 
 use super::HashMap;
+use crate::graph::Buckets;
 use crate::spec::SpecSet;
 use crate::spec::bundle::BundleSpec;
 use crate::spec::constraint::ConstraintSpec;
@@ -53,25 +54,21 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     // numbered from 0, fewer than the bundles: vectors by number hold what they group.
     let unit = components(names.len(), &hard);
     let part = components(names.len(), &all);
-    let mut units: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
-    for (b, u) in unit.iter().enumerate() {
-        units[*u].push(b);
-    }
-    for members in &mut units {
-        members.sort_by_key(|b| Reverse(key(*b)));
+    let mut units = Buckets::new(names.len(), unit.iter().copied().zip(0..));
+    for u in 0..units.len() {
+        units.of_mut(u).sort_by_key(|b| Reverse(key(*b)));
     }
     // Their keys are worked out once, as sorting asks for them at every step.
-    let unit_keys: Vec<_> = units.iter().map(|m| m.first().map(|b| key(*b))).collect();
+    let first = |u: usize| units.of(u).first().copied();
+    let unit_keys: Vec<_> = (0..units.len()).map(|u| first(u).map(key)).collect();
     let unit_key = |u: usize| unit_keys.get(u).copied().flatten();
-    let mut parts: Vec<Vec<usize>> = vec![Vec::new(); names.len()]; // part -> its units
-    for (u, members) in units.iter().enumerate() {
-        if let Some(&first) = members.first() {
-            parts[part[first]].push(u);
-        }
-    }
-    let part_keys: Vec<_> = parts
-        .iter()
-        .map(|its| its.iter().filter_map(|u| unit_key(*u)).max())
+    // Part -> its units.
+    let parts = Buckets::new(
+        names.len(),
+        (0..units.len()).filter_map(|u| Some((*part.get(first(u)?)?, u))),
+    );
+    let part_keys: Vec<_> = (0..parts.len())
+        .map(|p| parts.of(p).iter().filter_map(|u| unit_key(*u)).max())
         .collect();
 
     // The parts in dependency order, each at the turn of the first part that follows it
@@ -83,24 +80,23 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     let part_key = |p: usize| (key_of(&turns, p), key_of(&part_keys, p));
     // The hard edges between units, by the part both ends are in (each part's units
     // are sorted with their own edges only, so sorting costs what the part holds).
-    let part_of_unit = |u: usize| units.get(u).and_then(|m| m.first()).map(|b| part[*b]);
+    let part_of_unit = |u: usize| first(u).and_then(|b| part.get(b).copied());
     let by_part = |edges: &[(usize, usize)]| {
-        let mut by_part: Vec<Vec<(usize, usize)>> = vec![Vec::new(); names.len()];
-        for (w, b) in between(&unit, edges) {
-            if let Some(p) = part_of_unit(w).filter(|p| part_of_unit(b) == Some(*p)) {
-                by_part[p].push((w, b));
-            }
-        }
-        by_part
+        let edges = between(&unit, edges);
+        let inside = edges.iter().filter_map(|&(w, b)| {
+            let p = part_of_unit(w).filter(|p| part_of_unit(b) == Some(*p))?;
+            Some((p, (w, b)))
+        });
+        Buckets::new(names.len(), inside)
     };
     let (unit_edges, role_edges) = (by_part(&hard), by_part(&roles));
     let mut bundles = Vec::with_capacity(names.len());
     let mut in_order = Vec::with_capacity(names.len());
     let mut groups = Vec::new();
-    let used = (0..names.len()).filter(|p| !parts[*p].is_empty());
+    let used = (0..parts.len()).filter(|p| !parts.of(*p).is_empty());
     for p in kahn(used, part_edges, part_key).order {
-        let (edges, roles) = (&unit_edges[p], &role_edges[p]);
-        let sorted = match parts[p].as_slice() {
+        let (edges, roles) = (unit_edges.of(p), role_edges.of(p));
+        let sorted = match parts.of(p) {
             // Most parts are one unit: nothing to sort.
             [unit] => vec![*unit],
             inside => {
@@ -116,11 +112,11 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
             }
         };
         for u in sorted {
-            let members: Vec<&str> = units[u].iter().map(|b| names[*b]).collect();
-            bundles.extend(&members);
-            in_order.extend(units[u].iter().map(|b| specs[*b]));
+            let members = units.of(u);
+            bundles.extend(members.iter().map(|b| names[*b]));
+            in_order.extend(members.iter().map(|b| specs[*b]));
             if members.len() > 1 {
-                groups.push(members);
+                groups.push(members.iter().map(|b| names[*b]).collect());
             }
         }
     }
@@ -248,23 +244,20 @@ fn kahn<K: Ord>(
 /// numbered in topological order: an edge between two goes from the lower number to
 /// the higher.
 fn components(n: usize, edges: &[(usize, usize)]) -> Vec<usize> {
-    let mut out = vec![Vec::new(); n];
-    let mut inn = vec![Vec::new(); n];
-    for &(a, b) in edges {
-        out[a].push(b);
-        inn[b].push(a);
-    }
+    let out = Buckets::new(n, edges.iter().copied());
+    let inn = Buckets::new(n, edges.iter().map(|&(a, b)| (b, a)));
     let mut seen = vec![false; n];
     let mut finished = Vec::with_capacity(n);
+    let mut stack: Vec<(usize, usize)> = Vec::new();
     for start in 0..n {
         if seen[start] {
             continue;
         }
         seen[start] = true;
-        let mut stack = vec![(start, 0usize)];
+        stack.push((start, 0));
         while let Some(top) = stack.last_mut() {
             let (v, i) = *top;
-            match out[v].get(i) {
+            match out.of(v).get(i) {
                 Some(&w) => {
                     top.1 += 1;
                     if !seen[w] {
@@ -281,14 +274,15 @@ fn components(n: usize, edges: &[(usize, usize)]) -> Vec<usize> {
     }
     let mut component = vec![usize::MAX; n];
     let mut count = 0;
+    let mut stack: Vec<usize> = Vec::new();
     for &start in finished.iter().rev() {
         if component[start] != usize::MAX {
             continue;
         }
         component[start] = count;
-        let mut stack = vec![start];
+        stack.push(start);
         while let Some(v) = stack.pop() {
-            for &w in &inn[v] {
+            for &w in inn.of(v) {
                 if component[w] == usize::MAX {
                     component[w] = count;
                     stack.push(w);

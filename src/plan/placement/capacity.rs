@@ -24,7 +24,6 @@ use super::feasible::Ban;
 use super::rank::DEPENDENT_DEPTH;
 use super::{Counts, HashMap, HashSet, Nodes, Positions, Promoted};
 use crate::plan::current::{Current, by_index};
-use crate::plan::map_for;
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::bundle::BundleSpec;
 use crate::spec::cluster::PlacementStrategy;
@@ -157,29 +156,48 @@ pub(super) struct Capacity<'a> {
     base: Rc<Base<'a>>,
     /// Per node, the needs of the instances counted there.
     used: Vec<Vec<u64>>,
-    /// Per bundle, how many of its instances are counted on each node that has any.
-    on_node: HashMap<&'a str, Counts>,
-    /// Per bundle, the node of each instance placed or counted, by number: where its
-    /// needs are counted, and for a bundle that needs nothing where it is placed (its
-    /// dependents' needs go with it).
-    at_index: HashMap<&'a str, ByIndex>,
-    /// Per bundle, for each of its dependents (in the order of `dependents`), how many of
-    /// the bundle's instances that dependent joins (those numbered below its replicas)
-    /// are placed or counted on each node.
-    joined: HashMap<&'a str, Vec<Counts>>,
+    /// Per bundle, by its number ([`Base::id`]), what is counted of it.
+    kept: Vec<Kept>,
     /// No instance anywhere (what a bundle without any counts has).
     none: Counts,
-    /// Where the running instances were counted from the start, in no particular order.
-    claimed: Vec<((&'a str, u32), usize)>,
-    /// Per bundle, the bundles placed after it that are colocated with it by `INFINITY`
-    /// and need something (its dependents, which must join its instances).
-    dependents: HashMap<&'a str, Vec<&'a str>>,
-    /// Per (bundle, dependent): the numbers of the bundle's instances the dependent
-    /// joins first, where it follows only the promoted ones and some are known
-    /// ([`joins_promoted`]), or where it runs beside some ([`joins_beside`]).
-    joins_first: JoinsFirst<'a>,
+    /// Where the running instances were counted from the start (bundle number, instance
+    /// number), in no particular order.
+    claimed: Vec<((usize, u32), usize)>,
+    /// Per bundle, by number, the bundles placed after it that are colocated with it by
+    /// `INFINITY` and need something (its dependents, which must join its instances).
+    dependents: Vec<Vec<Dependent<'a>>>,
+    /// Per bundle, by number, whether it is a dependent of a bundle placed before it.
+    joins_another: Vec<bool>,
     /// The nodes whose free capacity changed since [`Capacity::changed`] last said.
     changed: Vec<usize>,
+}
+
+/// What is counted of one bundle. Every question capacity answers is about one bundle
+/// (and its dependents), so what it asks of that bundle is in one place, found by number:
+/// a map per field, keyed by name, cost a hash and a comparison of names for each.
+#[derive(Default)]
+struct Kept {
+    /// How many of its instances are counted on each node that has any.
+    on_node: Counts,
+    /// The node of each instance placed or counted, by number: where its needs are
+    /// counted, and for a bundle that needs nothing where it is placed (its dependents'
+    /// needs go with it).
+    at_index: ByIndex,
+    /// For each of its dependents (in the order of [`Capacity::dependents`]), how many of
+    /// its instances that dependent joins (those numbered below its replicas) are placed
+    /// or counted on each node.
+    joined: Vec<Counts>,
+}
+
+/// A dependent of a bundle (see [`Capacity::dependents_of`]).
+struct Dependent<'a> {
+    /// Its number ([`Base::id`]).
+    id: usize,
+    name: &'a str,
+    /// The numbers of the bundle's instances it joins first, where it follows only the
+    /// promoted ones and some are known ([`joins_promoted`]), or where it runs beside
+    /// some ([`joins_beside`]); sorted.
+    first: Vec<u32>,
 }
 
 /// What the capacity of every round of a plan starts from, worked out once: the
@@ -191,10 +209,16 @@ pub(super) struct Base<'a> {
     quantities: Vec<&'a Name>,
     /// Per node, what it offers of each quantity (0 where it does not say).
     total: Vec<Vec<u64>>,
-    /// Per bundle, what one instance needs: (quantity, amount), amounts above 0.
-    needs: HashMap<&'a str, Vec<(usize, u64)>>,
-    /// Per bundle that needs something, its replicas.
-    replicas: HashMap<&'a str, u32>,
+    /// Every bundle's number: its place among the spec's bundles, by name. What is kept
+    /// per bundle is in vectors by number.
+    ids: HashMap<&'a str, usize>,
+    /// Per bundle, by number, its name.
+    names: Vec<&'a str>,
+    /// Per bundle, by number, what one instance needs: (quantity, amount), amounts above
+    /// 0 (none when it needs nothing).
+    needs: Vec<Vec<(usize, u64)>>,
+    /// Per bundle, by number, its replicas.
+    replicas: Vec<u32>,
     /// Per quantity, the least any bundle needs of it (0 where one needs none).
     least: Vec<u64>,
     /// Every running instance the spec wants, of a bundle that needs something or whose
@@ -232,48 +256,66 @@ impl<'a> Base<'a> {
                 .collect()
         };
         let total: Vec<Vec<u64>> = nodes.specs.iter().map(|n| row(&n.capacity)).collect();
-        let bundles = spec.bundles.len();
-        let (mut needs, mut replicas) = (map_for(bundles), map_for(bundles));
+        let names: Vec<&str> = spec.bundles.keys().map(Name::as_str).collect();
+        let mut needs = Vec::with_capacity(names.len());
         let mut least: Option<Vec<u64>> = None;
-        for (name, b) in &spec.bundles {
+        for b in spec.bundles.values() {
             let all = row(&b.needs);
-            let need: Vec<_> = all
-                .iter()
-                .copied()
-                .enumerate()
-                .filter(|(_, n)| *n > 0)
-                .collect();
-            if !need.is_empty() {
-                needs.insert(name.as_str(), need);
-                replicas.insert(name.as_str(), b.replicas);
-            }
+            let need = all.iter().copied().enumerate().filter(|(_, n)| *n > 0);
+            needs.push(need.collect());
             least = Some(match least {
                 Some(l) => l.iter().zip(&all).map(|(a, b)| *a.min(b)).collect(),
                 None => all,
             });
         }
-        let infinity = infinity(spec, at);
-        // A bundle that needs nothing counts its running instances too when a dependent
-        // that needs something joins them: its dependents' needs go where they run.
-        let carries: HashSet<&str> = infinity
-            .iter()
-            .filter(|(_, dependent, _)| needs.contains_key(dependent))
-            .map(|(with, _, _)| *with)
-            .collect();
-        let running = running(spec, nodes, current, |b| {
-            needs.contains_key(b) || carries.contains(b)
-        });
-        Rc::new(Base {
+        let mut base = Base {
             strategy,
             quantities,
             total,
+            ids: crate::plan::positions(names.iter().copied()),
+            names,
             needs,
-            replicas,
+            replicas: spec.bundles.values().map(|b| b.replicas).collect(),
             least: least.unwrap_or_default(),
-            running,
-            infinity,
+            running: Vec::new(),
+            infinity: infinity(spec, at),
             roles_only: roles_only(spec),
-        })
+        };
+        // A bundle that needs nothing counts its running instances too when a dependent
+        // that needs something joins them: its dependents' needs go where they run.
+        let carries: HashSet<&str> = base
+            .infinity
+            .iter()
+            .filter(|(_, dependent, _)| base.needs_something(dependent))
+            .map(|(with, _, _)| *with)
+            .collect();
+        base.running = running(spec, nodes, current, |b| {
+            base.needs_something(b) || carries.contains(b)
+        });
+        Rc::new(base)
+    }
+
+    /// The number of `bundle`, if the spec has it.
+    fn id(&self, bundle: &str) -> Option<usize> {
+        self.ids.get(bundle).copied()
+    }
+
+    /// What one instance of bundle number `id` needs.
+    fn needs_at(&self, id: usize) -> &[(usize, u64)] {
+        self.needs.get(id).map_or(&[][..], Vec::as_slice)
+    }
+
+    /// Whether an instance of `bundle` needs anything.
+    fn needs_something(&self, bundle: &str) -> bool {
+        self.id(bundle)
+            .is_some_and(|id| !self.needs_at(id).is_empty())
+    }
+
+    /// The replicas of bundle number `id` when it needs something: only such a bundle
+    /// joins the instances of the bundle it depends on.
+    fn joining_replicas(&self, id: usize) -> Option<u32> {
+        let replicas = self.replicas.get(id).copied();
+        replicas.filter(|_| !self.needs_at(id).is_empty())
     }
 }
 
@@ -353,20 +395,21 @@ impl<'a> Capacity<'a> {
         (starved, promoted): (&BTreeMap<&'a str, &'a str>, Option<&Promoted>),
         stays: impl Fn((&str, &BundleSpec), u32, usize) -> bool,
     ) -> Capacity<'a> {
+        let bundles = base.names.len();
         let mut c = Capacity {
             base: Rc::clone(base),
             used: vec![vec![0; base.quantities.len()]; base.total.len()],
-            on_node: map_for(base.needs.len()),
-            at_index: map_for(spec.bundles.len()),
-            joined: HashMap::default(),
+            kept: std::iter::repeat_with(Kept::default)
+                .take(bundles)
+                .collect(),
             none: Counts::default(),
             claimed: Vec::new(),
-            dependents: HashMap::default(),
-            joins_first: HashMap::default(),
+            dependents: Vec::new(),
+            joins_another: vec![false; bundles],
             changed: Vec::new(),
         };
-        c.dependents = c.dependents_of(starved);
-        c.joins_first = joins_promoted(spec, current, &c.dependents, &base.roles_only, promoted);
+        let dependents = c.dependents_of(starved);
+        let mut first = joins_promoted(spec, current, &dependents, &base.roles_only, promoted);
         // Every running instance the spec wants, counted on the node it runs on if it
         // `stays` there unless placed elsewhere (counting one that leaves whatever else
         // is placed would keep an instance placed before it from the room it leaves).
@@ -376,26 +419,55 @@ impl<'a> Capacity<'a> {
             .filter(|(b, i, at)| stays(*b, *i, *at))
             .map(|((b, _), i, at)| (*b, *i, *at))
             .collect();
-        joins_beside(&mut c.joins_first, (spec, base), &c.dependents, &staying);
+        joins_beside(&mut first, (spec, base), &dependents, &staying);
+        c.dependents = c.numbered(dependents, first);
         for &(bundle, index, at) in &staying {
             c.take(bundle, index, at);
         }
-        c.claimed = c
-            .at_index
-            .iter()
-            .flat_map(|(b, by)| by.iter().map(move |(i, at)| ((*b, i), at)))
-            .collect();
+        let counted = c.kept.iter().zip(0..).flat_map(|(k, id)| {
+            let at = k.at_index.iter();
+            at.map(move |(i, at)| ((id, i), at))
+        });
+        c.claimed = counted.collect();
         c
+    }
+
+    /// `dependents` by name, with the instances each joins `first`, by bundle number;
+    /// marks each dependent in `joins_another`.
+    fn numbered(
+        &mut self,
+        dependents: HashMap<&'a str, Vec<&'a str>>,
+        mut first: JoinsFirst<'a>,
+    ) -> Vec<Vec<Dependent<'a>>> {
+        let mut numbered: Vec<Vec<Dependent<'a>>> = std::iter::repeat_with(Vec::new)
+            .take(self.kept.len())
+            .collect();
+        for (bundle, ds) in dependents {
+            let Some(theirs) = self.base.id(bundle).and_then(|id| numbered.get_mut(id)) else {
+                continue;
+            };
+            for d in ds {
+                let Some(id) = self.base.id(d) else {
+                    continue;
+                };
+                if let Some(flag) = self.joins_another.get_mut(id) {
+                    *flag = true;
+                }
+                let first = first.remove(&(bundle, d)).unwrap_or_default();
+                theirs.push(Dependent { id, name: d, first });
+            }
+        }
+        numbered
     }
 
     /// The running instances counted on their node from the start that are now counted
     /// elsewhere or nowhere.
     pub(super) fn left(&self) -> BTreeSet<(&'a str, u32)> {
-        self.claimed
-            .iter()
-            .filter(|((b, i), at)| self.at_index.get(b).and_then(|by| by.get(*i)) != Some(*at))
-            .map(|(key, _)| *key)
-            .collect()
+        let moved = |((id, i), at): &((usize, u32), usize)| {
+            let now = self.kept.get(*id).and_then(|k| k.at_index.get(*i));
+            (now != Some(*at)).then(|| Some((*self.base.names.get(*id)?, *i)))?
+        };
+        self.claimed.iter().filter_map(moved).collect()
     }
 
     /// Each bundle's dependents: bundles placed after it (by `order`) with an `INFINITY`
@@ -425,7 +497,7 @@ impl<'a> Capacity<'a> {
             let below = chain_below(&plain, with);
             let mut seen: HashSet<&str> = HashSet::default();
             theirs.extend(below);
-            theirs.retain(|d| self.base.needs.contains_key(d) && seen.insert(d));
+            theirs.retain(|d| self.base.needs_something(d) && seen.insert(d));
         }
         dependents.retain(|_, ds| !ds.is_empty());
         dependents
@@ -434,15 +506,15 @@ impl<'a> Capacity<'a> {
     /// Whether `dependent` must join the instances of `bundle` (its needs are counted
     /// with theirs).
     pub(super) fn joins(&self, dependent: &str, bundle: &str) -> bool {
-        self.dependents
-            .get(bundle)
-            .is_some_and(|ds| ds.contains(&dependent))
+        let theirs = self.base.id(bundle).and_then(|id| self.dependents.get(id));
+        theirs.is_some_and(|ds| ds.iter().any(|d| d.name == dependent))
     }
 
     /// Whether `bundle` is a dependent that must join the instances of a bundle placed
     /// before it (its needs are counted with theirs).
     pub(super) fn joins_another(&self, bundle: &str) -> bool {
-        self.dependents.values().flatten().any(|d| *d == bundle)
+        let id = self.base.id(bundle);
+        id.is_some_and(|id| self.joins_another.get(id) == Some(&true))
     }
 
     /// What instance `index` of `bundle` needs on a node (selection asks node by node):
@@ -457,30 +529,36 @@ impl<'a> Capacity<'a> {
     /// joined yet are joined later, so their dependents' needs are added as well (as many
     /// as the dependent has instances not yet counted).
     pub(super) fn need(&self, bundle: &str, index: u32) -> Need<'_> {
-        let own = self.base.needs.get(bundle).map_or(&[][..], Vec::as_slice);
-        let joined = self.joined.get(bundle).map_or(&[][..], Vec::as_slice);
+        let Some(id) = self.base.id(bundle) else {
+            return Need {
+                own: &[],
+                joining: Vec::new(),
+            };
+        };
+        let joined = self.kept.get(id).map_or(&[][..], |k| k.joined.as_slice());
         let joining = self
             .dependents
-            .get(bundle)
+            .get(id)
             .into_iter()
             .flatten()
             .enumerate()
             .filter_map(|(k, d)| {
-                let ties = (&self.base.replicas, &self.joins_first);
-                let replicas = self.base.replicas.get(*d).copied();
-                let replicas = replicas.filter(|_| joins_instance(ties, bundle, d, index))?;
-                let counts = self.on_node.get(*d).unwrap_or(&self.none);
-                let counted = self.at_index.get(*d).map_or(0, ByIndex::len);
-                let counted = u32::try_from(counted).unwrap_or(u32::MAX);
+                let replicas = self.base.joining_replicas(d.id);
+                let replicas = replicas.filter(|r| joins_instance(&d.first, *r, index))?;
+                let theirs = self.kept.get(d.id)?;
+                let counted = u32::try_from(theirs.at_index.len()).unwrap_or(u32::MAX);
                 Some(Joiner {
-                    needs: self.base.needs.get(*d)?.as_slice(),
-                    counts,
+                    needs: self.base.needs_at(d.id),
+                    counts: &theirs.on_node,
                     joined: joined.get(k).unwrap_or(&self.none),
                     spare: replicas.saturating_sub(counted).saturating_sub(1),
                 })
             })
             .collect();
-        Need { own, joining }
+        Need {
+            own: self.base.needs_at(id),
+            joining,
+        }
     }
 
     /// Whether every dependent that must join instance `index` of `bundle`, counted on
@@ -549,11 +627,14 @@ impl<'a> Capacity<'a> {
 
     /// Whether instance `index` of `bundle` is counted on some node.
     pub(super) fn counts(&self, bundle: &str, index: u32) -> bool {
-        self.base.needs.contains_key(bundle)
+        let Some(id) = self.base.id(bundle) else {
+            return false;
+        };
+        !self.base.needs_at(id).is_empty()
             && self
-                .at_index
-                .get(bundle)
-                .is_some_and(|by| by.get(index).is_some())
+                .kept
+                .get(id)
+                .is_some_and(|k| k.at_index.get(index).is_some())
     }
 
     /// Counts instance `index` of `bundle` on node `at` (moving its count there).
@@ -562,35 +643,47 @@ impl<'a> Capacity<'a> {
             self.release(bundle, index);
             return;
         }
-        let by = self.at_index.entry(bundle).or_default();
-        let was = by.remove(index);
-        by.insert(index, at);
-        if let Some(was) = was {
-            self.uncount(bundle, index, was);
-        }
-        self.pair(bundle, index, at, true);
-        let Some(need) = self.base.needs.get(bundle) else {
+        let Some(id) = self.base.id(bundle) else {
             return;
         };
+        let Some(kept) = self.kept.get_mut(id) else {
+            return;
+        };
+        let was = kept.at_index.remove(index);
+        kept.at_index.insert(index, at);
+        if let Some(was) = was {
+            self.uncount(id, index, was);
+        }
+        self.pair(id, index, at, true);
+        let need = self.base.needs_at(id);
+        if need.is_empty() {
+            return;
+        }
         if let Some(row) = self.used.get_mut(at) {
             for (q, n) in need {
                 row[*q] = row[*q].saturating_add(*n);
             }
             self.changed.push(at);
-            self.on_node.entry(bundle).or_default().add_one(at);
+            if let Some(kept) = self.kept.get_mut(id) {
+                kept.on_node.add_one(at);
+            }
         }
     }
 
-    /// Counts instance `index` of `bundle` on node `at` (`add`), or no longer, among the
-    /// instances each of its dependents joins there (those numbered below its replicas).
-    fn pair(&mut self, bundle: &'a str, index: u32, at: usize, add: bool) {
-        let Some(dependents) = self.dependents.get(bundle) else {
+    /// Counts instance `index` of bundle number `id` on node `at` (`add`), or no longer,
+    /// among the instances each of its dependents joins there (those numbered below its
+    /// replicas).
+    fn pair(&mut self, id: usize, index: u32, at: usize, add: bool) {
+        let Some(dependents) = self.dependents.get(id).filter(|ds| !ds.is_empty()) else {
             return;
         };
-        let joined = self.joined.entry(bundle).or_default();
-        joined.resize_with(dependents.len(), Counts::default);
-        for (d, on) in dependents.iter().zip(joined.iter_mut()) {
-            if !joins_instance((&self.base.replicas, &self.joins_first), bundle, d, index) {
+        let Some(kept) = self.kept.get_mut(id) else {
+            return;
+        };
+        kept.joined.resize_with(dependents.len(), Counts::default);
+        for (d, on) in dependents.iter().zip(kept.joined.iter_mut()) {
+            let replicas = self.base.joining_replicas(d.id);
+            if !replicas.is_some_and(|r| joins_instance(&d.first, r, index)) {
                 continue;
             }
             if add {
@@ -603,19 +696,22 @@ impl<'a> Capacity<'a> {
 
     /// Counts the instance nowhere; returns the node its needs were counted on.
     pub(super) fn release(&mut self, bundle: &'a str, index: u32) -> Option<usize> {
-        let at = self.at_index.get_mut(bundle)?.remove(index)?;
-        self.uncount(bundle, index, at).then_some(at)
+        let id = self.base.id(bundle)?;
+        let at = self.kept.get_mut(id)?.at_index.remove(index)?;
+        self.uncount(id, index, at).then_some(at)
     }
 
-    /// Takes instance `index` of `bundle`, no longer numbered among those counted, off
-    /// the counts of node `at`; whether its bundle's needs were counted there.
-    fn uncount(&mut self, bundle: &'a str, index: u32, at: usize) -> bool {
-        self.pair(bundle, index, at, false);
-        let Some(need) = self.base.needs.get(bundle) else {
+    /// Takes instance `index` of bundle number `id`, no longer numbered among those
+    /// counted, off the counts of node `at`; whether its bundle's needs were counted
+    /// there.
+    fn uncount(&mut self, id: usize, index: u32, at: usize) -> bool {
+        self.pair(id, index, at, false);
+        let need = self.base.needs_at(id);
+        if need.is_empty() {
             return false;
-        };
-        if let Some(counts) = self.on_node.get_mut(bundle) {
-            counts.remove_one(at);
+        }
+        if let Some(kept) = self.kept.get_mut(id) {
+            kept.on_node.remove_one(at);
         }
         if let Some(row) = self.used.get_mut(at) {
             for (q, n) in need {
@@ -716,21 +812,11 @@ impl<'a> Capacity<'a> {
     }
 }
 
-/// Whether `dependent` joins instance `index` of `bundle`: as many instances as it has
-/// replicas, first the promoted ones it follows (when it follows only those) or those it
-/// runs beside, then the others by number.
-fn joins_instance(
-    (replicas, first): (&HashMap<&str, u32>, &JoinsFirst<'_>),
-    bundle: &str,
-    dependent: &str,
-    index: u32,
-) -> bool {
-    let Some(r) = replicas.get(dependent).copied() else {
-        return false;
-    };
-    let numbers = first
-        .get(&(bundle, dependent))
-        .map_or(&[][..], Vec::as_slice);
+/// Whether a dependent with `r` replicas joins instance `index` of its bundle: as many
+/// instances as it has replicas, first those it joins first (`numbers`, sorted: the
+/// promoted ones it follows, when it follows only those, or those it runs beside), then
+/// the others by number.
+fn joins_instance(numbers: &[u32], r: u32, index: u32) -> bool {
     if numbers.binary_search(&index).is_ok() {
         return true;
     }
@@ -835,7 +921,7 @@ fn joins_beside<'a>(
                     .collect(),
                 None => {
                     let free = free.get_or_insert_with(|| free_after(base, staying));
-                    let needs = base.needs.get(d).map_or(&[][..], Vec::as_slice);
+                    let needs = base.id(d).map_or(&[][..], |id| base.needs_at(id));
                     with_room(mine, needs, free, replicas)
                 }
             };
@@ -852,7 +938,8 @@ fn joins_beside<'a>(
 fn free_after(base: &Base<'_>, staying: &[(&str, u32, usize)]) -> Vec<Vec<u64>> {
     let mut free = base.total.clone();
     for &(bundle, _, at) in staying {
-        let (Some(row), Some(need)) = (free.get_mut(at), base.needs.get(bundle)) else {
+        let need = base.id(bundle).map_or(&[][..], |id| base.needs_at(id));
+        let Some(row) = free.get_mut(at) else {
             continue;
         };
         for (q, n) in need {

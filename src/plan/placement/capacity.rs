@@ -223,8 +223,8 @@ pub(super) struct Base<'a> {
     least: Vec<u64>,
     /// Every running instance the spec wants, of a bundle that needs something or whose
     /// dependents do, with the node it is counted on from the start when it stays there
-    /// (see [`Capacity::new`]), by bundle name and number.
-    running: Vec<((&'a str, &'a BundleSpec), u32, usize)>,
+    /// (see [`Capacity::new`]).
+    running: Vec<Running<'a>>,
     /// The `INFINITY` colocations whose bundle is placed after the bundle it is with:
     /// (with, bundle, whether without a role), in the order of the constraints.
     infinity: Vec<(&'a str, &'a str, bool)>,
@@ -319,6 +319,22 @@ impl<'a> Base<'a> {
     }
 }
 
+/// A running instance the spec wants, and where it is counted from the start of a round
+/// in which it stays there.
+pub(super) struct Running<'a> {
+    /// Its bundle, by name and spec.
+    pub(super) bundle: (&'a str, &'a BundleSpec),
+    /// Its bundle's number ([`Base::id`]).
+    id: usize,
+    /// Its number.
+    pub(super) index: u32,
+    /// The node it is counted on.
+    pub(super) at: usize,
+    /// Whether `onFail: block` holds one of its copies (it stays whatever else is
+    /// placed).
+    pub(super) held: bool,
+}
+
 /// The running instances `spec` wants of the bundles `counted` (those that need something
 /// or carry a dependent's needs), each on the node it is counted on: that of the copy
 /// `onFail: block` holds, whichever runs first, else that of the copy that runs.
@@ -327,9 +343,10 @@ fn running<'a>(
     nodes: &Nodes<'a>,
     current: &Current<'a>,
     counted: impl Fn(&str) -> bool,
-) -> Vec<((&'a str, &'a BundleSpec), u32, usize)> {
+) -> Vec<Running<'a>> {
     let mut running = Vec::new();
-    for (bundle, b) in &spec.bundles {
+    // A bundle's number is its place among the spec's bundles ([`Base::ids`]).
+    for (id, (bundle, b)) in spec.bundles.iter().enumerate() {
         let bundle = bundle.as_str();
         if !counted(bundle) {
             continue;
@@ -337,13 +354,16 @@ fn running<'a>(
         let on_fail = b.monitor.on_fail;
         let wanted = by_index(current.all_of(bundle)).take_while(|(index, _)| *index < b.replicas);
         for (index, copies) in wanted {
-            let at = copies
-                .iter()
-                .find(|c| c.held(on_fail))
-                .or_else(|| copies.iter().find(|c| c.running()))
-                .and_then(|c| nodes.of(c.node.as_str()));
-            if let Some(at) = at {
-                running.push(((bundle, b), index, at));
+            let held = copies.iter().find(|c| c.held(on_fail));
+            let copy = held.or_else(|| copies.iter().find(|c| c.running()));
+            if let Some(at) = copy.and_then(|c| nodes.of(c.node.as_str())) {
+                running.push(Running {
+                    bundle: (bundle, b),
+                    id,
+                    index,
+                    at,
+                    held: held.is_some(),
+                });
             }
         }
     }
@@ -393,7 +413,7 @@ impl<'a> Capacity<'a> {
     pub(super) fn new(
         (spec, base, current): (&'a SpecSet, &Rc<Base<'a>>, &Current<'a>),
         (starved, promoted): (&BTreeMap<&'a str, &'a str>, Option<&Promoted>),
-        stays: impl Fn((&str, &BundleSpec), u32, usize) -> bool,
+        stays: impl Fn(&Running<'a>) -> bool,
     ) -> Capacity<'a> {
         let bundles = base.names.len();
         let mut c = Capacity {
@@ -413,16 +433,11 @@ impl<'a> Capacity<'a> {
         // Every running instance the spec wants, counted on the node it runs on if it
         // `stays` there unless placed elsewhere (counting one that leaves whatever else
         // is placed would keep an instance placed before it from the room it leaves).
-        let staying: Vec<(&'a str, u32, usize)> = base
-            .running
-            .iter()
-            .filter(|(b, i, at)| stays(*b, *i, *at))
-            .map(|((b, _), i, at)| (*b, *i, *at))
-            .collect();
+        let staying: Vec<&Running<'a>> = base.running.iter().filter(|r| stays(r)).collect();
         joins_beside(&mut first, (spec, base), &dependents, &staying);
         c.dependents = c.numbered(dependents, first);
-        for &(bundle, index, at) in &staying {
-            c.take(bundle, index, at);
+        for r in &staying {
+            c.take_at(r.id, r.index, r.at);
         }
         let counted = c.kept.iter().zip(0..).flat_map(|(k, id)| {
             let at = k.at_index.iter();
@@ -639,13 +654,18 @@ impl<'a> Capacity<'a> {
 
     /// Counts instance `index` of `bundle` on node `at` (moving its count there).
     pub(super) fn take(&mut self, bundle: &'a str, index: u32, at: usize) {
+        if let Some(id) = self.base.id(bundle) {
+            self.take_at(id, index, at);
+        }
+    }
+
+    /// Counts instance `index` of bundle number `id` on node `at` (moving its count
+    /// there).
+    fn take_at(&mut self, id: usize, index: u32, at: usize) {
         if at >= self.used.len() {
-            self.release(bundle, index);
+            self.release_at(id, index);
             return;
         }
-        let Some(id) = self.base.id(bundle) else {
-            return;
-        };
         let Some(kept) = self.kept.get_mut(id) else {
             return;
         };
@@ -696,7 +716,12 @@ impl<'a> Capacity<'a> {
 
     /// Counts the instance nowhere; returns the node its needs were counted on.
     pub(super) fn release(&mut self, bundle: &'a str, index: u32) -> Option<usize> {
-        let id = self.base.id(bundle)?;
+        self.release_at(self.base.id(bundle)?, index)
+    }
+
+    /// Counts instance `index` of bundle number `id` nowhere; returns the node its needs
+    /// were counted on.
+    fn release_at(&mut self, id: usize, index: u32) -> Option<usize> {
         let at = self.kept.get_mut(id)?.at_index.remove(index)?;
         self.uncount(id, index, at).then_some(at)
     }
@@ -884,7 +909,7 @@ fn joins_beside<'a>(
     joins: &mut JoinsFirst<'a>,
     (spec, base): (&SpecSet, &Base<'a>),
     dependents: &HashMap<&'a str, Vec<&'a str>>,
-    staying: &[(&'a str, u32, usize)],
+    staying: &[&Running<'a>],
 ) {
     // Only the instances of bundles with dependents, and of those dependents, are
     // paired: at thousands of bundles most have neither.
@@ -893,12 +918,12 @@ fn joins_beside<'a>(
         .flat_map(|(bundle, ds)| std::iter::once(*bundle).chain(ds.iter().copied()))
         .collect();
     let mut on: HashMap<&str, BTreeMap<usize, Vec<u32>>> = HashMap::default();
-    for &(bundle, index, at) in staying.iter().filter(|(b, _, _)| paired.contains(b)) {
-        on.entry(bundle)
+    for r in staying.iter().filter(|r| paired.contains(r.bundle.0)) {
+        on.entry(r.bundle.0)
             .or_default()
-            .entry(at)
+            .entry(r.at)
             .or_default()
-            .push(index);
+            .push(r.index);
     }
     let mut free: Option<Vec<Vec<u64>>> = None;
     for (bundle, ds) in dependents {
@@ -935,14 +960,13 @@ fn joins_beside<'a>(
 }
 
 /// What each node has free of each quantity once `staying` is counted.
-fn free_after(base: &Base<'_>, staying: &[(&str, u32, usize)]) -> Vec<Vec<u64>> {
+fn free_after(base: &Base<'_>, staying: &[&Running<'_>]) -> Vec<Vec<u64>> {
     let mut free = base.total.clone();
-    for &(bundle, _, at) in staying {
-        let need = base.id(bundle).map_or(&[][..], |id| base.needs_at(id));
-        let Some(row) = free.get_mut(at) else {
+    for r in staying {
+        let Some(row) = free.get_mut(r.at) else {
             continue;
         };
-        for (q, n) in need {
+        for (q, n) in base.needs_at(r.id) {
             row[*q] = row[*q].saturating_sub(*n);
         }
     }

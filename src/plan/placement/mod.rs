@@ -568,17 +568,14 @@ fn place_once<'a>(
         promoted,
         ref base,
     } = *fixed;
-    let mut capacity = Capacity::new(
-        (spec, base, current),
-        (&round.starved, promoted),
-        |(bundle, b), index, at| {
-            stays_put(observed, current, (bundle, b), index)
-                || !(round.starved.contains_key(bundle)
-                    || !usable[at]
-                    || round.left.contains(&(bundle, index))
-                    || failed_out(spec, observed, current, (bundle, index), nodes.name(at)))
-        },
-    );
+    let mut capacity = Capacity::new((spec, base, current), (&round.starved, promoted), |r| {
+        let (bundle, index, at) = (r.bundle.0, r.index, r.at);
+        stays_put(observed, r)
+            || !(round.starved.contains_key(bundle)
+                || !usable[at]
+                || round.left.contains(&(bundle, index))
+                || failed_out(spec, observed, current, (bundle, index), nodes.name(at)))
+    });
     let load = select::Load::new(ranker.classes(), nodes.count(), &mut capacity);
     let mut placer = Placer {
         spec,
@@ -1189,24 +1186,15 @@ impl<'p, 'a> Placer<'p, 'a> {
     }
 }
 
-/// Whether the pinned stage keeps instance `index` of `bundle` where it runs whatever
-/// else is placed, even while its bundle waits for a mandatory `first` (suspended, or held
+/// Whether the pinned stage keeps a `running` instance where it runs whatever else is
+/// placed, even while its bundle waits for a mandatory `first` (suspended, or held
 /// by `onFail: block`): it is counted there from the start of every round.
 ///
 /// A copy frozen by a lost node that cannot be fenced is not: it stays only where it may
 /// (its bundle not waiting, the colocations placed before it allowing the node), and
 /// leaves its room to the next round when it does not.
-fn stays_put(
-    observed: &Observed,
-    current: &Current<'_>,
-    (bundle, b): (&str, &BundleSpec),
-    index: u32,
-) -> bool {
-    observed.suspended.covers(bundle)
-        || current
-            .of(bundle, index)
-            .iter()
-            .any(|c| c.held(b.monitor.on_fail))
+fn stays_put(observed: &Observed, running: &capacity::Running<'_>) -> bool {
+    observed.suspended.covers(running.bundle.0) || running.held
 }
 
 /// Whether instance `index` of `bundle` failed on `node` at least its migration threshold

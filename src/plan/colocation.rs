@@ -52,12 +52,8 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     // Units: the mandatory groups, and every other bundle alone. Hard edges between
     // units form no cycle. Parts: the cycles of any colocation, made of units. Both are
     // numbered from 0, fewer than the bundles: vectors by number hold what they group.
-    let unit = components(names.len(), &hard);
+    let (unit, units) = units(names.len(), &hard, key);
     let part = components(names.len(), &all);
-    let mut units = Buckets::new(names.len(), unit.iter().copied().zip(0..));
-    for u in 0..units.len() {
-        units.of_mut(u).sort_by_key(|b| Reverse(key(*b)));
-    }
     // Their keys are worked out once, as sorting asks for them at every step.
     let first = |u: usize| units.of(u).first().copied();
     let unit_keys: Vec<_> = (0..units.len()).map(|u| first(u).map(key)).collect();
@@ -125,6 +121,54 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
         specs: in_order,
         groups,
     }
+}
+
+/// What checking the hard constraints needs of [`order`], without the priorities and
+/// turns of placement: every bundle after those it is colocated with by `INFINITY`, and
+/// the cycles of such colocations (`groups`, the same as [`order`]'s, their members in
+/// the same order and consecutive in `bundles`; the cycles in no particular order).
+pub(crate) fn mandatory(spec: &SpecSet) -> Order<'_> {
+    let names: Vec<&str> = spec.bundles.keys().map(|b| b.as_str()).collect();
+    let specs: Vec<&BundleSpec> = spec.bundles.values().collect();
+    let index = super::positions(names.iter().copied());
+    let (_, hard, _) = colocation_edges(spec, &index);
+    let key = |b: usize| (specs[b].priority, Reverse(b));
+    // The units are numbered along the hard edges: in number order, each comes after
+    // those it is colocated with.
+    let (_, units) = units(names.len(), &hard, key);
+    let mut order = Order {
+        bundles: Vec::with_capacity(names.len()),
+        specs: Vec::with_capacity(names.len()),
+        groups: Vec::new(),
+    };
+    for u in 0..units.len() {
+        let members = units.of(u);
+        order.bundles.extend(members.iter().map(|b| names[*b]));
+        order.specs.extend(members.iter().map(|b| specs[*b]));
+        if members.len() > 1 {
+            order
+                .groups
+                .push(members.iter().map(|b| names[*b]).collect());
+        }
+    }
+    order
+}
+
+/// The units of `n` bundles along the `hard` edges (the `INFINITY` colocations): each
+/// cycle of them, and every other bundle alone, numbered so that an edge goes from a
+/// lower unit to a higher one ([`components`]). The unit of each bundle, and the bundles
+/// of each unit by `key`, the highest first.
+fn units<K: Ord>(
+    n: usize,
+    hard: &[(usize, usize)],
+    key: impl Fn(usize) -> K,
+) -> (Vec<usize>, Buckets<usize>) {
+    let unit = components(n, hard);
+    let mut units = Buckets::new(n, unit.iter().copied().zip(0..));
+    for u in 0..units.len() {
+        units.of_mut(u).sort_by_key(|b| Reverse(key(*b)));
+    }
+    (unit, units)
 }
 
 /// Edges `(from, to)` between vertices numbered from 0.
@@ -368,6 +412,45 @@ mod tests {
             let component = components(n, &edges);
             for (a, b) in edges {
                 proptest::prop_assert!(component[a] <= component[b], "{component:?}");
+            }
+        }
+
+        /// What validation orders by ([`mandatory`]) has [`order`]'s cycles, their members
+        /// in the same order, and every bundle once, after those it is colocated with by
+        /// `INFINITY` outside its cycle.
+        #[test]
+        fn the_mandatory_order_keeps_the_placement_orders_cycles(
+            priorities in proptest::collection::vec(0..3i32, 1..8),
+            links in proptest::collection::vec((0..8usize, 0..8usize, 0..3u8), 0..14),
+        ) {
+            let n = priorities.len();
+            let names: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
+            let bundles: Vec<(&str, i32)> =
+                names.iter().map(String::as_str).zip(priorities.iter().copied()).collect();
+            let score = |s: u8| ["INFINITY", "50", "-INFINITY"][usize::from(s)];
+            let colocations: Vec<(&str, &str, &str)> = links
+                .iter()
+                .map(|(b, w, s)| (names[b % n].as_str(), names[w % n].as_str(), score(*s)))
+                .collect();
+            let set = spec(&bundles, &colocations);
+            let (placed, checked) = (order(&set), mandatory(&set));
+            let mut cycles = placed.groups.clone();
+            let mut theirs = checked.groups.clone();
+            cycles.sort();
+            theirs.sort();
+            proptest::prop_assert_eq!(cycles, theirs);
+            let mut all = checked.bundles.clone();
+            all.sort_unstable();
+            let mut expected: Vec<&str> = names.iter().map(String::as_str).collect();
+            expected.sort_unstable();
+            proptest::prop_assert_eq!(all, expected);
+            let at = |b: &str| checked.bundles.iter().position(|x| *x == b);
+            let cycle_of = |b: &str| checked.groups.iter().position(|g| g.contains(&b));
+            for (b, w, s) in &colocations {
+                let apart = b != w && (cycle_of(b).is_none() || cycle_of(b) != cycle_of(w));
+                if *s == "INFINITY" && apart {
+                    proptest::prop_assert!(at(w) < at(b), "{w} before {b}: {:?}", checked.bundles);
+                }
             }
         }
 

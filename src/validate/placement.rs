@@ -17,8 +17,9 @@ use crate::spec::{Kind, SpecSet};
 /// of this keeps off a node. Standby is not counted: it is a passing state, not a
 /// constraint. (A bit mask, not a set of names: narrowing one takes a word per 64 nodes.)
 ///
-/// One pass in placement `order`, which puts a bundle after those it is colocated with by
-/// `INFINITY`, so that their masks are final when it is reached; the members of a cycle
+/// One pass in an `order` that puts a bundle after those it is colocated with by
+/// `INFINITY` ([`crate::plan::colocation::mandatory`]), so that their masks are final
+/// when it is reached; the members of a cycle
 /// of such colocations share one mask. (Narrowing until nothing changes took a round per
 /// link of a chain written against the order constraints are read in: minutes for a
 /// chain of thousands.)
@@ -125,7 +126,7 @@ fn own_masks(set: &SpecSet) -> Masks<'_> {
 }
 
 pub(super) fn check(set: &SpecSet, f: &mut Findings) {
-    let order = crate::plan::colocation::order(set);
+    let order = crate::plan::colocation::mandatory(set);
     let group_of = groups(&order);
     let eligible = eligible_nodes(set, &order, &group_of);
     super::capacity::check(set, &eligible, f);
@@ -378,7 +379,7 @@ mod tests {
 
     /// The masks of every bundle, those [`eligible_nodes`] leaves out (every node) too.
     fn eligible(set: &SpecSet) -> Masks<'_> {
-        let order = crate::plan::colocation::order(set);
+        let order = crate::plan::colocation::mandatory(set);
         filled(set, eligible_nodes(set, &order, &groups(&order)))
     }
 

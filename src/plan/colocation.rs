@@ -13,6 +13,9 @@
 //! and so does a colocation with a role where the cycle allows it (the promoted instances
 //! it follows are decided by where its target is placed, so a target placed after it,
 //! drawn to or from it, would move them in every round).
+//!
+//! Validation needs less of this: the groups, and an order that puts every bundle after
+//! those it is colocated with by `INFINITY` ([`mandatory`], made of the same units).
 
 use std::cmp::Reverse;
 

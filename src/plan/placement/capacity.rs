@@ -478,9 +478,12 @@ impl<'a> Capacity<'a> {
     /// The running instances counted on their node from the start that are now counted
     /// elsewhere or nowhere.
     pub(super) fn left(&self) -> BTreeSet<(&'a str, u32)> {
-        let moved = |((id, i), at): &((usize, u32), usize)| {
-            let now = self.kept.get(*id).and_then(|k| k.at_index.get(*i));
-            (now != Some(*at)).then(|| Some((*self.base.names.get(*id)?, *i)))?
+        let moved = |&((id, i), at): &((usize, u32), usize)| {
+            let now = self.kept.get(id).and_then(|k| k.at_index.get(i));
+            if now == Some(at) {
+                return None;
+            }
+            Some((*self.base.names.get(id)?, i))
         };
         self.claimed.iter().filter_map(moved).collect()
     }

@@ -165,7 +165,7 @@ pub(super) struct Capacity<'a> {
     claimed: Vec<((usize, u32), usize)>,
     /// Per bundle, by number, the bundles placed after it that are colocated with it by
     /// `INFINITY` and need something (its dependents, which must join its instances).
-    dependents: Vec<Vec<Dependent<'a>>>,
+    dependents: Vec<Vec<Dependent>>,
     /// Per bundle, by number, whether it is a dependent of a bundle placed before it.
     joins_another: Vec<bool>,
     /// The nodes whose free capacity changed since [`Capacity::changed`] last said.
@@ -190,10 +190,9 @@ struct Kept {
 }
 
 /// A dependent of a bundle (see [`Capacity::dependents_of`]).
-struct Dependent<'a> {
+struct Dependent {
     /// Its number ([`Base::id`]).
     id: usize,
-    name: &'a str,
     /// The numbers of the bundle's instances it joins first, where it follows only the
     /// promoted ones and some are known ([`joins_promoted`]), or where it runs beside
     /// some ([`joins_beside`]); sorted.
@@ -453,8 +452,8 @@ impl<'a> Capacity<'a> {
         &mut self,
         dependents: HashMap<&'a str, Vec<&'a str>>,
         mut first: JoinsFirst<'a>,
-    ) -> Vec<Vec<Dependent<'a>>> {
-        let mut numbered: Vec<Vec<Dependent<'a>>> = std::iter::repeat_with(Vec::new)
+    ) -> Vec<Vec<Dependent>> {
+        let mut numbered: Vec<Vec<Dependent>> = std::iter::repeat_with(Vec::new)
             .take(self.kept.len())
             .collect();
         for (bundle, ds) in dependents {
@@ -469,7 +468,7 @@ impl<'a> Capacity<'a> {
                     *flag = true;
                 }
                 let first = first.remove(&(bundle, d)).unwrap_or_default();
-                theirs.push(Dependent { id, name: d, first });
+                theirs.push(Dependent { id, first });
             }
         }
         numbered
@@ -524,8 +523,12 @@ impl<'a> Capacity<'a> {
     /// Whether `dependent` must join the instances of `bundle` (its needs are counted
     /// with theirs).
     pub(super) fn joins(&self, dependent: &str, bundle: &str) -> bool {
-        let theirs = self.base.id(bundle).and_then(|id| self.dependents.get(id));
-        theirs.is_some_and(|ds| ds.iter().any(|d| d.name == dependent))
+        let (Some(bundle), Some(dependent)) = (self.base.id(bundle), self.base.id(dependent))
+        else {
+            return false;
+        };
+        let theirs = self.dependents.get(bundle);
+        theirs.is_some_and(|ds| ds.iter().any(|d| d.id == dependent))
     }
 
     /// Whether `bundle` is a dependent that must join the instances of a bundle placed

@@ -7,6 +7,7 @@ use super::HashMap;
 use super::model::QuorumStatus;
 use crate::observed::{InstanceState, NodeState, Observed, ObservedInstance};
 use crate::spec::bundle::OnFail;
+use crate::spec::cluster::NodeSpec;
 use crate::spec::{Name, SpecSet};
 
 /// Where a copy of an instance is, as far as safety is concerned.
@@ -30,6 +31,9 @@ pub enum Whereabouts {
 pub struct Copy<'a> {
     /// The node.
     pub node: &'a Name,
+    /// The node's number, its place in [`Current::nodes`]; `None` for a node the spec
+    /// does not name. Placement asks where a copy is for every instance it places.
+    pub at: Option<usize>,
     /// As observed.
     pub instance: &'a ObservedInstance,
     /// The instance's number, `instance.index`.
@@ -76,6 +80,11 @@ pub fn of_index<'c, 'a>(all: &'c [Copy<'a>], index: u32) -> &'c [Copy<'a>] {
 
 /// The observed state indexed for planning.
 pub struct Current<'a> {
+    /// The spec's nodes in name order: a node's number is its place here, in every stage
+    /// of placement.
+    pub nodes: Vec<&'a NodeSpec>,
+    /// Each node's number, by name.
+    pub numbers: HashMap<&'a str, usize>,
     /// Copies by bundle, ordered by instance number and then node name: one list per
     /// bundle, looked up for every instance placed. [`Current::by_bundle`] walks them in
     /// bundle order, [`by_index`] one instance after another.
@@ -106,7 +115,11 @@ impl<'a> Current<'a> {
         let mut conflicts = BTreeMap::new();
         let mut failed_on: BTreeMap<&str, Vec<&Name>> = BTreeMap::new();
         let failing = failing_nodes(spec, observed, quorum);
+        let mut nodes: Vec<&NodeSpec> = spec.cluster.nodes.iter().collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let numbers = super::positions(nodes.iter().map(|n| n.name.as_str()));
         for (name, node) in &observed.nodes {
+            let at = numbers.get(name.as_str()).copied();
             let whereabouts = match node.state {
                 NodeState::Online if failing.contains_key(name.as_str()) => Whereabouts::Unknown,
                 NodeState::Online => Whereabouts::Reachable,
@@ -123,6 +136,7 @@ impl<'a> Current<'a> {
                     .or_default()
                     .push(Copy {
                         node: name,
+                        at,
                         instance,
                         index: instance.index,
                         state: instance.state,
@@ -164,6 +178,8 @@ impl<'a> Current<'a> {
             })
             .collect();
         Current {
+            nodes,
+            numbers,
             copies,
             usable,
             lost,

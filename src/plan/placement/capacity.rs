@@ -288,7 +288,7 @@ impl<'a> Base<'a> {
             .filter(|(_, dependent, _)| base.needs_something(dependent))
             .map(|(with, _, _)| *with)
             .collect();
-        base.running = running(spec, nodes, current, |b| {
+        base.running = running(spec, current, |b| {
             base.needs_something(b) || carries.contains(b)
         });
         Rc::new(base)
@@ -339,7 +339,6 @@ pub(super) struct Running<'a> {
 /// `onFail: block` holds, whichever runs first, else that of the copy that runs.
 fn running<'a>(
     spec: &'a SpecSet,
-    nodes: &Nodes<'a>,
     current: &Current<'a>,
     counted: impl Fn(&str) -> bool,
 ) -> Vec<Running<'a>> {
@@ -355,7 +354,7 @@ fn running<'a>(
         for (index, copies) in wanted {
             let held = copies.iter().find(|c| c.held(on_fail));
             let copy = held.or_else(|| copies.iter().find(|c| c.running()));
-            if let Some(at) = copy.and_then(|c| nodes.of(c.node.as_str())) {
+            if let Some(at) = copy.and_then(|c| c.at) {
                 running.push(Running {
                     bundle: (bundle, b),
                     id,

@@ -209,12 +209,11 @@ struct Nodes<'a> {
 }
 
 impl<'a> Nodes<'a> {
-    fn new(spec: &'a SpecSet) -> Nodes<'a> {
-        let mut sorted: Vec<_> = spec.cluster.nodes.iter().collect();
-        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    /// The nodes as `current` numbers them.
+    fn new(current: &Current<'a>) -> Nodes<'a> {
         Nodes {
-            index: super::positions(sorted.iter().map(|n| n.name.as_str())),
-            specs: sorted,
+            specs: current.nodes.clone(),
+            index: current.numbers.clone(),
         }
     }
 
@@ -254,7 +253,7 @@ pub fn place<'a>(
     // one round usually does; a round after the first scores only from the first bundle
     // that what it learnt can change, and takes the last round's placements over for
     // those before. What every round shares is worked out once.
-    let nodes = Nodes::new(spec);
+    let nodes = Nodes::new(current);
     let usable: Vec<bool> = nodes
         .specs
         .iter()
@@ -717,7 +716,7 @@ impl<'p, 'a> Placer<'p, 'a> {
         let mut homes = vec![None; usize::try_from(replicas).unwrap_or(0)];
         for (index, of) in by_index(copies) {
             if let Some(at) = usize::try_from(index).ok().and_then(|i| homes.get_mut(i)) {
-                *at = home(self.nodes, of);
+                *at = home(of);
             }
         }
         (copies, homes)
@@ -924,7 +923,7 @@ impl<'p, 'a> Placer<'p, 'a> {
         if let Some(at) = copies
             .iter()
             .find(|c| c.held(b.spec.monitor.on_fail))
-            .and_then(|c| self.nodes.of(c.node.as_str()))
+            .and_then(|c| c.at)
         {
             self.put(b, index, at);
             self.held.insert((b.name, index));
@@ -997,7 +996,7 @@ impl<'p, 'a> Placer<'p, 'a> {
     /// steps leave it alone (invariants 1 to 4 hold: no step touches it).
     fn suspended(&mut self, b: &mut Bundle<'_, 'a>, index: u32) {
         let runs = b.of(index).iter().find(|c| c.running());
-        let at = runs.and_then(|c| self.nodes.of(c.node.as_str()));
+        let at = runs.and_then(|c| c.at);
         if let Some(i) = at {
             self.put(b, index, i);
             self.held.insert((b.name, index));
@@ -1253,7 +1252,7 @@ fn of_bundle<'m, K: Borrow<str> + Ord, V>(
 
 /// The node an instance with `copies` is on: where it runs, else where its reachable
 /// container is.
-fn home(nodes: &Nodes<'_>, copies: &[Copy<'_>]) -> Option<usize> {
+fn home(copies: &[Copy<'_>]) -> Option<usize> {
     copies
         .iter()
         .find(|c| c.running())
@@ -1262,7 +1261,7 @@ fn home(nodes: &Nodes<'_>, copies: &[Copy<'_>]) -> Option<usize> {
                 .iter()
                 .find(|c| c.whereabouts == Whereabouts::Reachable)
         })
-        .and_then(|c| nodes.of(c.node.as_str()))
+        .and_then(|c| c.at)
 }
 
 /// The stage a part of a score comes from, for `--explain`.

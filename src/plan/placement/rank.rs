@@ -63,7 +63,7 @@ pub(super) fn stickiness(p: &Placer<'_, '_>, b: &Bundle<'_, '_>, index: u32, own
         .iter()
         .filter(|c| c.whereabouts == Whereabouts::Reachable && (c.running() || !sticky))
     {
-        if let Some(i) = p.nodes.of(copy.node.as_str()) {
+        if let Some(i) = copy.at {
             own.add(i, part(Stage::Stickiness, "stickiness".into(), score));
         }
     }

@@ -343,3 +343,59 @@ fn exit_codes() {
         "{stderr}"
     );
 }
+
+#[test]
+fn debug_logs_say_how_long_each_phase_took() {
+    let out = Command::new(env!("CARGO_BIN_EXE_quorate"))
+        .args([
+            "plan",
+            "--specs",
+            "examples/two-workers",
+            "--fail-node",
+            "worker1",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "quorate=debug")
+        .env("QUORATE_LOG_FORMAT", "json")
+        .output()
+        .expect("run quorate");
+    let plain = stdout(&quorate(&[
+        "plan",
+        "--specs",
+        "examples/two-workers",
+        "--fail-node",
+        "worker1",
+    ]));
+    // The plan on stdout is the same; the timings go to stderr, one event per phase.
+    assert_eq!(stdout(&out), plain);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let took = |message: &str| {
+        events
+            .iter()
+            .find(|e| e["fields"]["message"] == message)
+            .and_then(|e| e["fields"]["took"].as_str())
+            .map(str::to_owned)
+    };
+    for phase in [
+        "spec files read",
+        "specs decoded",
+        "specs checked",
+        "planned",
+        "plan written",
+    ] {
+        let took = took(phase).unwrap_or_else(|| panic!("no {phase:?} event in {stderr}"));
+        assert!(took.ends_with('s'), "{phase}: took={took}");
+    }
+    let read = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "spec files read");
+    assert_eq!(
+        read.map(|e| e["fields"]["files"].as_u64()),
+        Some(Some(4)),
+        "{stderr}"
+    );
+}

@@ -135,9 +135,13 @@ pub fn run(args: &Args) -> ExitCode {
         explain: args.explain,
         ..Options::default()
     };
+    let started = std::time::Instant::now();
     let plan = plan(&spec, &observed, &options);
+    tracing::debug!(steps = plan.steps.len(), took = ?started.elapsed(), "planned");
+    let started = std::time::Instant::now();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let _ = render_to(&plan, args.format, args.explain, &mut out).and_then(|()| out.flush());
+    tracing::debug!(took = ?started.elapsed(), "plan written");
     let code = if plan.changes > 0 {
         ExitCode::from(super::EXIT_CHANGES)
     } else {
@@ -215,6 +219,7 @@ const MAX_SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Reads (at most [`MAX_SNAPSHOT_BYTES`]) and parses a snapshot file.
 fn parse_snapshot(path: &Path) -> Result<Observed, SnapshotError> {
+    let started = std::time::Instant::now();
     let unreadable =
         |e: String| SnapshotError::Unreadable(format!("cannot read {}: {e}", path.display()));
     let mut bytes = Vec::new();
@@ -232,5 +237,7 @@ fn parse_snapshot(path: &Path) -> Result<Observed, SnapshotError> {
         .get(file)
         .map(|f| f.bytes.as_slice())
         .unwrap_or_default();
-    snapshot::parse(file, bytes).map_err(|diags| SnapshotError::Invalid(sources, diags))
+    let parsed = snapshot::parse(file, bytes);
+    tracing::debug!(took = ?started.elapsed(), "snapshot read");
+    parsed.map_err(|diags| SnapshotError::Invalid(sources, diags))
 }

@@ -53,6 +53,7 @@ pub fn read_paths(roots: &[PathBuf]) -> Result<Sources, PathError> {
             source,
         })?;
     }
+    let started = std::time::Instant::now();
     let mut sources = Sources::new();
     let mut budget = Budget::default();
     for root in roots {
@@ -61,6 +62,7 @@ pub fn read_paths(roots: &[PathBuf]) -> Result<Sources, PathError> {
             break;
         }
     }
+    tracing::debug!(files = sources.len(), took = ?started.elapsed(), "spec files read");
     Ok(sources)
 }
 

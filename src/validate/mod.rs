@@ -71,10 +71,14 @@ pub fn validate(sources: &Sources) -> Report {
 /// [`validate`], and with `secrets` every secret reference outside the operator's policy
 /// is an error too.
 pub fn validate_with(sources: &Sources, secrets: Option<&SecretPolicy>) -> Report {
+    let started = std::time::Instant::now();
     let loaded = load::load(sources);
+    tracing::debug!(took = ?started.elapsed(), "specs decoded");
+    let started = std::time::Instant::now();
     let mut diagnostics = loaded.diagnostics;
     let mut f = Findings::new(Locator::new(&loaded.index, sources));
     let set = check_and_expand(loaded.set, loaded.cluster_ok, &mut f);
+    tracing::debug!(took = ?started.elapsed(), "specs checked");
     if let Some(policy) = secrets {
         secret_policy::check(&set, policy, &mut f);
     }

@@ -373,13 +373,7 @@ fn debug_logs_say_how_long_each_phase_took() {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let took = |message: &str| {
-        events
-            .iter()
-            .find(|e| e["fields"]["message"] == message)
-            .and_then(|e| e["fields"]["took"].as_str())
-            .map(str::to_owned)
-    };
+    let event = |message: &str| events.iter().find(|e| e["fields"]["message"] == message);
     for phase in [
         "spec files read",
         "specs decoded",
@@ -387,12 +381,12 @@ fn debug_logs_say_how_long_each_phase_took() {
         "planned",
         "plan written",
     ] {
-        let took = took(phase).unwrap_or_else(|| panic!("no {phase:?} event in {stderr}"));
+        let took = event(phase)
+            .and_then(|e| e["fields"]["took"].as_str())
+            .unwrap_or_else(|| panic!("no {phase:?} event in {stderr}"));
         assert!(took.ends_with('s'), "{phase}: took={took}");
     }
-    let read = events
-        .iter()
-        .find(|e| e["fields"]["message"] == "spec files read");
+    let read = event("spec files read");
     assert_eq!(
         read.map(|e| e["fields"]["files"].as_u64()),
         Some(Some(4)),

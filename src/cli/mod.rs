@@ -23,7 +23,7 @@ mod validate;
 
 pub(crate) use fence::history::entry_json as fence_entry_json;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -284,6 +284,20 @@ pub(crate) fn cluster_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::from(EXIT_USAGE)
         })
+}
+
+/// Ends the process with `code` once stdout and stderr are flushed, freeing nothing and
+/// running no exit handler: for the commands a pipeline runs once (`plan`, `validate`),
+/// whose memory goes with the process anyway. Freeing it (15 ms for the spec set at
+/// 10,000 bundles) and the allocator's own pass over its pages at exit (about 1 % of
+/// `quorate plan` at 1,000 × 10,000) would only keep the caller waiting.
+pub(crate) fn exit_now(code: u8) -> ! {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` ends the process at once; nothing of it is used afterwards. What
+    // the exit handlers would do is done above (stdout's buffer) or not needed (memory,
+    // which the kernel takes back; no temporary file or child is left by these commands).
+    unsafe { libc::_exit(i32::from(code)) }
 }
 
 /// Frees `value` on a thread of its own, for a command that goes on without it; the

@@ -142,15 +142,11 @@ pub fn run(args: &Args) -> ExitCode {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let _ = render_to(&plan, args.format, args.explain, &mut out).and_then(|()| out.flush());
     tracing::debug!(took = ?started.elapsed(), "plan written");
-    let code = if plan.changes > 0 {
-        ExitCode::from(super::EXIT_CHANGES)
+    super::exit_now(if plan.changes > 0 {
+        super::EXIT_CHANGES
     } else {
-        ExitCode::SUCCESS
-    };
-    // The process ends next and its memory goes with it: nothing is freed on the way
-    // (15 ms for the set at 10,000 bundles).
-    std::mem::forget((spec, observed, plan));
-    code
+        0
+    })
 }
 
 /// `--suspended BUNDLE` and `--suspended-cluster`: added to what `observed` says is

@@ -115,11 +115,8 @@ pub fn run(args: &Args) -> ExitCode {
             )
         };
     }
-    if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    drop(out);
+    super::exit_now(u8::from(failed))
 }
 
 /// Reads and validates the spec set at `paths` for a command that acts on it, with the

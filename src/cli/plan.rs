@@ -60,7 +60,7 @@ pub struct Args {
 
 impl Args {
     /// The spec paths: the positional ones, else `--specs`.
-    fn spec_paths(&self) -> &[PathBuf] {
+    pub(super) fn spec_paths(&self) -> &[PathBuf] {
         if self.positional.is_empty() {
             &self.specs.paths
         } else {

@@ -358,12 +358,12 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::cli::{Cli, Command};
+    use crate::cli::{Cli, Command, Lazy};
 
     fn parse(line: &str) -> Result<Args, clap::Error> {
         let argv = std::iter::once("quorate").chain(line.split_whitespace());
         match Cli::try_parse_from(argv)?.command {
-            Command::Fence(a) => Ok(a),
+            Command::Fence(Lazy(a)) => Ok(a),
             other => panic!("not fence: {other:?}"),
         }
     }

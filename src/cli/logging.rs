@@ -4,6 +4,10 @@
 //! (containers-api, podman-api) logs raw responses, and ipmi-rs logs its RAKP exchange, from
 //! which a BMC password can be recovered offline. Their `info`, `warn` and `error` events
 //! carry no payload and still reach the log.
+//!
+//! Below the filter, the build compiles out what it would drop anyway (Cargo.toml): the
+//! trace level of every crate (`tracing`'s `max_level_debug`; quorate logs nothing there)
+//! and the debug and trace levels of the crates that log through `log`.
 
 use tracing::{Level, Metadata};
 use tracing_subscriber::filter::{self, FilterExt};
@@ -100,5 +104,12 @@ mod tests {
         for target in ["quorate", "quorate::reconcile"] {
             assert!(allowed(&meta(target, Level::TRACE)), "{target}");
         }
+    }
+
+    #[test]
+    fn the_levels_no_dependency_may_log_at_are_compiled_out() {
+        use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+        assert_eq!(STATIC_MAX_LEVEL, LevelFilter::DEBUG);
+        assert_eq!(log::STATIC_MAX_LEVEL, log::LevelFilter::Info);
     }
 }

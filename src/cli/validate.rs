@@ -116,7 +116,7 @@ pub fn run(args: &Args) -> ExitCode {
         };
     }
     drop(out);
-    super::exit_now(u8::from(failed))
+    super::exit_now(if failed { super::EXIT_FAILURE } else { 0 })
 }
 
 /// Reads and validates the spec set at `paths` for a command that acts on it, with the

@@ -10,7 +10,7 @@ use fixedbitset::FixedBitSet;
 use super::Findings;
 use super::placement::Masks;
 use crate::diag::Diagnostic;
-use crate::spec::cluster::PlacementStrategy;
+use crate::spec::cluster::{NodeSpec, PlacementStrategy};
 use crate::spec::{BundleSpec, Kind, Name, SpecSet};
 
 /// Reports what cannot fit on an empty cluster; `eligible` is, per bundle its hard
@@ -57,6 +57,20 @@ fn fits(needs: &BTreeMap<Name, u64>, capacity: &BTreeMap<Name, u64>) -> bool {
         .all(|(q, n)| *n <= capacity.get(q).copied().unwrap_or(0))
 }
 
+/// The nodes `mask` leaves (all without one), found a word of the mask at a time: a
+/// bundle kept to a few nodes of thousands does not look at the others.
+fn eligible<'s>(
+    nodes: &'s [NodeSpec],
+    mask: Option<&'s FixedBitSet>,
+) -> impl Iterator<Item = &'s NodeSpec> {
+    let (some, all) = match mask {
+        Some(m) => (Some(m.ones()), None),
+        None => (None, Some(0..nodes.len())),
+    };
+    let indices = some.into_iter().flatten().chain(all.into_iter().flatten());
+    indices.filter_map(|i| nodes.get(i))
+}
+
 /// One instance of `b` must fit on some node it may run on; returns whether it does.
 fn one_instance(
     set: &SpecSet,
@@ -65,16 +79,10 @@ fn one_instance(
     mask: Option<&FixedBitSet>,
     f: &mut Findings,
 ) -> bool {
-    let all = set.cluster.nodes.iter().enumerate();
-    let eligible = || {
-        all.clone()
-            .filter(|(i, _)| mask.is_none_or(|m| m.contains(*i)))
-            .map(|(_, n)| n)
-    };
-    if eligible().any(|n| fits(&b.needs, &n.capacity)) {
+    if eligible(&set.cluster.nodes, mask).any(|n| fits(&b.needs, &n.capacity)) {
         return true;
     }
-    let nodes: Vec<_> = eligible().collect();
+    let nodes: Vec<_> = eligible(&set.cluster.nodes, mask).collect();
     // The first quantity no node offers enough of, else the needs together.
     let lacking = b.needs.iter().find_map(|(q, need)| {
         let best = nodes

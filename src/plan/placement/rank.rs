@@ -627,8 +627,7 @@ fn node_classes<'a>(
             }
         })
         .collect();
-    let matches = |r: usize, i: usize| masks[r].contains(i);
-    let (classes, covering) = Classes::new(&group_of, masks.len(), matches, explain);
+    let (classes, covering) = Classes::new(&group_of, &masks, explain);
     let rule_classes = rule_of
         .into_iter()
         .map(|(cname, k)| (cname, Rc::clone(&covering[k])))

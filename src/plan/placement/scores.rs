@@ -10,6 +10,8 @@
 
 use std::rc::Rc;
 
+use fixedbitset::FixedBitSet;
+
 use super::{HashMap, part};
 use crate::plan::model::{ScorePart, Stage};
 use crate::spec::Score;
@@ -24,27 +26,33 @@ pub(super) struct Classes {
 
 impl Classes {
     /// Of the nodes in `group_of` (each node's group: nodes of one group are matched
-    /// alike by every rule, such as nodes of the same attributes), with `rules` rules, of
-    /// which rule `r` matches node `i` when `matches(r, i)`; and, for each rule, the
-    /// classes of the nodes it matches, sorted. With `each_alone`, each node is a class
-    /// of its own (`--explain` keeps parts per node).
+    /// alike by every rule, such as nodes of the same attributes), with one mask per
+    /// rule of the nodes it matches; and, for each rule, the classes of the nodes it
+    /// matches, sorted. With `each_alone`, each node is a class of its own (`--explain`
+    /// keeps parts per node).
     pub(super) fn new(
         group_of: &[usize],
-        rules: usize,
-        matches: impl Fn(usize, usize) -> bool,
+        masks: &[FixedBitSet],
         each_alone: bool,
     ) -> (Classes, Vec<Rc<[usize]>>) {
-        // Each group's first node, and the rules that match it.
-        let mut first: Vec<usize> = Vec::new();
+        let rules = masks.len();
+        // The rules that match each group's first node, in rule order: read off each
+        // rule's mask, a word at a time, rather than asking every rule about every node
+        // (rules that each single out a node are as many as the nodes).
+        let mut first = vec![false; group_of.len()];
+        let mut groups = 0;
         for (i, g) in group_of.iter().enumerate() {
-            if *g == first.len() {
-                first.push(i);
+            if *g == groups {
+                first[i] = true;
+                groups += 1;
             }
         }
-        let signature: Vec<Vec<usize>> = first
-            .iter()
-            .map(|i| (0..rules).filter(|r| matches(*r, *i)).collect())
-            .collect();
+        let mut signature: Vec<Vec<usize>> = vec![Vec::new(); groups];
+        for (r, mask) in masks.iter().enumerate() {
+            for i in mask.ones().filter(|i| first.get(*i) == Some(&true)) {
+                signature[group_of[i]].push(r);
+            }
+        }
         let mut class_of: HashMap<&[usize], usize> = HashMap::default();
         let mut classes = Classes {
             of: Vec::with_capacity(group_of.len()),
@@ -476,8 +484,15 @@ mod tests {
         ) {
             let rules: Vec<Vec<usize>> = rules.into_iter().map(|r| sorted(r, count)).collect();
             let each: Vec<usize> = (0..count).collect();
-            let matches = |r: usize, i: usize| rules[r].contains(&i);
-            let (classes, covering) = Classes::new(&each, rules.len(), matches, false);
+            let masks: Vec<FixedBitSet> = rules
+                .iter()
+                .map(|r| {
+                    let mut m = FixedBitSet::with_capacity(count);
+                    m.extend(r.iter().copied());
+                    m
+                })
+                .collect();
+            let (classes, covering) = Classes::new(&each, &masks, false);
             for (r, nodes) in rules.iter().enumerate() {
                 let of = sorted(nodes.iter().map(|i| classes.of(*i)).collect(), usize::MAX);
                 prop_assert_eq!(&covering[r][..], &of[..]);

@@ -406,7 +406,7 @@ impl Letters {
 }
 
 /// Deserializes `T` from `node`, reporting every problem (up to [`MAX_ERRORS`]).
-pub fn from_node<'a, T: de::Deserialize<'a>>(node: &'a Node) -> Result<T, ShapeErrors> {
+pub fn from_node<'a, T: de::Deserialize<'a>>(node: &'a Node<'a>) -> Result<T, ShapeErrors> {
     let passes = Passes::default();
     let mut found: Vec<ShapeError> = Vec::new();
     let mut stopped = true;
@@ -466,12 +466,12 @@ fn size(node: &Node) -> usize {
 /// The deserializer: a borrowed node, and the state of the passes.
 #[derive(Clone, Copy)]
 pub struct NodeDe<'a, 'p> {
-    node: &'a Node,
+    node: &'a Node<'a>,
     passes: &'p Passes,
 }
 
 impl<'a, 'p> NodeDe<'a, 'p> {
-    fn new(node: &'a Node, passes: &'p Passes) -> Self {
+    fn new(node: &'a Node<'a>, passes: &'p Passes) -> Self {
         NodeDe { node, passes }
     }
 
@@ -642,7 +642,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de, '_> {
 }
 
 struct Seq<'a, 'p> {
-    items: std::slice::Iter<'a, Node>,
+    items: std::slice::Iter<'a, Node<'a>>,
     passes: &'p Passes,
 }
 
@@ -668,8 +668,8 @@ impl<'de> SeqAccess<'de> for Seq<'de, '_> {
 }
 
 struct Map<'a, 'p> {
-    entries: std::slice::Iter<'a, (Node, Node)>,
-    value: Option<(&'a Node, &'a Node)>,
+    entries: std::slice::Iter<'a, (Node<'a>, Node<'a>)>,
+    value: Option<(&'a Node<'a>, &'a Node<'a>)>,
     passes: &'p Passes,
 }
 
@@ -712,8 +712,8 @@ impl<'de> MapAccess<'de> for Map<'de, '_> {
 }
 
 struct Enum<'a, 'p> {
-    tag: &'a Node,
-    value: Option<&'a Node>,
+    tag: &'a Node<'a>,
+    value: Option<&'a Node<'a>>,
     passes: &'p Passes,
 }
 
@@ -740,8 +740,8 @@ impl<'de, 'p> EnumAccess<'de> for Enum<'de, 'p> {
 }
 
 struct Variant<'a, 'p> {
-    tag: &'a Node,
-    value: Option<&'a Node>,
+    tag: &'a Node<'a>,
+    value: Option<&'a Node<'a>>,
     passes: &'p Passes,
 }
 
@@ -835,7 +835,7 @@ mod tests {
         None,
     }
 
-    fn node(s: &str) -> Node {
+    fn node(s: &str) -> Node<'_> {
         parse_documents(s.as_bytes()).unwrap().remove(0)
     }
 
@@ -917,7 +917,7 @@ mod tests {
         check: Option<Check>,
     }
 
-    fn problems<'a, T: Deserialize<'a> + fmt::Debug>(n: &'a Node) -> Vec<(u32, u32, String)> {
+    fn problems<'a, T: Deserialize<'a> + fmt::Debug>(n: &'a Node<'a>) -> Vec<(u32, u32, String)> {
         from_node::<T>(n)
             .unwrap_err()
             .errors
@@ -1040,7 +1040,8 @@ mod tests {
             if key != "ports" {
                 text.push_str("ports: []\n");
             }
-            let n = node(&format!("{text}{line}\n"));
+            let text = format!("{text}{line}\n");
+            let n = node(&text);
             let e = &from_node::<Spec>(&n).unwrap_err().errors[0];
             assert!(e.message.contains(message), "{line}: {}", e.message);
             let h = e.help.as_deref().unwrap_or_default();

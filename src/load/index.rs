@@ -98,7 +98,7 @@ impl SpecIndex {
 pub(crate) struct Locator<'a> {
     index: &'a SpecIndex,
     sources: &'a Sources,
-    parsed: HashMap<FileId, Vec<Node>>,
+    parsed: HashMap<FileId, Vec<Node<'a>>>,
 }
 
 impl<'a> Locator<'a> {
@@ -138,7 +138,7 @@ impl<'a> Locator<'a> {
     }
 }
 
-fn walk<'a>(root: &'a Node, path: &str) -> &'a Node {
+fn walk<'a, 't>(root: &'a Node<'t>, path: &str) -> &'a Node<'t> {
     let mut node = root;
     for seg in path.split('.').filter(|s| !s.is_empty()) {
         let next = match (&node.value, seg.parse::<usize>()) {

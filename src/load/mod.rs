@@ -421,7 +421,7 @@ fn scalar_text(n: &Node) -> String {
 /// Decodes `node` as `T`, turning shape errors into diagnostics.
 fn typed<'a, T: serde::Deserialize<'a>>(
     file: FileId,
-    node: &'a Node,
+    node: &'a Node<'a>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<T> {
     let e = match from_node::<T>(node) {

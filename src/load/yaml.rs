@@ -7,6 +7,7 @@
 //! Every node keeps its span, so any later layer can point at the exact place a problem
 //! comes from.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -27,16 +28,16 @@ pub const MAX_DEPTH: usize = 16;
 
 /// A YAML node with its span.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Node {
+pub struct Node<'t> {
     /// What the node holds.
-    pub value: Value,
+    pub value: Value<'t>,
     /// Where it is.
     pub span: Span,
 }
 
 /// The content of a [`Node`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'t> {
     /// `~`, `null` or nothing.
     Null,
     /// `true` or `false`.
@@ -47,15 +48,16 @@ pub enum Value {
     UInt(u64),
     /// A floating point number.
     Float(f64),
-    /// A string.
-    Str(String),
+    /// A string: borrowed from the text it was read from when it is written there as
+    /// it reads.
+    Str(Cow<'t, str>),
     /// A sequence.
-    Seq(Vec<Node>),
+    Seq(Vec<Node<'t>>),
     /// A mapping, in document order.
-    Map(Vec<(Node, Node)>),
+    Map(Vec<(Node<'t>, Node<'t>)>),
 }
 
-impl Value {
+impl Value<'_> {
     /// A short name of the node's type, for messages.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -70,14 +72,14 @@ impl Value {
     }
 }
 
-impl Node {
+impl<'t> Node<'t> {
     /// The value under `key` when this node is a mapping with a string key `key`.
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub fn get(&self, key: &str) -> Option<&Node<'t>> {
         self.entry(key).map(|(_, v)| v)
     }
 
     /// The key node and value under `key`.
-    pub fn entry(&self, key: &str) -> Option<(&Node, &Node)> {
+    pub fn entry(&self, key: &str) -> Option<(&Node<'t>, &Node<'t>)> {
         match &self.value {
             Value::Map(entries) => entries
                 .iter()
@@ -157,14 +159,14 @@ impl Budget {
 }
 
 /// Parses every document of a spec file (see [`parse_documents_within`]).
-pub fn parse_documents(bytes: &[u8]) -> Result<Vec<Node>, ParseError> {
+pub fn parse_documents(bytes: &[u8]) -> Result<Vec<Node<'_>>, ParseError> {
     parse_documents_within(bytes, Budget::SPEC_FILE)
 }
 
 /// Parses every document in `bytes` within `budget`: the YAML specs are written in by
 /// [`subset`], the common shape of a spec straight from granit-parser's events
 /// ([`events`]), anything else through serde-saphyr.
-pub fn parse_documents_within(bytes: &[u8], budget: Budget) -> Result<Vec<Node>, ParseError> {
+pub fn parse_documents_within(bytes: &[u8], budget: Budget) -> Result<Vec<Node<'_>>, ParseError> {
     let text = std::str::from_utf8(bytes).map_err(|e| ParseError {
         message: format!(
             "the file is not valid UTF-8 (invalid byte at offset {})",
@@ -183,7 +185,11 @@ pub fn parse_documents_within(bytes: &[u8], budget: Budget) -> Result<Vec<Node>,
 
 /// Every document of `text` through serde-saphyr's deserializer, which reads all of YAML
 /// that specs may hold and says what is wrong with the rest.
-fn deserialize(text: &str, max_documents: usize, budget: Budget) -> Result<Vec<Node>, ParseError> {
+fn deserialize(
+    text: &str,
+    max_documents: usize,
+    budget: Budget,
+) -> Result<Vec<Node<'static>>, ParseError> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_depth: MAX_DEPTH,
@@ -205,7 +211,7 @@ fn deserialize(text: &str, max_documents: usize, budget: Budget) -> Result<Vec<N
     TEXT_LEN.set(text.len());
     let raw: Vec<Spanned<Raw>> = serde_saphyr::from_multiple_with_options(text, options)
         .map_err(|e| parse_error(text, &e))?;
-    let mut nodes: Vec<Node> = raw.into_iter().map(node_of).collect();
+    let mut nodes: Vec<Node<'static>> = raw.into_iter().map(node_of).collect();
     if UNRESOLVED.take() {
         nodes.iter_mut().for_each(|n| resolve(text, n));
     }
@@ -384,8 +390,8 @@ enum Raw {
     UInt(u64),
     Float(f64),
     Str(String),
-    Seq(Vec<Node>),
-    Map(Vec<(Node, Node)>),
+    Seq(Vec<Node<'static>>),
+    Map(Vec<(Node<'static>, Node<'static>)>),
 }
 
 thread_local! {
@@ -398,7 +404,7 @@ thread_local! {
 
 /// The node of a parsed value; a span [`located`] could not complete is resolved against
 /// the text later.
-fn node_of(raw: Spanned<Raw>) -> Node {
+fn node_of(raw: Spanned<Raw>) -> Node<'static> {
     let min_len = usize::from(matches!(raw.value, Raw::Map(_) | Raw::Seq(_)));
     let span = located(&raw.referenced, min_len, TEXT_LEN.get());
     if unresolved(span) {
@@ -410,7 +416,7 @@ fn node_of(raw: Spanned<Raw>) -> Node {
         Raw::Int(i) => Value::Int(i),
         Raw::UInt(u) => Value::UInt(u),
         Raw::Float(f) => Value::Float(f),
-        Raw::Str(s) => Value::Str(s),
+        Raw::Str(s) => Value::Str(Cow::Owned(s)),
         Raw::Seq(items) => Value::Seq(items),
         Raw::Map(entries) => Value::Map(entries),
     };
@@ -418,7 +424,7 @@ fn node_of(raw: Spanned<Raw>) -> Node {
 }
 
 /// Works out the spans [`node_of`] could not, from the text.
-fn resolve(text: &str, node: &mut Node) {
+fn resolve(text: &str, node: &mut Node<'_>) {
     node.span = resolved(text, node.span);
     match &mut node.value {
         Value::Seq(items) => items.iter_mut().for_each(|n| resolve(text, n)),
@@ -528,7 +534,7 @@ fn check_len<E: serde::de::Error>(s: &str) -> Result<(), E> {
 mod tests {
     use super::*;
 
-    fn parse(s: &str) -> Result<Vec<Node>, ParseError> {
+    fn parse(s: &str) -> Result<Vec<Node<'_>>, ParseError> {
         parse_documents(s.as_bytes())
     }
 

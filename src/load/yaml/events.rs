@@ -23,9 +23,9 @@ const MAX_OPEN: usize = MAX_DEPTH - 2;
 const MAX_KEYS: usize = 64;
 
 /// A collection being read: its items (a mapping's key waiting for its value) and span.
-enum Open {
-    Seq(Vec<Node>, Span),
-    Map(Vec<(Node, Node)>, Option<Node>, Span, Keys),
+enum Open<'t> {
+    Seq(Vec<Node<'t>>, Span),
+    Map(Vec<(Node<'t>, Node<'t>)>, Option<Node<'t>>, Span, Keys),
 }
 
 /// The keys of a mapping past [`MAX_KEYS`] entries (none before).
@@ -44,10 +44,10 @@ pub(super) enum Event<'t> {
 
 /// The documents of a file, built from its events within the budget; `None` from any
 /// method means the deserializer must read the file.
-pub(super) struct Builder {
-    docs: Vec<Node>,
-    open: Vec<Open>,
-    root: Option<Node>,
+pub(super) struct Builder<'t> {
+    docs: Vec<Node<'t>>,
+    open: Vec<Open<'t>>,
+    root: Option<Node<'t>>,
     events: usize,
     scalar_bytes: usize,
     max_documents: usize,
@@ -57,9 +57,9 @@ pub(super) struct Builder {
     max_scalar_bytes: usize,
 }
 
-impl Builder {
+impl<'t> Builder<'t> {
     /// At most `max_documents` documents, within half of `budget`.
-    pub(super) fn new((max_documents, budget): (usize, Budget)) -> Builder {
+    pub(super) fn new((max_documents, budget): (usize, Budget)) -> Builder<'t> {
         Builder {
             docs: Vec::new(),
             open: Vec::new(),
@@ -74,7 +74,7 @@ impl Builder {
 
     /// Takes the next event, which starts at `span` (a collection's span is at least
     /// one byte long).
-    pub(super) fn push(&mut self, event: Event<'_>, mut span: Span) -> Option<()> {
+    pub(super) fn push(&mut self, event: Event<'t>, mut span: Span) -> Option<()> {
         self.events += 1;
         if self.events > self.max_events {
             return None;
@@ -127,21 +127,21 @@ impl Builder {
         Some(())
     }
 
-    fn scalar(&mut self, text: Cow<'_, str>, plain: bool, span: Span) -> Option<Node> {
+    fn scalar(&mut self, text: Cow<'t, str>, plain: bool, span: Span) -> Option<Node<'t>> {
         self.scalar_bytes += text.len();
         if text.len() > MAX_SCALAR_BYTES || self.scalar_bytes > self.max_scalar_bytes {
             return None;
         }
         let value = if plain {
-            self::plain(&text)?
+            self::plain(text)?
         } else {
-            Value::Str(text.into_owned())
+            Value::Str(text)
         };
         Some(Node { value, span })
     }
 
     /// The documents, when every one was whole.
-    pub(super) fn finish(self) -> Option<Vec<Node>> {
+    pub(super) fn finish(self) -> Option<Vec<Node<'t>>> {
         let whole = self.open.is_empty() && self.root.is_none() && !self.docs.is_empty();
         whole.then_some(self.docs)
     }
@@ -149,7 +149,7 @@ impl Builder {
 
 /// The documents of `text` (at most `max_documents`, within half of `budget`) from
 /// granit-parser's events, or `None` when the deserializer must read it.
-pub(super) fn parse(text: &str, (max_documents, budget): (usize, Budget)) -> Option<Vec<Node>> {
+pub(super) fn parse(text: &str, (max_documents, budget): (usize, Budget)) -> Option<Vec<Node<'_>>> {
     let mut builder = Builder::new((max_documents, budget));
     for item in Parser::new_from_str(text) {
         let (event, span) = item.ok()?;
@@ -176,7 +176,11 @@ pub(super) fn parse(text: &str, (max_documents, budget): (usize, Budget)) -> Opt
 
 /// A key the deserializer would read the same way: a string, not the merge key, not
 /// already in the mapping (its `entries`; `keys` once it has [`MAX_KEYS`] of them).
-fn usable_key(key: Node, entries: &[(Node, Node)], keys: &mut Keys) -> Option<Node> {
+fn usable_key<'t>(
+    key: Node<'t>,
+    entries: &[(Node<'t>, Node<'t>)],
+    keys: &mut Keys,
+) -> Option<Node<'t>> {
     let s = key.as_str()?;
     let repeated = match keys {
         Some(keys) => !keys.insert(s.to_owned()),
@@ -193,7 +197,8 @@ fn usable_key(key: Node, entries: &[(Node, Node)], keys: &mut Keys) -> Option<No
 /// A plain scalar as serde-saphyr reads it untyped (YAML 1.1 booleans, then integers,
 /// then floats, else a string), or `None` for the spellings whose reading is not plain to
 /// see here (signs, underscores, radix prefixes, infinities, padding).
-fn plain(s: &str) -> Option<Value> {
+fn plain(text: Cow<'_, str>) -> Option<Value<'_>> {
+    let s: &str = &text;
     const PAD: [char; 4] = [' ', '\t', '\r', '\n'];
     if s.starts_with(PAD) || s.ends_with(PAD) {
         return None;
@@ -205,7 +210,7 @@ fn plain(s: &str) -> Option<Value> {
         return Some(Value::Bool(b));
     }
     if !s.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '.' | '+')) {
-        return Some(Value::Str(s.to_owned()));
+        return Some(Value::Str(text));
     }
     let unsigned = s.strip_prefix('-').unwrap_or(s);
     let radix = ["0x", "0X", "0o", "0O", "0b", "0B"]
@@ -236,7 +241,7 @@ fn plain(s: &str) -> Option<Value> {
     match s.parse::<f64>() {
         Ok(f) if f.is_finite() => Some(Value::Float(f)),
         Ok(_) if unsigned.starts_with(|c: char| c.is_ascii_digit()) => None,
-        _ => Some(Value::Str(s.to_owned())),
+        _ => Some(Value::Str(text)),
     }
 }
 

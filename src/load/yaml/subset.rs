@@ -21,7 +21,7 @@ const MAX_KEY: usize = 1024;
 
 /// The documents of `text` (at most `max_documents`, within half of `budget`), or `None`
 /// when another reader must read it.
-pub(super) fn parse(text: &str, within: (usize, Budget)) -> Option<Vec<Node>> {
+pub(super) fn parse(text: &str, within: (usize, Budget)) -> Option<Vec<Node<'_>>> {
     if !plain_text(text) {
         return None;
     }
@@ -70,7 +70,7 @@ struct Reader<'t> {
     /// Whether the flow collection being read is a document of its own, whose items may
     /// be on several lines.
     flow_lines: bool,
-    out: Builder,
+    out: Builder<'t>,
 }
 
 impl<'t> Reader<'t> {

@@ -198,8 +198,8 @@ fn usable_key<'t>(
 /// then floats, else a string), or `None` for the spellings whose reading is not plain to
 /// see here (signs, underscores, radix prefixes, infinities, padding).
 fn plain(text: Cow<'_, str>) -> Option<Value<'_>> {
-    let s: &str = &text;
     const PAD: [char; 4] = [' ', '\t', '\r', '\n'];
+    let s: &str = &text;
     if s.starts_with(PAD) || s.ends_with(PAD) {
         return None;
     }

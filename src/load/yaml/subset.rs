@@ -472,7 +472,7 @@ fn plain_end(bytes: &[u8], start: usize, flow: bool) -> Option<usize> {
     let first = *bytes.get(start)?;
     let second = bytes.get(start + 1).copied().unwrap_or(b'\n');
     let indicator = INDICATORS[usize::from(first)];
-    let dash = first == b'-' && !matches!(second, b' ' | b'\n' | b',' | b'[' | b']' | b'{' | b'}');
+    let dash = first == b'-' && !(matches!(second, b' ' | b'\n') || FLOW[usize::from(second)]);
     if indicator && !dash {
         return None;
     }

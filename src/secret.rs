@@ -29,8 +29,11 @@ pub const SECRET_NAME_WORDS: [&str; 4] = ["PASSWORD", "TOKEN", "SECRET", "KEY"];
 /// (`DB_PASSWORD`, `api_token`, `SECRET_KEY_BASE`): one of [`SECRET_NAME_WORDS`] in it,
 /// whatever the case. Its inline value is masked in every output, and validation warns.
 pub fn is_secret_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    SECRET_NAME_WORDS.iter().any(|w| upper.contains(w))
+    let name = name.as_bytes();
+    SECRET_NAME_WORDS.iter().any(|w| {
+        name.windows(w.len())
+            .any(|part| part.eq_ignore_ascii_case(w.as_bytes()))
+    })
 }
 
 /// Where a secret comes from. Holds the reference, never the value.
@@ -264,10 +267,21 @@ mod tests {
             "api_token",
             "SecretKeyBase",
             "AWS_ACCESS_KEY_ID",
+            "key",
+            "ключ_Token",
+            "db_passworD",
         ] {
             assert!(is_secret_name(name), "{name}");
         }
-        for name in ["POSTGRES_DB", "PASSWD_FILE_PATH", "TOKYO", ""] {
+        for name in [
+            "POSTGRES_DB",
+            "PASSWD_FILE_PATH",
+            "TOKYO",
+            "KE",
+            "ключ",
+            "PASS_WORD",
+            "",
+        ] {
             assert!(!is_secret_name(name), "{name}");
         }
     }

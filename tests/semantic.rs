@@ -447,6 +447,35 @@ fn thousands_of_bundles_on_one_address_make_a_bounded_list() {
     assert_eq!((report.errors(), report.warnings()), (1_999, 0));
 }
 
+/// Past `MAX_FINDINGS` the findings of the later checks are counted, not listed: every
+/// finding of the references (checked first) is listed before those of the networks.
+#[test]
+fn findings_past_the_limit_are_those_of_the_later_checks() {
+    let mut doc = String::new();
+    for i in 0..600 {
+        doc.push_str(&format!(
+            "---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: b{i:03}}}\nspec: {{image: x, network: {{name: net, ipRangeStart: 10.1.0.10}}}}\n"
+        ));
+        doc.push_str(&format!(
+            "---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: c{i:03}}}\nspec: {{colocation: {{bundle: b{i:03}, with: gone{i}, score: 10}}}}\n"
+        ));
+    }
+    let mut sources = Sources::new();
+    for (i, f) in [CLUSTER, FENCES, WEB, &doc].iter().enumerate() {
+        sources.add(format!("f{i}.yaml"), f.as_bytes().to_vec());
+    }
+    let report = validate(&sources);
+    let count = |code: &str| report.diagnostics.iter().filter(|d| d.code == code).count();
+    assert_eq!(count("quorate::ref::unknown-bundle"), 600);
+    assert_eq!(
+        count("quorate::network::ip-overlap"),
+        quorate::validate::MAX_FINDINGS - 600
+    );
+    assert_eq!(count("quorate::limit::findings"), 1);
+    // 599 overlaps in all, 199 of them counted only.
+    assert_eq!((report.errors(), report.warnings()), (1_199, 0));
+}
+
 #[test]
 fn insecure_fencing_and_inline_secrets() {
     let doc = r#"apiVersion: quorate.io/v1alpha1

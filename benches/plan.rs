@@ -55,7 +55,7 @@ use support::{Shape, documents, median};
 /// peak, so that planning in process allocates as the `quorate plan` process does.
 struct Counting;
 
-static INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static INNER: quorate::alloc::Mimalloc = quorate::alloc::Mimalloc;
 
 static IN_USE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);

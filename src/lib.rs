@@ -1,6 +1,7 @@
 //! quorate: a declarative reconciler for on-premises clusters that run stateful
 //! containers, with fencing and quorum. See `ARCHITECTURE.md` for the code map.
 
+pub mod alloc;
 mod backoff;
 pub mod cli;
 pub mod diag;

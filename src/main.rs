@@ -3,7 +3,7 @@
 // Without transparent huge pages (`no_thp`): with them, a small `quorate plan` held about
 // twice glibc's resident memory.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: quorate::alloc::Mimalloc = quorate::alloc::Mimalloc;
 
 fn main() -> std::process::ExitCode {
     quorate::cli::main()

@@ -6,7 +6,7 @@
 
 use quorate::diag::Severity;
 use quorate::source::Sources;
-use quorate::validate::validate;
+use quorate::validate::{Report, validate};
 
 const CLUSTER: &str = r#"apiVersion: quorate.io/v1alpha1
 kind: Cluster
@@ -75,12 +75,17 @@ fn position(text: &str, after: &str, marker: &str) -> (u32, u32) {
     (line as u32, col as u32)
 }
 
-fn check(files: &[&str], expected: &[Expect]) {
+/// The report on `files`, named `f0.yaml`, `f1.yaml`, … in turn.
+fn validated(files: &[&str]) -> Report {
     let mut sources = Sources::new();
     for (i, f) in files.iter().enumerate() {
         sources.add(format!("f{i}.yaml"), f.as_bytes().to_vec());
     }
-    let report = validate(&sources);
+    validate(&sources)
+}
+
+fn check(files: &[&str], expected: &[Expect]) {
+    let report = validated(files);
     let got: Vec<_> = report
         .diagnostics
         .iter()
@@ -333,11 +338,7 @@ spec:
         )],
     );
     // The reason names the cycle and what limits it.
-    let mut sources = Sources::new();
-    for (i, f) in [CLUSTER, FENCES, WEB, &doc].iter().enumerate() {
-        sources.add(format!("f{i}.yaml"), f.as_bytes().to_vec());
-    }
-    let report = validate(&sources);
+    let report = validated(&[CLUSTER, FENCES, WEB, &doc]);
     let messages: Vec<&str> = report
         .diagnostics
         .iter()
@@ -419,11 +420,7 @@ fn thousands_of_bundles_on_one_address_make_a_bounded_list() {
             "---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: b{i:04}}}\nspec: {{image: x, network: {{name: net, ipRangeStart: 10.1.0.10}}}}\n"
         ));
     }
-    let mut sources = Sources::new();
-    for (i, f) in [CLUSTER, FENCES, WEB, &doc].iter().enumerate() {
-        sources.add(format!("f{i}.yaml"), f.as_bytes().to_vec());
-    }
-    let report = validate(&sources);
+    let report = validated(&[CLUSTER, FENCES, WEB, &doc]);
     let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code).collect();
     let overlaps = codes
         .iter()
@@ -460,11 +457,7 @@ fn findings_past_the_limit_are_those_of_the_later_checks() {
             "---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: c{i:03}}}\nspec: {{colocation: {{bundle: b{i:03}, with: gone{i}, score: 10}}}}\n"
         ));
     }
-    let mut sources = Sources::new();
-    for (i, f) in [CLUSTER, FENCES, WEB, &doc].iter().enumerate() {
-        sources.add(format!("f{i}.yaml"), f.as_bytes().to_vec());
-    }
-    let report = validate(&sources);
+    let report = validated(&[CLUSTER, FENCES, WEB, &doc]);
     let count = |code: &str| report.diagnostics.iter().filter(|d| d.code == code).count();
     assert_eq!(count("quorate::ref::unknown-bundle"), 600);
     assert_eq!(

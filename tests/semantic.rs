@@ -409,6 +409,14 @@ spec:
     );
 }
 
+/// A bundle document named `name` whose address range starts where every other one of
+/// these does (10.1.0.10 on `net`).
+fn on_one_address(name: &str) -> String {
+    format!(
+        "---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: {name}}}\nspec: {{image: x, network: {{name: net, ipRangeStart: 10.1.0.10}}}}\n"
+    )
+}
+
 /// Two thousand bundles on one address overlap two million ways: each is reported once
 /// (not once per pair), and past `MAX_FINDINGS` the others are counted in one finding.
 /// Before, validating this set wrote gigabytes of findings.
@@ -416,9 +424,7 @@ spec:
 fn thousands_of_bundles_on_one_address_make_a_bounded_list() {
     let mut doc = String::new();
     for i in 0..2_000 {
-        doc.push_str(&format!(
-            "---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: b{i:04}}}\nspec: {{image: x, network: {{name: net, ipRangeStart: 10.1.0.10}}}}\n"
-        ));
+        doc.push_str(&on_one_address(&format!("b{i:04}")));
     }
     let report = validated(&[CLUSTER, FENCES, WEB, &doc]);
     let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code).collect();
@@ -450,9 +456,7 @@ fn thousands_of_bundles_on_one_address_make_a_bounded_list() {
 fn findings_past_the_limit_are_those_of_the_later_checks() {
     let mut doc = String::new();
     for i in 0..600 {
-        doc.push_str(&format!(
-            "---\napiVersion: quorate.io/v1alpha1\nkind: Bundle\nmetadata: {{name: b{i:03}}}\nspec: {{image: x, network: {{name: net, ipRangeStart: 10.1.0.10}}}}\n"
-        ));
+        doc.push_str(&on_one_address(&format!("b{i:03}")));
         doc.push_str(&format!(
             "---\napiVersion: quorate.io/v1alpha1\nkind: Constraint\nmetadata: {{name: c{i:03}}}\nspec: {{colocation: {{bundle: b{i:03}, with: gone{i}, score: 10}}}}\n"
         ));

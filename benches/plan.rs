@@ -24,7 +24,9 @@
 //! processes, the two sizes' `quorate plan` run again, taking turns (15 times each; the
 //! memory is the peak RSS over those runs). `-- wide` (2,000 x
 //! 10,000) and `-- deep` (1,000 x 20,000), run only when named, print the same for
-//! doubling the nodes alone and the instances alone (`-- large wide deep`). `-- huge` runs
+//! doubling the nodes alone and the instances alone (`-- large wide deep`). `-- half`
+//! (500 x 5,000) and `-- quad` (4,000 x 40,000), also run only when named, give the
+//! doublings either side (`-- half large double quad`). `-- huge` runs
 //! 10,000 nodes x 100,000 instances, the most instances a spec set may ask for, quorate
 //! only.
 //!
@@ -444,6 +446,15 @@ fn main() -> std::process::ExitCode {
         .collect();
     let sizes = [
         Size {
+            name: "half",
+            nodes: 500,
+            instances: 5_000,
+            runs: 7,
+            process_runs: 3,
+            pcmk_runs: 0,
+            named_only: true,
+        },
+        Size {
             name: "small",
             nodes: 50,
             instances: 1_000,
@@ -488,6 +499,15 @@ fn main() -> std::process::ExitCode {
             process_runs: 3,
             pcmk_runs: 0,
             named_only: false,
+        },
+        Size {
+            name: "quad",
+            nodes: 4_000,
+            instances: 40_000,
+            runs: 3,
+            process_runs: 3,
+            pcmk_runs: 0,
+            named_only: true,
         },
         Size {
             name: "huge",

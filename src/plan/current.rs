@@ -87,8 +87,10 @@ pub struct Current<'a> {
     pub numbers: HashMap<&'a str, usize>,
     /// Copies by bundle, ordered by instance number and then node name: one list per
     /// bundle, looked up for every instance placed. [`Current::by_bundle`] walks them in
-    /// bundle order, [`by_index`] one instance after another.
-    pub copies: HashMap<&'a str, Vec<Copy<'a>>>,
+    /// bundle order, [`by_index`] one instance after another. The table holds its own
+    /// copies of the names (short ones are written in the entry): a key borrowed from the
+    /// snapshot would be read from there, far from the table, by every lookup.
+    pub copies: HashMap<Name, Vec<Copy<'a>>>,
     /// Nodes that may receive instances: in the spec, online, not in standby, not fenced
     /// by this plan.
     pub usable: BTreeSet<&'a str>,
@@ -110,7 +112,7 @@ pub struct Current<'a> {
 impl<'a> Current<'a> {
     /// Indexes `observed` against `spec`, under `quorum`.
     pub fn new(spec: &'a SpecSet, observed: &'a Observed, quorum: &QuorumStatus) -> Current<'a> {
-        let mut copies: HashMap<&str, Vec<Copy>> = HashMap::default();
+        let mut copies: HashMap<Name, Vec<Copy>> = HashMap::default();
         let mut lost = BTreeSet::new();
         let mut conflicts = BTreeMap::new();
         let mut failed_on: BTreeMap<&str, Vec<&Name>> = BTreeMap::new();
@@ -131,17 +133,18 @@ impl<'a> Current<'a> {
                 }
             };
             for instance in &node.instances {
-                copies
-                    .entry(instance.bundle.as_str())
-                    .or_default()
-                    .push(Copy {
-                        node: name,
-                        at,
-                        instance,
-                        index: instance.index,
-                        state: instance.state,
-                        whereabouts,
-                    });
+                let of_bundle = match copies.get_mut(instance.bundle.as_str()) {
+                    Some(of_bundle) => of_bundle,
+                    None => copies.entry(instance.bundle.clone()).or_default(),
+                };
+                of_bundle.push(Copy {
+                    node: name,
+                    at,
+                    instance,
+                    index: instance.index,
+                    state: instance.state,
+                    whereabouts,
+                });
             }
             for instance in node.failures.keys() {
                 failed_on.entry(instance.as_str()).or_default().push(name);
@@ -207,11 +210,11 @@ impl<'a> Current<'a> {
     }
 
     /// Every copy by bundle, the bundles in name order.
-    pub fn by_bundle(&self) -> Vec<(&'a str, &[Copy<'a>])> {
+    pub fn by_bundle(&self) -> Vec<(&str, &[Copy<'a>])> {
         let mut bundles: Vec<_> = self
             .copies
             .iter()
-            .map(|(b, c)| (*b, c.as_slice()))
+            .map(|(b, c)| (b.as_str(), c.as_slice()))
             .collect();
         bundles.sort_unstable_by_key(|(b, _)| *b);
         bundles

@@ -344,7 +344,7 @@ fn unchanged<'a>(
         .filter(|b| !old.contains_key(*b))
         .copied()
         .collect();
-    if newly.iter().any(|b| current.copies.contains_key(b)) {
+    if newly.iter().any(|b| current.copies.contains_key(*b)) {
         return 0;
     }
     let changed = newly.iter().copied().filter(|b| !found.contains_key(b));

@@ -51,6 +51,18 @@ pub struct Changes<'a, 'p> {
     under_way: Option<(&'a str, &'a BundleSpec)>,
 }
 
+/// What one instance has before its step is chosen (see `Changes::seen`).
+struct Seen<'a, 'p> {
+    /// Its copies, on every node.
+    copies: &'p [Copy<'a>],
+    /// The node placement chose for it, if any.
+    desired: Option<&'a Name>,
+    /// The running copy it keeps: the one on `desired`, else the first that runs.
+    keep: Option<&'p Copy<'a>>,
+    /// No copy runs, and `desired` has an exited one that starts again in place.
+    restart_here: bool,
+}
+
 /// Why a new instance (one with no copy anywhere) is blocked: the same for every new
 /// instance of a bundle after the first, so they share one blocked entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -172,6 +184,9 @@ impl<'a, 'p> Changes<'a, 'p> {
         }
     }
 
+    /// The step of one instance: its copies tidied (one running copy at most, exited
+    /// ones removed), then what the mandatory order it waits for, recovery, placement or
+    /// its own state asks of it.
     fn instance(
         &mut self,
         inst: Inst<'a>,
@@ -179,39 +194,72 @@ impl<'a, 'p> Changes<'a, 'p> {
         waits_for: Option<&str>,
         restarts_left: &mut u32,
     ) {
+        let seen = self.seen(inst);
+        self.tidy(inst, &seen);
+        if let Some(first) = waits_for {
+            return self.wait(inst, spec.monitor.on_fail, &seen, first);
+        }
+        let unknown: Vec<&Copy> = seen
+            .copies
+            .iter()
+            .filter(|c| c.whereabouts == Whereabouts::Unknown)
+            .collect();
+        if seen.keep.is_none() && !unknown.is_empty() {
+            return self.recover(inst, spec.recovery, &unknown, seen.desired);
+        }
+        match seen.keep {
+            None => self.start(inst, &seen),
+            Some(k) => self.keep(inst, k, seen.desired, (spec, hashes), restarts_left),
+        }
+    }
+
+    /// The copies of `inst`, the node placement chose for it, and the running copy it
+    /// keeps: the one on that node, else the first that runs.
+    fn seen(&self, inst: Inst) -> Seen<'a, 'p> {
         let bundle = inst.bundle.as_str();
         let copies = self.current.of(bundle, inst.index);
         let desired = self.placed.node.get(bundle, inst.index).flatten();
-        let running: Vec<&Copy> = copies.iter().filter(|c| c.running()).collect();
-        let keep = running
-            .iter()
-            .find(|c| Some(c.node) == desired)
-            .or(running.first())
-            .copied();
-
-        // Invariant 1: a copy seen on two reachable nodes (a healed partition) is cut to one.
-        for c in &running {
-            if Some(c.node) != keep.map(|k| k.node) {
-                let reason = format!(
-                    "{} also runs on {}: keep one copy",
-                    inst.name(),
-                    keep.map_or("another node", |k| k.node.as_str())
-                );
-                self.stop(c.node, inst, reason);
-            }
-        }
-        // Exited containers that are not restarted in place are removed (housekeeping
-        // that waits for quorum like everything but stopping what runs).
+        let mut running = copies.iter().filter(|c| c.running());
+        let keep = match desired {
+            Some(d) => copies
+                .iter()
+                .find(|c| c.running() && c.node == d)
+                .or_else(|| running.next()),
+            None => running.next(),
+        };
         let restart_here = keep.is_none()
             && desired.is_some_and(|d| {
                 copies
                     .iter()
                     .any(|c| c.node == d && c.whereabouts == Whereabouts::Reachable)
             });
-        for c in copies.iter().filter(|c| {
+        Seen {
+            copies,
+            desired,
+            keep,
+            restart_here,
+        }
+    }
+
+    /// Invariant 1: a copy seen on two reachable nodes (a healed partition) is cut to
+    /// the one kept. Exited containers that are not restarted in place are removed
+    /// (housekeeping that waits for quorum like everything but stopping what runs).
+    fn tidy(&mut self, inst: Inst<'a>, seen: &Seen<'a, 'p>) {
+        let kept = seen.keep.map(|k| k.node);
+        for c in seen.copies.iter().filter(|c| c.running()) {
+            if Some(c.node) != kept {
+                let reason = format!(
+                    "{} also runs on {}: keep one copy",
+                    inst.name(),
+                    kept.map_or("another node", |k| k.as_str())
+                );
+                self.stop(c.node, inst, reason);
+            }
+        }
+        for c in seen.copies.iter().filter(|c| {
             c.whereabouts == Whereabouts::Reachable && !c.running() && self.quorum.may_act()
         }) {
-            if !(restart_here && Some(c.node) == desired) {
+            if !(seen.restart_here && Some(c.node) == seen.desired) {
                 self.stop(
                     c.node,
                     inst,
@@ -219,80 +267,75 @@ impl<'a, 'p> Changes<'a, 'p> {
                 );
             }
         }
+    }
 
-        // Invariant 2 holds through `stop`: without quorum it is blocked, not done.
-        // A copy `onFail: block` holds is left alone even then (neither moved nor
-        // stopped), as placement leaves it.
-        if let Some(first) = waits_for
-            && let Some(k) = keep.filter(|k| k.held(spec.monitor.on_fail))
-        {
-            self.b.block(
-                inst,
-                format!(
+    /// An instance whose bundle waits for `first`, the `first` of a mandatory order,
+    /// to run. Invariant 2 holds through `stop`: without quorum it is blocked, not done.
+    /// A copy `onFail: block` holds is left alone even then (neither moved nor stopped),
+    /// as placement leaves it.
+    fn wait(&mut self, inst: Inst<'a>, on_fail: OnFail, seen: &Seen<'a, 'p>, first: &str) {
+        match seen.keep {
+            Some(k) if k.held(on_fail) => {
+                let why = format!(
                     "fails its check on {} and onFail: block leaves it alone; it would wait for {first} (mandatory order)",
                     k.node
-                ),
-            );
-            return;
-        }
-        if let Some(first) = waits_for
-            && let Some(k) = keep
-        {
-            let why = format!(
-                "{first} cannot run, and {} runs only after it (mandatory order)",
-                inst.name()
-            );
-            self.stop(k.node, inst, why);
-            self.b
-                .block(inst, format!("waits for {first} to run (mandatory order)"));
-            return;
-        }
-        if let Some(first) = waits_for {
-            if copies.is_empty() {
-                return self.block_new(inst, Unplaced::Waits, first);
+                );
+                self.b.block(inst, why);
             }
-            self.b
-                .block(inst, format!("waits for {first} to run (mandatory order)"));
-            return;
-        }
-
-        let unknown: Vec<&Copy> = copies
-            .iter()
-            .filter(|c| c.whereabouts == Whereabouts::Unknown)
-            .collect();
-        if keep.is_none() && !unknown.is_empty() {
-            return self.recover(inst, spec.recovery, &unknown, desired);
-        }
-
-        let Some(k) = keep else {
-            match desired {
-                None if copies.is_empty() => {
-                    self.block_new(inst, Unplaced::Nowhere, "");
-                }
-                None => self.b.block(inst, self.nowhere(inst)),
-                Some(d) if restart_here => {
-                    self.act(
-                        inst,
-                        Act::Restart(d),
-                        format!("{} exited on {d}; start it again", inst.name()),
-                    );
-                }
-                Some(d) => {
-                    let why = match copies.iter().find(|c| c.whereabouts == Whereabouts::Gone) {
-                        Some(c) => format!(
-                            "recover {} from {}, which is confirmed off",
-                            inst.name(),
-                            c.node
-                        ),
-                        None if copies.is_empty() => format!("new instance {}", inst.name()),
-                        None => format!("{} is not running", inst.name()),
-                    };
-                    self.act(inst, Act::Start(d), why);
-                }
+            Some(k) => {
+                let why = format!(
+                    "{first} cannot run, and {} runs only after it (mandatory order)",
+                    inst.name()
+                );
+                self.stop(k.node, inst, why);
+                self.b
+                    .block(inst, format!("waits for {first} to run (mandatory order)"));
             }
-            return;
-        };
+            None if seen.copies.is_empty() => self.block_new(inst, Unplaced::Waits, first),
+            None => self
+                .b
+                .block(inst, format!("waits for {first} to run (mandatory order)")),
+        }
+    }
 
+    /// An instance with no running copy (and none that may run on a lost node): started
+    /// where placement put it, restarted in place, or blocked when it has no node.
+    fn start(&mut self, inst: Inst<'a>, seen: &Seen<'a, 'p>) {
+        let copies = seen.copies;
+        match seen.desired {
+            None if copies.is_empty() => self.block_new(inst, Unplaced::Nowhere, ""),
+            None => self.b.block(inst, self.nowhere(inst)),
+            Some(d) if seen.restart_here => {
+                let why = format!("{} exited on {d}; start it again", inst.name());
+                self.act(inst, Act::Restart(d), why);
+            }
+            Some(d) => {
+                let why = match copies.iter().find(|c| c.whereabouts == Whereabouts::Gone) {
+                    Some(c) => format!(
+                        "recover {} from {}, which is confirmed off",
+                        inst.name(),
+                        c.node
+                    ),
+                    None if copies.is_empty() => format!("new instance {}", inst.name()),
+                    None => format!("{} is not running", inst.name()),
+                };
+                self.act(inst, Act::Start(d), why);
+            }
+        }
+    }
+
+    /// An instance running as `k`: stopped when placement has no node for it, moved to
+    /// another, restarted in place when its spec changed (in turn, `update.maxParallel`
+    /// at a time) or after the `first` of a mandatory order restarts, or left alone.
+    fn keep(
+        &mut self,
+        inst: Inst<'a>,
+        k: &'p Copy<'a>,
+        desired: Option<&'a Name>,
+        (spec, hashes): (&'a BundleSpec, &BundleHash<'_>),
+        restarts_left: &mut u32,
+    ) {
+        let on_fail = spec.monitor.on_fail;
         match desired {
             None => {
                 let why = match self.fence_guard(inst) {
@@ -303,25 +346,12 @@ impl<'a, 'p> Changes<'a, 'p> {
                 self.b.block(inst, why);
             }
             // Failing its check with `onFail: block`: left alone, even by a spec change.
-            Some(d) if d == k.node && k.held(spec.monitor.on_fail) => {
-                self.failed(inst, k, spec.monitor.on_fail);
-            }
+            Some(d) if d == k.node && k.held(on_fail) => self.failed(inst, k, on_fail),
             Some(d) if d == k.node => {
                 if k.instance.spec_hash != hashes.instance(inst.index) {
-                    if *restarts_left == 0 {
-                        self.b.block(
-                            inst,
-                            format!(
-                                "rolling update: waits its turn (update.maxParallel {})",
-                                spec.update.max_parallel
-                            ),
-                        );
-                    } else {
-                        *restarts_left -= 1;
-                        self.act(inst, Act::Restart(d), "the spec changed (image, command, environment, ports, storage or address)".to_owned());
-                    }
+                    self.update(inst, d, spec.update.max_parallel, restarts_left);
                 } else if k.state == InstanceState::Failed {
-                    self.failed(inst, k, spec.monitor.on_fail);
+                    self.failed(inst, k, on_fail);
                 } else if let Some(why) = self.restart_after.clone() {
                     // Invariants 1 and 2 as for any restart (`act`): in place, its start
                     // after its own stop, and only with quorum.
@@ -330,15 +360,25 @@ impl<'a, 'p> Changes<'a, 'p> {
             }
             Some(d) => {
                 let why = self.why_move(inst, k, d);
-                self.act(
-                    inst,
-                    Act::Move {
-                        from: k.node,
-                        to: d,
-                    },
-                    why,
-                );
+                let to = Act::Move {
+                    from: k.node,
+                    to: d,
+                };
+                self.act(inst, to, why);
             }
+        }
+    }
+
+    /// A spec change rolled out in place on `d`: restarted while the bundle's turns last
+    /// (`update.maxParallel`), blocked until the next plan after that.
+    fn update(&mut self, inst: Inst<'a>, d: &'a Name, max_parallel: u32, left: &mut u32) {
+        if *left == 0 {
+            let why = format!("rolling update: waits its turn (update.maxParallel {max_parallel})");
+            self.b.block(inst, why);
+        } else {
+            *left -= 1;
+            let why = "the spec changed (image, command, environment, ports, storage or address)";
+            self.act(inst, Act::Restart(d), why.to_owned());
         }
     }
 

@@ -9,7 +9,7 @@ use crate::secret::{SecretRef, is_secret_name};
 use crate::spec::bundle::{EnvValue, Recovery};
 use crate::spec::cluster::NoQuorumPolicy;
 use crate::spec::endpoint::{RuntimeKind, Transport};
-use crate::spec::fence::{IpmiAuthType, IpmiInterface};
+use crate::spec::fence::{IpmiAuthType, IpmiInterface, IpmiSpec};
 use crate::spec::{Kind, SpecSet};
 
 /// Checks that need the cluster: runtime endpoints, quorum, fencing coverage.
@@ -22,8 +22,7 @@ pub(super) fn cluster(set: &SpecSet, f: &mut Findings) {
 /// Checks of each fence device on its own: secrets and IPMI security.
 pub(super) fn fences(set: &SpecSet, f: &mut Findings) {
     for (name, fence) in &set.fences {
-        let n = name.as_str();
-        let ipmi = &fence.ipmi;
+        let (n, ipmi) = (name.as_str(), &fence.ipmi);
         if ipmi.password == SecretRef::Inline {
             f.push(
                 Diagnostic::error(
@@ -36,92 +35,10 @@ pub(super) fn fences(set: &SpecSet, f: &mut Findings) {
                 "spec.ipmi.password",
             );
         }
-        if ipmi.cipher_suite > 17 {
-            f.push(
-                Diagnostic::error("quorate::fence::cipher-suite", format!("cipher suite {} does not exist", ipmi.cipher_suite))
-                    .with_help("IPMI 2.0 cipher suites are 0-17; 3 (AES-CBC-128 with HMAC-SHA1) is the common secure one"),
-                Kind::Fence,
-                n,
-                "spec.ipmi.cipherSuite",
-            );
-        } else if ipmi.cipher_suite != 3 && ipmi.interface == IpmiInterface::Lanplus {
-            // What the IPMI library can do (ipmi-rs 0.6 proposes suite 3 only); the agent
-            // refuses the same at run time.
-            f.push(
-                Diagnostic::error(
-                    "quorate::fence::unsupported-cipher-suite",
-                    format!("cipher suite {} is not supported: quorate's IPMI library speaks only cipher suite 3", ipmi.cipher_suite),
-                )
-                .with_help("use cipherSuite: 3 (RAKP-HMAC-SHA1, HMAC-SHA1-96, AES-CBC-128) and enable it on the BMC; ipmitool's -C 3"),
-                Kind::Fence,
-                n,
-                "spec.ipmi.cipherSuite",
-            );
-        }
+        cipher_suite(n, ipmi, f);
         let insecure = match ipmi.interface {
-            IpmiInterface::Lanplus => {
-                if ipmi.auth_type.is_some() {
-                    f.push(
-                        Diagnostic::error(
-                            "quorate::fence::auth-type",
-                            "`authType` applies only to `interface: lan` (IPMI 1.5)",
-                        )
-                        .with_help(
-                            "remove authType; RMCP+ authentication is chosen by cipherSuite",
-                        ),
-                        Kind::Fence,
-                        n,
-                        "spec.ipmi.authType",
-                    );
-                }
-                (ipmi.cipher_suite == 0).then_some((
-                    "cipher suite 0 sends commands without authentication",
-                    "spec.ipmi.cipherSuite",
-                ))
-            }
-            IpmiInterface::Lan => match ipmi.auth_type {
-                None => {
-                    f.push(
-                        Diagnostic::error(
-                            "quorate::fence::auth-type",
-                            "`interface: lan` (IPMI 1.5) needs an `authType`",
-                        )
-                        .with_help("prefer `interface: lanplus`; otherwise set authType: md5"),
-                        Kind::Fence,
-                        n,
-                        "spec.ipmi.interface",
-                    );
-                    None
-                }
-                Some(IpmiAuthType::None) => Some((
-                    "IPMI 1.5 with authType none sends commands without authentication",
-                    "spec.ipmi.authType",
-                )),
-                Some(IpmiAuthType::Straight) => Some((
-                    "IPMI 1.5 with authType straight sends the password in clear text",
-                    "spec.ipmi.authType",
-                )),
-                Some(auth @ (IpmiAuthType::Md5 | IpmiAuthType::Md2)) => {
-                    // ipmi-rs 0.6 rejects every MD5/MD2-authenticated IPMI 1.5 reply, so
-                    // such a device could never fence.
-                    let name = if auth == IpmiAuthType::Md5 {
-                        "md5"
-                    } else {
-                        "md2"
-                    };
-                    f.push(
-                        Diagnostic::error(
-                            "quorate::fence::unsupported-auth-type",
-                            format!("IPMI 1.5 with authType {name} is not supported: quorate's IPMI library cannot verify {} replies", name.to_uppercase()),
-                        )
-                        .with_help("use `interface: lanplus` with cipherSuite 3 (IPMI 2.0); nearly every BMC offers it"),
-                        Kind::Fence,
-                        n,
-                        "spec.ipmi.authType",
-                    );
-                    None
-                }
-            },
+            IpmiInterface::Lanplus => lanplus(n, ipmi, f),
+            IpmiInterface::Lan => lan(n, ipmi.auth_type, f),
         };
         match (insecure, ipmi.allow_insecure) {
             (Some((why, path)), false) => f.push(
@@ -139,6 +56,106 @@ pub(super) fn fences(set: &SpecSet, f: &mut Findings) {
                 path,
             ),
             (None, _) => {}
+        }
+    }
+}
+
+/// A cipher suite that does not exist, or that the IPMI library cannot speak.
+fn cipher_suite(n: &str, ipmi: &IpmiSpec, f: &mut Findings) {
+    if ipmi.cipher_suite > 17 {
+        f.push(
+            Diagnostic::error("quorate::fence::cipher-suite", format!("cipher suite {} does not exist", ipmi.cipher_suite))
+                .with_help("IPMI 2.0 cipher suites are 0-17; 3 (AES-CBC-128 with HMAC-SHA1) is the common secure one"),
+            Kind::Fence,
+            n,
+            "spec.ipmi.cipherSuite",
+        );
+    } else if ipmi.cipher_suite != 3 && ipmi.interface == IpmiInterface::Lanplus {
+        // What the IPMI library can do (ipmi-rs 0.6 proposes suite 3 only); the agent
+        // refuses the same at run time.
+        f.push(
+            Diagnostic::error(
+                "quorate::fence::unsupported-cipher-suite",
+                format!("cipher suite {} is not supported: quorate's IPMI library speaks only cipher suite 3", ipmi.cipher_suite),
+            )
+            .with_help("use cipherSuite: 3 (RAKP-HMAC-SHA1, HMAC-SHA1-96, AES-CBC-128) and enable it on the BMC; ipmitool's -C 3"),
+            Kind::Fence,
+            n,
+            "spec.ipmi.cipherSuite",
+        );
+    }
+}
+
+/// What leaves an IPMI 2.0 (`lanplus`) device open to anyone on its network, and the
+/// field that says so; an `authType`, which only IPMI 1.5 has, is refused.
+fn lanplus(n: &str, ipmi: &IpmiSpec, f: &mut Findings) -> Option<(&'static str, &'static str)> {
+    if ipmi.auth_type.is_some() {
+        f.push(
+            Diagnostic::error(
+                "quorate::fence::auth-type",
+                "`authType` applies only to `interface: lan` (IPMI 1.5)",
+            )
+            .with_help("remove authType; RMCP+ authentication is chosen by cipherSuite"),
+            Kind::Fence,
+            n,
+            "spec.ipmi.authType",
+        );
+    }
+    (ipmi.cipher_suite == 0).then_some((
+        "cipher suite 0 sends commands without authentication",
+        "spec.ipmi.cipherSuite",
+    ))
+}
+
+/// What leaves an IPMI 1.5 (`lan`) device open to anyone on its network, and the field
+/// that says so; a missing `authType`, and one the IPMI library cannot verify, are
+/// refused.
+fn lan(
+    n: &str,
+    auth: Option<IpmiAuthType>,
+    f: &mut Findings,
+) -> Option<(&'static str, &'static str)> {
+    match auth {
+        None => {
+            f.push(
+                Diagnostic::error(
+                    "quorate::fence::auth-type",
+                    "`interface: lan` (IPMI 1.5) needs an `authType`",
+                )
+                .with_help("prefer `interface: lanplus`; otherwise set authType: md5"),
+                Kind::Fence,
+                n,
+                "spec.ipmi.interface",
+            );
+            None
+        }
+        Some(IpmiAuthType::None) => Some((
+            "IPMI 1.5 with authType none sends commands without authentication",
+            "spec.ipmi.authType",
+        )),
+        Some(IpmiAuthType::Straight) => Some((
+            "IPMI 1.5 with authType straight sends the password in clear text",
+            "spec.ipmi.authType",
+        )),
+        Some(auth @ (IpmiAuthType::Md5 | IpmiAuthType::Md2)) => {
+            // ipmi-rs 0.6 rejects every MD5/MD2-authenticated IPMI 1.5 reply, so such a
+            // device could never fence.
+            let name = if auth == IpmiAuthType::Md5 {
+                "md5"
+            } else {
+                "md2"
+            };
+            f.push(
+                Diagnostic::error(
+                    "quorate::fence::unsupported-auth-type",
+                    format!("IPMI 1.5 with authType {name} is not supported: quorate's IPMI library cannot verify {} replies", name.to_uppercase()),
+                )
+                .with_help("use `interface: lanplus` with cipherSuite 3 (IPMI 2.0); nearly every BMC offers it"),
+                Kind::Fence,
+                n,
+                "spec.ipmi.authType",
+            );
+            None
         }
     }
 }

@@ -301,10 +301,6 @@ fn header(
     root: &Node,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<(Kind, Metadata, bool)> {
-    let at = |span| Location {
-        file,
-        span: Some(span),
-    };
     let Value::Map(entries) = &root.value else {
         if root.value != Value::Null {
             diags.push(
@@ -316,11 +312,56 @@ fn header(
                     ),
                 )
                 .with_help("start each document with `apiVersion: quorate.io/v1alpha1` and `kind:`")
-                .at(at(root.span)),
+                .at(located(file, root.span)),
             );
         }
         return None;
     };
+    let mut ok = known_fields(file, entries, diags);
+    ok &= api_version(file, root, diags);
+    let kind = kind_of(file, root, diags);
+    let metadata = match root.get("metadata") {
+        None => {
+            diags.push(missing(
+                file,
+                root,
+                "metadata",
+                "add `metadata:` with a `name:`",
+            ));
+            None
+        }
+        Some(m) => typed::<Metadata>(file, m, diags),
+    };
+    if root.get("spec").is_none() && kind.is_some() {
+        ok = false;
+        let help = "add `spec:` with the settings of this kind (see the README)";
+        diags.push(missing(file, root, "spec", help));
+    }
+    let (kind, metadata) = kind.zip(metadata)?;
+    Some((kind, metadata, ok))
+}
+
+/// `span` in `file`.
+fn located(file: FileId, span: Span) -> Location {
+    Location {
+        file,
+        span: Some(span),
+    }
+}
+
+/// A required top-level `field` missing from the document `root`.
+fn missing(file: FileId, root: &Node, field: &str, help: &str) -> Diagnostic {
+    Diagnostic::error(
+        "quorate::shape::missing-field",
+        format!("missing required field `{field}`"),
+    )
+    .with_help(help.to_owned())
+    .at(located(file, root.span))
+}
+
+/// Whether every top-level field of a document is one a document has; each other one
+/// is reported.
+fn known_fields(file: FileId, entries: &[(Node, Node)], diags: &mut Vec<Diagnostic>) -> bool {
     let mut ok = true;
     for (k, _) in entries {
         let key = k.as_str().unwrap_or("");
@@ -333,28 +374,23 @@ fn header(
             diags.push(
                 Diagnostic::error("quorate::shape::unknown-field", e)
                     .with_help("a document has only apiVersion, kind, metadata and spec; settings go under spec")
-                    .at(at(k.span)),
+                    .at(located(file, k.span)),
             );
         }
     }
-    let missing = |field: &str, help: &str| {
-        Diagnostic::error(
-            "quorate::shape::missing-field",
-            format!("missing required field `{field}`"),
-        )
-        .with_help(help.to_owned())
-        .at(at(root.span))
-    };
+    ok
+}
+
+/// Whether the document's `apiVersion` is the one this version reads; otherwise why not
+/// is reported.
+fn api_version(file: FileId, root: &Node, diags: &mut Vec<Diagnostic>) -> bool {
     match root.get("apiVersion") {
         None => {
-            ok = false;
-            diags.push(missing(
-                "apiVersion",
-                "add `apiVersion: quorate.io/v1alpha1`",
-            ));
+            let help = "add `apiVersion: quorate.io/v1alpha1`";
+            diags.push(missing(file, root, "apiVersion", help));
+            false
         }
         Some(v) if v.as_str() != Some(API_VERSION) => {
-            ok = false;
             diags.push(
                 Diagnostic::error(
                     "quorate::doc::api-version",
@@ -363,52 +399,35 @@ fn header(
                 .with_help(format!(
                     "this version of quorate reads `apiVersion: {API_VERSION}`"
                 ))
-                .at(at(v.span)),
+                .at(located(file, v.span)),
             );
+            false
         }
-        Some(_) => {}
+        Some(_) => true,
     }
-    let kind = match root.get("kind") {
-        None => {
-            diags.push(missing(
-                "kind",
-                "add `kind:` with one of Cluster, Bundle, Fence, Constraint, Group",
-            ));
-            None
-        }
-        Some(v) => {
-            let k = v.as_str().and_then(Kind::parse);
-            if k.is_none() {
-                let text = scalar_text(v);
-                let hint = v
-                    .as_str()
-                    .and_then(|s| de::suggest(s, KINDS.iter().copied()))
-                    .map_or_else(String::new, |s| format!(" (did you mean `{s}`?)"));
-                diags.push(
-                    Diagnostic::error("quorate::doc::kind", format!("unknown kind {text}{hint}"))
-                        .with_help("kind is one of Cluster, Bundle, Fence, Constraint, Group")
-                        .at(at(v.span)),
-                );
-            }
-            k
-        }
+}
+
+/// The document's `kind`, or `None` (reported) when it is missing or unknown.
+fn kind_of(file: FileId, root: &Node, diags: &mut Vec<Diagnostic>) -> Option<Kind> {
+    let Some(v) = root.get("kind") else {
+        let help = "add `kind:` with one of Cluster, Bundle, Fence, Constraint, Group";
+        diags.push(missing(file, root, "kind", help));
+        return None;
     };
-    let metadata = match root.get("metadata") {
-        None => {
-            diags.push(missing("metadata", "add `metadata:` with a `name:`"));
-            None
-        }
-        Some(m) => typed::<Metadata>(file, m, diags),
-    };
-    if root.get("spec").is_none() && kind.is_some() {
-        ok = false;
-        diags.push(missing(
-            "spec",
-            "add `spec:` with the settings of this kind (see the README)",
-        ));
+    let k = v.as_str().and_then(Kind::parse);
+    if k.is_none() {
+        let text = scalar_text(v);
+        let hint = v
+            .as_str()
+            .and_then(|s| de::suggest(s, KINDS.iter().copied()))
+            .map_or_else(String::new, |s| format!(" (did you mean `{s}`?)"));
+        diags.push(
+            Diagnostic::error("quorate::doc::kind", format!("unknown kind {text}{hint}"))
+                .with_help("kind is one of Cluster, Bundle, Fence, Constraint, Group")
+                .at(located(file, v.span)),
+        );
     }
-    let (kind, metadata) = kind.zip(metadata)?;
-    Some((kind, metadata, ok))
+    k
 }
 
 fn scalar_text(n: &Node) -> String {
@@ -526,8 +545,5 @@ fn parse_diagnostic(file: FileId, e: &yaml::ParseError) -> Diagnostic {
     };
     Diagnostic::error(code, e.message.clone())
         .with_help(help)
-        .at(Location {
-            file,
-            span: Some(e.span),
-        })
+        .at(located(file, e.span))
 }

@@ -35,34 +35,7 @@ pub fn finish(
     actions: Vec<Action>,
     mut steps: Vec<Step>,
 ) -> (Vec<Action>, Vec<Step>) {
-    // Looked up by bundle (and instance), never read in order: hashed.
-    let mut starts: Keyed<'_> = HashMap::default();
-    let mut stops: Keyed<'_> = HashMap::default();
-    let mut promotes: Keyed<'_> = HashMap::default();
-    for s in &steps {
-        match &s.op {
-            StepOp::Start { bundle, .. } => {
-                starts
-                    .entry((bundle.as_str(), None))
-                    .or_default()
-                    .push(s.id);
-            }
-            StepOp::Stop { bundle, index, .. } => {
-                stops.entry((bundle.as_str(), None)).or_default().push(s.id);
-                stops
-                    .entry((bundle.as_str(), Some(*index)))
-                    .or_default()
-                    .push(s.id);
-            }
-            StepOp::Promote { bundle, .. } => {
-                promotes
-                    .entry((bundle.as_str(), None))
-                    .or_default()
-                    .push(s.id);
-            }
-            StepOp::Fence { .. } | StepOp::Demote { .. } => {}
-        }
-    }
+    let keyed = Keys::of(&steps);
     debug_assert!(steps.iter().enumerate().all(|(i, s)| slot(s.id.0) == i));
     let mut extra = Extra(vec![None; steps.len()]);
     wait_for_what_stops_free(spec, &steps, &mut extra);
@@ -70,45 +43,12 @@ pub fn finish(
     for s in &steps {
         if let StepOp::Start { bundle, index, .. } = &s.op {
             let key = (bundle.as_str(), Some(*index));
-            extra.add(s.id, stops.get(&key).into_iter().flatten().copied());
+            extra.add(s.id, keyed.stops.get(&key).into_iter().flatten().copied());
         }
     }
-    // Order constraints: `then` starts after `first` starts; symmetrical ones stop
-    // `first` after `then`.
     for c in spec.constraints.values() {
-        let ConstraintSpec::Order(o) = c else {
-            continue;
-        };
-        let (first, then) = (o.first.as_str(), o.then.as_str());
-        if o.kind == OrderKind::Serialize {
-            let key = |m: &Keyed<'_>, b| m.get(&(b, None)).cloned().unwrap_or_default();
-            let phases = [
-                key(&stops, then),
-                key(&stops, first),
-                key(&starts, first),
-                key(&starts, then),
-            ];
-            serialize(&phases, &mut extra);
-            continue;
-        }
-        // `action: promote`: after `first`'s promotions instead of its starts.
-        let awaited = match o.action {
-            OrderAction::Start => &starts,
-            OrderAction::Promote => &promotes,
-        };
-        for start in starts.get(&(then, None)).into_iter().flatten() {
-            extra.add(
-                *start,
-                awaited.get(&(first, None)).into_iter().flatten().copied(),
-            );
-        }
-        if o.symmetrical {
-            for stop in stops.get(&(first, None)).into_iter().flatten() {
-                extra.add(
-                    *stop,
-                    stops.get(&(then, None)).into_iter().flatten().copied(),
-                );
-            }
+        if let ConstraintSpec::Order(o) = c {
+            keyed.order(o, &mut extra);
         }
     }
     let owner: Vec<ActionId> = steps.iter().map(|s| s.action).collect();
@@ -124,6 +64,71 @@ pub fn finish(
         }
     }
     renumber(actions, steps)
+}
+
+/// The starts, stops and promotions of a plan by bundle (and the stops also by
+/// instance). Looked up, never read in order: hashed.
+struct Keys<'s> {
+    starts: Keyed<'s>,
+    stops: Keyed<'s>,
+    promotes: Keyed<'s>,
+}
+
+impl<'s> Keys<'s> {
+    fn of(steps: &'s [Step]) -> Keys<'s> {
+        let mut k = Keys {
+            starts: HashMap::default(),
+            stops: HashMap::default(),
+            promotes: HashMap::default(),
+        };
+        for s in steps {
+            let (map, bundle) = match &s.op {
+                StepOp::Start { bundle, .. } => (&mut k.starts, bundle),
+                StepOp::Stop { bundle, index, .. } => {
+                    let of_instance = (bundle.as_str(), Some(*index));
+                    k.stops.entry(of_instance).or_default().push(s.id);
+                    (&mut k.stops, bundle)
+                }
+                StepOp::Promote { bundle, .. } => (&mut k.promotes, bundle),
+                StepOp::Fence { .. } | StepOp::Demote { .. } => continue,
+            };
+            map.entry((bundle.as_str(), None)).or_default().push(s.id);
+        }
+        k
+    }
+
+    /// The dependencies order constraint `o` adds: `then` starts after `first` starts
+    /// (or is promoted, `action: promote`); a symmetrical one stops `first` after
+    /// `then`; a `serialize` one runs their steps one phase after another.
+    fn order(&self, o: &OrderConstraint, extra: &mut Extra) {
+        let (first, then) = (o.first.as_str(), o.then.as_str());
+        if o.kind == OrderKind::Serialize {
+            let phases = [
+                of_bundle(&self.stops, then).collect(),
+                of_bundle(&self.stops, first).collect(),
+                of_bundle(&self.starts, first).collect(),
+                of_bundle(&self.starts, then).collect(),
+            ];
+            return serialize(&phases, extra);
+        }
+        let awaited = match o.action {
+            OrderAction::Start => &self.starts,
+            OrderAction::Promote => &self.promotes,
+        };
+        for start in of_bundle(&self.starts, then) {
+            extra.add(start, of_bundle(awaited, first));
+        }
+        if o.symmetrical {
+            for stop in of_bundle(&self.stops, first) {
+                extra.add(stop, of_bundle(&self.stops, then));
+            }
+        }
+    }
+}
+
+/// The steps of `bundle` in `map`.
+fn of_bundle<'k>(map: &'k Keyed<'_>, bundle: &'k str) -> impl Iterator<Item = StepId> + 'k {
+    map.get(&(bundle, None)).into_iter().flatten().copied()
 }
 
 /// Bundles `then` of a mandatory order whose `first` has fewer instances placed than the

@@ -299,7 +299,8 @@ impl<'a, 'p> Changes<'a, 'p> {
     }
 
     /// An instance with no running copy (and none that may run on a lost node): started
-    /// where placement put it, restarted in place, or blocked when it has no node.
+    /// where placement put it, restarted in place, or blocked when it has no node. Every
+    /// start goes through `act` (invariant 2: only with quorum).
     fn start(&mut self, inst: Inst<'a>, seen: &Seen<'a, 'p>) {
         let copies = seen.copies;
         match seen.desired {
@@ -327,6 +328,8 @@ impl<'a, 'p> Changes<'a, 'p> {
     /// An instance running as `k`: stopped when placement has no node for it, moved to
     /// another, restarted in place when its spec changed (in turn, `update.maxParallel`
     /// at a time) or after the `first` of a mandatory order restarts, or left alone.
+    /// Moves and restarts go through `act` (invariants 1 and 2: the start after the
+    /// stop, only with quorum).
     fn keep(
         &mut self,
         inst: Inst<'a>,

@@ -162,34 +162,7 @@ fn constraints(set: &SpecSet, nodes: Option<&Known>, f: &mut Findings) {
         match c {
             ConstraintSpec::Location(l) => {
                 bundle_ref(f, l.bundle.as_str(), "spec.location.bundle");
-                if let (Some(n), Some(nodes)) = (&l.node, nodes)
-                    && nodes.lacks(n.as_str())
-                {
-                    f.push(
-                        unknown(f, "node", n.as_str(), &nodes.names),
-                        Kind::Constraint,
-                        name,
-                        "spec.location.node",
-                    );
-                }
-                if l.node.is_some() == l.rule.is_some() {
-                    f.push(
-                        Diagnostic::error(
-                            "quorate::constraint::target",
-                            "a location constraint needs exactly one of `node` or `rule`",
-                        )
-                        .with_help("name one node, or give a rule matching node attributes"),
-                        Kind::Constraint,
-                        name,
-                        "spec.location",
-                    );
-                }
-                if let Some(rule) = &l.rule {
-                    check_rule(f, name, rule, "spec.location.rule");
-                }
-                if let Some(d) = location_role(set, l) {
-                    f.push(d, Kind::Constraint, name, "spec.location.role");
-                }
+                location(set, nodes, (name, l), f);
             }
             ConstraintSpec::Colocation(c) => {
                 bundle_ref(f, c.bundle.as_str(), "spec.colocation.bundle");
@@ -225,6 +198,44 @@ fn constraints(set: &SpecSet, nodes: Option<&Known>, f: &mut Findings) {
                 }
             }
         }
+    }
+}
+
+/// Location constraint `name`'s node (one of `nodes`, when the cluster is known), its
+/// one target (a node or a rule), its rule and its role.
+fn location(
+    set: &SpecSet,
+    nodes: Option<&Known>,
+    (name, l): (&str, &LocationConstraint),
+    f: &mut Findings,
+) {
+    if let (Some(n), Some(nodes)) = (&l.node, nodes)
+        && nodes.lacks(n.as_str())
+    {
+        f.push(
+            unknown(f, "node", n.as_str(), &nodes.names),
+            Kind::Constraint,
+            name,
+            "spec.location.node",
+        );
+    }
+    if l.node.is_some() == l.rule.is_some() {
+        f.push(
+            Diagnostic::error(
+                "quorate::constraint::target",
+                "a location constraint needs exactly one of `node` or `rule`",
+            )
+            .with_help("name one node, or give a rule matching node attributes"),
+            Kind::Constraint,
+            name,
+            "spec.location",
+        );
+    }
+    if let Some(rule) = &l.rule {
+        check_rule(f, name, rule, "spec.location.rule");
+    }
+    if let Some(d) = location_role(set, l) {
+        f.push(d, Kind::Constraint, name, "spec.location.role");
     }
 }
 

@@ -123,56 +123,14 @@ pub fn instance_spec(
         });
     }
     let instance = instance_name(bundle, index);
-    let invalid = |what: String| InstanceError::Invalid {
-        instance: instance.clone(),
-        what,
-    };
     let env = spec
         .env
         .iter()
         .map(|(k, v)| Ok((k.clone(), env_value(&instance, k, v, secrets)?)))
         .collect::<Result<Vec<_>, InstanceError>>()?;
-    let network = spec.network.as_ref();
-    let ports = network
-        .map_or(&[][..], |n| n.ports.as_slice())
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let (host_port, container_port, count) = p
-                .published()
-                .ok_or_else(|| invalid(format!("port mapping {i} has neither port nor range")))?;
-            Ok(PortSpec {
-                host_ip: None,
-                host_port,
-                container_port,
-                count,
-                protocol: p.protocol,
-            })
-        })
-        .collect::<Result<Vec<_>, InstanceError>>()?;
-    let mounts = spec
-        .storage
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let source = match (&s.source_dir, &s.source_dir_root) {
-                (Some(dir), _) => MountSource::Fixed(dir.clone()),
-                (None, Some(root)) => MountSource::PerInstance(root.clone()),
-                (None, None) => {
-                    return Err(invalid(format!(
-                        "storage mapping {i} has neither sourceDir nor sourceDirRoot"
-                    )));
-                }
-            };
-            Ok(MountSpec {
-                source,
-                target: s.target_dir.clone(),
-                read_only: s.read_only(),
-                options: s.extra_options().into_iter().map(String::from).collect(),
-            })
-        })
-        .collect::<Result<Vec<_>, InstanceError>>()?;
-    let network = attachment(set, spec, index).map_err(invalid)?;
+    let ports = ports(&instance, spec)?;
+    let mounts = mounts(&instance, spec)?;
+    let network = attachment(set, spec, index).map_err(|what| invalid(&instance, what))?;
     Ok(InstanceSpec {
         labels: InstanceLabels {
             cluster: set.cluster_name.to_string(),
@@ -188,6 +146,57 @@ pub fn instance_spec(
         mounts,
         network,
     })
+}
+
+/// Instance `instance` cannot be made as its spec says, because of `what`.
+fn invalid(instance: &str, what: String) -> InstanceError {
+    InstanceError::Invalid {
+        instance: instance.to_owned(),
+        what,
+    }
+}
+
+/// The ports `spec` publishes, each with its host port, container port and count.
+fn ports(instance: &str, spec: &BundleSpec) -> Result<Vec<PortSpec>, InstanceError> {
+    let network = spec.network.as_ref();
+    let ports = network.map_or(&[][..], |n| n.ports.as_slice());
+    let port = |(i, p): (usize, &bundle::PortMapping)| {
+        let (host_port, container_port, count) = p.published().ok_or_else(|| {
+            invalid(
+                instance,
+                format!("port mapping {i} has neither port nor range"),
+            )
+        })?;
+        Ok(PortSpec {
+            host_ip: None,
+            host_port,
+            container_port,
+            count,
+            protocol: p.protocol,
+        })
+    };
+    ports.iter().enumerate().map(port).collect()
+}
+
+/// The storage `spec` mounts: a fixed directory, or one per instance under a root.
+fn mounts(instance: &str, spec: &BundleSpec) -> Result<Vec<MountSpec>, InstanceError> {
+    let mount = |(i, s): (usize, &bundle::StorageMapping)| {
+        let source = match (&s.source_dir, &s.source_dir_root) {
+            (Some(dir), _) => MountSource::Fixed(dir.clone()),
+            (None, Some(root)) => MountSource::PerInstance(root.clone()),
+            (None, None) => {
+                let what = format!("storage mapping {i} has neither sourceDir nor sourceDirRoot");
+                return Err(invalid(instance, what));
+            }
+        };
+        Ok(MountSpec {
+            source,
+            target: s.target_dir.clone(),
+            read_only: s.read_only(),
+            options: s.extra_options().into_iter().map(String::from).collect(),
+        })
+    };
+    spec.storage.iter().enumerate().map(mount).collect()
 }
 
 /// A plain value as it is; a secret read now, if `secrets` allows its reference, and

@@ -50,7 +50,7 @@ use crate::spec::cluster::NodeSpec;
 use crate::spec::constraint::{ConstraintSpec, OrderConstraint, OrderKind};
 use crate::spec::{Name, Score, SpecSet};
 pub use capacity::Shortfall;
-use capacity::{Base, Capacity};
+use capacity::{Base, Capacity, Running};
 use rank::Ranker;
 use scores::Scores;
 
@@ -122,6 +122,20 @@ pub struct Placed<'a> {
     /// Bundles the round found starved, with the `first` they wait for: that `first` was
     /// placed before them, short (see [`Placer::starved_now`]).
     found: BTreeMap<&'a str, &'a str>,
+}
+
+impl Placed<'_> {
+    /// Nothing placed yet, with room for `bundles` bundles.
+    fn none(bundles: usize) -> Self {
+        Placed {
+            node: NodeOf(super::map_for(bundles)),
+            explain: Vec::new(),
+            starved: BTreeMap::new(),
+            short: BTreeMap::new(),
+            left: BTreeSet::new(),
+            found: BTreeMap::new(),
+        }
+    }
 }
 
 /// The instances of each promotable bundle that are promoted once the plan is carried
@@ -262,19 +276,8 @@ pub fn place<'a>(
     let ranker = Ranker::new(spec, &nodes, &usable, promoted, explain);
     let order = colocation::order(spec);
     let at: Positions = super::positions(order.bundles.iter().copied());
-    let group_of: HashMap<&str, &[&str]> = order
-        .groups
-        .iter()
-        .flat_map(|g| g.iter().map(move |b| (*b, g.as_slice())))
-        .collect();
-    let mut into: HashMap<&str, Vec<&OrderConstraint>> = HashMap::default();
-    for c in spec.constraints.values() {
-        if let ConstraintSpec::Order(o) = c
-            && super::order::may_starve(spec, o)
-        {
-            into.entry(o.then.as_str()).or_default().push(o);
-        }
-    }
+    let group_of = group_of(&order);
+    let into = starving_into(spec);
     let fixed = Fixed {
         nodes: &nodes,
         usable: &usable,
@@ -323,6 +326,28 @@ pub fn place<'a>(
         round.starved = starved;
         last = Some((same, placed));
     }
+}
+
+/// Each bundle of a colocation cycle (`order.groups`), with every member of its cycle.
+fn group_of<'o, 'a>(order: &'o colocation::Order<'a>) -> HashMap<&'a str, &'o [&'a str]> {
+    let groups = order.groups.iter();
+    groups
+        .flat_map(|g| g.iter().map(move |b| (*b, g.as_slice())))
+        .collect()
+}
+
+/// The order constraints that may starve their `then` (see `order::may_starve`), by
+/// that `then`.
+fn starving_into(spec: &SpecSet) -> HashMap<&str, Vec<&OrderConstraint>> {
+    let mut into: HashMap<&str, Vec<&OrderConstraint>> = HashMap::default();
+    for c in spec.constraints.values() {
+        if let ConstraintSpec::Order(o) = c
+            && super::order::may_starve(spec, o)
+        {
+            into.entry(o.then.as_str()).or_default().push(o);
+        }
+    }
+    into
 }
 
 /// How many bundles, in placement order, the next round places as the last one did,
@@ -567,14 +592,19 @@ fn place_once<'a>(
         promoted,
         ref base,
     } = *fixed;
-    let mut capacity = Capacity::new((spec, base, current), (&round.starved, promoted), |r| {
+    // A running instance is counted on its node from the start unless its bundle is
+    // starved, its node unusable, it left that node in an earlier round or failed there
+    // too often; one that stays put (suspended, or held by `onFail: block`) is counted
+    // whatever.
+    let stays = |r: &Running<'a>| {
         let (bundle, index, at) = (r.bundle.0, r.index, r.at);
         stays_put(observed, r)
             || !(round.starved.contains_key(bundle)
                 || !usable[at]
                 || round.left.contains(&(bundle, index))
                 || failed_out(spec, observed, current, (bundle, index), nodes.name(at)))
-    });
+    };
+    let mut capacity = Capacity::new((spec, base, current), (&round.starved, promoted), stays);
     let load = select::Load::new(ranker.classes(), nodes.count(), &mut capacity);
     let mut placer = Placer {
         spec,
@@ -595,14 +625,7 @@ fn place_once<'a>(
             .iter()
             .filter_map(|(key, node)| Some((*key, nodes.of(node.as_str())?)))
             .collect(),
-        out: Placed {
-            node: NodeOf(super::map_for(order.bundles.len())),
-            explain: Vec::new(),
-            starved: BTreeMap::new(),
-            short: BTreeMap::new(),
-            left: BTreeSet::new(),
-            found: BTreeMap::new(),
-        },
+        out: Placed::none(order.bundles.len()),
         capacity,
     };
     for ((bundle, index), node) in &round.claims {

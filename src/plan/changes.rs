@@ -219,14 +219,9 @@ impl<'a, 'p> Changes<'a, 'p> {
         let bundle = inst.bundle.as_str();
         let copies = self.current.of(bundle, inst.index);
         let desired = self.placed.node.get(bundle, inst.index).flatten();
-        let mut running = copies.iter().filter(|c| c.running());
-        let keep = match desired {
-            Some(d) => copies
-                .iter()
-                .find(|c| c.running() && c.node == d)
-                .or_else(|| running.next()),
-            None => running.next(),
-        };
+        let keep = desired
+            .and_then(|d| copies.iter().find(|c| c.running() && c.node == d))
+            .or_else(|| copies.iter().find(|c| c.running()));
         let restart_here = keep.is_none()
             && desired.is_some_and(|d| {
                 copies

@@ -330,10 +330,8 @@ pub fn place<'a>(
 
 /// Each bundle of a colocation cycle (`order.groups`), with every member of its cycle.
 fn group_of<'o, 'a>(order: &'o colocation::Order<'a>) -> HashMap<&'a str, &'o [&'a str]> {
-    let groups = order.groups.iter();
-    groups
-        .flat_map(|g| g.iter().map(move |b| (*b, g.as_slice())))
-        .collect()
+    let members = |g: &'o Vec<&'a str>| g.iter().map(move |b| (*b, g.as_slice()));
+    order.groups.iter().flat_map(members).collect()
 }
 
 /// The order constraints that may starve their `then` (see `order::may_starve`), by

@@ -342,41 +342,22 @@ async fn serve(args: &Args) -> Result<(), String> {
     };
     // `GET /history` reads where the state is kept: etcd in HA mode (any replica).
     let history = store.clone();
-    let source = GitSource::open(&args.repo, &args.branch, args.path.as_deref(), dir)
-        .map_err(|e| e.to_string())?
-        .with_credentials(Credentials {
-            ssh_key: args.ssh_key.clone(),
-            ssh_known_hosts: args.ssh_known_hosts.clone(),
-            https_token: args.git_token_file.clone().map(SecretRef::FromFile),
-            https_user: args.git_user.clone(),
-        });
+    let source = git_source(args)?.with_credentials(Credentials {
+        ssh_key: args.ssh_key.clone(),
+        ssh_known_hosts: args.ssh_known_hosts.clone(),
+        https_token: args.git_token_file.clone().map(SecretRef::FromFile),
+        https_user: args.git_user.clone(),
+    });
     let token = match &args.token_file {
         Some(p) => Some(Arc::new(read_secret(p)?)),
         None => None,
     };
-    // What was in force before a restart, read from quorate's own clone: the cluster
-    // keeps being reconciled towards it even while the repository cannot be reached.
     // In HA mode only the leader resumes, when it comes to lead.
-    let resumed = match ha.is_none().then_some(()) {
-        Some(()) => resume(store.as_ref()).await?,
-        None => None,
+    let resumed = match &ha {
+        None => resumed(store.as_ref(), &source).await?,
+        Some(_) => None,
     };
-    let resumed = match resumed {
-        Some(applied) => source
-            .sources_at(&applied.commit.id)
-            .map(|s| (applied.commit, s))
-            .map_err(|e| tracing::warn!(error = %e, "the commit in force cannot be read back"))
-            .ok(),
-        None => None,
-    };
-    let status = SharedStatus::default();
-    if let Some(url) = &args.notify {
-        let (notifier, sender) = crate::notify::Notifier::to(url.clone())?;
-        tokio::spawn(sender);
-        if let Ok(mut s) = status.write() {
-            s.notifier = notifier;
-        }
-    }
+    let status = status_with_notifier(args)?;
     let (triggers, inbox) = mpsc::channel(16);
     let mut f = Follower {
         store,
@@ -390,30 +371,11 @@ async fn serve(args: &Args) -> Result<(), String> {
         driver: None,
         ha: None,
     };
-    let (mut role_rx, mut view_rx, _keep, ha_stop, campaign_task) = match ha {
-        Some(h) => {
-            let reader = GitSource::open(&args.repo, &args.branch, args.path.as_deref(), dir)
-                .map_err(|e| e.to_string())?;
-            f.ha = Some(HaState {
-                lease: h.lease,
-                leading: false,
-                latest: None,
-                reader: Some(reader),
-                etcd: h.store,
-            });
-            (h.role, h.view, None, Some(h.stop), Some(h.task))
-        }
-        None => {
-            let (r, rrx) = tokio::sync::watch::channel(Role::Follower);
-            let (v, vrx) = tokio::sync::watch::channel(None);
-            (rrx, vrx, Some((r, v)), None, None)
-        }
-    };
+    let mut election = Election::start(ha, &mut f, args)?;
     f.show_rejected().await;
     if let Some((commit, sources)) = resumed {
         f.offer(commit, &sources, true).await;
     }
-
     let options = WatchOptions {
         poll_interval: args.poll_interval.get().max(Duration::from_secs(1)),
         ..WatchOptions::default()
@@ -422,23 +384,89 @@ async fn serve(args: &Args) -> Result<(), String> {
     // In HA mode the loop is started and stopped with leadership: the server's requests
     // reach the loop of the moment through this relay.
     let (relay, mut relayed) = mpsc::channel(16);
-    let mut app = server::router(ServerState {
+    let state = ServerState {
         status,
         triggers: if f.ha.is_some() { relay } else { triggers },
         token,
         store: Some(history),
-    });
-    if let Some(p) = &args.webhook_secret_file {
-        read_secret(p)?;
-        app = app.merge(webhook::router(HookState {
-            secret: SecretRef::FromFile(p.clone()),
-            branch: args.branch.clone(),
-            fetch,
-        }));
-    }
+    };
+    let app = router(args, state, fetch)?;
     // Handled from before the address is announced: a SIGTERM right after it stops
     // gracefully too.
     let mut signals = Signals::new()?;
+    let (stop_server, server) = listen_on(args, app, limits).await?;
+    f.follow(&mut commits, &mut signals, &mut election, &mut relayed)
+        .await;
+    tracing::info!("stopping: HTTP requests under way and the pass under way finish first");
+    let _ = stop_server.send(true);
+    let _ = server.await;
+    drop(commits);
+    f.stop().await;
+    election.stop().await;
+    Ok(())
+}
+
+/// The repository quorate follows, opened in its clone under the state directory.
+fn git_source(args: &Args) -> Result<GitSource, String> {
+    GitSource::open(
+        &args.repo,
+        &args.branch,
+        args.path.as_deref(),
+        &args.state.dir,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// What was in force before a restart, read from quorate's own clone: the cluster keeps
+/// being reconciled towards it even while the repository cannot be reached.
+async fn resumed(
+    store: &dyn Commits,
+    source: &GitSource,
+) -> Result<Option<(Commit, Sources)>, String> {
+    let Some(applied) = resume(store).await? else {
+        return Ok(None);
+    };
+    Ok(source
+        .sources_at(&applied.commit.id)
+        .map(|s| (applied.commit, s))
+        .map_err(|e| tracing::warn!(error = %e, "the commit in force cannot be read back"))
+        .ok())
+}
+
+/// The status the server shows, with the notifier of `--notify` started.
+fn status_with_notifier(args: &Args) -> Result<SharedStatus, String> {
+    let status = SharedStatus::default();
+    if let Some(url) = &args.notify {
+        let (notifier, sender) = crate::notify::Notifier::to(url.clone())?;
+        tokio::spawn(sender);
+        if let Ok(mut s) = status.write() {
+            s.notifier = notifier;
+        }
+    }
+    Ok(status)
+}
+
+/// The HTTP API, and the webhook when `--webhook-secret-file` is given.
+fn router(
+    args: &Args,
+    state: ServerState,
+    fetch: watch::FetchHandle,
+) -> Result<axum::Router, String> {
+    let app = server::router(state);
+    let Some(p) = &args.webhook_secret_file else {
+        return Ok(app);
+    };
+    read_secret(p)?;
+    Ok(app.merge(webhook::router(HookState {
+        secret: SecretRef::FromFile(p.clone()),
+        branch: args.branch.clone(),
+        fetch,
+    })))
+}
+
+/// Serves `app` on `--listen` (HTTPS with `--tls-cert`), announced on stdout and to
+/// systemd; the sender stops it gracefully.
+async fn listen_on(args: &Args, app: axum::Router, limits: Limits) -> Result<Stoppable, String> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -455,53 +483,110 @@ async fn serve(args: &Args) -> Result<(), String> {
         };
         listen::serve_tls(listener, app, limits, tls, shutdown).await;
     });
+    Ok((stop_tx, server))
+}
 
-    loop {
-        tokio::select! {
-            got = commits.recv() => match got {
-                Some(watch::Trigger::NewCommit { commit, sources, .. }) => {
-                    f.source_problem(None);
-                    f.offer(commit, &sources, false).await;
+/// The election as the loop sees it: this replica's role and the view of the replicas.
+/// Without HA mode neither ever changes; their senders are kept, unused, for the loop's
+/// receivers to wait on.
+struct Election {
+    role: tokio::sync::watch::Receiver<Role>,
+    view: tokio::sync::watch::Receiver<Option<crate::ha::HaView>>,
+    _standalone: Option<StandaloneSenders>,
+    campaign: Option<Stoppable>,
+}
+
+/// A task that stops when `true` is sent, and its handle.
+type Stoppable = (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+);
+
+type StandaloneSenders = (
+    tokio::sync::watch::Sender<Role>,
+    tokio::sync::watch::Sender<Option<crate::ha::HaView>>,
+);
+
+impl Election {
+    /// The election of `ha`, its state given to `f`'s loop.
+    fn start(ha: Option<HaStart>, f: &mut Follower, args: &Args) -> Result<Election, String> {
+        let Some(h) = ha else {
+            let (r, role) = tokio::sync::watch::channel(Role::Follower);
+            let (v, view) = tokio::sync::watch::channel(None);
+            return Ok(Election {
+                role,
+                view,
+                _standalone: Some((r, v)),
+                campaign: None,
+            });
+        };
+        f.ha = Some(HaState {
+            lease: h.lease,
+            leading: false,
+            latest: None,
+            reader: Some(git_source(args)?),
+            etcd: h.store,
+        });
+        Ok(Election {
+            role: h.role,
+            view: h.view,
+            _standalone: None,
+            campaign: Some((h.stop, h.task)),
+        })
+    }
+
+    /// Stops running for leader, giving the campaign up to 5 s to step down.
+    async fn stop(self) {
+        if let Some((stop, task)) = self.campaign {
+            let _ = stop.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+}
+
+impl Follower {
+    /// Follows the repository, the election and the server's requests until a signal
+    /// comes or the watcher ends.
+    async fn follow(
+        &mut self,
+        commits: &mut mpsc::Receiver<watch::Trigger>,
+        signals: &mut Signals,
+        election: &mut Election,
+        relayed: &mut mpsc::Receiver<Trigger>,
+    ) {
+        loop {
+            tokio::select! {
+                got = commits.recv() => match got {
+                    Some(watch::Trigger::NewCommit { commit, sources, .. }) => {
+                        self.source_problem(None);
+                        self.offer(commit, &sources, false).await;
+                    }
+                    // Logged by the source; the spec in force stays, the status says why.
+                    Some(watch::Trigger::Failed { error, .. }) => {
+                        self.metrics().git_fetch_error();
+                        self.source_problem(Some(error.to_string()));
+                    }
+                    Some(watch::Trigger::Recovered { .. }) => self.source_problem(None),
+                    None => break,
+                },
+                () = signals.next() => break,
+                Ok(()) = election.role.changed() => {
+                    let role = *election.role.borrow_and_update();
+                    self.role(role).await;
                 }
-                // Logged by the source; the spec in force stays, the status says why.
-                Some(watch::Trigger::Failed { error, .. }) => {
-                    f.metrics().git_fetch_error();
-                    f.source_problem(Some(error.to_string()));
+                Ok(()) = election.view.changed() => {
+                    let view = election.view.borrow_and_update().clone();
+                    self.show_ha(view).await;
                 }
-                Some(watch::Trigger::Recovered { .. }) => f.source_problem(None),
-                None => break,
-            },
-            () = signals.next() => break,
-            Ok(()) = role_rx.changed() => {
-                let role = *role_rx.borrow_and_update();
-                f.role(role).await;
-            }
-            Ok(()) = view_rx.changed() => {
-                let view = view_rx.borrow_and_update().clone();
-                f.show_ha(view).await;
-            }
-            Some(t) = relayed.recv() => {
-                if f.driver.is_some() {
-                    let _ = f.triggers.try_send(t);
+                Some(t) = relayed.recv() => {
+                    if self.driver.is_some() {
+                        let _ = self.triggers.try_send(t);
+                    }
                 }
             }
         }
     }
-    tracing::info!("stopping: HTTP requests under way and the pass under way finish first");
-    let _ = stop_tx.send(true);
-    let _ = server.await;
-    drop(commits);
-    f.stop().await;
-    if let Some(stop) = ha_stop {
-        let _ = stop.send(true);
-    }
-    if let Some(c) = campaign_task {
-        let _ = tokio::time::timeout(Duration::from_secs(5), c).await;
-    }
-    Ok(())
-}
 
-impl Follower {
     /// Puts `commit` in force if its specs validate, or records it as rejected.
     /// `resumed`: it was in force before a restart (already recorded as applied).
     async fn offer(&mut self, commit: Commit, sources: &Sources, resumed: bool) {

@@ -151,22 +151,107 @@ struct Running {
     _triggers: mpsc::Sender<Trigger>,
 }
 
-fn start(
-    env: &Arc<SimEnvironment>,
-    store: &Arc<dyn Store>,
-    spec: &Arc<SpecSet>,
-    options: &Options,
-) -> Option<Running> {
-    let desired = Desired {
-        spec: spec.clone(),
-        commit: "sim".into(),
-    };
-    let r = Reconciler::new(env.clone(), store.clone(), desired, options.clone()).ok()?;
-    let (tx, rx) = mpsc::channel(4);
-    Some(Running {
-        task: tokio::spawn(driver::run(r, rx, SharedStatus::default())),
-        _triggers: tx,
-    })
+/// The simulated cluster, and what the reconcile loop is started with each time.
+struct Sim {
+    world: Arc<Mutex<World>>,
+    env: Arc<SimEnvironment>,
+    /// Kept across the reconciler's crashes, as its database would be.
+    store: Arc<dyn Store>,
+    spec: Arc<SpecSet>,
+    options: Options,
+}
+
+impl Sim {
+    /// The world of `spec`'s nodes, seeded, with the loop's options bitten as `config`
+    /// asks.
+    fn new(spec: Arc<SpecSet>, config: &Config) -> Sim {
+        let single: BTreeSet<String> = ["db".to_owned()].into();
+        let mut world = World::new(&node_names(&spec), 1, single, config.seed);
+        world.promotable = promotable(&spec);
+        let world = Arc::new(Mutex::new(world));
+        let mut options = Options::default();
+        options.plan.unsafe_skip_fence_dependency = config.bite == Some(Bite::SkipFenceDependency);
+        options.unsafe_forget_last_seen = config.bite == Some(Bite::ForgetLastSeen);
+        Sim {
+            env: Arc::new(SimEnvironment::new(world.clone())),
+            world,
+            store: Arc::new(MemoryStore::new()),
+            spec,
+            options,
+        }
+    }
+
+    /// `f` on the world, locked.
+    fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        let mut w = self
+            .world
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut w)
+    }
+
+    /// The reconcile loop, started anew.
+    fn start(&self) -> Option<Running> {
+        let desired = Desired {
+            spec: self.spec.clone(),
+            commit: "sim".into(),
+        };
+        let env = self.env.clone();
+        let r = Reconciler::new(env, self.store.clone(), desired, self.options.clone()).ok()?;
+        let (tx, rx) = mpsc::channel(4);
+        Some(Running {
+            task: tokio::spawn(driver::run(r, rx, SharedStatus::default())),
+            _triggers: tx,
+        })
+    }
+
+    /// Runs the loop through `faults` (a crash stops it for a while), heals every fault
+    /// at [`FAULTS_END`], and says whether the world converged to `expected` in time.
+    /// Invariant 1 is checked at every step.
+    async fn run(&self, faults: Schedule, expected: &BTreeSet<String>) -> bool {
+        let mut faults = faults.into_iter().peekable();
+        let mut reconciler = self.start();
+        let mut back_at: Option<Duration> = None;
+        let started = tokio::time::Instant::now();
+        let mut healed = false;
+        let mut converged = false;
+        while !converged && started.elapsed() < FAULTS_END + CONVERGE_WITHIN {
+            tokio::time::sleep(STEP).await;
+            let now = started.elapsed();
+            while let Some((_, fault)) = faults.next_if(|(at, _)| *at <= now) {
+                self.with(|w| schedule::apply(w, &fault));
+                if let Fault::Crash(down) = fault
+                    && let Some(r) = reconciler.take()
+                {
+                    r.task.abort();
+                    back_at = Some(now + down);
+                }
+            }
+            if back_at.is_some_and(|at| at <= now) {
+                back_at = None;
+                self.with(|w| w.log("the reconciler restarts"));
+                reconciler = self.start();
+            }
+            if !healed && now >= FAULTS_END {
+                healed = true;
+                self.with(schedule::heal_all);
+            }
+            converged = self.with(|w| {
+                w.check_single_copies();
+                healed && reconciler.is_some() && w.converged(expected)
+            });
+        }
+        if let Some(r) = reconciler.take() {
+            r.task.abort();
+        }
+        converged
+    }
+}
+
+/// The names of `spec`'s nodes.
+fn node_names(spec: &SpecSet) -> Vec<String> {
+    let nodes = spec.cluster.nodes.iter();
+    nodes.map(|n| n.name.to_string()).collect()
 }
 
 async fn simulate(config: Config) -> Outcome {
@@ -177,100 +262,35 @@ async fn simulate(config: Config) -> Outcome {
             trace: Vec::new(),
         };
     };
-    let nodes: Vec<String> = spec
-        .cluster
-        .nodes
-        .iter()
-        .map(|n| n.name.to_string())
-        .collect();
-    let single: BTreeSet<String> = ["db".to_owned()].into();
-    let expected: BTreeSet<String> = ["db-0", "web-0", "web-1", "kv-0", "kv-1"]
-        .map(String::from)
-        .into();
-    let world = Arc::new(Mutex::new(World::new(&nodes, 1, single, config.seed)));
-    world
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .promotable = promotable(&spec);
-    let env = Arc::new(SimEnvironment::new(world.clone()));
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let mut options = Options::default();
-    options.plan.unsafe_skip_fence_dependency = config.bite == Some(Bite::SkipFenceDependency);
-    options.unsafe_forget_last_seen = config.bite == Some(Bite::ForgetLastSeen);
-    let with = |f: &mut dyn FnMut(&mut World)| {
-        let mut w = world
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut w);
-    };
-
-    let mut faults = config
-        .schedule
-        .clone()
-        .unwrap_or_else(|| schedule::generate(config.seed, &nodes))
-        .into_iter()
-        .peekable();
-    with(&mut |w| {
+    let faults = (config.schedule.clone())
+        .unwrap_or_else(|| schedule::generate(config.seed, &node_names(&spec)));
+    let sim = Sim::new(spec, &config);
+    sim.with(|w| {
         let plan: Vec<String> = faults
-            .clone()
+            .iter()
             .map(|(at, f)| format!("{at:?}: {f}"))
             .collect();
         w.log(format!("seed {}: schedule {plan:?}", config.seed));
     });
-    let mut reconciler = start(&env, &store, &spec, &options);
-    let mut back_at: Option<Duration> = None;
-    let started = tokio::time::Instant::now();
-    let mut healed = false;
-    let mut converged = false;
-    while started.elapsed() < FAULTS_END + CONVERGE_WITHIN {
-        tokio::time::sleep(STEP).await;
-        let now = started.elapsed();
-        while let Some((_, fault)) = faults.next_if(|(at, _)| *at <= now) {
-            with(&mut |w| schedule::apply(w, &fault));
-            if let Fault::Crash(down) = fault
-                && let Some(r) = reconciler.take()
-            {
-                r.task.abort();
-                back_at = Some(now + down);
-            }
+    let expected: BTreeSet<String> = ["db-0", "web-0", "web-1", "kv-0", "kv-1"]
+        .map(String::from)
+        .into();
+    let converged = sim.run(faults, &expected).await;
+    sim.with(|w| {
+        if converged {
+            w.log("converged");
+        } else {
+            let what =
+                format!("invariant 4: not converged {CONVERGE_WITHIN:?} after the faults ended");
+            w.log(format!("VIOLATION {what}"));
+            w.violations.push(what);
         }
-        if back_at.is_some_and(|at| at <= now) {
-            back_at = None;
-            with(&mut |w| w.log("the reconciler restarts"));
-            reconciler = start(&env, &store, &spec, &options);
+        Outcome {
+            seed: config.seed,
+            violations: std::mem::take(&mut w.violations),
+            trace: std::mem::take(&mut w.trace),
         }
-        if !healed && now >= FAULTS_END {
-            healed = true;
-            with(&mut schedule::heal_all);
-        }
-        let mut done = false;
-        with(&mut |w| {
-            w.check_single_copies();
-            done = healed && reconciler.is_some() && w.converged(&expected);
-        });
-        if done {
-            converged = true;
-            break;
-        }
-    }
-    if let Some(r) = reconciler.take() {
-        r.task.abort();
-    }
-    let mut w = world
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if converged {
-        w.log("converged");
-    } else {
-        let what = format!("invariant 4: not converged {CONVERGE_WITHIN:?} after the faults ended");
-        w.log(format!("VIOLATION {what}"));
-        w.violations.push(what);
-    }
-    Outcome {
-        seed: config.seed,
-        violations: std::mem::take(&mut w.violations),
-        trace: std::mem::take(&mut w.trace),
-    }
+    })
 }
 
 #[cfg(test)]

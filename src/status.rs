@@ -271,44 +271,9 @@ impl StatusView {
         if let Some(ha) = &self.ha {
             human_ha(ha, &mut out);
         }
-        match &self.quorum {
-            Some(q) => {
-                let quorate = q
-                    .get("quorate")
-                    .and_then(serde_json::Value::as_bool)
-                    .unwrap_or(false);
-                let _ = writeln!(
-                    out,
-                    "Quorum: {} of {} votes, {}",
-                    q.get("present").unwrap_or(&serde_json::Value::Null),
-                    q.get("expected").unwrap_or(&serde_json::Value::Null),
-                    if quorate { "quorate" } else { "NOT quorate" }
-                );
-            }
-            None => out.push_str("Quorum: unknown (no pass has planned yet)\n"),
-        }
+        human_quorum(self.quorum.as_ref(), &mut out);
         human_suspended(&self.suspended, &mut out);
-        out.push_str("\nNodes:\n");
-        for n in &self.nodes {
-            let since = n
-                .since
-                .map(|s| {
-                    format!(
-                        " since {}",
-                        crate::fence::format_unix_ms(i64::try_from(s).unwrap_or(0) * 1000)
-                    )
-                })
-                .unwrap_or_default();
-            let _ = writeln!(out, "  {} {}{since}", n.name, n.state);
-            for (i, s) in &n.instances {
-                let role = n
-                    .roles
-                    .get(i)
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
-                let _ = writeln!(out, "      {i} {s}{role}");
-            }
-        }
+        human_nodes(&self.nodes, &mut out);
         if !self.blocked.is_empty() {
             let _ = writeln!(out, "\nBlocked ({}):", self.blocked.len());
             for b in &self.blocked {
@@ -316,23 +281,7 @@ impl StatusView {
             }
         }
         if let Some(p) = &self.last_pass {
-            let detail = if p.detail.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", p.detail)
-            };
-            let _ = writeln!(
-                out,
-                "\nLast pass #{} at {} ({}): {}{detail}, {} change(s)",
-                p.id,
-                crate::fence::format_unix_ms(p.finished_unix_ms),
-                p.trigger,
-                p.outcome,
-                p.changes
-            );
-            for f in &p.failures {
-                let _ = writeln!(out, "  ! {f}");
-            }
+            human_pass(p, &mut out);
         }
         self.human_rejected(&mut out);
         out
@@ -372,6 +321,71 @@ impl StatusView {
 }
 
 /// The HA lines of the status: who answered, the leader, every replica.
+/// The votes present and expected, and whether they are a quorum.
+fn human_quorum(quorum: Option<&serde_json::Value>, out: &mut String) {
+    let Some(q) = quorum else {
+        out.push_str("Quorum: unknown (no pass has planned yet)\n");
+        return;
+    };
+    let quorate = q
+        .get("quorate")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    let _ = writeln!(
+        out,
+        "Quorum: {} of {} votes, {}",
+        q.get("present").unwrap_or(&serde_json::Value::Null),
+        q.get("expected").unwrap_or(&serde_json::Value::Null),
+        if quorate { "quorate" } else { "NOT quorate" }
+    );
+}
+
+/// Every node's state, since when, and its instances with their roles.
+fn human_nodes(nodes: &[NodeView], out: &mut String) {
+    out.push_str("\nNodes:\n");
+    for n in nodes {
+        let since = n
+            .since
+            .map(|s| {
+                format!(
+                    " since {}",
+                    crate::fence::format_unix_ms(i64::try_from(s).unwrap_or(0) * 1000)
+                )
+            })
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {} {}{since}", n.name, n.state);
+        for (i, s) in &n.instances {
+            let role = n
+                .roles
+                .get(i)
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "      {i} {s}{role}");
+        }
+    }
+}
+
+/// The last pass: when, why, its outcome and its failures.
+fn human_pass(p: &PassView, out: &mut String) {
+    let detail = if p.detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", p.detail)
+    };
+    let _ = writeln!(
+        out,
+        "\nLast pass #{} at {} ({}): {}{detail}, {} change(s)",
+        p.id,
+        crate::fence::format_unix_ms(p.finished_unix_ms),
+        p.trigger,
+        p.outcome,
+        p.changes
+    );
+    for f in &p.failures {
+        let _ = writeln!(out, "  ! {f}");
+    }
+}
+
 fn human_ha(ha: &crate::ha::HaView, out: &mut String) {
     let leader = ha.leader.as_deref().unwrap_or("(none)");
     let _ = writeln!(
@@ -385,5 +399,60 @@ fn human_ha(ha: &crate::ha::HaView, out: &mut String) {
     }
     for r in &ha.replicas {
         let _ = writeln!(out, "  replica {} {}", r.name, r.role.as_str());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_view_for_people_says_quorum_nodes_roles_blocked_and_the_last_pass() {
+        let view = StatusView {
+            commit: "abc123".into(),
+            quorum: Some(serde_json::json!({"present": 2, "expected": 3, "quorate": true})),
+            nodes: vec![NodeView {
+                name: "n1".into(),
+                state: "online".into(),
+                since: Some(60),
+                instances: vec![("kv-0".into(), "running".into())],
+                roles: [("kv-0".to_owned(), "promoted".to_owned())].into(),
+            }],
+            blocked: vec![BlockedView {
+                instance: "db-0".into(),
+                reason: "n2 is lost and cannot be fenced".into(),
+            }],
+            last_pass: Some(PassView {
+                id: 7,
+                finished_unix_ms: 120_000,
+                trigger: "timer".into(),
+                outcome: PassOutcome::Aborted,
+                detail: "a step failed".into(),
+                changes: 2,
+                failures: vec!["start web-1 on n1: image not found".into()],
+            }),
+            ..StatusView::default()
+        };
+        let text = view.human();
+        for line in [
+            "Commit in force: abc123",
+            "Quorum: 2 of 3 votes, quorate",
+            "  n1 online since 1970-01-01T00:01:00.000Z",
+            "      kv-0 running (promoted)",
+            "Blocked (1):",
+            "  db-0: n2 is lost and cannot be fenced",
+            "Last pass #7 at 1970-01-01T00:02:00.000Z (timer): aborted (a step failed), 2 change(s)",
+            "  ! start web-1 on n1: image not found",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line:?} in:\n{text}"
+            );
+        }
+        let unknown = StatusView::default().human();
+        assert!(
+            unknown.contains("Quorum: unknown (no pass has planned yet)"),
+            "{unknown}"
+        );
     }
 }

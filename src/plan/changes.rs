@@ -640,42 +640,48 @@ impl<'a, 'p> Changes<'a, 'p> {
     }
 
     /// Copies of instances the spec no longer wants: removed bundles, lower replicas.
+    /// The observed bundles and the spec's are both in name order: one walk over the
+    /// two finds each observed bundle's replicas, without a search per copy.
     fn leftovers(&mut self) {
-        let spec = self.spec;
         let current = self.current;
-        for (bundle, index, copies) in current
-            .by_bundle()
-            .into_iter()
-            .flat_map(|(b, all)| by_index(all).map(move |(i, c)| (b, i, c)))
-        {
-            let wanted = spec.bundles.get(bundle).map(|b| index < b.replicas);
-            if wanted == Some(true) {
-                continue;
+        let mut specs = self.spec.bundles.iter().peekable();
+        for (bundle, all) in current.by_bundle() {
+            while specs.next_if(|(name, _)| name.as_str() < bundle).is_some() {}
+            let replicas = specs
+                .next_if(|(name, _)| name.as_str() == bundle)
+                .map(|(_, b)| b.replicas);
+            for (index, copies) in by_index(all) {
+                if replicas.is_none_or(|r| index >= r) {
+                    self.leftover(index, copies, replicas);
+                }
             }
-            let Some(first) = copies.first() else {
-                continue;
-            };
-            let inst = Inst {
-                bundle: &first.instance.bundle,
-                index,
-            };
-            if let Some(why) = self.observed.suspended.why(bundle) {
-                let entry = super::suspended::entry(inst.bundle, index, copies, &why);
-                self.b.suspended.push(entry);
-                continue;
-            }
-            let why = match wanted {
-                None => format!("bundle {bundle} was removed"),
-                Some(_) => format!(
-                    "bundle {bundle} is scaled down to {} replicas",
-                    spec.bundles[bundle].replicas
-                ),
-            };
-            for c in copies.iter().filter(|c| {
-                c.whereabouts == Whereabouts::Reachable && (c.running() || self.quorum.may_act())
-            }) {
-                self.stop(c.node, inst, why.clone());
-            }
+        }
+    }
+
+    /// Stops the copies of instance `index` of a bundle that now has `replicas` (`None`:
+    /// removed), or shows them as suspended.
+    fn leftover(&mut self, index: u32, copies: &[Copy], replicas: Option<u32>) {
+        let Some(first) = copies.first() else {
+            return;
+        };
+        let inst = Inst {
+            bundle: &first.instance.bundle,
+            index,
+        };
+        let bundle = inst.bundle;
+        if let Some(why) = self.observed.suspended.why(bundle.as_str()) {
+            let entry = super::suspended::entry(bundle, index, copies, &why);
+            self.b.suspended.push(entry);
+            return;
+        }
+        let why = match replicas {
+            None => format!("bundle {bundle} was removed"),
+            Some(r) => format!("bundle {bundle} is scaled down to {r} replicas"),
+        };
+        for c in copies.iter().filter(|c| {
+            c.whereabouts == Whereabouts::Reachable && (c.running() || self.quorum.may_act())
+        }) {
+            self.stop(c.node, inst, why.clone());
         }
     }
 

@@ -67,27 +67,44 @@ fn resolve(groups: &BTreeMap<Name, GroupSpec>, name: &Name, end: End) -> Name {
     member.unwrap_or(name).clone()
 }
 
-/// What expansion builds: constraints by name, and where each made one comes from.
+/// What expansion builds: the spec's own constraints, the ones made here, and where each
+/// made one comes from.
 #[derive(Default)]
 struct Out {
-    constraints: BTreeMap<Name, ConstraintSpec>,
+    /// The spec's constraints, pairs now, in name order as the set held them.
+    kept: Vec<(Name, ConstraintSpec)>,
+    /// The constraints made here by name: one of each name.
+    made: BTreeMap<Name, ConstraintSpec>,
     origins: BTreeMap<Name, Origin>,
 }
 
 impl Out {
     fn make(&mut self, name: String, spec: ConstraintSpec, origin: Origin) {
         let name = Name::generated(name);
-        if !self.constraints.contains_key(&name) {
+        if !self.made.contains_key(&name) {
             self.origins.insert(name.clone(), origin);
-            self.constraints.insert(name, spec);
+            self.made.insert(name, spec);
         }
+    }
+
+    /// Every constraint by name. The kept ones come in name order, so their map is built
+    /// in one pass, and the made ones are merged into it in another (`append` walks two
+    /// sorted maps side by side): at thousands of constraints an insertion each searched
+    /// the tree every time. A made name is one no spec can write, so none is lost.
+    fn constraints(mut self) -> (BTreeMap<Name, ConstraintSpec>, BTreeMap<Name, Origin>) {
+        let mut all: BTreeMap<Name, ConstraintSpec> = self.kept.into_iter().collect();
+        all.append(&mut self.made);
+        (all, self.origins)
     }
 }
 
 /// Expands the groups and resource sets of `set` (see the module docs). A set without
 /// them is returned as it was.
 pub fn expand(mut set: SpecSet) -> Expanded {
-    let mut out = Out::default();
+    let mut out = Out {
+        kept: Vec::with_capacity(set.constraints.len()),
+        ..Out::default()
+    };
     for (name, group) in &set.groups {
         chain(name, group, &mut out);
     }
@@ -96,7 +113,7 @@ pub fn expand(mut set: SpecSet) -> Expanded {
         match c {
             ConstraintSpec::Location(mut l) => {
                 l.bundle = resolve(groups, &l.bundle, End::First);
-                out.constraints.insert(name, ConstraintSpec::Location(l));
+                out.kept.push((name, ConstraintSpec::Location(l)));
             }
             // Neither a pair nor sets: refused by validation, and left out here so no
             // check reads a bundle without a name.
@@ -107,21 +124,19 @@ pub fn expand(mut set: SpecSet) -> Expanded {
             ConstraintSpec::Colocation(c) if c.score == Score::new(0) => {}
             ConstraintSpec::Colocation(c) if c.sets.is_empty() => {
                 let c = colocation(groups, c.bundle.clone(), c.with.clone(), &c);
-                out.constraints.insert(name, ConstraintSpec::Colocation(c));
+                out.kept.push((name, ConstraintSpec::Colocation(c)));
             }
             ConstraintSpec::Colocation(c) => colocation_sets(groups, &name, &c, &mut out),
             ConstraintSpec::Order(o) if o.sets.is_empty() => {
                 let o = order(groups, o.first.clone(), o.then.clone(), &o, Vec::new());
-                out.constraints.insert(name, ConstraintSpec::Order(o));
+                out.kept.push((name, ConstraintSpec::Order(o)));
             }
             ConstraintSpec::Order(o) => order_sets(groups, &name, &o, &mut out),
         }
     }
-    set.constraints = super::packed(out.constraints);
-    Expanded {
-        set,
-        origins: out.origins,
-    }
+    let (constraints, origins) = out.constraints();
+    set.constraints = constraints;
+    Expanded { set, origins }
 }
 
 fn unset(a: &Name, b: &Name) -> bool {

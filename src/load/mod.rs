@@ -117,72 +117,91 @@ pub fn load(sources: &Sources) -> Loaded {
         return Loaded::refused(vec![Exceeded::Documents.diagnostic()]);
     }
     let mut diagnostics = sources.problems.clone();
-    let mut index = SpecIndex::default();
-    let mut clusters: Vec<(Name, ClusterSpec)> = Vec::new();
-    let mut bundles = BTreeMap::new();
-    let mut fences = BTreeMap::new();
-    let mut constraints = BTreeMap::new();
-    let mut groups = BTreeMap::new();
+    let mut set = Gathered::default();
     for (docs, diags, secrets) in decoded.into_iter().flatten() {
         diagnostics.extend(diags);
         for (file, span) in secrets {
-            index.redact(file, span);
+            set.index.redact(file, span);
         }
         for doc in docs {
-            let Decoded {
-                origin,
-                kind,
-                name,
-                spec,
-            } = doc;
-            if let Some(first) = index.origin(kind, name.as_str()) {
-                let first = first.name_location();
-                diagnostics.push(
-                    Diagnostic::error(
-                        "quorate::set::duplicate-name",
-                        format!("a {kind} named `{name}` is already defined"),
-                    )
-                    .with_help(format!("rename one of the two {kind} documents"))
-                    .at(origin.name_location())
-                    .with_related(first, "first defined here"),
-                );
-                continue;
-            }
-            match spec {
-                None => {}
-                Some(TypedSpec::Cluster(s)) => clusters.push((name.clone(), s)),
-                Some(TypedSpec::Bundle(s)) => {
-                    bundles.insert(name.clone(), s);
-                }
-                Some(TypedSpec::Fence(s)) => {
-                    fences.insert(name.clone(), s);
-                }
-                Some(TypedSpec::Constraint(s)) => {
-                    constraints.insert(name.clone(), s);
-                }
-                Some(TypedSpec::Group(s)) => {
-                    groups.insert(name.clone(), s);
-                }
-            }
-            index.insert(kind, name, origin);
+            set.add(doc, &mut diagnostics);
         }
     }
-    let cluster = assemble(clusters, &index, &mut diagnostics);
-    let cluster_ok = cluster.is_some();
-    let (cluster_name, cluster) =
-        cluster.unwrap_or_else(|| (Name::from_static("unknown"), ClusterSpec::default()));
-    Loaded {
-        set: SpecSet {
-            cluster_name,
-            cluster,
-            bundles: packed(bundles),
-            fences,
-            constraints: packed(constraints),
-            groups,
-        },
-        cluster_ok,
-        index,
-        diagnostics,
+    set.loaded(diagnostics)
+}
+
+/// The documents of a set gathered in file order: the specs by kind, and every
+/// document's origin (valid or not).
+#[derive(Default)]
+struct Gathered {
+    index: SpecIndex,
+    clusters: Vec<(Name, ClusterSpec)>,
+    bundles: BTreeMap<Name, BundleSpec>,
+    fences: BTreeMap<Name, FenceSpec>,
+    constraints: BTreeMap<Name, ConstraintSpec>,
+    groups: BTreeMap<Name, GroupSpec>,
+}
+
+impl Gathered {
+    /// Adds `doc`, or says where the first document of its kind and name is.
+    fn add(&mut self, doc: Decoded, diagnostics: &mut Vec<Diagnostic>) {
+        let Decoded {
+            origin,
+            kind,
+            name,
+            spec,
+        } = doc;
+        if let Some(first) = self.index.origin(kind, name.as_str()) {
+            let first = first.name_location();
+            diagnostics.push(
+                Diagnostic::error(
+                    "quorate::set::duplicate-name",
+                    format!("a {kind} named `{name}` is already defined"),
+                )
+                .with_help(format!("rename one of the two {kind} documents"))
+                .at(origin.name_location())
+                .with_related(first, "first defined here"),
+            );
+            return;
+        }
+        match spec {
+            None => {}
+            Some(TypedSpec::Cluster(s)) => self.clusters.push((name.clone(), s)),
+            Some(TypedSpec::Bundle(s)) => {
+                self.bundles.insert(name.clone(), s);
+            }
+            Some(TypedSpec::Fence(s)) => {
+                self.fences.insert(name.clone(), s);
+            }
+            Some(TypedSpec::Constraint(s)) => {
+                self.constraints.insert(name.clone(), s);
+            }
+            Some(TypedSpec::Group(s)) => {
+                self.groups.insert(name.clone(), s);
+            }
+        }
+        self.index.insert(kind, name, origin);
+    }
+
+    /// The set, with its one Cluster document assembled.
+    fn loaded(self, mut diagnostics: Vec<Diagnostic>) -> Loaded {
+        let cluster = assemble(self.clusters, &self.index, &mut diagnostics);
+        let cluster_ok = cluster.is_some();
+        let (cluster_name, cluster) =
+            cluster.unwrap_or_else(|| (Name::from_static("unknown"), ClusterSpec::default()));
+        Loaded {
+            set: SpecSet {
+                cluster_name,
+                cluster,
+                bundles: packed(self.bundles),
+                fences: self.fences,
+                constraints: packed(self.constraints),
+                groups: self.groups,
+            },
+            cluster_ok,
+            index: self.index,
+            diagnostics,
+        }
     }
 }
 

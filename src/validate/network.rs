@@ -226,6 +226,12 @@ fn basics(n: &str, b: &BundleSpec, f: &mut Findings) {
     if let Some(p) = &b.promotable {
         promotable(n, b, p, f);
     }
+    env_names(n, b, f);
+    monitor(n, b, f);
+}
+
+/// Every variable of `env` has a name a shell accepts.
+fn env_names(n: &str, b: &BundleSpec, f: &mut Findings) {
     for key in b.env.keys() {
         let ok = key
             .bytes()
@@ -245,6 +251,10 @@ fn basics(n: &str, b: &BundleSpec, f: &mut Findings) {
             );
         }
     }
+}
+
+/// A check that takes longer than its interval would overlap the next one.
+fn monitor(n: &str, b: &BundleSpec, f: &mut Findings) {
     if b.monitor.timeout > b.monitor.interval {
         f.push(
             Diagnostic::warning(

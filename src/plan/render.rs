@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::model::{Action, ActionType, Plan};
+use super::model::{Action, ActionType, Plan, QuorumStatus};
 use crate::spec::cluster::NoQuorumPolicy;
 
 /// Output formats of `quorate plan`.
@@ -86,7 +86,38 @@ pub fn summary(plan: &Plan) -> String {
 
 fn human(plan: &Plan, explain: bool) -> String {
     let mut out = String::new();
-    let q = &plan.quorum;
+    human_quorum(&plan.quorum, &mut out);
+    for (kind, mark) in GROUPS {
+        let group: Vec<&Action> = plan.actions.iter().filter(|a| a.kind == kind).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{} ({}):", capitalised(kind.as_str()), group.len());
+        for a in group {
+            human_action(a, mark, &mut out);
+        }
+    }
+    if !plan.blocked.is_empty() {
+        let _ = writeln!(out, "\nBlocked ({}):", plan.blocked_instances());
+        for b in &plan.blocked {
+            let more = match b.count {
+                0 | 1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            let _ = writeln!(out, "  # {}{more}\n      {}", b.instance, b.reason);
+        }
+    }
+    human_suspended(plan, &mut out);
+    if explain {
+        human_scores(plan, &mut out);
+        human_promotions(plan, &mut out);
+    }
+    let _ = writeln!(out, "\nPlan: {}.", summary(plan));
+    out
+}
+
+/// The votes, and what the planner may do with them.
+fn human_quorum(q: &QuorumStatus, out: &mut String) {
     let state = if q.quorate {
         "quorate".to_owned()
     } else if q.policy == NoQuorumPolicy::Ignore {
@@ -102,68 +133,52 @@ fn human(plan: &Plan, explain: bool) -> String {
         "Quorum: {} of {} votes, {state}",
         q.present, q.expected
     );
-    for (kind, mark) in GROUPS {
-        let group: Vec<&Action> = plan.actions.iter().filter(|a| a.kind == kind).collect();
-        if group.is_empty() {
-            continue;
-        }
-        let _ = writeln!(out, "\n{} ({}):", capitalised(kind.as_str()), group.len());
-        for a in group {
-            let what = match (a.kind, &a.instance, &a.node, &a.from) {
-                (ActionType::Fence, _, Some(n), _) => format!("node {n}"),
-                (ActionType::Move, Some(i), Some(to), Some(from)) => format!("{i}  {from} -> {to}"),
-                (_, Some(i), Some(n), _) => format!("{i} on {n}"),
-                _ => String::new(),
-            };
-            let after = if a.after.is_empty() {
+}
+
+/// One step: what and where, its number and the steps it comes after, and why.
+fn human_action(a: &Action, mark: &str, out: &mut String) {
+    let what = match (a.kind, &a.instance, &a.node, &a.from) {
+        (ActionType::Fence, _, Some(n), _) => format!("node {n}"),
+        (ActionType::Move, Some(i), Some(to), Some(from)) => format!("{i}  {from} -> {to}"),
+        (_, Some(i), Some(n), _) => format!("{i} on {n}"),
+        _ => String::new(),
+    };
+    let after = if a.after.is_empty() {
+        String::new()
+    } else {
+        let ids: Vec<String> = a.after.iter().map(ToString::to_string).collect();
+        format!(", after {}", ids.join(" "))
+    };
+    let _ = writeln!(out, "  {mark} {what}  [{}{after}]", a.id);
+    let _ = writeln!(out, "      {}", a.reason);
+}
+
+/// `--explain`: every placed instance's candidate nodes, with the parts of their scores.
+fn human_scores(plan: &Plan, out: &mut String) {
+    if plan.placements.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nPlacement scores:");
+    for p in &plan.placements {
+        let chosen = p
+            .chosen
+            .as_ref()
+            .map_or("nowhere".to_owned(), ToString::to_string);
+        let _ = writeln!(out, "  {} -> {chosen}", p.instance);
+        for c in &p.candidates {
+            let parts: Vec<String> = c
+                .parts
+                .iter()
+                .map(|x| format!("[{}] {} {}", x.stage.as_str(), x.source, x.score))
+                .collect();
+            let detail = if parts.is_empty() {
                 String::new()
             } else {
-                let ids: Vec<String> = a.after.iter().map(ToString::to_string).collect();
-                format!(", after {}", ids.join(" "))
+                format!("  ({})", parts.join("; "))
             };
-            let _ = writeln!(out, "  {mark} {what}  [{}{after}]", a.id);
-            let _ = writeln!(out, "      {}", a.reason);
+            let _ = writeln!(out, "      {:>10}  {}{detail}", c.score.to_string(), c.node);
         }
     }
-    if !plan.blocked.is_empty() {
-        let _ = writeln!(out, "\nBlocked ({}):", plan.blocked_instances());
-        for b in &plan.blocked {
-            let more = match b.count {
-                0 | 1 => String::new(),
-                n => format!(" and {} more", n - 1),
-            };
-            let _ = writeln!(out, "  # {}{more}\n      {}", b.instance, b.reason);
-        }
-    }
-    human_suspended(plan, &mut out);
-    if explain && !plan.placements.is_empty() {
-        let _ = writeln!(out, "\nPlacement scores:");
-        for p in &plan.placements {
-            let chosen = p
-                .chosen
-                .as_ref()
-                .map_or("nowhere".to_owned(), ToString::to_string);
-            let _ = writeln!(out, "  {} -> {chosen}", p.instance);
-            for c in &p.candidates {
-                let parts: Vec<String> = c
-                    .parts
-                    .iter()
-                    .map(|x| format!("[{}] {} {}", x.stage.as_str(), x.source, x.score))
-                    .collect();
-                let detail = if parts.is_empty() {
-                    String::new()
-                } else {
-                    format!("  ({})", parts.join("; "))
-                };
-                let _ = writeln!(out, "      {:>10}  {}{detail}", c.score.to_string(), c.node);
-            }
-        }
-    }
-    if explain {
-        human_promotions(plan, &mut out);
-    }
-    let _ = writeln!(out, "\nPlan: {}.", summary(plan));
-    out
 }
 
 /// How each promotable bundle's primaries were chosen, best candidate first.

@@ -160,26 +160,8 @@ impl<'a> Current<'a> {
         for of_bundle in copies.values_mut() {
             of_bundle.sort_by_key(|c| c.index);
         }
-        let usable = spec
-            .cluster
-            .nodes
-            .iter()
-            .filter(|n| {
-                let seen = observed.nodes.get(n.name.as_str());
-                !n.standby
-                    && !failing.contains_key(n.name.as_str())
-                    && seen.is_none_or(|s| s.state == NodeState::Online && !s.standby)
-            })
-            .map(|n| n.name.as_str())
-            .collect();
-        let unfenceable = lost
-            .iter()
-            .filter_map(|node| {
-                let why = spared_by_suspension(observed, node)
-                    .or_else(|| unfenceable_because(spec, quorum, node))?;
-                Some((*node, why))
-            })
-            .collect();
+        let usable = usable(spec, observed, &failing);
+        let unfenceable = unfenceable(spec, observed, quorum, &lost);
         Current {
             nodes,
             numbers,
@@ -229,6 +211,38 @@ impl<'a> Current<'a> {
     pub fn of(&self, bundle: &str, index: u32) -> &[Copy<'a>] {
         of_index(self.all_of(bundle), index)
     }
+}
+
+/// The nodes an instance may be placed on: in the spec, not on standby, not failing a
+/// check with `onFail: fence`, and online when observed.
+fn usable<'a>(
+    spec: &'a SpecSet,
+    observed: &Observed,
+    failing: &BTreeMap<&str, String>,
+) -> BTreeSet<&'a str> {
+    let nodes = spec.cluster.nodes.iter();
+    let usable = nodes.filter(|n| {
+        let seen = observed.nodes.get(n.name.as_str());
+        !n.standby
+            && !failing.contains_key(n.name.as_str())
+            && seen.is_none_or(|s| s.state == NodeState::Online && !s.standby)
+    });
+    usable.map(|n| n.name.as_str()).collect()
+}
+
+/// The `lost` nodes that cannot be fenced now, and why (invariants 2 and 3).
+fn unfenceable<'a>(
+    spec: &SpecSet,
+    observed: &Observed,
+    quorum: &QuorumStatus,
+    lost: &BTreeSet<&'a str>,
+) -> BTreeMap<&'a str, String> {
+    let why = |node: &str| {
+        spared_by_suspension(observed, node).or_else(|| unfenceable_because(spec, quorum, node))
+    };
+    lost.iter()
+        .filter_map(|node| Some((*node, why(node)?)))
+        .collect()
 }
 
 /// Why `node` cannot be fenced now (invariants 2 and 3), or `None` when it can: it is in

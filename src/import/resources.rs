@@ -772,17 +772,7 @@ fn clone(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(nodes);
     let promotable = c.has_tag_name("master") || meta.get("promotable").is_some_and(|v| is_true(v));
-    let limit = |keys: [&str; 2]| {
-        keys.iter()
-            .find_map(|k| meta.get(k))
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(1)
-    };
-    let limits = (
-        limit(["promoted-max", "master-max"]),
-        limit(["promoted-node-max", "master-node-max"]),
-    );
+    let limits = promoted_limits(&meta);
     let form = Form::Clone {
         id: id(inner).to_owned(),
     };
@@ -805,6 +795,38 @@ fn clone(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
         self::promotable(ctx, c, &mut spec, limits.0, limits.1);
     }
     self::meta(ctx, c, &mut spec);
+    clone_min(ctx, c, &name, &meta);
+    if let Some(doc) = ctx.draft.bundles.get_mut(&name) {
+        doc.spec = spec;
+    }
+    let resource = ctx
+        .draft
+        .resources
+        .get(id(inner))
+        .cloned()
+        .unwrap_or(Resource::Left);
+    ctx.draft.resources.insert(id(c).to_owned(), resource);
+}
+
+/// A promotable clone's `promoted-max` and `promoted-node-max` (or their older
+/// `master-` names), 1 where absent or not a positive number.
+fn promoted_limits(meta: &BTreeMap<&str, &str>) -> (u32, u32) {
+    let limit = |keys: [&str; 2]| {
+        keys.iter()
+            .find_map(|k| meta.get(k))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(1)
+    };
+    (
+        limit(["promoted-max", "master-max"]),
+        limit(["promoted-node-max", "master-node-max"]),
+    )
+}
+
+/// A clone's `clone-min`, kept for the orders after bundle `name` (their
+/// `minInstances`), or a finding when it is not a positive number.
+fn clone_min(ctx: &mut Ctx<'_>, c: Node<'_, '_>, name: &Name, meta: &BTreeMap<&str, &str>) {
     match meta.get("clone-min").map(|v| v.trim().parse::<u32>()) {
         Some(Ok(min)) if min > 0 => {
             ctx.draft.clone_min.insert(name.clone(), min);
@@ -816,16 +838,6 @@ fn clone(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
         ),
         None => {}
     }
-    if let Some(doc) = ctx.draft.bundles.get_mut(&name) {
-        doc.spec = spec;
-    }
-    let resource = ctx
-        .draft
-        .resources
-        .get(id(inner))
-        .cloned()
-        .unwrap_or(Resource::Left);
-    ctx.draft.resources.insert(id(c).to_owned(), resource);
 }
 
 /// A `<group>` of container primitives: each member a bundle, the group a `Group` of

@@ -211,15 +211,9 @@ async fn simulate(config: HaConfig) -> Outcome {
     }
     let mut w = lock(&world);
     if converged_at.is_none() {
-        let what = "not converged after the scripted faults".to_owned();
-        w.log(format!("VIOLATION {what}"));
-        w.violations.push(what);
+        w.not_converged("not converged after the scripted faults".to_owned());
     }
-    Outcome {
-        seed: config.seed,
-        violations: std::mem::take(&mut w.violations),
-        trace: std::mem::take(&mut w.trace),
-    }
+    w.outcome(config.seed)
 }
 
 fn options() -> Options {

@@ -280,16 +280,11 @@ async fn simulate(config: Config) -> Outcome {
         if converged {
             w.log("converged");
         } else {
-            let what =
-                format!("invariant 4: not converged {CONVERGE_WITHIN:?} after the faults ended");
-            w.log(format!("VIOLATION {what}"));
-            w.violations.push(what);
+            w.not_converged(format!(
+                "invariant 4: not converged {CONVERGE_WITHIN:?} after the faults ended"
+            ));
         }
-        Outcome {
-            seed: config.seed,
-            violations: std::mem::take(&mut w.violations),
-            trace: std::mem::take(&mut w.trace),
-        }
+        w.outcome(config.seed)
     })
 }
 

@@ -144,6 +144,22 @@ impl World {
         self.trace.push(line);
     }
 
+    /// The world did not converge: `what`, as a violation without a time (it is
+    /// judged at the end).
+    pub fn not_converged(&mut self, what: String) {
+        self.log(format!("VIOLATION {what}"));
+        self.violations.push(what);
+    }
+
+    /// What came of the simulation of `seed`: the violations and the trace, taken.
+    pub fn outcome(&mut self, seed: u64) -> super::run::Outcome {
+        super::run::Outcome {
+            seed,
+            violations: std::mem::take(&mut self.violations),
+            trace: std::mem::take(&mut self.trace),
+        }
+    }
+
     fn violation(&mut self, what: String) {
         self.log(format!("VIOLATION {what}"));
         self.violations

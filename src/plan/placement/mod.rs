@@ -583,12 +583,11 @@ fn place_once<'a>(
     let Fixed {
         nodes,
         usable,
-        ranker,
         order,
         group_of,
-        into,
         promoted,
         ref base,
+        ..
     } = *fixed;
     // A running instance is counted on its node from the start unless its bundle is
     // starved, its node unusable, it left that node in an earlier round or failed there
@@ -602,35 +601,8 @@ fn place_once<'a>(
                 || round.left.contains(&(bundle, index))
                 || failed_out(spec, observed, current, (bundle, index), nodes.name(at)))
     };
-    let mut capacity = Capacity::new((spec, base, current), (&round.starved, promoted), stays);
-    let load = select::Load::new(ranker.classes(), nodes.count(), &mut capacity);
-    let mut placer = Placer {
-        spec,
-        observed,
-        current,
-        nodes,
-        usable,
-        ranker,
-        starved: &round.starved,
-        unstuck: &round.unstuck,
-        into,
-        explain,
-        load,
-        placed_on: super::map_for(order.bundles.len()),
-        held: BTreeSet::new(),
-        claimed: round
-            .claims
-            .iter()
-            .filter_map(|(key, node)| Some((*key, nodes.of(node.as_str())?)))
-            .collect(),
-        out: Placed::none(order.bundles.len()),
-        capacity,
-    };
-    for ((bundle, index), node) in &round.claims {
-        if let Some(at) = nodes.of(node.as_str()) {
-            placer.capacity.take(bundle, *index, at);
-        }
-    }
+    let capacity = Capacity::new((spec, base, current), (&round.starved, promoted), stays);
+    let mut placer = Placer::new((spec, observed, current), explain, round, fixed, capacity);
     let skip = taken.as_ref().map_or(0, |(count, _)| *count);
     if let Some((count, prev)) = taken {
         placer.take_over(&order.bundles[..count], prev);
@@ -686,6 +658,47 @@ struct Placer<'p, 'a> {
     out: Placed<'a>,
     /// What each node has free, kept as instances are placed.
     capacity: Capacity<'a>,
+}
+
+impl<'p, 'a> Placer<'p, 'a> {
+    /// A round's placer, nothing placed yet: each instance the round claims a node for
+    /// kept to it, the nodes' load counted from `capacity`.
+    fn new(
+        (spec, observed, current): (&'a SpecSet, &'p Observed, &'p Current<'a>),
+        explain: bool,
+        round: &'p Round<'a>,
+        fixed: &'p Fixed<'p, 'a>,
+        mut capacity: Capacity<'a>,
+    ) -> Placer<'p, 'a> {
+        let nodes = fixed.nodes;
+        let bundles = fixed.order.bundles.len();
+        let claimed = round.claims.iter();
+        let claimed = claimed.filter_map(|(key, node)| Some((*key, nodes.of(node.as_str())?)));
+        let mut placer = Placer {
+            spec,
+            observed,
+            current,
+            nodes,
+            usable: fixed.usable,
+            ranker: fixed.ranker,
+            starved: &round.starved,
+            unstuck: &round.unstuck,
+            into: fixed.into,
+            explain,
+            load: select::Load::new(fixed.ranker.classes(), nodes.count(), &mut capacity),
+            placed_on: super::map_for(bundles),
+            held: BTreeSet::new(),
+            claimed: claimed.collect(),
+            out: Placed::none(bundles),
+            capacity,
+        };
+        for ((bundle, index), node) in &round.claims {
+            if let Some(at) = nodes.of(node.as_str()) {
+                placer.capacity.take(bundle, *index, at);
+            }
+        }
+        placer
+    }
 }
 
 /// What one bundle's instances are placed with.

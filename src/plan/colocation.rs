@@ -94,23 +94,7 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
     let mut groups = Vec::new();
     let used = (0..parts.len()).filter(|p| !parts.of(*p).is_empty());
     for p in kahn(used, part_edges, part_key).order {
-        let (edges, roles) = (unit_edges.of(p), role_edges.of(p));
-        let sorted = match parts.of(p) {
-            // Most parts are one unit: nothing to sort.
-            [unit] => vec![*unit],
-            inside => {
-                let inside = inside.iter().copied();
-                // The targets of colocations with a role first too, unless that closes a
-                // cycle with the `INFINITY` ones (which then decide alone).
-                let with_roles = kahn(inside.clone(), edges.iter().chain(roles).copied(), unit_key);
-                if with_roles.left.is_empty() {
-                    with_roles.order
-                } else {
-                    kahn(inside, edges.iter().copied(), unit_key).order
-                }
-            }
-        };
-        for u in sorted {
+        for u in units_in_order(parts.of(p), unit_edges.of(p), role_edges.of(p), unit_key) {
             let members = units.of(u);
             bundles.extend(members.iter().map(|b| names[*b]));
             in_order.extend(members.iter().map(|b| specs[*b]));
@@ -123,6 +107,28 @@ pub fn order(spec: &SpecSet) -> Order<'_> {
         bundles,
         specs: in_order,
         groups,
+    }
+}
+
+/// The units `inside` one part in the order of the hard `edges` between them, the
+/// targets of colocations with a role (`roles`) first too unless that closes a cycle
+/// with the `INFINITY` ones (which then decide alone); otherwise by `key`.
+fn units_in_order<K: Ord>(
+    inside: &[usize],
+    edges: &[(usize, usize)],
+    roles: &[(usize, usize)],
+    key: impl Fn(usize) -> K + Copy,
+) -> Vec<usize> {
+    // Most parts are one unit: nothing to sort.
+    if let [unit] = inside {
+        return vec![*unit];
+    }
+    let inside = inside.iter().copied();
+    let with_roles = kahn(inside.clone(), edges.iter().chain(roles).copied(), key);
+    if with_roles.left.is_empty() {
+        with_roles.order
+    } else {
+        kahn(inside, edges.iter().copied(), key).order
     }
 }
 

@@ -672,8 +672,10 @@ impl<'p, 'a> Placer<'p, 'a> {
     ) -> Placer<'p, 'a> {
         let nodes = fixed.nodes;
         let bundles = fixed.order.bundles.len();
-        let claimed = round.claims.iter();
-        let claimed = claimed.filter_map(|(key, node)| Some((*key, nodes.of(node.as_str())?)));
+        // Each claim's node by number, looked up once for both uses below.
+        let claims: Vec<((&'a str, u32), usize)> = (round.claims.iter())
+            .filter_map(|(key, node)| Some((*key, nodes.of(node.as_str())?)))
+            .collect();
         let mut placer = Placer {
             spec,
             observed,
@@ -688,14 +690,12 @@ impl<'p, 'a> Placer<'p, 'a> {
             load: select::Load::new(fixed.ranker.classes(), nodes.count(), &mut capacity),
             placed_on: super::map_for(bundles),
             held: BTreeSet::new(),
-            claimed: claimed.collect(),
+            claimed: claims.iter().copied().collect(),
             out: Placed::none(bundles),
             capacity,
         };
-        for ((bundle, index), node) in &round.claims {
-            if let Some(at) = nodes.of(node.as_str()) {
-                placer.capacity.take(bundle, *index, at);
-            }
+        for ((bundle, index), at) in claims {
+            placer.capacity.take(bundle, index, at);
         }
         placer
     }

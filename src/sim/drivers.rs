@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::lock;
 use super::world::{World, power_off};
 use crate::fence::{Clock, FenceAgent, FenceError, PowerState};
 use crate::reconcile::env::Environment;
@@ -27,10 +28,6 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 const EPOCH_MS: i64 = 1_767_225_600_000;
 
 type Shared = Arc<Mutex<World>>;
-
-fn lock(w: &Shared) -> std::sync::MutexGuard<'_, World> {
-    w.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// A few milliseconds of virtual latency, drawn from the world's generator.
 async fn latency(w: &Shared) {

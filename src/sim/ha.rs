@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::drivers::SimEnvironment;
+use super::lock;
 use super::run::{Outcome, spec_set};
 use super::world::World;
 use crate::fence::log::{FenceAttempt, FenceOutcome, HistoryEntry, ManualConfirmation};
@@ -99,10 +100,6 @@ struct Etcd {
 }
 
 type Shared<T> = Arc<Mutex<T>>;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// What the script does to a replica at its next start of `db-0`.
 #[derive(Debug, Clone, Copy)]

@@ -28,3 +28,9 @@ pub(crate) fn paused_runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// `m` locked; a lock a panicking thread left poisoned is taken as it is (the
+/// simulation reports what it finds, and a panic fails its test anyway).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -183,11 +183,7 @@ impl Sim {
 
     /// `f` on the world, locked.
     fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
-        let mut w = self
-            .world
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut w)
+        f(&mut super::lock(&self.world))
     }
 
     /// The reconcile loop, started anew.

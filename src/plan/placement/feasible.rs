@@ -1,11 +1,12 @@
 //! Feasibility filters: the nodes an instance may not use. Each verdict is a [`Ban`],
 //! which scores `-INFINITY` and says why in `--explain`.
 
+use super::capacity::{Capacity, Need, Shortfall};
 use super::rank::Own;
 use super::scores::Scores;
-use super::{Bundle, Counts, Placer, part};
+use super::{Bundle, Counts, Nodes, Placer, part};
 use crate::plan::current::live_failures;
-use crate::plan::model::Stage;
+use crate::plan::model::{ScorePart, Stage};
 use crate::spec::Score;
 
 /// Why a node is not feasible for an instance.
@@ -166,5 +167,154 @@ impl<'l, 'b> Limits<'l, 'b> {
             }
             _ => None,
         }
+    }
+}
+
+/// One instance's verdict on every node, as selection asks it node by node: its score
+/// there (the bundle's shared score with the instance's own parts) and whether the node
+/// is banned, by the instance's [`Limits`] or by capacity, counting the dependents that
+/// must join it where some node has room for them all.
+pub(super) struct Fit<'f, 'b, 'a> {
+    base: &'f Scores,
+    /// The instance's own parts, summed per node they touch, in node order.
+    added: Vec<(usize, Score)>,
+    limits: Limits<'f, 'b>,
+    capacity: &'f Capacity<'a>,
+    need: Need<'f>,
+    /// The node its needs were counted on: it keeps the instance even when full.
+    ran: Option<usize>,
+    /// The node the instance is on, unless it cannot run without its joiners there.
+    anchored: Option<usize>,
+    with_joiners: bool,
+    /// Whether the needs of the dependents that must join it count with its own: only
+    /// where some node has room for them all.
+    joins: bool,
+    /// What a node needs free at least to take it ([`Capacity::floor`]).
+    floor: Vec<u64>,
+    /// Its own needs alone, on the node it is anchored to, when that differs from `floor`.
+    alone: Option<Vec<u64>>,
+}
+
+impl<'f, 'b, 'a> Fit<'f, 'b, 'a> {
+    /// The verdicts for instance `index` of `b`, whose needs were counted on `ran` until
+    /// released for this choice.
+    pub(super) fn new(
+        b: &'f Bundle<'b, 'a>,
+        (index, own): (u32, &Own),
+        capacity: &'f Capacity<'a>,
+        ran: Option<usize>,
+    ) -> Self {
+        let mut fit = Fit {
+            base: &b.base,
+            added: own.added(),
+            limits: Limits::new(b),
+            capacity,
+            need: capacity.need(b.name, index),
+            ran,
+            // Never the node the instance is on for the dependents' needs (they never
+            // make it leave), unless it cannot run without them: it cannot stay where
+            // they cannot join it.
+            anchored: b.home(index).filter(|_| !b.with_joiners),
+            with_joiners: b.with_joiners,
+            joins: false,
+            floor: Vec::new(),
+            alone: None,
+        };
+        // The node its needs were counted on is asked first: a running instance most
+        // often still fits there, and a cluster as full as its nodes are may have few
+        // others that do.
+        fit.joins = fit.need.joins()
+            && (ran.is_some_and(|i| fit.fits(i)) || b.base.open().any(|i| fit.fits(i)));
+        fit.floor = capacity.floor(&fit.need, fit.joins);
+        fit.alone = fit
+            .anchored
+            .filter(|_| fit.joins)
+            .map(|_| capacity.floor(&fit.need, false));
+        fit
+    }
+
+    /// The score on node `i` before any ban.
+    pub(super) fn unbanned(&self, i: usize) -> Score {
+        match self.added.binary_search_by_key(&i, |(n, _)| *n) {
+            Ok(k) => self.base.at(i) + self.added[k].1,
+            Err(_) => self.base.at(i),
+        }
+    }
+
+    /// The score on node `i`, `-INFINITY` where it is banned.
+    pub(super) fn score(&self, i: usize) -> Score {
+        match self.banned(i) {
+            true => self.unbanned(i) + Score::NEG_INFINITY,
+            false => self.unbanned(i),
+        }
+    }
+
+    /// Why node `i` lacks room for the instance with the dependents that must join it.
+    fn joined(&self, i: usize) -> Option<Ban<'_>> {
+        if self.ran == Some(i) && !(self.with_joiners && self.need.joins_on(i)) {
+            return None;
+        }
+        self.capacity
+            .short_for(i, &self.need, self.anchored != Some(i))
+    }
+
+    /// Whether node `i` takes the instance with everything that must join it.
+    fn fits(&self, i: usize) -> bool {
+        !self.unbanned(i).is_neg_infinity()
+            && self.limits.ban(i).is_none()
+            && self.joined(i).is_none()
+    }
+
+    /// Why node `i` lacks room for the instance, if it does (never the node it ran on,
+    /// unless its joiners count).
+    fn short(&self, i: usize) -> Option<Ban<'_>> {
+        match i {
+            _ if self.joins => self.joined(i),
+            _ if self.ran == Some(i) => None,
+            _ => self.capacity.short_for(i, &self.need, false),
+        }
+    }
+
+    /// Why node `i` is banned, if it is.
+    pub(super) fn ban(&self, i: usize) -> Option<Ban<'_>> {
+        self.limits.ban(i).or_else(|| self.short(i))
+    }
+
+    /// Whether node `i` is banned. A node without room for what the instance needs at
+    /// least there bans it (but the node it ran on, which keeps it): asked first, as it is
+    /// cheap and most nodes a crowded cluster's selection passes over are such nodes.
+    pub(super) fn banned(&self, i: usize) -> bool {
+        let least = match &self.alone {
+            Some(alone) if self.anchored == Some(i) => alone,
+            _ => &self.floor,
+        };
+        let lacks = self.ran != Some(i) && !self.capacity.has_room(i, least);
+        debug_assert!(
+            !lacks || self.ban(i).is_some(),
+            "node {i} lacks room but is not banned"
+        );
+        lacks || self.ban(i).is_some()
+    }
+
+    /// What `--explain` adds on node `i`: the ban, and the node's free capacity.
+    pub(super) fn parts(&self, i: usize) -> Vec<ScorePart> {
+        let ban = self.ban(i);
+        let banned = ban.map(|ban| part(Stage::Feasibility, ban.reason(), Score::NEG_INFINITY));
+        banned.into_iter().chain(self.capacity.part(i)).collect()
+    }
+
+    /// Why no node takes the instance, when capacity is enforced and every node that
+    /// would otherwise take it lacks room.
+    pub(super) fn shortfall(&self, nodes: &Nodes<'_>) -> Option<Shortfall> {
+        if !self.capacity.enforced() {
+            return None;
+        }
+        let bans = self
+            .base
+            .open()
+            .filter(|i| !self.unbanned(*i).is_neg_infinity() && self.limits.ban(*i).is_none())
+            .filter_map(|i| Some((i, self.short(i)?)))
+            .collect();
+        Shortfall::of(nodes, bans)
     }
 }

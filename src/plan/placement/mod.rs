@@ -51,6 +51,7 @@ use crate::spec::constraint::{ConstraintSpec, OrderConstraint, OrderKind};
 use crate::spec::{Name, Score, SpecSet};
 pub use capacity::Shortfall;
 use capacity::{Base, Capacity, Running};
+use feasible::Fit;
 use rank::Ranker;
 use scores::Scores;
 
@@ -1053,97 +1054,35 @@ impl<'p, 'a> Placer<'p, 'a> {
         let mut own = rank::Own::default();
         feasible::instance_bans(self, b, &name, &mut own);
         rank::stickiness(self, b, index, &mut own);
-        let limits = feasible::Limits::new(b);
         // The instance's needs are counted again where it is placed. The node it runs on
         // keeps it even when short of capacity: it runs there already, nothing new starts.
         let ran = self.capacity.release(b.name, index);
         self.load.sync(&mut self.capacity);
-        let capacity = &self.capacity;
-        let added = own.added();
-        let unbanned = |i: usize| match added.binary_search_by_key(&i, |(n, _)| *n) {
-            Ok(k) => b.base.at(i) + added[k].1,
-            Err(_) => b.base.at(i),
-        };
-        // With its dependents' needs where some node has room for them all; not on the
-        // node the instance is on (they never make it leave), unless it cannot run
-        // without them (`with_joiners`): it cannot stay where they cannot join it.
-        let here = b.home(index);
-        let anchored = here.filter(|_| !b.with_joiners);
-        let need = capacity.need(b.name, index);
-        let joined = |i: usize| match i {
-            _ if ran == Some(i) && !(b.with_joiners && need.joins_on(i)) => None,
-            _ => capacity.short_for(i, &need, anchored != Some(i)),
-        };
-        // The nodes the bundle's shared score does not ban: the others never take it.
-        let open = || b.base.open();
-        // Whether node `i` takes the instance with everything that must join it. The node
-        // its needs were counted on is asked first: a running instance most often still
-        // fits there, and a cluster as full as its nodes are may have few others that do.
-        let fits = |i: usize| {
-            !unbanned(i).is_neg_infinity() && limits.ban(i).is_none() && joined(i).is_none()
-        };
-        let joins = need.joins() && (ran.is_some_and(fits) || open().any(fits));
-        let short = |i: usize| match i {
-            _ if joins => joined(i),
-            _ if ran == Some(i) => None,
-            _ => capacity.short_for(i, &need, false),
-        };
-        let ban = |i: usize| limits.ban(i).or_else(|| short(i));
-        // A node without room for what the instance needs at least there bans it (but
-        // the node it ran on, which keeps it): asked first, as it is cheap and most nodes
-        // a crowded cluster's selection passes over are such nodes.
-        // Its own needs alone on the node it is anchored to: worked out only when that
-        // differs from the floor elsewhere.
-        let floor = capacity.floor(&need, joins);
-        let alone = anchored
-            .filter(|_| joins)
-            .map(|_| capacity.floor(&need, false));
-        let banned = |i: usize| {
-            let least = match &alone {
-                Some(alone) if anchored == Some(i) => alone,
-                _ => &floor,
-            };
-            let lacks = ran != Some(i) && !capacity.has_room(i, least);
-            debug_assert!(
-                !lacks || ban(i).is_some(),
-                "node {i} lacks room but is not banned"
-            );
-            lacks || ban(i).is_some()
-        };
-        let score_of = |i: usize| match banned(i) {
-            true => unbanned(i) + Score::NEG_INFINITY,
-            false => unbanned(i),
-        };
+        let fit = Fit::new(b, (index, &own), &self.capacity, ran);
         let load = &self.load;
-        let prefer = |i: usize, j: usize| capacity.prefer(i, j, load.on());
+        let prefer = |i: usize, j: usize| self.capacity.prefer(i, j, load.on());
         // The node the instance ran on keeps it even when full: it is looked at whatever
         // selection leaves out.
+        let here = b.home(index);
         let mut touched: Vec<usize> = own.nodes().chain(here).chain(ran).collect();
         touched.sort_unstable();
         touched.dedup();
         let chosen = select::best(
             self.nodes.count(),
-            (unbanned, banned),
+            (|i| fit.unbanned(i), |i| fit.banned(i)),
             (here, prefer),
             (&b.likely, &b.base, &touched, load),
         );
-        if chosen.is_none() && capacity.enforced() {
-            let bans = open()
-                .filter(|i| !unbanned(*i).is_neg_infinity() && limits.ban(*i).is_none())
-                .filter_map(|i| Some((i, short(i)?)))
-                .collect();
-            if let Some(lack) = Shortfall::of(self.nodes, bans) {
-                self.out.short.insert(name.clone(), lack);
-            }
+        if chosen.is_none()
+            && let Some(lack) = fit.shortfall(self.nodes)
+        {
+            self.out.short.insert(name.clone(), lack);
         }
         if self.explain {
-            let extra = |i: usize| {
-                let banned =
-                    ban(i).map(|ban| part(Stage::Feasibility, ban.reason(), Score::NEG_INFINITY));
-                banned.into_iter().chain(capacity.part(i)).collect()
-            };
+            let extra = |i: usize| fit.parts(i);
+            let score = |i: usize| fit.score(i);
             let placement =
-                select::explained(self.nodes, name, chosen, &b.base, &own, extra, score_of);
+                select::explained(self.nodes, name, chosen, &b.base, &own, extra, score);
             self.out.explain.push(placement);
         }
         chosen

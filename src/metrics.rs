@@ -279,6 +279,14 @@ impl Inner {
             "Votes expected at the last pass",
             self.votes_expected.clone(),
         );
+        self.register_passes();
+        self.register_cluster();
+        self.register_source();
+    }
+
+    /// The passes and the steps they carried out.
+    fn register_passes(&mut self) {
+        let r = &mut self.registry;
         r.register(
             "quorate_pass_duration_seconds",
             "How long reconcile passes took",
@@ -300,6 +308,16 @@ impl Inner {
             self.steps.clone(),
         );
         r.register(
+            "quorate_fence_attempts",
+            "Fence steps by result",
+            self.fence_attempts.clone(),
+        );
+    }
+
+    /// The cluster as the last pass observed it.
+    fn register_cluster(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "quorate_nodes",
             "Nodes by state at the last pass",
             self.nodes.clone(),
@@ -310,10 +328,22 @@ impl Inner {
             self.instances.clone(),
         );
         r.register(
-            "quorate_fence_attempts",
-            "Fence steps by result",
-            self.fence_attempts.clone(),
+            "quorate_suspended",
+            "What quorate suspend left alone at the last pass: the cluster (1 or 0), and \
+             how many bundles",
+            self.suspended.clone(),
         );
+        r.register(
+            "quorate_promoted_instances",
+            "Instances of promotable bundles on answering nodes that reported themselves \
+             promoted at the last pass",
+            self.promoted.clone(),
+        );
+    }
+
+    /// The commits followed.
+    fn register_source(&mut self) {
+        let r = &mut self.registry;
         r.register(
             "quorate_rejected_commits",
             "Commits refused because their specs do not validate",
@@ -328,18 +358,6 @@ impl Inner {
             "quorate_commit_adopted_timestamp_seconds",
             "When the commit in force was adopted (Unix time)",
             self.commit_adopted.clone(),
-        );
-        r.register(
-            "quorate_suspended",
-            "What quorate suspend left alone at the last pass: the cluster (1 or 0), and \
-             how many bundles",
-            self.suspended.clone(),
-        );
-        r.register(
-            "quorate_promoted_instances",
-            "Instances of promotable bundles on answering nodes that reported themselves \
-             promoted at the last pass",
-            self.promoted.clone(),
         );
     }
 

@@ -5,7 +5,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::builder::{Builder, Inst};
-use super::current::{Copy, Current, Whereabouts, by_index, live_failures, unfenceable_because};
+use super::current::{
+    Copy, Current, Whereabouts, by_index, live_failures, of_index, unfenceable_because,
+};
 use super::hash::BundleHash;
 use super::model::{QuorumStatus, StepId};
 use super::placement::{Placed, Promoted};
@@ -47,8 +49,9 @@ pub struct Changes<'a, 'p> {
     bundle_runs: bool,
     /// The mandatory orders by their `then`, with their names.
     mandatory_into: HashMap<&'a str, Vec<(&'a Name, &'a OrderConstraint)>>,
-    /// The bundle under way and its spec, which every instance of it looks up.
-    under_way: Option<(&'a str, &'a BundleSpec)>,
+    /// The bundle under way, its spec and its copies ([`Current::all_of`]), which every
+    /// instance of it looks up.
+    under_way: Option<(&'a str, &'a BundleSpec, &'p [Copy<'a>])>,
 }
 
 /// What one instance has before its step is chosen (see `Changes::seen`).
@@ -114,12 +117,13 @@ impl<'a, 'p> Changes<'a, 'p> {
                 self.b.suspended.extend(entries);
                 continue;
             }
-            self.under_way = Some((bundle, spec));
+            let copies = self.current.all_of(bundle);
+            self.under_way = Some((bundle, spec, copies));
             let waits_for = awaited.get(bundle).cloned();
             let mut restarts_left = spec.update.max_parallel;
             self.unplaced.clear();
             self.restart_after = self.first_restarts(bundle);
-            self.bundle_runs = self.current.all_of(bundle).iter().any(Copy::running);
+            self.bundle_runs = copies.iter().any(Copy::running);
             let hashes = BundleHash::new(name.as_str(), spec);
             for index in 0..spec.replicas {
                 let inst = Inst {
@@ -217,7 +221,7 @@ impl<'a, 'p> Changes<'a, 'p> {
     /// keeps: the one on that node, else the first that runs.
     fn seen(&self, inst: Inst) -> Seen<'a, 'p> {
         let bundle = inst.bundle.as_str();
-        let copies = self.current.of(bundle, inst.index);
+        let copies = self.copies(inst);
         let desired = self.placed.node.get(bundle, inst.index).flatten();
         let keep = desired
             .and_then(|d| copies.iter().find(|c| c.running() && c.node == d))
@@ -446,7 +450,7 @@ impl<'a, 'p> Changes<'a, 'p> {
     /// why the instance has to wait.
     fn fence_guard(&self, inst: Inst) -> Result<Vec<StepId>, String> {
         let mut after = Vec::new();
-        let copies = self.current.of(inst.bundle.as_str(), inst.index);
+        let copies = self.copies(inst);
         for c in copies
             .iter()
             .filter(|c| c.whereabouts == Whereabouts::Unknown)
@@ -555,8 +559,16 @@ impl<'a, 'p> Changes<'a, 'p> {
     /// The spec of `bundle`: the one under way without looking it up.
     fn bundle_spec(&self, bundle: &str) -> Option<&'a BundleSpec> {
         match self.under_way {
-            Some((name, spec)) if name == bundle => Some(spec),
+            Some((name, spec, _)) if name == bundle => Some(spec),
             _ => self.spec.bundles.get(bundle),
+        }
+    }
+
+    /// The copies of `inst`: those of the bundle under way without looking them up.
+    fn copies(&self, inst: Inst) -> &'p [Copy<'a>] {
+        match self.under_way {
+            Some((name, _, all)) if name == inst.bundle.as_str() => of_index(all, inst.index),
+            _ => self.current.of(inst.bundle.as_str(), inst.index),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Feasibility filters: the nodes an instance may not use. Each verdict is a [`Ban`],
-//! which scores `-INFINITY` and says why in `--explain`.
+//! which scores `-INFINITY` and says why in `--explain`. [`Fit`] puts them together with
+//! capacity for one instance, as selection asks node by node.
 
 use super::capacity::{Capacity, Need, Shortfall};
 use super::rank::Own;
@@ -185,6 +186,7 @@ pub(super) struct Fit<'f, 'b, 'a> {
     ran: Option<usize>,
     /// The node the instance is on, unless it cannot run without its joiners there.
     anchored: Option<usize>,
+    /// Whether it cannot run where the dependents that must join it do not fit.
     with_joiners: bool,
     /// Whether the needs of the dependents that must join it count with its own: only
     /// where some node has room for them all.

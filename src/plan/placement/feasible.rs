@@ -224,7 +224,8 @@ impl<'f, 'b, 'a> Fit<'f, 'b, 'a> {
         };
         // The node its needs were counted on is asked first: a running instance most
         // often still fits there, and a cluster as full as its nodes are may have few
-        // others that do.
+        // others that do. The others looked at are those the bundle's shared score does
+        // not ban: no other node ever takes it.
         fit.joins = fit.need.joins()
             && (ran.is_some_and(|i| fit.fits(i)) || b.base.open().any(|i| fit.fits(i)));
         fit.floor = capacity.floor(&fit.need, fit.joins);

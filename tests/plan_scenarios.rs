@@ -2015,6 +2015,51 @@ fn a_primary_goes_where_the_whole_chain_of_its_dependents_fits() {
 }
 
 #[test]
+fn a_node_found_without_room_is_asked_again_once_an_instance_leaves_it() {
+    // m runs on n1 and leaves 512 of 2048 free there. In the first round, where m is still
+    // counted on n1, x (placed first) prefers n1, which lacks room for it: x goes to n2,
+    // and selection remembers that n1 lacks room for what x needs (it still has room for
+    // s). m then moves to n3, freeing n1: z, which needs what x needs, must be asked
+    // about n1 again and goes there, the node with the fewest instances and first by
+    // name. Debug builds check every selection against a look at every node, so a node
+    // remembered too long fails this test there. The next round, with m no longer
+    // counted on n1, gives x the node it prefers.
+    let nodes = [
+        ("n1", "{memory: 2048}"),
+        ("n2", "{memory: 2048}"),
+        ("n3", "{memory: 2048}"),
+    ];
+    let m = bundle_doc("m", "{image: m, priority: 5, needs: {memory: 1536}}");
+    let m_on_n1 = constraint("m-here", "location: {bundle: m, node: n1, score: 100}");
+    let s1 = capacity_set("utilization", &nodes, &[&m, &m_on_n1], true);
+    let fresh = Observed::fresh(&s1);
+    let o = quorate::plan::apply::expected_state(&s1, &fresh, &run(&s1, &fresh));
+    let x = bundle_doc("x", "{image: x, priority: 10, needs: {memory: 1024}}");
+    let x_on_n1 = constraint("x-here", "location: {bundle: x, node: n1, score: 100}");
+    let m_on_n3 = constraint("m-here", "location: {bundle: m, node: n3, score: 1000}");
+    let z = bundle_doc("z", "{image: z, priority: 1, needs: {memory: 1024}}");
+    let small = bundle_doc("s", "{image: s, needs: {memory: 512}}");
+    let docs: [&str; 6] = [&m, &m_on_n3, &x, &x_on_n1, &z, &small];
+    let s2 = capacity_set("utilization", &nodes, &docs, true);
+    let p = run(&s2, &o);
+    let started: Vec<(String, String)> = starts(&p);
+    assert_eq!(
+        started,
+        [
+            ("s-0".into(), "n1".into()),
+            ("x-0".into(), "n1".into()),
+            ("z-0".into(), "n2".into())
+        ],
+        "{started:?}"
+    );
+    assert!(
+        summary(&p).contains(&(ActionType::Move, "m-0".into(), "n3".into())),
+        "{:#?}",
+        summary(&p)
+    );
+}
+
+#[test]
 fn a_dependent_starved_late_gives_back_what_it_counted_up_the_chain() {
     // c with b with a, each by INFINITY: a counts the needs of b and c, so only n2 holds
     // it. But c waits for two instances of e, which places one (its memory fits n1

@@ -2,6 +2,8 @@
 //! which scores `-INFINITY` and says why in `--explain`. [`Fit`] puts them together with
 //! capacity for one instance, as selection asks node by node.
 
+use std::cell::RefCell;
+
 use super::capacity::{Capacity, Need, Shortfall};
 use super::rank::Own;
 use super::scores::Scores;
@@ -195,6 +197,9 @@ pub(super) struct Fit<'f, 'b, 'a> {
     floor: Vec<u64>,
     /// Its own needs alone, on the node it is anchored to, when that differs from `floor`.
     alone: Option<Vec<u64>>,
+    /// The nodes [`Fit::banned`] found without `floor` free, for [`super::select::Load`]
+    /// to pass over until their free capacity changes.
+    lacked: RefCell<Vec<usize>>,
 }
 
 impl<'f, 'b, 'a> Fit<'f, 'b, 'a> {
@@ -221,6 +226,7 @@ impl<'f, 'b, 'a> Fit<'f, 'b, 'a> {
             joins: false,
             floor: Vec::new(),
             alone: None,
+            lacked: RefCell::new(Vec::new()),
         };
         // The node its needs were counted on is asked first: a running instance most
         // often still fits there, and a cluster as full as its nodes are may have few
@@ -234,6 +240,17 @@ impl<'f, 'b, 'a> Fit<'f, 'b, 'a> {
             .filter(|_| fit.joins)
             .map(|_| capacity.floor(&fit.need, false));
         fit
+    }
+
+    /// What a node needs free at least to take the instance (the node it is anchored to
+    /// aside).
+    pub(super) fn floor(&self) -> &[u64] {
+        &self.floor
+    }
+
+    /// The nodes found without [`Fit::floor`] free so far.
+    pub(super) fn lacked(&self) -> Vec<usize> {
+        self.lacked.take()
     }
 
     /// The score on node `i` before any ban.
@@ -287,11 +304,11 @@ impl<'f, 'b, 'a> Fit<'f, 'b, 'a> {
     /// least there bans it (but the node it ran on, which keeps it): asked first, as it is
     /// cheap and most nodes a crowded cluster's selection passes over are such nodes.
     pub(super) fn banned(&self, i: usize) -> bool {
-        let least = match &self.alone {
-            Some(alone) if self.anchored == Some(i) => alone,
-            _ => &self.floor,
-        };
-        let lacks = self.ran != Some(i) && !self.capacity.has_room(i, least);
+        let alone = self.alone.as_ref().filter(|_| self.anchored == Some(i));
+        let lacks = self.ran != Some(i) && !self.capacity.has_room(i, alone.unwrap_or(&self.floor));
+        if lacks && alone.is_none() {
+            self.lacked.borrow_mut().push(i);
+        }
         debug_assert!(
             !lacks || self.ban(i).is_some(),
             "node {i} lacks room but is not banned"

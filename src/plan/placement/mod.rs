@@ -1059,6 +1059,7 @@ impl<'p, 'a> Placer<'p, 'a> {
         let ran = self.capacity.release(b.name, index);
         self.load.sync(&mut self.capacity);
         let fit = Fit::new(b, (index, &own), &self.capacity, ran);
+        let slot = self.load.floor_slot(fit.floor());
         let load = &self.load;
         let prefer = |i: usize, j: usize| self.capacity.prefer(i, j, load.on());
         // The node the instance ran on keeps it even when full: it is looked at whatever
@@ -1069,10 +1070,15 @@ impl<'p, 'a> Placer<'p, 'a> {
         touched.dedup();
         let chosen = select::best(
             self.nodes.count(),
-            (|i| fit.unbanned(i), |i| fit.banned(i)),
+            (
+                |i| fit.unbanned(i),
+                |i| fit.banned(i),
+                |i| load.lacks(slot, i),
+            ),
             (here, prefer),
             (&b.likely, &b.base, &touched, load),
         );
+        self.load.lacked(slot, &fit.lacked());
         if chosen.is_none()
             && let Some(lack) = fit.shortfall(self.nodes)
         {

@@ -4,6 +4,8 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use fixedbitset::FixedBitSet;
+
 use super::capacity::{Capacity, Ties};
 use super::rank::Own;
 use super::scores::{Classes, Holder, Scores};
@@ -42,7 +44,17 @@ pub(super) struct Load {
     ranked: Vec<BTreeMap<usize, Vec<usize>>>,
     /// Whether each node is too full for any bundle.
     full: Vec<bool>,
+    /// Per floor an instance needs free at least ([`Capacity::floor`]), the nodes found
+    /// without that much free since their free capacity last changed: selection passes
+    /// over them without asking again. A node with room for the least any bundle needs
+    /// but not for most instances is otherwise asked by every instance that comes to it
+    /// in its class's order, and there are more such nodes the larger the cluster. At
+    /// most [`MAX_FLOORS`] floors are kept (a spec may give every bundle needs of its own).
+    lacking: Vec<(Vec<u64>, FixedBitSet)>,
 }
+
+/// How many floors [`Load`] keeps the nodes lacking room for.
+const MAX_FLOORS: usize = 16;
 
 impl Load {
     /// No instance on any of `count` nodes, each as full as `capacity` says.
@@ -72,6 +84,7 @@ impl Load {
             ties,
             ranked,
             full,
+            lacking: Vec::new(),
         }
     }
 
@@ -104,6 +117,11 @@ impl Load {
     /// bundle.
     pub(super) fn sync(&mut self, capacity: &mut Capacity<'_>) {
         for at in capacity.changed() {
+            for (_, nodes) in &mut self.lacking {
+                if at < nodes.len() {
+                    nodes.set(at, false);
+                }
+            }
             let full = capacity.full(at);
             if full && !self.full[at] {
                 self.unrank(at);
@@ -111,6 +129,37 @@ impl Load {
             } else if !full && self.full[at] {
                 self.full[at] = false;
                 self.rank(at);
+            }
+        }
+    }
+
+    /// Where the nodes lacking room for `floor` are kept: found, or made while fewer
+    /// than [`MAX_FLOORS`] are.
+    pub(super) fn floor_slot(&mut self, floor: &[u64]) -> Option<usize> {
+        if let Some(k) = self.lacking.iter().position(|(f, _)| f == floor) {
+            return Some(k);
+        }
+        if self.lacking.len() == MAX_FLOORS {
+            return None;
+        }
+        let nodes = FixedBitSet::with_capacity(self.on.len());
+        self.lacking.push((floor.to_vec(), nodes));
+        Some(self.lacking.len() - 1)
+    }
+
+    /// Whether node `i` was found lacking room for the floor of `slot`, and nothing it has
+    /// free changed since.
+    pub(super) fn lacks(&self, slot: Option<usize>, i: usize) -> bool {
+        let lacking = slot.and_then(|k| self.lacking.get(k));
+        lacking.is_some_and(|(_, nodes)| nodes.contains(i))
+    }
+
+    /// Keeps `nodes`, found lacking room for the floor of `slot`.
+    pub(super) fn lacked(&mut self, slot: Option<usize>, nodes: &[usize]) {
+        if let Some((_, lacking)) = slot.and_then(|k| self.lacking.get_mut(k)) {
+            let count = lacking.len();
+            for &i in nodes.iter().filter(|i| **i < count) {
+                lacking.insert(i);
             }
         }
     }
@@ -173,11 +222,17 @@ impl Load {
 /// whether it is `banned`, so the filters that look at what is placed (capacity) run only
 /// for the few nodes that could win. The nodes of a class are looked at in the order
 /// `load` keeps them in, which leaves out the nodes too full for any bundle (`banned`
-/// bans them, unless touched): the first that is not banned is the class's best. Where
-/// the strategy's ties have no such order, every node is looked at, in name order.
+/// bans them, unless touched): the first that is not banned is the class's best; the
+/// untouched nodes known to lack room for the instance (`lacks`, each of them `banned`)
+/// are passed over without asking. Where the strategy's ties have no such order, every
+/// node is looked at, in name order.
 pub(super) fn best(
     count: usize,
-    (score, banned): (impl Fn(usize) -> Score, impl Fn(usize) -> bool),
+    (score, banned, lacks): (
+        impl Fn(usize) -> Score,
+        impl Fn(usize) -> bool,
+        impl Fn(usize) -> bool,
+    ),
     (here, prefer): (Option<usize>, impl Fn(usize, usize) -> Ordering),
     (likely, base, touched, load): (&Likely, &Scores, &[usize], &Load),
 ) -> Option<usize> {
@@ -229,8 +284,9 @@ pub(super) fn best(
             }
             Holder::Class(c) => c,
         };
-        // Those after a node in the order cannot beat what it cannot, nor what it is.
-        for i in load.preferred(c).filter(alike) {
+        // Those after a node in the order cannot beat what it cannot, nor what it is; so
+        // passing over a node known to lack room (banned) leaves the outcome as it was.
+        for i in load.preferred(c).filter(alike).filter(|i| !lacks(*i)) {
             if !beats(i, tier, best) {
                 break;
             } else if !banned(i) {

@@ -278,11 +278,14 @@ impl<'f, 'b, 'a> Fit<'f, 'b, 'a> {
             .short_for(i, &self.need, self.anchored != Some(i))
     }
 
+    /// Whether node `i` may take the instance, room aside: its score and its limits.
+    fn allowed(&self, i: usize) -> bool {
+        !self.unbanned(i).is_neg_infinity() && self.limits.ban(i).is_none()
+    }
+
     /// Whether node `i` takes the instance with everything that must join it.
     fn fits(&self, i: usize) -> bool {
-        !self.unbanned(i).is_neg_infinity()
-            && self.limits.ban(i).is_none()
-            && self.joined(i).is_none()
+        self.allowed(i) && self.joined(i).is_none()
     }
 
     /// Why node `i` lacks room for the instance, if it does (never the node it ran on,
@@ -332,7 +335,7 @@ impl<'f, 'b, 'a> Fit<'f, 'b, 'a> {
         let bans = self
             .base
             .open()
-            .filter(|i| !self.unbanned(*i).is_neg_infinity() && self.limits.ban(*i).is_none())
+            .filter(|i| self.allowed(*i))
             .filter_map(|i| Some((i, self.short(i)?)))
             .collect();
         Shortfall::of(nodes, bans)

@@ -242,11 +242,13 @@ impl<'a> Base<'a> {
         at: &Positions<'a>,
     ) -> Rc<Base<'a>> {
         let strategy = spec.cluster.placement_strategy;
-        let names: BTreeSet<&'a Name> = if strategy.enforces_capacity() {
-            spec.bundles.values().flat_map(|b| b.needs.keys()).collect()
-        } else {
-            BTreeSet::new()
-        };
+        // Inserted one by one: a handful of names, each named by thousands of bundles
+        // (collecting sorts every mention first).
+        let mut names: BTreeSet<&'a Name> = BTreeSet::new();
+        if strategy.enforces_capacity() {
+            let needs = spec.bundles.values().flat_map(|b| b.needs.keys());
+            needs.for_each(|q| _ = names.insert(q));
+        }
         let quantities: Vec<&Name> = names.into_iter().collect();
         let row = |c: &BTreeMap<Name, u64>| -> Vec<u64> {
             quantities
@@ -917,13 +919,19 @@ fn joins_beside<'a>(
     staying: &[&Running<'a>],
 ) {
     // Only the instances of bundles with dependents, and of those dependents, are
-    // paired: at thousands of bundles most have neither.
-    let paired: HashSet<&str> = dependents
+    // paired: at thousands of bundles most have neither. By number: a staying instance
+    // is asked without reading its bundle's name.
+    let mut paired = vec![false; base.names.len()];
+    let named = dependents
         .iter()
-        .flat_map(|(bundle, ds)| std::iter::once(*bundle).chain(ds.iter().copied()))
-        .collect();
+        .flat_map(|(b, ds)| std::iter::once(b).chain(ds));
+    for b in named {
+        if let Some(p) = base.id(b).and_then(|id| paired.get_mut(id)) {
+            *p = true;
+        }
+    }
     let mut on: HashMap<&str, BTreeMap<usize, Vec<u32>>> = HashMap::default();
-    for r in staying.iter().filter(|r| paired.contains(r.bundle.0)) {
+    for r in staying.iter().filter(|r| paired.get(r.id) == Some(&true)) {
         on.entry(r.bundle.0)
             .or_default()
             .entry(r.at)

@@ -67,13 +67,10 @@ fn resolve(groups: &BTreeMap<Name, GroupSpec>, name: &Name, end: End) -> Name {
     member.unwrap_or(name).clone()
 }
 
-/// What expansion builds: the spec's own constraints, the ones made here, and where each
-/// made one comes from.
+/// What expansion makes: the constraints made here by name (one of each name), and
+/// where each comes from.
 #[derive(Default)]
 struct Out {
-    /// The spec's constraints, pairs now, in name order as the set held them.
-    kept: Vec<(Name, ConstraintSpec)>,
-    /// The constraints made here by name: one of each name.
     made: BTreeMap<Name, ConstraintSpec>,
     origins: BTreeMap<Name, Origin>,
 }
@@ -86,57 +83,63 @@ impl Out {
             self.made.insert(name, spec);
         }
     }
-
-    /// Every constraint by name. The kept ones come in name order, so their map is built
-    /// in one pass, and the made ones are merged into it in another (`append` walks two
-    /// sorted maps side by side): at thousands of constraints an insertion each searched
-    /// the tree every time. A made name is one no spec can write, so none is lost.
-    fn constraints(mut self) -> (BTreeMap<Name, ConstraintSpec>, BTreeMap<Name, Origin>) {
-        let mut all: BTreeMap<Name, ConstraintSpec> = self.kept.into_iter().collect();
-        all.append(&mut self.made);
-        (all, self.origins)
-    }
 }
 
 /// Expands the groups and resource sets of `set` (see the module docs). A set without
 /// them is returned as it was.
 pub fn expand(mut set: SpecSet) -> Expanded {
-    let mut out = Out {
-        kept: Vec::with_capacity(set.constraints.len()),
-        ..Out::default()
-    };
+    let mut out = Out::default();
     for (name, group) in &set.groups {
         chain(name, group, &mut out);
     }
+    // The spec's own constraints are rewritten where they are, in name order: the map
+    // loading packed stays packed (rebuilding it moved every constraint twice). The made
+    // names are ones no spec can write, so none replaces one of them.
     let groups = &set.groups;
-    for (name, c) in std::mem::take(&mut set.constraints) {
-        match c {
-            ConstraintSpec::Location(mut l) => {
-                l.bundle = resolve(groups, &l.bundle, End::First);
-                out.kept.push((name, ConstraintSpec::Location(l)));
-            }
-            // Neither a pair nor sets: refused by validation, and left out here so no
-            // check reads a bundle without a name.
-            ConstraintSpec::Colocation(c) if c.sets.is_empty() && unset(&c.bundle, &c.with) => {}
-            ConstraintSpec::Order(o) if o.sets.is_empty() && unset(&o.first, &o.then) => {}
-            // A colocation of score 0 asks nothing: left out, as Pacemaker ignores it (and
-            // as its sets make no pairs), so it orders nothing either.
-            ConstraintSpec::Colocation(c) if c.score == Score::new(0) => {}
-            ConstraintSpec::Colocation(c) if c.sets.is_empty() => {
-                let c = colocation(groups, c.bundle.clone(), c.with.clone(), &c);
-                out.kept.push((name, ConstraintSpec::Colocation(c)));
-            }
-            ConstraintSpec::Colocation(c) => colocation_sets(groups, &name, &c, &mut out),
-            ConstraintSpec::Order(o) if o.sets.is_empty() => {
-                let o = order(groups, o.first.clone(), o.then.clone(), &o, Vec::new());
-                out.kept.push((name, ConstraintSpec::Order(o)));
-            }
-            ConstraintSpec::Order(o) => order_sets(groups, &name, &o, &mut out),
+    set.constraints
+        .retain(|name, c| expand_one(groups, name, c, &mut out));
+    set.constraints.extend(out.made);
+    Expanded {
+        set,
+        origins: out.origins,
+    }
+}
+
+/// Rewrites constraint `c` as a pair with groups resolved, or makes its sets' pairs into
+/// `out`; returns whether `c` stays in the set.
+fn expand_one(
+    groups: &BTreeMap<Name, GroupSpec>,
+    name: &Name,
+    c: &mut ConstraintSpec,
+    out: &mut Out,
+) -> bool {
+    match c {
+        ConstraintSpec::Location(l) => l.bundle = resolve(groups, &l.bundle, End::First),
+        // Neither a pair nor sets: refused by validation, and left out here so no
+        // check reads a bundle without a name.
+        ConstraintSpec::Colocation(c) if c.sets.is_empty() && unset(&c.bundle, &c.with) => {
+            return false;
+        }
+        ConstraintSpec::Order(o) if o.sets.is_empty() && unset(&o.first, &o.then) => return false,
+        // A colocation of score 0 asks nothing: left out, as Pacemaker ignores it (and
+        // as its sets make no pairs), so it orders nothing either.
+        ConstraintSpec::Colocation(c) if c.score == Score::new(0) => return false,
+        ConstraintSpec::Colocation(c) if c.sets.is_empty() => {
+            *c = colocation(groups, c.bundle.clone(), c.with.clone(), c);
+        }
+        ConstraintSpec::Colocation(c) => {
+            colocation_sets(groups, name, c, out);
+            return false;
+        }
+        ConstraintSpec::Order(o) if o.sets.is_empty() => {
+            *o = order(groups, o.first.clone(), o.then.clone(), o, Vec::new());
+        }
+        ConstraintSpec::Order(o) => {
+            order_sets(groups, name, o, out);
+            return false;
         }
     }
-    let (constraints, origins) = out.constraints();
-    set.constraints = constraints;
-    Expanded { set, origins }
+    true
 }
 
 fn unset(a: &Name, b: &Name) -> bool {

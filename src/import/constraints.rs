@@ -272,13 +272,13 @@ fn located(
     score: Score,
     role: Option<ConstraintRole>,
 ) -> ConstraintSpec {
-    ConstraintSpec::Location(LocationConstraint {
+    ConstraintSpec::Location(Box::new(LocationConstraint {
         bundle: bundle.clone(),
         node,
         rule,
         score,
         role,
-    })
+    }))
 }
 
 /// Where a rule puts its score: one node, or one attribute test, each with the score.
@@ -563,7 +563,7 @@ fn colocation(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
             }
         }
     };
-    add(ctx, c, vec![ConstraintSpec::Colocation(spec)]);
+    add(ctx, c, vec![ConstraintSpec::Colocation(Box::new(spec))]);
 }
 
 /// `<rsc_order>`: two resources, or resource sets (kept as sets, with `require-all`).
@@ -627,5 +627,5 @@ fn order(ctx: &mut Ctx<'_>, c: Node<'_, '_>) {
         sets,
         any_of: Vec::new(),
     };
-    add(ctx, c, vec![ConstraintSpec::Order(spec)]);
+    add(ctx, c, vec![ConstraintSpec::Order(Box::new(spec))]);
 }

@@ -202,7 +202,7 @@ fn role_colocations(
     spec: &SpecSet,
 ) -> impl Iterator<Item = &crate::spec::constraint::ColocationConstraint> {
     spec.constraints.values().filter_map(|c| match c {
-        crate::spec::constraint::ConstraintSpec::Colocation(c) if c.role.is_some() => Some(c),
+        crate::spec::constraint::ConstraintSpec::Colocation(c) if c.role.is_some() => Some(&**c),
         _ => None,
     })
 }

@@ -13,11 +13,11 @@ use super::values::{Name, Score};
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub enum ConstraintSpec {
     /// Prefer or avoid nodes.
-    Location(LocationConstraint),
+    Location(Box<LocationConstraint>),
     /// Place a bundle with (or away from) another.
-    Colocation(ColocationConstraint),
+    Colocation(Box<ColocationConstraint>),
     /// Start one bundle before another.
-    Order(OrderConstraint),
+    Order(Box<OrderConstraint>),
 }
 
 /// Prefer (positive score) or avoid (negative) a node, or nodes matching a rule.

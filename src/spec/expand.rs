@@ -125,14 +125,14 @@ fn expand_one(
         // as its sets make no pairs), so it orders nothing either.
         ConstraintSpec::Colocation(c) if c.score == Score::new(0) => return false,
         ConstraintSpec::Colocation(c) if c.sets.is_empty() => {
-            *c = colocation(groups, c.bundle.clone(), c.with.clone(), c);
+            **c = colocation(groups, c.bundle.clone(), c.with.clone(), c);
         }
         ConstraintSpec::Colocation(c) => {
             colocation_sets(groups, name, c, out);
             return false;
         }
         ConstraintSpec::Order(o) if o.sets.is_empty() => {
-            *o = order(groups, o.first.clone(), o.then.clone(), o, Vec::new());
+            **o = order(groups, o.first.clone(), o.then.clone(), o, Vec::new());
         }
         ConstraintSpec::Order(o) => {
             order_sets(groups, name, o, out);
@@ -155,19 +155,19 @@ fn chain(name: &Name, group: &GroupSpec, out: &mut Out) {
             name: name.clone(),
             path: format!("spec.bundles.{}", k + 1),
         };
-        let with = ConstraintSpec::Colocation(ColocationConstraint {
+        let with = ConstraintSpec::Colocation(Box::new(ColocationConstraint {
             bundle: member.clone(),
             with: before.clone(),
             score: Score::INFINITY,
             role: None,
             sets: Vec::new(),
-        });
+        }));
         out.make(
             format!("group {name}: {member} with {before}"),
             with,
             origin.clone(),
         );
-        let after = ConstraintSpec::Order(OrderConstraint {
+        let after = ConstraintSpec::Order(Box::new(OrderConstraint {
             first: before.clone(),
             then: member.clone(),
             kind: OrderKind::Mandatory,
@@ -176,7 +176,7 @@ fn chain(name: &Name, group: &GroupSpec, out: &mut Out) {
             min_instances: None,
             sets: Vec::new(),
             any_of: Vec::new(),
-        });
+        }));
         out.make(
             format!("group {name}: {member} after {before}"),
             after,
@@ -324,7 +324,7 @@ fn colocation_sets(
             path: format!("spec.colocation.sets.{i}"),
         };
         let text = format!("{name}: {} with {}", pair.bundle, pair.with);
-        out.make(text, ConstraintSpec::Colocation(pair), origin);
+        out.make(text, ConstraintSpec::Colocation(Box::new(pair)), origin);
     }
 }
 
@@ -340,7 +340,7 @@ fn order_sets(groups: &BTreeMap<Name, GroupSpec>, name: &Name, o: &OrderConstrai
             path: format!("spec.order.sets.{i}"),
         };
         let text = format!("{name}: {} after {}", pair.then, pair.first);
-        out.make(text, ConstraintSpec::Order(pair), origin);
+        out.make(text, ConstraintSpec::Order(Box::new(pair)), origin);
     }
 }
 

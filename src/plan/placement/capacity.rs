@@ -397,7 +397,7 @@ fn roles_only(spec: &SpecSet) -> HashMap<(&str, &str), bool> {
 /// Every colocation of score `INFINITY`.
 pub(super) fn infinity_colocations(spec: &SpecSet) -> impl Iterator<Item = &ColocationConstraint> {
     spec.constraints.values().filter_map(|c| match c {
-        ConstraintSpec::Colocation(c) if c.score.is_infinity() => Some(c),
+        ConstraintSpec::Colocation(c) if c.score.is_infinity() => Some(&**c),
         _ => None,
     })
 }

@@ -598,11 +598,14 @@ fn node_classes<'a>(
     let mut same: HashMap<FixedBitSet, usize> = HashMap::default();
     let mut rule_of = Vec::new();
     for (cname, c) in &spec.constraints {
-        let ConstraintSpec::Location(LocationConstraint {
+        let ConstraintSpec::Location(l) = c else {
+            continue;
+        };
+        let LocationConstraint {
             node: None,
             rule: Some(rule),
             ..
-        }) = c
+        } = &**l
         else {
             continue;
         };

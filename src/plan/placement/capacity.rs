@@ -242,12 +242,11 @@ impl<'a> Base<'a> {
         at: &Positions<'a>,
     ) -> Rc<Base<'a>> {
         let strategy = spec.cluster.placement_strategy;
-        // Inserted one by one: a handful of names, each named by thousands of bundles
-        // (collecting sorts every mention first).
+        // Extended, which inserts one by one: a handful of names, each named by thousands
+        // of bundles (collecting sorts every mention first).
         let mut names: BTreeSet<&'a Name> = BTreeSet::new();
         if strategy.enforces_capacity() {
-            let needs = spec.bundles.values().flat_map(|b| b.needs.keys());
-            needs.for_each(|q| _ = names.insert(q));
+            names.extend(spec.bundles.values().flat_map(|b| b.needs.keys()));
         }
         let quantities: Vec<&Name> = names.into_iter().collect();
         let row = |c: &BTreeMap<Name, u64>| -> Vec<u64> {

@@ -620,10 +620,11 @@ impl Measured {
                 }
             }
         }
+        let spread = [spread(&times[0], &times[1]), spread(&times[2], &times[3])];
         let [half_fresh, fresh, half_lost, lost] = times.map(median);
         let [half_fresh_rss, fresh_rss, half_lost_rss, lost_rss] = peaks;
         println!(
-            "  twice the {what}: plan() {:.2}x / {:.2}x, heap {:.2}x / {:.2}x; process {:.2}x / {:.2}x ({} runs each, in turn), RSS {:.2}x / {:.2}x (fresh / lost)",
+            "  twice the {what}: plan() {:.2}x / {:.2}x, heap {:.2}x / {:.2}x; process {:.2}x / {:.2}x ({} runs each, in turn; the middle half of the turns' own ratios {} / {}), RSS {:.2}x / {:.2}x (fresh / lost)",
             t(self.in_process.0, half.in_process.0),
             t(self.in_process.1, half.in_process.1),
             self.heap_mib.0 / half.heap_mib.0,
@@ -631,9 +632,28 @@ impl Measured {
             t(fresh, half_fresh),
             t(lost, half_lost),
             DOUBLING_RUNS,
+            spread[0],
+            spread[1],
             fresh_rss / half_fresh_rss,
             lost_rss / half_lost_rss,
         );
+    }
+}
+
+/// The middle half (first to third quartile) of the ratios of `larger` to `smaller`
+/// run by run, each pair taken in the same turn: how far the machine moves the ratio of
+/// medians printed beside it.
+fn spread(smaller: &[Duration], larger: &[Duration]) -> String {
+    let mut ratios: Vec<f64> = smaller
+        .iter()
+        .zip(larger)
+        .map(|(s, l)| l.as_secs_f64() / s.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let at = |q: usize| ratios.get(q * ratios.len().saturating_sub(1) / 4).copied();
+    match (at(1), at(3)) {
+        (Some(low), Some(high)) => format!("{low:.2}-{high:.2}x"),
+        _ => "-".to_string(),
     }
 }
 
